@@ -1,0 +1,1 @@
+"""Brahma: a terminal control console for progressive delivery."""

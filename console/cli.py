@@ -1,0 +1,182 @@
+"""The `brahma` command line. The console (textual) is imported only when it opens, so headless
+runs, validation and reports never load it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from console.controller.controller import EXIT_ERROR, EXIT_INVALID
+from console.plan.loader import PlanError
+
+DEMO_SPEED = 60.0
+"""The sample canary plan (1h45m planned) runs in under two minutes."""
+SAMPLE_PLAN = Path(__file__).resolve().parent.parent / "sample_configs" / "canary.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brahma", description="A terminal control console for progressive delivery.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="the console on the built-in simulator, sample plan, time compressed")
+    demo.add_argument("--scenario", default="healthy", help="simulator behaviour (a built-in name or a file)")
+    demo.add_argument("--speed", type=float, default=DEMO_SPEED, help="N x real time")
+    demo.add_argument("--state-dir", type=Path, default=None, help="journal and report (default: a temporary folder)")
+    demo.add_argument("--headless", action="store_true", help="no console: print events")
+
+    run = commands.add_parser("run", help="a rollout: the console by default, --headless for none")
+    run.add_argument("plan", type=Path)
+    run.add_argument("--target", choices=["sim", "kubernetes"])
+    run.add_argument("--metrics", choices=["sim", "prometheus"])
+    run.add_argument("--scenario", help="simulator behaviour: healthy, error-spike, latency-creep, no-data, flapping, or a file")
+    pace = run.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, help="sim only: N x real time")
+    pace.add_argument("--fast", action="store_true", help="sim only: virtual time, as fast as possible")
+    run.add_argument("--manual", action="store_true", help="every stage waits for an operator's promote")
+    run.add_argument("--state-dir", type=Path, default=Path(".brahma"), help="journal and report (default ./.brahma)")
+    run.add_argument("--headless", action="store_true", help="no console")
+    run.add_argument("--json", action="store_true", help="headless: one JSON event per line on stdout")
+    run.add_argument("--prometheus", metavar="URL", help="override the plan's Prometheus server")
+    run.add_argument("--context", help="kubeconfig context")
+    run.add_argument("--read-only", action="store_true", help="console: watch, never act")
+
+    validate = commands.add_parser("validate", help="exit 0 when valid, 2 with PATH:LINE: messages on stderr")
+    validate.add_argument("plans", type=Path, nargs="+")
+
+    preflight = commands.add_parser("preflight", help="the pre-flight gate alone")
+    preflight.add_argument("plan", type=Path)
+    preflight.add_argument("--json", action="store_true")
+
+    flags = commands.add_parser("flags", help="the flag editor, or one change")
+    flags.add_argument("file")
+    flags.add_argument("verb", nargs=argparse.REMAINDER, help="list | enable NAME | disable NAME | set NAME PERCENT | allow NAME USER | kill")
+
+    report = commands.add_parser("report", help="write the runbook again from a journal")
+    report.add_argument("journal", type=Path)
+    report.add_argument("--output", "-o", type=Path, help="default: beside the journal, .md")
+    return parser
+
+
+def _print_problems(error: PlanError) -> int:
+    for problem in error.problems:
+        print(problem, file=sys.stderr)
+    return EXIT_INVALID
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from console.plan import load_plan
+
+    status = 0
+    for path in args.plans:
+        try:
+            plan = load_plan(path)
+        except PlanError as error:
+            status = _print_problems(error)
+            continue
+        print(f"{path}: valid: {plan.strategy} of {plan.image}, {len(plan.stages)} stages, {plan.planned_duration / 60:g}m planned")
+    return status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from console.actor import current_actor
+    from console.headless import run_headless
+    from console.plan import load_plan
+    from console.runner import RunOptions, UsageError, build_controller
+
+    if args.headless and args.manual:
+        print("brahma: --manual needs a person at the console; it cannot run with --headless", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json and not args.headless:
+        print("brahma: --json is for headless runs (add --headless)", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        plan = load_plan(args.plan)
+        options = RunOptions(
+            target=args.target, metrics=args.metrics, scenario=args.scenario, speed=args.speed, fast=args.fast,
+            manual=args.manual, headless=args.headless, state_dir=args.state_dir, prometheus_url=args.prometheus,
+            context=args.context,
+        )
+        controller = build_controller(plan, options, current_actor())
+    except PlanError as error:
+        return _print_problems(error)
+    except UsageError as error:
+        print(f"brahma: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.headless:
+        return asyncio.run(run_headless(controller, json_lines=args.json, state_dir=args.state_dir))
+    from console.tui.app import run_console
+
+    return run_console(controller, read_only=args.read_only, state_dir=args.state_dir)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="brahma-demo-"))
+    argv = ["run", str(SAMPLE_PLAN), "--target", "sim", "--scenario", args.scenario, "--speed", str(args.speed), "--state-dir", str(state_dir)]
+    return cmd_run(_parser().parse_args(argv + (["--headless"] if args.headless else [])))
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from console.plan import load_plan
+    from console.preflight.cli import run_preflight
+
+    try:
+        plan = load_plan(args.plan)
+    except PlanError as error:
+        return _print_problems(error)
+    return asyncio.run(run_preflight(plan, json_lines=args.json))
+
+
+def cmd_flags(args: argparse.Namespace) -> int:
+    from console.actor import current_actor
+    from console.flags.cli import run_flags_command
+
+    if not args.verb:
+        from console.tui.flags_app import run_flag_editor
+
+        return run_flag_editor(args.file)
+    return run_flags_command(args.file, args.verb, current_actor(), sys.stdout, sys.stderr)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from console.controller.journal import JournalError
+    from console.report import write_report
+
+    try:
+        output = write_report(args.journal, args.output)
+    except JournalError as error:
+        print(f"brahma: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    print(output)
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "validate": cmd_validate, "preflight": cmd_preflight, "flags": cmd_flags, "report": cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("brahma: interrupted; the journal keeps where the rollout was (run the same command to resume)", file=sys.stderr)
+        return 130
+    except Exception as error:  # the last guard: one line for the operator, the trace in a file
+        log = Path(getattr(args, "state_dir", None) or ".") / "brahma-error.log"
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(traceback.format_exc())
+            where = f" (details in {log})"
+        except OSError:
+            where = ""
+        print(f"brahma: internal error: {type(error).__name__}: {error}{where}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The async rollout controller: reconcile loop, pure analysis, clock, events, journal."""

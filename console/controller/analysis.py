@@ -1,0 +1,202 @@
+"""Judgement of samples and windows: pure functions, table-tested, no I/O and no clock.
+
+A sample is judged against the stage's criteria and the plan's triggers; the streaks of
+breaches and of inconclusive samples carry from one sample to the next; the window is judged
+once, when it ends, on its means.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Mapping
+
+from console.metrics.base import Sample, TrackValues
+from console.plan.checks import Check
+from console.plan.defaults import TRAFFIC_METRICS
+from console.plan.model import Stage, Trigger
+from console.units import format_metric_value
+
+INCONCLUSIVE_STREAK = "inconclusive"
+
+
+def trigger_key(trigger: Trigger) -> str:
+    check = trigger.check
+    return f"{trigger.severity}:{check.metric}{check.op}{check.value:g}{'x' if check.relative else ''}"
+
+
+@dataclass(frozen=True)
+class SampleJudgement:
+    verdict: Literal["pass", "breach", "inconclusive"]
+    failed_criteria: tuple[Check, ...]
+    """Stage criteria this sample did not meet (shown; the window decides the stage)."""
+    held_triggers: tuple[Trigger, ...]
+    """Triggers whose breach condition held on this sample."""
+    clear_triggers: tuple[Trigger, ...]
+    """Triggers that could be judged and did not breach (their streaks reset)."""
+    inconclusive: tuple[str, ...]
+    """Metrics judged on this sample that had no usable value."""
+
+
+def usable_values(sample: Sample, min_requests: int) -> dict[str, TrackValues]:
+    """The sample's values, with rates and latencies dropped when the canary saw too little traffic."""
+    thin = sample.canary_requests is None or sample.canary_requests < min_requests
+    return {
+        metric: TrackValues(None, values.stable) if thin and metric in TRAFFIC_METRICS else values
+        for metric, values in sample.values.items()
+    }
+
+
+def judge_sample(sample: Sample, stage: Stage, triggers: tuple[Trigger, ...], min_requests: int) -> SampleJudgement:
+    values = usable_values(sample, min_requests)
+    missing = TrackValues(None, None)
+    inconclusive: list[str] = []
+
+    def outcome(check: Check) -> bool | None:
+        track = values.get(check.metric, missing)
+        result = check.holds(track.canary, track.stable)
+        if result is None and check.metric not in inconclusive:
+            inconclusive.append(check.metric)
+        return result
+
+    failed = tuple(check for check in stage.criteria if outcome(check) is False)
+    held, clear = [], []
+    for trigger in triggers:
+        result = outcome(trigger.check)
+        if result is True:
+            held.append(trigger)
+        elif result is False:
+            clear.append(trigger)
+    verdict = "breach" if failed or held else ("inconclusive" if inconclusive else "pass")
+    return SampleJudgement(verdict, failed, tuple(held), tuple(clear), tuple(inconclusive))
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["continue", "pause", "rollback"]
+    reason: str = ""
+    trigger: str = ""
+
+
+def describe_breach(trigger: Trigger, values: Mapping[str, TrackValues]) -> str:
+    check = trigger.check
+    track = values.get(check.metric, TrackValues(None, None))
+    shown = format_metric_value(check.metric, track.canary)
+    streak = f", {check.consecutive} samples in a row" if check.consecutive > 1 else ""
+    return f"{check.metric} {shown} {check.describe()} ({trigger.severity}{streak})"
+
+
+def decide(
+    judgement: SampleJudgement,
+    streaks: Mapping[str, int],
+    sample: Sample,
+    inconclusive_limit: int,
+    pause_on_warning: bool = True,
+) -> tuple[dict[str, int], Decision]:
+    """The new streaks and what to do: critical → rollback, warning → pause, too long inconclusive → pause."""
+    updated = dict(streaks)
+    for trigger in judgement.held_triggers:
+        updated[trigger_key(trigger)] = updated.get(trigger_key(trigger), 0) + 1
+    for trigger in judgement.clear_triggers:
+        updated.pop(trigger_key(trigger), None)
+    if judgement.inconclusive:
+        updated[INCONCLUSIVE_STREAK] = updated.get(INCONCLUSIVE_STREAK, 0) + 1
+    else:
+        updated.pop(INCONCLUSIVE_STREAK, None)
+
+    acting = [t for t in judgement.held_triggers if updated[trigger_key(t)] >= t.check.consecutive]
+    for severity, action in (("critical", "rollback"), ("warning", "pause")):
+        firing = [t for t in acting if t.severity == severity]
+        if firing and (action == "rollback" or pause_on_warning):
+            reason = "; ".join(describe_breach(t, sample.values) for t in firing)
+            return updated, Decision(action, reason, firing[0].check.metric)
+    if pause_on_warning and updated.get(INCONCLUSIVE_STREAK, 0) >= inconclusive_limit:
+        detail = "; ".join(sample.errors) or "no usable data"
+        metrics = ", ".join(judgement.inconclusive)
+        reason = f"inconclusive for {updated[INCONCLUSIVE_STREAK]} samples in a row ({metrics}): {detail}"
+        return updated, Decision("pause", reason, "inconclusive")
+    return updated, Decision("continue")
+
+
+@dataclass
+class RunningMean:
+    """A mean updated one value at a time, in constant memory and without overflowing."""
+
+    mean: float = 0.0
+    count: int = 0
+
+    def add(self, value: float | None) -> None:
+        if value is None or not math.isfinite(value):
+            return
+        self.count += 1
+        self.mean += value / self.count - self.mean / self.count
+
+    @property
+    def value(self) -> float | None:
+        return self.mean if self.count else None
+
+
+@dataclass
+class MetricTotals:
+    canary: RunningMean = field(default_factory=RunningMean)
+    stable: RunningMean = field(default_factory=RunningMean)
+
+    def add(self, canary: float | None, stable: float | None) -> None:
+        self.canary.add(canary)
+        self.stable.add(stable)
+
+    def means(self) -> TrackValues:
+        return TrackValues(self.canary.value, self.stable.value)
+
+
+@dataclass
+class WindowStats:
+    """Running totals of one observation window: constant memory however long the window."""
+
+    samples: int = 0
+    conclusive: int = 0
+    metrics: dict[str, MetricTotals] = field(default_factory=dict)
+
+    def add(self, metrics: Mapping[str, Mapping[str, float | None]], conclusive: bool) -> None:
+        self.samples += 1
+        self.conclusive += conclusive
+        for name, values in metrics.items():
+            self.metrics.setdefault(name, MetricTotals()).add(values.get("canary"), values.get("stable"))
+
+    def means(self) -> dict[str, TrackValues]:
+        return {name: totals.means() for name, totals in self.metrics.items()}
+
+
+@dataclass(frozen=True)
+class WindowJudgement:
+    outcome: Literal["pass", "fail", "inconclusive"]
+    reason: str
+    means: dict[str, TrackValues]
+    metric: str = ""
+    """The first metric that failed or had no data."""
+
+
+def judge_window(stage: Stage, window: WindowStats, interval: float, min_coverage: float) -> WindowJudgement:
+    """Whether the whole window held the stage's criteria, judged on its means and its coverage."""
+    means = window.means()
+    expected = max(1, math.floor(stage.observe / interval + 1e-9))
+    coverage = window.conclusive / expected
+    if coverage < min_coverage:
+        reason = f"only {window.conclusive} of {expected} samples had usable data ({coverage:.0%} < {min_coverage:.0%})"
+        return WindowJudgement("inconclusive", reason, means, "coverage")
+    failed: list[tuple[str, str]] = []
+    unknown: list[str] = []
+    for check in stage.criteria:
+        track = means.get(check.metric, TrackValues(None, None))
+        held = check.holds(track.canary, track.stable)
+        if held is None:
+            unknown.append(check.metric)
+        elif not held:
+            shown = format_metric_value(check.metric, track.canary)
+            failed.append((check.metric, f"{check.metric} mean {shown} not {check.describe()}"))
+    if failed:
+        reason = f"{stage.name} window failed: " + "; ".join(text for _, text in failed)
+        return WindowJudgement("fail", reason, means, failed[0][0])
+    if unknown:
+        return WindowJudgement("inconclusive", f"no window data for {', '.join(unknown)}", means, unknown[0])
+    return WindowJudgement("pass", "", means)

@@ -1,0 +1,67 @@
+"""The rollout's clock: real (optionally sped up) for people, virtual for tests and --fast.
+
+Readings are seconds on the rollout clock `t` (0 when the first stage starts). The controller
+never reads time any other way, so a virtual clock runs a two-hour rollout in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def start(self, t: float) -> None:
+        """Set the current reading to `t` (0 for a new rollout; where the journal stopped on resume)."""
+        ...
+
+    async def wait_until(self, t: float, wake: asyncio.Event) -> None:
+        """Return at reading `t`, or earlier when `wake` is set (a command arrived)."""
+        ...
+
+
+class RealClock:
+    """Wall time, `speed` times faster (the simulator's --speed)."""
+
+    def __init__(self, speed: float = 1.0):
+        self.speed = speed
+        self._base_t = 0.0
+        self._base_monotonic = time.monotonic()
+
+    def now(self) -> float:
+        return self._base_t + (time.monotonic() - self._base_monotonic) * self.speed
+
+    def start(self, t: float) -> None:
+        self._base_t, self._base_monotonic = t, time.monotonic()
+
+    async def wait_until(self, t: float, wake: asyncio.Event) -> None:
+        delay = (t - self.now()) / self.speed
+        if delay <= 0 or wake.is_set():
+            await asyncio.sleep(0)
+            return
+        try:
+            await asyncio.wait_for(wake.wait(), delay)
+        except TimeoutError:
+            pass
+
+
+class VirtualClock:
+    """Time that jumps to the next instant anyone waits for: no real waiting at all."""
+
+    def __init__(self, t: float = 0.0):
+        self._t = t
+
+    def now(self) -> float:
+        return self._t
+
+    def start(self, t: float) -> None:
+        self._t = t
+
+    async def wait_until(self, t: float, wake: asyncio.Event) -> None:
+        # Let other tasks (a test's command, the console) run before time moves on.
+        await asyncio.sleep(0)
+        if not wake.is_set():
+            self._t = max(self._t, t)

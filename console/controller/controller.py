@@ -1,0 +1,427 @@
+"""The rollout controller: a reconcile loop of small idempotent steps over the journal's state.
+
+It talks out only through events (journaled first, then handed to listeners) and in only
+through commands. Every step can run again after a crash without repeating a traffic shift:
+the intent (a stage started) is journaled before the target is asked, and every target call
+is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from console.controller import events as ev
+from console.controller.analysis import decide, judge_sample, judge_window
+from console.controller.clock import Clock, VirtualClock
+from console.controller.journal import Journal, read_events
+from console.controller.state import RolloutState, fold
+from console.metrics.base import MetricSource, Sample, TrackValues
+from console.plan.model import RolloutPlan
+from console.preflight.gate import CheckResult, Gate
+from console.targets.base import Target
+
+EXIT_COMPLETED, EXIT_ERROR, EXIT_INVALID, EXIT_ROLLED_BACK, EXIT_GATE_FAILED = 0, 1, 2, 3, 4
+EXIT_CODES = {"completed": EXIT_COMPLETED, "rolled_back": EXIT_ROLLED_BACK, "gate_failed": EXIT_GATE_FAILED}
+
+COMMANDS = ("promote", "promote-full", "pause", "resume", "rollback", "sign-off")
+ROLLBACK_ATTEMPTS = 5
+ROLLBACK_BACKOFF_S = 0.2
+
+FlagHook = Callable[[str, str], Awaitable[list[ev.FlagChanged]]]
+"""Given (actor, reason), switch flags and return what changed (rollback's flag step)."""
+
+
+class RollbackFailed(Exception):
+    """The target could not be rolled back after every attempt; the journal keeps the rollback open."""
+
+
+@dataclass
+class PendingCommand:
+    name: str
+    actor: str
+    argument: str = ""
+
+
+@dataclass
+class ControllerOptions:
+    headless: bool = True
+    """No human is watching: a pause waits pause_timeout, then rolls back."""
+    manual: bool = False
+    """Every stage waits for a promote after its window held."""
+    exit_when_finished: bool = True
+    """False for the console: after completion the loop stays to take an undo."""
+    flag_hooks: list[FlagHook] = field(default_factory=list)
+
+
+class Controller:
+    def __init__(
+        self,
+        plan: RolloutPlan,
+        target: Target,
+        metrics: MetricSource,
+        journal_path: str | Path,
+        clock: Clock | None = None,
+        options: ControllerOptions | None = None,
+        actor: str = "brahma",
+    ):
+        self.plan, self.target, self.metrics = plan, target, metrics
+        self.clock = clock or VirtualClock()
+        self.options = options or ControllerOptions()
+        self.manual = self.options.manual or plan.manual
+        self.actor = actor
+        path = Path(journal_path)
+        self.state: RolloutState = fold(read_events(path)) if path.exists() else RolloutState()
+        self.resumed = self.state.started and not self.state.finished
+        self.journal = Journal(path)
+        self._pending: list[PendingCommand] = []
+        self._wake = asyncio.Event()
+        self._listeners: list[Callable[[ev.Event], None]] = []
+        self._clock_started = False
+        self._weight_confirmed_for: int | None = None
+        self._rollback_began: float | None = None
+        self._stopping = False
+        self._sign_offs: dict[str, str] = {}
+
+    # -- talking out and in ----------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[ev.Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def submit(self, name: str, actor: str, argument: str = "") -> None:
+        """An operator's command; taken at the next step, journaled with its actor."""
+        if name not in COMMANDS:
+            raise ValueError(f"unknown command {name!r}")
+        self._pending.append(PendingCommand(name, actor, argument))
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Leave the loop at the next step (the console is quitting); the journal keeps the rest."""
+        self._stopping = True
+        self._wake.set()
+
+    def now(self) -> float:
+        return self.clock.now() if self._clock_started else min(0.0, self.state.last_t)
+
+    def emit(self, event: ev.Event) -> None:
+        self.journal.append(event)
+        self.state.apply(event)
+        for listener in self._listeners:
+            listener(event)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.state.phase, EXIT_ERROR)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self, gate: Gate | None = None) -> int:
+        state = self.state
+        if state.finished and self.options.exit_when_finished:
+            return self.exit_code
+        if not state.started:
+            self.emit(
+                ev.RolloutStarted(
+                    0.0,
+                    rollout=self.plan.name,
+                    app=self.plan.app,
+                    image=self.plan.image,
+                    strategy=self.plan.strategy,
+                    plan=self.plan.source,
+                    stages=[{"name": s.name, "weight": s.weight, "observe_s": s.observe} for s in self.plan.stages],
+                    planned_s=self.plan.planned_duration,
+                    actor=self.actor,
+                    rollback_plan=self.plan.rollback_plan or "",
+                )
+            )
+        if not state.preflight_done and not state.finished:
+            await self._run_gate(gate or Gate(self.plan.preflight))
+        if not state.finished:
+            self._start_clock()
+        while not self._stopping:
+            await self._apply_commands()
+            if not state.finished:
+                await self._reconcile()
+            if state.finished and self.options.exit_when_finished:
+                break
+            await self._wait()
+        return self.exit_code
+
+    def _start_clock(self) -> None:
+        t = self.state.last_t
+        if self.resumed and self.state.last_ts:
+            gap = (datetime.now(timezone.utc) - datetime.fromisoformat(self.state.last_ts)).total_seconds()
+            t += max(0.0, gap) * getattr(self.clock, "speed", 0.0) if not isinstance(self.clock, VirtualClock) else 0.0
+        self.clock.start(max(0.0, t))
+        self._clock_started = True
+
+    async def _wait(self) -> None:
+        due = self._next_due()
+        if due is None:
+            await self._wake.wait()
+        else:
+            await self.clock.wait_until(due, self._wake)
+        self._wake.clear()
+
+    def _next_sample_t(self) -> float:
+        state = self.state
+        last = state.last_sample_t if state.last_sample_t is not None and state.last_sample_t >= state.stage_started_t else state.stage_started_t
+        return last + self.plan.interval
+
+    def _next_due(self) -> float | None:
+        state = self.state
+        if state.finished or not self._clock_started:
+            return None
+        if state.phase == "rolling_back" or state.stage < 0:
+            return self.now()
+        due = self._next_sample_t()
+        if state.phase == "paused" and self.options.headless:
+            due = min(due, state.paused_t + self.plan.pause_timeout)
+        return due
+
+    # -- pre-flight ------------------------------------------------------------------------
+
+    async def _run_gate(self, gate: Gate) -> None:
+        def record(result: CheckResult) -> None:
+            self.emit(ev.PreflightResult(self.now(), item=result.item, kind=result.kind, status=result.status,
+                                         required=result.required, output=result.output,
+                                         duration_s=round(result.duration_s, 3), by=result.by))
+
+        results = await gate.run(record)
+        if not self.options.headless:
+            results = await self._await_sign_offs(results, record)
+        if self.state.finished:
+            return
+        blocking = [r.item for r in results if r.blocks]
+        if blocking:
+            self.emit(ev.PreflightFailed(self.now(), failed=blocking))
+        else:
+            self.emit(ev.PreflightPassed(self.now()))
+
+    async def _await_sign_offs(self, results: list[CheckResult], record: Callable[[CheckResult], None]) -> list[CheckResult]:
+        """Manual items wait for a person; a rollback (abort) during the wait ends the gate."""
+        by_name = {r.item: r for r in results}
+        while any(r.status == "waiting" and r.required for r in by_name.values()):
+            await self._wake.wait()
+            self._wake.clear()
+            for command in self._take_pending():
+                self.emit(ev.CommandIssued(self.now(), command=command.name, actor=command.actor))
+                if command.name == "rollback":
+                    self._abort_before_start(command.actor)
+                    return list(by_name.values())
+                waiting = by_name.get(command.argument)
+                if command.name == "sign-off" and waiting and waiting.status == "waiting":
+                    signed = CheckResult(waiting.item, waiting.kind, "pass", waiting.required, f"signed off by {command.actor}", 0.0, command.actor)
+                    by_name[waiting.item] = signed
+                    record(signed)
+            if self._stopping:
+                break
+        return list(by_name.values())
+
+    def _abort_before_start(self, actor: str) -> None:
+        # Nothing has changed yet: the rollback is a record that the release was stopped, and by whom.
+        self.emit(ev.RollbackStarted(self.now(), reason=f"stopped before any change by {actor}", trigger="operator"))
+        self.emit(ev.RolledBack(self.now(), duration_s=0.0))
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _take_pending(self) -> list[PendingCommand]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    async def _apply_commands(self) -> None:
+        """Gather the operators' intents and apply them once: a rollback wins over everything."""
+        pending = self._take_pending()
+        for command in pending:
+            self.emit(ev.CommandIssued(self.now(), command=command.name, actor=command.actor))
+        rollback = next((c for c in pending if c.name == "rollback"), None)
+        if rollback:
+            if self.state.phase in ("preflight", "new"):
+                self._abort_before_start(rollback.actor)
+            elif self.state.phase not in ("rolling_back", "rolled_back", "gate_failed"):
+                await self._begin_rollback(f"rolled back by {rollback.actor}", "operator")
+            return
+        for command in pending:
+            await self._apply_command(command)
+
+    async def _apply_command(self, command: PendingCommand) -> None:
+        state = self.state
+        last = len(self.plan.stages) - 1
+        if command.name == "pause" and state.phase in ("running", "awaiting_promote"):
+            self.emit(ev.Paused(self.now(), reason=f"paused by {command.actor}", trigger="operator"))
+        elif command.name == "resume" and state.phase == "paused":
+            self.emit(ev.Resumed(self.now()))
+        elif command.name == "promote" and state.active:
+            if state.stage < last:
+                await self._start_stage(state.stage + 1)
+            else:
+                await self._complete()
+        elif command.name == "promote-full" and state.active and state.stage < last:
+            await self._start_stage(last)
+
+    # -- reconcile -------------------------------------------------------------------------
+
+    async def _reconcile(self) -> None:
+        state = self.state
+        if state.phase == "rolling_back":
+            await self._finish_rollback()
+            return
+        if state.target_before is None:
+            before, changes = await self.target.prepare()
+            self.emit(ev.TargetPrepared(self.now(), before=before, changes=changes))
+        if state.stage < 0:
+            await self._start_stage(0)
+            return
+        if not state.active:
+            return
+        if self._weight_confirmed_for != state.stage:
+            if not await self._apply_weight():
+                return
+        if state.phase == "paused" and self.options.headless and self.now() >= state.paused_t + self.plan.pause_timeout:
+            minutes = self.plan.pause_timeout / 60
+            await self._begin_rollback(f"paused {minutes:g}m with no decision: {state.paused_reason}", state.paused_trigger)
+            return
+        if self.now() >= self._next_sample_t() - 1e-9:
+            await self._take_sample()
+
+    async def _start_stage(self, index: int) -> None:
+        stage = self.plan.stages[index]
+        # The intent is journaled first: a crash before the target call is finished by the next run.
+        self.emit(ev.StageStarted(self.now(), stage=index, stage_name=stage.name, weight=stage.weight, observe_s=stage.observe))
+        await self._apply_weight()
+
+    async def _apply_weight(self) -> bool:
+        try:
+            await self.target.set_weight(self.state.weight)
+        except Exception as error:  # any target failure must reach the operator, not kill the loop
+            self.emit(ev.ErrorRaised(self.now(), where="target.set_weight", message=str(error)))
+            if self.state.phase == "running":
+                self.emit(ev.Paused(self.now(), reason=f"the target failed to shift traffic: {error}", trigger="target"))
+            return False
+        self._weight_confirmed_for = self.state.stage
+        return True
+
+    async def _take_sample(self) -> None:
+        state, plan = self.state, self.plan
+        stage = plan.stages[state.stage]
+        t = self.now()
+        sample = await self.metrics.sample(plan.metric_names, t, plan.interval)
+        judgement = judge_sample(sample, stage, plan.triggers, plan.min_requests)
+        streaks, decision = decide(judgement, state.streaks, sample, plan.inconclusive_limit, pause_on_warning=state.phase == "running")
+        self.emit(
+            ev.SampleTaken(
+                t,
+                stage=state.stage,
+                metrics=_metrics_dict(sample),
+                requests=_finite(sample.canary_requests),
+                verdict=judgement.verdict,
+                breaches=[c.metric for c in judgement.failed_criteria] + [tr.check.metric for tr in judgement.held_triggers],
+                inconclusive=list(judgement.inconclusive),
+                errors=list(sample.errors),
+                streaks=streaks,
+            )
+        )
+        if decision.action == "rollback":
+            await self._begin_rollback(decision.reason, decision.trigger)
+            return
+        if decision.action == "pause":
+            self.emit(ev.Paused(t, reason=decision.reason, trigger=decision.trigger))
+            return
+        if state.phase == "running" and t >= state.window_started_t + stage.observe - 1e-9:
+            await self._end_window()
+
+    async def _end_window(self) -> None:
+        state, plan = self.state, self.plan
+        stage = plan.stages[state.stage]
+        verdict = judge_window(stage, state.window, plan.interval, plan.min_coverage)
+        t = self.now()
+        if verdict.outcome == "pass":
+            summary = {m: {"canary": v.canary, "stable": v.stable} for m, v in verdict.means.items()}
+            self.emit(ev.StagePassed(t, stage=state.stage, summary=summary))
+            if state.stage == len(plan.stages) - 1:
+                await self._complete()
+            elif self.manual:
+                self.emit(ev.AwaitingPromote(t, stage=state.stage))
+            else:
+                await self._start_stage(state.stage + 1)
+        elif verdict.outcome == "fail" and not self.manual:
+            await self._begin_rollback(verdict.reason, verdict.metric)
+        else:
+            self.emit(ev.Paused(t, reason=verdict.reason, trigger=verdict.metric))
+
+    async def _complete(self) -> None:
+        try:
+            await self.target.finish()
+        except Exception as error:  # the release is out; tidying up is reported, not fatal
+            self.emit(ev.ErrorRaised(self.now(), where="target.finish", message=str(error)))
+        self.emit(ev.Completed(self.now()))
+
+    # -- rollback --------------------------------------------------------------------------
+
+    async def _begin_rollback(self, reason: str, trigger: str) -> None:
+        self._rollback_began = time.monotonic()
+        self.emit(ev.RollbackStarted(self.now(), reason=reason, trigger=trigger))
+        await self._finish_rollback()
+
+    async def _finish_rollback(self) -> None:
+        """Traffic back to stable, flags off, stable verified; each step safe to repeat after a crash."""
+        began = self._rollback_began if self._rollback_began is not None else time.monotonic()
+        before = self.state.target_before
+        if before is not None:
+            await self._rollback_target(before)
+        reason = self.state.rollback_reason
+        for hook in self.options.flag_hooks:
+            try:
+                for change in await hook(self.actor, f"rollback: {reason}"):
+                    self.emit(change)
+            except Exception as error:  # a flag store that fails must not stop the rollback
+                self.emit(ev.ErrorRaised(self.now(), where="flags", message=str(error)))
+        duration = time.monotonic() - began
+        await self._verify_stable()
+        self.emit(ev.RolledBack(self.now(), duration_s=round(duration, 6)))
+
+    async def _rollback_target(self, before: dict[str, Any]) -> None:
+        for attempt in range(ROLLBACK_ATTEMPTS):
+            try:
+                await self.target.rollback(before)
+                return
+            except Exception as error:  # keep trying: a rollback must not give up on the first failure
+                self.emit(ev.ErrorRaised(self.now(), where="target.rollback", message=f"attempt {attempt + 1}: {error}"))
+                await asyncio.sleep(ROLLBACK_BACKOFF_S * 2**attempt)
+        raise RollbackFailed(f"the target could not be rolled back after {ROLLBACK_ATTEMPTS} attempts")
+
+    async def _verify_stable(self) -> None:
+        sample = await self.metrics.sample(self.plan.metric_names, self.now(), self.plan.interval)
+        critical = [t.check for t in self.plan.triggers if t.severity == "critical" and not t.check.relative]
+        breached = [c.metric for c in critical if c.holds(sample.values.get(c.metric, _NO_VALUES).stable, None)]
+        judged = [c for c in critical if sample.values.get(c.metric, _NO_VALUES).stable is not None]
+        if breached:
+            detail = f"stable breaches {', '.join(breached)}"
+        elif not judged:
+            detail = "no stable data to verify with: " + ("; ".join(sample.errors) or "the source returned nothing")
+        else:
+            detail = f"stable within every critical limit ({len(judged)} checked)"
+        self.emit(ev.RollbackVerified(self.now(), healthy=bool(judged) and not breached, detail=detail))
+
+
+_NO_VALUES = TrackValues(None, None)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _metrics_dict(sample: Sample) -> dict[str, dict[str, float | None]]:
+    return {
+        metric: {"canary": _round(_finite(v.canary)), "stable": _round(_finite(v.stable))}
+        for metric, v in sample.values.items()
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else float(f"{value:.6g}")

@@ -1,0 +1,222 @@
+"""The controller's events and the operators' commands: small immutable records, one journal line each.
+
+Every event has `event` (its name), `t` (seconds on the rollout's clock since the first stage
+started; pre-flight events have t <= 0) and `ts` (wall time, ISO 8601).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+
+def wall_time() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Event:
+    name: ClassVar[str] = "event"
+    t: float
+    ts: str = field(default_factory=wall_time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.name, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class RolloutStarted(Event):
+    """The first line of a journal: what is being released, how, and by whom."""
+
+    name: ClassVar[str] = "rollout_started"
+    rollout: str
+    app: str
+    image: str
+    strategy: str
+    plan: str
+    stages: list[dict[str, Any]]
+    planned_s: float
+    actor: str
+    rollback_plan: str = ""
+
+
+@dataclass(frozen=True)
+class PreflightResult(Event):
+    name: ClassVar[str] = "preflight_result"
+    item: str
+    kind: str
+    status: str
+    """pass, fail, waiting (for a sign-off) or error."""
+    required: bool
+    output: str = ""
+    duration_s: float = 0.0
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class PreflightPassed(Event):
+    name: ClassVar[str] = "preflight_passed"
+
+
+@dataclass(frozen=True)
+class PreflightFailed(Event):
+    name: ClassVar[str] = "preflight_failed"
+    failed: list[str]
+
+
+@dataclass(frozen=True)
+class TargetPrepared(Event):
+    """The state of the target before the first change, so rollback knows where to go back to."""
+
+    name: ClassVar[str] = "target_prepared"
+    before: dict[str, Any]
+    changes: list[str]
+
+
+@dataclass(frozen=True)
+class StageStarted(Event):
+    name: ClassVar[str] = "stage_started"
+    stage: int
+    stage_name: str
+    weight: int
+    observe_s: float
+
+
+@dataclass(frozen=True)
+class SampleTaken(Event):
+    name: ClassVar[str] = "sample"
+    stage: int
+    metrics: dict[str, dict[str, float | None]]
+    """metric → {"canary": value, "stable": value}; None where the source had no data."""
+    requests: float | None
+    """Canary requests in the sample's interval."""
+    verdict: str
+    """pass, breach (a criterion or trigger), or inconclusive."""
+    breaches: list[str] = field(default_factory=list)
+    inconclusive: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    streaks: dict[str, int] = field(default_factory=dict)
+    """Breaches (and inconclusive samples) in a row so far, so a resumed run counts on."""
+
+
+@dataclass(frozen=True)
+class StagePassed(Event):
+    name: ClassVar[str] = "stage_passed"
+    stage: int
+    summary: dict[str, dict[str, float | None]]
+    """metric → window means {"canary", "stable"}."""
+
+
+@dataclass(frozen=True)
+class AwaitingPromote(Event):
+    name: ClassVar[str] = "awaiting_promote"
+    stage: int
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    name: ClassVar[str] = "paused"
+    reason: str
+    trigger: str = ""
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    name: ClassVar[str] = "resumed"
+
+
+@dataclass(frozen=True)
+class RollbackStarted(Event):
+    name: ClassVar[str] = "rollback_started"
+    reason: str
+    trigger: str
+    """The metric that breached, or "operator"."""
+
+
+@dataclass(frozen=True)
+class RollbackVerified(Event):
+    name: ClassVar[str] = "rollback_verified"
+    healthy: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class RolledBack(Event):
+    name: ClassVar[str] = "rolled_back"
+    duration_s: float
+    """Brahma's own time from the decision to the stable version serving 100%."""
+
+
+@dataclass(frozen=True)
+class Completed(Event):
+    name: ClassVar[str] = "completed"
+
+
+@dataclass(frozen=True)
+class FlagChanged(Event):
+    name: ClassVar[str] = "flag_changed"
+    flag: str
+    old: dict[str, Any]
+    new: dict[str, Any]
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CommandIssued(Event):
+    """An operator's command, with who gave it."""
+
+    name: ClassVar[str] = "command"
+    command: str
+    actor: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.name, "t": self.t, "ts": self.ts, "name": self.command, "actor": self.actor}
+
+
+@dataclass(frozen=True)
+class ErrorRaised(Event):
+    """Something failed that the controller carried on through: a target call, a notification."""
+
+    name: ClassVar[str] = "error"
+    where: str
+    message: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.name: cls
+    for cls in (
+        RolloutStarted,
+        PreflightResult,
+        PreflightPassed,
+        PreflightFailed,
+        TargetPrepared,
+        StageStarted,
+        SampleTaken,
+        StagePassed,
+        AwaitingPromote,
+        Paused,
+        Resumed,
+        RollbackStarted,
+        RollbackVerified,
+        RolledBack,
+        Completed,
+        FlagChanged,
+        CommandIssued,
+        ErrorRaised,
+    )
+}
+
+FINAL_EVENTS = ("rolled_back", "completed", "preflight_failed")
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """The event a journal line holds; KeyError or TypeError when the line is not one."""
+    kind = EVENT_TYPES[data["event"]]
+    values = {k: v for k, v in data.items() if k != "event"}
+    if kind is CommandIssued:
+        values["command"] = values.pop("name")
+    known = {f.name for f in dataclasses.fields(kind)}
+    return kind(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,91 @@
+"""The journal: append-only JSON lines, one event each, fsync'd, so a crash at any instant loads.
+
+A process killed mid-write leaves at most one incomplete last line; loading drops it and the next
+append starts on a fresh line. A broken line anywhere else is corruption and is reported with its
+line number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+from console.controller.events import Event, event_from_dict
+
+
+class JournalError(Exception):
+    """A journal that cannot be read: names the file and line."""
+
+
+def fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` so that a reader sees the old content or the new one, never half of either."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+
+
+def read_events(path: str | Path) -> Iterator[Event]:
+    """The events of a journal, in order; an incomplete last line (a crash mid-write) is left out."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise JournalError(f"{path}: cannot read: {error.strerror or error}") from None
+    lines = raw.split(b"\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            event = event_from_dict(data)
+        except (ValueError, KeyError, TypeError) as error:
+            if number == len(lines):
+                return  # the last write of a killed process
+            raise JournalError(f"{path}:{number}: not a journal event: {error}") from None
+        yield event
+
+
+class Journal:
+    """An open journal: events are appended and fsync'd one by one."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        self._file = open(self.path, "ab")
+        self._drop_incomplete_tail()
+        if new:
+            fsync_directory(self.path.parent)
+
+    def _drop_incomplete_tail(self) -> None:
+        size = self.path.stat().st_size
+        if size == 0:
+            return
+        with open(self.path, "rb") as file:
+            content = file.read()
+        keep = content.rfind(b"\n") + 1
+        if keep != size:
+            os.truncate(self.path, keep)
+
+    def append(self, event: Event) -> None:
+        line = json.dumps(event.to_dict(), separators=(",", ":"), allow_nan=False, default=str) + "\n"
+        self._file.write(line.encode())
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,183 @@
+"""The rollout's state as a fold over its journal: the controller, the console, resume and the report
+all read it the same way."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from console.controller import events as ev
+from console.controller.analysis import WindowStats
+
+HISTORY_LENGTH = 120
+"""Samples kept per metric for sparklines; older ones live only in the journal."""
+
+PHASES = ("new", "preflight", "running", "paused", "awaiting_promote", "rolling_back", "rolled_back", "completed", "gate_failed")
+
+
+@dataclass
+class PreflightItemState:
+    name: str
+    kind: str
+    status: str
+    required: bool
+    output: str = ""
+    duration_s: float = 0.0
+    by: str = ""
+
+
+@dataclass
+class RolloutState:
+    rollout: str = ""
+    app: str = ""
+    image: str = ""
+    strategy: str = ""
+    phase: str = "new"
+    stage: int = -1
+    weight: int = 0
+    stage_started_t: float = 0.0
+    window_started_t: float = 0.0
+    window: WindowStats = field(default_factory=WindowStats)
+    streaks: dict[str, int] = field(default_factory=dict)
+    last_sample_t: float | None = None
+    last_t: float = 0.0
+    last_ts: str = ""
+    paused_reason: str = ""
+    paused_trigger: str = ""
+    paused_t: float = 0.0
+    rollback_reason: str = ""
+    rollback_trigger: str = ""
+    rollback_t: float | None = None
+    rollback_duration_s: float | None = None
+    target_before: dict[str, Any] | None = None
+    target_changes: list[str] = field(default_factory=list)
+    preflight: dict[str, PreflightItemState] = field(default_factory=dict)
+    preflight_done: bool = False
+    passed_stages: list[int] = field(default_factory=list)
+    history: dict[str, deque[tuple[float, float | None, float | None]]] = field(default_factory=dict)
+    last_verdict: str = ""
+    last_errors: list[str] = field(default_factory=list)
+    last_good_sample_t: float | None = None
+    started: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("rolled_back", "completed", "gate_failed")
+
+    @property
+    def active(self) -> bool:
+        """A stage is under way: traffic is on the new version and samples are judged."""
+        return self.phase in ("running", "paused", "awaiting_promote")
+
+    def apply(self, event: ev.Event) -> "RolloutState":
+        self.last_t, self.last_ts = event.t, event.ts
+        handler = _HANDLERS.get(type(event))
+        if handler:
+            handler(self, event)
+        return self
+
+
+def _rollout_started(state: RolloutState, event: ev.RolloutStarted) -> None:
+    state.rollout, state.app, state.image, state.strategy = event.rollout, event.app, event.image, event.strategy
+    state.phase, state.started = "preflight", True
+
+
+def _preflight_result(state: RolloutState, event: ev.PreflightResult) -> None:
+    state.preflight[event.item] = PreflightItemState(
+        event.item, event.kind, event.status, event.required, event.output, event.duration_s, event.by
+    )
+
+
+def _preflight_passed(state: RolloutState, event: ev.PreflightPassed) -> None:
+    state.preflight_done = True
+
+
+def _preflight_failed(state: RolloutState, event: ev.PreflightFailed) -> None:
+    state.phase = "gate_failed"
+
+
+def _target_prepared(state: RolloutState, event: ev.TargetPrepared) -> None:
+    state.target_before, state.target_changes = event.before, event.changes
+
+
+def _stage_started(state: RolloutState, event: ev.StageStarted) -> None:
+    state.phase, state.stage, state.weight = "running", event.stage, event.weight
+    state.stage_started_t = state.window_started_t = event.t
+    state.window = WindowStats()
+    state.streaks = {}
+
+
+def _sample(state: RolloutState, event: ev.SampleTaken) -> None:
+    state.last_sample_t = event.t
+    state.last_verdict, state.last_errors = event.verdict, event.errors
+    state.streaks = dict(event.streaks)
+    if state.phase == "running":
+        state.window.add(event.metrics, conclusive=not event.inconclusive)
+    if not event.inconclusive:
+        state.last_good_sample_t = event.t
+    for metric, values in event.metrics.items():
+        series = state.history.setdefault(metric, deque(maxlen=HISTORY_LENGTH))
+        series.append((event.t, values.get("canary"), values.get("stable")))
+
+
+def _stage_passed(state: RolloutState, event: ev.StagePassed) -> None:
+    state.passed_stages.append(event.stage)
+
+
+def _awaiting_promote(state: RolloutState, event: ev.AwaitingPromote) -> None:
+    state.phase = "awaiting_promote"
+
+
+def _paused(state: RolloutState, event: ev.Paused) -> None:
+    state.phase, state.paused_reason, state.paused_t = "paused", event.reason, event.t
+    state.paused_trigger = event.trigger
+
+
+def _resumed(state: RolloutState, event: ev.Resumed) -> None:
+    # The window starts again: a stage passes only on a whole window that held.
+    state.phase, state.paused_reason = "running", ""
+    state.window_started_t = event.t
+    state.window = WindowStats()
+
+
+def _rollback_started(state: RolloutState, event: ev.RollbackStarted) -> None:
+    state.phase, state.rollback_reason, state.rollback_trigger, state.rollback_t = (
+        "rolling_back",
+        event.reason,
+        event.trigger,
+        event.t,
+    )
+
+
+def _rolled_back(state: RolloutState, event: ev.RolledBack) -> None:
+    state.phase, state.weight, state.rollback_duration_s = "rolled_back", 0, event.duration_s
+
+
+def _completed(state: RolloutState, event: ev.Completed) -> None:
+    state.phase = "completed"
+
+
+_HANDLERS = {
+    ev.RolloutStarted: _rollout_started,
+    ev.PreflightResult: _preflight_result,
+    ev.PreflightPassed: _preflight_passed,
+    ev.PreflightFailed: _preflight_failed,
+    ev.TargetPrepared: _target_prepared,
+    ev.StageStarted: _stage_started,
+    ev.SampleTaken: _sample,
+    ev.StagePassed: _stage_passed,
+    ev.AwaitingPromote: _awaiting_promote,
+    ev.Paused: _paused,
+    ev.Resumed: _resumed,
+    ev.RollbackStarted: _rollback_started,
+    ev.RolledBack: _rolled_back,
+    ev.Completed: _completed,
+}
+
+
+def fold(events: Iterable[ev.Event]) -> RolloutState:
+    state = RolloutState()
+    for event in events:
+        state.apply(event)
+    return state

@@ -1,0 +1,213 @@
+"""The rollout plan: its structure as written (pydantic) and its compiled form (the controller's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from console.plan.checks import Check
+from console.units import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written "10m", "1h30m", "500ms" or as a number of seconds."""
+
+CheckText = Union[str, list[str]]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StageSpec(Strict):
+    """One step of traffic to the new version and how long it must hold."""
+
+    name: str | None = None
+    """Shown in the console and the report; "stage N" when left out."""
+    weight: int
+    """Percent of traffic the new version serves during this stage (0-100)."""
+    observe: Duration = 600.0
+    """The observation window: the stage passes only when the whole window held its criteria."""
+    criteria: dict[str, CheckText] | None = None
+    """Success conditions over the window, metric → "< 1%" or "<= 1.2x stable" (or a list)."""
+
+
+class TriggerSpec(Strict):
+    """A trigger written in full: the breach condition and how many breaches in a row act."""
+
+    when: str
+    """The breach condition, "> 1%"."""
+    consecutive: int | None = Field(default=None, ge=1)
+    """Breaches in a row before the trigger acts; critical defaults to 1, warning to 2."""
+
+
+class TriggersSpec(Strict):
+    """Checked on every sample while any stage runs; a metric set to null switches a default off."""
+
+    critical: dict[str, Optional["TriggerSpec"]] = {}
+    """Immediate automatic rollback."""
+    warning: dict[str, Optional["TriggerSpec"]] = {}
+    """Pause the rollout and call for a human."""
+
+
+class AnalysisSpec(Strict):
+    """How samples are judged."""
+
+    min_requests: int = Field(default=50, ge=0)
+    """Canary requests a sample needs for its rates and latencies to count; fewer is inconclusive."""
+    inconclusive_limit: int = Field(default=3, ge=1)
+    """Inconclusive samples in a row that pause the rollout."""
+    min_coverage: float = Field(default=0.8, gt=0, le=1)
+    """Share of a window's samples that must have had data for the window to count."""
+
+
+class TargetSpec(Strict):
+    """Where the release runs and traffic is split."""
+
+    kind: Literal["sim", "kubernetes"] = "sim"
+    namespace: str = "default"
+    context: str | None = None
+    """kubeconfig context; the current one when left out."""
+    deployment: str | None = None
+    """The stable Deployment; the app name when left out."""
+    service: str | None = None
+    """The Service that selects the active version (blue-green); the app name when left out."""
+    preview_service: str | None = None
+    """The Service in front of the new version before the switch (blue-green)."""
+    httproute: str | None = None
+    """A Gateway API HTTPRoute whose backendRefs carry exact canary weights."""
+    replicas: int | None = Field(default=None, ge=1)
+    """Replicas of the stable version (sim); read from the cluster otherwise."""
+
+
+class PrometheusSpec(Strict):
+    url: str = "http://127.0.0.1:9090"
+    token_env: str | None = None
+    """Name of the environment variable holding a bearer token (the token is never written anywhere)."""
+    token_file: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    timeout: Duration = 5.0
+    labels: dict[str, str] = {}
+    """Extra label matchers for the built-in queries."""
+
+
+class MetricsSpec(Strict):
+    """Where samples come from."""
+
+    provider: Literal["sim", "prometheus"] | None = None
+    """Default: sim with the sim target, prometheus otherwise."""
+    scenario: str = "healthy"
+    """Simulator behaviour: a built-in name or a scenario file."""
+    prometheus: PrometheusSpec = PrometheusSpec()
+    queries: dict[str, str] = {}
+    """PromQL per metric, with {app} and {track} placeholders; names a business metric or overrides a built-in one."""
+
+
+class FlagSpec(Strict):
+    name: str
+    new: bool = True
+    """Created with this release: kept disabled before deploy and switched off by the kill switch."""
+    disable_on_rollback: bool = True
+    """Switched off as part of every rollback."""
+
+
+class PreflightSpec(Strict):
+    """One item of the pre-flight gate."""
+
+    name: str
+    kind: Literal["command", "http", "file", "manual", "prometheus", "kubernetes", "terraform", "flags"]
+    required: bool = True
+    """Required items must pass for the gate to pass; advisory ones are shown and recorded."""
+    timeout: Duration = 60.0
+    argv: list[str] | None = None
+    """command: the program and its arguments, run without a shell; exit 0 passes."""
+    url: str | None = None
+    """http: the address to fetch."""
+    status: int = 200
+    body_contains: str | None = None
+    path: str | None = None
+    """file: a document that must exist and not be empty (the rollback plan, say)."""
+    query: str | None = None
+    condition: str | None = None
+    dir: str | None = None
+
+
+class PlanSpec(Strict):
+    """A rollout plan as written; every field but app and image has a default."""
+
+    app: str
+    """The application: names its objects and labels its metrics."""
+    image: str
+    """The new version's image."""
+    name: str | None = None
+    """The release; names the journal. Default: app-tag."""
+    strategy: Literal["canary", "blue-green", "rolling"] = "canary"
+    target: Union[Literal["sim", "kubernetes"], TargetSpec] = TargetSpec()
+    interval: Duration = 10.0
+    """Time between samples (1s to 10m)."""
+    pause_timeout: Duration = 900.0
+    """How long a headless run waits for a human after a pause before it rolls back."""
+    manual: bool = False
+    """Every stage waits for the captain's promote after its window held."""
+    stages: list[StageSpec] | None = None
+    triggers: TriggersSpec = TriggersSpec()
+    analysis: AnalysisSpec = AnalysisSpec()
+    metrics: MetricsSpec = MetricsSpec()
+    flags: list[FlagSpec] = []
+    flags_file: str | None = None
+    preflight: list[PreflightSpec] = []
+    rollback_window: Duration = 86400.0
+    """Blue-green: how long the old colour is kept for a rollback."""
+    rollback_plan: str | None = None
+    """What the runbook says to do when rolling back by hand."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    name: str
+    weight: int
+    observe: float
+    criteria: tuple[Check, ...]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    severity: Literal["critical", "warning"]
+    check: Check
+    """The breach condition: the trigger fires when it holds `consecutive` samples in a row."""
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """A validated plan with every default applied; what the controller runs."""
+
+    name: str
+    app: str
+    image: str
+    strategy: str
+    stages: tuple[Stage, ...]
+    triggers: tuple[Trigger, ...]
+    interval: float
+    pause_timeout: float
+    manual: bool
+    min_requests: int
+    inconclusive_limit: int
+    min_coverage: float
+    target: TargetSpec
+    metrics: MetricsSpec
+    flags: tuple[FlagSpec, ...] = ()
+    flags_file: str | None = None
+    preflight: tuple[PreflightSpec, ...] = ()
+    rollback_window: float = 86400.0
+    rollback_plan: str | None = None
+    source: str = ""
+    """The file the plan was read from."""
+    metric_names: tuple[str, ...] = field(default=())
+    """Every metric a stage or trigger judges, in display order."""
+
+    @property
+    def planned_duration(self) -> float:
+        return sum(stage.observe for stage in self.stages)

@@ -1,0 +1,5 @@
+"""The pre-flight gate: automated checks and sign-offs that must pass before anything changes."""
+
+from console.preflight.gate import CheckResult, Gate
+
+__all__ = ["CheckResult", "Gate"]

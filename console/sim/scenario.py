@@ -1,0 +1,115 @@
+"""Simulator scenarios: how the stable and canary tracks behave over the rollout's clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from console.plan.loader import PlanError, Problem, read_document, structure_problems
+from console.plan.model import Duration
+
+BUILTIN_SCENARIOS = ("healthy", "error-spike", "latency-creep", "no-data", "flapping")
+
+
+class TrackSpec(BaseModel):
+    """One track's behaviour; anything left out follows the stable track's baseline."""
+
+    model_config = ConfigDict(extra="forbid")
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    success_rate: float | None = Field(default=None, ge=0, le=1)
+    """Follows 1 - error_rate unless set."""
+    latency_p50_ms: float | None = Field(default=None, ge=0)
+    latency_p95_ms: float | None = Field(default=None, ge=0)
+    latency_p99_ms: float | None = Field(default=None, ge=0)
+    rps: float | None = Field(default=None, ge=0)
+    """Requests per second the whole service takes (stable's), split by the traffic weight."""
+    cpu: float | None = Field(default=None, ge=0, le=1)
+    memory: float | None = Field(default=None, ge=0, le=1)
+    health_check_failures: float | None = Field(default=None, ge=0)
+    memory_oom_kills: float | None = Field(default=None, ge=0)
+    no_data: bool | None = None
+    """True: the source returns nothing for this track."""
+
+
+class ScenarioEventSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    at: Duration
+    """On the events' clock t (since the first stage started)."""
+    track: Literal["canary", "stable"] = "canary"
+    set: TrackSpec
+    over: Duration = 0.0
+    """Reach the set values gradually, linearly over this long (a creep), instead of at once."""
+
+
+class ScenarioSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    seed: int = 1
+    stable: TrackSpec = TrackSpec()
+    canary: TrackSpec = TrackSpec()
+    events: list[ScenarioEventSpec] = []
+
+
+BASELINE = {
+    "error_rate": 0.0001,
+    "latency_p50_ms": 40.0,
+    "latency_p95_ms": 120.0,
+    "latency_p99_ms": 240.0,
+    "rps": 2000.0,
+    "cpu": 0.35,
+    "memory": 0.5,
+    "health_check_failures": 0.0,
+    "memory_oom_kills": 0.0,
+    "no_data": False,
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    seed: int
+    stable: dict[str, object]
+    canary: dict[str, object]
+    events: tuple[ScenarioEventSpec, ...]
+
+    def track_at(self, track: str, t: float) -> dict[str, object]:
+        """The track's behaviour at `t`: its baseline with every event up to `t` applied."""
+        values = dict(self.stable if track == "stable" else self.canary)
+        for event in self.events:
+            if event.track != track or event.at > t:
+                continue
+            progress = 1.0 if event.over <= 0 else min(1.0, (t - event.at) / event.over)
+            for key, target in event.set.model_dump(exclude_none=True).items():
+                start = values.get(key)
+                if isinstance(target, bool) or not isinstance(start, (int, float)) or isinstance(start, bool):
+                    values[key] = target
+                else:
+                    values[key] = start + (target - start) * progress
+        return values
+
+
+def _scenario_file(name_or_path: str) -> Path:
+    if name_or_path in BUILTIN_SCENARIOS:
+        return Path(str(resources.files("console.sim") / "scenarios" / f"{name_or_path}.yaml"))
+    return Path(name_or_path)
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name or a scenario file; PlanError with PATH:LINE problems otherwise."""
+    path = _scenario_file(name_or_path)
+    if not path.exists() and "/" not in name_or_path and not name_or_path.endswith((".yaml", ".yml")):
+        known = ", ".join(BUILTIN_SCENARIOS)
+        raise PlanError([Problem(name_or_path, 1, "scenario", f"no such scenario file or built-in scenario (built-ins: {known})")])
+    document = read_document(path)
+    try:
+        spec = ScenarioSpec.model_validate(document.data)
+    except ValidationError as error:
+        raise PlanError(sorted(structure_problems(document, error, ScenarioSpec), key=lambda p: p.line)) from None
+    stable = {**BASELINE, **spec.stable.model_dump(exclude_none=True)}
+    canary = {**stable, **spec.canary.model_dump(exclude_none=True)}
+    return Scenario(spec.name, spec.seed, stable, canary, tuple(sorted(spec.events, key=lambda e: e.at)))
+

@@ -1,0 +1,92 @@
+"""The simulated target: stable and new versions, their replicas and the traffic split.
+
+Its state lives in a file beside the journal, like a cluster that outlives the console: a
+resumed run finds the traffic where the killed one left it, and every real change is logged so
+tests can prove none happened twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from console.controller.journal import atomic_write
+from console.targets.base import TargetStatus
+
+
+@dataclass
+class SimCluster:
+    stable_image: str
+    new_image: str | None = None
+    weight: int = 0
+    """Percent of traffic on the new version."""
+    new_deployed: bool = False
+    """The new version runs (canary replicas, green, or the rolled fleet)."""
+    replicas: int = 10
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SimTarget:
+    """The strategies' mechanics on a simulated cluster; every call idempotent."""
+
+    def __init__(self, strategy: str, new_image: str, stable_image: str, replicas: int = 10, state_file: Path | None = None):
+        self.strategy, self.image, self.state_file = strategy, new_image, state_file
+        self.cluster = self._load() or SimCluster(stable_image=stable_image, replicas=replicas)
+
+    def _load(self) -> SimCluster | None:
+        if self.state_file is None or not self.state_file.exists():
+            return None
+        return SimCluster(**json.loads(self.state_file.read_text()))
+
+    def _save(self, change: dict[str, Any]) -> None:
+        self.cluster.changes.append(change)
+        if self.state_file is not None:
+            atomic_write(self.state_file, json.dumps(asdict(self.cluster), indent=1).encode())
+
+    async def prepare(self) -> tuple[dict[str, Any], list[str]]:
+        cluster = self.cluster
+        before = {"stable_image": cluster.stable_image, "weight": cluster.weight, "replicas": cluster.replicas}
+        changes = {
+            "canary": [f"create canary {self.image} beside stable {cluster.stable_image}", "shift traffic by stage weights", f"promote: stable image → {self.image}"],
+            "blue-green": [f"deploy green {self.image} beside blue {cluster.stable_image}", "switch all traffic to green", "keep blue for the rollback window"],
+            "rolling": [f"set image {cluster.stable_image} → {self.image} in place"],
+        }[self.strategy]
+        return before, changes
+
+    def canary_replicas(self) -> int:
+        if not self.cluster.new_deployed or self.cluster.weight >= 100:
+            return 0
+        return max(1, math.ceil(self.cluster.replicas * self.cluster.weight / 100))
+
+    async def set_weight(self, weight: int) -> bool:
+        cluster = self.cluster
+        if cluster.weight == weight and cluster.new_deployed and cluster.new_image == self.image:
+            return False
+        cluster.new_image, cluster.new_deployed, cluster.weight = self.image, True, weight
+        if weight >= 100 and self.strategy == "canary":
+            cluster.stable_image = self.image  # promotion: stable takes the new image
+        self._save({"op": "set_weight", "weight": weight})
+        return True
+
+    async def rollback(self, before: dict[str, Any]) -> bool:
+        cluster = self.cluster
+        if cluster.weight == 0 and not cluster.new_deployed and cluster.stable_image == before["stable_image"]:
+            return False
+        cluster.stable_image, cluster.weight, cluster.new_deployed = before["stable_image"], 0, False
+        self._save({"op": "rollback", "stable_image": before["stable_image"]})
+        return True
+
+    async def finish(self) -> None:
+        # The new version now is stable: blue-green keeps the old colour for the rollback window, modelled as nothing to do.
+        return None
+
+    async def status(self) -> TargetStatus:
+        cluster = self.cluster
+        detail = {"replicas": cluster.replicas, "canary_replicas": self.canary_replicas()}
+        return TargetStatus(cluster.weight, cluster.stable_image, cluster.new_image if cluster.new_deployed else None, True, detail)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Targets: the simulator and Kubernetes."""

@@ -1,0 +1,53 @@
+"""Where the release runs and traffic is split: the simulator or a Kubernetes cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    weight: int
+    """Percent of traffic the new version serves now."""
+    stable_image: str
+    new_image: str | None
+    ready: bool
+    """The last change has rolled out and is available."""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class TargetError(Exception):
+    """A target call that failed in a way the operator must see (denied, gone, timed out)."""
+
+
+class Target(Protocol):
+    """A strategy's mechanics behind one idea: the new version serves `weight` percent of traffic.
+
+    Canary: 0 < weight < 100 shifts traffic (replicas or route weights), 100 promotes (stable takes
+    the new image, canary traffic removed). Blue-green: 0 deploys green beside blue, 100 switches
+    the active selector. Rolling: 100 sets the image in place. Every call is idempotent: asking for
+    the weight the target already has changes nothing and returns False.
+    """
+
+    async def prepare(self) -> tuple[dict[str, Any], list[str]]:
+        """The state before the first change (for rollback) and what the rollout will change."""
+        ...
+
+    async def set_weight(self, weight: int) -> bool:
+        """Move to `weight` and wait until it is confirmed; True when something changed."""
+        ...
+
+    async def rollback(self, before: dict[str, Any]) -> bool:
+        """Back to `before` (what `prepare` returned, kept in the journal): stable serves 100%.
+
+        True when something changed; safe to call again after a crash half-way through."""
+        ...
+
+    async def finish(self) -> None:
+        """After a completed rollout: tidy up (remove the canary; blue-green keeps the old colour)."""
+        ...
+
+    async def status(self) -> TargetStatus: ...
+
+    async def close(self) -> None: ...

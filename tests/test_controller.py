@@ -1,0 +1,210 @@
+"""The controller on the simulator with a virtual clock: every scenario, command and mode."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from console.controller import events as ev
+from console.controller.controller import ControllerOptions
+from console.controller.journal import read_events
+from console.controller.state import fold
+from tests.conftest import plan_from, sim_controller
+
+
+def names(journal: Path) -> list[str]:
+    return [e.name for e in read_events(journal)]
+
+
+def of_type(journal: Path, kind):
+    return [e for e in read_events(journal) if isinstance(e, kind)]
+
+
+async def test_healthy_rollout_goes_through_every_stage_and_monitoring(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    assert await controller.run() == 0
+    journal = controller.journal.path
+    assert [e.weight for e in of_type(journal, ev.StageStarted)] == [5, 25, 50, 100]
+    assert [e.t for e in of_type(journal, ev.StageStarted)] == [0, 600, 1500, 2700]
+    completed = of_type(journal, ev.Completed)
+    assert len(completed) == 1 and completed[0].t == 6300, "promoted, then the 60-minute window held"
+    assert [c["weight"] for c in controller.target.cluster.changes] == [5, 25, 50, 100]
+    assert controller.target.cluster.stable_image == canary_plan.image
+
+
+async def test_error_spike_rolls_back_within_one_sample_of_the_fault(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, "error-spike")
+    assert await controller.run() == 3
+    rollback = of_type(controller.journal.path, ev.RollbackStarted)[0]
+    assert rollback.trigger == "error_rate"
+    assert 17 * 60 <= rollback.t <= 17 * 60 + canary_plan.interval
+    assert controller.state.weight == 0 and controller.target.cluster.weight == 0
+    assert controller.target.cluster.stable_image.endswith(":previous")
+    assert names(controller.journal.path)[-2:] == ["rollback_verified", "rolled_back"]
+
+
+async def test_latency_creep_pauses_then_headless_rolls_back_after_pause_timeout(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, "latency-creep")
+    assert await controller.run() == 3
+    paused = of_type(controller.journal.path, ev.Paused)[0]
+    rollback = of_type(controller.journal.path, ev.RollbackStarted)[0]
+    assert paused.trigger == "latency_p99" and "500ms" in paused.reason
+    assert rollback.t == pytest.approx(paused.t + canary_plan.pause_timeout)
+    assert rollback.trigger == "latency_p99" and "no decision" in rollback.reason
+
+
+async def test_no_data_is_never_promoted(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, "no-data")
+    assert await controller.run() == 3
+    journal = controller.journal.path
+    assert [e.weight for e in of_type(journal, ev.StageStarted)] == [5]
+    assert not of_type(journal, ev.StagePassed)
+    assert of_type(journal, ev.Paused)[0].trigger == "inconclusive"
+
+
+async def test_flapping_under_the_consecutive_limit_does_not_roll_back(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, "flapping")
+    assert await controller.run() == 0
+    journal = controller.journal.path
+    breaches = [s for s in of_type(journal, ev.SampleTaken) if "error_rate" in s.breaches]
+    assert len(breaches) >= 6, "the blips were seen"
+    assert not of_type(journal, ev.Paused) and not of_type(journal, ev.RollbackStarted)
+
+
+class Operator:
+    """Gives commands when the controller reaches given moments, like a captain at the console."""
+
+    def __init__(self, controller, plan):
+        self.controller, self.plan = controller, plan
+        self.at_event: dict[str, list[tuple[str, object]]] = {}
+        controller.subscribe(self.on_event)
+
+    def when(self, event_name: str, command: str, match=lambda e: True):
+        self.at_event.setdefault(event_name, []).append((command, match))
+
+    def on_event(self, event):
+        for command, match in list(self.at_event.get(event.name, [])):
+            if match(event):
+                self.at_event[event.name].remove((command, match))
+                self.controller.submit(command, "captain@laptop")
+                return
+
+
+async def test_operator_rollback_mid_stage_records_actor_and_reason(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    operator = Operator(controller, canary_plan)
+    operator.when("stage_started", "rollback", lambda e: e.stage == 1)
+    assert await controller.run() == 3
+    journal = controller.journal.path
+    command = of_type(journal, ev.CommandIssued)[0]
+    assert (command.command, command.actor) == ("rollback", "captain@laptop")
+    rollback = of_type(journal, ev.RollbackStarted)[0]
+    assert rollback.trigger == "operator" and "captain@laptop" in rollback.reason
+    raw = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert {"event": "command", "name": "rollback", "actor": "captain@laptop"}.items() <= raw[[r["event"] for r in raw].index("command")].items()
+
+
+async def test_promote_skips_the_rest_of_the_window_and_promote_full_goes_to_100(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    operator = Operator(controller, canary_plan)
+    operator.when("stage_started", "promote", lambda e: e.stage == 0)
+    operator.when("stage_started", "promote-full", lambda e: e.stage == 1)
+    assert await controller.run() == 0
+    starts = [(e.weight, e.t) for e in of_type(controller.journal.path, ev.StageStarted)]
+    assert starts == [(5, 0), (25, 0), (100, 0)]
+
+
+async def test_pause_and_resume_restart_the_window(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    operator = Operator(controller, canary_plan)
+    operator.when("sample", "pause", lambda e: e.t == 300)
+    operator.when("paused", "resume")
+    assert await controller.run() == 0
+    journal = controller.journal.path
+    resumed = of_type(journal, ev.Resumed)[0]
+    second = of_type(journal, ev.StageStarted)[1]
+    assert second.t == resumed.t + canary_plan.stages[0].observe, "the whole window holds again after a resume"
+
+
+async def test_manual_mode_waits_for_promote_after_each_window(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, options=ControllerOptions(headless=False, manual=True))
+    operator = Operator(controller, canary_plan)
+    promote_at = []
+    for _ in canary_plan.stages[:-1]:
+        operator.when("awaiting_promote", "promote")
+    controller.subscribe(lambda e: promote_at.append(e.t) if e.name == "awaiting_promote" else None)
+    assert await controller.run() == 0
+    assert promote_at == [600, 1500, 2700]
+
+
+async def test_rollback_after_full_promotion_undoes_the_release(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, options=ControllerOptions(exit_when_finished=False))
+    Operator(controller, canary_plan).when("completed", "rollback")
+    controller.subscribe(lambda e: controller.stop() if e.name == "rolled_back" else None)
+    assert await controller.run() == 3
+    assert controller.target.cluster.stable_image.endswith(":previous")
+    assert names(controller.journal.path)[-5:] == ["completed", "command", "rollback_started", "rollback_verified", "rolled_back"]
+
+
+async def test_rollback_during_preflight_changes_nothing(tmp_path):
+    plan = plan_from("app: a\nimage: r/a:2\npreflight:\n  - {name: code review, kind: manual}\n")
+    controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False))
+    controller.subscribe(lambda e: controller.submit("rollback", "captain@laptop") if e.name == "preflight_result" else None)
+    assert await controller.run() == 3
+    assert controller.target.cluster.changes == []
+    assert "target_prepared" not in names(controller.journal.path)
+
+
+async def test_manual_preflight_item_signed_off_records_who(tmp_path):
+    plan = plan_from("app: a\nimage: r/a:2\npreflight:\n  - {name: code review, kind: manual}\n")
+    controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False, exit_when_finished=True))
+    controller.subscribe(lambda e: controller.submit("sign-off", "reviewer@desk", "code review") if e.name == "preflight_result" and e.status == "waiting" else None)
+    assert await controller.run() == 0
+    results = of_type(controller.journal.path, ev.PreflightResult)
+    assert [(r.status, r.by) for r in results] == [("waiting", ""), ("pass", "reviewer@desk")]
+
+
+async def test_headless_gate_fails_on_unsigned_manual_item_and_changes_nothing(tmp_path):
+    plan = plan_from("app: a\nimage: r/a:2\npreflight:\n  - {name: code review, kind: manual}\n  - {name: notes, kind: manual, required: false}\n")
+    controller = sim_controller(plan, tmp_path)
+    assert await controller.run() == 4
+    assert of_type(controller.journal.path, ev.PreflightFailed)[0].failed == ["code review"]
+    assert controller.target.cluster.changes == []
+
+
+async def test_critical_breach_while_paused_still_rolls_back(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, "error-spike", options=ControllerOptions(headless=False))
+    Operator(controller, canary_plan).when("stage_started", "pause", lambda e: e.stage == 1)
+    assert await controller.run() == 3
+    journal = controller.journal.path
+    assert of_type(journal, ev.Paused)[0].t == 600
+    assert of_type(journal, ev.RollbackStarted)[0].trigger == "error_rate"
+
+
+async def test_blue_green_and_rolling_run_on_the_simulator(tmp_path):
+    for strategy, weights in (("blue-green", [0, 100]), ("rolling", [100])):
+        plan = plan_from(f"app: a\nimage: r/a:2\nstrategy: {strategy}\nanalysis: {{min_requests: 20}}\n")
+        controller = sim_controller(plan, tmp_path / strategy)
+        assert await controller.run() == 0, strategy
+        assert [c["weight"] for c in controller.target.cluster.changes] == weights
+
+
+async def test_state_is_a_fold_over_the_journal(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, "latency-creep")
+    await controller.run()
+    replayed = fold(read_events(controller.journal.path))
+    assert (replayed.phase, replayed.stage, replayed.rollback_reason) == (
+        controller.state.phase,
+        controller.state.stage,
+        controller.state.rollback_reason,
+    )
+
+
+async def test_every_event_has_name_t_and_wall_time(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, "error-spike")
+    await controller.run()
+    for line in controller.journal.path.read_text().splitlines():
+        record = json.loads(line)
+        assert {"event", "t", "ts"} <= record.keys()
+        if record["event"].startswith("preflight"):
+            assert record["t"] <= 0

@@ -1,0 +1,194 @@
+"""Plans: defaults, YAML and HCL as one model, and validation that names file, line and field."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from console.cli import main
+from console.plan import PlanError, load_plan, load_plan_text
+from tests.conftest import SAMPLES, plan_from
+
+
+def problems(text: str, hcl: bool = False) -> list[str]:
+    with pytest.raises(PlanError) as caught:
+        load_plan_text(text, "plan.hcl" if hcl else "plan.yaml", hcl=hcl)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_minimal_plan_takes_the_reference_defaults():
+    plan = load_plan(SAMPLES / "minimal.yaml")
+    assert plan.name == "checkout-2.4.1"
+    assert plan.strategy == "canary"
+    assert [(s.weight, s.observe) for s in plan.stages] == [(5, 600), (25, 900), (50, 1200), (100, 3600)]
+    stage_3 = {c.metric: (c.op, c.value) for c in plan.stages[2].criteria}
+    assert stage_3 == {"error_rate": ("<", 0.001), "latency_p99": ("<", 300), "success_rate": (">", 0.9995)}
+    post = {c.metric for c in plan.stages[3].criteria}
+    assert post == {"error_rate", "latency_p50", "latency_p95", "latency_p99", "success_rate"}
+    critical = {t.check.metric: (t.check.op, t.check.value, t.check.consecutive) for t in plan.triggers if t.severity == "critical"}
+    assert critical == {
+        "error_rate": (">", 0.01, 1),
+        "success_rate": ("<", 0.99, 1),
+        "latency_p99": (">", 1000, 1),
+        "health_check_failures": (">", 3, 1),
+        "memory_oom_kills": (">", 0, 1),
+    }
+    warning = {t.check.metric: t.check.value for t in plan.triggers if t.severity == "warning"}
+    assert warning == {"error_rate": 0.005, "latency_p99": 500, "cpu": 0.8, "memory": 0.85}
+    assert (plan.interval, plan.pause_timeout, plan.min_requests) == (10, 900, 50)
+
+
+def test_yaml_and_hcl_plans_are_the_same_plan():
+    from_yaml, from_hcl = load_plan(SAMPLES / "canary.yaml"), load_plan(SAMPLES / "canary.hcl")
+    assert from_yaml.stages == from_hcl.stages
+    assert from_yaml.triggers == from_hcl.triggers
+    assert (from_yaml.name, from_yaml.image, from_yaml.flags) == (from_hcl.name, from_hcl.image, from_hcl.flags)
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.yaml")) + ["canary.hcl"])
+def test_every_sample_plan_is_valid(sample):
+    assert main(["validate", str(SAMPLES / sample)]) == 0
+
+
+def test_relative_checks_and_partial_stages():
+    plan = plan_from("app: a\nimage: r/a:2\nstages:\n  - weight: 10\n    criteria: {latency_p99: '<= 1.2x stable'}\n")
+    check = plan.stages[0].criteria[0]
+    assert check.relative and check.value == 1.2
+    assert check.holds(300, 260) is True and check.holds(320, 260) is False and check.holds(300, None) is None
+    assert [s.weight for s in plan.stages] == [10, 100], "a plan that stops short of 100% gets the monitoring stage"
+
+
+def test_strategies_have_their_own_default_stages():
+    blue_green = plan_from("app: a\nimage: r/a:2\nstrategy: blue-green\n")
+    rolling = plan_from("app: a\nimage: r/a:2\nstrategy: rolling\n")
+    assert [s.weight for s in blue_green.stages] == [0, 100]
+    assert [s.weight for s in rolling.stages] == [100]
+
+
+def test_trigger_overrides_and_switching_a_default_off():
+    plan = plan_from("app: a\nimage: r/a:2\ntriggers:\n  warning:\n    cpu: '> 90%'\n    memory: null\n")
+    warning = {t.check.metric: (t.check.value, t.check.consecutive) for t in plan.triggers if t.severity == "warning"}
+    assert warning["cpu"] == (0.9, 2)
+    assert "memory" not in warning
+
+
+def test_every_problem_is_reported_with_file_line_and_field():
+    text = (
+        "app: checkout\n"
+        "image: r/c:1\n"
+        "stages:\n"
+        "  - weight: 5\n"
+        "    criteria: {eror_rate: '< 2%', latency_p99: '< fast'}\n"
+        "  - weight: 3\n"
+        "  - weight: 300\n"
+        "triggers:\n"
+        "  critical:\n"
+        "    signups: '< 3'\n"
+    )
+    assert problems(text) == [
+        "plan.yaml:5: stages[0].criteria.eror_rate: metric 'eror_rate' is not defined by any provider (did you mean 'error_rate'?)",
+        "plan.yaml:5: stages[0].criteria.latency_p99: expected a latency like 500ms or 0.5s, got 'fast'",
+        "plan.yaml:6: stages[1].weight: weights must increase from stage to stage: 3 follows 5",
+        "plan.yaml:7: stages[2].weight: a weight is a percentage from 0 to 100, got 300",
+        "plan.yaml:10: triggers.critical.signups: metric 'signups' is not defined by any provider (define it under metrics.queries)",
+    ]
+
+
+def test_unknown_keys_suggest_the_right_one():
+    found = problems("app: a\nimage: r/a:2\nstratgy: canary\nstages:\n  - weight: 5\n    obsrve: 1m\n")
+    assert found == [
+        "plan.yaml:3: stratgy: unknown field (did you mean 'strategy'?)",
+        "plan.yaml:6: stages[0].obsrve: unknown field (did you mean 'observe'?)",
+    ]
+
+
+def test_wrong_types_and_missing_fields():
+    assert problems("app: [1]\nweight: 3\n") == [
+        "plan.yaml:1: app: Input should be a valid string",
+        "plan.yaml:1: image: is required",
+        "plan.yaml:2: weight: unknown field",
+    ]
+
+
+def test_a_business_metric_defined_by_a_query_may_be_judged():
+    plan = plan_from(
+        "app: a\nimage: r/a:2\nmetrics:\n  queries: {checkout_conversion: 'sum(rate(orders{track=\"{track}\"}[1m]))'}\n"
+        "stages:\n  - weight: 50\n    criteria: {checkout_conversion: '>= 0.95x stable'}\n"
+    )
+    assert "checkout_conversion" in plan.metric_names
+
+
+def test_hcl_problems_name_their_lines():
+    text = 'app = "a"\nimage = "r/a:1"\nstage {\n  weight = 5\n}\nstage {\n  weight = 2\n  criteria = {\n    latency_p99 = "< soon"\n  }\n}\n'
+    assert problems(text, hcl=True) == [
+        "plan.hcl:7: stages[1].weight: weights must increase from stage to stage: 2 follows 5",
+        "plan.hcl:9: stages[1].criteria.latency_p99: expected a latency like 500ms or 0.5s, got 'soon'",
+    ]
+
+
+@pytest.mark.parametrize(
+    "content, hcl, expected",
+    [
+        (b"", False, "plan.yaml:1: the plan is empty"),
+        (b"   \n\n", False, "plan.yaml:1: the plan is empty"),
+        (b"app: a\nimage: [unclosed\n", False, "plan.yaml:3: not valid YAML"),
+        (b"- just\n- a list\n", False, "plan.yaml:1: a plan is a mapping"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", False, "plan.yaml:1: not a text file"),
+        (b"app: a\nimage: b\x00\n", False, "plan.yaml:2: not a text file: it holds NUL bytes"),
+        (b"\xff\xfe\xfa", False, "plan.yaml:1: not a text file"),
+        (b'app = "a"\nstage {\n  weight = \n}\n', True, "plan.hcl:"),
+    ],
+)
+def test_junk_never_raises_anything_but_plan_error(content, hcl, expected):
+    with pytest.raises(PlanError) as caught:
+        load_plan_text(content, "plan.hcl" if hcl else "plan.yaml", hcl=hcl)
+    assert str(caught.value).startswith(expected)
+
+
+def test_validate_command_exits_2_with_path_line_messages(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("app: a\nimage: r/a:1\ninterval: soon\n")
+    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(bad), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{bad}:3: interval: expected a duration like 10m, 1h30m or 500ms, got 'soon'",
+        f"{tmp_path}:1: is a directory, not a plan file",
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_file(tmp_path: Path):
+    with pytest.raises(PlanError, match=r"nope.yaml:1: cannot read: No such file"):
+        load_plan(tmp_path / "nope.yaml")
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12)),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+plan_keys = st.sampled_from(["app", "image", "strategy", "stages", "triggers", "interval", "analysis", "metrics", "target", "weight", "observe", "criteria", "critical", "warning", "flags", "preflight"])
+plan_like = st.dictionaries(plan_keys, json_values, max_size=8)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(plan_like)
+def test_loader_never_crashes_on_structured_input(data):
+    import yaml
+
+    try:
+        load_plan_text(yaml.safe_dump(data), "fuzz.yaml")
+    except PlanError as error:
+        assert error.problems and all(p.line >= 1 for p in error.problems)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_loader_never_crashes_on_junk(raw):
+    for hcl in (False, True):
+        try:
+            load_plan_text(raw, "fuzz", hcl=hcl)
+        except PlanError:
+            pass

@@ -1,0 +1,58 @@
+import pytest
+from hypothesis import given, strategies as st
+
+from console.units import UnitError, format_duration, format_metric_value, parse_duration, parse_metric_value
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("10m", 600), ("1h30m", 5400), ("0.5s", 0.5), ("250ms", 0.25), ("45", 45), (90, 90), ("1d", 86400), ("2h 5m", 7500)],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "10x", "m10", "1h30", "-5", True, None, [1], "1.2.3s"])
+def test_bad_durations(text):
+    with pytest.raises(UnitError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    "metric, text, value",
+    [
+        ("error_rate", "1%", 0.01),
+        ("success_rate", "99.95%", 0.9995),
+        ("error_rate", 0.005, 0.005),
+        ("latency_p99", "500ms", 500),
+        ("latency_p99", "0.5s", 500),
+        ("latency_p99", "300", 300),
+        ("cpu", "80%", 0.8),
+        ("health_check_failures", "3", 3),
+    ],
+)
+def test_metric_values(metric, text, value):
+    assert parse_metric_value(metric, text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("metric, text", [("latency_p99", "fast"), ("latency_p99", "5%"), ("error_rate", "1 percent"), ("cpu", False)])
+def test_bad_metric_values(metric, text):
+    with pytest.raises(UnitError):
+        parse_metric_value(metric, text)
+
+
+def test_formats():
+    assert format_duration(5400) == "1h30m"
+    assert format_duration(0) == "0s"
+    assert format_metric_value("success_rate", 0.9995) == "99.95%"
+    assert format_metric_value("error_rate", 0.005) == "0.5%"
+    assert format_metric_value("latency_p99", 512.4) == "512ms"
+    assert format_metric_value("error_rate", None) == "—"
+
+
+@given(st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=True), st.none(), st.booleans()))
+def test_duration_parser_never_crashes(value):
+    try:
+        parse_duration(value)
+    except UnitError:
+        pass
