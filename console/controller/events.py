@@ -7,6 +7,7 @@ started; pre-flight events have t <= 0) and `ts` (wall time, ISO 8601).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -23,7 +24,8 @@ class Event:
     ts: str = field(default_factory=wall_time, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": self.name, **dataclasses.asdict(self)}
+        # Fields hold JSON values already: a shallow copy is enough (asdict's deep copy is the hot spot).
+        return {"event": self.name, **self.__dict__}
 
 
 @dataclass(frozen=True)
@@ -218,5 +220,10 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     values = {k: v for k, v in data.items() if k != "event"}
     if kind is CommandIssued:
         values["command"] = values.pop("name")
-    known = {f.name for f in dataclasses.fields(kind)}
+    known = _field_names(kind)
     return kind(**{k: v for k, v in values.items() if k in known})
+
+
+@functools.cache
+def _field_names(kind: type[Event]) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(kind))

@@ -1,0 +1,90 @@
+"""The command line's contracts: exit codes, JSON lines, the report, and no textual on the headless path."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SAMPLES
+
+
+def brahma(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "scenario, code, last",
+    [("healthy", 0, "completed"), ("error-spike", 3, "rolled_back"), ("latency-creep", 3, "rolled_back"), ("no-data", 3, "rolled_back"), ("flapping", 0, "completed")],
+)
+def test_headless_exit_codes_and_json_lines(tmp_path, scenario, code, last):
+    result = brahma("run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--json", "--scenario", scenario, "--state-dir", str(tmp_path))
+    assert result.returncode == code, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert all({"event", "t", "ts"} <= e.keys() for e in events)
+    assert events[-1]["event"] == last
+    report = (tmp_path / "checkout-2.4.1.md").read_text()
+    assert report.startswith("# Release checkout-2.4.1")
+
+
+def test_error_spike_report_has_the_incident(tmp_path):
+    brahma("run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--scenario", "error-spike", "--state-dir", str(tmp_path))
+    journal = tmp_path / "checkout-2.4.1.jsonl"
+    (tmp_path / "checkout-2.4.1.md").unlink()
+    result = brahma("report", str(journal))
+    assert result.returncode == 0
+    report = (tmp_path / "checkout-2.4.1.md").read_text()
+    for section in ("## Pre-flight", "## Stages", "## Timeline", "## Metrics summary", "## Flag changes", "## Issues", "## Rollback plan", "## Follow-up actions"):
+        assert section in report
+    assert "Rolled back (error_rate): error_rate" in report
+    assert "Time to rollback:" in report
+    assert "| stage 2 | 25% | 10:00 | 17:00 | rolled back |" in report
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--headless", "--manual"], "--manual needs a person"),
+        (["--json"], "--json is for headless runs"),
+        (["--headless", "--scenario", "nope"], "no such scenario"),
+        (["--headless", "--target", "kubernetes", "--metrics", "prometheus", "--fast"], "--speed and --fast are for the simulator only"),
+        (["--headless", "--target", "kubernetes"], "simulated metrics need the sim target"),
+        (["--headless", "--speed", "3", "--fast"], "not allowed with argument"),
+    ],
+)
+def test_invalid_arguments_exit_2(tmp_path, args, message):
+    result = brahma("run", str(SAMPLES / "canary.yaml"), *args, "--state-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_scenario_file_names_its_line(tmp_path):
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text("name: bad\nevents:\n  - {at: soon, track: canary, set: {error_rate: 2}}\n")
+    result = brahma("run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--scenario", str(scenario), "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert f"{scenario}:3: events[0].at: expected a duration" in result.stderr
+    assert f"{scenario}:3: events[0].set.error_rate: Input should be less than or equal to 1" in result.stderr
+    assert not (tmp_path / "s").exists(), "nothing was started"
+
+
+def test_headless_path_never_imports_textual(tmp_path):
+    code = (
+        "import sys\nfrom console.cli import main\n"
+        f"code = main(['run', {str(SAMPLES / 'canary.yaml')!r}, '--headless', '--fast', '--state-dir', {str(tmp_path)!r}])\n"
+        "assert code == 0, code\n"
+        "loaded = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+DOMAIN = ["console.plan", "console.controller.controller", "console.sim.metrics", "console.preflight", "console.report", "console.runner", "console.headless"]
+
+
+def test_the_domain_never_imports_textual():
+    code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in DOMAIN) + "assert 'textual' not in sys.modules\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
