@@ -1,0 +1,138 @@
+"""Files Brahma writes, read by the real OpenFeature SDK with the flagd provider in file mode.
+
+The provider's file watcher polls the file's mtime every `deadline_ms` (its FileWatcher sleeps
+deadline_ms between checks; `offline_poll_interval_ms` exists in its Config but is not used),
+so these tests run it at 100 ms and poll for changes with a deadline rather than sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from openfeature import api
+from openfeature.client import OpenFeatureClient
+from openfeature.contrib.provider.flagd import FlagdProvider
+from openfeature.contrib.provider.flagd.config import ResolverType
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.flag_evaluation import Reason
+
+from console.flags import FileBackend, FlagStore
+
+FLAG = "new-checkout"
+USERS = [f"user-{number}" for number in range(10_000)]
+POLL_INTERVAL_MS = 100
+SEEN_WITHIN_S = 5.0
+
+
+@pytest.fixture
+def flag_path(tmp_path: Path) -> Path:
+    return tmp_path / "flags.json"
+
+
+@pytest.fixture
+def store(flag_path: Path) -> FlagStore:
+    store = FlagStore(FileBackend(flag_path))
+    store.create(FLAG, actor="test")
+    return store
+
+
+@contextmanager
+def running_client(path: Path) -> Iterator[OpenFeatureClient]:
+    """A client of a flagd file provider watching `path`, polling it every 100 ms."""
+    provider = FlagdProvider(
+        resolver_type=ResolverType.FILE,
+        offline_flag_source_path=str(path),
+        deadline_ms=POLL_INTERVAL_MS,
+    )
+    domain = f"brahma-test-{uuid.uuid4()}"
+    api.set_provider_and_wait(provider, domain)
+    try:
+        yield api.get_client(domain)
+    finally:
+        provider.shutdown()
+
+
+@pytest.fixture
+def client(store: FlagStore, flag_path: Path) -> Iterator[OpenFeatureClient]:
+    with running_client(flag_path) as client:
+        yield client
+
+
+def is_on(client: OpenFeatureClient, user: str, default: bool = False) -> bool:
+    return client.get_boolean_value(FLAG, default, EvaluationContext(targeting_key=user))
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + SEEN_WITHIN_S
+    while not condition():
+        assert time.monotonic() < deadline, f"the provider did not see {what} within {SEEN_WITHIN_S}s"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("percentage", [0, 5, 25, 50, 100])
+def test_the_share_of_users_on_matches_the_percentage(store, flag_path, percentage):
+    store.enable(FLAG, actor="test")
+    store.set_percentage(FLAG, percentage, actor="test")
+    with running_client(flag_path) as client:
+        share = 100 * sum(is_on(client, user) for user in USERS) / len(USERS)
+    assert abs(share - percentage) <= 1.5
+
+
+def test_allowed_users_always_get_on(store, client):
+    allowed = USERS[:20]
+    for user in allowed:
+        store.allow(FLAG, user, actor="test")
+    store.enable(FLAG, actor="test")
+    wait_until(lambda: is_on(client, allowed[0]), "the allowed users")
+    assert all(is_on(client, user) for user in allowed)
+    assert not any(is_on(client, user) for user in USERS[20:2000])
+
+    store.set_percentage(FLAG, 50, actor="test")
+    wait_until(lambda: 0 < sum(is_on(client, user) for user in USERS[20:2000]), "the rollout")
+    assert all(is_on(client, user) for user in allowed)
+
+
+def test_a_disabled_flag_returns_the_callers_default(store, client):
+    store.allow(FLAG, "user-1", actor="test")
+    store.set_percentage(FLAG, 100, actor="test")
+    store.enable(FLAG, actor="test")
+    wait_until(lambda: is_on(client, "user-2"), "the flag enabled")
+
+    store.disable(FLAG, actor="test")
+    context = EvaluationContext(targeting_key="user-1")
+    wait_until(lambda: client.get_boolean_details(FLAG, True, context).reason == Reason.DISABLED, "the flag disabled")
+    details = client.get_boolean_details(FLAG, True, context)
+    assert (details.value, details.variant) == (True, None)
+    assert is_on(client, "user-1", default=False) is False
+    assert is_on(client, "user-2", default=False) is False
+
+
+def test_a_running_provider_sees_brahmas_changes(store, client):
+    assert is_on(client, "user-1") is False
+    store.enable(FLAG, actor="test")
+    store.set_percentage(FLAG, 100, actor="test")
+    wait_until(lambda: is_on(client, "user-1"), "the flag enabled at 100%")
+
+    store.kill([FLAG], actor="oncall", reason="error spike")
+    wait_until(
+        lambda: client.get_boolean_details(FLAG, False, EvaluationContext(targeting_key="user-1")).reason
+        == Reason.DISABLED,
+        "the kill",
+    )
+
+
+def test_raising_the_percentage_keeps_users_who_were_on(store, client):
+    store.enable(FLAG, actor="test")
+    store.set_percentage(FLAG, 5, actor="test")
+    wait_until(lambda: any(is_on(client, user) for user in USERS[:1000]), "5%")
+    on_at_5 = {user for user in USERS[:2000] if is_on(client, user)}
+
+    store.set_percentage(FLAG, 25, actor="test")
+    wait_until(lambda: sum(is_on(client, user) for user in USERS[:2000]) > 2 * len(on_at_5), "25%")
+    on_at_25 = {user for user in USERS[:2000] if is_on(client, user)}
+    assert on_at_5 < on_at_25
