@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--prometheus", metavar="URL", help="override the plan's Prometheus server")
     run.add_argument("--context", help="kubeconfig context")
     run.add_argument("--read-only", action="store_true", help="console: watch, never act")
+    run.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)  # brahma demo: fault keys on
 
     validate = commands.add_parser("validate", help="exit 0 when valid, 2 with PATH:LINE: messages on stderr")
     validate.add_argument("plans", type=Path, nargs="+")
@@ -85,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from console.actor import current_actor
     from console.headless import run_headless
     from console.plan import load_plan
-    from console.runner import RunOptions, UsageError, build_controller
+    from console.runner import RunOptions, UsageError, build_rollout
 
     if args.headless and args.manual:
         print("brahma: --manual needs a person at the console; it cannot run with --headless", file=sys.stderr)
@@ -100,24 +101,24 @@ def cmd_run(args: argparse.Namespace) -> int:
             manual=args.manual, headless=args.headless, state_dir=args.state_dir, prometheus_url=args.prometheus,
             context=args.context,
         )
-        controller = build_controller(plan, options, current_actor())
+        rollout = build_rollout(plan, options, current_actor())
     except PlanError as error:
         return _print_problems(error)
     except UsageError as error:
         print(f"brahma: {error}", file=sys.stderr)
         return EXIT_INVALID
     if args.headless:
-        return asyncio.run(run_headless(controller, json_lines=args.json, state_dir=args.state_dir))
+        return asyncio.run(run_headless(rollout, json_lines=args.json))
     from console.tui.app import run_console
 
-    return run_console(controller, read_only=args.read_only, state_dir=args.state_dir)
+    return run_console(rollout, read_only=args.read_only, demo=args.demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="brahma-demo-"))
-    argv = ["run", str(SAMPLE_PLAN), "--target", "sim", "--scenario", args.scenario, "--speed", str(args.speed), "--state-dir", str(state_dir)]
+    argv = ["run", str(SAMPLE_PLAN), "--target", "sim", "--scenario", args.scenario, "--speed", str(args.speed), "--state-dir", str(state_dir), "--demo"]
     return cmd_run(_parser().parse_args(argv + (["--headless"] if args.headless else [])))
 
 

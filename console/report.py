@@ -10,6 +10,7 @@ from console.controller.analysis import WindowStats
 from console.controller.journal import atomic_write, read_events
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
+from console.narrate import flag_change, rollout_clock
 from console.units import format_duration, format_metric_value
 
 # For these a higher value is worse; for success_rate and throughput a lower one is.
@@ -109,12 +110,6 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             data.issues.append((event.t, f"Pre-flight gate failed: {', '.join(event.failed)}"))
 
 
-def _clock(t: float) -> str:
-    sign = "-" if t < 0 else ""
-    minutes, seconds = divmod(int(abs(t)), 60)
-    return f"{sign}{minutes}:{seconds:02d}"
-
-
 def _metric_line(metric: str, means: dict[str, TrackValues]) -> str:
     values = means.get(metric, TrackValues(None, None))
     return f"{format_metric_value(metric, values.canary)} (stable {format_metric_value(metric, values.stable)})"
@@ -167,15 +162,15 @@ def render(data: ReportData) -> str:
     lines += ["## Stages", "", "| stage | weight | from | to | outcome | samples | error rate | p99 latency |", "|---|---|---|---|---|---|---|---|"]
     for stage in data.stages:
         means = stage.window.means()
-        ended = _clock(stage.ended_t) if stage.ended_t is not None else "—"
+        ended = rollout_clock(stage.ended_t) if stage.ended_t is not None else "—"
         lines.append(
-            f"| {stage.name} | {stage.weight}% | {_clock(stage.started_t)} | {ended} | {stage.outcome} | {stage.window.samples} "
+            f"| {stage.name} | {stage.weight}% | {rollout_clock(stage.started_t)} | {ended} | {stage.outcome} | {stage.window.samples} "
             f"| {_metric_line('error_rate', means)} | {_metric_line('latency_p99', means)} |"
         )
     lines.append("")
 
     lines += ["## Timeline", ""]
-    lines += [f"- `{_clock(t)}` {text}" for t, text in data.timeline] or ["Nothing happened after the gate."]
+    lines += [f"- `{rollout_clock(t)}` {text}" for t, text in data.timeline] or ["Nothing happened after the gate."]
     lines.append("")
 
     lines += ["## Metrics summary", "", "| metric | before (stable) | after (new version) | change | status |", "|---|---|---|---|---|"]
@@ -190,11 +185,11 @@ def render(data: ReportData) -> str:
     lines.append("")
 
     lines += ["## Flag changes", ""]
-    lines += [f"- `{_clock(f.t)}` {f.flag}: {f.old} → {f.new} by {f.actor}" + (f" ({f.reason})" if f.reason else "") for f in data.flags] or ["None."]
+    lines += [f"- `{rollout_clock(f.t)}` {f.flag}: {flag_change(f.old, f.new)} by {f.actor}" + (f" ({f.reason})" if f.reason else "") for f in data.flags] or ["None."]
     lines.append("")
 
     lines += ["## Issues", ""]
-    lines += [f"- `{_clock(t)}` {text}" for t, text in data.issues] or ["None."]
+    lines += [f"- `{rollout_clock(t)}` {text}" for t, text in data.issues] or ["None."]
     lines.append("")
 
     lines += ["## Rollback plan", ""]

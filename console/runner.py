@@ -11,6 +11,9 @@ from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.controller import Controller, ControllerOptions
 from console.controller.journal import read_events
 from console.controller.state import fold
+from console.flags.backends import FileBackend
+from console.flags.release import ReleaseFlags
+from console.flags.store import FlagStore
 from console.metrics.base import MetricSource
 from console.plan.model import RolloutPlan
 from console.targets.base import Target
@@ -107,8 +110,43 @@ def build_target_and_metrics(plan: RolloutPlan, options: RunOptions, journal: Pa
     return target, metrics
 
 
-def build_controller(plan: RolloutPlan, options: RunOptions, actor: str) -> Controller:
+@dataclass
+class Rollout:
+    """Everything one run is made of, for the headless runner and the console alike."""
+
+    controller: Controller
+    flags: ReleaseFlags | None = None
+    """The plan's flags in their store (None when the plan has none)."""
+
+
+def flags_path(plan: RolloutPlan, journal: Path) -> Path | None:
+    """The plan's flag file; on the simulator, one beside the journal stands in for the flag service."""
+    if plan.flags_file:
+        return Path(plan.flags_file)
+    if plan.flags and plan.target.kind == "sim":
+        return journal.with_name(f"{journal.stem}.flags.json")
+    return None
+
+
+def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout:
     journal = journal_path(plan, options.state_dir)
     target, metrics = build_target_and_metrics(plan, options, journal)
     controller_options = ControllerOptions(headless=options.headless, manual=options.manual, exit_when_finished=options.headless)
-    return Controller(plan, target, metrics, journal, build_clock(options), controller_options, actor=actor)
+    release_flags = None
+    path = flags_path(plan, journal)
+    if path is not None:
+        release_flags = ReleaseFlags(FlagStore(FileBackend(path)), plan.flags)
+        controller_options.flag_hooks.append(release_flags.on_rollback)
+        controller_options.flag_setup = release_flags.create_missing
+    controller = Controller(plan, target, metrics, journal, build_clock(options), controller_options, actor=actor)
+    return Rollout(controller, release_flags)
+
+
+async def close_rollout(controller: Controller) -> Path:
+    """Close the journal and the clients, then write the report from the journal."""
+    from console.report import write_report
+
+    controller.journal.close()
+    await controller.target.close()
+    await controller.metrics.close()
+    return write_report(controller.journal.path)

@@ -12,6 +12,9 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    speed: float
+    """Rollout seconds per wall second (0 for virtual time: a gap in wall time moves nothing)."""
+
     def now(self) -> float: ...
 
     def start(self, t: float) -> None:
@@ -49,10 +52,17 @@ class RealClock:
 
 
 class VirtualClock:
-    """Time that jumps to the next instant anyone waits for: no real waiting at all."""
+    """Time that jumps to the next instant anyone waits for: no real waiting at all.
 
-    def __init__(self, t: float = 0.0):
+    With `stop_at`, time stands still there (only commands move the controller on), so a
+    test can hold a rollout at a chosen moment and look at it.
+    """
+
+    speed = 0.0
+
+    def __init__(self, t: float = 0.0, stop_at: float | None = None):
         self._t = t
+        self.stop_at = stop_at
 
     def now(self) -> float:
         return self._t
@@ -63,5 +73,10 @@ class VirtualClock:
     async def wait_until(self, t: float, wake: asyncio.Event) -> None:
         # Let other tasks (a test's command, the console) run before time moves on.
         await asyncio.sleep(0)
-        if not wake.is_set():
-            self._t = max(self._t, t)
+        if wake.is_set():
+            return
+        if self.stop_at is not None and t > self.stop_at:
+            self._t = max(self._t, self.stop_at)
+            await wake.wait()
+            return
+        self._t = max(self._t, t)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from console.controller import events as ev
 from console.controller.analysis import decide, judge_sample, judge_window
@@ -33,7 +33,15 @@ COMMANDS = ("promote", "promote-full", "pause", "resume", "rollback", "sign-off"
 ROLLBACK_ATTEMPTS = 5
 ROLLBACK_BACKOFF_S = 0.2
 
-FlagHook = Callable[[str, str], Awaitable[list[ev.FlagChanged]]]
+class FlagChangeRecord(Protocol):
+    flag: str
+    old: dict[str, Any] | None
+    new: dict[str, Any]
+    actor: str
+    reason: str
+
+
+FlagHook = Callable[[str, str], Awaitable[list[FlagChangeRecord]]]
 """Given (actor, reason), switch flags and return what changed (rollback's flag step)."""
 
 
@@ -57,6 +65,9 @@ class ControllerOptions:
     exit_when_finished: bool = True
     """False for the console: after completion the loop stays to take an undo."""
     flag_hooks: list[FlagHook] = field(default_factory=list)
+    """Run by every rollback: switch the plan's disable_on_rollback flags off."""
+    flag_setup: FlagHook | None = None
+    """Run before the gate: the plan's flags created disabled (deploy dark)."""
 
 
 class Controller:
@@ -114,6 +125,11 @@ class Controller:
         for listener in self._listeners:
             listener(event)
 
+    def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
+        """Journal flag changes made beside the rollout (the kill switch, an editor)."""
+        for change in changes:
+            self.emit(ev.FlagChanged(self.now(), flag=change.flag, old=change.old or {}, new=change.new, actor=change.actor, reason=change.reason))
+
     @property
     def exit_code(self) -> int:
         return EXIT_CODES.get(self.state.phase, EXIT_ERROR)
@@ -140,6 +156,8 @@ class Controller:
                 )
             )
         if not state.preflight_done and not state.finished:
+            if self.options.flag_setup is not None:
+                self.record_flag_changes(await self.options.flag_setup(self.actor, "created disabled before the deploy"))
             await self._run_gate(gate or Gate(self.plan.preflight))
         if not state.finished:
             self._start_clock()
@@ -156,7 +174,7 @@ class Controller:
         t = self.state.last_t
         if self.resumed and self.state.last_ts:
             gap = (datetime.now(timezone.utc) - datetime.fromisoformat(self.state.last_ts)).total_seconds()
-            t += max(0.0, gap) * getattr(self.clock, "speed", 0.0) if not isinstance(self.clock, VirtualClock) else 0.0
+            t += max(0.0, gap) * self.clock.speed
         self.clock.start(max(0.0, t))
         self._clock_started = True
 
@@ -377,8 +395,7 @@ class Controller:
         reason = self.state.rollback_reason
         for hook in self.options.flag_hooks:
             try:
-                for change in await hook(self.actor, f"rollback: {reason}"):
-                    self.emit(change)
+                self.record_flag_changes(await hook(self.actor, f"rollback: {reason}"))
             except Exception as error:  # a flag store that fails must not stop the rollback
                 self.emit(ev.ErrorRaised(self.now(), where="flags", message=str(error)))
         duration = time.monotonic() - began

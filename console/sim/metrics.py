@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Sequence
 
 from console.metrics.base import HistoryPoint, Sample, TrackValues
-from console.sim.scenario import Scenario
+from console.sim.scenario import Scenario, ScenarioEventSpec, TrackSpec
 from console.sim.target import SimTarget
 
 SMOKE_RPS = 20.0
@@ -35,6 +36,11 @@ class SimMetricSource:
 
     def __init__(self, scenario: Scenario, target: SimTarget):
         self.scenario, self.target = scenario, target
+
+    def inject(self, t: float, track: str, **values: object) -> None:
+        """A fault from now on (the demo's keys): the scenario gains an event at `t`."""
+        event = ScenarioEventSpec(at=t, track=track, set=TrackSpec(**values))
+        self.scenario = replace(self.scenario, events=tuple(sorted((*self.scenario.events, event), key=lambda e: e.at)))
 
     def _rates(self) -> tuple[float, float]:
         """Requests per second on the canary and on stable now."""

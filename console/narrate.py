@@ -1,0 +1,66 @@
+"""Events told in one line a person reads: the headless output, the console's event log."""
+
+from __future__ import annotations
+
+from console.controller import events as ev
+from console.units import format_duration
+
+
+def describe(event: ev.Event) -> str | None:
+    """One line a person reads, or None for the events too frequent to print (samples)."""
+    match event:
+        case ev.RolloutStarted():
+            return f"rollout {event.rollout}: {event.strategy} of {event.image}, {format_duration(event.planned_s)} planned"
+        case ev.PreflightResult():
+            return f"pre-flight {event.item}: {event.status}" + (f" ({event.by})" if event.by and event.by != "brahma" else "")
+        case ev.PreflightPassed():
+            return "pre-flight gate passed"
+        case ev.PreflightFailed():
+            return f"pre-flight gate FAILED: {', '.join(event.failed)}; nothing was changed"
+        case ev.StageStarted():
+            return f"{event.stage_name} started: {event.weight}% of traffic on the new version, observing {format_duration(event.observe_s)}"
+        case ev.StagePassed():
+            return f"stage {event.stage + 1} passed"
+        case ev.AwaitingPromote():
+            return f"stage {event.stage + 1} held: waiting for promote"
+        case ev.Paused():
+            return f"PAUSED: {event.reason}"
+        case ev.Resumed():
+            return "resumed"
+        case ev.RollbackStarted():
+            return f"ROLLING BACK ({event.trigger}): {event.reason}"
+        case ev.RollbackVerified():
+            return f"rollback verified: {event.detail}"
+        case ev.RolledBack():
+            return f"rolled back in {event.duration_s:.3f}s: stable serves 100%"
+        case ev.Completed():
+            return "completed: the new version serves 100% and the monitoring window held"
+        case ev.CommandIssued():
+            return f"command {event.command} by {event.actor}"
+        case ev.FlagChanged():
+            return f"flag {event.flag}: {flag_change(event.old, event.new)} by {event.actor}"
+        case ev.ErrorRaised():
+            return f"error in {event.where}: {event.message}"
+    return None
+
+
+def rollout_clock(t: float) -> str:
+    """`t` as minutes:seconds on the rollout's clock."""
+    sign = "-" if t < 0 else ""
+    minutes, seconds = divmod(int(abs(t)), 60)
+    return f"{sign}{minutes}:{seconds:02d}"
+
+
+def flag_state(flag: dict) -> str:
+    """`off`, or `on 25%` with the allowed users counted."""
+    if not flag.get("enabled"):
+        return "off"
+    users = len(flag.get("allowed_users") or ())
+    share = flag.get("percentage")
+    return "on" + (f" {share}%" if share is not None else "") + (f" +{users} users" if users else "")
+
+
+def flag_change(old: dict, new: dict) -> str:
+    if not old:
+        return f"created ({flag_state(new)})"
+    return f"{flag_state(old)} → {flag_state(new)}"

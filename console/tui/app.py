@@ -1,0 +1,375 @@
+"""The console: gate, stages, live metrics, flags, the event log, and the big rollback key.
+
+The controller runs in this app's event loop as a worker; it reports through events, which the
+app turns into widget data (view.py) at most a few times a second, so a fast simulator or a
+1 s sample interval never floods a slow SSH link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header, RichLog
+
+from console.actor import current_actor
+from console.controller import events as ev
+from console.controller.controller import EXIT_ERROR, EXIT_INVALID, RollbackFailed
+from console.metrics.base import TrackValues
+from console.narrate import describe, rollout_clock
+from console.runner import Rollout, close_rollout
+from console.sim.metrics import SimMetricSource
+from console.tui import view
+from console.tui.commands import RolloutCommands
+from console.tui.keymap import KeymapError, default_keymap_path, load_keymap
+from widgets.chart_screen import ChartScreen
+from widgets.checklist import Checklist
+from widgets.confirm_screen import ConfirmScreen
+from widgets.flag_panel import FlagPanel, FlagRow
+from widgets.keys_screen import KeysScreen
+from widgets.metric_table import MetricTable
+from widgets.rollback_bar import RollbackBar
+from widgets.stage_track import StageTrack
+from widgets.text_screen import TextScreen
+
+REFRESH_S = 0.25
+"""How often the panes are redrawn at most: events between two redraws are coalesced."""
+EXIT_QUIT_UNFINISHED = 130
+ACTING = {"rollback", "promote", "promote_full", "toggle_pause", "sign_off", "kill_flags", "inject"}
+LOG_STYLES = {ev.RollbackStarted: "bold red", ev.RolledBack: "bold red", ev.Paused: "yellow", ev.Completed: "bold green", ev.PreflightFailed: "bold red", ev.ErrorRaised: "red"}
+FAULTS = {
+    "error": ("an error spike (3% errors)", {"error_rate": 0.03}),
+    "latency": ("a latency spike (p99 700ms)", {"latency_p99_ms": 700}),
+    "no_data": ("a metrics outage (no data)", {"no_data": True}),
+    "heal": ("a healthy canary again", {"error_rate": 0.0002, "latency_p99_ms": 245, "no_data": False}),
+}
+
+
+class BrahmaApp(App[int]):
+    """One rollout, supervised from the keyboard."""
+
+    CSS_PATH = "brahma.tcss"
+    TITLE = "Brahma"
+    COMMANDS = App.COMMANDS | {RolloutCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("ctrl+r", "rollback", "Roll back", id="rollout.rollback", priority=True, tooltip="Traffic back to stable (asks first)"),
+        Binding("p", "promote", "Promote", id="rollout.promote", tooltip="The next stage now"),
+        Binding("P", "promote_full", "Promote to 100%", id="rollout.promote_full", key_display="P", show=False, tooltip="Straight to the last stage"),
+        Binding("space", "toggle_pause", "Pause", id="rollout.pause", tooltip="Pause or resume the rollout"),
+        Binding("s", "sign_off", "Sign off", id="preflight.sign_off", show=False),
+        Binding("k", "kill_flags", "Kill flags", id="flags.kill", show=False, tooltip="Switch off every new flag of the plan (asks first)"),
+        Binding("question_mark", "keys", "Keys", id="app.keys", key_display="?"),
+        Binding("q", "quit_console", "Quit", id="app.quit"),
+        Binding("e", "inject('error')", "Inject errors", id="demo.error_spike", show=False),
+        Binding("l", "inject('latency')", "Inject latency", id="demo.latency", show=False),
+        Binding("n", "inject('no_data')", "Inject no data", id="demo.no_data", show=False),
+        Binding("h", "inject('heal')", "Heal canary", id="demo.heal", show=False),
+    ]
+
+    def __init__(self, rollout: Rollout, *, read_only: bool = False, demo: bool = False, actor: str | None = None):
+        super().__init__()
+        self.rollout = rollout
+        self.controller = rollout.controller
+        self.plan = rollout.controller.plan
+        self.read_only = read_only
+        self.actor = actor or current_actor()
+        self.sim_metrics = self.controller.metrics if demo and isinstance(self.controller.metrics, SimMetricSource) else None
+        self._dirty = True
+        self._phase = ""
+        self._last_seen: dict[str, datetime] = {}
+        self.exit_code = EXIT_QUIT_UNFINISHED
+        self.title = f"Brahma · {self.plan.name}"
+        self.sub_title = f"{self.plan.strategy} · {self.plan.image}" + (" · read-only" if read_only else "")
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="⟲")
+        yield StageTrack(id="track")
+        with Horizontal(id="middle"):
+            with Vertical(id="metrics-pane"):
+                yield MetricTable(id="metrics")
+            with Vertical(id="side"):
+                with Vertical(id="preflight-pane"):
+                    yield Checklist(id="checklist")
+                with Vertical(id="flags-pane"):
+                    yield FlagPanel(id="flags")
+        yield RichLog(id="log", max_lines=500, wrap=False, markup=False, auto_scroll=True)
+        yield RollbackBar(id="rollback")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#metrics-pane").border_title = "Metrics · canary vs stable"
+        self.query_one("#preflight-pane").border_title = "Pre-flight"
+        self.query_one("#flags-pane").border_title = "Flags"
+        self.query_one("#log").border_title = "Events"
+        # Panes the plan has nothing for are left out; the metrics take their room.
+        self.query_one("#preflight-pane").display = bool(self.plan.preflight)
+        self.query_one("#flags-pane").display = self.rollout.flags is not None
+        self.query_one("#side").display = bool(self.plan.preflight) or self.rollout.flags is not None
+        bar = self.query_one(RollbackBar)
+        bar.key = self._key_for("rollout.rollback")
+        if self.read_only:
+            bar.phase = "read_only"
+        self.controller.subscribe(self._on_controller_event)
+        self.run_controller()
+        self.set_interval(REFRESH_S, self._refresh_if_dirty)
+        self.refresh_view()
+        self.refresh_flags()
+        self.query_one(MetricTable).focus()
+
+    def on_resize(self) -> None:
+        self.screen.set_class(self.size.height >= 36, "-tall")
+
+    def _key_for(self, binding_id: str) -> str:
+        for _, binding in self._bindings:
+            if binding.id == binding_id:
+                return binding.key
+        return "?"
+
+    # -- the controller --------------------------------------------------------------------
+
+    @work(exclusive=True, exit_on_error=False, group="controller")
+    async def run_controller(self) -> None:
+        try:
+            await self.controller.run()
+        except RollbackFailed as error:
+            self.log_line(Text(f"rollback failed: {error}", style="bold red"))
+            self.notify(str(error), title="Rollback failed", severity="error", timeout=30)
+
+    def _on_controller_event(self, event: ev.Event) -> None:
+        self._dirty = True
+        if isinstance(event, ev.SampleTaken):
+            now = datetime.now()
+            for metric, values in event.metrics.items():
+                if values.get("canary") is not None:
+                    self._last_seen[metric] = now
+            return
+        line = describe(event)
+        if line is not None:
+            self.log_line(Text(f"{rollout_clock(event.t):>6} {line}", style=LOG_STYLES.get(type(event), "")))
+        if isinstance(event, ev.FlagChanged):
+            self.refresh_flags()
+        if self.controller.state.phase != self._phase:
+            # A change of phase (a rollback above all) is shown at once, not at the next tick.
+            self.refresh_view()
+
+    def log_line(self, text: Text) -> None:
+        self.query_one(RichLog).write(text)
+
+    def _refresh_if_dirty(self) -> None:
+        if self._dirty:
+            self.refresh_view()
+
+    def refresh_view(self) -> None:
+        """Every pane from the controller's state."""
+        self._dirty = False
+        state = self.controller.state
+        self.query_one(StageTrack).track = view.stage_track(self.plan, state, self.controller.now())
+        self.query_one(MetricTable).show(view.metric_rows(self.plan, state, self._last_seen))
+        self.query_one(Checklist).show(view.checklist(self.plan, state))
+        if not self.read_only:
+            bar = self.query_one(RollbackBar)
+            bar.phase = {"rolling_back": "rolling_back", "rolled_back": "rolled_back", "gate_failed": "idle"}.get(state.phase, "ready")
+            bar.detail = self._bar_detail()
+        if isinstance(self.screen, ChartScreen):
+            self.screen.draw(view.chart_data(self.plan, state, self.screen.data.metric))
+        if state.phase != self._phase:
+            self._phase = state.phase
+            self.refresh_bindings()
+
+    def _bar_detail(self) -> str:
+        state = self.controller.state
+        if state.phase == "rolled_back" and state.rollback_duration_s is not None:
+            return f"stable serves 100% · took {state.rollback_duration_s:.3f}s"
+        if state.phase == "completed":
+            return "undo the release"
+        if state.active:
+            return f"new {state.weight}% → 0%"
+        return ""
+
+    def refresh_flags(self) -> None:
+        flags = self.rollout.flags
+        if flags is None:
+            return
+        rows = [FlagRow(f.name, f.enabled, f.percentage or 0, len(f.allowed_users), f.read_only) for f in flags.flags()]
+        self.query_one(FlagPanel).show(rows)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ACTING and self.read_only:
+            return False
+        state = self.controller.state
+        if action == "inject":
+            return self.sim_metrics is not None
+        if action in ("promote", "promote_full"):
+            return True if state.active else None
+        if action == "toggle_pause":
+            return True if state.phase in ("running", "paused", "awaiting_promote") else None
+        if action == "sign_off":
+            return True if any(item.status == "waiting" for item in state.preflight.values()) else None
+        if action == "kill_flags":
+            return True if self.rollout.flags is not None else False
+        return True
+
+    def submit(self, command: str, argument: str = "") -> None:
+        self.controller.submit(command, self.actor, argument)
+
+    def action_rollback(self) -> None:
+        state = self.controller.state
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        if state.phase in ("rolled_back", "rolling_back", "gate_failed"):
+            self.notify("Nothing to roll back: stable already serves all traffic.", title="Roll back")
+            return
+        self.push_screen(
+            ConfirmScreen(f"Roll back {self.plan.name}?", self._rollback_consequences(), "Roll back (Enter / y)"),
+            lambda confirmed: self.submit("rollback") if confirmed else None,
+        )
+
+    def _rollback_consequences(self) -> str:
+        state = self.controller.state
+        flags = [f.name for f in self.plan.flags if f.disable_on_rollback]
+        flag_text = f" Flags switched off: {', '.join(flags)}." if flags else ""
+        if state.phase in ("new", "preflight"):
+            return "Nothing has changed yet: this stops the release before its first change."
+        if state.phase == "completed":
+            return f"The release is complete: this undoes it and stable ({self.plan.strategy}) serves 100% again.{flag_text}"
+        return f"The new version serves {state.weight}% of traffic. All of it goes back to stable now.{flag_text}"
+
+    def action_promote(self) -> None:
+        self.submit("promote")
+
+    def action_promote_full(self) -> None:
+        self.submit("promote-full")
+
+    def action_toggle_pause(self) -> None:
+        self.submit("resume" if self.controller.state.phase == "paused" else "pause")
+
+    def action_sign_off(self) -> None:
+        checklist = self.query_one(Checklist)
+        waiting = [name for name, item in self.controller.state.preflight.items() if item.status == "waiting"]
+        highlighted = checklist.highlighted_key
+        item = highlighted if highlighted in waiting else (waiting[0] if waiting else None)
+        if item is not None:
+            self.submit("sign-off", item)
+
+    def on_checklist_sign_off_requested(self, message: Checklist.SignOffRequested) -> None:
+        if not self.read_only:
+            self.submit("sign-off", message.item)
+
+    def on_checklist_output_requested(self, message: Checklist.OutputRequested) -> None:
+        item = message.item
+        self.push_screen(TextScreen(f"{item.name}: {item.state}", item.output or "(no output yet)"))
+
+    def on_metric_table_chart_requested(self, message: MetricTable.ChartRequested) -> None:
+        self.push_screen(ChartScreen(view.chart_data(self.plan, self.controller.state, message.metric)))
+        self.backfill_chart(message.metric)
+
+    @work(exclusive=True, exit_on_error=False, group="chart")
+    async def backfill_chart(self, metric: str) -> None:
+        """Earlier values from the source's history (Prometheus keeps them; the simulator does not)."""
+        state = self.controller.state
+        start = state.stage_started_t if state.stage >= 0 else 0.0
+        points = await self.controller.metrics.history(metric, start, self.controller.now(), self.plan.interval)
+        if points and isinstance(self.screen, ChartScreen) and self.screen.data.metric == metric:
+            backfill = [(p.t, TrackValues(p.canary, p.stable)) for p in points]
+            self.screen.draw(view.chart_data(self.plan, state, metric, backfill))
+
+    def on_rollback_bar_pressed(self) -> None:
+        self.action_rollback()
+
+    def action_kill_flags(self) -> None:
+        names = [f.name for f in self.plan.flags if f.new]
+        self.push_screen(
+            ConfirmScreen("Kill switch", f"Switch off every new flag of this release: {', '.join(names)}. Apps see it within a second.", "Switch off (Enter / y)"),
+            lambda confirmed: self.kill_flags() if confirmed else None,
+        )
+
+    @work(exclusive=True, exit_on_error=False, group="flags")
+    async def kill_flags(self) -> None:
+        flags = self.rollout.flags
+        if flags is None:
+            return
+        try:
+            self.controller.record_flag_changes(await flags.kill(self.actor))
+        except Exception as error:  # a flag file in a bad state is shown, never fatal to the console
+            self.notify(str(error), title="Kill switch failed", severity="error", timeout=20)
+        self.refresh_flags()
+
+    def action_inject(self, fault: str) -> None:
+        assert self.sim_metrics is not None
+        label, values = FAULTS[fault]
+        self.sim_metrics.inject(self.controller.now(), "canary", **values)
+        self.log_line(Text(f"{rollout_clock(self.controller.now()):>6} demo: injected {label} into the canary", style="magenta"))
+
+    def action_keys(self) -> None:
+        keys = [(b.key_display or self.get_key_display(b), b.description or b.action) for b in self._all_bindings()]
+        keys.append(("ctrl+p", "Command palette: every action by name"))
+        self.push_screen(KeysScreen(keys))
+
+    def _all_bindings(self) -> list[Binding]:
+        seen, bindings = set(), []
+        for active in self.screen.active_bindings.values():
+            binding = active.binding
+            if binding.id in seen or not active.enabled or binding.system:
+                continue
+            seen.add(binding.id)
+            bindings.append(binding)
+        return bindings
+
+    def action_quit_console(self) -> None:
+        state = self.controller.state
+        if state.finished or not state.started:
+            self.shut_down()
+            return
+        where = f"stage {state.stage + 1} ({state.weight}% on the new version)" if state.stage >= 0 else "the pre-flight gate"
+        body = (
+            f"The rollout is at {where}. The controller runs inside this console: when it quits, nobody samples "
+            "the metrics and no automatic rollback can happen. Traffic stays where it is. "
+            "Run the same `brahma run` again to resume from the journal."
+        )
+        self.push_screen(ConfirmScreen("Quit while the rollout runs?", body, "Quit (Enter / y)", "Stay (n)"), lambda ok: self.shut_down() if ok else None)
+
+    @work(exclusive=True, group="shutdown")
+    async def shut_down(self) -> None:
+        """Stop the controller, close the journal and clients, write the report, then leave."""
+        self.controller.stop()
+        await self.workers.wait_for_complete([w for w in self.workers if w.group == "controller"])
+        await close_rollout(self.controller)
+        self.exit(self.controller.exit_code if self.controller.state.finished else EXIT_QUIT_UNFINISHED)
+
+
+def make_app(rollout: Rollout, *, read_only: bool = False, demo: bool = False, keymap: dict[str, str] | None = None, actor: str | None = None) -> BrahmaApp:
+    """The console for a rollout; the CLI and the tests build it the same way."""
+    app = BrahmaApp(rollout, read_only=read_only, demo=demo, actor=actor)
+    if keymap:
+        app.set_keymap(keymap)
+    return app
+
+
+def run_console(rollout: Rollout, *, read_only: bool = False, demo: bool = False, keymap_path: Path | None = None) -> int:
+    import sys
+
+    path = keymap_path or default_keymap_path()
+    known = {b.id for b in BrahmaApp.BINDINGS if isinstance(b, Binding) and b.id}
+    try:
+        keymap = load_keymap(path, known)
+    except KeymapError as error:
+        print(f"brahma: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    code = make_app(rollout, read_only=read_only, demo=demo, keymap=keymap).run()
+    if code is None:
+        # The app ended without shutting down (a crash): close what it left open.
+        asyncio.run(close_rollout(rollout.controller))
+        return EXIT_ERROR
+    return code
