@@ -38,7 +38,8 @@ def describe(event: ev.Event) -> str | None:
         case ev.CommandIssued():
             return f"command {event.command} by {event.actor}"
         case ev.FlagChanged():
-            return f"flag {event.flag}: {flag_change(event.old, event.new)} by {event.actor}"
+            why = f" ({event.reason})" if event.reason else ""
+            return f"flag {event.flag}: {flag_change(event.old, event.new)} by {event.actor}{why}"
         case ev.ErrorRaised():
             return f"error in {event.where}: {event.message}"
     return None

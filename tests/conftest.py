@@ -28,12 +28,14 @@ def sim_controller(
     state_dir: Path,
     scenario: str = "healthy",
     options: ControllerOptions | None = None,
+    clock: VirtualClock | None = None,
+    **controller_args,
 ) -> Controller:
     """A controller on the simulator, virtual time, journal and sim state in `state_dir`."""
     journal = state_dir / f"{plan.name}.jsonl"
     target = SimTarget(plan.strategy, plan.image, "registry.example.com/app:previous", 10, state_dir / f"{plan.name}.sim.json")
     metrics = SimMetricSource(load_scenario(scenario), target)
-    return Controller(plan, target, metrics, journal, VirtualClock(), options or ControllerOptions(), actor="tester@host")
+    return Controller(plan, target, metrics, journal, clock or VirtualClock(), options or ControllerOptions(), actor="tester@host", **controller_args)
 
 
 def plan_from(text: str) -> RolloutPlan:

@@ -80,12 +80,15 @@ class Controller:
         clock: Clock | None = None,
         options: ControllerOptions | None = None,
         actor: str = "brahma",
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self.plan, self.target, self.metrics = plan, target, metrics
         self.clock = clock or VirtualClock()
         self.options = options or ControllerOptions()
         self.manual = self.options.manual or plan.manual
         self.actor = actor
+        self._monotonic = monotonic
+        """Brahma's own time, for the rollback's duration (replaceable so tests read a fixed figure)."""
         path = Path(journal_path)
         self.state: RolloutState = fold(read_events(path)) if path.exists() else RolloutState()
         self.resumed = self.state.started and not self.state.finished
@@ -382,13 +385,13 @@ class Controller:
     # -- rollback --------------------------------------------------------------------------
 
     async def _begin_rollback(self, reason: str, trigger: str) -> None:
-        self._rollback_began = time.monotonic()
+        self._rollback_began = self._monotonic()
         self.emit(ev.RollbackStarted(self.now(), reason=reason, trigger=trigger))
         await self._finish_rollback()
 
     async def _finish_rollback(self) -> None:
         """Traffic back to stable, flags off, stable verified; each step safe to repeat after a crash."""
-        began = self._rollback_began if self._rollback_began is not None else time.monotonic()
+        began = self._rollback_began if self._rollback_began is not None else self._monotonic()
         before = self.state.target_before
         if before is not None:
             await self._rollback_target(before)
@@ -398,7 +401,7 @@ class Controller:
                 self.record_flag_changes(await hook(self.actor, f"rollback: {reason}"))
             except Exception as error:  # a flag store that fails must not stop the rollback
                 self.emit(ev.ErrorRaised(self.now(), where="flags", message=str(error)))
-        duration = time.monotonic() - began
+        duration = self._monotonic() - began
         await self._verify_stable()
         self.emit(ev.RolledBack(self.now(), duration_s=round(duration, 6)))
 

@@ -50,12 +50,8 @@ CRITICAL = {
 WARNING = {"error_rate": "> 0.5%", "latency_p99": "> 500ms", "cpu": "> 80%", "memory": "> 85%"}
 CONSECUTIVE = {"critical": 1, "warning": 2}
 
-INTERVAL = "10s"
-PAUSE_TIMEOUT = "15m"
-MIN_REQUESTS = 50
-INCONCLUSIVE_LIMIT = 3
-MIN_COVERAGE = 0.8
-ROLLBACK_WINDOW = "24h"
+MONITORING_OBSERVE = "60m"
+"""The post-rollout monitoring window added when a plan's stages stop short of 100%."""
 
 BUILTIN_METRICS = frozenset(
     {
@@ -71,5 +67,7 @@ BUILTIN_METRICS = frozenset(
         "memory_oom_kills",
     }
 )
+# What the Prometheus source has built-in queries for; anything else needs a query in the plan.
+PROMETHEUS_METRICS = frozenset({"error_rate", "success_rate", "latency_p50", "latency_p95", "latency_p99", "throughput"})
 # Rates and latencies mean little on a handful of requests; counts and resource use do not depend on traffic.
 TRAFFIC_METRICS = frozenset({"error_rate", "success_rate", "latency_p50", "latency_p95", "latency_p99"})

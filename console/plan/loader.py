@@ -213,11 +213,26 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _data_path(data: Any, loc: tuple[str | int, ...]) -> Path_:
+    """The part of pydantic's location that names places in the data (union member tags left out)."""
+    path: list[str | int] = []
+    current = data
+    for index, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        elif index < len(loc) - 1 or not isinstance(current, dict):
+            continue  # a union member's tag, like "str" or "TargetSpec"
+        path.append(part)
+    return tuple(path)
+
+
 def structure_problems(document: _Document, error: ValidationError, root: type[BaseModel]) -> list[Problem]:
     """Pydantic's errors as problems at their lines, unknown fields with a "did you mean"."""
     problems = []
     for item in error.errors():
-        path = tuple(part for part in item["loc"] if not (isinstance(part, str) and ("[" in part or part.endswith("Spec"))))
+        path = _data_path(document.data, item["loc"])
         if item["type"] == "extra_forbidden":
             model = _model_at(root, path[:-1])
             choices = list(model.model_fields) if model else []
@@ -225,7 +240,7 @@ def structure_problems(document: _Document, error: ValidationError, root: type[B
         elif item["type"] == "missing":
             message = "is required"
         else:
-            message = item["msg"].removeprefix("Value error, ")
+            message = re.sub(r" or instance of \w+$", "", item["msg"].removeprefix("Value error, "))
         problems.append(document.problem(path, message))
     return problems
 
@@ -235,6 +250,9 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     data = dict(data)
     if isinstance(data.get("target"), str):
         data["target"] = {"kind": data["target"]}
+    stages = data.get("stages")
+    if isinstance(stages, list):
+        data["stages"] = [_normalise_stage(stage) for stage in stages]
     triggers = data.get("triggers")
     if isinstance(triggers, dict):
         data["triggers"] = {
@@ -246,8 +264,12 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _check_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+def _normalise_stage(stage: Any) -> Any:
+    """A criterion written as one check is a list of one."""
+    if not isinstance(stage, dict) or not isinstance(stage.get("criteria"), dict):
+        return stage
+    criteria = {metric: checks if isinstance(checks, list) else [checks] for metric, checks in stage["criteria"].items()}
+    return {**stage, "criteria": criteria}
 
 
 class _Compiler:
@@ -257,23 +279,32 @@ class _Compiler:
         self.document, self.spec = document, spec
         self.problems: list[Problem] = []
         self.known_metrics = sorted(defaults.BUILTIN_METRICS | set(spec.metrics.queries))
+        self.provider = spec.metrics.provider or ("sim" if spec.target.kind == "sim" else "prometheus")
+        builtin = defaults.BUILTIN_METRICS if self.provider == "sim" else defaults.PROMETHEUS_METRICS
+        self.provided = builtin | set(spec.metrics.queries)
 
     def fail(self, path: Path_, message: str) -> None:
         self.problems.append(self.document.problem(path, message))
 
-    def metric_known(self, path: Path_, metric: str) -> bool:
-        if metric in self.known_metrics:
+    def metric_known(self, path: Path_, metric: str, written: bool) -> bool:
+        """Whether the provider gives this metric; a default on a metric it lacks is left out quietly."""
+        if metric in self.provided:
             return True
+        if not written:
+            return False
+        if metric in self.known_metrics:
+            self.fail(path, f"metric {metric!r} has no built-in {self.provider} query: add metrics.queries.{metric}")
+            return False
         hint = _suggest(metric, self.known_metrics) or " (define it under metrics.queries)"
         self.fail(path, f"metric {metric!r} is not defined by any provider{hint}")
         return False
 
-    def checks(self, path: Path_, criteria: dict[str, Any]) -> tuple[Check, ...]:
+    def checks(self, path: Path_, criteria: dict[str, Any], written: bool = True) -> tuple[Check, ...]:
         compiled = []
         for metric, texts in criteria.items():
-            if not self.metric_known((*path, metric), metric):
+            if not self.metric_known((*path, metric), metric, written):
                 continue
-            for text in _check_list(texts):
+            for text in texts if isinstance(texts, list) else [texts]:
                 try:
                     compiled.append(parse_check(metric, text))
                 except UnitError as error:
@@ -282,7 +313,7 @@ class _Compiler:
 
     def stages(self) -> tuple[Stage, ...]:
         written = self.spec.stages is not None
-        specs = self.spec.stages if written else [StageSpec(**stage) for stage in defaults.STAGES_BY_STRATEGY[self.spec.strategy]]
+        specs = self.spec.stages if written else [StageSpec(**_normalise_stage(stage)) for stage in defaults.STAGES_BY_STRATEGY[self.spec.strategy]]
         if written and not specs:
             self.fail(("stages",), "a plan needs at least one stage (leave stages out for the defaults)")
         previous = -1
@@ -296,21 +327,24 @@ class _Compiler:
             elif previous == 100:
                 self.fail((*path, "weight"), "no stage can follow the 100% stage")
             previous = max(previous, spec.weight)
+            written_criteria = written and spec.criteria is not None
             criteria = spec.criteria if spec.criteria is not None else defaults.criteria_for_weight(spec.weight)
-            stages.append(Stage(index, spec.name or f"stage {index + 1}", spec.weight, spec.observe, self.checks((*path, "criteria"), criteria)))
+            checks = self.checks((*path, "criteria"), criteria, written_criteria)
+            stages.append(Stage(index, spec.name or f"stage {index + 1}", spec.weight, spec.observe, checks))
         if stages and stages[-1].weight < 100:
-            monitoring = StageSpec(weight=100, observe="60m", criteria=defaults.POST_DEPLOY)
-            stages.append(Stage(len(stages), "monitoring", 100, monitoring.observe, self.checks((), defaults.POST_DEPLOY)))
+            observe = parse_duration(defaults.MONITORING_OBSERVE)
+            stages.append(Stage(len(stages), "monitoring", 100, observe, self.checks((), defaults.POST_DEPLOY, written=False)))
         return tuple(stages)
 
     def triggers(self) -> tuple[Trigger, ...]:
         triggers = []
         for severity, base in (("critical", defaults.CRITICAL), ("warning", defaults.WARNING)):
             merged: dict[str, TriggerSpec | None] = {m: TriggerSpec(when=t, consecutive=defaults.CONSECUTIVE[severity]) for m, t in base.items()}
-            merged.update(getattr(self.spec.triggers, severity))
+            written = getattr(self.spec.triggers, severity)
+            merged.update(written)
             for metric, trigger in merged.items():
                 path: Path_ = ("triggers", severity, metric)
-                if trigger is None or not self.metric_known(path, metric):
+                if trigger is None or not self.metric_known(path, metric, metric in written):
                     continue
                 try:
                     consecutive = trigger.consecutive or defaults.CONSECUTIVE[severity]
@@ -343,7 +377,6 @@ class _Compiler:
         if self.problems:
             raise PlanError(sorted(self.problems, key=lambda p: p.line))
         judged = [check.metric for stage in stages for check in stage.criteria] + [t.check.metric for t in triggers]
-        target = spec.target if isinstance(spec.target, TargetSpec) else TargetSpec(kind=spec.target)
         tag = spec.image.rsplit(":", 1)[1] if ":" in spec.image.rsplit("/", 1)[-1] else "latest"
         return RolloutPlan(
             name=spec.name or f"{spec.app}-{tag}",
@@ -358,7 +391,7 @@ class _Compiler:
             min_requests=spec.analysis.min_requests,
             inconclusive_limit=spec.analysis.inconclusive_limit,
             min_coverage=spec.analysis.min_coverage,
-            target=target,
+            target=spec.target,
             metrics=spec.metrics,
             flags=tuple(spec.flags),
             flags_file=spec.flags_file,

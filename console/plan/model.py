@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -13,7 +13,6 @@ from console.units import parse_duration
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds, written "10m", "1h30m", "500ms" or as a number of seconds."""
 
-CheckText = Union[str, list[str]]
 
 
 class Strict(BaseModel):
@@ -29,7 +28,7 @@ class StageSpec(Strict):
     """Percent of traffic the new version serves during this stage (0-100)."""
     observe: Duration = 600.0
     """The observation window: the stage passes only when the whole window held its criteria."""
-    criteria: dict[str, CheckText] | None = None
+    criteria: dict[str, list[str]] | None = None
     """Success conditions over the window, metric → "< 1%" or "<= 1.2x stable" (or a list)."""
 
 
@@ -144,7 +143,8 @@ class PlanSpec(Strict):
     name: str | None = None
     """The release; names the journal. Default: app-tag."""
     strategy: Literal["canary", "blue-green", "rolling"] = "canary"
-    target: Union[Literal["sim", "kubernetes"], TargetSpec] = TargetSpec()
+    target: TargetSpec = TargetSpec()
+    """Where it runs: `sim`, `kubernetes`, or a mapping with kind and the cluster's names."""
     interval: Duration = 10.0
     """Time between samples (1s to 10m)."""
     pause_timeout: Duration = 900.0

@@ -58,6 +58,7 @@ class BrahmaApp(App[int]):
     TITLE = "Brahma"
     COMMANDS = App.COMMANDS | {RolloutCommands}
     ENABLE_COMMAND_PALETTE = True
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
 
     BINDINGS = [
         Binding("ctrl+r", "rollback", "Roll back", id="rollout.rollback", priority=True, tooltip="Traffic back to stable (asks first)"),
@@ -125,9 +126,6 @@ class BrahmaApp(App[int]):
         self.refresh_view()
         self.refresh_flags()
         self.query_one(MetricTable).focus()
-
-    def on_resize(self) -> None:
-        self.screen.set_class(self.size.height >= 36, "-tall")
 
     def _key_for(self, binding_id: str) -> str:
         for _, binding in self._bindings:
@@ -292,10 +290,9 @@ class BrahmaApp(App[int]):
         names = [f.name for f in self.plan.flags if f.new]
         self.push_screen(
             ConfirmScreen("Kill switch", f"Switch off every new flag of this release: {', '.join(names)}. Apps see it within a second.", "Switch off (Enter / y)"),
-            lambda confirmed: self.kill_flags() if confirmed else None,
+            lambda confirmed: self.call_later(self.kill_flags) if confirmed else None,
         )
 
-    @work(exclusive=True, exit_on_error=False, group="flags")
     async def kill_flags(self) -> None:
         flags = self.rollout.flags
         if flags is None:

@@ -1,0 +1,75 @@
+"""Consoles on the simulator, held at a chosen moment of virtual time, for Pilot and snapshot tests."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+from typing import Any
+
+from console.controller.clock import VirtualClock
+from console.controller.controller import ControllerOptions
+from console.flags.backends import FileBackend
+from console.flags.release import ReleaseFlags
+from console.flags.store import FlagStore
+from console.plan.model import RolloutPlan
+from console.runner import Rollout
+from console.tui.app import BrahmaApp, make_app
+from tests.conftest import sim_controller
+
+
+def fixed_monotonic():
+    """Brahma's own time advancing 1 ms per reading: rollback durations read the same every run."""
+    counter = itertools.count()
+    return lambda: next(counter) / 1000
+
+
+def console_app(
+    plan: RolloutPlan,
+    state_dir: Path,
+    *,
+    scenario: str = "healthy",
+    stop_at: float | None = None,
+    demo: bool = False,
+    read_only: bool = False,
+    manual: bool = False,
+    keymap: dict[str, str] | None = None,
+    target: Any = None,
+) -> BrahmaApp:
+    options = ControllerOptions(headless=False, manual=manual, exit_when_finished=False)
+    flags = None
+    if plan.flags:
+        flags = ReleaseFlags(FlagStore(FileBackend(state_dir / "flags.json")), plan.flags)
+        options.flag_hooks.append(flags.on_rollback)
+        options.flag_setup = flags.create_missing
+    controller = sim_controller(plan, state_dir, scenario, options, clock=VirtualClock(stop_at=stop_at), monotonic=fixed_monotonic())
+    if target is not None:
+        controller.target = target
+    return make_app(Rollout(controller, flags), demo=demo, read_only=read_only, keymap=keymap, actor="captain@laptop")
+
+
+async def settle(pilot, app: BrahmaApp, until=lambda state: True, rounds: int = 200) -> None:
+    """Let the controller run (virtual time) until `until` holds and the panes are redrawn."""
+    for _ in range(rounds):
+        await pilot.pause()
+        if until(app.controller.state):
+            break
+        await asyncio.sleep(0)
+    app.refresh_view()
+    await pilot.pause()
+
+
+class HeldRollbackTarget:
+    """A sim target whose rollback waits to be released: the console can be seen mid-rollback."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.release = asyncio.Event()
+        self.cluster = inner.cluster
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def rollback(self, before):
+        await self.release.wait()
+        return await self.inner.rollback(before)

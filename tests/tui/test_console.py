@@ -1,0 +1,239 @@
+"""The console driven with Pilot: every key, every pane's states, at 80x24 and larger."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.tui.keymap import KeymapError, load_keymap
+from tests.conftest import SAMPLES, plan_from
+from tests.tui.console_fixtures import console_app, settle
+from widgets.chart_screen import ChartScreen
+from widgets.confirm_screen import ConfirmScreen
+from widgets.keys_screen import KeysScreen
+from widgets.rollback_bar import RollbackBar
+from widgets.stage_track import StageTrack
+from widgets.text_screen import TextScreen
+
+SMALL = (80, 24)
+GATED = "app: checkout\nimage: r/checkout:2.4.1\npreflight:\n  - {name: code review, kind: manual}\n  - {name: tests, kind: command, argv: ['true']}\n"
+
+
+def running(state):
+    return state.phase == "running" and state.last_sample_t is not None
+
+
+@pytest.fixture
+def plan():
+    from console.plan import load_plan
+
+    return load_plan(SAMPLES / "canary.yaml")
+
+
+async def test_mid_stage_shows_stage_metrics_flags_and_the_rollback_bar(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        track = app.query_one(StageTrack).track
+        assert [s.status for s in track.stages] == ["current", "next", "next", "next"]
+        assert track.state.startswith("RUNNING · new 5%") and track.elapsed_s == 300
+        table = app.query_one("#metrics")
+        assert table.row_count == len(plan.metric_names)
+        assert app.query_one(RollbackBar).phase == "ready"
+        assert app.query_one("#flags").row_count == 1
+        assert app.query_one(RollbackBar).region.height == 3, "the rollback control is big and visible at 80x24"
+
+
+async def test_rollback_key_asks_then_rolls_back_on_enter(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("ctrl+r")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")
+        await settle(pilot, app, lambda s: s.phase == "rolled_back")
+        state = app.controller.state
+        assert state.phase == "rolled_back" and state.rollback_trigger == "operator"
+        assert "captain@laptop" in state.rollback_reason
+        assert app.query_one(RollbackBar).phase == "rolled_back"
+        assert app.controller.target.cluster.weight == 0
+
+
+async def test_rollback_confirm_takes_y_and_cancels_on_n_or_escape(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        for cancel in ("n", "escape"):
+            await pilot.press("ctrl+r", cancel)
+            await settle(pilot, app)
+            assert app.controller.state.phase == "running" and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("ctrl+r", "y")
+        await settle(pilot, app, lambda s: s.phase == "rolled_back")
+        assert app.controller.state.phase == "rolled_back"
+
+
+async def test_rollback_is_two_keys_from_a_chart(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("enter")
+        assert isinstance(app.screen, ChartScreen) and app.screen.data.metric == "error_rate"
+        assert app.screen.data.times, "the chart starts from the samples taken so far"
+        await pilot.press("ctrl+r", "enter")
+        await settle(pilot, app, lambda s: s.phase == "rolled_back")
+        assert app.controller.state.phase == "rolled_back"
+
+
+async def test_promote_pause_resume_and_promote_full(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("p")
+        await settle(pilot, app, lambda s: s.stage == 1)
+        assert app.controller.state.weight == 25
+        await pilot.press("space")
+        await settle(pilot, app, lambda s: s.phase == "paused")
+        assert app.controller.state.paused_reason == "paused by captain@laptop"
+        assert app.query_one(StageTrack).track.state.startswith("PAUSED")
+        await pilot.press("space")
+        await settle(pilot, app, lambda s: s.phase == "running")
+        await pilot.press("P")
+        await settle(pilot, app, lambda s: s.stage == 3)
+        assert app.controller.target.cluster.weight == 100
+
+
+async def test_help_lists_every_key(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300, demo=True)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, KeysScreen)
+        descriptions = {d for _, d in app.screen.keys}
+        assert {"Roll back", "Promote", "Promote to 100%", "Pause", "Quit", "Inject errors"} <= descriptions
+        await pilot.press("escape")
+        assert not isinstance(app.screen, KeysScreen)
+
+
+async def test_gate_waits_for_sign_off_and_records_who(tmp_path):
+    app = console_app(plan_from(GATED), tmp_path, stop_at=120)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: "code review" in s.preflight and "tests" in s.preflight)
+        assert app.controller.state.phase == "preflight"
+        assert app.query_one(StageTrack).track.state == "PRE-FLIGHT: waiting for sign-off (s)"
+        assert app.controller.target.cluster.changes == [], "the deploy cannot start before the gate passes"
+        await pilot.press("s")
+        await settle(pilot, app, running)
+        assert app.controller.state.preflight["code review"].by == "captain@laptop"
+        assert app.controller.state.phase == "running"
+
+
+async def test_preflight_output_opens(tmp_path):
+    app = console_app(plan_from(GATED), tmp_path, stop_at=120)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: "tests" in s.preflight)
+        app.query_one("#checklist").focus()
+        await pilot.press("down", "enter")
+        assert isinstance(app.screen, TextScreen) and "exit 0" in app.screen.text
+
+
+async def test_kill_switch_turns_the_new_flags_off(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        app.rollout.flags.store.enable("new-checkout-flow", actor="ops")
+        await pilot.press("k")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")
+        await settle(pilot, app, lambda s: not app.rollout.flags.store.get("new-checkout-flow").enabled)
+        assert app.rollout.flags.store.get("new-checkout-flow").enabled is False
+        assert "kill switch" in str(app.query_one("#log").lines[-1].text)
+
+
+async def test_demo_fault_key_leads_to_an_automatic_rollback(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300, demo=True)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        app.controller.clock.stop_at = 400
+        await pilot.press("e")
+        app.controller._wake.set()
+        await settle(pilot, app, lambda s: s.phase == "rolled_back")
+        state = app.controller.state
+        assert state.phase == "rolled_back" and state.rollback_trigger == "error_rate"
+
+
+async def test_read_only_never_acts(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300, read_only=True)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("ctrl+r", "enter", "p", "space", "k")
+        await settle(pilot, app)
+        assert app.controller.state.phase == "running" and app.controller.state.stage == 0
+        assert app.query_one(RollbackBar).phase == "read_only"
+
+
+async def test_quitting_mid_rollout_asks_and_says_what_stops(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "no automatic rollback" in app.screen.body and "Traffic stays where it is" in app.screen.body
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+    assert app.return_value == 130
+    assert (tmp_path / f"{plan.name}.jsonl").with_suffix(".md").exists(), "the report is written on the way out"
+
+
+async def test_missing_data_is_shown_in_place(plan, tmp_path):
+    app = console_app(plan, tmp_path, scenario="no-data", stop_at=140)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.phase == "paused")
+        row = app.query_one("#metrics").get_row("error_rate")
+        assert str(row[2]).strip().startswith("no data since")
+        assert str(row[5]).strip() == "?"
+
+
+async def test_keymap_override_moves_the_rollback_key(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300, keymap={"rollout.rollback": "ctrl+b"})
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("ctrl+b")
+        assert isinstance(app.screen, ConfirmScreen)
+
+
+def test_keymap_file_is_checked(tmp_path):
+    known = {"rollout.rollback", "rollout.promote"}
+    path = tmp_path / "keymap.yaml"
+    path.write_text("rollout.rollback: x\n")
+    with pytest.raises(KeymapError, match="needs a modifier"):
+        load_keymap(path, known)
+    path.write_text("rollout.promte: x\n")
+    with pytest.raises(KeymapError, match="no such binding"):
+        load_keymap(path, known)
+    path.write_text("rollout.promote: o\n")
+    assert load_keymap(path, known) == {"rollout.promote": "o"}
+
+
+async def test_larger_terminals_get_a_taller_log(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, running)
+        assert app.query_one("#log").region.height > 5
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert app.query_one("#log").region.height == 5
+
+
+async def test_command_palette_offers_rollout_commands(plan, tmp_path):
+    from console.tui.commands import RolloutCommands
+
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        provider = RolloutCommands(app.screen)
+        names = [hit.text async for hit in provider.discover()]
+        assert "rollout: roll back" in names and "rollout: promote" in names
+        hits = [hit async for hit in provider.search("promote")]
+        assert hits
+        await hits[0].command()
+        await settle(pilot, app, lambda s: s.stage == 1)
+        assert app.controller.state.stage == 1
