@@ -1,15 +1,24 @@
-"""Secrets never reach logs, the journal or reports: passwords in URLs and bearer tokens are masked."""
+"""Secrets never reach logs, the journal or reports: credentials in URLs, bearer tokens, known secrets."""
 
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:token|access_token|password|secret|api_key)=)[^&\s]+")
 
 
-def redact(text: str) -> str:
-    text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
-    text = _BEARER.sub(r"\1***", text)
-    return _QUERY_SECRET.sub(r"\1***", text)
+def strip_userinfo(text: str) -> str:
+    """Any URL in `text` without its user:password@ part."""
+    return _URL_USERINFO.sub(r"\1", text)
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """`text` safe to show: URL credentials stripped, bearer tokens, secret query values and known secrets masked."""
+    text = _QUERY_SECRET.sub(r"\1***", _BEARER.sub(r"\1***", strip_userinfo(text)))
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,484 @@
+"""Samples from a real Prometheus server, over HTTP with prometheus-api-client.
+
+With no queries in the plan the source assumes the usual exporter series, labelled with the app
+and the track (design §3): `http_requests_total{app, track, code}` and
+`http_request_duration_seconds_bucket{app, track, le}`. A plan's `metrics.queries` override these
+or add business metrics; every query may use the placeholders {app}, {track} (canary or stable),
+{window} (the rate window, e.g. "4s") and {matchers} (app, track and `prometheus.labels` as
+PromQL label matchers).
+
+Rate windows: a sample covers max(interval, 4 x scrape interval). rate() needs two points inside
+its window, and four scrapes leave room for one missed or late scrape, so a window never comes
+back empty on a healthy target. A shorter window would not detect faster: with 1 s scrapes and
+1 s samples a 4 s window already shows a 0 → 5% error step above a 1% threshold after about one
+second of bad traffic (a fifth of the window), while 2 s windows flicker to "no data". Longer
+sample intervals use their own length so consecutive samples tile the observation window. The
+scrape interval is read from the server's configuration unless the caller passes it.
+
+Every query of a sample runs in its own thread at the same evaluation time, so canary, stable
+and the canary's request count describe the same instant and the event loop never waits on HTTP.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import math
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import requests
+import yaml
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from console.metrics.base import HistoryPoint, Sample, TrackValues
+from console.plan.model import PrometheusSpec
+from console.redact import redact
+from console.units import parse_duration
+
+TRACKS = ("canary", "stable")
+
+REQUESTS_METRIC = "requests"
+"""The canary's request count over the window (judged against min_requests); a plan may override its query."""
+
+_REQUEST_RATE = "sum(rate(http_requests_total{{matchers}}[{window}]))"
+_SERVER_ERROR_RATE = 'sum(rate(http_requests_total{{matchers},code=~"5.."}[{window}]))'
+# A service that never failed has no 5xx series at all: count that as zero errors, not as no data.
+# Without any requests the division is 0/0 = NaN, which reads as "no data" again.
+_ERROR_RATIO = f"({_SERVER_ERROR_RATE} or vector(0)) / {_REQUEST_RATE}"
+
+
+def _latency_quantile(quantile: float) -> str:
+    return (
+        f"histogram_quantile({quantile}, sum by (le) "
+        "(rate(http_request_duration_seconds_bucket{{matchers}}[{window}]))) * 1000"
+    )
+
+
+BUILTIN_QUERIES: dict[str, str] = {
+    "error_rate": _ERROR_RATIO,
+    "success_rate": f"1 - ({_ERROR_RATIO})",
+    "latency_p50": _latency_quantile(0.5),
+    "latency_p95": _latency_quantile(0.95),
+    "latency_p99": _latency_quantile(0.99),
+    "throughput": _REQUEST_RATE,
+    REQUESTS_METRIC: "sum(increase(http_requests_total{{matchers}}[{window}]))",
+}
+"""PromQL per metric in canonical units (fractions, milliseconds, requests/s).
+
+cpu, memory, health_check_failures and memory_oom_kills have no template: exporters do not label
+them with app and track, and cpu or memory as a fraction needs a limit that only the platform
+knows. They stay None (inconclusive) unless the plan gives a query."""
+
+BUILTIN_METRICS = tuple(name for name in BUILTIN_QUERIES if name != REQUESTS_METRIC)
+"""The judged metrics the source can sample with no plan queries."""
+
+RATE_WINDOW_SCRAPES = 4
+STALE_AFTER_SCRAPES = 3
+FALLBACK_SCRAPE_INTERVAL_S = 15.0
+"""Used while the server does not tell its scrape interval: the interval of Prometheus' example configuration."""
+MAX_POINTS_PER_SERIES = 11_000
+"""Prometheus refuses range queries with more points than this."""
+_MAX_PARALLEL_QUERIES = 16
+_DEADLINE_GRACE_S = 0.5
+"""Time beyond the timeout a query thread gets before the sample stops waiting for it."""
+
+_PLACEHOLDER = re.compile(r"\{(app|track|window|matchers)\}")
+
+T = TypeVar("T")
+
+
+class PrometheusConfigError(ValueError):
+    """The plan's Prometheus settings cannot be used (a credential variable unset, a token file unreadable)."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One query's answer: its value, or None and why."""
+
+    value: float | None
+    problem: str | None = None
+
+
+def rate_window(sample_window_s: float, scrape_interval_s: float) -> float:
+    """Seconds a rate covers: the sample's own window, but never fewer than four scrapes."""
+    return max(sample_window_s, RATE_WINDOW_SCRAPES * scrape_interval_s)
+
+
+def promql_duration(seconds: float) -> str:
+    """A PromQL range duration (whole units only): 4 → "4s", 2.5 → "2500ms"."""
+    milliseconds = max(1, round(seconds * 1000))
+    return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
+
+
+def _promql_string(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def label_matchers(app: str, track: str, extra_labels: dict[str, str]) -> str:
+    """`app="checkout",track="canary"` plus the plan's extra labels, values escaped for PromQL."""
+    labels = {"app": app, "track": track, **extra_labels}
+    return ",".join(f'{name}="{_promql_string(value)}"' for name, value in labels.items())
+
+
+def expand_query(template: str, *, app: str, track: str, window: str, matchers: str) -> str:
+    """The template with its placeholders filled; PromQL's own braces are left alone."""
+    values = {"app": _promql_string(app), "track": track, "window": window, "matchers": matchers}
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+
+
+def _read_value(text: Any) -> Reading:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return Reading(None, f"unreadable value {text!r}")
+    if math.isnan(value):
+        return Reading(None, "NaN (0/0: no requests in the window?)")
+    if math.isinf(value):
+        return Reading(None, f"{text} (a division by zero in the query?)")
+    return Reading(value)
+
+
+def _is_sample_pair(result: Any) -> bool:
+    return isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict)
+
+
+def read_instant_result(result: Any, evaluated_at: float, stale_after_s: float) -> Reading:
+    """The single value in an instant query's `data.result`, or None and why.
+
+    Prometheus sends values as strings ("0.01", "NaN", "+Inf") beside a timestamp; a vector holds
+    one entry per series, a scalar is a bare [timestamp, value] pair. Prometheus stamps answers
+    with the evaluation time asked for, so an older stamp means a cache or a federated backend
+    answered with old data.
+    """
+    if _is_sample_pair(result):
+        point = result
+    elif not isinstance(result, list):
+        return Reading(None, "unexpected answer from Prometheus")
+    elif not result:
+        return Reading(None, "no data")
+    elif len(result) > 1:
+        return Reading(
+            None,
+            f"the query returns {len(result)} series where one was expected: "
+            "fix the plan's query, e.g. wrap it in sum()",
+        )
+    elif "value" not in result[0]:
+        return Reading(None, "the query returns a range vector: use rate(), last_over_time() or similar")
+    else:
+        point = result[0]["value"]
+    timestamp, text = point
+    age_s = evaluated_at - float(timestamp)
+    if age_s > stale_after_s:
+        return Reading(None, f"stale: the newest sample is {age_s:.0f}s old")
+    return _read_value(text)
+
+
+def read_range_result(result: Any) -> dict[float, float | None]:
+    """Timestamp → value of a range query's single series; empty when there is not exactly one."""
+    if not isinstance(result, list) or len(result) != 1 or "values" not in result[0]:
+        return {}
+    return {float(timestamp): _read_value(text).value for timestamp, text in result[0]["values"]}
+
+
+def summarize_problems(problems: Sequence[tuple[str, str, str]], queries: int) -> tuple[str, ...]:
+    """Short lines from (metric, track, problem): once when every query had it (the server is down),
+    otherwise one line per metric and problem naming its tracks."""
+    reasons = list(dict.fromkeys(problem for _, _, problem in problems))
+    if len(problems) == queries and len(reasons) == 1:
+        return (f"all queries: {reasons[0]}",)
+    tracks_by_metric_problem: dict[tuple[str, str], list[str]] = {}
+    for metric, track, problem in problems:
+        tracks_by_metric_problem.setdefault((metric, problem), []).append(track)
+    return tuple(
+        f"{metric} ({', '.join(tracks)}): {problem}" for (metric, problem), tracks in tracks_by_metric_problem.items()
+    )
+
+
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """The URL without credentials, and the user and password it carried (for basic auth)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(parts.username), unquote(parts.password or ""))
+
+
+def _connection_cause(exc: BaseException) -> str:
+    text = str(exc)
+    causes = {
+        "refused": "connection refused",
+        "NameResolution": "host name not found",
+        "Name or service not known": "host name not found",
+        "reset": "connection reset",
+        "RemoteDisconnected": "connection closed by the server",
+        "SSL": "TLS handshake failed",
+    }
+    return next((cause for marker, cause in causes.items() if marker in text), "connection failed")
+
+
+def _api_error(exc: PrometheusApiClientException) -> tuple[int | None, str | None]:
+    """The HTTP status and Prometheus' own error text from the client's "HTTP Status Code N (b'...')"."""
+    match = re.match(r"HTTP Status Code (\d+) \((b.*)\)$", str(exc), re.DOTALL)
+    if not match:
+        return None, None
+    try:
+        body = json.loads(ast.literal_eval(match.group(2)))
+        error = str(body["error"])
+    except (ValueError, SyntaxError, TypeError, KeyError):
+        error = None
+    return int(match.group(1)), error
+
+
+def _timeout_message(server: str, timeout_s: float) -> str:
+    return f"Prometheus at {server} did not answer within {timeout_s:g}s"
+
+
+def describe_failure(exc: BaseException, server: str, timeout_s: float) -> str:
+    """A short reason for a failed query; never the response headers, never credentials."""
+    # With retries off, urllib3 reports a read timeout as exhausted retries: requests raises ConnectionError.
+    if isinstance(exc, requests.Timeout) or (isinstance(exc, requests.ConnectionError) and "timed out" in str(exc)):
+        return _timeout_message(server, timeout_s)
+    if isinstance(exc, requests.ConnectionError):
+        return f"cannot reach Prometheus at {server} ({_connection_cause(exc)})"
+    if isinstance(exc, PrometheusApiClientException):
+        status, error = _api_error(exc)
+        if status in (401, 403):
+            return f"Prometheus at {server} refused the credentials (HTTP {status})"
+        if status in (400, 422) and error:
+            return f"Prometheus rejected the query: {error[:200]}"
+        return f"Prometheus at {server} answered HTTP {status}" + (f": {error[:200]}" if error else "")
+    if isinstance(exc, (ValueError, KeyError, TypeError)):
+        return f"Prometheus at {server} answered with something that is not its API's JSON"
+    return f"query to Prometheus at {server} failed ({type(exc).__name__})"
+
+
+def _env_secret(variable: str, field: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        raise PrometheusConfigError(f"metrics.prometheus.{field}: environment variable {variable} is not set")
+    return value
+
+
+@dataclass(frozen=True, repr=False)
+class _Credentials:
+    """A bearer token or a basic-auth pair (or neither); repr=False keeps them out of any printout."""
+
+    bearer_token: str | None = None
+    basic: tuple[str, str] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.bearer_token}"} if self.bearer_token else {}
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(secret for secret in (self.bearer_token, *(self.basic or ())) if secret)
+
+
+def _resolve_credentials(spec: PrometheusSpec, url_auth: tuple[str, str] | None) -> _Credentials:
+    """What the plan asks for: a token (env or file), else basic auth from env, else the URL's user:password."""
+    if spec.token_env:
+        return _Credentials(bearer_token=_env_secret(spec.token_env, "token_env"))
+    if spec.token_file:
+        try:
+            return _Credentials(bearer_token=Path(spec.token_file).read_text().strip())
+        except OSError as exc:
+            raise PrometheusConfigError(
+                f"metrics.prometheus.token_file: cannot read {spec.token_file} ({exc.strerror})"
+            ) from None
+    if spec.username_env or spec.password_env:
+        username = _env_secret(spec.username_env, "username_env") if spec.username_env else ""
+        password = _env_secret(spec.password_env, "password_env") if spec.password_env else ""
+        return _Credentials(basic=(username, password))
+    return _Credentials(basic=url_auth)
+
+
+class PrometheusSource:
+    """A MetricSource on a Prometheus server: built-in queries for the usual series, the plan's on top.
+
+    `clock_to_wall` maps the rollout clock t to wall time (epoch seconds, advancing at real speed)
+    for history(); without it there is no history. `scrape_interval_s` sizes the rate windows;
+    when None it is read from the server's configuration (global scrape_interval) on first use.
+    Credentials never appear in errors or in the repr.
+    """
+
+    def __init__(
+        self,
+        app: str,
+        spec: PrometheusSpec,
+        queries: dict[str, str],
+        url_override: str | None = None,
+        clock_to_wall: Callable[[float], float] | None = None,
+        *,
+        scrape_interval_s: float | None = None,
+    ) -> None:
+        url, url_auth = split_userinfo((url_override or spec.url).rstrip("/"))
+        credentials = _resolve_credentials(spec, url_auth)
+        self._app = app
+        self._url = url
+        self._labels = dict(spec.labels)
+        self._queries = {**BUILTIN_QUERIES, **queries}
+        self.clock_to_wall = clock_to_wall
+        self._timeout_s = spec.timeout
+        self._scrape_interval_s = scrape_interval_s
+        self._secrets = credentials.secrets
+        self._session = requests.Session()
+        # No retries inside a sample: the next sample is the retry, and a sample must not outlast its timeout.
+        retry = Retry(total=0, raise_on_status=False)
+        self._client = PrometheusConnect(
+            url=url,
+            headers=credentials.headers,
+            auth=credentials.basic,
+            retry=retry,
+            session=self._session,
+            timeout=spec.timeout,
+        )
+        # A connection per parallel query, so none is opened and thrown away on every sample.
+        self._session.mount(url, HTTPAdapter(max_retries=retry, pool_maxsize=_MAX_PARALLEL_QUERIES))
+        self._executor = ThreadPoolExecutor(_MAX_PARALLEL_QUERIES, thread_name_prefix="prometheus-query")
+
+    def __repr__(self) -> str:
+        return f"PrometheusSource(app={self._app!r}, url={self._url!r})"
+
+    async def sample(self, metrics: Sequence[str], t: float, window_s: float) -> Sample:
+        """Every metric on both tracks plus the canary's request count; None and a reason where data is missing."""
+        scrape_interval_s = await self._scrape_interval()
+        evaluated_at = time.time()
+        window = promql_duration(rate_window(window_s, scrape_interval_s))
+        stale_after_s = STALE_AFTER_SCRAPES * scrape_interval_s
+        pairs = [(metric, track) for metric in metrics for track in TRACKS] + [(REQUESTS_METRIC, "canary")]
+        wanted = dict.fromkeys(pairs)
+        unqueryable = list(dict.fromkeys(metric for metric, _ in wanted if metric not in self._queries))
+        calls = {
+            (metric, track): partial(
+                self._query_instant, self._expand(self._queries[metric], track, window), evaluated_at, stale_after_s
+            )
+            for metric, track in wanted
+            if metric in self._queries
+        }
+        timed_out = Reading(None, _timeout_message(self._url, self._timeout_s))
+        readings = await self._run_in_threads(calls, timed_out)
+
+        def value(metric: str, track: str) -> float | None:
+            reading = readings.get((metric, track))
+            return reading.value if reading else None
+
+        problems = [
+            (metric, track, reading.problem)
+            for (metric, track), reading in readings.items()
+            if reading.problem
+        ]
+        errors = summarize_problems(problems, len(calls)) + tuple(
+            f"{metric}: no query (no standard Prometheus series); add metrics.queries.{metric} to the plan"
+            for metric in unqueryable
+        )
+        return Sample(
+            values={metric: TrackValues(value(metric, "canary"), value(metric, "stable")) for metric in metrics},
+            canary_requests=value(REQUESTS_METRIC, "canary"),
+            errors=errors,
+        )
+
+    async def history(self, metric: str, start_t: float, end_t: float, step_s: float) -> list[HistoryPoint]:
+        """Range queries for both tracks between two rollout times; empty without a clock mapping or on failure."""
+        template = self._queries.get(metric)
+        if template is None or self.clock_to_wall is None or end_t < start_t or step_s <= 0:
+            return []
+        start_wall, end_wall = self.clock_to_wall(start_t), self.clock_to_wall(end_t)
+        step_s = max(step_s, (end_wall - start_wall) / MAX_POINTS_PER_SERIES)
+        window = promql_duration(rate_window(step_s, await self._scrape_interval()))
+        calls = {
+            track: partial(self._query_range, self._expand(template, track, window), start_wall, end_wall, step_s)
+            for track in TRACKS
+        }
+        series = await self._run_in_threads(calls, {})
+        timestamps = sorted(set(series["canary"]) | set(series["stable"]))
+        return [
+            HistoryPoint(
+                t=start_t + (timestamp - start_wall),
+                canary=series["canary"].get(timestamp),
+                stable=series["stable"].get(timestamp),
+            )
+            for timestamp in timestamps
+        ]
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    def _expand(self, template: str, track: str, window: str) -> str:
+        matchers = label_matchers(self._app, track, self._labels)
+        return expand_query(template, app=self._app, track=track, window=window, matchers=matchers)
+
+    async def _run_in_threads(self, calls: dict[Any, Callable[[], T]], on_timeout: T) -> dict[Any, T]:
+        """Every call in the pool at once; calls still running after the timeout count as `on_timeout`."""
+        if not calls:
+            return {}
+        loop = asyncio.get_running_loop()
+        futures = {key: loop.run_in_executor(self._executor, call) for key, call in calls.items()}
+        _, pending = await asyncio.wait(futures.values(), timeout=self._timeout_s + _DEADLINE_GRACE_S)
+        for future in pending:
+            future.cancel()
+        return {key: on_timeout if future in pending else future.result() for key, future in futures.items()}
+
+    def _query_instant(self, query: str, evaluated_at: float, stale_after_s: float) -> Reading:
+        params = {"time": f"{evaluated_at:.3f}", "timeout": promql_duration(self._timeout_s)}
+        try:
+            return read_instant_result(self._client.custom_query(query, params=params), evaluated_at, stale_after_s)
+        except Exception as exc:  # the boundary: any failure, a malformed answer too, becomes a reason
+            return Reading(None, self._describe(exc))
+
+    def _query_range(self, query: str, start_wall: float, end_wall: float, step_s: float) -> dict[float, float | None]:
+        # The client rounds both ends to whole seconds: round inwards so no point falls outside the span asked for.
+        try:
+            result = self._client.custom_query_range(
+                query,
+                start_time=datetime.fromtimestamp(math.ceil(start_wall), timezone.utc),
+                end_time=datetime.fromtimestamp(math.floor(end_wall), timezone.utc),
+                step=f"{step_s:g}",
+            )
+            return read_range_result(result)
+        except Exception:  # history only feeds charts: a failure shows as a gap
+            return {}
+
+    def _describe(self, exc: BaseException) -> str:
+        return redact(describe_failure(exc, self._url, self._timeout_s), self._secrets)
+
+    async def _scrape_interval(self) -> float:
+        if self._scrape_interval_s is None:
+            loop = asyncio.get_running_loop()
+            discovered = await loop.run_in_executor(self._executor, self._read_scrape_interval)
+            if discovered is None:
+                return FALLBACK_SCRAPE_INTERVAL_S
+            self._scrape_interval_s = discovered
+        return self._scrape_interval_s
+
+    def _read_scrape_interval(self) -> float | None:
+        """The server's global scrape_interval, or None when it will not say (down, or not Prometheus itself)."""
+        try:
+            response = self._session.get(
+                f"{self._url}/api/v1/status/config",
+                headers=self._client.headers,
+                auth=self._client.auth,
+                timeout=self._timeout_s,
+            )
+            response.raise_for_status()
+            config = yaml.safe_load(response.json()["data"]["yaml"])
+            return parse_duration(config["global"]["scrape_interval"])
+        except Exception:  # any failure falls back to the default interval and is retried next sample
+            return None

@@ -1,0 +1,166 @@
+"""PrometheusSource against a real Prometheus scraping the demo service every second."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+import pytest
+
+from console.metrics.base import Sample
+from console.metrics.prometheus import BUILTIN_METRICS, PrometheusSource
+from console.plan.model import PrometheusSpec
+from tests.prometheus_server import DemoStack, free_port, wait_for_demo_rates
+
+APP = "checkout"
+SAMPLE_WINDOW_S = 1.0
+POLL_STEP_S = 0.25
+DETECTION_TIMEOUT_S = 15.0
+"""A fault fills the 4 s rate window within about 6 s (first scrape, then the window); the rest is slack."""
+
+
+def make_source(url: str, queries: dict[str, str] | None = None, **kwargs) -> PrometheusSource:
+    return PrometheusSource(APP, PrometheusSpec(url=url, timeout=2.0), queries or {}, **kwargs)
+
+
+async def sample_until(
+    source: PrometheusSource, metrics: list[str], done: Callable[[Sample], bool], what: str
+) -> Sample:
+    """Sample every 250 ms until `done` holds; fail with the last sample after the deadline."""
+    deadline = time.monotonic() + DETECTION_TIMEOUT_S
+    while True:
+        sample = await source.sample(metrics, t=0.0, window_s=SAMPLE_WINDOW_S)
+        if done(sample):
+            return sample
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not seen within {DETECTION_TIMEOUT_S:g}s; last sample: {sample}")
+        await asyncio.sleep(POLL_STEP_S)
+
+
+async def test_a_sample_has_both_tracks_of_every_default_metric_in_canonical_units(demo_stack: DemoStack) -> None:
+    source = make_source(demo_stack.prometheus.url)
+    try:
+        sample = await source.sample(list(BUILTIN_METRICS), t=0.0, window_s=SAMPLE_WINDOW_S)
+    finally:
+        await source.close()
+    assert sample.errors == ()
+    values = sample.values
+    for track in ("canary", "stable"):
+        # The demo answers 2% 404s and no 5xx: client errors are not failures.
+        assert getattr(values["error_rate"], track) == 0.0
+        assert getattr(values["success_rate"], track) == 1.0
+        # Milliseconds: a 40 ms median, p95 ≈ 2.3x and p99 ≈ 3.2x, read through histogram buckets.
+        p50, p95, p99 = (getattr(values[f"latency_p{q}"], track) for q in (50, 95, 99))
+        assert 25 < p50 < 60
+        assert p50 < p95 <= p99 < 300
+    # Requests per second: 25 on the canary, 100 on stable.
+    assert values["throughput"].canary == pytest.approx(25, rel=0.25)
+    assert values["throughput"].stable == pytest.approx(100, rel=0.25)
+    # The canary's requests over the 4 s window (four 1 s scrapes).
+    assert sample.canary_requests == pytest.approx(100, rel=0.25)
+
+
+async def test_the_rate_window_follows_the_servers_scrape_interval(demo_stack: DemoStack) -> None:
+    # The source reads the 1 s scrape interval from the server: a 1 s sample gets a 4 s window, about four points.
+    points = 'count_over_time(http_requests_total{{matchers},code="200"}[{window}])'
+    source = make_source(demo_stack.prometheus.url, {"points": points})
+    try:
+        sample = await source.sample(["points"], t=0.0, window_s=SAMPLE_WINDOW_S)
+    finally:
+        await source.close()
+    assert 3 <= sample.values["points"].canary <= 6
+
+
+async def test_a_canary_error_rate_of_5_percent_shows_up_within_seconds(demo_stack: DemoStack) -> None:
+    source = make_source(demo_stack.prometheus.url)
+    metrics = ["error_rate", "success_rate"]
+
+    def canary_error_rate_near(expected: float) -> Callable[[Sample], bool]:
+        def check(sample: Sample) -> bool:
+            error_rate = sample.values["error_rate"].canary
+            return error_rate is not None and abs(error_rate - expected) <= 0.01
+
+        return check
+
+    try:
+        demo_stack.demo.fault("canary", error_rate=0.05)
+        started = time.monotonic()
+        faulty = await sample_until(source, metrics, canary_error_rate_near(0.05), "a 5% canary error rate")
+        assert time.monotonic() - started < 10
+        assert faulty.values["success_rate"].canary == pytest.approx(1 - faulty.values["error_rate"].canary)
+        assert faulty.values["error_rate"].stable == 0.0
+    finally:
+        demo_stack.demo.reset()
+        await sample_until(source, metrics, canary_error_rate_near(0.0), "the canary's recovery")
+        await source.close()
+
+
+async def test_nan_and_empty_results_are_none_with_a_reason(demo_stack: DemoStack) -> None:
+    queries = {
+        # No observations at all: histogram_quantile over zero rates is NaN.
+        "idle_p99": "histogram_quantile(0.99, sum by (le) "
+        "(rate(http_request_duration_seconds_bucket{{matchers}}[{window}]) * 0))",
+        "missing": "sum(no_such_series{{matchers}})",
+    }
+    source = make_source(demo_stack.prometheus.url, queries)
+    try:
+        sample = await source.sample(list(queries), t=0.0, window_s=SAMPLE_WINDOW_S)
+    finally:
+        await source.close()
+    assert sample.values["idle_p99"].canary is None and sample.values["idle_p99"].stable is None
+    assert sample.values["missing"].canary is None and sample.values["missing"].stable is None
+    assert "idle_p99 (canary, stable): NaN (0/0: no requests in the window?)" in sample.errors
+    assert "missing (canary, stable): no data" in sample.errors
+
+
+async def test_a_query_returning_several_series_is_none_with_a_plain_error(demo_stack: DemoStack) -> None:
+    by_code = 'sum by (code) (rate(http_requests_total{{matchers},code=~"200|404"}[{window}]))'
+    source = make_source(demo_stack.prometheus.url, {"by_code": by_code})
+    try:
+        sample = await source.sample(["by_code", "error_rate"], t=0.0, window_s=SAMPLE_WINDOW_S)
+    finally:
+        await source.close()
+    assert sample.values["by_code"].canary is None
+    assert sample.values["error_rate"].canary == 0.0
+    assert sample.errors == (
+        "by_code (canary, stable): the query returns 2 series where one was expected: "
+        "fix the plan's query, e.g. wrap it in sum()",
+    )
+
+
+async def test_history_returns_points_for_both_tracks(demo_stack: DemoStack) -> None:
+    rollout_started = time.time() - 10
+    source = make_source(demo_stack.prometheus.url, clock_to_wall=lambda t: rollout_started + t)
+    try:
+        points = await source.history("throughput", start_t=0.0, end_t=10.0, step_s=1.0)
+    finally:
+        await source.close()
+    assert len(points) >= 8
+    assert all(0 <= point.t <= 10 for point in points)
+    assert points[-1].canary == pytest.approx(25, rel=0.25)
+    assert points[-1].stable == pytest.approx(100, rel=0.25)
+
+
+async def test_a_killed_prometheus_gives_none_and_an_error_then_values_again(prometheus_server, demo_service) -> None:
+    demo_port = free_port()
+    prometheus = prometheus_server([f"127.0.0.1:{demo_port}"])
+    demo_service(APP, demo_port)
+    wait_for_demo_rates(prometheus, APP)
+    # Told the interval: its first sample comes after the kill, when the server cannot be asked.
+    source = make_source(prometheus.url, scrape_interval_s=1.0)
+    metrics = list(BUILTIN_METRICS)
+    try:
+        prometheus.kill()
+        down = await source.sample(metrics, t=0.0, window_s=SAMPLE_WINDOW_S)
+        assert all(values.canary is None and values.stable is None for values in down.values.values())
+        assert down.canary_requests is None
+        assert down.errors == (f"all queries: cannot reach Prometheus at {prometheus.url} (connection refused)",)
+
+        prometheus.start()
+        back = await sample_until(
+            source, metrics, lambda sample: sample.errors == () and sample.canary_requests, "values after the restart"
+        )
+        assert back.values["throughput"].stable > 0
+    finally:
+        await source.close()

@@ -1,0 +1,383 @@
+"""PrometheusSource without a Prometheus: parsing raw API answers, query templates, failures, secrets.
+
+The last tests talk to small stand-ins on loopback (a canned HTTP API, a socket that never
+answers) to check what reaches Sample.errors and that the event loop keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+import pytest
+import requests
+from prometheus_api_client import PrometheusApiClientException
+
+from console.redact import redact
+from console.metrics.prometheus import (
+    BUILTIN_METRICS,
+    PrometheusConfigError,
+    PrometheusSource,
+    Reading,
+    describe_failure,
+    expand_query,
+    label_matchers,
+    promql_duration,
+    rate_window,
+    read_instant_result,
+    read_range_result,
+    split_userinfo,
+    summarize_problems,
+)
+from console.plan.model import PrometheusSpec
+
+NOW = 1_700_000_000.0
+STALE_AFTER_S = 3.0
+
+
+def vector(*values: str, at: float = NOW) -> list[dict]:
+    return [{"metric": {"code": str(index)}, "value": [at, value]} for index, value in enumerate(values)]
+
+
+def read(result: object) -> Reading:
+    return read_instant_result(result, NOW, STALE_AFTER_S)
+
+
+# Instant results, as Prometheus sends them.
+
+
+def test_a_value_arrives_as_a_string() -> None:
+    assert read(vector("0.01")) == Reading(0.01)
+
+
+def test_a_scalar_is_a_bare_pair() -> None:
+    assert read([NOW, "1"]) == Reading(1.0)
+
+
+@pytest.mark.parametrize("text", ["NaN", "+Inf", "-Inf", "not-a-number"])
+def test_values_that_are_not_numbers_are_missing_data(text: str) -> None:
+    reading = read(vector(text))
+    assert reading.value is None
+    assert reading.problem
+
+
+def test_nan_says_why() -> None:
+    assert "NaN" in read(vector("NaN")).problem
+
+
+def test_an_empty_vector_is_no_data() -> None:
+    assert read([]) == Reading(None, "no data")
+
+
+def test_several_series_name_the_count_and_the_fix() -> None:
+    reading = read(vector("0.01", "0.02", "0.03"))
+    assert reading.value is None
+    assert "returns 3 series where one was expected" in reading.problem
+    assert "sum()" in reading.problem
+
+
+def test_a_sample_older_than_a_few_scrapes_is_stale() -> None:
+    reading = read(vector("0.01", at=NOW - 42))
+    assert reading.value is None
+    assert "stale" in reading.problem and "42s" in reading.problem
+
+
+def test_a_sample_within_the_staleness_limit_counts() -> None:
+    assert read(vector("0.01", at=NOW - STALE_AFTER_S + 0.5)) == Reading(0.01)
+
+
+def test_a_range_vector_is_refused() -> None:
+    reading = read([{"metric": {}, "values": [[NOW, "1"]]}])
+    assert reading.value is None
+    assert "range vector" in reading.problem
+
+
+def test_an_answer_that_is_not_a_list_is_refused() -> None:
+    assert read({"unexpected": True}).value is None
+
+
+# Range results (history).
+
+
+def test_range_values_are_read_and_nan_becomes_a_gap() -> None:
+    result = [{"metric": {}, "values": [[NOW, "1.5"], [NOW + 1, "NaN"], [NOW + 2, "+Inf"]]}]
+    assert read_range_result(result) == {NOW: 1.5, NOW + 1: None, NOW + 2: None}
+
+
+@pytest.mark.parametrize("result", [[], [{"metric": {}, "values": []}] * 2, {"oops": 1}])
+def test_a_range_without_exactly_one_series_is_empty(result: object) -> None:
+    assert read_range_result(result) == {}
+
+
+# Templates and windows.
+
+
+def test_placeholders_are_filled_and_promql_braces_kept() -> None:
+    matchers = label_matchers("checkout", "canary", {"namespace": "prod"})
+    query = expand_query(
+        'sum(rate(x{{matchers},code=~"5.."}[{window}])) / sum(y{app="{app}",track="{track}"})',
+        app="checkout",
+        track="canary",
+        window="4s",
+        matchers=matchers,
+    )
+    assert query == (
+        'sum(rate(x{app="checkout",track="canary",namespace="prod",code=~"5.."}[4s]))'
+        ' / sum(y{app="checkout",track="canary"})'
+    )
+
+
+def test_label_values_are_escaped_for_promql() -> None:
+    assert label_matchers('we"ird\\app', "stable", {}) == 'app="we\\"ird\\\\app",track="stable"'
+
+
+@pytest.mark.parametrize(
+    ("sample_window_s", "scrape_interval_s", "expected"),
+    [(1, 1, "4s"), (10, 1, "10s"), (1, 0.5, "2s"), (10, 15, "60s"), (0.625, 0.25, "1s")],
+)
+def test_the_rate_window_spans_at_least_four_scrapes(sample_window_s, scrape_interval_s, expected) -> None:
+    assert promql_duration(rate_window(sample_window_s, scrape_interval_s)) == expected
+
+
+def test_durations_use_whole_units() -> None:
+    assert promql_duration(2.5) == "2500ms"
+
+
+# Errors as the operator reads them.
+
+
+def test_a_problem_every_query_shares_is_said_once() -> None:
+    problems = [(metric, track, "cannot reach Prometheus") for metric in ("a", "b") for track in ("canary", "stable")]
+    assert summarize_problems(problems, queries=4) == ("all queries: cannot reach Prometheus",)
+
+
+def test_other_problems_are_grouped_per_metric() -> None:
+    problems = [("p99", "canary", "no data"), ("p99", "stable", "no data"), ("rate", "canary", "stale")]
+    assert summarize_problems(problems, queries=6) == ("p99 (canary, stable): no data", "rate (canary): stale")
+
+
+SERVER = "http://prom:9090"
+
+
+def api_error(status: int, body: dict | bytes) -> PrometheusApiClientException:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return PrometheusApiClientException(f"HTTP Status Code {status} ({content!r})")
+
+
+def test_a_rejected_query_quotes_prometheus() -> None:
+    error = {"status": "error", "errorType": "bad_data", "error": 'invalid parameter "query": parse error'}
+    assert describe_failure(api_error(400, error), SERVER, 5) == (
+        'Prometheus rejected the query: invalid parameter "query": parse error'
+    )
+
+
+def test_refused_credentials_do_not_echo_the_body() -> None:
+    message = describe_failure(api_error(401, b"<html>token s3cret is invalid</html>"), SERVER, 5)
+    assert message == "Prometheus at http://prom:9090 refused the credentials (HTTP 401)"
+
+
+def test_a_server_error_names_the_status() -> None:
+    assert describe_failure(api_error(503, b"busy"), SERVER, 5) == "Prometheus at http://prom:9090 answered HTTP 503"
+
+
+def test_a_timeout_names_the_limit() -> None:
+    assert describe_failure(requests.ReadTimeout("read timed out"), SERVER, 2.5) == (
+        "Prometheus at http://prom:9090 did not answer within 2.5s"
+    )
+
+
+def test_a_refused_connection_says_so() -> None:
+    exc = requests.ConnectionError("Failed to establish a new connection: [Errno 111] Connection refused")
+    assert describe_failure(exc, SERVER, 5) == "cannot reach Prometheus at http://prom:9090 (connection refused)"
+
+
+def test_an_answer_that_is_not_json_is_named() -> None:
+    assert "not its API's JSON" in describe_failure(ValueError("Expecting value"), SERVER, 5)
+
+
+# Secrets.
+
+
+def test_redaction_strips_url_credentials_and_masks_secrets() -> None:
+    text = "GET https://alice:pa%40ss@prom.example/api failed with token abc123"
+    assert redact(text, ["abc123"]) == "GET https://prom.example/api failed with token ***"
+
+
+def test_url_credentials_become_basic_auth() -> None:
+    assert split_userinfo("https://alice:pa%40ss@prom.example:9443/prom") == (
+        "https://prom.example:9443/prom",
+        ("alice", "pa@ss"),
+    )
+    assert split_userinfo("http://prom:9090") == ("http://prom:9090", None)
+
+
+def test_the_repr_shows_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROM_TOKEN", "tok-s3cret")
+    source = PrometheusSource(
+        "checkout", PrometheusSpec(url="https://bob:pw-s3cret@prom:9090", token_env="PROM_TOKEN"), {}
+    )
+    assert repr(source) == "PrometheusSource(app='checkout', url='https://prom:9090')"
+    asyncio.run(source.close())
+
+
+def test_an_unset_credential_variable_is_named_without_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROM_PASSWORD", raising=False)
+    monkeypatch.setenv("PROM_USER", "alice")
+    spec = PrometheusSpec(username_env="PROM_USER", password_env="PROM_PASSWORD")
+    with pytest.raises(PrometheusConfigError, match="PROM_PASSWORD is not set") as raised:
+        PrometheusSource("checkout", spec, {})
+    assert "alice" not in str(raised.value)
+
+
+def test_an_unreadable_token_file_is_a_config_error(tmp_path) -> None:
+    with pytest.raises(PrometheusConfigError, match="token_file"):
+        PrometheusSource("checkout", PrometheusSpec(token_file=str(tmp_path / "missing")), {})
+
+
+# The source against stand-ins on loopback.
+
+
+class CannedPrometheus:
+    """An HTTP server answering every /api/v1/query with one canned status and body; it keeps the headers seen."""
+
+    def __init__(self, status: int, body: dict) -> None:
+        self.status, self.body = status, body
+        self.authorizations: list[str | None] = []
+        canned = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                canned.authorizations.append(self.headers.get("Authorization"))
+                payload = json.dumps(canned.body).encode()
+                self.send_response(canned.status if self.path.startswith("/api/v1/query") else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @contextmanager
+    def running(self) -> Iterator[CannedPrometheus]:
+        thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def ok(result: object) -> dict:
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
+def source_at(url: str, **spec: object) -> PrometheusSource:
+    return PrometheusSource("checkout", PrometheusSpec(url=url, **spec), {}, scrape_interval_s=1)
+
+
+async def sample(source: PrometheusSource, metrics=BUILTIN_METRICS):
+    try:
+        return await source.sample(metrics, t=0.0, window_s=1.0)
+    finally:
+        await source.close()
+
+
+async def test_the_bearer_token_is_sent_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROM_TOKEN", "tok-s3cret")
+    with CannedPrometheus(401, {"status": "error", "error": "bad token tok-s3cret"}).running() as canned:
+        source = source_at(canned.url, token_env="PROM_TOKEN")
+        result = await sample(source)
+    assert set(canned.authorizations) == {"Bearer tok-s3cret"}
+    assert result.errors == (f"all queries: Prometheus at {canned.url} refused the credentials (HTTP 401)",)
+    assert "tok-s3cret" not in repr(result)
+
+
+async def test_basic_auth_comes_from_the_plans_variables_or_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROM_USER", "alice")
+    monkeypatch.setenv("PROM_PASSWORD", "pw-s3cret")
+    with CannedPrometheus(200, ok([])).running() as canned:
+        await sample(source_at(canned.url, username_env="PROM_USER", password_env="PROM_PASSWORD"), [])
+        await sample(source_at(canned.url.replace("http://", "http://alice:pw-s3cret@")), [])
+    expected = "Basic " + base64.b64encode(b"alice:pw-s3cret").decode()
+    assert canned.authorizations == [expected, expected]
+
+
+async def test_a_malformed_answer_is_an_error_not_an_exception() -> None:
+    with CannedPrometheus(200, ok([{"metric": {}, "value": ["only-one-field"]}])).running() as canned:
+        result = await sample(source_at(canned.url), [])
+    assert result.canary_requests is None
+    not_json = f"Prometheus at {canned.url} answered with something that is not its API's JSON"
+    assert result.errors == (f"all queries: {not_json}",)
+
+
+async def test_every_metric_reads_its_value_and_unknown_ones_say_how_to_get_them() -> None:
+    with CannedPrometheus(200, ok(vector("0.25", at=time.time()))).running() as canned:
+        source = source_at(canned.url)
+        result = await sample(source, ["error_rate", "cpu"])
+    assert result.values["error_rate"].canary == result.values["error_rate"].stable == 0.25
+    assert result.canary_requests == 0.25
+    assert result.values["cpu"].canary is None
+    assert result.errors == ("cpu: no query (no standard Prometheus series); add metrics.queries.cpu to the plan",)
+
+
+async def test_a_plan_query_that_returns_several_series_is_missing_data_with_a_plain_error() -> None:
+    with CannedPrometheus(200, ok(vector("1", "2", at=time.time()))).running() as canned:
+        source = source_at(canned.url)
+        result = await sample(source, ["error_rate"])
+    assert result.values["error_rate"].canary is None
+    assert result.errors == (
+        "all queries: the query returns 2 series where one was expected: fix the plan's query, e.g. wrap it in sum()",
+    )
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+async def test_a_server_that_never_answers_times_out_in_parallel_without_blocking_the_loop() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    with silent_server() as url:
+        source = source_at(url, timeout=0.3)
+        ticking = asyncio.create_task(ticker())
+        started = time.monotonic()
+        result = await sample(source)
+        elapsed = time.monotonic() - started
+        ticking.cancel()
+    # 13 queries of 0.3 s each: serially they would take 4 s.
+    assert elapsed < 1.5
+    assert ticks > 10
+    assert all(values.canary is None and values.stable is None for values in result.values.values())
+    assert result.errors == (f"all queries: Prometheus at {url} did not answer within 0.3s",)
+
+
+async def test_a_server_that_is_gone_is_an_error_not_an_exception() -> None:
+    with silent_server() as url:
+        pass  # the port is closed again: connections are refused
+    source = source_at(url)
+    result = await sample(source)
+    assert result.canary_requests is None
+    assert result.errors == (f"all queries: cannot reach Prometheus at {url} (connection refused)",)
