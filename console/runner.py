@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -139,6 +140,9 @@ def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout
         controller_options.flag_hooks.append(release_flags.on_rollback)
         controller_options.flag_setup = release_flags.create_missing
     controller = Controller(plan, target, metrics, journal, build_clock(options), controller_options, actor=actor)
+    if hasattr(metrics, "clock_to_wall"):
+        # History queries need wall time: t on the rollout clock is that far from now.
+        metrics.clock_to_wall = lambda t: time.time() - (controller.now() - t) / (controller.clock.speed or 1.0)
     return Rollout(controller, release_flags)
 
 

@@ -40,3 +40,8 @@ def sim_controller(
 
 def plan_from(text: str) -> RolloutPlan:
     return load_plan_text(text, "test.yaml")
+
+
+# Real servers the end-to-end tests start and stop themselves.
+from tests.kube_emulator.fixtures import kube_emulator  # noqa: E402,F401
+from tests.prometheus_server import demo_service, demo_stack, prometheus_server  # noqa: E402,F401
