@@ -27,7 +27,10 @@ class ChecklistItem:
 
 
 class Checklist(KeyedTable):
-    """Items of a gate; `s` asks to sign off the highlighted one, Enter to read its output."""
+    """Items of a gate; `s` asks to sign off the highlighted one, Enter to read its output.
+
+    Advisory items are marked (opt): they are shown and recorded but never hold the gate.
+    """
 
     BINDINGS = [
         Binding("s", "sign_off", "Sign off", id="preflight.sign_off", tooltip="Sign off the highlighted manual item"),
@@ -49,23 +52,21 @@ class Checklist(KeyedTable):
         self._items: dict[str, ChecklistItem] = {}
 
     def on_mount(self) -> None:
-        self.add_columns("state", "item", "time")
+        self.add_columns("", "item", "time")
 
     def show(self, items: list[ChecklistItem]) -> None:
         for item in items:
-            self.upsert(item.name, item, self._cells(item))
+            self.upsert(item.name, self._cells(item))
             self._items[item.name] = item
 
     @staticmethod
     def _cells(item: ChecklistItem) -> tuple[Text, Text, Text]:
         style = STATE_STYLES[item.state]
-        label = item.name + ("" if item.required else " (advisory)")
-        if item.state == "waiting":
-            label += " — s to sign off"
-        elif item.by and item.by != "brahma":
-            label += f" — {item.by}"
+        label = item.name + ("" if item.required else " (opt)")
+        if item.by and item.by != "brahma":
+            label += f" · {item.by}"
         duration = f"{item.duration_s:.1f}s" if item.duration_s else ""
-        return Text(STATE_MARKS[item.state], style=style), Text(label, style=style if item.state != "pass" else ""), Text(duration, style="dim")
+        return Text(f"{STATE_MARKS[item.state]} ", style=style), Text(label, style=style if item.state != "pass" else ""), Text(duration, style="dim")
 
     def _highlighted(self) -> ChecklistItem | None:
         return self._items.get(self.highlighted_key or "")

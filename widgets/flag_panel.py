@@ -34,4 +34,4 @@ class FlagPanel(KeyedTable):
                 Text("ON" if row.enabled else "off", style="bold green" if row.enabled else "dim"),
                 Text(f"{row.percentage}%" + (f" +{row.allowed}" if row.allowed else ""), style="dim"),
             )
-            self.upsert(row.name, row, cells)
+            self.upsert(row.name, cells)

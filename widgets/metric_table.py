@@ -12,11 +12,12 @@ from textual.message import Message
 from widgets.keyed_table import KeyedTable
 from widgets.sparkline_text import sparkline
 
-Verdict = Literal["pass", "warn", "fail", "nodata"]
-VERDICT_MARKS = {"pass": "✓", "warn": "!", "fail": "✗", "nodata": "?"}
-VERDICT_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "nodata": "dim"}
-COLUMNS = ("metric", "trend", "canary", "stable", "limit", "")
-TREND_WIDTH = 10
+Verdict = Literal["pass", "warn", "fail", "nodata", "idle"]
+"""idle: nothing is judged yet (before the first stage)."""
+VERDICT_MARKS = {"pass": "✓", "warn": "!", "fail": "✗", "nodata": "?", "idle": "·"}
+VERDICT_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "nodata": "yellow", "idle": "dim"}
+TREND_WIDTH = 8
+COLUMNS = (("metric", 13), ("trend", TREND_WIDTH + 1), ("canary", 9), ("stable", 9), ("limit", 9), ("", 2))
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class MetricTable(KeyedTable):
     """A row per metric; Enter asks for a chart of the highlighted one.
 
     The verdict is a mark as well as a colour, so the table reads the same without colour.
+    Columns have fixed widths so a new sample repaints only the rows that changed.
     """
 
     BINDINGS = [Binding("enter", "chart", "Chart", id="metrics.chart", tooltip="Chart canary vs stable for this metric")]
@@ -49,14 +51,16 @@ class MetricTable(KeyedTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cell_padding=0, **kwargs)
 
+    FIXED_WIDTHS = True
+
     def on_mount(self) -> None:
-        for column in COLUMNS:
-            self.add_column(f" {column}", key=column or "verdict")
+        for label, width in COLUMNS:
+            self.add_column(f" {label}", key=label or "verdict", width=width)
 
     def show(self, rows: list[MetricRow]) -> None:
         """Update in place: only cells that changed are redrawn (a poor SSH link will thank us)."""
         for row in rows:
-            self.upsert(row.name, row, self._cells(row))
+            self.upsert(row.name, self._cells(row))
 
     @staticmethod
     def _cells(row: MetricRow) -> tuple[Text, ...]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rich.console import RenderableType
+from rich.style import Style
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.reactive import reactive
 from textual.widget import Widget
+from textual.widgets import Static
 
 StageStatus = Literal["done", "current", "next", "failed"]
 
@@ -41,12 +43,19 @@ def _clock(seconds: float) -> str:
 
 
 class StageTrack(Widget):
-    """A two-line track: `✓ 5% ── ● 25% ── ○ 50% ── ○ 100%`, then the window bar and the state."""
+    """Two lines: the track `✓ 5% ── ● 25% ── ○ 50% ── ○ 100%`, then the window's bar and the state.
+
+    Each line is its own child and is repainted only when its text changes: the track line
+    changes a few times a rollout, the bar once a sample.
+    """
 
     DEFAULT_CSS = """
     StageTrack {
         height: 2;
         padding: 0 1;
+    }
+    StageTrack > Static {
+        height: 1;
     }
     StageTrack .stage-track--done { color: $success; }
     StageTrack .stage-track--current { color: $accent; text-style: bold; }
@@ -68,23 +77,44 @@ class StageTrack(Widget):
         "stage-track--idle",
     }
 
-    track: reactive[TrackState] = reactive(TrackState, layout=False)
+    track: reactive[TrackState] = reactive(TrackState, layout=False, repaint=False)
 
-    def render(self) -> RenderableType:
-        track = self.track
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._shown: dict[str, Text] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="stages")
+        yield Static(id="window")
+
+    def watch_track(self, track: TrackState) -> None:
+        if not self.is_mounted:
+            return
+        for child_id, text in (("stages", self._stages_line(track)), ("window", self._window_line(track))):
+            if self._shown.get(child_id) != text:
+                self._shown[child_id] = text
+                self.query_one(f"#{child_id}", Static).update(text)
+
+    def on_mount(self) -> None:
+        self.watch_track(self.track)
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"stage-track--{name}")
+
+    def _stages_line(self, track: TrackState) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")
         for index, stage in enumerate(track.stages):
             if index:
-                line.append(" ── ", style=self.get_component_rich_style("stage-track--next"))
-            style = self.get_component_rich_style(f"stage-track--{stage.status}")
-            line.append(f"{MARKS[stage.status]} {stage.weight}%", style=style)
-        width = BAR_WIDTH
+                line.append(" ── ", style=self._style("next"))
+            line.append(f"{MARKS[stage.status]} {stage.weight}%", style=self._style(stage.status))
+        return line
+
+    def _window_line(self, track: TrackState) -> Text:
         bar = Text(no_wrap=True, overflow="ellipsis")
         if track.window_s > 0:
-            done = min(1.0, track.elapsed_s / track.window_s)
-            filled = int(done * width)
-            bar.append("█" * filled, style=self.get_component_rich_style("stage-track--current"))
-            bar.append("░" * (width - filled), style=self.get_component_rich_style("stage-track--next"))
+            filled = int(min(1.0, track.elapsed_s / track.window_s) * BAR_WIDTH)
+            bar.append("█" * filled, style=self._style("current"))
+            bar.append("░" * (BAR_WIDTH - filled), style=self._style("next"))
             bar.append(f" {_clock(track.elapsed_s)}/{_clock(track.window_s)}  ")
-        bar.append(track.state, style=self.get_component_rich_style(f"stage-track--{track.tone}"))
-        return Text("\n").join([line, bar])
+        bar.append(track.state, style=self._style(track.tone))
+        return bar

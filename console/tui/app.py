@@ -173,6 +173,10 @@ class BrahmaApp(App[int]):
         state = self.controller.state
         self.query_one(StageTrack).track = view.stage_track(self.plan, state, self.controller.now())
         self.query_one(MetricTable).show(view.metric_rows(self.plan, state, self._last_seen))
+        status = view.source_status(self.plan, state, self._last_seen)
+        pane = self.query_one("#metrics-pane")
+        if pane.border_subtitle != status:  # setting it repaints the whole pane
+            pane.border_subtitle = status
         self.query_one(Checklist).show(view.checklist(self.plan, state))
         if not self.read_only:
             bar = self.query_one(RollbackBar)

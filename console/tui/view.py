@@ -83,11 +83,12 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
         checks = _limit_checks(plan, state, metric)
         criterion = next((c for kind, c in checks if kind == "criterion"), None)
         shown = criterion or (checks[0][1] if checks else None)
-        limit = shown.describe() if shown else ""
+        limit = compact_limit(shown) if shown else ""
+        if not history:
+            rows.append(MetricRow(metric, LABELS.get(metric, metric), (), "—", "—", limit, "idle"))
+            continue
         if canary is None:
-            seen = last_seen.get(metric)
-            text = f"no data since {seen:%H:%M:%S}" if seen else "no data"
-            rows.append(MetricRow(metric, LABELS.get(metric, metric), tuple(h[1] for h in history), text, format_metric_value(metric, stable), limit, "nodata"))
+            rows.append(MetricRow(metric, LABELS.get(metric, metric), tuple(h[1] for h in history), "no data", format_metric_value(metric, stable), limit, "nodata"))
             continue
         verdict = "pass"
         for kind, check in checks:
@@ -100,6 +101,24 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
                 verdict = "warn"
         rows.append(MetricRow(metric, LABELS.get(metric, metric), tuple(h[1] for h in history), format_metric_value(metric, canary), format_metric_value(metric, stable), limit, verdict))
     return rows
+
+
+def compact_limit(check: Check) -> str:
+    """A limit that fits its column: "< 500ms", "<=1.5×st" for 1.5 times stable."""
+    if check.relative:
+        return f"{check.op}{check.value:g}×st"
+    return check.describe()
+
+
+def source_status(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, datetime]) -> str:
+    """What is wrong with the metric source, said in place: "canary: no data since 14:32:05 · <error>"."""
+    missing = [m for m in plan.metric_names if (history := state.history.get(m)) and history[-1][1] is None]
+    if not missing:
+        return ""
+    seen = [last_seen[m] for m in missing if m in last_seen]
+    since = f"no data since {min(seen):%H:%M:%S}" if seen else "no data yet"
+    error = state.last_errors[0] if state.last_errors else ""
+    return f"canary: {since}" + (f" · {error}" if error else "")
 
 
 def checklist(plan: RolloutPlan, state: RolloutState) -> list[ChecklistItem]:

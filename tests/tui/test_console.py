@@ -188,8 +188,9 @@ async def test_missing_data_is_shown_in_place(plan, tmp_path):
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, lambda s: s.phase == "paused")
         row = app.query_one("#metrics").get_row("error_rate")
-        assert str(row[2]).strip().startswith("no data since")
-        assert str(row[5]).strip() == "?"
+        assert str(row[2]).strip() == "no data" and str(row[5]).strip() == "?"
+        status = app.query_one("#metrics-pane").border_subtitle
+        assert status.startswith("canary: no data since ") and "simulated canary has no data" in status
 
 
 async def test_keymap_override_moves_the_rollback_key(plan, tmp_path):
