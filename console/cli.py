@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
     flags = commands.add_parser("flags", help="the flag editor, or one change")
     flags.add_argument("file")
+    flags.add_argument("--state-dir", type=Path, default=Path(".brahma"), help="where flags.jsonl journals every change")
     flags.add_argument("verb", nargs=argparse.REMAINDER, help="list | enable NAME | disable NAME | set NAME PERCENT | allow NAME USER | kill")
 
     report = commands.add_parser("report", help="write the runbook again from a journal")
@@ -135,13 +136,24 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 def cmd_flags(args: argparse.Namespace) -> int:
     from console.actor import current_actor
+    from console.controller.events import FlagChanged
+    from console.controller.journal import Journal
     from console.flags.cli import run_flags_command
 
     if not args.verb:
         from console.tui.flags_app import run_flag_editor
 
-        return run_flag_editor(args.file)
-    return run_flags_command(args.file, args.verb, current_actor(), sys.stdout, sys.stderr)
+        return run_flag_editor(args.file, args.state_dir)
+    journal = Journal(args.state_dir / "flags.jsonl")
+
+    def record(changes) -> None:
+        for c in changes:
+            journal.append(FlagChanged(0.0, flag=c.flag, old=c.old or {}, new=c.new, actor=c.actor, reason=c.reason))
+
+    try:
+        return run_flags_command(args.file, args.verb, current_actor(), sys.stdout, sys.stderr, record)
+    finally:
+        journal.close()
 
 
 def cmd_report(args: argparse.Namespace) -> int:

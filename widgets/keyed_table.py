@@ -50,6 +50,11 @@ class KeyedTable(DataTable):
         self._update_count += 1
         self.refresh_row(self.get_row_index(key))
 
+    def clear_rows(self) -> None:
+        """Every row gone (the columns stay)."""
+        self.clear()
+        self._values.clear()
+
     @property
     def highlighted_key(self) -> str | None:
         if not self.row_count:

@@ -8,11 +8,11 @@ that is not a flag document). Messages name the file, and the line for JSON erro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from console.flags.backends import FileBackend
 from console.flags.errors import FlagError, FlagFileError, VersionConflict
-from console.flags.model import NEW_FLAG_KEY, Flag
+from console.flags.model import NEW_FLAG_KEY, Flag, FlagChange
 from console.flags.store import ChangeResult, FlagStore
 
 USAGE = (
@@ -20,10 +20,11 @@ USAGE = (
     " | allow NAME USER | disallow NAME USER | create NAME | kill [NAME...]]"
 )
 EXIT_OK, EXIT_WRITE_FAILED, EXIT_INVALID = 0, 1, 2
+Record = Callable[[tuple[FlagChange, ...]], None]
 
 
-def run_flags_command(path: str, argv: list[str], actor: str, out: TextIO, err: TextIO) -> int:
-    """Run one `brahma flags FILE ...` verb (no verb: list) and return the exit code."""
+def run_flags_command(path: str, argv: list[str], actor: str, out: TextIO, err: TextIO, record: Record = lambda changes: None) -> int:
+    """Run one `brahma flags FILE ...` verb (no verb: list) and return the exit code; `record` journals the changes."""
     verb, args = (argv[0], argv[1:]) if argv else ("list", [])
     if not Path(path).is_file():
         err.write(f"{path}: no such file\n")
@@ -35,7 +36,7 @@ def run_flags_command(path: str, argv: list[str], actor: str, out: TextIO, err: 
             out.write(format_table(store.list()))
             return EXIT_OK
         if verb == "kill":
-            return _kill(store, args, actor, reason, out, err)
+            return _kill(store, args, actor, reason, out, err, record)
         result = _change(store, verb, args, actor, reason)
     except FlagFileError as error:
         err.write(f"{error}\n")
@@ -49,7 +50,7 @@ def run_flags_command(path: str, argv: list[str], actor: str, out: TextIO, err: 
     if result is None:
         err.write(f"{USAGE}\n")
         return EXIT_INVALID
-    _report(result, out)
+    _report(result, out, record)
     return EXIT_OK
 
 
@@ -97,10 +98,10 @@ def describe(model: dict[str, Any]) -> str:
     return f"{state}, {model['percentage']}%{allowed}"
 
 
-def _kill(store: FlagStore, names: list[str], actor: str, reason: str, out: TextIO, err: TextIO) -> int:
+def _kill(store: FlagStore, names: list[str], actor: str, reason: str, out: TextIO, err: TextIO, record: Record) -> int:
     """Disable the named flags; with no names, every flag marked new (metadata brahma.new) Brahma may change."""
     if names:
-        _report(store.kill(names, actor=actor, reason=reason), out)
+        _report(store.kill(names, actor=actor, reason=reason), out, record)
         return EXIT_OK
     new_flags = [flag for flag in store.list() if flag.new]
     read_only = [flag.name for flag in new_flags if flag.read_only]
@@ -110,11 +111,12 @@ def _kill(store: FlagStore, names: list[str], actor: str, reason: str, out: Text
         out.write(f"no flag is marked new (metadata {NEW_FLAG_KEY!r}): nothing to disable\n")
     else:
         editable = [flag.name for flag in new_flags if not flag.read_only]
-        _report(store.kill(editable, actor=actor, reason=reason), out)
+        _report(store.kill(editable, actor=actor, reason=reason), out, record)
     return EXIT_INVALID if read_only else EXIT_OK
 
 
-def _report(result: ChangeResult, out: TextIO) -> None:
+def _report(result: ChangeResult, out: TextIO, record: Record) -> None:
+    record(result.changes)
     if not result.changes:
         out.write("no change: the file already says so\n")
     for change in result.changes:

@@ -27,11 +27,12 @@ from console.runner import Rollout, close_rollout
 from console.sim.metrics import SimMetricSource
 from console.tui import view
 from console.tui.commands import RolloutCommands
+from console.tui.flag_editing import FlagEditing, flag_rows
 from console.tui.keymap import KeymapError, default_keymap_path, load_keymap
 from widgets.chart_screen import ChartScreen
 from widgets.checklist import Checklist
 from widgets.confirm_screen import ConfirmScreen
-from widgets.flag_panel import FlagPanel, FlagRow
+from widgets.flag_panel import FlagPanel
 from widgets.keys_screen import KeysScreen
 from widgets.metric_table import MetricTable
 from widgets.rollback_bar import RollbackBar
@@ -51,7 +52,7 @@ FAULTS = {
 }
 
 
-class BrahmaApp(App[int]):
+class BrahmaApp(FlagEditing, App[int]):
     """One rollout, supervised from the keyboard."""
 
     CSS_PATH = "brahma.tcss"
@@ -198,12 +199,16 @@ class BrahmaApp(App[int]):
             return f"new {state.weight}% → 0%"
         return ""
 
+    @property
+    def flag_store(self):
+        return self.rollout.flags.store if self.rollout.flags else None
+
     def refresh_flags(self) -> None:
-        flags = self.rollout.flags
-        if flags is None:
-            return
-        rows = [FlagRow(f.name, f.enabled, f.percentage or 0, len(f.allowed_users), f.read_only) for f in flags.flags()]
-        self.query_one(FlagPanel).show(rows)
+        if self.rollout.flags is not None:
+            self.query_one(FlagPanel).show(flag_rows(self.rollout.flags.flags()))
+
+    def record_flag_changes(self, changes) -> None:
+        self.controller.record_flag_changes(changes)
 
     # -- actions ---------------------------------------------------------------------------
 
