@@ -71,6 +71,7 @@ def _print_problems(error: PlanError) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from console.plan import load_plan
+    from console.units import format_duration
 
     status = 0
     for path in args.plans:
@@ -79,7 +80,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except PlanError as error:
             status = _print_problems(error)
             continue
-        print(f"{path}: valid: {plan.strategy} of {plan.image}, {len(plan.stages)} stages, {plan.planned_duration / 60:g}m planned")
+        print(f"{path}: valid: {plan.strategy} of {plan.image}, {len(plan.stages)} stages, {format_duration(plan.planned_duration)} planned")
     return status
 
 

@@ -9,10 +9,14 @@ both tracks' rates are queryable.
 Fixtures (import them into a conftest): `prometheus_server` and `demo_service` are factories whose
 processes stop at the end of the test; `demo_stack` is one Prometheus scraping one demo service,
 shared by a test module. Without the binary they skip, or fail when BRAHMA_REQUIRE_PROMETHEUS=1.
+
+For whole rollouts on that stack (tests and benchmarks): `RolloutEvents` waits for a controller's
+events as they happen, `wait_for_canary_errors_to_clear` for the rates to forget an injected fault.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -31,6 +35,8 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 import pytest
 
+from console.controller import events as ev
+from console.controller.controller import Controller
 from console.metrics.prometheus import RATE_WINDOW_SCRAPES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -296,3 +302,51 @@ def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     require_prometheus()
     with running_demo_stack(tmp_path_factory.mktemp("demo_stack")) as stack:
         yield stack
+
+
+def wait_for_canary_errors_to_clear(prometheus: PrometheusServer, app: str, timeout_s: float = FIRST_SCRAPE_TIMEOUT_S) -> None:
+    """After a fault is reset: until the canary's 5xx rate over a whole rate window is zero again, so the next
+    rollout starts on healthy numbers. A service that never failed has no 5xx series: zero as well."""
+    window = f"{RATE_WINDOW_SCRAPES * SCRAPE_INTERVAL_S:g}s"
+    errors = f'sum(rate(http_requests_total{{app="{app}",track="canary",code=~"5.."}}[{window}]))'
+    prometheus.wait_for(f"({errors} or vector(0)) == 0", timeout_s=timeout_s)
+
+
+def is_healthy_sample(event: ev.Event) -> bool:
+    """A sample with every judged value in hand that met every criterion and no trigger."""
+    return isinstance(event, ev.SampleTaken) and event.verdict == "pass"
+
+
+class RolloutEvents:
+    """Every event a controller emits, in order, and ways to wait for the next ones that match."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.seen: list[ev.Event] = []
+        self._arrived = asyncio.Event()
+        controller.subscribe(self._record)
+
+    def _record(self, event: ev.Event) -> None:
+        self.seen.append(event)
+        self._arrived.set()
+
+    async def wait_for(
+        self, matches: Callable[[ev.Event], bool], what: str, timeout_s: float, since: int = 0
+    ) -> ev.Event:
+        """The first event at position `since` or later that `matches`; TimeoutError naming `what` after the deadline."""
+        checked = since
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    match = next((event for event in self.seen[checked:] if matches(event)), None)
+                    if match is not None:
+                        return match
+                    checked = len(self.seen)
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {timeout_s:g}s waiting for {what}") from None
+
+    async def wait_for_healthy_samples(self, count: int, timeout_s: float) -> None:
+        """Until `count` more samples have passed: the stage is under way on healthy numbers."""
+        for _ in range(count):
+            await self.wait_for(is_healthy_sample, "a healthy sample", timeout_s, since=len(self.seen))

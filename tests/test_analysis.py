@@ -89,6 +89,11 @@ def test_rates_are_inconclusive_under_min_requests_even_when_bad():
     assert "error_rate" in judgement.inconclusive and not judgement.held_triggers
 
 
+def test_a_pause_for_thin_traffic_says_so():
+    _, decision = run([sample(requests=10)] * 3)
+    assert "the canary served 10 requests, fewer than min_requests 50" in decision.reason
+
+
 def test_paused_rollouts_still_roll_back_on_critical_but_do_not_pause_again():
     _, warning = run([sample(error_rate=0.006)] * 2, pause_on_warning=False)
     _, critical = run([sample(error_rate=0.05)], pause_on_warning=False)

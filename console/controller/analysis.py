@@ -36,6 +36,8 @@ class SampleJudgement:
     """Triggers that could be judged and did not breach (their streaks reset)."""
     inconclusive: tuple[str, ...]
     """Metrics judged on this sample that had no usable value."""
+    thin_traffic: str = ""
+    """Why rates and latencies were set aside: fewer canary requests than min_requests."""
 
 
 def usable_values(sample: Sample, min_requests: int) -> dict[str, TrackValues]:
@@ -68,7 +70,10 @@ def judge_sample(sample: Sample, stage: Stage, triggers: tuple[Trigger, ...], mi
         elif result is False:
             clear.append(trigger)
     verdict = "breach" if failed or held else ("inconclusive" if inconclusive else "pass")
-    return SampleJudgement(verdict, failed, tuple(held), tuple(clear), tuple(inconclusive))
+    thin = ""
+    if sample.canary_requests is not None and sample.canary_requests < min_requests:
+        thin = f"the canary served {sample.canary_requests:.0f} requests, fewer than min_requests {min_requests}"
+    return SampleJudgement(verdict, failed, tuple(held), tuple(clear), tuple(inconclusive), thin)
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ def decide(
             reason = "; ".join(describe_breach(t, sample.values) for t in firing)
             return updated, Decision(action, reason, firing[0].check.metric)
     if pause_on_warning and updated.get(INCONCLUSIVE_STREAK, 0) >= inconclusive_limit:
-        detail = "; ".join(sample.errors) or "no usable data"
+        detail = "; ".join(filter(None, (*sample.errors, judgement.thin_traffic))) or "no usable data"
         metrics = ", ".join(judgement.inconclusive)
         reason = f"inconclusive for {updated[INCONCLUSIVE_STREAK]} samples in a row ({metrics}): {detail}"
         return updated, Decision("pause", reason, "inconclusive")

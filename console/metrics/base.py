@@ -18,7 +18,8 @@ class TrackValues:
 class Sample:
     values: dict[str, TrackValues]
     canary_requests: float | None
-    """Requests the canary served in the sample's interval; None when unknown."""
+    """Requests the canary served over the window the values cover (Prometheus: max(interval, 4 scrapes)),
+    the requests behind the judged rates; None when unknown."""
     errors: tuple[str, ...] = field(default=())
     """What went wrong fetching (timeouts, HTTP errors, several series where one was expected)."""
 

@@ -1,0 +1,119 @@
+"""BENCH detection_latency_median_s and detection_latency_max_s: from a canary fault to rollback_started.
+
+Ten rollouts of sample_configs/prometheus-demo.yaml (sim target, real clock, 1 s samples) against
+one real Prometheus scraping the demo service every second. Each run starts at a random moment
+in the scrape cycle, waits for healthy samples in stage 1, injects a 5% canary error rate at a
+random moment in the sample cycle, and measures wall time from just before the fault request to
+the rollback_started event's own timestamp. Between runs the fault is reset and the next run
+starts only once the canary's 5xx rate is back to zero.
+
+Where the time goes (1 s scrapes, 1 s samples, a 4 s rate window, critical error_rate > 1%
+acting on the first breach), about 1.5 s on average:
+- the first 5xx: the demo fails an exact 5% share, so one request in 20 (0-0.8 s at 25 canary
+  rps, wherever the previous run's count stopped); randomly failing requests would take 0.8 s
+  on average;
+- the next scrape: 0-1 s;
+- the rate window: one 5xx among the ~75-100 canary requests of a 4 s window is 1.0-1.3%, so a
+  single error usually breaches 1%; when the window holds five scrapes it is exactly 1% and the
+  next error is needed. The window costs no wait of its own: rate() needs two scrapes, and a
+  shorter window would only leave samples empty when a scrape is late;
+- the controller's next sample: 0-1 s, plus ~15 ms of queries;
+- the consecutive limit: 1 for critical triggers, so the breaching sample rolls back (a limit of
+  N adds N - 1 sample intervals; the warning at 0.5% needs 2 but critical fires first).
+The first run is the slowest: its 5xx series do not exist before the fault, and rate() cannot
+see the increase into a series' first point, so it waits one more scrape.
+
+    python bench/bench_detection.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from console.controller import events as ev  # noqa: E402
+from console.plan import load_plan  # noqa: E402
+from console.plan.model import RolloutPlan  # noqa: E402
+from console.runner import RunOptions, build_rollout, close_rollout  # noqa: E402
+from tests.prometheus_server import (  # noqa: E402
+    SCRAPE_INTERVAL_S,
+    DemoStack,
+    RolloutEvents,
+    prometheus_missing,
+    prometheus_required,
+    running_demo_stack,
+    wait_for_canary_errors_to_clear,
+)
+
+PLAN = Path(__file__).resolve().parent.parent / "sample_configs" / "prometheus-demo.yaml"
+RUNS = 10
+FAULT_ERROR_RATE = 0.05
+HEALTHY_SAMPLES_BEFORE_FAULT = 2
+SEED = 4
+EVENT_TIMEOUT_S = 30.0
+"""Longest wait for a healthy sample or for the rollback: both come within seconds."""
+
+
+async def detection_latency_s(stack: DemoStack, plan: RolloutPlan, state_dir: Path, fault_delay_s: float) -> float:
+    """One rollout: healthy samples, then the fault, then seconds until rollback_started."""
+    options = RunOptions(target="sim", metrics="prometheus", prometheus_url=stack.prometheus.url, state_dir=state_dir)
+    controller = build_rollout(plan, options, actor="bench").controller
+    events = RolloutEvents(controller)
+    run = asyncio.create_task(controller.run())
+    try:
+        await events.wait_for_healthy_samples(HEALTHY_SAMPLES_BEFORE_FAULT, EVENT_TIMEOUT_S)
+        await asyncio.sleep(fault_delay_s)
+        injected = time.time()
+        await asyncio.to_thread(stack.demo.fault, "canary", error_rate=FAULT_ERROR_RATE)
+        rollback = await events.wait_for(
+            lambda e: isinstance(e, ev.RollbackStarted), "rollback_started", EVENT_TIMEOUT_S, len(events.seen)
+        )
+        if rollback.trigger != "error_rate":
+            raise RuntimeError(f"rolled back on {rollback.trigger}, not the injected error rate: {rollback.reason}")
+    finally:
+        controller.stop()
+        await run
+        await close_rollout(controller)
+    return datetime.fromisoformat(rollback.ts).timestamp() - injected
+
+
+def measure(stack: DemoStack, work_dir: Path) -> list[float]:
+    plan = load_plan(PLAN)
+    phases = random.Random(SEED)
+    latencies = []
+    for run in range(RUNS):
+        # The wait for healthy rates ends just after a scrape: without a random start every rollout would
+        # sample just after each scrape and hide the wait for the next sample.
+        time.sleep(phases.uniform(0, SCRAPE_INTERVAL_S))
+        fault_delay_s = phases.uniform(0, plan.interval)
+        latency = asyncio.run(detection_latency_s(stack, plan, work_dir / f"run-{run + 1}", fault_delay_s))
+        print(f"bench_detection: run {run + 1}: {latency:.2f} s", file=sys.stderr)
+        latencies.append(latency)
+        stack.demo.reset()
+        wait_for_canary_errors_to_clear(stack.prometheus, plan.app)
+    return latencies
+
+
+def main() -> int:
+    reason = prometheus_missing()
+    if reason:
+        print(f"bench_detection: skipped: {reason}", file=sys.stderr)
+        return 1 if prometheus_required() else 0
+    with tempfile.TemporaryDirectory(prefix="bench-detection-") as work_dir:
+        with running_demo_stack(Path(work_dir)) as stack:
+            latencies = measure(stack, Path(work_dir))
+    print(f"BENCH detection_latency_median_s {statistics.median(latencies):.2f} s")
+    print(f"BENCH detection_latency_max_s {max(latencies):.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
