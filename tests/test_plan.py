@@ -196,7 +196,8 @@ def test_loader_never_crashes_on_junk(raw):
 
 def test_prometheus_plans_judge_only_what_the_provider_gives():
     plan = plan_from("app: a\nimage: r/a:2\ntarget: kubernetes\n")
-    assert set(plan.metric_names) == {"error_rate", "success_rate", "latency_p50", "latency_p95", "latency_p99"}
+    # Rates and latencies from Prometheus; pod health from the cluster itself.
+    assert set(plan.metric_names) == {"error_rate", "success_rate", "latency_p50", "latency_p95", "latency_p99", "health_check_failures", "memory_oom_kills"}
     with pytest.raises(PlanError, match=r"test.yaml:6: triggers.warning.cpu: metric 'cpu' has no built-in prometheus query: add metrics.queries.cpu"):
         plan_from("app: a\nimage: r/a:2\ntarget: kubernetes\ntriggers:\n  warning:\n    cpu: '> 90%'\n")
     with_query = plan_from("app: a\nimage: r/a:2\ntarget: kubernetes\nmetrics:\n  queries: {cpu: 'avg(x)'}\ntriggers:\n  warning:\n    cpu: '> 90%'\n")

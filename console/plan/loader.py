@@ -26,7 +26,7 @@ from console.units import UnitError, parse_duration
 
 HCL_SUFFIXES = {".hcl", ".tf"}
 # HCL writes a repeated block once per item: `stage { }` twice is the list `stages`.
-HCL_LIST_BLOCKS = {"stage": "stages", "flag": "flags", "preflight": "preflight"}
+HCL_LIST_BLOCKS = {"stage": "stages", "flag": "flags", "preflight": "preflight", "notify": "notify"}
 Path_ = tuple[str | int, ...]
 
 
@@ -281,6 +281,8 @@ class _Compiler:
         self.known_metrics = sorted(defaults.BUILTIN_METRICS | set(spec.metrics.queries))
         self.provider = spec.metrics.provider or ("sim" if spec.target.kind == "sim" else "prometheus")
         builtin = defaults.BUILTIN_METRICS if self.provider == "sim" else defaults.PROMETHEUS_METRICS
+        if spec.target.kind == "kubernetes":
+            builtin = builtin | defaults.POD_HEALTH_METRICS  # read from the pods by the target
         self.provided = builtin | set(spec.metrics.queries)
 
     def fail(self, path: Path_, message: str) -> None:
@@ -398,6 +400,7 @@ class _Compiler:
             preflight=tuple(spec.preflight),
             rollback_window=spec.rollback_window,
             rollback_plan=spec.rollback_plan,
+            notify=tuple(spec.notify),
             source=self.document.source,
             metric_names=tuple(dict.fromkeys(judged)),
         )

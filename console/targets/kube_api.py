@@ -1,0 +1,345 @@
+"""A small JSON client for the Kubernetes API, on the official `kubernetes` client's ApiClient.
+
+Objects are plain dicts as the API server writes them (camelCase), for Deployments, Services and
+Gateway API HTTPRoutes alike. Every blocking call runs in a thread (`asyncio.to_thread`), so the
+event loop never stalls. Failures the cluster may get over (a conflict, a 5xx, a 429, the API
+server out of reach) are retried with backoff for a bounded time; the rest become a TargetError
+that names the verb and the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import config
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.watch.watch import iter_resp_lines
+
+from console.redact import redact
+from console.targets.base import TargetError
+
+T = TypeVar("T")
+
+REQUEST_TIMEOUT_S = (3.05, 10.0)
+"""(connect, read) for every request but watches, whose read timeout follows their own deadline."""
+RETRY_BUDGET_S = 3.0
+"""How long transient failures are retried, counted from the first one."""
+FIRST_BACKOFF_S = 0.05
+MAX_BACKOFF_S = 1.0
+DEFAULT_KUBECONFIG = "~/.kube/config"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A resource the targets use: its plural and the API path it lives under."""
+
+    plural: str
+    api_path: str
+
+    def path(self, namespace: str, name: str | None = None) -> str:
+        collection = f"{self.api_path}/namespaces/{namespace}/{self.plural}"
+        return f"{collection}/{name}" if name else collection
+
+
+DEPLOYMENTS = Kind("deployments", "/apis/apps/v1")
+REPLICASETS = Kind("replicasets", "/apis/apps/v1")
+SERVICES = Kind("services", "/api/v1")
+PODS = Kind("pods", "/api/v1")
+HTTPROUTES = Kind("httproutes", "/apis/gateway.networking.k8s.io/v1")
+
+
+class NotFound(TargetError):
+    """A needed object is missing."""
+
+
+class _Retriable(Exception):
+    """A failure worth another try: conflict, throttling, a server error, the API out of reach."""
+
+
+class _AlreadyExists(Exception):
+    """A create lost a race: someone else created the object first."""
+
+
+def load_api_client(context: str | None = None, kubeconfig: str | None = None) -> ApiClient:
+    """A client configured the way kubectl finds its cluster.
+
+    The kubeconfig is `kubeconfig`, else $KUBECONFIG (a list of files, merged), else
+    ~/.kube/config; `context` picks a context (default: the current one). With no kubeconfig
+    file at all, inside a pod, the pod's service account (in-cluster config).
+    """
+    paths = kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+    existing = [p for p in paths.split(os.pathsep) if p and Path(p).expanduser().exists()]
+    configuration = Configuration()
+    try:
+        if existing:
+            config.load_kube_config(
+                config_file=os.pathsep.join(existing), context=context,
+                client_configuration=configuration, persist_config=False,
+            )
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            raise TargetError(f"no kubeconfig found ({paths}) and not running inside a cluster")
+    except ConfigException as error:
+        raise TargetError(f"kubeconfig: {redact(str(error))}") from None
+    return ApiClient(configuration)
+
+
+class KubeApi:
+    """The verbs the targets need in one namespace: get, find, list, converge, delete and wait_for."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        namespace: str,
+        *,
+        retry_budget_s: float = RETRY_BUDGET_S,
+        request_timeout: tuple[float, float] = REQUEST_TIMEOUT_S,
+    ):
+        self.client, self.namespace = client, namespace
+        self.retry_budget_s = retry_budget_s
+        self.request_timeout = request_timeout
+        self._open_watches: set[urllib3.BaseHTTPResponse] = set()
+
+    @property
+    def server(self) -> str:
+        return redact(self.client.configuration.host)
+
+    # --- the verbs ----------------------------------------------------------------------------
+
+    async def get(self, kind: Kind, name: str) -> dict[str, Any]:
+        """The object; a NotFound TargetError naming it when it is missing."""
+        return await self._retrying(lambda: self._send("get", kind, name, "GET", kind.path(self.namespace, name)))
+
+    async def find(self, kind: Kind, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return await self.get(kind, name)
+        except NotFound:
+            return None
+
+    async def list(self, kind: Kind, selector: str) -> list[dict[str, Any]]:
+        """Objects of `kind` whose labels match `selector` (label selector syntax)."""
+        found = await self._retrying(
+            lambda: self._send("list", kind, "", "GET", kind.path(self.namespace), [("labelSelector", selector)])
+        )
+        return found.get("items") or []
+
+    async def converge(
+        self,
+        kind: Kind,
+        name: str,
+        desire: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        *,
+        read: dict[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Bring an object to the state `desire(current)` returns (None: leave it as it is).
+
+        Reads the object (or takes `read`, the caller's fresh copy, to spare a request), asks
+        `desire` for the whole object it should be (given None when it does not exist yet), and
+        creates or replaces it only when that differs: asking twice writes once. The replace
+        carries the resourceVersion it read, so a concurrent change fails it with a conflict; then
+        it reads again and asks again. Returns (current, written): written is None when nothing
+        needed writing; with `dry_run`, it is what the server would have stored.
+        """
+        known = read
+
+        async def attempt() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+            nonlocal known
+            current = known if known is not None else await self.find(kind, name)
+            known = None  # after a conflict, read afresh
+            desired = desire(current)
+            if desired is None or desired == current:
+                return current, None
+            query = [("dryRun", "All")] if dry_run else []
+            if current is None:
+                written = await self._send("create", kind, name, "POST", kind.path(self.namespace), query, desired)
+            else:
+                written = await self._send("update", kind, name, "PUT", kind.path(self.namespace, name), query, desired)
+            return current, written
+
+        return await self._retrying(attempt)
+
+    async def delete(self, kind: Kind, name: str) -> bool:
+        """Delete an object and, first, what it owns (foreground); False when it was already gone."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
+        try:
+            await self._retrying(lambda: self._send("delete", kind, name, "DELETE", kind.path(self.namespace, name), body=body))
+        except NotFound:
+            return False
+        return True
+
+    async def wait_for(
+        self,
+        kind: Kind,
+        current: dict[str, Any],
+        done: Callable[[dict[str, Any]], bool],
+        timeout_s: float,
+        what: str,
+    ) -> dict[str, Any]:
+        """Follow one object with a watch until `done(obj)` holds; `done` may raise to give up early.
+
+        No polling: one watch request from the object's resourceVersion, opened again only when
+        the server ends it, until `timeout_s` passes (a TargetError saying `what` was awaited).
+        Cancelling the wait cuts the watch, so no thread is left reading it.
+        """
+        name = current["metadata"]["name"]
+        deadline = time.monotonic() + timeout_s
+        while not done(current):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TargetError(f"{what}: still not done after {timeout_s:g}s")
+            since = current
+            try:
+                current = await self._retrying(
+                    lambda: asyncio.to_thread(self._watch_until, kind, name, since, done, remaining)
+                )
+            except asyncio.CancelledError:
+                self._cut_watches()
+                raise
+        return current
+
+    # --- requests, retries and errors ---------------------------------------------------------
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()` again after each transient failure, backing off, for the retry budget."""
+        give_up_at = None
+        backoff = FIRST_BACKOFF_S
+        while True:
+            try:
+                return await attempt()
+            except (_Retriable, _AlreadyExists) as error:
+                now = time.monotonic()
+                give_up_at = give_up_at or now + self.retry_budget_s
+                if now + backoff > give_up_at:
+                    raise TargetError(f"{error} (still failing after {self.retry_budget_s:g}s of retries)") from None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _send(
+        self,
+        verb: str,
+        kind: Kind,
+        name: str,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(self._request, verb, kind, name, method, path, query or [], body)
+
+    def _request(
+        self, verb: str, kind: Kind, name: str, method: str, path: str, query: list[tuple[str, str]], body: Any
+    ) -> dict[str, Any]:
+        """One request, blocking; the answer's JSON, or the failure as the targets see it."""
+        try:
+            response = self._call(method, path, query, body, self.request_timeout)
+            data = response.read()
+        except (urllib3.exceptions.HTTPError, OSError, ApiException) as error:
+            raise self._unreachable(error) from None
+        if not 200 <= response.status < 300:
+            raise self._failure(verb, kind, name, response.status, data)
+        return json.loads(data or b"{}")
+
+    def _call(self, method: str, path: str, query: list[tuple[str, str]], body: Any, timeout: Any) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        request = self.client.param_serialize(
+            method=method, resource_path=path, query_params=query, header_params=headers, body=body,
+            auth_settings=["BearerToken"],
+        )
+        return self.client.call_api(*request, _request_timeout=timeout)
+
+    def _unreachable(self, error: Exception) -> _Retriable:
+        # urllib3 wraps the cause ("...: [Errno 111] Connection refused"): its last clause says it.
+        cause = str(getattr(error, "reason", None) or error).rsplit(": ", 1)[-1]
+        return _Retriable(f"the Kubernetes API at {self.server} is unreachable: {redact(cause)}")
+
+    def _failure(self, verb: str, kind: Kind, name: str, code: int, data: bytes) -> Exception:
+        try:
+            status = json.loads(data)
+        except ValueError:
+            status = {}
+        message = redact(str(status.get("message") or data[:200].decode(errors="replace")))
+        subject = f"{kind.plural}/{name}" if name else kind.plural
+        where = f"{subject} in namespace {self.namespace}"
+        if code == 403:
+            return TargetError(f"forbidden: {verb} {where} ({message})")
+        if code == 404:
+            return NotFound(f"{where} not found")
+        if code == 409 and status.get("reason") == "AlreadyExists":
+            return _AlreadyExists(f"{verb} {where}: {message}")
+        if code in (409, 429) or code >= 500:
+            return _Retriable(f"{verb} {where}: {code} {message}")
+        return TargetError(f"{verb} {where} failed: {code} {message}")
+
+    # --- watch --------------------------------------------------------------------------------
+
+    def _watch_until(
+        self,
+        kind: Kind,
+        name: str,
+        current: dict[str, Any],
+        done: Callable[[dict[str, Any]], bool],
+        remaining_s: float,
+    ) -> dict[str, Any]:
+        """Blocking: the object's changes after `current` until `done`, the server ends the watch, or time is up."""
+        seconds = max(1, math.ceil(remaining_s))
+        query = [
+            ("watch", "true"),
+            ("fieldSelector", f"metadata.name={name}"),
+            ("resourceVersion", current["metadata"]["resourceVersion"]),
+            ("timeoutSeconds", str(seconds)),
+        ]
+        try:
+            response = self._call("GET", kind.path(self.namespace), query, None, (self.request_timeout[0], seconds + 5))
+        except (urllib3.exceptions.HTTPError, OSError, ApiException) as error:
+            raise self._unreachable(error) from None
+        if not 200 <= response.status < 300:
+            raise self._failure("watch", kind, name, response.status, response.read())
+        stream = response.response
+        self._open_watches.add(stream)
+        try:
+            for line in iter_resp_lines(stream):
+                if not line:
+                    continue
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    if obj.get("code") == 410:  # history compacted past us: read the object afresh
+                        return self._request("get", kind, name, "GET", kind.path(self.namespace, name), [], None)
+                    raise self._failure("watch", kind, name, obj.get("code", 500), json.dumps(obj).encode())
+                if event.get("type") == "DELETED":
+                    raise NotFound(f"{kind.plural}/{name} in namespace {self.namespace} was deleted")
+                current = obj
+                if done(current):
+                    break
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise self._unreachable(error) from None
+        finally:
+            self._open_watches.discard(stream)
+            stream.close()
+            stream.release_conn()
+        return current
+
+    def _cut_watches(self) -> None:
+        """Unblock the threads reading watch streams: their socket is shut, their read ends."""
+        for stream in list(self._open_watches):
+            stream.shutdown()
+
+    async def close(self) -> None:
+        self._cut_watches()
+        await asyncio.to_thread(self.client.close)

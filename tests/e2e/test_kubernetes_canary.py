@@ -1,0 +1,157 @@
+"""A canary on the Kubernetes API (the emulator), through the Controller, checked with kubectl.
+
+Both sample layouts: traffic split by replicas (kubernetes-canary.yaml) and exact weights on an
+HTTPRoute (kubernetes-canary-httproute.yaml).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from console.controller import events as ev
+from console.controller.controller import ControllerOptions
+from tests.e2e.kubernetes_support import (
+    OPERATOR,
+    ROLLBACK_BUDGET_S,
+    apply_sample,
+    deployments,
+    event,
+    image,
+    kube_rollout,
+    kubectl,
+    kubectl_json,
+    requests_answered,
+)
+from tests.kube_emulator import KubeEmulator
+
+OLD = "registry.example.com/checkout:2.4.0"
+NEW = "registry.example.com/checkout:2.4.1"
+REPLICAS_PLAN, ROUTE_PLAN = "kubernetes-canary.yaml", "kubernetes-canary-httproute.yaml"
+MANIFESTS = {REPLICAS_PLAN: "canary.yaml", ROUTE_PLAN: "canary-httproute.yaml"}
+ORIGINAL_BACKENDS = [{"group": "", "kind": "Service", "name": "checkout", "port": 80, "weight": 100}]
+
+
+@pytest.fixture(params=[REPLICAS_PLAN, ROUTE_PLAN])
+def plan_file(request: pytest.FixtureRequest, kube_emulator: KubeEmulator) -> str:
+    apply_sample(kube_emulator, MANIFESTS[request.param])
+    return request.param
+
+
+@pytest.fixture
+def replica_canary(kube_emulator: KubeEmulator) -> str:
+    apply_sample(kube_emulator, MANIFESTS[REPLICAS_PLAN])
+    return REPLICAS_PLAN
+
+
+def backends(kube: KubeEmulator) -> list[dict]:
+    return kubectl_json(kube, "httproute", "checkout")["spec"]["rules"][0]["backendRefs"]
+
+
+def assert_stable_serves_alone(kube: KubeEmulator, plan_file: str, stable_image: str) -> None:
+    """What kubectl sees: the stable Deployment on `stable_image`, rolled out, no canary left behind."""
+    found = deployments(kube)
+    assert set(found) == {"checkout"}, "the canary Deployment is gone"
+    assert image(found["checkout"]) == stable_image
+    kubectl(kube, "rollout", "status", "deployment/checkout", "--timeout=10s")
+    services = {item["metadata"]["name"] for item in kubectl_json(kube, "services")["items"]}
+    assert "checkout-canary" not in services
+    if plan_file == ROUTE_PLAN:
+        assert backends(kube) == ORIGINAL_BACKENDS
+
+
+async def test_a_healthy_canary_is_promoted_stage_by_stage(kube_emulator, tmp_path, plan_file):
+    rollout = kube_rollout(kube_emulator, tmp_path, plan_file)
+    seen: dict[int, tuple[int, list[dict] | None]] = {}
+
+    def look(e: ev.SampleTaken) -> None:
+        canary = kube_emulator.get("deployments", "checkout-canary")
+        route = kube_emulator.get("httproutes", "checkout")["spec"]["rules"][0]["backendRefs"] if plan_file == ROUTE_PLAN else None
+        seen[e.stage] = (canary["spec"]["replicas"], route)
+
+    for stage in range(3):
+        rollout.when(event(ev.SampleTaken, stage=stage), look)
+
+    assert await rollout.run() == 0
+    assert [e.weight for e in rollout.of(ev.StageStarted)] == [5, 25, 50, 100]
+    assert not rollout.of(ev.ErrorRaised)
+    if plan_file == REPLICAS_PLAN:
+        # round(10 x w / (100 - w)) beside 10 stable pods: 9%, 23%, 50% of the pods.
+        assert {stage: replicas for stage, (replicas, _) in seen.items()} == {0: 1, 1: 3, 2: 10}
+    else:
+        assert {stage: [(r["name"], r["weight"]) for r in route] for stage, (_, route) in seen.items()} == {
+            0: [("checkout", 95), ("checkout-canary", 5)],
+            1: [("checkout", 75), ("checkout-canary", 25)],
+            2: [("checkout", 50), ("checkout-canary", 50)],
+        }
+    assert_stable_serves_alone(kube_emulator, plan_file, NEW)
+    history = kubectl(kube_emulator, "rollout", "history", "deployment/checkout")
+    assert "brahma: release checkout-2.4.1 (registry.example.com/checkout:2.4.1)" in history
+
+
+async def test_the_diff_and_the_state_before_are_journaled_from_a_server_side_dry_run(kube_emulator, tmp_path, plan_file):
+    rollout = kube_rollout(kube_emulator, tmp_path, plan_file)
+    served_before = len(kube_emulator.requests)
+    assert await rollout.run() == 0
+    prepared = rollout.of(ev.TargetPrepared)[0]
+    assert prepared.before["images"] == {"checkout": OLD} and prepared.before["replicas"] == 10
+    assert any("create deployment/checkout-canary" in line for line in prepared.changes)
+    assert any(f"spec.template.spec.containers[checkout].image: {OLD} → {NEW}" in line for line in prepared.changes)
+    writes = [r for r in list(kube_emulator.requests)[served_before:] if r.method in ("POST", "PUT", "DELETE")]
+    first_real = next(i for i, r in enumerate(writes) if r.query.get("dryRun") != "All")
+    assert first_real > 0 and all(r.query.get("dryRun") == "All" for r in writes[:first_real]), "dry runs come first"
+
+
+async def test_an_error_spike_rolls_back_to_stable_automatically(kube_emulator, tmp_path, plan_file):
+    rollout = kube_rollout(kube_emulator, tmp_path, plan_file, scenario="error-spike")
+    assert await rollout.run() == 3
+    started = rollout.of(ev.RollbackStarted)[0]
+    assert started.trigger == "error_rate"
+    assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
+    assert_stable_serves_alone(kube_emulator, plan_file, OLD)
+
+
+async def test_the_rollback_key_mid_stage_restores_stable(kube_emulator, tmp_path, replica_canary):
+    rollout = kube_rollout(kube_emulator, tmp_path, replica_canary)
+    rollout.when(event(ev.SampleTaken, stage=1), lambda e: rollout.controller.submit("rollback", OPERATOR))
+    assert await rollout.run() == 3
+    started = rollout.of(ev.RollbackStarted)[0]
+    assert started.trigger == "operator" and OPERATOR in started.reason
+    assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
+    assert_stable_serves_alone(kube_emulator, replica_canary, OLD)
+
+
+async def test_a_rollback_after_full_promotion_puts_the_old_image_back(kube_emulator, tmp_path, replica_canary):
+    rollout = kube_rollout(kube_emulator, tmp_path, replica_canary, options=ControllerOptions(exit_when_finished=False))
+    rollout.when(event(ev.Completed), lambda e: rollout.controller.submit("rollback", OPERATOR))
+    rollout.when(event(ev.RolledBack), lambda e: rollout.controller.stop())
+    assert await rollout.run() == 3
+    assert_stable_serves_alone(kube_emulator, replica_canary, OLD)
+    history = kubectl(kube_emulator, "rollout", "history", "deployment/checkout")
+    assert "brahma: rollback of checkout-2.4.1" in history
+
+
+async def test_a_conflict_storm_is_retried_through(kube_emulator, tmp_path, replica_canary):
+    rollout = kube_rollout(kube_emulator, tmp_path, replica_canary)
+    # Every update of the next stage's canary meets a conflict, five times over: each is read again and retried.
+    rollout.when(event(ev.SampleTaken, stage=0), lambda e: kube_emulator.fail(code=409, count=5, verb="update"))
+    assert await rollout.run() == 0
+    assert requests_answered(kube_emulator, 409) == 5
+    assert not rollout.of(ev.ErrorRaised) and not rollout.of(ev.Paused)
+    assert_stable_serves_alone(kube_emulator, replica_canary, NEW)
+
+
+async def test_the_api_going_away_mid_stage_pauses_then_the_rollout_resumes(kube_emulator, tmp_path, replica_canary):
+    rollout = kube_rollout(kube_emulator, tmp_path, replica_canary, retry_budget_s=0.3)
+    rollout.when(event(ev.SampleTaken, stage=1), lambda e: kube_emulator.stop())
+
+    def come_back(e: ev.Paused) -> None:
+        kube_emulator.start()
+        rollout.controller.submit("resume", OPERATOR)
+
+    rollout.when(event(ev.Paused, trigger="target"), come_back)
+    assert await rollout.run() == 0
+    error = rollout.of(ev.ErrorRaised)[0]
+    assert error.where == "target.set_weight" and "unreachable" in error.message
+    assert "failed to shift traffic" in rollout.of(ev.Paused)[0].reason
+    assert [e.weight for e in rollout.of(ev.StageStarted)] == [5, 25, 50, 100]
+    assert_stable_serves_alone(kube_emulator, replica_canary, NEW)

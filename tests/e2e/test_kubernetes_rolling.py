@@ -1,0 +1,115 @@
+"""A rolling update on the Kubernetes API (the emulator), through the Controller, checked with kubectl."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.controller import events as ev
+from console.controller.controller import ControllerOptions
+from tests.e2e.kubernetes_support import (
+    OPERATOR,
+    ROLLBACK_BUDGET_S,
+    apply_sample,
+    deployments,
+    event,
+    image,
+    kube_rollout,
+    kubectl,
+    requests_answered,
+)
+from tests.kube_emulator import KubeEmulator
+
+PLAN = "kubernetes-rolling.yaml"
+OLD = "registry.example.com/search:1.8.2"
+NEW = "registry.example.com/search:1.8.3"
+RELEASED = "brahma: release search-1.8.3 (registry.example.com/search:1.8.3)"
+UNDONE = "brahma: rollback of search-1.8.3 to revision 1"
+
+
+@pytest.fixture
+def kube(kube_emulator: KubeEmulator) -> KubeEmulator:
+    apply_sample(kube_emulator, "rolling.yaml")
+    return kube_emulator
+
+
+def history(kube: KubeEmulator) -> list[str]:
+    """`kubectl rollout history` rows: revision and change-cause."""
+    lines = kubectl(kube, "rollout", "history", "deployment/search").splitlines()
+    return [" ".join(line.split()) for line in lines[2:] if line.strip()]
+
+
+def assert_runs(kube: KubeEmulator, wanted_image: str) -> None:
+    assert image(deployments(kube)["search"]) == wanted_image
+    kubectl(kube, "rollout", "status", "deployment/search", "--timeout=10s")
+
+
+async def test_the_image_is_rolled_out_in_place(kube, tmp_path):
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    assert await rollout.run() == 0
+    assert_runs(kube, NEW)
+    assert history(kube) == ["1 <none>", f"2 {RELEASED}"]
+    changes = rollout.of(ev.TargetPrepared)[0].changes
+    assert any(f"spec.template.spec.containers[search].image: {OLD} → {NEW}" in line for line in changes)
+    assert rollout.of(ev.TargetPrepared)[0].before["revision"] == 1
+
+
+async def test_an_error_spike_undoes_to_the_previous_revision(kube, tmp_path):
+    rollout = kube_rollout(kube, tmp_path, PLAN, scenario="error-spike")
+    assert await rollout.run() == 3
+    assert rollout.of(ev.RollbackStarted)[0].trigger == "error_rate"
+    assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
+    assert_runs(kube, OLD)
+    # As `kubectl rollout undo` does: revision 1's ReplicaSet comes back as revision 3.
+    assert history(kube) == [f"2 {RELEASED}", f"3 {UNDONE}"]
+
+
+async def test_the_rollback_key_mid_stage_undoes(kube, tmp_path):
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    rollout.when(event(ev.SampleTaken, stage=0), lambda e: rollout.controller.submit("rollback", OPERATOR))
+    assert await rollout.run() == 3
+    assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
+    assert_runs(kube, OLD)
+
+
+async def test_a_rollback_after_full_promotion_undoes(kube, tmp_path):
+    rollout = kube_rollout(kube, tmp_path, PLAN, options=ControllerOptions(exit_when_finished=False))
+    rollout.when(event(ev.Completed), lambda e: rollout.controller.submit("rollback", OPERATOR))
+    rollout.when(event(ev.RolledBack), lambda e: rollout.controller.stop())
+    assert await rollout.run() == 3
+    assert_runs(kube, OLD)
+    assert history(kube)[-1] == f"3 {UNDONE}"
+
+
+async def test_a_conflict_storm_on_the_image_update_is_retried_through(kube, tmp_path):
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    rollout.when(event(ev.TargetPrepared), lambda e: kube.fail(code=409, count=5, verb="update"))
+    assert await rollout.run() == 0
+    assert requests_answered(kube, 409) == 5
+    assert not rollout.of(ev.ErrorRaised)
+    assert_runs(kube, NEW)
+
+
+async def test_the_api_going_away_mid_stage_delays_the_rollback_until_it_is_back(kube, tmp_path):
+    rollout = kube_rollout(kube, tmp_path, PLAN, retry_budget_s=0.3)
+
+    def outage_then_rollback(e: ev.SampleTaken) -> None:
+        kube.outage(1.0)
+        rollout.controller.submit("rollback", OPERATOR)
+
+    rollout.when(event(ev.SampleTaken, stage=0), outage_then_rollback)
+    assert await rollout.run() == 3
+    failed_attempts = [e for e in rollout.of(ev.ErrorRaised) if e.where == "target.rollback"]
+    assert failed_attempts and "unreachable" in failed_attempts[0].message, "the controller tried again"
+    assert rollout.of(ev.RolledBack)
+    assert_runs(kube, OLD)
+
+
+async def test_a_rollout_past_its_progress_deadline_pauses_and_the_undo_recovers(kube, tmp_path):
+    kubectl(kube, "patch", "deployment/search", "-p", '{"spec": {"progressDeadlineSeconds": 1}}')
+    kube.break_image(NEW)
+    rollout = kube_rollout(kube, tmp_path, PLAN, options=ControllerOptions(headless=False))
+    rollout.when(event(ev.Paused, trigger="target"), lambda e: rollout.controller.submit("rollback", OPERATOR))
+    assert await rollout.run() == 3
+    error = rollout.of(ev.ErrorRaised)[0]
+    assert "exceeded its progress deadline" in error.message
+    assert_runs(kube, OLD)
