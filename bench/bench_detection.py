@@ -65,7 +65,8 @@ EVENT_TIMEOUT_S = 30.0
 async def detection_latency_s(stack: DemoStack, plan: RolloutPlan, state_dir: Path, fault_delay_s: float) -> float:
     """One rollout: healthy samples, then the fault, then seconds until rollback_started."""
     options = RunOptions(target="sim", metrics="prometheus", prometheus_url=stack.prometheus.url, state_dir=state_dir)
-    controller = build_rollout(plan, options, actor="bench").controller
+    rollout = build_rollout(plan, options, actor="bench")
+    controller = rollout.controller
     events = RolloutEvents(controller)
     run = asyncio.create_task(controller.run())
     try:
@@ -81,7 +82,7 @@ async def detection_latency_s(stack: DemoStack, plan: RolloutPlan, state_dir: Pa
     finally:
         controller.stop()
         await run
-        await close_rollout(controller)
+        await close_rollout(rollout)
     return datetime.fromisoformat(rollback.ts).timestamp() - injected
 
 

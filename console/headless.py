@@ -40,5 +40,5 @@ async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = 
         print(f"brahma: {error}; run the same command again to retry the rollback", file=sys.stderr)
         code = EXIT_ERROR
     finally:
-        await close_rollout(controller)
+        await close_rollout(rollout)
     return code

@@ -40,6 +40,9 @@ def describe(event: ev.Event) -> str | None:
         case ev.FlagChanged():
             why = f" ({event.reason})" if event.reason else ""
             return f"flag {event.flag}: {flag_change(event.old, event.new)} by {event.actor}{why}"
+        case ev.NotificationSent():
+            detail = f" ({event.detail})" if event.detail and event.status != "sent" else ""
+            return f"notified {event.webhook} of {event.about}: {event.status}{detail}"
         case ev.ErrorRaised():
             return f"error in {event.where}: {event.message}"
     return None

@@ -11,6 +11,7 @@ from console.controller.journal import atomic_write, read_events
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
 from console.narrate import flag_change, rollout_clock
+from console.redact import redact
 from console.units import format_duration, format_metric_value
 
 # For these a higher value is worse; for success_rate and throughput a lower one is.
@@ -47,6 +48,7 @@ class ReportData:
     flags: list[ev.FlagChanged] = field(default_factory=list)
     preflight: list[ev.PreflightResult] = field(default_factory=list)
     errors: list[ev.ErrorRaised] = field(default_factory=list)
+    notifications: list[ev.NotificationSent] = field(default_factory=list)
     first_ts: str = ""
     last_ts: str = ""
 
@@ -103,6 +105,8 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             data.timeline.append((event.t, f"{event.command} by {event.actor}"))
         case ev.FlagChanged():
             data.flags.append(event)
+        case ev.NotificationSent():
+            data.notifications.append(event)
         case ev.ErrorRaised():
             data.errors.append(event)
             data.issues.append((event.t, f"Error in {event.where}: {event.message}"))
@@ -153,11 +157,12 @@ def render(data: ReportData) -> str:
     if data.preflight:
         lines += ["| item | kind | required | result | by | duration | output |", "|---|---|---|---|---|---|---|"]
         for r in data.preflight:
-            output = r.output.strip().splitlines()[-1] if r.output.strip() else ""
+            output = redact(r.output.strip().splitlines()[-1]) if r.output.strip() else ""
             lines.append(f"| {r.item} | {r.kind} | {'yes' if r.required else 'advisory'} | {r.status} | {r.by} | {r.duration_s:.2f}s | {output[:80].replace('|', '/')} |")
     else:
         lines.append("The plan has no pre-flight items.")
     lines.append("")
+    lines += _unpassed_outputs(data.preflight)
 
     lines += ["## Stages", "", "| stage | weight | from | to | outcome | samples | error rate | p99 latency |", "|---|---|---|---|---|---|---|---|"]
     for stage in data.stages:
@@ -188,6 +193,17 @@ def render(data: ReportData) -> str:
     lines += [f"- `{rollout_clock(f.t)}` {f.flag}: {flag_change(f.old, f.new)} by {f.actor}" + (f" ({f.reason})" if f.reason else "") for f in data.flags] or ["None."]
     lines.append("")
 
+    lines += ["## Notifications", ""]
+    if data.notifications:
+        lines += ["| at | webhook | about | result | attempts | detail |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"| `{rollout_clock(n.t)}` | {n.webhook} | {n.about} | {n.status} | {n.attempts} | {redact(n.detail).replace('|', '/')} |"
+            for n in data.notifications
+        ]
+    else:
+        lines.append("None sent.")
+    lines.append("")
+
     lines += ["## Issues", ""]
     lines += [f"- `{rollout_clock(t)}` {text}" for t, text in data.issues] or ["None."]
     lines.append("")
@@ -208,6 +224,17 @@ def render(data: ReportData) -> str:
     return "\n".join(lines)
 
 
+def _unpassed_outputs(results: list[ev.PreflightResult]) -> list[str]:
+    """The whole output of each item that did not pass: the table shows one line, the fix needs all."""
+    lines = []
+    for result in results:
+        if result.status == "pass" or not result.output.strip():
+            continue
+        weight = "required" if result.required else "advisory"
+        lines += [f"### {result.item}: {result.status} ({weight})", "", "~~~", redact(result.output.strip()), "~~~", ""]
+    return lines
+
+
 def follow_ups(data: ReportData) -> list[str]:
     state = data.state
     actions = []
@@ -215,7 +242,14 @@ def follow_ups(data: ReportData) -> list[str]:
         actions.append(f"Find the cause of the rollback ({state.rollback_trigger}): {state.rollback_reason}")
         actions.append("Fix, then run the release again; the journal of this attempt is kept beside the new one.")
     if state.phase == "gate_failed":
-        actions.append("Make the failed pre-flight items pass, then run the release again.")
+        blocking = [r.item for r in data.preflight if r.required and r.status != "pass"]
+        actions.append(f"Make the failed pre-flight items pass ({', '.join(blocking)}), then run the release again.")
+    advisory = [r.item for r in data.preflight if not r.required and r.status != "pass"]
+    if advisory:
+        actions.append(f"Look into the advisory pre-flight items that did not pass: {', '.join(advisory)}.")
+    undelivered = sorted({n.webhook for n in data.notifications if n.status == "failed"})
+    if undelivered:
+        actions.append(f"Fix the webhooks that could not be notified ({', '.join(undelivered)}) and tell their people by hand.")
     if any(text.startswith("Paused") for _, text in data.issues):
         actions.append("Review each pause and tighten or relax the thresholds that caused it.")
     if data.errors:

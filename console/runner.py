@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.controller import Controller, ControllerOptions
@@ -16,7 +17,9 @@ from console.flags.backends import FileBackend
 from console.flags.release import ReleaseFlags
 from console.flags.store import FlagStore
 from console.metrics.base import MetricSource
+from console.notify import Notifier
 from console.plan.model import RolloutPlan
+from console.preflight import Gate, PreflightContext
 from console.targets.base import Target
 
 
@@ -84,7 +87,9 @@ def previous_image(image: str) -> str:
     return f"{repository}:previous"
 
 
-def build_target_and_metrics(plan: RolloutPlan, options: RunOptions, journal: Path) -> tuple[Target, MetricSource]:
+def build_target_and_metrics(
+    plan: RolloutPlan, options: RunOptions, journal: Path, clock_to_wall: Callable[[float], float] | None = None
+) -> tuple[Target, MetricSource]:
     target_kind, metrics_kind = choose_kinds(plan, options)
     scenario = None
     if metrics_kind == "sim":
@@ -107,7 +112,11 @@ def build_target_and_metrics(plan: RolloutPlan, options: RunOptions, journal: Pa
     else:
         from console.metrics.prometheus import PrometheusSource
 
-        metrics = PrometheusSource(plan.app, plan.metrics.prometheus, plan.metrics.queries, url_override=options.prometheus_url)
+        metrics = PrometheusSource(plan.app, plan.metrics.prometheus, plan.metrics.queries, url_override=options.prometheus_url, clock_to_wall=clock_to_wall)
+    if target_kind == "kubernetes" and metrics_kind == "prometheus":
+        from console.metrics.pod_health import WithPodHealth
+
+        metrics = WithPodHealth(metrics, target.pod_health)  # type: ignore[attr-defined]
     return target, metrics
 
 
@@ -118,6 +127,8 @@ class Rollout:
     controller: Controller
     flags: ReleaseFlags | None = None
     """The plan's flags in their store (None when the plan has none)."""
+    notifier: Notifier | None = None
+    """The plan's webhooks (None when it has none)."""
 
 
 def flags_path(plan: RolloutPlan, journal: Path) -> Path | None:
@@ -129,27 +140,50 @@ def flags_path(plan: RolloutPlan, journal: Path) -> Path | None:
     return None
 
 
+def preflight_context(plan: RolloutPlan, options: RunOptions, journal: Path) -> PreflightContext:
+    """What this run's checks read: its flag file, its state dir (Terraform backups), its cluster and Prometheus."""
+    return PreflightContext(
+        plan,
+        flags_path=flags_path(plan, journal),
+        state_dir=options.state_dir,
+        kube_context=options.context,
+        prometheus_url=options.prometheus_url,
+    )
+
+
 def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout:
     journal = journal_path(plan, options.state_dir)
-    target, metrics = build_target_and_metrics(plan, options, journal)
+
+    def clock_to_wall(t: float) -> float:
+        """Wall time of the rollout clock's `t` (for history queries): that far from now."""
+        return time.time() - (controller.now() - t) / (controller.clock.speed or 1.0)
+
+    target, metrics = build_target_and_metrics(plan, options, journal, clock_to_wall)
     controller_options = ControllerOptions(headless=options.headless, manual=options.manual, exit_when_finished=options.headless)
+    context = preflight_context(plan, options, journal)
+    controller_options.gate = Gate(plan.preflight, context)
     release_flags = None
-    path = flags_path(plan, journal)
+    path = context.flags_path
     if path is not None:
         release_flags = ReleaseFlags(FlagStore(FileBackend(path)), plan.flags)
         controller_options.flag_hooks.append(release_flags.on_rollback)
         controller_options.flag_setup = release_flags.create_missing
     controller = Controller(plan, target, metrics, journal, build_clock(options), controller_options, actor=actor)
-    if hasattr(metrics, "clock_to_wall"):
-        # History queries need wall time: t on the rollout clock is that far from now.
-        metrics.clock_to_wall = lambda t: time.time() - (controller.now() - t) / (controller.clock.speed or 1.0)
-    return Rollout(controller, release_flags)
+    notifier = None
+    if plan.notify:
+        # Deliveries journal through the controller; the controller never waits for them.
+        notifier = Notifier(plan, controller.emit, controller.now)
+        controller.subscribe(notifier)
+    return Rollout(controller, release_flags, notifier)
 
 
-async def close_rollout(controller: Controller) -> Path:
-    """Close the journal and the clients, then write the report from the journal."""
+async def close_rollout(rollout: Rollout) -> Path:
+    """Send the notifications still under way, close the journal and the clients, then write the report."""
     from console.report import write_report
 
+    controller = rollout.controller
+    if rollout.notifier is not None:
+        await rollout.notifier.drain()
     controller.journal.close()
     await controller.target.close()
     await controller.metrics.close()

@@ -23,6 +23,7 @@ from console.controller.journal import Journal, read_events
 from console.controller.state import RolloutState, fold
 from console.metrics.base import MetricSource, Sample, TrackValues
 from console.plan.model import RolloutPlan
+from console.preflight.context import PreflightContext
 from console.preflight.gate import CheckResult, Gate
 from console.targets.base import Target
 
@@ -68,6 +69,8 @@ class ControllerOptions:
     """Run by every rollback: switch the plan's disable_on_rollback flags off."""
     flag_setup: FlagHook | None = None
     """Run before the gate: the plan's flags created disabled (deploy dark)."""
+    gate: Gate | None = None
+    """The pre-flight gate with this run's context (flag file, state dir, cluster); the plan's alone when None."""
 
 
 class Controller:
@@ -139,7 +142,7 @@ class Controller:
 
     # -- the loop --------------------------------------------------------------------------
 
-    async def run(self, gate: Gate | None = None) -> int:
+    async def run(self) -> int:
         state = self.state
         if state.finished and self.options.exit_when_finished:
             return self.exit_code
@@ -161,7 +164,7 @@ class Controller:
         if not state.preflight_done and not state.finished:
             if self.options.flag_setup is not None:
                 self.record_flag_changes(await self.options.flag_setup(self.actor, "created disabled before the deploy"))
-            await self._run_gate(gate or Gate(self.plan.preflight))
+            await self._run_gate(self.options.gate or Gate(self.plan.preflight, PreflightContext(self.plan)))
         if not state.finished:
             self._start_clock()
         while not self._stopping:

@@ -187,6 +187,23 @@ class ErrorRaised(Event):
     message: str
 
 
+@dataclass(frozen=True)
+class NotificationSent(Event):
+    """How a webhook delivery went; journaled by the notifier, never by the controller's loop.
+
+    A failed one is also told as an `error` event, so it shows wherever errors show."""
+
+    name: ClassVar[str] = "notification"
+    webhook: str
+    """The webhook's kind and host ("slack hooks.slack.com"): never its address, which may hold a key."""
+    about: str
+    """The event it told of (rollback_started, completed, ...)."""
+    status: str
+    """sent or failed."""
+    attempts: int
+    detail: str = ""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (
@@ -208,6 +225,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FlagChanged,
         CommandIssued,
         ErrorRaised,
+        NotificationSent,
     )
 }
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from console.plan.checks import Check
 from console.units import parse_duration
@@ -13,6 +14,23 @@ from console.units import parse_duration
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds, written "10m", "1h30m", "500ms" or as a number of seconds."""
 
+COMPARISON = re.compile(r"^\s*(==|!=|<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+"""A comparison with a plain number: "< 0.001", "> 0", "== 1"."""
+KUBERNETES_OBJECT = re.compile(r"^(deployment|service)/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$")
+"""An object a kubernetes check looks at, written as kubectl does: "deployment/checkout"."""
+
+
+def _matching(pattern: re.Pattern[str], example: str):
+    def validate(value: object) -> object:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(f"expected something like {example}, got {value!r}")
+        return value.strip()
+
+    return BeforeValidator(validate)
+
+
+Comparison = Annotated[str, _matching(COMPARISON, '"< 0.001", "> 0" or "== 1"')]
+KubernetesObject = Annotated[str, _matching(KUBERNETES_OBJECT, '"deployment/checkout" or "service/checkout"')]
 
 
 class Strict(BaseModel):
@@ -129,8 +147,50 @@ class PreflightSpec(Strict):
     path: str | None = None
     """file: a document that must exist and not be empty (the rollback plan, say)."""
     query: str | None = None
-    condition: str | None = None
+    """prometheus: an instant query; {app}, {matchers} and {window} as in metrics.queries (track stable)."""
+    condition: Comparison | None = None
+    """prometheus: what every series the query returns must satisfy, "< 0.001"; no series at all fails."""
     dir: str | None = None
+    """terraform: the Terraform/OpenTofu directory that declares the app's objects."""
+    objects: list[KubernetesObject] | None = None
+    """kubernetes: "deployment/NAME" and "service/NAME" that must exist and be ready; default: the plan's."""
+    flags: list[str] | None = None
+    """flags: the flags that must exist and be disabled; default: the plan's flags marked new."""
+
+    @model_validator(mode="after")
+    def _prometheus_needs_a_condition(self) -> "PreflightSpec":
+        if self.kind == "prometheus" and self.condition is None:
+            raise ValueError('a prometheus check needs a condition, like "< 0.001" or "> 0"')
+        return self
+
+
+NotifyEvent = Literal["preflight_failed", "paused", "rollback_started", "rolled_back", "completed"]
+NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
+
+
+class WebhookSpec(Strict):
+    """A webhook told of the rollout's turning points: Slack's incoming webhooks, or any JSON endpoint."""
+
+    kind: Literal["slack", "json"] = "json"
+    """slack: {"text", "blocks"} as Slack's incoming webhooks take; json: the event and the release."""
+    url: str | None = None
+    """The address. A secret one (Slack's carry their key in the path) belongs in url_env instead."""
+    url_env: str | None = None
+    """Name of the environment variable holding the address; it is never written anywhere."""
+    events: list[NotifyEvent] = list(NOTIFY_EVENTS)
+    """Which events are sent: the gate failed, a pause, a rollback started and done, the release completed."""
+    timeout: Duration = 5.0
+    """For one delivery attempt."""
+    attempts: int = Field(default=3, ge=1, le=10)
+    """Deliveries tried before the notification is recorded as failed."""
+    backoff: Duration = 1.0
+    """Wait before the second attempt, doubled before each further one."""
+
+    @model_validator(mode="after")
+    def _one_address(self) -> "WebhookSpec":
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("a webhook needs either url or url_env (not both)")
+        return self
 
 
 class PlanSpec(Strict):
@@ -162,6 +222,8 @@ class PlanSpec(Strict):
     """Blue-green: how long the old colour is kept for a rollback."""
     rollback_plan: str | None = None
     """What the runbook says to do when rolling back by hand."""
+    notify: list[WebhookSpec] = []
+    """Webhooks told when the gate fails, the rollout pauses, rolls back or completes."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +265,7 @@ class RolloutPlan:
     preflight: tuple[PreflightSpec, ...] = ()
     rollback_window: float = 86400.0
     rollback_plan: str | None = None
+    notify: tuple[WebhookSpec, ...] = ()
     source: str = ""
     """The file the plan was read from."""
     metric_names: tuple[str, ...] = field(default=())

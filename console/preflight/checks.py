@@ -1,42 +1,80 @@
-"""One function per check kind: each returns (passed, output) and never raises for a failing thing."""
+"""One function per check kind: each returns (passed, output) and never raises for a failing thing.
+
+The kinds that need a client library (kubernetes, prometheus) or a parser (terraform) import it
+only when a plan has such an item, so a plan of commands and files starts no heavier.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Mapping
 
 from console.plan.model import PreflightSpec
+from console.preflight.context import PreflightContext
 from console.redact import redact
 
 OUTPUT_LIMIT = 4000
 
 
-def _tail(text: str) -> str:
+def tail(text: str) -> str:
+    """The end of a long output, where the verdict usually is."""
     return text if len(text) <= OUTPUT_LIMIT else "…" + text[-OUTPUT_LIMIT:]
 
 
-async def run_command(item: PreflightSpec) -> tuple[bool, str]:
-    argv = item.argv or []
+@dataclass(frozen=True)
+class Finished:
+    """A program's exit code (None when it could not run or was stopped) and what it printed."""
+
+    returncode: int | None
+    output: str
+    """stdout, with stderr in it unless it was asked for apart."""
+    errors: str = ""
+
+
+async def run_program(
+    argv: list[str],
+    timeout: float,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    separate_stderr: bool = False,
+) -> Finished:
+    """Run `argv` without a shell; killed at the timeout or when the caller is cancelled."""
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            *argv,
+            cwd=cwd,
+            env=None if env is None else {**os.environ, **env},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE if separate_stderr else asyncio.subprocess.STDOUT,
         )
     except OSError as error:
-        return False, f"cannot run {argv[0]!r}: {error.strerror or error}"
+        return Finished(None, f"cannot run {argv[0]!r}: {error.strerror or error}")
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), item.timeout)
+        output, errors = await asyncio.wait_for(process.communicate(), timeout)
     except TimeoutError:
-        process.kill()
-        await process.wait()
-        return False, f"timed out after {item.timeout:g}s"
-    text = output.decode(errors="replace")
-    return process.returncode == 0, _tail(f"exit {process.returncode}\n{text}".strip())
+        return Finished(None, f"timed out after {timeout:g}s")
+    finally:
+        # A timeout, or the gate giving up on this check, must not leave the program running.
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return Finished(process.returncode, output.decode(errors="replace"), (errors or b"").decode(errors="replace"))
 
 
-async def fetch_http(item: PreflightSpec) -> tuple[bool, str]:
+async def run_command(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
+    finished = await run_program(item.argv or [], item.timeout)
+    if finished.returncode is None:
+        return False, finished.output
+    return finished.returncode == 0, tail(f"exit {finished.returncode}\n{finished.output}".strip())
+
+
+async def fetch_http(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
     def fetch() -> tuple[int, str]:
         try:
             with urllib.request.urlopen(item.url, timeout=item.timeout) as response:
@@ -51,10 +89,10 @@ async def fetch_http(item: PreflightSpec) -> tuple[bool, str]:
         return False, redact(f"{redact(item.url or '')}: {reason}")
     passed = status == item.status and (item.body_contains is None or item.body_contains in body)
     expectation = f"expected {item.status}" + (f" and a body with {item.body_contains!r}" if item.body_contains else "")
-    return passed, _tail(f"HTTP {status} ({expectation})\n{body}")
+    return passed, tail(f"HTTP {status} ({expectation})\n{body}")
 
 
-async def check_file(item: PreflightSpec) -> tuple[bool, str]:
+async def check_file(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
     path = Path(item.path or "")
     if not path.is_file():
         return False, f"{path}: no such file"
@@ -63,8 +101,36 @@ async def check_file(item: PreflightSpec) -> tuple[bool, str]:
     return bool(text), f"{path}: {size} bytes" if text else f"{path}: empty"
 
 
-CHECKS: dict[str, Callable[[PreflightSpec], Awaitable[tuple[bool, str]]]] = {
+async def query_prometheus(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
+    from console.preflight.prometheus_check import check_query
+
+    return await check_query(item, context)
+
+
+async def check_kubernetes(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
+    from console.preflight.kubernetes_check import check_objects
+
+    return await check_objects(item, context)
+
+
+async def check_terraform(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
+    from console.preflight.terraform import check_directory
+
+    return await check_directory(item, context)
+
+
+async def check_flags(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
+    from console.preflight.flags_check import check_flags_disabled
+
+    return await check_flags_disabled(item, context)
+
+
+CHECKS: dict[str, Callable[[PreflightSpec, PreflightContext], Awaitable[tuple[bool, str]]]] = {
     "command": run_command,
     "http": fetch_http,
     "file": check_file,
+    "prometheus": query_prometheus,
+    "kubernetes": check_kubernetes,
+    "terraform": check_terraform,
+    "flags": check_flags,
 }

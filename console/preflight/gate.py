@@ -9,6 +9,11 @@ from typing import Callable
 
 from console.plan.model import PreflightSpec
 from console.preflight.checks import CHECKS
+from console.preflight.context import PreflightContext
+from console.redact import redact
+
+TIMEOUT_GRACE_S = 1.0
+"""Beyond an item's timeout, the time its check gets to stop its own work and say why."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,8 @@ class CheckResult:
 class Gate:
     """The pre-flight checklist of one plan."""
 
-    def __init__(self, items: tuple[PreflightSpec, ...]):
-        self.items = items
+    def __init__(self, items: tuple[PreflightSpec, ...], context: PreflightContext):
+        self.items, self.context = items, context
 
     async def _run_one(self, item: PreflightSpec) -> CheckResult:
         if item.kind == "manual":
@@ -43,10 +48,12 @@ class Gate:
             return CheckResult(item.name, item.kind, "error", item.required, f"{item.kind} checks are not available in this version")
         started = time.monotonic()
         try:
-            passed, output = await asyncio.wait_for(check(item), item.timeout + 1)
+            passed, output = await asyncio.wait_for(check(item, self.context), item.timeout + TIMEOUT_GRACE_S)
         except TimeoutError:
             passed, output = False, f"timed out after {item.timeout:g}s"
-        return CheckResult(item.name, item.kind, "pass" if passed else "fail", item.required, output, time.monotonic() - started, "brahma")
+        # Outputs go to the journal and the runbook: a program that prints a token must not put it there.
+        status = "pass" if passed else "fail"
+        return CheckResult(item.name, item.kind, status, item.required, redact(output), time.monotonic() - started, "brahma")
 
     async def run(self, on_result: Callable[[CheckResult], None]) -> list[CheckResult]:
         """Every automated item at once; results reported as each finishes."""

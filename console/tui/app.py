@@ -351,7 +351,7 @@ class BrahmaApp(FlagEditing, App[int]):
         """Stop the controller, close the journal and clients, write the report, then leave."""
         self.controller.stop()
         await self.workers.wait_for_complete([w for w in self.workers if w.group == "controller"])
-        await close_rollout(self.controller)
+        await close_rollout(self.rollout)
         self.exit(self.controller.exit_code if self.controller.state.finished else EXIT_QUIT_UNFINISHED)
 
 
@@ -376,6 +376,6 @@ def run_console(rollout: Rollout, *, read_only: bool = False, demo: bool = False
     code = make_app(rollout, read_only=read_only, demo=demo, keymap=keymap).run()
     if code is None:
         # The app ended without shutting down (a crash): close what it left open.
-        asyncio.run(close_rollout(rollout.controller))
+        asyncio.run(close_rollout(rollout))
         return EXIT_ERROR
     return code

@@ -84,7 +84,8 @@ async def test_prometheus_down_mid_stage_pauses_and_resumes_cleanly_once_it_is_b
     first_stage = plan.stages[0]
     with running_demo_stack(tmp_path) as stack:
         options = RunOptions(target="sim", metrics="prometheus", prometheus_url=stack.prometheus.url, state_dir=tmp_path)
-        controller = build_rollout(plan, options, actor="tester@host").controller
+        rollout = build_rollout(plan, options, actor="tester@host")
+        controller = rollout.controller
         events = RolloutEvents(controller)
         run = asyncio.create_task(controller.run())
         try:
@@ -122,7 +123,7 @@ async def test_prometheus_down_mid_stage_pauses_and_resumes_cleanly_once_it_is_b
         finally:
             controller.stop()
             await run
-            await close_rollout(controller)
+            await close_rollout(rollout)
 
     assert passed.stage == 0 and passed.summary["error_rate"]["canary"] == 0.0
     # The window started again at the resume: the whole of it held, on healthy samples only.

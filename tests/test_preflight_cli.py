@@ -1,0 +1,102 @@
+"""`brahma run` stopped by the gate, and `brahma preflight`: exit codes, JSON lines, what is said."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+GATED = """\
+name: checkout-2.4.1
+app: checkout
+image: registry.example.com/checkout:2.4.1
+flags:
+  - name: new-checkout-flow
+preflight:
+  - {name: unit tests, kind: command, argv: ["%(python)s", "-c", "print('42 passed')"]}
+  - {name: security scan, kind: command, argv: ["%(python)s", "-c", "import sys; print('CVE-2024-0001 critical'); sys.exit(1)"]}
+  - {name: benchmarks, kind: command, argv: ["false"], required: false}
+""" % {"python": sys.executable}
+
+
+def brahma(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def write_plan(tmp_path: Path, text: str) -> Path:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(text)
+    return plan
+
+
+def test_a_failed_required_check_stops_the_run_before_any_target_call(tmp_path):
+    state_dir = tmp_path / "state"
+    result = brahma("run", str(write_plan(tmp_path, GATED)), "--headless", "--fast", "--json", "--state-dir", str(state_dir))
+    assert result.returncode == 4, result.stderr
+    printed = [json.loads(line)["event"] for line in result.stdout.splitlines()]
+    journal = [json.loads(line) for line in (state_dir / "checkout-2.4.1.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in journal] == printed
+    names = [e["event"] for e in journal]
+    # The flags are created disabled before the gate (deploy dark); nothing touches the target.
+    assert names[:2] == ["rollout_started", "flag_changed"]
+    assert sorted(names[2:5]) == ["preflight_result"] * 3
+    assert names[5:] == ["preflight_failed"]
+    assert journal[-1]["failed"] == ["security scan"]
+    assert all(e["t"] <= 0 for e in journal)
+    assert not (state_dir / "checkout-2.4.1.sim.json").exists(), "the simulated cluster was never touched"
+    scan = next(e for e in journal if e.get("item") == "security scan")
+    assert scan["output"] == "exit 1\nCVE-2024-0001 critical"
+
+
+def test_the_report_of_a_stopped_run_shows_why(tmp_path):
+    state_dir = tmp_path / "state"
+    brahma("run", str(write_plan(tmp_path, GATED)), "--headless", "--fast", "--state-dir", str(state_dir))
+    report = (state_dir / "checkout-2.4.1.md").read_text()
+    assert report.startswith("# Release checkout-2.4.1: stopped at the pre-flight gate")
+    assert "### security scan: fail (required)\n\n~~~\nexit 1\nCVE-2024-0001 critical\n~~~" in report
+    assert "### benchmarks: fail (advisory)" in report
+    assert "- [ ] Make the failed pre-flight items pass (security scan), then run the release again." in report
+    assert "- [ ] Look into the advisory pre-flight items that did not pass: benchmarks." in report
+
+
+def test_preflight_alone_passes_with_exit_0_and_changes_nothing(tmp_path):
+    plan = write_plan(tmp_path, GATED.replace("sys.exit(1)", "sys.exit(0)"))
+    result = subprocess.run([sys.executable, "-m", "console.cli", "preflight", str(plan)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "pre-flight of checkout-2.4.1: 3 items"
+    assert lines[-1] == "gate passed"
+    assert any(line.startswith("  FAIL  benchmarks (command, advisory, ") for line in lines)
+    assert list(tmp_path.iterdir()) == [plan], "no journal, no state dir, no flag file"
+
+
+def test_preflight_alone_fails_with_exit_4_and_json_lines_for_ci(tmp_path):
+    plan = write_plan(tmp_path, GATED + "  - {name: code review, kind: manual}\n  - {name: notes, kind: manual, required: false}\n")
+    result = brahma("preflight", str(plan), "--json")
+    assert result.returncode == 4
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    results = {e["item"]: e for e in events[:-1]}
+    assert all(e["event"] == "preflight_result" and {"t", "ts", "status", "required", "output", "duration_s"} <= e.keys() for e in events[:-1])
+    assert results["code review"]["status"] == "waiting"
+    assert events[-1]["event"] == "preflight_failed"
+    assert events[-1]["failed"] == ["security scan", "code review"]
+    assert events[-1]["waiting_for_sign_off"] == ["code review"]
+
+
+def test_preflight_alone_says_manual_items_cannot_be_signed_off_headless(tmp_path):
+    plan = write_plan(tmp_path, "app: checkout\nimage: r/checkout:2\npreflight:\n  - {name: code review, kind: manual}\n")
+    result = brahma("preflight", str(plan))
+    assert result.returncode == 4
+    assert "  WAIT  code review (manual)" in result.stdout
+    assert "gate FAILED: code review" in result.stdout
+    assert "manual items cannot be signed off here" in result.stdout
+
+
+def test_preflight_of_an_invalid_plan_is_exit_2(tmp_path):
+    plan = write_plan(tmp_path, "app: checkout\nimage: r/checkout:2\npreflight:\n  - {name: p, kind: prometheus, query: up, condition: soon}\n")
+    result = brahma("preflight", str(plan))
+    assert result.returncode == 2
+    assert f"{plan}:4: preflight[0].condition: expected something like" in result.stderr
