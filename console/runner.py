@@ -168,6 +168,7 @@ def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout
         release_flags = ReleaseFlags(FlagStore(FileBackend(path)), plan.flags)
         controller_options.flag_hooks.append(release_flags.on_rollback)
         controller_options.flag_setup = release_flags.create_missing
+        controller_options.flag_step = release_flags.apply_step
     controller = Controller(plan, target, metrics, journal, build_clock(options), controller_options, actor=actor)
     notifier = None
     if plan.notify:

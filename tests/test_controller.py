@@ -208,3 +208,36 @@ async def test_every_event_has_name_t_and_wall_time(canary_plan, tmp_path):
         assert {"event", "t", "ts"} <= record.keys()
         if record["event"].startswith("preflight"):
             assert record["t"] <= 0
+
+
+FLAGGED = (
+    "app: checkout\nimage: r/checkout:2.5.0\nmetrics: {{scenario: {scenario}}}\n"
+    "stages:\n  - {{weight: 50, observe: 10m}}\n  - {{weight: 100, observe: 10m}}\n"
+    "flags:\n  - name: new-flow\n    schedule: [internal, 5, 50, 100]\n    internal_users: [alice]\n    step_observe: 5m\n"
+)
+
+
+async def test_flag_enablement_steps_follow_promotion_each_held_like_a_stage(tmp_path):
+    from console.runner import RunOptions, build_rollout
+
+    rollout = build_rollout(plan_from(FLAGGED.format(scenario="healthy")), RunOptions(fast=True, state_dir=tmp_path), "tester@host")
+    assert await rollout.controller.run() == 0
+    journal = rollout.controller.journal.path
+    starts = [(e.stage_name, e.t) for e in of_type(journal, ev.StageStarted)]
+    assert starts[2:] == [("new-flow: internal users", 1200), ("new-flow: 5%", 1500), ("new-flow: 50%", 1800), ("new-flow: 100%", 2100)]
+    flag = rollout.flags.store.get("new-flow")
+    assert (flag.enabled, flag.percentage, flag.allowed_users) == (True, 100, ("alice",))
+    shares = [c.new["percentage"] for c in of_type(journal, ev.FlagChanged) if c.new.get("enabled")]
+    assert shares == [0, 5, 50, 100]
+
+
+async def test_a_breach_during_enablement_rolls_back_and_switches_the_flag_off(tmp_path):
+    from console.runner import RunOptions, build_rollout
+
+    scenario = tmp_path / "late-spike.yaml"
+    scenario.write_text("name: late-spike\nevents:\n  - {at: 26m, track: canary, set: {error_rate: 0.05}}\n")
+    rollout = build_rollout(plan_from(FLAGGED.format(scenario=scenario)), RunOptions(fast=True, state_dir=tmp_path), "tester@host")
+    assert await rollout.controller.run() == 3
+    rollback = of_type(rollout.controller.journal.path, ev.RollbackStarted)[0]
+    assert rollback.trigger == "error_rate" and rollout.controller.state.stage == 3  # during "new-flow: 5%"
+    assert rollout.flags.store.get("new-flow").enabled is False

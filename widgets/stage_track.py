@@ -18,7 +18,8 @@ StageStatus = Literal["done", "current", "next", "failed"]
 @dataclass(frozen=True)
 class StageInfo:
     name: str
-    weight: int
+    label: str
+    """What the track shows: the traffic weight ("25%"), or a flag step ("⚑5%")."""
     status: StageStatus
 
 
@@ -106,7 +107,7 @@ class StageTrack(Widget):
         for index, stage in enumerate(track.stages):
             if index:
                 line.append(" ── ", style=self._style("next"))
-            line.append(f"{MARKS[stage.status]} {stage.weight}%", style=self._style(stage.status))
+            line.append(f"{MARKS[stage.status]} {stage.label}", style=self._style(stage.status))
         return line
 
     def _window_line(self, track: TrackState) -> Text:

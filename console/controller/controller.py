@@ -22,7 +22,7 @@ from console.controller.clock import Clock, VirtualClock
 from console.controller.journal import Journal, read_events
 from console.controller.state import RolloutState, fold
 from console.metrics.base import MetricSource, Sample, TrackValues
-from console.plan.model import RolloutPlan
+from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext
 from console.preflight.gate import CheckResult, Gate
 from console.targets.base import Target
@@ -44,6 +44,7 @@ class FlagChangeRecord(Protocol):
 
 FlagHook = Callable[[str, str], Awaitable[list[FlagChangeRecord]]]
 """Given (actor, reason), switch flags and return what changed (rollback's flag step)."""
+FlagStepHook = Callable[[FlagStep, str], Awaitable[list[FlagChangeRecord]]]
 
 
 class RollbackFailed(Exception):
@@ -69,6 +70,8 @@ class ControllerOptions:
     """Run by every rollback: switch the plan's disable_on_rollback flags off."""
     flag_setup: FlagHook | None = None
     """Run before the gate: the plan's flags created disabled (deploy dark)."""
+    flag_step: FlagStepHook | None = None
+    """Applies an enablement step (users, percentage, on) when its stage starts."""
     gate: Gate | None = None
     """The pre-flight gate with this run's context (flag file, state dir, cluster); the plan's alone when None."""
 
@@ -304,7 +307,7 @@ class Controller:
         if not state.active:
             return
         if self._weight_confirmed_for != state.stage:
-            if not await self._apply_weight():
+            if not await self._apply_stage():
                 return
         if state.phase == "paused" and self.options.headless and self.now() >= state.paused_t + self.plan.pause_timeout:
             minutes = self.plan.pause_timeout / 60
@@ -317,15 +320,20 @@ class Controller:
         stage = self.plan.stages[index]
         # The intent is journaled first: a crash before the target call is finished by the next run.
         self.emit(ev.StageStarted(self.now(), stage=index, stage_name=stage.name, weight=stage.weight, observe_s=stage.observe))
-        await self._apply_weight()
+        await self._apply_stage()
 
-    async def _apply_weight(self) -> bool:
+    async def _apply_stage(self) -> bool:
+        """The stage's traffic weight, and its flag step if it has one; both idempotent."""
+        step = self.plan.stages[self.state.stage].flag_step
         try:
             await self.target.set_weight(self.state.weight)
-        except Exception as error:  # any target failure must reach the operator, not kill the loop
-            self.emit(ev.ErrorRaised(self.now(), where="target.set_weight", message=str(error)))
+            if step is not None and self.options.flag_step is not None:
+                self.record_flag_changes(await self.options.flag_step(step, self.actor))
+        except Exception as error:  # any target or flag store failure must reach the operator, not kill the loop
+            where = "flags" if step is not None else "target.set_weight"
+            self.emit(ev.ErrorRaised(self.now(), where=where, message=str(error)))
             if self.state.phase == "running":
-                self.emit(ev.Paused(self.now(), reason=f"the target failed to shift traffic: {error}", trigger="target"))
+                self.emit(ev.Paused(self.now(), reason=f"the stage could not be applied: {error}", trigger=where))
             return False
         self._weight_confirmed_for = self.state.stage
         return True

@@ -7,7 +7,7 @@ import asyncio
 
 from console.flags.model import Flag, FlagChange
 from console.flags.store import FlagStore
-from console.plan.model import FlagSpec
+from console.plan.model import FlagSpec, FlagStep
 
 
 class ReleaseFlags:
@@ -34,6 +34,18 @@ class ReleaseFlags:
     async def on_rollback(self, actor: str, reason: str) -> list[FlagChange]:
         """Every flag the plan marks disable_on_rollback, off in one write."""
         return await self._disable([s.name for s in self.specs if s.disable_on_rollback], actor, reason)
+
+    async def apply_step(self, step: FlagStep, actor: str) -> list[FlagChange]:
+        """An enablement step: its users allowed, its share set, the flag on (each a no-op when already so)."""
+
+        def apply() -> list[FlagChange]:
+            reason = f"enablement step {step.percentage}%" + (f" + {len(step.users)} internal users" if step.users else "")
+            results = [self.store.allow(step.flag, user, actor=actor, reason=reason) for user in step.users]
+            results.append(self.store.set_percentage(step.flag, step.percentage, actor=actor, reason=reason))
+            results.append(self.store.enable(step.flag, actor=actor, reason=reason))
+            return [change for result in results for change in result.changes]
+
+        return await asyncio.to_thread(apply)
 
     async def kill(self, actor: str) -> list[FlagChange]:
         """The kill switch: every flag the plan marks as new, off in one write."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from console.plan import defaults
 from console.plan.checks import Check, parse_check
 from console.plan.model import (
+    FlagStep,
     PlanSpec,
     RolloutPlan,
     Stage,
@@ -338,6 +339,29 @@ class _Compiler:
             stages.append(Stage(len(stages), "monitoring", 100, observe, self.checks((), defaults.POST_DEPLOY, written=False)))
         return tuple(stages)
 
+    def flag_steps(self, first_index: int) -> tuple[Stage, ...]:
+        """Each flag's enablement schedule as stages after promotion, judged by the post-deploy targets."""
+        steps: list[Stage] = []
+        for flag_index, flag in enumerate(self.spec.flags):
+            users: tuple[str, ...] = ()
+            previous = 0
+            for step_index, step in enumerate(flag.schedule or ()):
+                path: Path_ = ("flags", flag_index, "schedule", step_index)
+                if step == "internal":
+                    if not flag.internal_users:
+                        self.fail(path, "an internal step needs internal_users")
+                    users, label, percentage = tuple(flag.internal_users), "internal users", previous
+                elif not previous < step <= 100:
+                    self.fail(path, f"enablement steps must rise to at most 100%: {step} follows {previous}")
+                    continue
+                else:
+                    percentage, label = step, f"{step}%"
+                previous = percentage
+                checks = self.checks((), defaults.POST_DEPLOY, written=False)
+                step_spec = FlagStep(flag.name, percentage, users)
+                steps.append(Stage(first_index + len(steps), f"{flag.name}: {label}", 100, flag.step_observe, checks, step_spec))
+        return tuple(steps)
+
     def triggers(self) -> tuple[Trigger, ...]:
         triggers = []
         for severity, base in (("critical", defaults.CRITICAL), ("warning", defaults.WARNING)):
@@ -371,6 +395,7 @@ class _Compiler:
         if not 1 <= spec.interval <= 600:
             self.fail(("interval",), "the sample interval must be between 1s and 10m")
         stages, triggers = self.stages(), self.triggers()
+        stages += self.flag_steps(len(stages))
         self.preflight()
         flag_names = [flag.name for flag in spec.flags]
         for index, name in enumerate(flag_names):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Optional, get_args
+from typing import Annotated, Literal, Optional, Union, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -128,6 +128,12 @@ class FlagSpec(Strict):
     """Created with this release: kept disabled before deploy and switched off by the kill switch."""
     disable_on_rollback: bool = True
     """Switched off as part of every rollback."""
+    schedule: list[Union[Literal["internal"], int]] | None = None
+    """Enablement after promotion, each step held and judged like a stage: e.g. [internal, 5, 25, 50, 100]."""
+    internal_users: list[str] = []
+    """Who "internal" switches the flag on for (targeting keys)."""
+    step_observe: Duration = 600.0
+    """How long each enablement step must hold."""
 
 
 class PreflightSpec(Strict):
@@ -227,12 +233,23 @@ class PlanSpec(Strict):
 
 
 @dataclass(frozen=True)
+class FlagStep:
+    """One step of a flag's enablement: on for these users and this share of everyone else."""
+
+    flag: str
+    percentage: int
+    users: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Stage:
     index: int
     name: str
     weight: int
     observe: float
     criteria: tuple[Check, ...]
+    flag_step: FlagStep | None = None
+    """Set for the enablement steps that follow promotion (the weight stays 100)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ def stage_track(plan: RolloutPlan, state: RolloutState, now: float) -> TrackStat
             status = "failed" if state.phase in ("rolling_back", "rolled_back") else "current"
         else:
             status = "next"
-        stages.append(StageInfo(stage.name, stage.weight, status))
+        step = stage.flag_step
+        label = f"{stage.weight}%" if step is None else ("⚑int" if step.users and not step.percentage else f"⚑{step.percentage}%")
+        stages.append(StageInfo(stage.name, label, status))
     current = plan.stages[state.stage] if 0 <= state.stage < len(plan.stages) else None
     window = current.observe if current and state.active else 0.0
     elapsed = max(0.0, now - state.window_started_t) if state.phase == "running" else (state.last_sample_t or now) - state.window_started_t

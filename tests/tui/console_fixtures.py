@@ -42,6 +42,7 @@ def console_app(
         flags = ReleaseFlags(FlagStore(FileBackend(state_dir / "flags.json")), plan.flags)
         options.flag_hooks.append(flags.on_rollback)
         options.flag_setup = flags.create_missing
+        options.flag_step = flags.apply_step
     controller = sim_controller(plan, state_dir, scenario, options, clock=VirtualClock(stop_at=stop_at), monotonic=fixed_monotonic())
     if target is not None:
         controller.target = target
