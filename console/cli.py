@@ -149,7 +149,7 @@ def cmd_flags(args: argparse.Namespace) -> int:
 
     def record(changes) -> None:
         for c in changes:
-            journal.append(FlagChanged(0.0, flag=c.flag, old=c.old or {}, new=c.new, actor=c.actor, reason=c.reason))
+            journal.append(FlagChanged.of(0.0, c))
 
     try:
         return run_flags_command(args.file, args.verb, current_actor(), sys.stdout, sys.stderr, record)

@@ -56,12 +56,11 @@ def rollout_clock(t: float) -> str:
 
 
 def flag_state(flag: dict) -> str:
-    """`off`, or `on 25%` with the allowed users counted."""
-    if not flag.get("enabled"):
-        return "off"
+    """`on, 25% + 2 allowed users` or `off, 25%` (the share it returns to when switched on)."""
     users = len(flag.get("allowed_users") or ())
     share = flag.get("percentage")
-    return "on" + (f" {share}%" if share is not None else "") + (f" +{users} users" if users else "")
+    allowed = f" + {users} allowed user{'' if users == 1 else 's'}" if users else ""
+    return ("on" if flag.get("enabled") else "off") + (f", {share}%" if share is not None else "") + allowed
 
 
 def flag_change(old: dict, new: dict) -> str:

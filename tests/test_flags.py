@@ -586,14 +586,14 @@ def test_cli_lists_flags_as_a_table(flag_file):
 
 
 def test_cli_changes_one_flag_and_says_what_changed(flag_file):
-    assert run(flag_file, "set", "new-checkout", "25%") == (0, "new-checkout: enabled, 0% -> enabled, 25%\n", "")
+    assert run(flag_file, "set", "new-checkout", "25%") == (0, "new-checkout: on, 0% → on, 25%\n", "")
     assert run(flag_file, "allow", "new-checkout", "qa-1")[1] == (
-        "new-checkout: enabled, 25% -> enabled, 25% + 1 allowed user\n"
+        "new-checkout: on, 25% → on, 25% + 1 allowed user\n"
     )
-    assert run(flag_file, "disable", "search-v2")[1] == "search-v2: enabled, 100% -> disabled, 100%\n"
+    assert run(flag_file, "disable", "search-v2")[1] == "search-v2: on, 100% → off, 100%\n"
     assert run(flag_file, "disable", "search-v2")[1] == "no change: the file already says so\n"
     assert run(flag_file, "enable", "search-v2")[0] == 0
-    assert run(flag_file, "create", "dark-mode")[1] == "dark-mode: absent -> disabled, 0%\n"
+    assert run(flag_file, "create", "dark-mode")[1] == "dark-mode: created (off, 0%)\n"
     assert run(flag_file, "disallow", "new-checkout", "qa-1")[0] == 0
 
 
@@ -631,10 +631,10 @@ def test_cli_reports_bad_json_with_its_line_and_no_traceback(tmp_path):
 def test_cli_kill_without_names_disables_every_new_flag(flag_file):
     code, out, err = run(flag_file, "kill")
     assert (code, err) == (0, "")
-    assert out == "new-checkout: enabled, 0% -> disabled, 0%\n"
+    assert out == "new-checkout: on, 0% → off, 0%\n"
     flags = {flag.name: flag for flag in FlagStore(FileBackend(flag_file)).list()}
     assert not flags["new-checkout"].enabled and flags["search-v2"].enabled
-    assert run(flag_file, "kill", "search-v2")[1] == "search-v2: enabled, 100% -> disabled, 100%\n"
+    assert run(flag_file, "kill", "search-v2")[1] == "search-v2: on, 100% → off, 100%\n"
 
 
 def test_cli_kill_without_names_reports_new_flags_it_may_not_change(tmp_path):
@@ -644,7 +644,7 @@ def test_cli_kill_without_names_reports_new_flags_it_may_not_change(tmp_path):
     path.write_text(json.dumps(document, indent=2))
     code, out, err = run(path, "kill")
     assert code == 2
-    assert out == "new-checkout: enabled, 0% -> disabled, 0%\n"
+    assert out == "new-checkout: on, 0% → off, 0%\n"
     assert err == f"{path}: banner-color: marked new but its targeting is not Brahma's; not disabled\n"
 
 

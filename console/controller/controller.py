@@ -137,7 +137,7 @@ class Controller:
     def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
         """Journal flag changes made beside the rollout (the kill switch, an editor)."""
         for change in changes:
-            self.emit(ev.FlagChanged(self.now(), flag=change.flag, old=change.old or {}, new=change.new, actor=change.actor, reason=change.reason))
+            self.emit(ev.FlagChanged.of(self.now(), change))
 
     @property
     def exit_code(self) -> int:

@@ -165,6 +165,11 @@ class FlagChanged(Event):
     actor: str
     reason: str = ""
 
+    @classmethod
+    def of(cls, t: float, change: Any) -> "FlagChanged":
+        """The journal record of a flag store's change (anything with flag, old, new, actor, reason)."""
+        return cls(t, flag=change.flag, old=change.old or {}, new=change.new, actor=change.actor, reason=change.reason)
+
 
 @dataclass(frozen=True)
 class CommandIssued(Event):

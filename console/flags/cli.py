@@ -8,12 +8,13 @@ that is not a flag document). Messages name the file, and the line for JSON erro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Callable, TextIO
 
 from console.flags.backends import FileBackend
 from console.flags.errors import FlagError, FlagFileError, VersionConflict
 from console.flags.model import NEW_FLAG_KEY, Flag, FlagChange
 from console.flags.store import ChangeResult, FlagStore
+from console.narrate import flag_change
 
 USAGE = (
     "usage: brahma flags FILE [list | enable NAME | disable NAME | set NAME PERCENT"
@@ -90,14 +91,6 @@ def format_table(flags: tuple[Flag, ...]) -> str:
     return "".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n" for row in rows)
 
 
-def describe(model: dict[str, Any]) -> str:
-    """One flag's state in words, from its journal form: "enabled, 25% + 2 allowed users"."""
-    state = "enabled" if model["enabled"] else "disabled"
-    users = model["allowed_users"]
-    allowed = f" + {len(users)} allowed user{'' if len(users) == 1 else 's'}" if users else ""
-    return f"{state}, {model['percentage']}%{allowed}"
-
-
 def _kill(store: FlagStore, names: list[str], actor: str, reason: str, out: TextIO, err: TextIO, record: Record) -> int:
     """Disable the named flags; with no names, every flag marked new (metadata brahma.new) Brahma may change."""
     if names:
@@ -120,8 +113,7 @@ def _report(result: ChangeResult, out: TextIO, record: Record) -> None:
     if not result.changes:
         out.write("no change: the file already says so\n")
     for change in result.changes:
-        before = describe(change.old) if change.old else "absent"
-        out.write(f"{change.flag}: {before} -> {describe(change.new)}\n")
+        out.write(f"{change.flag}: {flag_change(change.old or {}, change.new)}\n")
     if result.note:
         out.write(f"({result.note})\n")
 

@@ -59,7 +59,7 @@ class FlagEditorApp(FlagEditing, App[int]):
 
     def record_flag_changes(self, changes: list[FlagChange]) -> None:
         for change in changes:
-            self.journal.append(ev.FlagChanged(0.0, flag=change.flag, old=change.old or {}, new=change.new, actor=change.actor, reason=change.reason))
+            self.journal.append(ev.FlagChanged.of(0.0, change))
 
     def action_kill(self) -> None:
         new = [f.name for f in self.flag_store.list() if f.new and f.enabled]
