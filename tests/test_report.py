@@ -58,7 +58,7 @@ def test_the_runbook_of_a_rolled_back_release(tmp_path):
     assert "### unit tests" not in report, "the whole output only for items that did not pass"
     # Flag changes, the notifications and what failed among them.
     assert "- `0:00` new-flow: created (off, 0%) by brahma (created disabled before the deploy)" in report
-    assert "- `2:50` new-flow: on 5% → off by brahma (rollback: error_rate 3% > 1%)" in report
+    assert "- `2:50` new-flow: on, 5% → off, 5% by brahma (rollback: error_rate 3% > 1%)" in report
     assert "| `2:50` | slack hooks.slack.com | rollback_started | sent | 3 | HTTP 200 after HTTP 500, HTTP 500 |" in report
     assert "| `2:51` | json deploys.example.com | rolled_back | failed | 4 | HTTP 503 |" in report
     assert "- `2:51` Error in notify json deploys.example.com: rolled_back not delivered after 4 attempts: HTTP 503" in report
