@@ -27,7 +27,7 @@ from console.metrics.prometheus import (
     split_userinfo,
 )
 from console.plan.model import COMPARISON, PreflightSpec
-from console.preflight.checks import tail
+from console.preflight.process import tail
 from console.preflight.context import PreflightContext
 from console.redact import redact
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from console.plan.model import PreflightSpec, RolloutPlan
-from console.preflight.checks import run_program, tail
+from console.preflight.process import run_program, tail
 from console.preflight.context import PreflightContext
 
 KUBERNETES_KINDS = {
