@@ -17,6 +17,7 @@ from console.preflight.context import PreflightContext
 from console.preflight.process import run_program, tail
 from console.redact import redact
 
+
 async def run_command(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
     finished = await run_program(item.argv or [], item.timeout)
     if finished.returncode is None:
