@@ -323,17 +323,19 @@ class Controller:
         await self._apply_stage()
 
     async def _apply_stage(self) -> bool:
-        """The stage's traffic weight, and its flag step if it has one; both idempotent."""
+        """The stage's traffic weight, and its flag step if it has one; both idempotent, so a retry is safe."""
         step = self.plan.stages[self.state.stage].flag_step
+        shifted = False
         try:
             await self.target.set_weight(self.state.weight)
+            shifted = True
             if step is not None and self.options.flag_step is not None:
                 self.record_flag_changes(await self.options.flag_step(step, self.actor))
         except Exception as error:  # any target or flag store failure must reach the operator, not kill the loop
-            where = "flags" if step is not None else "target.set_weight"
+            where, trigger, what = ("flags", "flags", "the flag step failed") if shifted else ("target.set_weight", "target", "the target failed to shift traffic")
             self.emit(ev.ErrorRaised(self.now(), where=where, message=str(error)))
             if self.state.phase == "running":
-                self.emit(ev.Paused(self.now(), reason=f"the stage could not be applied: {error}", trigger=where))
+                self.emit(ev.Paused(self.now(), reason=f"{what}: {error}", trigger=trigger))
             return False
         self._weight_confirmed_for = self.state.stage
         return True
