@@ -29,21 +29,24 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true", help="no console: print events")
 
     run = commands.add_parser("run", help="a rollout: the console by default, --headless for none")
-    run.add_argument("plan", type=Path)
-    run.add_argument("--target", choices=["sim", "kubernetes"])
-    run.add_argument("--metrics", choices=["sim", "prometheus"])
-    run.add_argument("--scenario", help="simulator behaviour: healthy, error-spike, latency-creep, no-data, flapping, or a file")
-    pace = run.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=float, help="sim only: N x real time")
-    pace.add_argument("--fast", action="store_true", help="sim only: virtual time, as fast as possible")
+    _add_rollout_options(run)
     run.add_argument("--manual", action="store_true", help="every stage waits for an operator's promote")
-    run.add_argument("--state-dir", type=Path, default=Path(".brahma"), help="journal and report (default ./.brahma)")
     run.add_argument("--headless", action="store_true", help="no console")
     run.add_argument("--json", action="store_true", help="headless: one JSON event per line on stdout")
-    run.add_argument("--prometheus", metavar="URL", help="override the plan's Prometheus server")
-    run.add_argument("--context", help="kubeconfig context")
     run.add_argument("--read-only", action="store_true", help="console: watch, never act")
     run.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)  # brahma demo: fault keys on
+
+    # Internal for now: the detached controller that outlives the terminal (issue 8).
+    supervise = commands.add_parser("supervise")
+    _add_rollout_options(supervise)
+    supervise.add_argument("--detach", action="store_true", help="start it in its own session and return once it answers")
+
+    attach = commands.add_parser("attach", help="follow a supervised rollout's events (restarts its controller if it died)")
+    attach.add_argument("rollout", nargs="?", help="the rollout's name (default: the only one in the state dir)")
+    attach.add_argument("--state-dir", type=Path, default=Path(".brahma"))
+
+    ls = commands.add_parser("ls", help="the rollouts in a state dir and whether a controller supervises them")
+    ls.add_argument("--state-dir", type=Path, default=Path(".brahma"))
 
     validate = commands.add_parser("validate", help="exit 0 when valid, 2 with PATH:LINE: messages on stderr")
     validate.add_argument("plans", type=Path, nargs="+")
@@ -61,6 +64,29 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("journal", type=Path)
     report.add_argument("--output", "-o", type=Path, help="default: beside the journal, .md")
     return parser
+
+
+def _add_rollout_options(parser: argparse.ArgumentParser) -> None:
+    """The plan and where and how it runs: shared by `run` and `supervise`."""
+    parser.add_argument("plan", type=Path)
+    parser.add_argument("--target", choices=["sim", "kubernetes"])
+    parser.add_argument("--metrics", choices=["sim", "prometheus"])
+    parser.add_argument("--scenario", help="simulator behaviour: healthy, error-spike, latency-creep, no-data, flapping, or a file")
+    pace = parser.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, help="sim only: N x real time")
+    pace.add_argument("--fast", action="store_true", help="sim only: virtual time, as fast as possible")
+    parser.add_argument("--state-dir", type=Path, default=Path(".brahma"), help="journal and report (default ./.brahma)")
+    parser.add_argument("--prometheus", metavar="URL", help="override the plan's Prometheus server")
+    parser.add_argument("--context", help="kubeconfig context")
+
+
+def _run_options(args: argparse.Namespace, manual: bool, headless: bool):
+    from console.runner import RunOptions
+
+    return RunOptions(
+        target=args.target, metrics=args.metrics, scenario=args.scenario, speed=args.speed, fast=args.fast,
+        manual=manual, headless=headless, state_dir=args.state_dir, prometheus_url=args.prometheus, context=args.context,
+    )
 
 
 def _print_problems(error: PlanError) -> int:
@@ -88,7 +114,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from console.actor import current_actor
     from console.headless import run_headless
     from console.plan import load_plan
-    from console.runner import RunOptions, UsageError, build_rollout
+    from console.runner import UsageError, build_rollout
+    from console.supervisor.commands import attach
+    from console.supervisor.files import RolloutFiles, lock_holder, take_lock
 
     if args.headless and args.manual:
         print("brahma: --manual needs a person at the console; it cannot run with --headless", file=sys.stderr)
@@ -98,12 +126,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         plan = load_plan(args.plan)
-        options = RunOptions(
-            target=args.target, metrics=args.metrics, scenario=args.scenario, speed=args.speed, fast=args.fast,
-            manual=args.manual, headless=args.headless, state_dir=args.state_dir, prometheus_url=args.prometheus,
-            context=args.context,
-        )
-        rollout = build_rollout(plan, options, current_actor())
+        files = RolloutFiles(args.state_dir, plan.name)
+        # One controller per rollout, the lock held until this process ends. A state dir that does not
+        # exist yet has no controller, and is created only once the input is known to be good.
+        lock = take_lock(files) if args.state_dir.exists() else None
+        if lock is None and args.state_dir.exists():
+            print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}): following it", file=sys.stderr)
+            return attach(args.state_dir, plan.name)
+        rollout = build_rollout(plan, _run_options(args, manual=args.manual, headless=args.headless), current_actor())
+        lock = lock or take_lock(files)
     except PlanError as error:
         return _print_problems(error)
     except UsageError as error:
@@ -170,7 +201,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "validate": cmd_validate, "preflight": cmd_preflight, "flags": cmd_flags, "report": cmd_report}
+def cmd_supervise(args: argparse.Namespace) -> int:
+    from console.plan import load_plan
+    from console.supervisor.commands import supervise
+
+    try:
+        plan = load_plan(args.plan)
+    except PlanError as error:
+        return _print_problems(error)
+    # Nobody is at a console: a pause waits pause_timeout, then rolls back, as in headless runs.
+    return supervise(plan, args.plan, _run_options(args, manual=False, headless=True), detach=args.detach)
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from console.supervisor.commands import attach
+
+    return attach(args.state_dir, args.rollout)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from console.supervisor.commands import list_state_dir
+
+    return list_state_dir(args.state_dir)
+
+
+COMMANDS = {"supervise": cmd_supervise, "attach": cmd_attach, "ls": cmd_ls, "demo": cmd_demo, "run": cmd_run, "validate": cmd_validate, "preflight": cmd_preflight, "flags": cmd_flags, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -81,7 +81,7 @@ def test_headless_path_never_imports_textual(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-DOMAIN = ["console.plan", "console.controller.controller", "console.sim.metrics", "console.preflight", "console.report", "console.runner", "console.headless"]
+DOMAIN = ["console.plan", "console.controller.controller", "console.sim.metrics", "console.preflight", "console.report", "console.runner", "console.headless", "console.supervisor.commands", "console.supervisor.server"]
 
 
 def test_the_domain_never_imports_textual():

@@ -67,6 +67,10 @@ class TmuxTerminal:
     def alive(self) -> bool:
         return subprocess.run(["tmux", "-L", self.socket, "has-session", "-t", self.session], capture_output=True, timeout=TMUX_TIMEOUT_S).returncode == 0
 
+    def kill_session(self) -> None:
+        """What an SSH drop does to a session: the program gets SIGHUP and its terminal is gone."""
+        self._tmux("kill-session", "-t", self.session)
+
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=TMUX_TIMEOUT_S)
 

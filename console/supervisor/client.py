@@ -1,0 +1,137 @@
+"""Talking to a rollout's detached controller: attach, send commands, start it when it is not running."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from console.controller.journal import read_events
+from console.controller.state import RolloutState, fold
+from console.supervisor.files import RolloutFiles, lock_holder
+
+CONNECT_TIMEOUT_S = 2.0
+START_TIMEOUT_S = 15.0
+POLL_S = 0.05
+
+
+class SupervisorUnavailable(Exception):
+    """No controller answers on the rollout's socket (and none could be started)."""
+
+
+class SupervisorClient:
+    """One connection to a controller's socket; blocking calls, each bounded by `timeout`."""
+
+    def __init__(self, socket_path: Path, timeout: float = CONNECT_TIMEOUT_S):
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._socket.settimeout(timeout)
+        try:
+            self._socket.connect(str(socket_path))
+        except OSError as error:
+            self._socket.close()
+            raise SupervisorUnavailable(f"{socket_path}: {error.strerror or error}") from None
+        self._lines = self._socket.makefile("rb")
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._socket.sendall((json.dumps(message) + "\n").encode())
+
+    def _receive(self) -> dict[str, Any] | None:
+        line = self._lines.readline()
+        return json.loads(line) if line else None
+
+    def command(self, name: str, actor: str, argument: str = "") -> dict[str, Any]:
+        """Send one command; the reply says whether the controller took it (it acts at its next step)."""
+        self._send({"op": "command", "name": name, "actor": actor, "argument": argument})
+        return self._receive() or {"reply": "command", "ok": False, "error": "the controller hung up"}
+
+    def attach(self, start: int = 0) -> Iterator[dict[str, Any]]:
+        """Journal events from the `start`-th, then live ones; ends when the rollout finishes.
+
+        Raises TimeoutError when nothing arrives within the timeout (set it with `settimeout`).
+        """
+        self._send({"op": "attach", "from": start})
+        while (message := self._receive()) is not None:
+            if "event" in message:
+                yield message
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._socket.settimeout(timeout)
+
+    def close(self) -> None:
+        self._lines.close()
+        self._socket.close()
+
+    def __enter__(self) -> "SupervisorClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def answers(files: RolloutFiles) -> bool:
+    try:
+        SupervisorClient(files.socket, timeout=CONNECT_TIMEOUT_S).close()
+    except SupervisorUnavailable:
+        return False
+    return True
+
+
+def start_detached(files: RolloutFiles, supervise_args: list[str], timeout: float = START_TIMEOUT_S) -> int:
+    """Start `brahma supervise` in its own session (it outlives this terminal) and wait until it answers.
+
+    Returns the controller's pid. Its output goes to the rollout's log in the state dir.
+    """
+    files.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(files.log, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "console.cli", "supervise", *supervise_args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if answers(files):
+            return lock_holder(files) or process.pid
+        if process.poll() is not None:
+            if answers(files):  # another controller won the lock meanwhile: it serves this rollout
+                return lock_holder(files) or process.pid
+            raise SupervisorUnavailable(f"the controller exited ({process.returncode}); see {files.log}")
+        time.sleep(POLL_S)
+    raise SupervisorUnavailable(f"the controller did not answer within {timeout:g}s; see {files.log}")
+
+
+def ensure_running(files: RolloutFiles) -> int | None:
+    """The controller's pid, restarting it from its launch record when it died; None if it is not needed."""
+    if answers(files):
+        return lock_holder(files)
+    if files.journal.exists() and fold(read_events(files.journal)).finished:
+        return None
+    launch = files.read_launch()
+    if launch is None:
+        raise SupervisorUnavailable(f"no controller answers for {files.name} and there is no {files.launch.name} to restart it from")
+    return start_detached(files, launch)
+
+
+@dataclass
+class RolloutListing:
+    name: str
+    state: RolloutState
+    running: bool
+    pid: int | None
+
+
+def list_rollouts(state_dir: Path) -> list[RolloutListing]:
+    """The rollouts whose current journal is in `state_dir` (archived journals of finished runs are left out)."""
+    listings = []
+    for journal in sorted(state_dir.glob("*.jsonl")):
+        state = fold(read_events(journal))
+        if not state.started or state.rollout != journal.stem:
+            continue  # an archived run (name.STAMP.jsonl) or another journal (flags.jsonl)
+        files = RolloutFiles(state_dir, state.rollout)
+        running = answers(files)
+        listings.append(RolloutListing(state.rollout, state, running, lock_holder(files) if running else None))
+    return listings

@@ -1,0 +1,80 @@
+"""What a supervised rollout keeps beside its journal, and the lock that allows one controller per rollout."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from console.controller.journal import atomic_write
+
+
+@dataclass(frozen=True)
+class RolloutFiles:
+    """The files of rollout `name` in `state_dir`; the journal is the one `brahma run` writes."""
+
+    state_dir: Path
+    name: str
+
+    def _file(self, suffix: str) -> Path:
+        return self.state_dir / f"{self.name}{suffix}"
+
+    @property
+    def journal(self) -> Path:
+        return self._file(".jsonl")
+
+    @property
+    def lock(self) -> Path:
+        return self._file(".lock")
+
+    @property
+    def socket(self) -> Path:
+        return self._file(".sock")
+
+    @property
+    def log(self) -> Path:
+        return self._file(".log")
+
+    @property
+    def launch(self) -> Path:
+        """The `brahma supervise` arguments, so `attach` can restart a controller that died."""
+        return self._file(".launch.json")
+
+    def write_launch(self, argv: list[str]) -> None:
+        atomic_write(self.launch, json.dumps(argv).encode())
+
+    def read_launch(self) -> list[str] | None:
+        try:
+            return json.loads(self.launch.read_text())
+        except (OSError, ValueError):
+            return None
+
+
+def take_lock(files: RolloutFiles) -> IO[str] | None:
+    """The rollout's lock, held for as long as the returned file stays open; None when another process holds it.
+
+    flock is released by the kernel when its holder dies (kill -9 included), so a dead controller never
+    blocks the next one.
+    """
+    files.state_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(files.lock, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def lock_holder(files: RolloutFiles) -> int | None:
+    """The pid the lock file names (meaningful only while the lock is held)."""
+    try:
+        return int(files.lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None

@@ -1,0 +1,99 @@
+"""Driving a detached controller from tests and benchmarks: start it, read its journal, drop its console."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from console.controller import events as ev
+from console.controller.journal import read_events
+from console.supervisor.files import RolloutFiles, lock_holder
+from tests.conftest import ROOT, SAMPLES
+from tests.tmux_terminal import TmuxTerminal
+
+CANARY = SAMPLES / "canary.yaml"
+ROLLOUT = "checkout-2.4.1"
+SPEED = 60.0
+FAULT_AT_S = 180.0
+"""Rollout time of the injected fault: 3 minutes into stage 1, 3 s of wall time at SPEED."""
+COMMAND_TIMEOUT_S = 30
+
+
+def brahma(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+
+
+def write_fault_scenario(directory: Path, at_s: float = FAULT_AT_S) -> Path:
+    """A healthy simulator whose canary starts failing 3% of requests at `at_s`: a critical breach."""
+    path = directory / "fault.yaml"
+    path.write_text(
+        "name: fault\nseed: 7\n"
+        "stable: {error_rate: 0.0001, latency_p99_ms: 240, rps: 2000}\n"
+        "canary: {error_rate: 0.0002, latency_p99_ms: 245}\n"
+        f"events:\n  - {{at: {at_s:g}s, track: canary, set: {{error_rate: 0.03}}}}\n"
+    )
+    return path
+
+
+def supervise_detached(state_dir: Path, *options: str) -> int:
+    """`brahma supervise --detach` of the sample canary; the controller's pid."""
+    result = brahma("supervise", str(CANARY), "--state-dir", str(state_dir), "--detach", *options)
+    assert result.returncode == 0, result.stderr
+    pid = lock_holder(RolloutFiles(state_dir, ROLLOUT))
+    assert pid is not None
+    return pid
+
+
+def journal_events(state_dir: Path) -> list[ev.Event]:
+    journal = RolloutFiles(state_dir, ROLLOUT).journal
+    return list(read_events(journal)) if journal.exists() else []
+
+
+def wait_for_event(state_dir: Path, found: Callable[[ev.Event], bool], timeout_s: float = 30.0) -> ev.Event:
+    """Poll the journal until an event matches; TimeoutError with the last events otherwise."""
+    deadline = time.monotonic() + timeout_s
+    events: list[ev.Event] = []
+    while time.monotonic() < deadline:
+        events = journal_events(state_dir)
+        match = next((e for e in events if found(e)), None)
+        if match is not None:
+            return match
+        time.sleep(0.05)
+    raise TimeoutError(f"no such event within {timeout_s:g}s; the last were: {[e.name for e in events[-5:]]}")
+
+
+def wait_until_gone(pid: int, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def ssh_drop_then_fault(state_dir: Path) -> float:
+    """Attach in tmux, kill the session (the SSH drop), let the fault arrive: wall seconds from the fault's
+    scheduled moment to rollback_started, with no console attached."""
+    scenario = write_fault_scenario(state_dir)
+    pid = supervise_detached(state_dir, "--speed", f"{SPEED:g}", "--scenario", str(scenario))
+    terminal = TmuxTerminal([sys.executable, "-m", "console.cli", "attach", ROLLOUT, "--state-dir", str(state_dir)], 100, 24, cwd=ROOT)
+    try:
+        terminal.wait_for("stage 1 started", timeout_s=10)
+        terminal.kill_session()
+        dropped = time.time()
+    finally:
+        terminal.close()
+    stage = wait_for_event(state_dir, lambda e: isinstance(e, ev.StageStarted))
+    fault_wall = datetime.fromisoformat(stage.ts).timestamp() + (FAULT_AT_S - stage.t) / SPEED
+    assert dropped < fault_wall, "the console must be gone before the fault arrives"
+    rollback = wait_for_event(state_dir, lambda e: isinstance(e, ev.RollbackStarted))
+    assert wait_until_gone(pid), "the controller exits once the rollback is done"
+    assert isinstance(rollback, ev.RollbackStarted) and rollback.trigger == "error_rate", rollback
+    return datetime.fromisoformat(rollback.ts).timestamp() - fault_wall

@@ -1,0 +1,132 @@
+"""The detached controller with real processes: it outlives its console, survives kill -9, and is alone.
+
+We run as root in CI, and root connects to any socket whatever its mode: "another user is refused"
+is shown by the socket's permission bits (0600, owner only), which is what the kernel enforces for
+every other uid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from console.controller import events as ev
+from console.supervisor.client import SupervisorClient, answers
+from console.supervisor.files import RolloutFiles, lock_holder
+from tests.conftest import ROOT
+from tests.e2e.supervisor_support import (
+    ROLLOUT, brahma, journal_events, ssh_drop_then_fault, supervise_detached, wait_for_event, wait_until_gone,
+)
+
+FAST_SPEED = "120"
+"""Stage 1 (10 minutes) lasts 5 s of wall time."""
+
+
+@pytest.fixture(autouse=True)
+def no_controller_outlives_its_test(tmp_path):
+    """A failed test must not leave its detached controller running: stopped by its pid from the lock."""
+    yield
+    files = RolloutFiles(tmp_path, ROLLOUT)
+    pid = lock_holder(files)
+    if pid is not None and answers(files):
+        os.kill(pid, signal.SIGTERM)
+        wait_until_gone(pid)
+
+
+def stop(state_dir, pid: int) -> None:
+    """Roll back through the socket (an operator's command) and wait for the controller to finish."""
+    with SupervisorClient(RolloutFiles(state_dir, ROLLOUT).socket) as client:
+        assert client.command("rollback", "tester@host")["ok"]
+    assert wait_until_gone(pid)
+
+
+def test_the_controller_rolls_back_on_its_own_after_the_console_is_dropped(tmp_path):
+    fault_to_rollback_s = ssh_drop_then_fault(tmp_path)
+    assert 0 <= fault_to_rollback_s < 2.0
+    events = journal_events(tmp_path)
+    assert [e.name for e in events[-3:]] == ["rollback_started", "rollback_verified", "rolled_back"]
+    assert not any(isinstance(e, ev.CommandIssued) for e in events), "nobody was attached to act"
+
+
+def test_attach_replays_then_streams_and_takes_commands(tmp_path):
+    pid = supervise_detached(tmp_path, "--speed", FAST_SPEED)
+    files = RolloutFiles(tmp_path, ROLLOUT)
+    assert stat.S_IMODE(os.stat(files.socket).st_mode) == 0o600
+    with SupervisorClient(files.socket, timeout=10) as client:
+        assert next(client.attach(0))["event"] == "rollout_started"
+    written = journal_events(tmp_path)
+    with SupervisorClient(files.socket, timeout=10) as client:
+        live = next(client.attach(len(written)))  # nothing to replay from the journal's end: the next event is live
+        assert live["event"] == "sample" and live["t"] > written[-1].t
+    with SupervisorClient(files.socket, timeout=10) as client:
+        assert client.command("pause", "alice@host")["ok"]
+    wait_for_event(tmp_path, lambda e: isinstance(e, ev.Paused) and "alice@host" in e.reason)
+    listing = brahma("ls", "--state-dir", str(tmp_path))
+    assert ROLLOUT in listing.stdout and f"running (pid {pid})" in listing.stdout and "paused" in listing.stdout
+    stop(tmp_path, pid)
+    assert not files.socket.exists()
+    assert "none" in brahma("ls", "--state-dir", str(tmp_path)).stdout
+
+
+def test_a_second_controller_of_the_same_rollout_is_refused(tmp_path):
+    pid = supervise_detached(tmp_path, "--speed", FAST_SPEED)
+    refused = brahma("supervise", "sample_configs/canary.yaml", "--state-dir", str(tmp_path), "--speed", FAST_SPEED)
+    assert refused.returncode == 1 and f"already supervised (pid {pid})" in refused.stderr
+    found = brahma("supervise", "sample_configs/canary.yaml", "--state-dir", str(tmp_path), "--speed", FAST_SPEED, "--detach")
+    assert found.returncode == 0 and f"supervised by pid {pid}" in found.stdout
+    stop(tmp_path, pid)
+
+
+def test_a_second_brahma_run_of_the_same_release_follows_the_running_controller(tmp_path):
+    pid = supervise_detached(tmp_path, "--speed", FAST_SPEED)
+    command = [sys.executable, "-m", "console.cli", "run", "sample_configs/canary.yaml", "--headless", "--state-dir", str(tmp_path)]
+    second = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        notice = second.stderr.readline()  # the first thing it says; it then follows the stream
+    finally:
+        second.terminate()
+        second.wait(timeout=10)
+        second.stdout.close()
+        second.stderr.close()
+    assert f"already supervised (pid {pid}): following it" in notice
+    starts = [e for e in journal_events(tmp_path) if isinstance(e, ev.RolloutStarted)]
+    assert len(starts) == 1, "no second controller started the release again"
+    stop(tmp_path, pid)
+
+
+def test_a_killed_controller_is_restarted_by_attach_and_resumes_without_repeating_a_shift(tmp_path):
+    pid = supervise_detached(tmp_path, "--speed", FAST_SPEED)
+    wait_for_event(tmp_path, lambda e: isinstance(e, ev.SampleTaken) and e.stage == 0, timeout_s=10)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until_gone(pid)
+    killed_at = journal_events(tmp_path)[-1].t
+    listing = brahma("ls", "--state-dir", str(tmp_path)).stdout
+    assert "running" in listing and "none" in listing  # the rollout is unfinished and nobody supervises it
+    restarted = attach_until(tmp_path, lambda e: isinstance(e, ev.SampleTaken) and e.t > killed_at)
+    assert restarted != pid
+    events = journal_events(tmp_path)
+    assert sum(isinstance(e, ev.RolloutStarted) for e in events) == 1
+    assert [e.stage for e in events if isinstance(e, ev.StageStarted)] == [0], "the stage resumed, not restarted"
+    stop(tmp_path, restarted)
+    changes = json.loads(RolloutFiles(tmp_path, ROLLOUT).journal.with_suffix(".sim.json").read_text())["changes"]
+    assert [c["weight"] for c in changes if c["op"] == "set_weight"] == [5], "the traffic shift happened once"
+
+
+def attach_until(state_dir, found) -> int:
+    """`brahma attach` restarts the dead controller; the new controller's pid once the journal shows `found`."""
+    attach = subprocess.Popen([sys.executable, "-m", "console.cli", "attach", ROLLOUT, "--state-dir", str(state_dir)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_event(state_dir, found, timeout_s=20)
+    finally:
+        attach.terminate()
+        attach.wait(timeout=10)
+    pid = lock_holder(RolloutFiles(state_dir, ROLLOUT))
+    assert pid is not None
+    return pid
