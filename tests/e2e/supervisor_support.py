@@ -14,7 +14,7 @@ from console.controller import events as ev
 from console.controller.journal import read_events
 from console.supervisor.files import RolloutFiles, lock_holder
 from tests.conftest import ROOT, SAMPLES
-from tests.tmux_terminal import TmuxTerminal
+from tests.e2e.tmux_terminal import TmuxTerminal
 
 CANARY = SAMPLES / "canary.yaml"
 ROLLOUT = "checkout-2.4.1"

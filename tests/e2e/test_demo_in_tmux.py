@@ -7,7 +7,7 @@ import sys
 from console.controller import events as ev
 from console.controller.journal import read_events
 from tests.conftest import ROOT
-from tests.tmux_terminal import TmuxTerminal
+from tests.e2e.tmux_terminal import TmuxTerminal
 
 
 def demo(state_dir) -> TmuxTerminal:
