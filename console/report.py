@@ -7,7 +7,8 @@ from pathlib import Path
 
 from console.controller import events as ev
 from console.controller.analysis import WindowStats
-from console.controller.journal import atomic_write, read_events
+from console.atomic import atomic_write
+from console.controller.journal import read_events
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
 from console.narrate import flag_change, rollout_clock

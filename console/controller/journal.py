@@ -12,30 +12,12 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from console.atomic import fsync_directory
 from console.controller.events import Event, event_from_dict
 
 
 class JournalError(Exception):
     """A journal that cannot be read: names the file and line."""
-
-
-def fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` so that a reader sees the old content or the new one, never half of either."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
 
 
 def read_events(path: str | Path) -> Iterator[Event]:

@@ -11,20 +11,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import stat
-import tempfile
-import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
+from console.atomic import NEW_FILE_MODE, atomic_write
 from console.flags.errors import FlagFileError, VersionConflict
-
-_NEW_FILE_MODE = 0o644
-# flagd's file provider reloads only when the mtime grows; make sure every write makes it grow.
-_MTIME_STEP_NS = 1_000_000
-
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -85,12 +78,12 @@ class FileBackend:
         with self._locked(target):
             if self.read().version != based_on.version:
                 raise VersionConflict(f"{self.source} changed since it was read")
-            _replace_atomically(target, text.encode("utf-8"))
+            atomic_write(target, text.encode("utf-8"))
 
     @contextmanager
     def _locked(self, target: Path) -> Iterator[None]:
         lock_path = target.with_name(target.name + ".lock")
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, _NEW_FILE_MODE)
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, NEW_FILE_MODE)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield
@@ -98,29 +91,3 @@ class FileBackend:
             os.close(descriptor)
 
 
-def _replace_atomically(target: Path, data: bytes) -> None:
-    """Put `data` at `target` in one rename, durable before this returns; keeps the file's mode."""
-    try:
-        current = target.stat()
-        mode, previous_mtime_ns = stat.S_IMODE(current.st_mode), current.st_mtime_ns
-    except FileNotFoundError:
-        mode, previous_mtime_ns = _NEW_FILE_MODE, 0
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fchmod(file.fileno(), mode)
-            mtime_ns = max(time.time_ns(), previous_mtime_ns + _MTIME_STEP_NS)
-            os.utime(file.fileno(), ns=(mtime_ns, mtime_ns))
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

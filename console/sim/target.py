@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console.controller.journal import atomic_write
+from console.atomic import atomic_write
 from console.targets.base import TargetStatus
 
 

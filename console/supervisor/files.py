@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from console.controller.journal import atomic_write
+from console.atomic import atomic_write
 
 
 @dataclass(frozen=True)
