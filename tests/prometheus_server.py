@@ -96,6 +96,16 @@ def _http_json(url: str, method: str = "GET", timeout_s: float = 5.0) -> dict:
         return json.load(response)
 
 
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate, then kill if it will not go within the timeout."""
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
 class PrometheusServer:
     """One Prometheus process scraping `targets` ("host:port") every second, with its data in `data_dir`."""
 
@@ -134,12 +144,7 @@ class PrometheusServer:
         """Terminate, then kill if it will not go within the timeout."""
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def kill(self) -> None:
@@ -219,12 +224,7 @@ class DemoServiceProcess:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process)
         self._process.stdout.close()
         self._process = None
 
