@@ -27,6 +27,8 @@ def describe(event: ev.Event) -> str | None:
             return f"PAUSED: {event.reason}"
         case ev.Resumed():
             return "resumed"
+        case ev.SupervisionResumed():
+            return supervision_resumed(event)
         case ev.RollbackStarted():
             return f"ROLLING BACK ({event.trigger}): {event.reason}"
         case ev.RollbackVerified():
@@ -46,6 +48,11 @@ def describe(event: ev.Event) -> str | None:
         case ev.ErrorRaised():
             return f"error in {event.where}: {event.message}"
     return None
+
+
+def supervision_resumed(event: ev.SupervisionResumed) -> str:
+    said = f"supervision resumed from the journal after {format_duration(event.unwatched_s)} unwatched"
+    return said + ("; samples were missed, so the stage's window starts again" if event.window_restarted else "")
 
 
 def rollout_clock(t: float) -> str:

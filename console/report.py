@@ -11,7 +11,7 @@ from console.atomic import atomic_write
 from console.controller.journal import read_events
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
-from console.narrate import flag_change, rollout_clock
+from console.narrate import flag_change, rollout_clock, supervision_resumed
 from console.redact import redact
 from console.units import format_duration, format_metric_value
 
@@ -91,6 +91,10 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             data.issues.append((event.t, f"Paused ({event.trigger or 'operator'}): {event.reason}"))
         case ev.Resumed():
             data.timeline.append((event.t, "resumed"))
+        case ev.SupervisionResumed():
+            data.timeline.append((event.t, supervision_resumed(event)))
+            if event.window_restarted:
+                data.issues.append((event.t, f"Unsupervised for {format_duration(event.unwatched_s)}: the stage's window started again"))
         case ev.RollbackStarted():
             _close_stage(data, event.t, "rolled back")
             data.timeline.append((event.t, f"rollback started ({event.trigger}): {event.reason}"))

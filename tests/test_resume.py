@@ -1,5 +1,6 @@
 """Crash safety: a run killed at any moment resumes at the same stage without shifting traffic twice."""
 
+import asyncio
 import json
 import os
 import random
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from console.controller import events as ev
+from console.controller.clock import VirtualClock
 from console.controller.journal import Journal, JournalError, read_events
 from tests.conftest import ROOT, SAMPLES, sim_controller
 
@@ -98,3 +100,45 @@ def test_a_finished_rollout_is_archived_and_the_release_runs_again(tmp_path):
         assert result.returncode == 0
     assert len(list(tmp_path.glob("checkout-2.4.1.*.jsonl"))) == 1
     assert stage_starts(tmp_path / "checkout-2.4.1.jsonl") == [0, 1, 2, 3]
+
+
+def age_last_event(journal: Path, seconds: float) -> None:
+    """Make the journal's last event `seconds` older: the controller was gone that long."""
+    from datetime import datetime, timedelta
+
+    lines = journal.read_text().splitlines()
+    last = json.loads(lines[-1])
+    last["ts"] = (datetime.fromisoformat(last["ts"]) - timedelta(seconds=seconds)).isoformat()
+    journal.write_text("\n".join(lines[:-1] + [json.dumps(last)]) + "\n")
+
+
+class WallSpeedClock(VirtualClock):
+    """Virtual time for the run, but a gap in wall time counts as rollout time (as a real clock's does)."""
+
+    speed = 1.0
+
+
+@pytest.mark.parametrize(("gone_s", "restarted"), [(300, True), (2, False)])
+async def test_a_controller_that_was_gone_says_so_and_restarts_a_window_it_did_not_watch(canary_plan, tmp_path, gone_s, restarted):
+    first = sim_controller(canary_plan, tmp_path, clock=VirtualClock(stop_at=185))
+    task = asyncio.create_task(first.run())
+    while first.now() < 185:
+        await asyncio.sleep(0)
+    first.stop()
+    await task
+    first.journal.close()
+    journal = first.journal.path
+    last_t = list(read_events(journal))[-1].t
+    age_last_event(journal, gone_s)
+
+    second = sim_controller(canary_plan, tmp_path, clock=WallSpeedClock(stop_at=last_t + gone_s + 60))
+    task = asyncio.create_task(second.run())
+    while second.now() < last_t + gone_s + 60:
+        await asyncio.sleep(0)
+    second.stop()
+    await task
+    resumed = [e for e in read_events(journal) if isinstance(e, ev.SupervisionResumed)]
+    assert len(resumed) == 1 and resumed[0].window_restarted is restarted
+    assert resumed[0].unwatched_s == pytest.approx(gone_s, abs=1.0)
+    assert (second.state.window_started_t == resumed[0].t) is restarted
+    assert second.state.phase == "running", "a gap is not a failure: the stage goes on"

@@ -180,12 +180,19 @@ class Controller:
         return self.exit_code
 
     def _start_clock(self) -> None:
-        t = self.state.last_t
-        if self.resumed and self.state.last_ts:
-            gap = (datetime.now(timezone.utc) - datetime.fromisoformat(self.state.last_ts)).total_seconds()
-            t += max(0.0, gap) * self.clock.speed
-        self.clock.start(max(0.0, t))
+        """The rollout's clock goes on from the journal's last event, plus the time nobody watched."""
+        state = self.state
+        t = unwatched = 0.0
+        if self.resumed and state.last_ts:
+            gap = (datetime.now(timezone.utc) - datetime.fromisoformat(state.last_ts)).total_seconds()
+            unwatched = max(0.0, gap) * self.clock.speed
+        t = max(0.0, state.last_t + unwatched)
+        self.clock.start(t)
         self._clock_started = True
+        if self.resumed:
+            # A window with a hole in it was not observed whole: it starts again rather than pass on less.
+            missed = state.phase == "running" and t >= self._next_sample_t() + self.plan.interval
+            self.emit(ev.SupervisionResumed(t, unwatched_s=round(unwatched, 3), window_restarted=missed))
 
     async def _wait(self) -> None:
         due = self._next_due()

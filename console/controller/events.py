@@ -130,6 +130,17 @@ class Resumed(Event):
 
 
 @dataclass(frozen=True)
+class SupervisionResumed(Event):
+    """A controller took up a rollout its predecessor left (it was stopped, killed, or the machine rebooted)."""
+
+    name: ClassVar[str] = "supervision_resumed"
+    unwatched_s: float
+    """Rollout time since the last journaled event: nobody sampled the canary then."""
+    window_restarted: bool
+    """The stage's window starts again, because samples were missed while nobody watched."""
+
+
+@dataclass(frozen=True)
 class RollbackStarted(Event):
     name: ClassVar[str] = "rollback_started"
     reason: str
@@ -223,6 +234,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AwaitingPromote,
         Paused,
         Resumed,
+        SupervisionResumed,
         RollbackStarted,
         RollbackVerified,
         RolledBack,

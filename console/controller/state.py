@@ -141,6 +141,12 @@ def _resumed(state: RolloutState, event: ev.Resumed) -> None:
     state.window = WindowStats()
 
 
+def _supervision_resumed(state: RolloutState, event: ev.SupervisionResumed) -> None:
+    if event.window_restarted:
+        state.window_started_t = event.t
+        state.window = WindowStats()
+
+
 def _rollback_started(state: RolloutState, event: ev.RollbackStarted) -> None:
     state.phase, state.rollback_reason, state.rollback_trigger, state.rollback_t = (
         "rolling_back",
@@ -170,6 +176,7 @@ _HANDLERS = {
     ev.AwaitingPromote: _awaiting_promote,
     ev.Paused: _paused,
     ev.Resumed: _resumed,
+    ev.SupervisionResumed: _supervision_resumed,
     ev.RollbackStarted: _rollback_started,
     ev.RolledBack: _rolled_back,
     ev.Completed: _completed,
