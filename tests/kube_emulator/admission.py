@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import invalid
@@ -182,6 +183,57 @@ DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "Namespace": _default_namespace,
     "HTTPRoute": _default_httproute,
 }
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+MICRO_TIME_LAYOUT = "2006-01-02T15:04:05.000000Z07:00"
+"""metav1.RFC3339Micro, the Go layout MicroTime fields are read and written with."""
+MICRO_TIME_FIELDS = {"Lease": (("spec", "acquireTime"), ("spec", "renewTime"))}
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+_MICROSECONDS = re.compile(r"\.\d{6}")
+_ZONE = re.compile(r"Z|[+-]\d{2}:\d{2}")
+
+
+class Undecodable(ValueError):
+    """A field the API server's JSON decoder cannot read into its Go type."""
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "bool", int: "number", float: "number", list: "array", dict: "object"}.get(type(value), "string")
+
+
+def _micro_time(value: Any) -> str:
+    """A MicroTime as the API server reads it (exactly six fractional digits, any offset) and writes it back (UTC)."""
+    if not isinstance(value, str):
+        raise Undecodable(f"json: cannot unmarshal {_json_type(value)} into Go value of type string")
+    prefix = f"parsing time {json.dumps(value)} as {json.dumps(MICRO_TIME_LAYOUT)}"
+    position = 0
+    for pattern, element in ((_DATE_TIME, "2006"), (_MICROSECONDS, ".000000"), (_ZONE, "Z07:00")):
+        match = pattern.match(value, position)
+        if match is None:
+            raise Undecodable(f"{prefix}: cannot parse {json.dumps(value[position:])} as {json.dumps(element)}")
+        position = match.end()
+    if position != len(value):
+        raise Undecodable(f"parsing time {json.dumps(value)}: extra text: {json.dumps(value[position:])}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise Undecodable(f"parsing time {json.dumps(value)}: {error}") from None
+    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def decode_typed_fields(resource: ResourceType, obj: dict[str, Any]) -> None:
+    """Read typed fields as the API server's decoder does, storing them in its canonical form.
+
+    Raises Undecodable for a value the real decoder refuses, which it answers before any validation.
+    """
+    for *parents, field in MICRO_TIME_FIELDS.get(resource.kind, ()):
+        holder: Any = obj
+        for parent in parents:
+            holder = holder.get(parent) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and holder.get(field) is not None:
+            holder[field] = _micro_time(holder[field])
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -390,10 +442,15 @@ def _validate_configmap(obj: dict[str, Any], old: dict[str, Any] | None, resourc
 
 
 def _validate_lease(obj: dict[str, Any], old: dict[str, Any] | None, resource: ResourceType) -> list[Cause]:
-    duration = (obj.get("spec") or {}).get("leaseDurationSeconds")
+    spec = obj.get("spec") or {}
+    causes = []
+    duration = spec.get("leaseDurationSeconds")
     if duration is not None and (not isinstance(duration, int) or duration <= 0):
-        return [bad_value("spec.leaseDurationSeconds", duration, "must be greater than 0")]
-    return []
+        causes.append(bad_value("spec.leaseDurationSeconds", duration, "must be greater than 0"))
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and (not isinstance(transitions, int) or transitions < 0):
+        causes.append(bad_value("spec.leaseTransitions", transitions, "must be greater than or equal to 0"))
+    return causes
 
 
 def _validate_httproute(obj: dict[str, Any], old: dict[str, Any] | None, resource: ResourceType) -> list[Cause]:

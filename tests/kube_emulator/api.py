@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import patches
-from .admission import DEFAULTERS, default_service, validate
-from .errors import ApiError, bad_request, conflict, internal_error, not_found, unsupported_media_type
+from .admission import DEFAULTERS, Undecodable, decode_typed_fields, default_service, validate
+from .errors import ApiError, bad_request, conflict, internal_error, invalid, not_found, unsupported_media_type
 from .resources import ALL_RESOURCES, NAMESPACES, ResourceType
 from .selectors import parse_field_selector, parse_label_selector, selector_from_object
 from .store import Store
@@ -195,6 +195,11 @@ class Api:
                 return scale_view(self._scale(resource, current, replicas, dry_run)), False
             patched = prune_nulls(self._patched(resource, content_type, current, document))
             patched.setdefault("metadata", {})["name"] = name
+            try:
+                decode_typed_fields(resource, patched)
+            except Undecodable as error:  # the patch itself was well-formed: its result is what is invalid
+                cause = {"reason": "FieldValueInvalid", "message": str(error), "field": "patch"}
+                raise invalid(resource, name, [cause]) from None
             expected = patched["metadata"].get("resourceVersion")
             return self._write(resource, current, patched, subresource, expected, dry_run), False
 
@@ -253,6 +258,12 @@ class Api:
             )
         obj.update(kind=resource.kind, apiVersion=resource.group_version)
         obj.setdefault("metadata", {}).pop("managedFields", None)
+        try:
+            decode_typed_fields(resource, obj)
+        except Undecodable as error:
+            raise bad_request(
+                f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: {error}'
+            ) from None
         return obj
 
     def _default(self, resource: ResourceType, obj: dict[str, Any]) -> None:
