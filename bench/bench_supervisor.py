@@ -1,5 +1,6 @@
-"""The detached controller: how fast it acts alone after the console's terminal is dropped, and whether its
-memory stays bounded over a 24-hour monitoring window sampled every second (virtual time)."""
+"""The detached controller: how fast it acts alone after the console's terminal is dropped, whether its
+memory stays bounded over a 24-hour monitoring window sampled every second (virtual time), and how long
+a console takes to attach to it then (the whole day's journal replayed over the socket)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.supervisor_support import ssh_drop_then_fault  # noqa: E402
 
 DAY_S = 86_400
+HOLD_BEFORE_END_S = 30
 RSS_TIMEOUT_S = 600
 PLAN_24H = """\
 name: monitor-24h
@@ -54,7 +57,17 @@ def supervise_a_day(state_dir: str) -> None:
             if label not in rss and isinstance(event, ev.SampleTaken) and event.t >= at - 1e-6:
                 rss[label] = resident_mb()
 
-    rollout.controller.subscribe(record)
+    controller = rollout.controller
+    controller.clock.stop_at = DAY_S - HOLD_BEFORE_END_S  # held there until a console has attached
+
+    def hold_for_a_console(event: ev.Event) -> None:
+        if isinstance(event, ev.SampleTaken) and event.t >= controller.clock.stop_at - plan.interval:
+            print("held", file=sys.__stdout__, flush=True)
+        if isinstance(event, ev.CommandIssued):  # the console attached and said so: on to the end
+            controller.clock.stop_at = None
+
+    controller.subscribe(record)
+    controller.subscribe(hold_for_a_console)
     with open(Path(state_dir) / "supervisor.log", "w") as log:
         sys.stdout = log  # the narration goes to the log, as in the detached process
         code = asyncio.run(SupervisorServer(rollout, RolloutFiles(Path(state_dir), plan.name)).run())
@@ -62,15 +75,45 @@ def supervise_a_day(state_dir: str) -> None:
     print(json.dumps({"exit": code, **rss}))
 
 
+def attach_after_a_day(state_dir: Path, plan_name: str) -> float:
+    """Seconds from connecting to the console's state being current (the hello after the replay)."""
+    from console.plan import load_plan_text
+    from console.supervisor.files import RolloutFiles
+    from console.supervisor.remote import RemoteController
+
+    remote = RemoteController(load_plan_text(PLAN_24H, "monitor-24h.yaml"), RolloutFiles(state_dir, plan_name))
+
+    async def attach() -> float:
+        following = asyncio.create_task(remote.run())
+        started = time.perf_counter()
+        while remote.pid is None:
+            await asyncio.sleep(0.001)
+        elapsed = time.perf_counter() - started
+        remote.submit("resume", "bench@console")
+        remote.stop()
+        await following
+        return elapsed
+
+    return asyncio.run(attach())
+
+
 def controller_rss() -> dict[str, float]:
+    """The day in a child process (its RSS is the controller's alone); a console attaches near its end."""
     with tempfile.TemporaryDirectory() as state_dir:
-        result = subprocess.run([sys.executable, __file__, "--day", state_dir], cwd=ROOT, capture_output=True, text=True, timeout=RSS_TIMEOUT_S)
-    if result.returncode != 0:
-        raise SystemExit(f"the 24h supervisor failed: {result.stderr[-2000:]}")
-    figures = json.loads(result.stdout.splitlines()[-1])
+        child = subprocess.Popen([sys.executable, __file__, "--day", state_dir], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        try:
+            line = child.stdout.readline().strip()
+            if line != "held":
+                raise SystemExit(f"the 24h supervisor said {line!r}")
+            attach_s = attach_after_a_day(Path(state_dir), "monitor-24h")
+            figures = json.loads(child.stdout.read().splitlines()[-1])
+            child.wait(timeout=RSS_TIMEOUT_S)
+        finally:
+            child.kill()
+            child.stdout.close()
     if figures.pop("exit") != 0:
         raise SystemExit("the 24h monitoring window did not complete")
-    return figures
+    return {**figures, "attach_s": attach_s}
 
 
 def main() -> None:
@@ -79,6 +122,7 @@ def main() -> None:
     rss = controller_rss()
     print(f"BENCH controller_rss_mb_1h {rss['1h']:.1f} MB")
     print(f"BENCH controller_rss_mb_24h {rss['24h']:.1f} MB")
+    print(f"BENCH console_attach_after_24h_s {rss['attach_s']:.2f} s")
 
 
 if __name__ == "__main__":

@@ -36,14 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--read-only", action="store_true", help="console: watch, never act")
     run.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)  # brahma demo: fault keys on
 
-    # Internal for now: the detached controller that outlives the terminal (issue 8).
-    supervise = commands.add_parser("supervise")
+    supervise = commands.add_parser("supervise", help="the controller alone, with no console: it serves consoles on a socket in the state dir")
     _add_rollout_options(supervise)
     supervise.add_argument("--detach", action="store_true", help="start it in its own session and return once it answers")
+    supervise.add_argument("--manual", action="store_true", help=argparse.SUPPRESS)
+    supervise.add_argument("--attended", action="store_true", help=argparse.SUPPRESS)  # started for a console: waits for people
 
-    attach = commands.add_parser("attach", help="follow a supervised rollout's events (restarts its controller if it died)")
+    attach = commands.add_parser("attach", help="the console on a supervised rollout (restarts its controller if it died)")
     attach.add_argument("rollout", nargs="?", help="the rollout's name (default: the only one in the state dir)")
     attach.add_argument("--state-dir", type=Path, default=Path(".brahma"))
+    attach.add_argument("--headless", action="store_true", help="no console: print the rollout's events")
+    attach.add_argument("--read-only", action="store_true", help="console: watch, never act")
 
     ls = commands.add_parser("ls", help="the rollouts in a state dir and whether a controller supervises them")
     ls.add_argument("--state-dir", type=Path, default=Path(".brahma"))
@@ -114,9 +117,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from console.actor import current_actor
     from console.headless import run_headless
     from console.plan import load_plan
-    from console.runner import UsageError, build_rollout
-    from console.supervisor.commands import attach
-    from console.supervisor.files import RolloutFiles, lock_holder, take_lock
+    from console.runner import UsageError, build_rollout, choose_kinds
+    from console.supervisor.commands import attach, run_supervised
+    from console.supervisor.files import AlreadySupervised, RolloutFiles, lock_holder, take_lock
+    from console.targets.base import TargetError
 
     if args.headless and args.manual:
         print("brahma: --manual needs a person at the console; it cannot run with --headless", file=sys.stderr)
@@ -126,20 +130,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         plan = load_plan(args.plan)
+        options = _run_options(args, manual=args.manual, headless=args.headless)
+        if not args.headless and not args.demo:
+            choose_kinds(plan, options)  # arguments that do not fit are refused here, not in a log file
+            return run_supervised(plan, args.plan, options, args.read_only)
         files = RolloutFiles(args.state_dir, plan.name)
         # One controller per rollout, the lock held until this process ends. A state dir that does not
         # exist yet has no controller, and is created only once the input is known to be good.
         lock = take_lock(files) if args.state_dir.exists() else None
         if lock is None and args.state_dir.exists():
             print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}): following it", file=sys.stderr)
-            return attach(args.state_dir, plan.name)
-        rollout = build_rollout(plan, _run_options(args, manual=args.manual, headless=args.headless), current_actor())
+            return attach(args.state_dir, plan.name, headless=True, read_only=True)
+        rollout = build_rollout(plan, options, current_actor())
         lock = lock or take_lock(files)
     except PlanError as error:
         return _print_problems(error)
     except UsageError as error:
         print(f"brahma: {error}", file=sys.stderr)
         return EXIT_INVALID
+    except (AlreadySupervised, TargetError) as error:  # another machine supervises it, or the cluster is out of reach
+        print(f"brahma: {error}", file=sys.stderr)
+        return EXIT_ERROR
     if args.headless:
         return asyncio.run(run_headless(rollout, json_lines=args.json))
     from console.tui.app import run_console
@@ -205,18 +216,22 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     from console.plan import load_plan
     from console.supervisor.commands import supervise
 
+    if args.manual and not args.attended:
+        print("brahma: --manual needs a person at a console; an unattended controller cannot wait for one", file=sys.stderr)
+        return EXIT_INVALID
     try:
         plan = load_plan(args.plan)
     except PlanError as error:
         return _print_problems(error)
-    # Nobody is at a console: a pause waits pause_timeout, then rolls back, as in headless runs.
-    return supervise(plan, args.plan, _run_options(args, manual=False, headless=True), detach=args.detach)
+    # Unattended, nobody is at a console: a pause waits pause_timeout, then rolls back, as in headless runs.
+    options = _run_options(args, manual=args.manual, headless=not args.attended)
+    return supervise(plan, args.plan, options, detach=args.detach, attended=args.attended)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
     from console.supervisor.commands import attach
 
-    return attach(args.state_dir, args.rollout)
+    return attach(args.state_dir, args.rollout, args.headless, args.read_only)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from console.controller import events as ev
 from console.controller.controller import EXIT_ERROR, RollbackFailed
-from console.runner import Rollout, close_rollout
+from console.runner import Rollout, close_rollout, run_controller
 from console.narrate import describe, rollout_clock
 
 
@@ -35,7 +35,7 @@ async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = 
         print(f"brahma: resuming rollout {state.rollout} at {where} from {controller.journal.path}", file=sys.stderr)
     controller.subscribe(printer(out, json_lines))
     try:
-        code = await controller.run()
+        code = await run_controller(rollout)
     except RollbackFailed as error:
         print(f"brahma: {error}; run the same command again to retry the rollback", file=sys.stderr)
         code = EXIT_ERROR

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.controller import Controller, ControllerOptions
+from console.controller.events import ErrorRaised
 from console.controller.journal import read_events
 from console.controller.state import fold
 from console.flags.backends import FileBackend
@@ -21,6 +24,10 @@ from console.notify import Notifier
 from console.plan.model import RolloutPlan
 from console.preflight import Gate, PreflightContext
 from console.targets.base import Target
+
+if TYPE_CHECKING:
+    from console.supervisor.lease import RolloutLease
+    from console.supervisor.remote import RemoteController
 
 
 @dataclass
@@ -124,11 +131,14 @@ def build_target_and_metrics(
 class Rollout:
     """Everything one run is made of, for the headless runner and the console alike."""
 
-    controller: Controller
+    controller: Controller | RemoteController
+    """In this process, or a detached one followed over its socket."""
     flags: ReleaseFlags | None = None
     """The plan's flags in their store (None when the plan has none)."""
     notifier: Notifier | None = None
     """The plan's webhooks (None when it has none)."""
+    lease: RolloutLease | None = None
+    """On a cluster: the Lease that makes this the rollout's only controller."""
 
 
 def flags_path(plan: RolloutPlan, journal: Path) -> Path | None:
@@ -138,6 +148,12 @@ def flags_path(plan: RolloutPlan, journal: Path) -> Path | None:
     if plan.flags and plan.target.kind == "sim":
         return journal.with_name(f"{journal.stem}.flags.json")
     return None
+
+
+def plan_flags(plan: RolloutPlan, journal: Path) -> ReleaseFlags | None:
+    """The plan's flags in their store: the controller's and every attached console's, one file."""
+    path = flags_path(plan, journal)
+    return ReleaseFlags(FlagStore(FileBackend(path)), plan.flags) if path is not None else None
 
 
 def preflight_context(plan: RolloutPlan, options: RunOptions, journal: Path) -> PreflightContext:
@@ -151,8 +167,29 @@ def preflight_context(plan: RolloutPlan, options: RunOptions, journal: Path) -> 
     )
 
 
+def take_lease(plan: RolloutPlan, options: RunOptions, actor: str) -> RolloutLease | None:
+    """On a cluster, the rollout's Lease (LeaseHeld when another machine's controller supervises it)."""
+    if choose_kinds(plan, options)[0] != "kubernetes":
+        return None  # the state dir's lock is enough: the simulator lives beside it
+    from console.supervisor.lease import RolloutLease
+
+    lease = RolloutLease.from_plan(plan, options.context, f"{actor} pid {os.getpid()}")
+    lease.acquire()
+    return lease
+
+
 def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout:
     journal = journal_path(plan, options.state_dir)
+    lease = take_lease(plan, options, actor)  # before anything is read or moved for the run
+    try:
+        return _build_rollout(plan, options, actor, journal, lease)
+    except BaseException:
+        if lease is not None:
+            lease.release()  # this run never started: the next need not wait for the lease to expire
+        raise
+
+
+def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, journal: Path, lease: RolloutLease | None) -> Rollout:
 
     def clock_to_wall(t: float) -> float:
         """Wall time of the rollout clock's `t` (for history queries): that far from now."""
@@ -162,10 +199,8 @@ def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout
     controller_options = ControllerOptions(headless=options.headless, manual=options.manual, exit_when_finished=options.headless)
     context = preflight_context(plan, options, journal)
     controller_options.gate = Gate(plan.preflight, context)
-    release_flags = None
-    path = context.flags_path
-    if path is not None:
-        release_flags = ReleaseFlags(FlagStore(FileBackend(path)), plan.flags)
+    release_flags = plan_flags(plan, journal)
+    if release_flags is not None:
         controller_options.flag_hooks.append(release_flags.on_rollback)
         controller_options.flag_setup = release_flags.create_missing
         controller_options.flag_step = release_flags.apply_step
@@ -175,7 +210,7 @@ def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout
         # Deliveries journal through the controller; the controller never waits for them.
         notifier = Notifier(plan, controller.emit, controller.now)
         controller.subscribe(notifier)
-    return Rollout(controller, release_flags, notifier)
+    return Rollout(controller, release_flags, notifier, lease)
 
 
 async def close_rollout(rollout: Rollout) -> Path:
@@ -189,3 +224,25 @@ async def close_rollout(rollout: Rollout) -> Path:
     await controller.target.close()
     await controller.metrics.close()
     return write_report(controller.journal.path)
+
+
+async def run_controller(rollout: Rollout) -> int:
+    """The controller's loop, keeping the rollout's Lease meanwhile when it has one.
+
+    A controller whose lease another took stops, and says so in the journal: two controllers acting
+    on one release would fight over its traffic.
+    """
+    controller, lease = rollout.controller, rollout.lease
+    if lease is None:
+        return await controller.run()
+
+    def lost(message: str) -> None:
+        controller.emit(ErrorRaised(controller.now(), where="lease", message=f"{message}; this controller stops supervising"))
+        controller.stop()
+
+    keeper = asyncio.create_task(lease.keep(lost))
+    try:
+        return await controller.run()
+    finally:
+        keeper.cancel()
+        await asyncio.to_thread(lease.release)

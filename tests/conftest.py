@@ -45,3 +45,4 @@ def plan_from(text: str) -> RolloutPlan:
 # Real servers the end-to-end tests start and stop themselves.
 from tests.kube_emulator.fixtures import kube_emulator  # noqa: E402,F401
 from tests.prometheus_server import demo_service, demo_stack, prometheus_server  # noqa: E402,F401
+from tests.served_controller import served  # noqa: E402,F401

@@ -19,7 +19,6 @@ from console.plan.model import (
     RolloutPlan,
     Stage,
     StageSpec,
-    TargetSpec,
     Trigger,
     TriggerSpec,
 )

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from console.controller.journal import read_events
 from console.controller.state import RolloutState, fold
-from console.supervisor.files import RolloutFiles, lock_holder
+from console.supervisor.files import RolloutFiles, lock_holder, socket_address
 
 CONNECT_TIMEOUT_S = 2.0
 START_TIMEOUT_S = 15.0
@@ -23,6 +23,11 @@ POLL_S = 0.05
 class SupervisorUnavailable(Exception):
     """No controller answers on the rollout's socket (and none could be started)."""
 
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+        """The controller's own exit code when it ended at once (2: the plan or the arguments were refused)."""
+
 
 class SupervisorClient:
     """One connection to a controller's socket; blocking calls, each bounded by `timeout`."""
@@ -31,7 +36,8 @@ class SupervisorClient:
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._socket.settimeout(timeout)
         try:
-            self._socket.connect(str(socket_path))
+            with socket_address(socket_path) as address:
+                self._socket.connect(address)
         except OSError as error:
             self._socket.close()
             raise SupervisorUnavailable(f"{socket_path}: {error.strerror or error}") from None
@@ -88,6 +94,7 @@ def start_detached(files: RolloutFiles, supervise_args: list[str], timeout: floa
     """
     files.state_dir.mkdir(parents=True, exist_ok=True)
     with open(files.log, "ab") as log:
+        said_before = log.tell()
         process = subprocess.Popen(
             [sys.executable, "-m", "console.cli", "supervise", *supervise_args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
@@ -99,7 +106,8 @@ def start_detached(files: RolloutFiles, supervise_args: list[str], timeout: floa
         if process.poll() is not None:
             if answers(files):  # another controller won the lock meanwhile: it serves this rollout
                 return lock_holder(files) or process.pid
-            raise SupervisorUnavailable(f"the controller exited ({process.returncode}); see {files.log}")
+            said = files.log.read_bytes()[said_before:].decode(errors="replace").strip()
+            raise SupervisorUnavailable(said or f"the controller exited ({process.returncode}); see {files.log}", process.returncode)
         time.sleep(POLL_S)
     raise SupervisorUnavailable(f"the controller did not answer within {timeout:g}s; see {files.log}")
 

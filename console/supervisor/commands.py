@@ -11,15 +11,17 @@ from console.controller.events import event_from_dict
 from console.controller.journal import read_events
 from console.controller.state import fold
 from console.headless import printer
+from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
 from console.runner import RunOptions, UsageError
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
-from console.supervisor.files import RolloutFiles, lock_holder, take_lock
+from console.supervisor.files import AlreadySupervised, RolloutFiles, lock_holder, take_lock
+from console.targets.base import TargetError
 
 
-def supervise_args(plan_path: Path, options: RunOptions) -> list[str]:
+def supervise_args(plan_path: Path, options: RunOptions, attended: bool = False) -> list[str]:
     """The `brahma supervise` arguments that run this plan again with these options (absolute paths)."""
     # A scenario file is kept by absolute path: the restart may run from another directory.
     scenario = str(Path(options.scenario).resolve()) if options.scenario and Path(options.scenario).exists() else options.scenario
@@ -28,17 +30,18 @@ def supervise_args(plan_path: Path, options: RunOptions) -> list[str]:
                         ("--speed", options.speed), ("--prometheus", options.prometheus_url), ("--context", options.context)):
         if value is not None:
             argv += [flag, str(value)]
-    return argv + (["--fast"] if options.fast else [])
+    switches = (("--fast", options.fast), ("--manual", options.manual), ("--attended", attended))
+    return argv + [flag for flag, on in switches if on]
 
 
-def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: bool) -> int:
+def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: bool, attended: bool) -> int:
     files = RolloutFiles(options.state_dir, plan.name)
     if detach:
         try:
-            pid = lock_holder(files) if answers(files) else start_detached(files, supervise_args(plan_path, options))
+            pid = lock_holder(files) if answers(files) else start_detached(files, supervise_args(plan_path, options, attended))
         except SupervisorUnavailable as error:
             print(f"brahma: {error}", file=sys.stderr)
-            return EXIT_ERROR
+            return error.exit_code if error.exit_code == EXIT_INVALID else EXIT_ERROR
         print(f"{plan.name}: supervised by pid {pid}; follow it with: brahma attach {plan.name} --state-dir {options.state_dir}")
         return 0
     lock = take_lock(files)
@@ -50,19 +53,55 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
     from console.supervisor.server import SupervisorServer
 
     with lock:
-        files.write_launch(supervise_args(plan_path, options))
         try:
             rollout = build_rollout(plan, options, current_actor())
         except UsageError as error:
             print(f"brahma: {error}", file=sys.stderr)
             return EXIT_INVALID
+        except (AlreadySupervised, TargetError) as error:  # another machine supervises it, or the cluster is out of reach
+            print(f"brahma: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        except PlanError as error:  # a scenario file the simulator cannot read
+            print("\n".join(error.problems), file=sys.stderr)
+            return EXIT_INVALID
+        files.write_launch(supervise_args(plan_path, options, attended))  # only a rollout that started can be restarted
         if rollout.controller.resumed:
             print(f"brahma: resuming rollout {plan.name} from {files.journal}", file=sys.stderr)
-        return asyncio.run(SupervisorServer(rollout, files).run())
+        return asyncio.run(SupervisorServer(rollout, files, attended).run())
 
 
-def attach(state_dir: Path, name: str | None) -> int:
-    """Print the rollout's story so far, then follow it live until it ends (ctrl+c detaches)."""
+def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read_only: bool) -> int:
+    """`brahma run` with a console: the controller in a process of its own, the console attached to it."""
+    files = RolloutFiles(options.state_dir, plan.name)
+    try:
+        if answers(files):
+            print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}): attaching", file=sys.stderr)
+        else:
+            journal = files.journal
+            if journal.exists() and not fold(read_events(journal)).finished:
+                print(f"brahma: resuming rollout {plan.name} from {journal}", file=sys.stderr)
+            start_detached(files, supervise_args(plan_path, options, attended=True))
+    except SupervisorUnavailable as error:
+        print(f"brahma: {error}", file=sys.stderr)
+        return error.exit_code if error.exit_code == EXIT_INVALID else EXIT_ERROR
+    return attach_console(plan, files, read_only)
+
+
+def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> int:
+    from console.runner import Rollout, plan_flags
+    from console.supervisor.remote import RemoteController
+    from console.tui.app import run_console
+
+    controller = RemoteController(plan, files)
+    code = run_console(Rollout(controller, plan_flags(plan, files.journal)), read_only=read_only)
+    if not controller.state.finished and controller.pid is not None:
+        print(f"brahma: detached; pid {controller.pid} keeps supervising {plan.name}. "
+              f"Attach again with: brahma attach {plan.name} --state-dir {files.state_dir}", file=sys.stderr)
+    return code
+
+
+def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -> int:
+    """The console on a supervised rollout (restarting its controller if it died); --headless prints its story."""
     if name is None:
         candidates = [r.name for r in list_rollouts(state_dir) if r.running or not r.state.finished]
         if len(candidates) != 1:
@@ -70,6 +109,9 @@ def attach(state_dir: Path, name: str | None) -> int:
             return EXIT_INVALID
         name = candidates[0]
     files = RolloutFiles(state_dir, name)
+    if not headless:
+        plan = launched_plan(files)
+        return attach_console(plan, files, read_only) if plan is not None else EXIT_INVALID
     print_event = printer(sys.stdout, json_lines=False)
     try:
         pid = ensure_running(files)
@@ -89,6 +131,24 @@ def attach(state_dir: Path, name: str | None) -> int:
         print(f"\nbrahma: detached; {name} is still supervised", file=sys.stderr)
         return 0
     return EXIT_CODES.get(fold(read_events(files.journal)).phase, EXIT_ERROR)
+
+
+def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
+    """The plan the rollout's controller was started with (its launch record names the file)."""
+    from console.plan import load_plan
+
+    launch = files.read_launch()
+    if not launch:
+        print(f"brahma: {files.name} in {files.state_dir} has no {files.launch.name}: it was not started by `brahma run`; "
+              "follow it with --headless", file=sys.stderr)
+        return None
+    try:
+        return load_plan(Path(launch[0]))
+    except PlanError as error:
+        print(f"brahma: the plan {files.name} was started with no longer loads:", file=sys.stderr)
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return None
 
 
 def list_state_dir(state_dir: Path) -> int:

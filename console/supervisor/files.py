@@ -5,11 +5,16 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
 from console.atomic import atomic_write
+
+
+class AlreadySupervised(Exception):
+    """Another controller supervises this rollout (here its lock, on a cluster its Lease)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,26 @@ class RolloutFiles:
             return json.loads(self.launch.read_text())
         except (OSError, ValueError):
             return None
+
+
+SOCKET_PATH_MAX = 107
+"""Bytes a Unix socket's address may have (sun_path is 108, with its NUL)."""
+
+
+@contextmanager
+def socket_address(path: Path) -> Iterator[str]:
+    """`path` as bind and connect take it; a longer one than sun_path holds goes through its directory's descriptor.
+
+    A state dir deep in a home directory is common, and the kernel limits a socket's path to 107 bytes.
+    """
+    if len(os.fsencode(path)) <= SOCKET_PATH_MAX:
+        yield str(path)
+        return
+    directory = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{directory}/{path.name}"
+    finally:
+        os.close(directory)
 
 
 def take_lock(files: RolloutFiles) -> IO[str] | None:

@@ -1,10 +1,20 @@
-"""The detached controller (`brahma supervise`): runs one rollout headless and serves it on a Unix socket.
+"""The detached controller (`brahma supervise`): runs one rollout and serves it on a Unix socket.
 
 Protocol: newline-delimited JSON. A client sends
-  {"op": "attach", "from": N}                      -> journal events from the N-th on, then new ones live
-  {"op": "command", "name": "rollback", "actor": A, "argument": ""} -> {"reply": "command", "ok": true}
+  {"op": "attach", "from": N}     -> journal events from the N-th on, {"hello": {pid, speed, now,
+                                     attended}}, then new events live; requests on the same connection
+  {"op": "command", "name": "rollback", "actor": A, "argument": "", "id": I}
+                                  -> {"reply": "command", "id": I, "ok": true}
+  {"op": "flags", "changes": [{flag, old, new, actor, reason}], "id": I}   (a console changed the flag file)
+                                  -> {"reply": "flags", "id": I, "ok": true}
+  {"op": "history", "metric": M, "start": T, "id": I}
+                                  -> {"reply": "history", "id": I, "points": [[t, canary, stable], ...]}
 Events are the journal's own dicts. The socket is created 0600 in the state dir: only its owner (and
 root) may connect, and every command is journaled with the actor the client names.
+
+An attended controller (started for a console) waits for people as the console does: sign-offs,
+promotes in manual mode, pauses with no timeout. When its rollout has finished it stays while a
+console is attached (one may still undo the release), and exits once the last one leaves.
 """
 
 from __future__ import annotations
@@ -14,14 +24,15 @@ import json
 import os
 import signal
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 from console.controller import events as ev
 from console.controller.controller import COMMANDS, EXIT_ERROR, RollbackFailed
 from console.controller.journal import read_events
 from console.headless import printer
-from console.runner import Rollout, close_rollout
-from console.supervisor.files import RolloutFiles
+from console.runner import Rollout, close_rollout, run_controller
+from console.supervisor.files import RolloutFiles, socket_address
 
 CLIENT_BACKLOG = 10_000
 """Events queued for one client; a client that falls this far behind is dropped (it can attach again)."""
@@ -62,10 +73,17 @@ class EventFanout:
 class SupervisorServer:
     """Serves one rollout's controller to any number of clients until the rollout finishes."""
 
-    def __init__(self, rollout: Rollout, files: RolloutFiles):
-        self.rollout, self.files = rollout, files
+    def __init__(self, rollout: Rollout, files: RolloutFiles, attended: bool = False):
+        self.rollout, self.files, self.attended = rollout, files, attended
         self.fanout = EventFanout()
         rollout.controller.subscribe(self.fanout)
+        if attended:
+            rollout.controller.subscribe(lambda event: self._leave_when_finished_and_alone())
+
+    def _leave_when_finished_and_alone(self) -> None:
+        controller = self.rollout.controller
+        if controller.state.finished and not self.fanout.clients:
+            controller.stop()
 
     async def run(self) -> int:
         controller = self.rollout.controller
@@ -75,11 +93,13 @@ class SupervisorServer:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, controller.stop)
         try:
-            code = await controller.run()
+            code = await run_controller(self.rollout)
         except RollbackFailed as error:
             print(f"brahma: {error}; attach again to retry the rollback", file=sys.stderr)
             code = EXIT_ERROR
         finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
             self.fanout.close_all()
             server.close()
             try:
@@ -95,7 +115,8 @@ class SupervisorServer:
         path.unlink(missing_ok=True)  # we hold the lock: a socket file left here belongs to a dead controller
         previous = os.umask(0o177)  # created 0600: no moment when another user could connect
         try:
-            server = await asyncio.start_unix_server(self._serve_client, path=str(path), limit=READ_LIMIT)
+            with socket_address(path) as address:
+                server = await asyncio.start_unix_server(self._serve_client, path=address, limit=READ_LIMIT)
         finally:
             os.umask(previous)
         os.chmod(path, 0o600)
@@ -108,47 +129,96 @@ class SupervisorServer:
                 if request.get("op") == "attach":
                     await self._stream(int(request.get("from", 0)), reader, writer)
                     return
-                writer.write(encode(self._command(request)))
+                writer.write(encode(await self._answer(request)))
                 await writer.drain()
         except (ValueError, AttributeError, ConnectionError):
             pass  # a malformed request or a client gone: drop this client only
         finally:
             writer.close()
 
+    async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        try:
+            if op == "command":
+                reply = self._command(request)
+            elif op == "flags":
+                reply = self._flags(request)
+            elif op == "history":
+                reply = await self._history(request)
+            else:
+                reply = {"reply": str(op), "ok": False, "error": "expected op attach, command, flags or history"}
+        except (KeyError, TypeError, ValueError) as error:
+            reply = {"reply": str(op), "ok": False, "error": f"malformed request: {error}"}
+        if "id" in request:
+            reply["id"] = request["id"]
+        return reply
+
     def _command(self, request: dict[str, Any]) -> dict[str, Any]:
         name, actor = request.get("name"), request.get("actor")
-        if request.get("op") != "command" or name not in COMMANDS or not actor:
+        if name not in COMMANDS or not actor:
             return {"reply": "command", "ok": False, "error": f"expected a command ({', '.join(COMMANDS)}) with an actor"}
         self.rollout.controller.submit(name, str(actor), str(request.get("argument", "")))
         return {"reply": "command", "ok": True}
 
+    def _flags(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Flag changes a console made in the flag file itself: journaled here, where the journal is written."""
+        changes = [SimpleNamespace(flag=str(c["flag"]), old=c.get("old"), new=dict(c["new"]), actor=str(c["actor"]), reason=str(c.get("reason", "")))
+                   for c in request["changes"]]
+        self.rollout.controller.record_flag_changes(changes)
+        return {"reply": "flags", "ok": True}
+
+    async def _history(self, request: dict[str, Any]) -> dict[str, Any]:
+        controller = self.rollout.controller
+        points = await controller.metrics.history(str(request["metric"]), float(request["start"]), controller.now(), controller.plan.interval)
+        return {"reply": "history", "ok": True, "points": [[p.t, p.canary, p.stable] for p in points]}
+
+    def _hello(self) -> dict[str, Any]:
+        controller = self.rollout.controller
+        return {"hello": {"pid": os.getpid(), "speed": controller.clock.speed, "now": controller.now(), "attended": self.attended}}
+
     async def _stream(self, start: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """The journal from `start`, then live events; commands on the same connection are taken too."""
+        """The journal from `start`, then live events; requests on the same connection are answered too."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(CLIENT_BACKLOG)
         # Read the journal and subscribe with no await between: no event can fall in the gap.
         backlog = [event.to_dict() for event in read_events(self.files.journal)][max(0, start):]
         self.fanout.clients.add(queue)
-        commands = asyncio.create_task(self._read_commands(reader, writer, queue))
+        requests = asyncio.create_task(self._read_requests(reader, queue))
         try:
             for message in backlog:
                 writer.write(encode(message))
+            writer.write(encode(self._hello()))  # after the story so far: "now" is read as it is sent
             await writer.drain()
             while (message := await queue.get()) is not None:
                 writer.write(encode(message))
                 await writer.drain()
         finally:
             self.fanout.clients.discard(queue)
-            commands.cancel()
+            requests.cancel()
+            if self.attended:
+                self._leave_when_finished_and_alone()
 
-    async def _read_commands(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
-        """Commands from an attached client; its hang-up (EOF) ends its stream."""
+    async def _read_requests(self, reader: asyncio.StreamReader, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        """Requests from an attached client, answered through its stream; its hang-up (EOF) ends the stream."""
+        answering: set[asyncio.Task[None]] = set()
+
+        async def answer(line: bytes) -> None:
+            try:
+                reply = await self._answer(json.loads(line))
+            except ValueError:
+                reply = {"reply": "error", "ok": False, "error": "not JSON"}
+            except Exception as error:  # a history query that failed: the client hears why
+                reply = {"reply": "error", "ok": False, "error": str(error)}
+            try:
+                queue.put_nowait(reply)
+            except asyncio.QueueFull:
+                self.fanout.end(queue)
+
         try:
             while line := await reader.readline():
-                try:
-                    reply = self._command(json.loads(line))
-                except ValueError:
-                    reply = {"reply": "command", "ok": False, "error": "not JSON"}
-                writer.write(encode(reply))
+                # Each request in its own task: a slow history query never holds up a rollback.
+                task = asyncio.create_task(answer(line))
+                answering.add(task)
+                task.add_done_callback(answering.discard)
         except ConnectionError:
             pass  # the client is gone: its stream ends below
         self.fanout.end(queue)

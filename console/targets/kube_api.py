@@ -57,6 +57,7 @@ REPLICASETS = Kind("replicasets", "/apis/apps/v1")
 SERVICES = Kind("services", "/api/v1")
 PODS = Kind("pods", "/api/v1")
 HTTPROUTES = Kind("httproutes", "/apis/gateway.networking.k8s.io/v1")
+LEASES = Kind("leases", "/apis/coordination.k8s.io/v1")
 
 
 class NotFound(TargetError):

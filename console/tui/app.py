@@ -1,8 +1,9 @@
 """The console: gate, stages, live metrics, flags, the event log, and the big rollback key.
 
-The controller runs in this app's event loop as a worker; it reports through events, which the
-app turns into widget data (view.py) at most a few times a second, so a fast simulator or a
-1 s sample interval never floods a slow SSH link.
+The controller is followed by a worker: a detached controller over its socket (`brahma run`,
+`brahma attach`), or one in this app's event loop (`brahma demo`, the tests). It reports through
+events, which the app turns into widget data (view.py) at most a few times a second, so a fast
+simulator or a 1 s sample interval never floods a slow SSH link.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from console.metrics.base import TrackValues
 from console.narrate import describe, rollout_clock
 from console.runner import Rollout, close_rollout
 from console.sim.metrics import SimMetricSource
+from console.supervisor.remote import RemoteController
 from console.tui import view
 from console.tui.commands import RolloutCommands
 from console.tui.flag_editing import FlagEditing, flag_rows
@@ -81,6 +83,8 @@ class BrahmaApp(FlagEditing, App[int]):
         self.rollout = rollout
         self.controller = rollout.controller
         self.plan = rollout.controller.plan
+        self.detached = isinstance(self.controller, RemoteController)
+        """The controller lives in its own process: quitting the console leaves it supervising."""
         self.read_only = read_only
         self.actor = actor or current_actor()
         self.sim_metrics = self.controller.metrics if demo and isinstance(self.controller.metrics, SimMetricSource) else None
@@ -122,6 +126,8 @@ class BrahmaApp(FlagEditing, App[int]):
         if self.read_only:
             bar.phase = "read_only"
         self.controller.subscribe(self._on_controller_event)
+        if isinstance(self.controller, RemoteController):
+            self.controller.on_notice(self._on_connection_notice)
         self.run_controller()
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
         self.refresh_view()
@@ -160,6 +166,9 @@ class BrahmaApp(FlagEditing, App[int]):
         if self.controller.state.phase != self._phase:
             # A change of phase (a rollback above all) is shown at once, not at the next tick.
             self.refresh_view()
+
+    def _on_connection_notice(self, line: str) -> None:
+        self.log_line(Text(f"{rollout_clock(self.controller.now()):>6} {line}", style="cyan"))
 
     def log_line(self, text: Text) -> None:
         self.query_one(RichLog).write(text)
@@ -335,7 +344,7 @@ class BrahmaApp(FlagEditing, App[int]):
 
     def action_quit_console(self) -> None:
         state = self.controller.state
-        if state.finished or not state.started:
+        if state.finished or not state.started or self.detached:
             self.shut_down()
             return
         where = f"stage {state.stage + 1} ({state.weight}% on the new version)" if state.stage >= 0 else "the pre-flight gate"
@@ -348,10 +357,15 @@ class BrahmaApp(FlagEditing, App[int]):
 
     @work(exclusive=True, group="shutdown")
     async def shut_down(self) -> None:
-        """Stop the controller, close the journal and clients, write the report, then leave."""
+        """Detach from a detached controller; or stop the one in here, close the journal and clients, write the report."""
         self.controller.stop()
-        await self.workers.wait_for_complete([w for w in self.workers if w.group == "controller"])
-        await close_rollout(self.rollout)
+        following = [w for w in self.workers if w.group == "controller"]
+        if self.detached:
+            for worker in following:
+                worker.cancel()  # it may be waiting to restart a controller: nothing to finish
+        else:
+            await self.workers.wait_for_complete(following)
+            await close_rollout(self.rollout)
         self.exit(self.controller.exit_code if self.controller.state.finished else EXIT_QUIT_UNFINISHED)
 
 
@@ -376,6 +390,7 @@ def run_console(rollout: Rollout, *, read_only: bool = False, demo: bool = False
     code = make_app(rollout, read_only=read_only, demo=demo, keymap=keymap).run()
     if code is None:
         # The app ended without shutting down (a crash): close what it left open.
-        asyncio.run(close_rollout(rollout))
+        if not isinstance(rollout.controller, RemoteController):
+            asyncio.run(close_rollout(rollout))
         return EXIT_ERROR
     return code

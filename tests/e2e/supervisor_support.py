@@ -78,18 +78,26 @@ def wait_until_gone(pid: int, timeout_s: float = 15.0) -> bool:
     return False
 
 
+def console_in_tmux(state_dir: Path, *options: str, width: int = 100) -> TmuxTerminal:
+    """`brahma run` of the sample canary in a tmux terminal: a console attached to a detached controller."""
+    return TmuxTerminal([sys.executable, "-m", "console.cli", "run", str(CANARY), "--state-dir", str(state_dir), *options], width, 24, cwd=ROOT)
+
+
 def ssh_drop_then_fault(state_dir: Path) -> float:
-    """Attach in tmux, kill the session (the SSH drop), let the fault arrive: wall seconds from the fault's
-    scheduled moment to rollback_started, with no console attached."""
+    """`brahma run` in tmux, kill the session (the SSH drop: SIGHUP to the console), let the fault arrive:
+    wall seconds from the fault's scheduled moment to rollback_started, with no console attached."""
     scenario = write_fault_scenario(state_dir)
-    pid = supervise_detached(state_dir, "--speed", f"{SPEED:g}", "--scenario", str(scenario))
-    terminal = TmuxTerminal([sys.executable, "-m", "console.cli", "attach", ROLLOUT, "--state-dir", str(state_dir)], 100, 24, cwd=ROOT)
+    terminal = console_in_tmux(state_dir, "--speed", f"{SPEED:g}", "--scenario", str(scenario))
     try:
-        terminal.wait_for("stage 1 started", timeout_s=10)
+        terminal.wait_for("stage 1 started", timeout_s=15)
+        console = terminal.pid()
         terminal.kill_session()
         dropped = time.time()
     finally:
         terminal.close()
+    assert wait_until_gone(console), "the console went with its terminal"
+    pid = lock_holder(RolloutFiles(state_dir, ROLLOUT))
+    assert pid is not None and pid != console
     stage = wait_for_event(state_dir, lambda e: isinstance(e, ev.StageStarted))
     fault_wall = datetime.fromisoformat(stage.ts).timestamp() + (FAULT_AT_S - stage.t) / SPEED
     assert dropped < fault_wall, "the console must be gone before the fault arrives"

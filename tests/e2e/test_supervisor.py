@@ -21,7 +21,7 @@ from console.supervisor.client import SupervisorClient, answers
 from console.supervisor.files import RolloutFiles, lock_holder
 from tests.conftest import ROOT
 from tests.e2e.supervisor_support import (
-    ROLLOUT, brahma, journal_events, ssh_drop_then_fault, supervise_detached, wait_for_event, wait_until_gone,
+    ROLLOUT, brahma, console_in_tmux, journal_events, ssh_drop_then_fault, supervise_detached, wait_for_event, wait_until_gone,
 )
 
 FAST_SPEED = "120"
@@ -52,6 +52,47 @@ def test_the_controller_rolls_back_on_its_own_after_the_console_is_dropped(tmp_p
     events = journal_events(tmp_path)
     assert [e.name for e in events[-3:]] == ["rollback_started", "rollback_verified", "rolled_back"]
     assert not any(isinstance(e, ev.CommandIssued) for e in events), "nobody was attached to act"
+
+
+def test_two_consoles_of_the_same_release_share_one_controller_and_both_act(tmp_path):
+    with console_in_tmux(tmp_path, "--speed", FAST_SPEED) as first:
+        first.wait_for("stage 1 started", timeout_s=15)
+        pid = lock_holder(RolloutFiles(tmp_path, ROLLOUT))
+        with console_in_tmux(tmp_path, "--speed", FAST_SPEED) as second:
+            second.wait_for(f"attached to the controller (pid {pid})", timeout_s=15)
+            second.press("space")
+            first.wait_for("PAUSED", timeout_s=10)  # the command of one console, seen on the other
+            second.press("q")
+            assert second.wait_closed()
+        first.press("C-r")
+        first.wait_for("Roll back (Enter / y)")
+        first.press("y")
+        first.wait_for("ROLLED BACK", timeout_s=10)
+        first.press("q")
+        assert first.wait_closed()
+    assert wait_until_gone(pid), "finished, and its last console gone: the controller leaves"
+    events = journal_events(tmp_path)
+    assert sum(isinstance(e, ev.RolloutStarted) for e in events) == 1
+    assert [e.command for e in events if isinstance(e, ev.CommandIssued)] == ["pause", "rollback"]
+
+
+def test_a_controller_killed_under_its_console_is_started_again_by_the_console(tmp_path):
+    with console_in_tmux(tmp_path, "--speed", FAST_SPEED) as terminal:
+        terminal.wait_for("stage 1 started", timeout_s=15)
+        pid = lock_holder(RolloutFiles(tmp_path, ROLLOUT))
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until_gone(pid)
+        terminal.wait_for("controller restarted", timeout_s=20)
+        restarted = lock_holder(RolloutFiles(tmp_path, ROLLOUT))
+        assert restarted != pid
+        wait_for_event(tmp_path, lambda e: isinstance(e, ev.SupervisionResumed))
+        terminal.press("q")
+        assert terminal.wait_closed()
+    events = journal_events(tmp_path)
+    assert [e.stage for e in events if isinstance(e, ev.StageStarted)] == [0], "the stage resumed, not restarted"
+    stop(tmp_path, restarted)
+    changes = json.loads(RolloutFiles(tmp_path, ROLLOUT).journal.with_suffix(".sim.json").read_text())["changes"]
+    assert [c["weight"] for c in changes if c["op"] == "set_weight"] == [5], "the traffic shift happened once"
 
 
 def test_attach_replays_then_streams_and_takes_commands(tmp_path):

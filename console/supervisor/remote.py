@@ -1,0 +1,195 @@
+"""A rollout's detached controller seen from a console: the face of `Controller` over its socket.
+
+The console reads `state`, `now()`, `plan` and `metrics.history`, subscribes to events and submits
+commands; here those travel over the Unix socket (see server.py for the protocol). The state is
+the same fold over the same events the controller journals, so the console shows exactly what the
+controller knows. When the controller dies under an attached console, it is started again from
+the journal and the stream picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from typing import Any, Callable
+
+from console.controller import events as ev
+from console.controller.controller import EXIT_CODES, EXIT_ERROR, FlagChangeRecord
+from console.controller.journal import read_events
+from console.controller.state import RolloutState
+from console.metrics.base import HistoryPoint
+from console.plan.model import RolloutPlan
+from console.supervisor.client import SupervisorUnavailable, ensure_running
+from console.supervisor.files import RolloutFiles, socket_address
+
+READ_LIMIT = 4 * 1024 * 1024
+"""One event line at most (a sample with many metrics, a pre-flight item's output)."""
+REQUEST_TIMEOUT_S = 10.0
+RESTART_RETRY_S = 2.0
+
+
+class RemoteHistory:
+    """`metrics.history` answered by the controller's own metric source."""
+
+    def __init__(self, remote: "RemoteController"):
+        self._remote = remote
+
+    async def history(self, metric: str, start_t: float, end_t: float, step_s: float) -> list[HistoryPoint]:
+        reply = await self._remote.request({"op": "history", "metric": metric, "start": start_t})
+        return [HistoryPoint(t, canary, stable) for t, canary, stable in reply.get("points", [])]
+
+
+class RemoteController:
+    """One console's connection to a rollout's controller; `run()` follows it until the rollout ends or `stop()`."""
+
+    def __init__(self, plan: RolloutPlan, files: RolloutFiles, monotonic: Callable[[], float] = time.monotonic):
+        self.plan, self.files = plan, files
+        self.state = RolloutState()
+        self.metrics = RemoteHistory(self)
+        self.pid: int | None = None
+        self._monotonic = monotonic
+        self._listeners: list[Callable[[ev.Event], None]] = []
+        self._notice_listeners: list[Callable[[str], None]] = []
+        self._received = 0
+        self._speed = 1.0
+        self._anchor = (0.0, monotonic())
+        self._writer: asyncio.StreamWriter | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._stopping = False
+
+    # -- the Controller's face -------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[ev.Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def on_notice(self, listener: Callable[[str], None]) -> None:
+        """Lines for the operator about the connection itself: the controller lost, restarted, a refusal."""
+        self._notice_listeners.append(listener)
+
+    def submit(self, name: str, actor: str, argument: str = "") -> None:
+        self._send({"op": "command", "name": name, "actor": actor, "argument": argument}, f"{name} was not sent")
+
+    def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
+        records = [{"flag": c.flag, "old": c.old, "new": c.new, "actor": c.actor, "reason": c.reason} for c in changes]
+        if records:
+            self._send({"op": "flags", "changes": records}, "the flag change is in the flag file but was not journaled")
+
+    def now(self) -> float:
+        if not self.state.preflight_done:
+            return min(0.0, self.state.last_t)
+        t, at = self._anchor
+        return t + (self._monotonic() - at) * self._speed
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.state.phase, EXIT_ERROR)
+
+    def stop(self) -> None:
+        """Detach: the controller goes on supervising."""
+        self._stopping = True
+        if self._writer is not None:
+            self._writer.close()
+
+    async def run(self) -> int:
+        while not self._stopping:
+            try:
+                with socket_address(self.files.socket) as address:
+                    reader, self._writer = await asyncio.open_unix_connection(address, limit=READ_LIMIT)
+            except OSError:
+                if not await self._start_controller():
+                    break
+                continue
+            try:
+                await self._follow(reader, self._writer)
+            finally:
+                self._writer.close()
+                self._writer = None
+                self._fail_waiting("the controller hung up")
+            if self._stopping or self.state.finished:
+                break
+            self._notice(f"the controller (pid {self.pid}) stopped before the rollout ended; starting it again from the journal")
+        return self.exit_code
+
+    # -- the connection --------------------------------------------------------------------
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A request answered on the stream; an unanswered or refused one gives {"ok": False, "error": ...}."""
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        if not self._send({**message, "id": request_id}, f"{message['op']} was not sent"):
+            self._waiting.pop(request_id, None)
+            return {"ok": False, "error": "not connected"}
+        try:
+            return await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+        except TimeoutError:
+            return {"ok": False, "error": f"no answer within {REQUEST_TIMEOUT_S:g}s"}
+        finally:
+            self._waiting.pop(request_id, None)
+
+    def _send(self, message: dict[str, Any], unsent: str) -> bool:
+        if self._writer is None or self._writer.is_closing():
+            self._notice(f"{unsent}: no controller is connected (it is being started again)")
+            return False
+        self._writer.write((json.dumps(message, separators=(",", ":")) + "\n").encode())
+        return True
+
+    async def _start_controller(self) -> bool:
+        """Start a controller that died; False when none is needed (the rollout is over) or we are detaching."""
+        while not self._stopping:
+            try:
+                pid = await asyncio.to_thread(ensure_running, self.files)
+            except SupervisorUnavailable as error:
+                self._notice(f"no controller: {error}; trying again in {RESTART_RETRY_S:g}s")
+                await asyncio.sleep(RESTART_RETRY_S)
+                continue
+            if pid is None:  # finished while nobody was connected: the journal tells the rest
+                for event in list(read_events(self.files.journal))[self._received:]:
+                    self._take(event)
+                return False
+            if self.pid is not None and pid != self.pid:
+                self._notice(f"controller restarted (pid {pid}); it resumes from the journal")
+            self.pid = pid
+            return True
+        return False
+
+    async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write((json.dumps({"op": "attach", "from": self._received}) + "\n").encode())
+        while line := await reader.readline():
+            message = json.loads(line)
+            if "event" in message:
+                self._take(ev.event_from_dict(message))
+            elif "hello" in message:
+                hello = message["hello"]
+                self.pid, self._speed = hello["pid"], hello["speed"] or 1.0
+                self._anchor = (hello["now"], self._monotonic())
+                self._notice(f"attached to the controller (pid {self.pid}); q leaves it supervising on its own")
+            elif "reply" in message:
+                self._answered(message)
+
+    def _take(self, event: ev.Event) -> None:
+        self._received += 1
+        if event.t > self.now():  # a live event is the best reading of the controller's clock
+            self._anchor = (event.t, self._monotonic())
+        self.state.apply(event)
+        for listener in self._listeners:
+            listener(event)
+
+    def _answered(self, reply: dict[str, Any]) -> None:
+        future = self._waiting.get(reply.get("id", -1))
+        if future is not None and not future.done():
+            future.set_result(reply)
+        elif not reply.get("ok", False):
+            self._notice(f"the controller refused a {reply.get('reply')}: {reply.get('error', 'no reason given')}")
+
+    def _fail_waiting(self, error: str) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_result({"ok": False, "error": error})
+
+    def _notice(self, line: str) -> None:
+        for listener in self._notice_listeners:
+            listener(line)
