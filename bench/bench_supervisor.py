@@ -61,7 +61,8 @@ def supervise_a_day(state_dir: str) -> None:
     controller.clock.stop_at = DAY_S - HOLD_BEFORE_END_S  # held there until a console has attached
 
     def hold_for_a_console(event: ev.Event) -> None:
-        if isinstance(event, ev.SampleTaken) and event.t >= controller.clock.stop_at - plan.interval:
+        held_at = controller.clock.stop_at
+        if held_at is not None and isinstance(event, ev.SampleTaken) and event.t >= held_at - plan.interval:
             print("held", file=sys.__stdout__, flush=True)
         if isinstance(event, ev.CommandIssued):  # the console attached and said so: on to the end
             controller.clock.stop_at = None

@@ -54,6 +54,8 @@ class Journal:
             fsync_directory(self.path.parent)
 
     def _drop_incomplete_tail(self) -> None:
+        self.count = 0
+        """Events in the journal: its whole lines."""
         size = self.path.stat().st_size
         if size == 0:
             return
@@ -62,12 +64,14 @@ class Journal:
         keep = content.rfind(b"\n") + 1
         if keep != size:
             os.truncate(self.path, keep)
+        self.count = content.count(b"\n", 0, keep)
 
     def append(self, event: Event) -> None:
         line = json.dumps(event.to_dict(), separators=(",", ":"), allow_nan=False, default=str) + "\n"
         self._file.write(line.encode())
         self._file.flush()
         os.fsync(self._file.fileno())
+        self.count += 1
 
     def close(self) -> None:
         self._file.close()

@@ -28,6 +28,7 @@ READ_LIMIT = 4 * 1024 * 1024
 """One event line at most (a sample with many metrics, a pre-flight item's output)."""
 REQUEST_TIMEOUT_S = 10.0
 RESTART_RETRY_S = 2.0
+YIELD_EVERY = 256
 
 
 class RemoteHistory:
@@ -159,6 +160,8 @@ class RemoteController:
     async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write((json.dumps({"op": "attach", "from": self._received}) + "\n").encode())
         while line := await reader.readline():
+            if self._received % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a long replay arrives without a pause: the console's keys stay live
             message = json.loads(line)
             if "event" in message:
                 self._take(ev.event_from_dict(message))

@@ -29,7 +29,6 @@ from typing import Any
 
 from console.controller import events as ev
 from console.controller.controller import COMMANDS, EXIT_ERROR, RollbackFailed
-from console.controller.journal import read_events
 from console.headless import printer
 from console.runner import Rollout, close_rollout, run_controller
 from console.supervisor.files import RolloutFiles, socket_address
@@ -37,6 +36,8 @@ from console.supervisor.files import RolloutFiles, socket_address
 CLIENT_BACKLOG = 10_000
 """Events queued for one client; a client that falls this far behind is dropped (it can attach again)."""
 READ_LIMIT = 64 * 1024
+REPLAY_CHUNK = 512
+"""Journal lines written to a client between two waits for it to read them."""
 CLOSE_TIMEOUT_S = 5.0
 
 
@@ -179,13 +180,13 @@ class SupervisorServer:
     async def _stream(self, start: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """The journal from `start`, then live events; requests on the same connection are answered too."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(CLIENT_BACKLOG)
-        # Read the journal and subscribe with no await between: no event can fall in the gap.
-        backlog = [event.to_dict() for event in read_events(self.files.journal)][max(0, start):]
+        # Subscribe and count the journal's events with no await between: the queue takes every event
+        # after the first `written`, and the replay sends those lines, so none is lost or sent twice.
         self.fanout.clients.add(queue)
+        written = self.rollout.controller.journal.count
         requests = asyncio.create_task(self._read_requests(reader, queue))
         try:
-            for message in backlog:
-                writer.write(encode(message))
+            await self._replay(max(0, start), written, writer)
             writer.write(encode(self._hello()))  # after the story so far: "now" is read as it is sent
             await writer.drain()
             while (message := await queue.get()) is not None:
@@ -196,6 +197,17 @@ class SupervisorServer:
             requests.cancel()
             if self.attended:
                 self._leave_when_finished_and_alone()
+
+    async def _replay(self, start: int, end: int, writer: asyncio.StreamWriter) -> None:
+        """Journal lines start..end as they are on disk, read as they are sent: a day's journal is never in memory."""
+        with open(self.files.journal, "rb") as journal:
+            for number, line in enumerate(journal):
+                if number >= end:
+                    break
+                if number >= start:
+                    writer.write(line)
+                    if number % REPLAY_CHUNK == 0:
+                        await writer.drain()
 
     async def _read_requests(self, reader: asyncio.StreamReader, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         """Requests from an attached client, answered through its stream; its hang-up (EOF) ends the stream."""
