@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -83,15 +84,22 @@ def console_in_tmux(state_dir: Path, *options: str, width: int = 100) -> TmuxTer
     return TmuxTerminal([sys.executable, "-m", "console.cli", "run", str(CANARY), "--state-dir", str(state_dir), *options], width, 24, cwd=ROOT)
 
 
-def ssh_drop_then_fault(state_dir: Path) -> float:
-    """`brahma run` in tmux, kill the session (the SSH drop: SIGHUP to the console), let the fault arrive:
-    wall seconds from the fault's scheduled moment to rollback_started, with no console attached."""
+def ssh_drop_then_fault(state_dir: Path, drop: str = "kill-session") -> float:
+    """`brahma run` in tmux, drop the console, let the fault arrive: wall seconds from the fault's
+    scheduled moment to rollback_started, with no console attached.
+
+    `drop` is how the console goes: "kill-session" (the terminal goes, as when SSH drops) or "sighup"
+    (the hang-up signal alone, sent to the console).
+    """
     scenario = write_fault_scenario(state_dir)
     terminal = console_in_tmux(state_dir, "--speed", f"{SPEED:g}", "--scenario", str(scenario))
     try:
         terminal.wait_for("stage 1 started", timeout_s=15)
         console = terminal.pid()
-        terminal.kill_session()
+        if drop == "sighup":
+            os.kill(console, signal.SIGHUP)
+        else:
+            terminal.kill_session()
         dropped = time.time()
     finally:
         terminal.close()
