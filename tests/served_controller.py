@@ -29,15 +29,15 @@ async def until(condition, rounds: int = ROUNDS) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(plan, state_dir: Path):
-    """An attended controller of `plan` held at HELD_AT, serving its socket in `state_dir`."""
+async def serving(plan, state_dir: Path, ready=lambda controller: controller.now() >= HELD_AT):
+    """An attended controller of `plan` held at HELD_AT, serving its socket in `state_dir`, once `ready`."""
     from tests.conftest import sim_controller  # conftest imports this module for the fixture
 
     options = ControllerOptions(headless=False, exit_when_finished=False)
     controller = sim_controller(plan, state_dir, options=options, clock=VirtualClock(stop_at=HELD_AT))
     files = RolloutFiles(state_dir, plan.name)
     server = asyncio.create_task(SupervisorServer(Rollout(controller), files, attended=True).run())
-    await until(lambda: files.socket.exists() and controller.now() >= HELD_AT)
+    await until(lambda: files.socket.exists() and ready(controller))
     yield controller, files, server
     if not server.done():
         controller.stop()

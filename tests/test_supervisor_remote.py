@@ -17,6 +17,7 @@ from console.controller import events as ev
 from console.controller.journal import read_events
 from console.supervisor.client import answers
 from console.supervisor.remote import RemoteController
+from tests.conftest import plan_from
 from tests.served_controller import HELD_AT, serving, until
 
 
@@ -56,6 +57,23 @@ async def test_a_console_sees_the_story_so_far_then_what_happens_live(canary_pla
         await until(lambda: remote.state.stage == 1)
         assert remote.state.weight == 25
     assert console.task.result() == remote.exit_code
+
+
+async def test_the_console_reads_the_controller_clock_from_live_events_once_the_gate_is_signed_off(tmp_path):
+    plan = plan_from("app: checkout\nimage: r/checkout:2.4.1\npreflight:\n  - {name: code review, kind: manual}\n")
+    waiting = lambda controller: "code review" in controller.state.preflight  # noqa: E731
+    async with serving(plan, tmp_path, ready=waiting) as (controller, files, _):
+        seconds_here = [0.0]
+        remote = RemoteController(plan, files, monotonic=lambda: seconds_here[0])
+        following = asyncio.create_task(remote.run())
+        await until(lambda: remote.pid is not None)
+        seconds_here[0] = 500.0  # the gate waited here a long while for its sign-off
+        assert remote.now() == 0.0, "the rollout's clock has not started"
+        remote.submit("sign-off", "alice@laptop", "code review")
+        await until(lambda: remote.state.last_t >= HELD_AT)
+        assert remote.now() == HELD_AT, "the clock started at the sign-off, not when the console attached"
+        remote.stop()
+        await following
 
 
 async def test_every_console_may_act_and_each_command_is_journaled_with_its_actor(canary_plan, served):

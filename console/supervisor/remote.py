@@ -56,6 +56,9 @@ class RemoteController:
         self._received = 0
         self._speed = 1.0
         self._anchor = (0.0, monotonic())
+        """A reading of the controller's clock (rollout time, when it was read here), for now()."""
+        self._live = False
+        """The replay is over: events arrive as the controller emits them, so their t is its clock now."""
         self._writer: asyncio.StreamWriter | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -159,6 +162,7 @@ class RemoteController:
 
     async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write((json.dumps({"op": "attach", "from": self._received}) + "\n").encode())
+        self._live = False
         while line := await reader.readline():
             if self._received % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a long replay arrives without a pause: the console's keys stay live
@@ -168,14 +172,14 @@ class RemoteController:
             elif "hello" in message:
                 hello = message["hello"]
                 self.pid, self._speed = hello["pid"], hello["speed"] or 1.0
-                self._anchor = (hello["now"], self._monotonic())
+                self._anchor, self._live = (hello["now"], self._monotonic()), True
                 self._notice(f"attached to the controller (pid {self.pid}); q leaves it supervising on its own")
             elif "reply" in message:
                 self._answered(message)
 
     def _take(self, event: ev.Event) -> None:
         self._received += 1
-        if event.t > self.now():  # a live event is the best reading of the controller's clock
+        if self._live:
             self._anchor = (event.t, self._monotonic())
         self.state.apply(event)
         for listener in self._listeners:
