@@ -62,7 +62,8 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
             print(f"brahma: {error}", file=sys.stderr)
             return EXIT_ERROR
         except PlanError as error:  # a scenario file the simulator cannot read
-            print("\n".join(error.problems), file=sys.stderr)
+            for problem in error.problems:
+                print(problem, file=sys.stderr)
             return EXIT_INVALID
         files.write_launch(supervise_args(plan_path, options, attended))  # only a rollout that started can be restarted
         if rollout.controller.resumed:

@@ -209,3 +209,11 @@ def test_the_socket_refuses_another_user():
             assert connect_as_nobody() == "connected", "the control: with the mode opened, the same user gets in"
         finally:
             stop(state_dir, pid)
+
+
+def test_a_console_run_with_bad_input_says_why_and_leaves_no_controller(tmp_path):
+    refused = brahma("run", "sample_configs/canary.yaml", "--scenario", "nope", "--state-dir", str(tmp_path))
+    assert refused.returncode == 2, refused.stderr
+    assert "nope:1: scenario: no such scenario" in refused.stderr and "Traceback" not in refused.stderr
+    files = RolloutFiles(tmp_path, ROLLOUT)
+    assert not answers(files) and not files.journal.exists() and not files.launch.exists()
