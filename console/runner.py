@@ -117,9 +117,12 @@ def build_target_and_metrics(
 
         metrics: MetricSource = SimMetricSource(scenario, target)  # type: ignore[arg-type]
     else:
-        from console.metrics.prometheus import PrometheusSource
+        from console.metrics.prometheus import PrometheusConfigError, PrometheusSource
 
-        metrics = PrometheusSource(plan.app, plan.metrics.prometheus, plan.metrics.queries, url_override=options.prometheus_url, clock_to_wall=clock_to_wall)
+        try:
+            metrics = PrometheusSource(plan.app, plan.metrics.prometheus, plan.metrics.queries, url_override=options.prometheus_url, clock_to_wall=clock_to_wall)
+        except PrometheusConfigError as error:  # a credential this shell does not give: the operator's to fix
+            raise UsageError(f"{plan.source}: {error}") from None
     if target_kind == "kubernetes" and metrics_kind == "prometheus":
         from console.metrics.pod_health import WithPodHealth
 

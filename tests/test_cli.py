@@ -69,6 +69,17 @@ def test_a_bad_scenario_file_names_its_line(tmp_path):
     assert not (tmp_path / "s").exists(), "nothing was started"
 
 
+@pytest.mark.parametrize("console", [[], ["--headless"]])
+def test_a_credential_the_shell_does_not_give_is_named_with_the_plan(tmp_path, console):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nmetrics:\n  provider: prometheus\n"
+                    "  prometheus: {url: 'http://127.0.0.1:9', token_env: BRAHMA_TEST_UNSET_TOKEN}\n")
+    result = brahma("run", str(plan), *console, "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2, result.stderr
+    assert f"brahma: {plan}: metrics.prometheus.token_env: environment variable BRAHMA_TEST_UNSET_TOKEN is not set" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
 def test_headless_path_never_imports_textual(tmp_path):
     code = (
         "import sys\nfrom console.cli import main\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from typing import Any, Iterator
 
 from console.controller.journal import read_events
 from console.controller.state import RolloutState, fold
-from console.supervisor.files import RolloutFiles, lock_holder, socket_address
+from console.supervisor.files import Launch, RolloutFiles, lock_holder, socket_address
 
 CONNECT_TIMEOUT_S = 2.0
 START_TIMEOUT_S = 15.0
@@ -87,7 +88,7 @@ def answers(files: RolloutFiles) -> bool:
     return True
 
 
-def start_detached(files: RolloutFiles, supervise_args: list[str], timeout: float = START_TIMEOUT_S) -> int:
+def start_detached(files: RolloutFiles, launch: Launch, timeout: float = START_TIMEOUT_S) -> int:
     """Start `brahma supervise` in its own session (it outlives this terminal) and wait until it answers.
 
     Returns the controller's pid. Its output goes to the rollout's log in the state dir.
@@ -96,7 +97,7 @@ def start_detached(files: RolloutFiles, supervise_args: list[str], timeout: floa
     with open(files.log, "ab") as log:
         said_before = log.tell()
         process = subprocess.Popen(
-            [sys.executable, "-m", "console.cli", "supervise", *supervise_args],
+            [sys.executable, "-m", "console.cli", "supervise", *launch.argv], env={**os.environ, **launch.environment},
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
         )
     deadline = time.monotonic() + timeout
@@ -106,7 +107,7 @@ def start_detached(files: RolloutFiles, supervise_args: list[str], timeout: floa
         if process.poll() is not None:
             if answers(files):  # another controller won the lock meanwhile: it serves this rollout
                 return lock_holder(files) or process.pid
-            said = files.log.read_bytes()[said_before:].decode(errors="replace").strip()
+            said = "\n".join(line.removeprefix("brahma: ") for line in files.log.read_bytes()[said_before:].decode(errors="replace").strip().splitlines())
             raise SupervisorUnavailable(said or f"the controller exited ({process.returncode}); see {files.log}", process.returncode)
         time.sleep(POLL_S)
     raise SupervisorUnavailable(f"the controller did not answer within {timeout:g}s; see {files.log}")

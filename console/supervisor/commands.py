@@ -17,7 +17,7 @@ from console.runner import RunOptions, UsageError
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
-from console.supervisor.files import AlreadySupervised, RolloutFiles, lock_holder, take_lock
+from console.supervisor.files import AlreadySupervised, Launch, RolloutFiles, lock_holder, take_lock
 from console.targets.base import TargetError
 
 
@@ -38,7 +38,7 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
     files = RolloutFiles(options.state_dir, plan.name)
     if detach:
         try:
-            pid = lock_holder(files) if answers(files) else start_detached(files, supervise_args(plan_path, options, attended))
+            pid = lock_holder(files) if answers(files) else start_detached(files, Launch.here(supervise_args(plan_path, options, attended)))
         except SupervisorUnavailable as error:
             print(f"brahma: {error}", file=sys.stderr)
             return error.exit_code if error.exit_code == EXIT_INVALID else EXIT_ERROR
@@ -65,7 +65,7 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
             for problem in error.problems:
                 print(problem, file=sys.stderr)
             return EXIT_INVALID
-        files.write_launch(supervise_args(plan_path, options, attended))  # only a rollout that started can be restarted
+        files.write_launch(Launch.here(supervise_args(plan_path, options, attended)))  # only a rollout that started can be restarted
         if rollout.controller.resumed:
             print(f"brahma: resuming rollout {plan.name} from {files.journal}", file=sys.stderr)
         return asyncio.run(SupervisorServer(rollout, files, attended).run())
@@ -81,7 +81,7 @@ def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read
             journal = files.journal
             if journal.exists() and not fold(read_events(journal)).finished:
                 print(f"brahma: resuming rollout {plan.name} from {journal}", file=sys.stderr)
-            start_detached(files, supervise_args(plan_path, options, attended=True))
+            start_detached(files, Launch.here(supervise_args(plan_path, options, attended=True)))
     except SupervisorUnavailable as error:
         print(f"brahma: {error}", file=sys.stderr)
         return error.exit_code if error.exit_code == EXIT_INVALID else EXIT_ERROR
@@ -139,12 +139,12 @@ def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
     from console.plan import load_plan
 
     launch = files.read_launch()
-    if not launch:
+    if launch is None:
         print(f"brahma: {files.name} in {files.state_dir} has no {files.launch.name}: it was not started by `brahma run`; "
               "follow it with --headless", file=sys.stderr)
         return None
     try:
-        return load_plan(Path(launch[0]))
+        return load_plan(Path(launch.argv[0]))
     except PlanError as error:
         print(f"brahma: the plan {files.name} was started with no longer loads:", file=sys.stderr)
         for problem in error.problems:

@@ -48,14 +48,38 @@ class RolloutFiles:
         """The `brahma supervise` arguments, so `attach` can restart a controller that died."""
         return self._file(".launch.json")
 
-    def write_launch(self, argv: list[str]) -> None:
-        atomic_write(self.launch, json.dumps(argv).encode())
+    def write_launch(self, launch: Launch) -> None:
+        atomic_write(self.launch, json.dumps({"argv": launch.argv, "environment": launch.environment}).encode())
 
-    def read_launch(self) -> list[str] | None:
+    def read_launch(self) -> Launch | None:
         try:
-            return json.loads(self.launch.read_text())
-        except (OSError, ValueError):
+            record = json.loads(self.launch.read_text())
+            return Launch(list(record["argv"]), dict(record["environment"]))
+        except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+LAUNCH_ENVIRONMENT = ("KUBECONFIG",)
+"""Variables that choose where a rollout runs: a restart from another shell must find the same cluster.
+Credentials are left out on purpose (never written to disk); a restart without them says which is missing."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a rollout's controller was started: its `brahma supervise` arguments and the environment that matters."""
+
+    argv: list[str]
+    environment: dict[str, str]
+
+    @classmethod
+    def here(cls, argv: list[str]) -> "Launch":
+        """`argv` with this process's LAUNCH_ENVIRONMENT, its paths made absolute."""
+        environment = {
+            name: os.pathsep.join(os.path.abspath(part) for part in os.environ[name].split(os.pathsep) if part)
+            for name in LAUNCH_ENVIRONMENT
+            if os.environ.get(name)
+        }
+        return cls(argv, environment)
 
 
 SOCKET_PATH_MAX = 107

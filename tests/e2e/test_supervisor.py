@@ -144,7 +144,8 @@ def test_a_second_brahma_run_of_the_same_release_follows_the_running_controller(
 
 
 def test_a_killed_controller_is_restarted_by_attach_and_resumes_without_repeating_a_shift(tmp_path):
-    pid = supervise_detached(tmp_path, "--speed", FAST_SPEED)
+    # Started from a shell whose KUBECONFIG is relative; the restart comes from a shell with none.
+    pid = supervise_detached(tmp_path, "--speed", FAST_SPEED, env={**os.environ, "KUBECONFIG": "kube/config"})
     wait_for_event(tmp_path, lambda e: isinstance(e, ev.SampleTaken) and e.stage == 0, timeout_s=10)
     os.kill(pid, signal.SIGKILL)
     assert wait_until_gone(pid)
@@ -153,6 +154,8 @@ def test_a_killed_controller_is_restarted_by_attach_and_resumes_without_repeatin
     assert "running" in listing and "none" in listing  # the rollout is unfinished and nobody supervises it
     restarted = attach_until(tmp_path, lambda e: isinstance(e, ev.SampleTaken) and e.t > killed_at)
     assert restarted != pid
+    environment = Path(f"/proc/{restarted}/environ").read_bytes().split(b"\0")
+    assert f"KUBECONFIG={ROOT / 'kube' / 'config'}".encode() in environment, "the restart found the same cluster"
     events = journal_events(tmp_path)
     assert sum(isinstance(e, ev.RolloutStarted) for e in events) == 1
     assert [e.stage for e in events if isinstance(e, ev.StageStarted)] == [0], "the stage resumed, not restarted"
@@ -163,8 +166,9 @@ def test_a_killed_controller_is_restarted_by_attach_and_resumes_without_repeatin
 
 def attach_until(state_dir, found) -> int:
     """`brahma attach` restarts the dead controller; the new controller's pid once the journal shows `found`."""
-    attach = subprocess.Popen([sys.executable, "-m", "console.cli", "attach", ROLLOUT, "--state-dir", str(state_dir)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shell = {name: value for name, value in os.environ.items() if name != "KUBECONFIG"}
+    attach = subprocess.Popen([sys.executable, "-m", "console.cli", "attach", ROLLOUT, "--headless", "--state-dir", str(state_dir)],
+                              cwd=ROOT, env=shell, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_event(state_dir, found, timeout_s=20)
     finally:
