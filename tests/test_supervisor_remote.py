@@ -138,3 +138,20 @@ async def test_a_state_dir_deeper_than_a_socket_path_may_be_still_serves_its_con
         async with attached(canary_plan, files) as console:
             assert console.remote.state.stage == 0
         assert await asyncio.to_thread(answers, files)
+
+
+async def test_a_rollback_given_while_no_controller_answers_is_sent_once_one_does(canary_plan, served):
+    controller, files, _ = served
+    remote = RemoteController(canary_plan, files)
+    notices: list[str] = []
+    remote.on_notice(notices.append)
+    remote.submit("rollback", "captain@laptop")  # not connected yet: as when the controller is being restarted
+    remote.submit("pause", "captain@laptop")  # anything else would be stale by then: told, not kept
+    assert any("sent as soon as the controller answers" in line for line in notices)
+    assert any("pause was not sent" in line for line in notices)
+    following = asyncio.create_task(remote.run())
+    await until(lambda: remote.state.phase == "rolled_back")
+    assert [(e.command, e.actor) for e in journaled(files, ev.CommandIssued)] == [("rollback", "captain@laptop")]
+    assert controller.state.rollback_trigger == "operator"
+    remote.stop()
+    await asyncio.wait_for(following, 5)

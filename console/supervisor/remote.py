@@ -63,6 +63,8 @@ class RemoteController:
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._stopping = False
+        self._rollback_waiting: dict[str, Any] | None = None
+        """An operator's rollback given while no controller answered."""
 
     # -- the Controller's face -------------------------------------------------------------
 
@@ -74,7 +76,13 @@ class RemoteController:
         self._notice_listeners.append(listener)
 
     def submit(self, name: str, actor: str, argument: str = "") -> None:
-        self._send({"op": "command", "name": name, "actor": actor, "argument": argument}, f"{name} was not sent")
+        command = {"op": "command", "name": name, "actor": actor, "argument": argument}
+        if name == "rollback" and (self._writer is None or self._writer.is_closing()):
+            # Rolling back never goes stale: it is sent the moment a controller answers again.
+            self._rollback_waiting = command
+            self._notice("rollback: sent as soon as the controller answers again (it is being started)")
+            return
+        self._send(command, f"{name} was not sent")
 
     def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
         records = [{"flag": c.flag, "old": c.old, "new": c.new, "actor": c.actor, "reason": c.reason} for c in changes]
@@ -174,6 +182,9 @@ class RemoteController:
                 self.pid, self._speed = hello["pid"], hello["speed"] or 1.0
                 self._anchor, self._live = (hello["now"], self._monotonic()), True
                 self._notice(f"attached to the controller (pid {self.pid}); q leaves it supervising on its own")
+                if self._rollback_waiting is not None:
+                    self._send(self._rollback_waiting, "rollback was not sent")
+                    self._rollback_waiting = None
             elif "reply" in message:
                 self._answered(message)
 
