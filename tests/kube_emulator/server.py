@@ -149,6 +149,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, body: bytes, content_type: str = "application/json") -> None:
         self._status = code
+        self._record()  # before the answer: a client that has its answer finds its request recorded
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -165,6 +166,7 @@ class Handler(BaseHTTPRequestHandler):
         path = "/" + url.path.strip("/")
         query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         self._status = 0
+        self._recorded = False
         try:
             body = self._read_body()
             self._route(path, query, body)
@@ -176,8 +178,15 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             self._send_json(500, ApiError(500, "InternalError", traceback.format_exc(limit=3)).status())
         finally:
+            self._record()  # a watch, or a request that never got an answer
+
+    def _record(self) -> None:
+        if not self._recorded:
+            self._recorded = True
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             self.emulator.requests.append(
-                RequestRecord(self.command, path, query, self.headers.get("Content-Type"), self._status)
+                RequestRecord(self.command, "/" + url.path.strip("/"), query, self.headers.get("Content-Type"), self._status)
             )
 
     # --- routing --------------------------------------------------------------------------------
