@@ -1,5 +1,6 @@
 """The controller on the simulator with a virtual clock: every scenario, command and mode."""
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -102,6 +103,53 @@ async def test_operator_rollback_mid_stage_records_actor_and_reason(canary_plan,
     assert rollback.trigger == "operator" and "captain@laptop" in rollback.reason
     raw = [json.loads(line) for line in journal.read_text().splitlines()]
     assert {"event": "command", "name": "rollback", "actor": "captain@laptop"}.items() <= raw[[r["event"] for r in raw].index("command")].items()
+    assert [c["op"] for c in controller.target.cluster.changes] == ["set_weight", "rollback"], "the 25% asked for with the rollback waiting never went out"
+
+
+class HeldShiftTarget:
+    """A sim target whose shift to `held_weight` writes, then waits for a rollout that never becomes available."""
+
+    def __init__(self, inner, held_weight: int):
+        self.inner, self.held_weight = inner, held_weight
+        self.cluster = inner.cluster
+        self.waiting = asyncio.Event()
+        self.given_up = False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def set_weight(self, weight: int) -> bool:
+        changed = await self.inner.set_weight(weight)
+        if weight == self.held_weight:
+            self.waiting.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.given_up = True
+                raise
+        return changed
+
+
+async def test_operator_rollback_cuts_short_a_shift_still_waiting_for_its_rollout(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    target = controller.target = HeldShiftTarget(controller.target, held_weight=25)
+
+    async def roll_back_while_waiting() -> None:
+        await target.waiting.wait()
+        controller.submit("rollback", "captain@laptop")
+
+    operator = asyncio.create_task(roll_back_while_waiting())
+    assert await asyncio.wait_for(controller.run(), timeout=10) == 3, "the rollback did not wait for the shift"
+    await operator
+    assert target.given_up, "the shift was cancelled, never released"
+    journal = controller.journal.path
+    events = list(read_events(journal))
+    held = next(i for i, e in enumerate(events) if isinstance(e, ev.StageStarted) and e.weight == 25)
+    assert [e.name for e in events[held:]] == ["stage_started", "command", "rollback_started", "rollback_verified", "rolled_back"]
+    rollback = of_type(journal, ev.RollbackStarted)[0]
+    assert (rollback.trigger, rollback.reason, rollback.t) == ("operator", "rolled back by captain@laptop", 600)
+    assert not of_type(journal, ev.Paused) and not of_type(journal, ev.ErrorRaised)
+    assert target.cluster.weight == 0 and target.cluster.stable_image.endswith(":previous")
 
 
 async def test_promote_skips_the_rest_of_the_window_and_promote_full_goes_to_100(canary_plan, tmp_path):

@@ -101,6 +101,8 @@ class Controller:
         self.journal = Journal(path)
         self._pending: list[PendingCommand] = []
         self._wake = asyncio.Event()
+        self._rollback_pending = asyncio.Event()
+        """An operator's rollback waits among the pending commands: a traffic shift in flight gives way to it."""
         self._listeners: list[Callable[[ev.Event], None]] = []
         self._clock_started = False
         self._weight_confirmed_for: int | None = None
@@ -118,6 +120,8 @@ class Controller:
         if name not in COMMANDS:
             raise ValueError(f"unknown command {name!r}")
         self._pending.append(PendingCommand(name, actor, argument))
+        if name == "rollback":
+            self._rollback_pending.set()
         self._wake.set()
 
     def stop(self) -> None:
@@ -266,6 +270,7 @@ class Controller:
 
     def _take_pending(self) -> list[PendingCommand]:
         pending, self._pending = self._pending, []
+        self._rollback_pending.clear()
         return pending
 
     async def _apply_commands(self) -> None:
@@ -330,11 +335,15 @@ class Controller:
         await self._apply_stage()
 
     async def _apply_stage(self) -> bool:
-        """The stage's traffic weight, and its flag step if it has one; both idempotent, so a retry is safe."""
+        """The stage's traffic weight, and its flag step if it has one; both idempotent, so a retry is safe.
+
+        False when they failed, or when an operator's rollback came first: the loop's next step begins it.
+        """
         step = self.plan.stages[self.state.stage].flag_step
         shifted = False
         try:
-            await self.target.set_weight(self.state.weight)
+            if not await self._shift_unless_rolled_back():
+                return False
             shifted = True
             if step is not None and self.options.flag_step is not None:
                 self.record_flag_changes(await self.options.flag_step(step, self.actor))
@@ -346,6 +355,29 @@ class Controller:
             return False
         self._weight_confirmed_for = self.state.stage
         return True
+
+    async def _shift_unless_rolled_back(self) -> bool:
+        """set_weight, given up when an operator asks for a rollback; True when it shifted and no rollback waits.
+
+        A shift can wait minutes for a rollout to become available (Kubernetes): the rollback must not
+        queue behind it while the canary serves. Writes the target already sent still land, before the
+        rollback's (the target keeps its writes in order).
+        """
+        if self._rollback_pending.is_set():
+            return False
+        shift = asyncio.create_task(self.target.set_weight(self.state.weight))
+        rollback = asyncio.create_task(self._rollback_pending.wait())
+        try:
+            await asyncio.wait((shift, rollback), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            rollback.cancel()
+            if not shift.done():
+                shift.cancel()
+                await asyncio.wait((shift,))  # the shift unwinds (its watch cut) before the rollback begins
+        if shift.cancelled():
+            return False
+        shift.result()  # the target's failure, if it failed
+        return not self._rollback_pending.is_set()
 
     async def _take_sample(self) -> None:
         state, plan = self.state, self.plan

@@ -1,20 +1,22 @@
 """A small JSON client for the Kubernetes API, on the official `kubernetes` client's ApiClient.
 
 Objects are plain dicts as the API server writes them (camelCase), for Deployments, Services and
-Gateway API HTTPRoutes alike. Every blocking call runs in a thread (`asyncio.to_thread`), so the
-event loop never stalls. Failures the cluster may get over (a conflict, a 5xx, a 429, the API
-server out of reach) are retried with backoff for a bounded time; the rest become a TargetError
-that names the verb and the object.
+Gateway API HTTPRoutes alike. Every blocking call runs in a thread, so the event loop never stalls;
+writes run one at a time on a thread of their own, in the order they were asked for. Failures the
+cluster may get over (a conflict, a 5xx, a 429, the API server out of reach) are retried with
+backoff for a bounded time; the rest become a TargetError that names the verb and the object.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import os
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -112,6 +114,10 @@ class KubeApi:
         self.retry_budget_s = retry_budget_s
         self.request_timeout = request_timeout
         self._open_watches: set[urllib3.BaseHTTPResponse] = set()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kube-write")
+        """Every write, one at a time in the order asked. A thread cannot be stopped: a write whose caller
+        gave up (a traffic shift cut short by a rollback) still lands, so the next write (the rollback's)
+        must start only after it. A write still queued when its caller gives up is never sent."""
 
     @property
     def server(self) -> str:
@@ -239,7 +245,11 @@ class KubeApi:
         query: list[tuple[str, str]] | None = None,
         body: Any = None,
     ) -> dict[str, Any]:
-        return await asyncio.to_thread(self._request, verb, kind, name, method, path, query or [], body)
+        request = functools.partial(self._request, verb, kind, name, method, path, query or [], body)
+        if method == "GET":
+            return await asyncio.to_thread(request)
+        # A thread of its own rather than a lock: the lease calls this KubeApi from other event loops too.
+        return await asyncio.get_running_loop().run_in_executor(self._writer, request)
 
     def _request(
         self, verb: str, kind: Kind, name: str, method: str, path: str, query: list[tuple[str, str]], body: Any
@@ -343,4 +353,5 @@ class KubeApi:
 
     async def close(self) -> None:
         self._cut_watches()
+        await asyncio.to_thread(self._writer.shutdown)  # a write in flight lands before the connections close
         await asyncio.to_thread(self.client.close)

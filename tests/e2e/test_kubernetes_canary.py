@@ -6,6 +6,10 @@ HTTPRoute (kubernetes-canary-httproute.yaml).
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+
 import pytest
 
 from console.controller import events as ev
@@ -41,6 +45,20 @@ def plan_file(request: pytest.FixtureRequest, kube_emulator: KubeEmulator) -> st
 def replica_canary(kube_emulator: KubeEmulator) -> str:
     apply_sample(kube_emulator, MANIFESTS[REPLICAS_PLAN])
     return REPLICAS_PLAN
+
+
+def arrival(kube: KubeEmulator, verb: str, resource: str) -> threading.Event:
+    """Set once the emulator has received a `verb` request on `resource`, before a latency fault holds it back."""
+    arrived = threading.Event()
+    judge = kube.faults.judge
+
+    def judging(request):
+        if (request.verb, request.resource.plural) == (verb, resource):
+            arrived.set()
+        return judge(request)
+
+    kube.faults.judge = judging
+    return arrived
 
 
 def backends(kube: KubeEmulator) -> list[dict]:
@@ -155,3 +173,44 @@ async def test_the_api_going_away_mid_stage_pauses_then_the_rollout_resumes(kube
     assert "failed to shift traffic" in rollout.of(ev.Paused)[0].reason
     assert [e.weight for e in rollout.of(ev.StageStarted)] == [5, 25, 50, 100]
     assert_stable_serves_alone(kube_emulator, replica_canary, NEW)
+
+
+async def test_the_rollback_key_cuts_short_a_stage_whose_rollout_never_becomes_available(kube_emulator, tmp_path, plan_file):
+    kube_emulator.break_image(NEW)  # the canary's pods never get Ready: set_weight would wait out the rollout timeout
+    rollout = kube_rollout(kube_emulator, tmp_path, plan_file)
+    rollout_timeout_s = rollout.target.strategy.release.rollout_timeout_s
+    rolled_back_at: list[float] = []
+    rollout.when(event(ev.RolledBack), lambda e: rolled_back_at.append(time.monotonic()))
+    running = asyncio.create_task(rollout.run())
+    canary_written = await asyncio.to_thread(kube_emulator.wait_for, lambda: kube_emulator.list("pods", selector="track=canary"), 10)
+    assert canary_written, "stage 1's canary is written and its rollout awaited"
+    asked_at = time.monotonic()
+    rollout.controller.submit("rollback", OPERATOR)
+    assert await asyncio.wait_for(running, timeout=30) == 3
+    assert rolled_back_at[0] - asked_at < ROLLBACK_BUDGET_S, f"the rollback waited (the rollout timeout is {rollout_timeout_s:g}s)"
+    journal = [e.name for e in rollout.journal()]
+    assert journal[journal.index("stage_started"):] == ["stage_started", "command", "rollback_started", "rollback_verified", "rolled_back"]
+    started = rollout.of(ev.RollbackStarted)[0]
+    assert started.trigger == "operator" and OPERATOR in started.reason
+    assert not rollout.of(ev.Paused) and not rollout.of(ev.ErrorRaised)
+    assert_stable_serves_alone(kube_emulator, plan_file, OLD)
+
+
+async def test_a_write_given_up_in_flight_lands_before_the_rollbacks_writes(kube_emulator, tmp_path, replica_canary):
+    target = kube_rollout(kube_emulator, tmp_path, replica_canary).target
+    try:
+        before, _ = await target.prepare()
+        kube_emulator.add_latency(0.5, verb="create", resource="deployments")
+        canary_create = arrival(kube_emulator, "create", "deployments")
+        mark = len(kube_emulator.requests)
+        shift = asyncio.create_task(target.set_weight(5))
+        assert await asyncio.to_thread(canary_create.wait, 10), "the canary's create is on its way"
+        shift.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await shift
+        await target.rollback(before)
+    finally:
+        await target.close()
+    writes = [(r.method, r.path.rsplit("/", 1)[-1], r.status) for r in list(kube_emulator.requests)[mark:] if r.method != "GET"]
+    assert writes == [("POST", "deployments", 201), ("DELETE", "checkout-canary", 200)], "the rollback's delete came after the create"
+    assert_stable_serves_alone(kube_emulator, replica_canary, OLD)
