@@ -1,5 +1,6 @@
-"""The console through a real terminal (tmux at 80x24): first frame, key to confirm dialog, bytes written
-to the terminal and CPU while a stage runs with one sample a second."""
+"""The console through a real terminal (tmux at 80x24): first frame (`brahma run`, which starts the
+controller, then `brahma attach` to the running one, as after an SSH drop), key to confirm dialog, bytes
+written to the terminal and the console's CPU while a stage runs with one sample a second."""
 
 from __future__ import annotations
 
@@ -52,11 +53,19 @@ def main() -> None:
             time.sleep(MEASURE_S)
             cpu_used, wall = cpu_seconds(pid) - cpu_before, time.perf_counter() - wall_before
             written = output.stat().st_size if output.exists() else 0
+            terminal.press("q")  # detaches: the controller goes on, as after an SSH drop
+            terminal.wait_closed()
+        attach = [sys.executable, "-m", "console.cli", "attach", "--state-dir", state_dir]
+        started = time.perf_counter()
+        with TmuxTerminal(attach, 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"}) as terminal:
+            terminal.wait_for("RUNNING", timeout_s=60)
+            attach_frame = time.perf_counter() - started
             terminal.press("C-r", "Enter")
             terminal.wait_for("ROLLED BACK", timeout_s=10)
             terminal.press("q")
             terminal.wait_closed()
     print(f"BENCH tui_first_frame_s {first_frame:.3f} s")
+    print(f"BENCH tui_attach_first_frame_s {attach_frame:.3f} s")
     print(f"BENCH tui_confirm_latency_ms {statistics.median(latencies):.1f} ms")
     print(f"BENCH tui_confirm_latency_max_ms {max(latencies):.1f} ms")
     print(f"BENCH tui_bytes_per_s {written / wall:.0f} B/s")
