@@ -21,6 +21,7 @@ from console.flags.release import ReleaseFlags
 from console.flags.store import FlagStore
 from console.metrics.base import MetricSource
 from console.notify import Notifier
+from console.plan.defaults import kubernetes_weight_problem
 from console.plan.model import RolloutPlan
 from console.preflight import Gate, PreflightContext
 from console.targets.base import Target
@@ -79,6 +80,10 @@ def choose_kinds(plan: RolloutPlan, options: RunOptions) -> tuple[str, str]:
         raise UsageError("--speed and --fast are for the simulator only")
     if options.scenario and metrics != "sim":
         raise UsageError("--scenario drives the simulator's metrics only")
+    if target == "kubernetes":
+        problem = kubernetes_weight_problem(plan.strategy, *(stage.weight for stage in plan.stages))
+        if problem:
+            raise UsageError(f"--target kubernetes: {problem}")
     return target, metrics
 
 

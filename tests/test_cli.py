@@ -59,6 +59,14 @@ def test_invalid_arguments_exit_2(tmp_path, args, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_cluster_chosen_on_the_command_line_refuses_stages_its_strategy_cannot_take(tmp_path):
+    plan = tmp_path / "blue-green.yaml"  # fine on the simulator, which can split traffic 50/50
+    plan.write_text("app: web\nimage: r/web:2\nstrategy: blue-green\nstages: [{weight: 0}, {weight: 50}, {weight: 100}]\n")
+    result = brahma("run", str(plan), "--headless", "--target", "kubernetes", "--metrics", "prometheus", "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2, result.stderr
+    assert "--target kubernetes: a blue-green release on Kubernetes takes stages at 0% or 100% only, not 50%" in result.stderr
+
+
 def test_a_bad_scenario_file_names_its_line(tmp_path):
     scenario = tmp_path / "bad.yaml"
     scenario.write_text("name: bad\nevents:\n  - {at: soon, track: canary, set: {error_rate: 2}}\n")

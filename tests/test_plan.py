@@ -96,6 +96,15 @@ def test_every_problem_is_reported_with_file_line_and_field():
     ]
 
 
+@pytest.mark.parametrize(("strategy", "weights", "line", "index", "odd"), [("blue-green", "0, 50, 100", 7, 1, 50), ("rolling", "25, 100", 6, 0, 25)])
+def test_a_cluster_plan_names_the_stage_its_strategy_cannot_honour(strategy, weights, line, index, odd):
+    stages = "".join(f"  - weight: {w}\n" for w in weights.split(", "))
+    text = f"app: web\nimage: r/web:2\nstrategy: {strategy}\ntarget: kubernetes\nstages:\n{stages}"
+    allowed = "0% or 100%" if strategy == "blue-green" else "100%"
+    assert problems(text) == [f"plan.yaml:{line}: stages[{index}].weight: a {strategy} release on Kubernetes takes stages at {allowed} only, not {odd}%"]
+    assert load_plan_text(text.replace("target: kubernetes", "target: sim"), "plan.yaml").strategy == strategy, "the simulator can"
+
+
 def test_unknown_keys_suggest_the_right_one():
     found = problems("app: a\nimage: r/a:2\nstratgy: canary\nstages:\n  - weight: 5\n    obsrve: 1m\n")
     assert found == [

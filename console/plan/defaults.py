@@ -28,6 +28,19 @@ ROLLING_STAGES = [{"name": "rolling", "weight": 100, "observe": "60m", "criteria
 
 STAGES_BY_STRATEGY = {"canary": CANARY_STAGES, "blue-green": BLUE_GREEN_STAGES, "rolling": ROLLING_STAGES}
 
+KUBERNETES_STAGE_WEIGHTS = {"blue-green": frozenset({0, 100}), "rolling": frozenset({100})}
+"""What a selector switch or an in-place update can do on a cluster: no traffic share in between."""
+
+
+def kubernetes_weight_problem(strategy: str, *weights: int) -> str | None:
+    """Why stages at these weights cannot run on Kubernetes with `strategy` (the first that cannot); None when all can."""
+    allowed = KUBERNETES_STAGE_WEIGHTS.get(strategy)
+    odd = [weight for weight in weights if allowed is not None and weight not in allowed]
+    if not odd:
+        return None
+    shown = " or ".join(f"{w}%" for w in sorted(allowed or ()))
+    return f"a {strategy} release on Kubernetes takes stages at {shown} only, not {odd[0]}%"
+
 
 def criteria_for_weight(weight: int) -> dict[str, str]:
     """Criteria for a stage that names none: those of the reference stage of that traffic share."""

@@ -328,6 +328,8 @@ class _Compiler:
                 self.fail((*path, "weight"), f"weights must increase from stage to stage: {spec.weight} follows {previous}")
             elif previous == 100:
                 self.fail((*path, "weight"), "no stage can follow the 100% stage")
+            elif self.spec.target.kind == "kubernetes" and (problem := defaults.kubernetes_weight_problem(self.spec.strategy, spec.weight)):
+                self.fail((*path, "weight"), problem)
             previous = max(previous, spec.weight)
             written_criteria = written and spec.criteria is not None
             criteria = spec.criteria if spec.criteria is not None else defaults.criteria_for_weight(spec.weight)

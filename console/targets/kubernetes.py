@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from console.metrics.base import TrackValues
+from console.plan.defaults import kubernetes_weight_problem
 from console.plan.model import RolloutPlan
 from console.targets.base import TargetError, TargetStatus
 from console.targets.kube_api import PODS, RETRY_BUDGET_S, KubeApi, load_api_client
@@ -36,10 +37,6 @@ from console.targets.kube_release import ROLLOUT_TIMEOUT_S, Release, Strategy
 from console.targets.kube_rolling import RollingStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {"canary": CanaryStrategy, "blue-green": BlueGreenStrategy, "rolling": RollingStrategy}
-STAGE_WEIGHTS = {"blue-green": {0, 100}, "rolling": {100}}
-"""What a selector switch or an in-place update can do: no traffic share in between."""
-
-
 class KubernetesTarget:
     """The Target protocol on a cluster; every call idempotent, every blocking call in a thread."""
 
@@ -58,11 +55,10 @@ class KubernetesTarget:
         rollout_timeout_s: float = ROLLOUT_TIMEOUT_S,
     ) -> KubernetesTarget:
         """The target for a plan; `context` (--context) wins over the plan's, `kubeconfig` over $KUBECONFIG."""
-        allowed = STAGE_WEIGHTS.get(plan.strategy)
-        odd = [stage.weight for stage in plan.stages if allowed is not None and stage.weight not in allowed]
-        if odd:
-            shown = " or ".join(f"{w}%" for w in sorted(allowed or ()))
-            raise TargetError(f"a {plan.strategy} release on Kubernetes takes stages at {shown} only, not {odd[0]}%")
+        # Plans are checked when loaded and the command line when read; this guards direct callers.
+        problem = kubernetes_weight_problem(plan.strategy, *(stage.weight for stage in plan.stages))
+        if problem:
+            raise TargetError(problem)
         client = load_api_client(context or plan.target.context, kubeconfig)
         api = KubeApi(client, plan.target.namespace, retry_budget_s=retry_budget_s)
         return cls(api, STRATEGIES[plan.strategy](api, Release.from_plan(plan, rollout_timeout_s)))
