@@ -147,6 +147,8 @@ class Rollout:
     """The plan's webhooks (None when it has none)."""
     lease: RolloutLease | None = None
     """On a cluster: the Lease that makes this the rollout's only controller."""
+    detached: bool = False
+    """The controller runs in a process of its own and is followed over its socket (a RemoteController)."""
 
 
 def flags_path(plan: RolloutPlan, journal: Path) -> Path | None:

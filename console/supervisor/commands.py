@@ -94,7 +94,7 @@ def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> i
     from console.tui.app import run_console
 
     controller = RemoteController(plan, files)
-    code = run_console(Rollout(controller, plan_flags(plan, files.journal)), read_only=read_only)
+    code = run_console(Rollout(controller, plan_flags(plan, files.journal), detached=True), read_only=read_only)
     if not controller.state.finished and controller.pid is not None:
         print(f"brahma: detached; pid {controller.pid} keeps supervising {plan.name}. "
               f"Attach again with: brahma attach {plan.name} --state-dir {files.state_dir}", file=sys.stderr)

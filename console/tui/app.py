@@ -26,7 +26,6 @@ from console.metrics.base import TrackValues
 from console.narrate import describe, rollout_clock
 from console.runner import Rollout, close_rollout
 from console.sim.metrics import SimMetricSource
-from console.supervisor.remote import RemoteController
 from console.tui import view
 from console.tui.commands import RolloutCommands
 from console.tui.flag_editing import FlagEditing, flag_rows
@@ -83,7 +82,7 @@ class BrahmaApp(FlagEditing, App[int]):
         self.rollout = rollout
         self.controller = rollout.controller
         self.plan = rollout.controller.plan
-        self.detached = isinstance(self.controller, RemoteController)
+        self.detached = rollout.detached
         """The controller lives in its own process: quitting the console leaves it supervising."""
         self.read_only = read_only
         self.actor = actor or current_actor()
@@ -126,7 +125,7 @@ class BrahmaApp(FlagEditing, App[int]):
         if self.read_only:
             bar.phase = "read_only"
         self.controller.subscribe(self._on_controller_event)
-        if isinstance(self.controller, RemoteController):
+        if self.detached:
             self.controller.on_notice(self._on_connection_notice)
         self.run_controller()
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
@@ -390,7 +389,7 @@ def run_console(rollout: Rollout, *, read_only: bool = False, demo: bool = False
     code = make_app(rollout, read_only=read_only, demo=demo, keymap=keymap).run()
     if code is None:
         # The app ended without shutting down (a crash): close what it left open.
-        if not isinstance(rollout.controller, RemoteController):
+        if not rollout.detached:
             asyncio.run(close_rollout(rollout))
         return EXIT_ERROR
     return code
