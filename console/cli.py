@@ -119,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from console.plan import load_plan
     from console.runner import UsageError, build_rollout, choose_kinds
     from console.supervisor.commands import attach, run_supervised
-    from console.supervisor.files import AlreadySupervised, RolloutFiles, lock_holder, take_lock
+    from console.supervisor.files import RolloutFiles, lock_holder, take_lock
     from console.targets.base import TargetError
 
     if args.headless and args.manual:
@@ -148,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"brahma: {error}", file=sys.stderr)
         return EXIT_INVALID
-    except (AlreadySupervised, TargetError) as error:  # another machine supervises it, or the cluster is out of reach
+    except TargetError as error:  # the cluster out of reach, or another machine's controller holds the Lease
         print(f"brahma: {error}", file=sys.stderr)
         return EXIT_ERROR
     if args.headless:

@@ -27,7 +27,7 @@ from console.preflight import Gate, PreflightContext
 from console.targets.base import Target
 
 if TYPE_CHECKING:
-    from console.supervisor.lease import RolloutLease
+    from console.targets.kube_lease import RolloutLease
     from console.supervisor.remote import RemoteController
 
 
@@ -181,7 +181,7 @@ def take_lease(plan: RolloutPlan, options: RunOptions, actor: str) -> RolloutLea
     """On a cluster, the rollout's Lease (LeaseHeld when another machine's controller supervises it)."""
     if choose_kinds(plan, options)[0] != "kubernetes":
         return None  # the state dir's lock is enough: the simulator lives beside it
-    from console.supervisor.lease import RolloutLease
+    from console.targets.kube_lease import RolloutLease
 
     lease = RolloutLease.from_plan(plan, options.context, f"{actor} pid {os.getpid()}")
     lease.acquire()

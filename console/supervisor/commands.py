@@ -17,7 +17,7 @@ from console.runner import RunOptions, UsageError
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
-from console.supervisor.files import AlreadySupervised, Launch, RolloutFiles, lock_holder, take_lock
+from console.supervisor.files import Launch, RolloutFiles, lock_holder, take_lock
 from console.targets.base import TargetError
 
 
@@ -58,7 +58,7 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
         except UsageError as error:
             print(f"brahma: {error}", file=sys.stderr)
             return EXIT_INVALID
-        except (AlreadySupervised, TargetError) as error:  # another machine supervises it, or the cluster is out of reach
+        except TargetError as error:  # the cluster out of reach, or another machine's controller holds the Lease
             print(f"brahma: {error}", file=sys.stderr)
             return EXIT_ERROR
         except PlanError as error:  # a scenario file the simulator cannot read

@@ -13,10 +13,6 @@ from typing import IO, Iterator
 from console.atomic import atomic_write
 
 
-class AlreadySupervised(Exception):
-    """Another controller supervises this rollout (here its lock, on a cluster its Lease)."""
-
-
 @dataclass(frozen=True)
 class RolloutFiles:
     """The files of rollout `name` in `state_dir`; the journal is the one `brahma run` writes."""

@@ -1,6 +1,6 @@
 """One controller per rollout on a cluster: a coordination.k8s.io/v1 Lease, the way client-go's leader election works.
 
-The flock (files.take_lock) allows one controller per rollout on one machine; when the release runs
+The flock (console.supervisor.files.take_lock) allows one controller per rollout on one machine; when the release runs
 on a Kubernetes cluster, a second machine could still start a controller for it. The Lease
 `brahma-<rollout>` in the plan's namespace says which controller supervises the rollout
 (holderIdentity, e.g. "alice@host pid 1234") and when it last said so (renewTime):
@@ -32,7 +32,6 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from console.plan.model import RolloutPlan
-from console.supervisor.files import AlreadySupervised
 from console.targets.base import TargetError
 from console.targets.kube_api import LEASES, KubeApi, load_api_client
 
@@ -44,7 +43,7 @@ MICRO_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 """metav1.MicroTime, the type of acquireTime and renewTime: RFC 3339 in UTC with exactly six fractional digits."""
 
 
-class LeaseHeld(AlreadySupervised):
+class LeaseHeld(TargetError):
     """Another controller's lease on the rollout is live."""
 
     def __init__(self, rollout: str, holder: str, lease: str, namespace: str, renewed_ago_s: float):
@@ -208,6 +207,8 @@ class RolloutLease:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="brahma-lease") as thread:
             try:
                 return thread.submit(lambda: asyncio.run(work())).result()
+            except LeaseHeld:
+                raise
             except TargetError as error:
                 where = f"the Lease {self.name} in namespace {self.namespace}"
                 raise TargetError(f"cannot {doing} {where}: {error}") from None
