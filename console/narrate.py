@@ -19,6 +19,9 @@ def describe(event: ev.Event) -> str | None:
             return f"pre-flight gate FAILED: {', '.join(event.failed)}; nothing was changed"
         case ev.StageStarted():
             return f"{event.stage_name} started: {event.weight}% of traffic on the new version, observing {format_duration(event.observe_s)}"
+        case ev.TrafficShifted():
+            # Said only when the shift had to wait (a rollout on a cluster): otherwise stage_started said it all.
+            return f"{event.weight}% in place after {format_duration(event.waited_s)}: the window starts now" if event.waited_s else None
         case ev.StagePassed():
             return f"stage {event.stage + 1} passed"
         case ev.AwaitingPromote():

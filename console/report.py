@@ -79,6 +79,8 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             _close_stage(data, event.t, "promoted")
             data.stages.append(StageRecord(event.stage, event.stage_name, event.weight, event.t))
             data.timeline.append((event.t, f"{event.stage_name} started at {event.weight}%"))
+        case ev.TrafficShifted() if event.waited_s:
+            data.timeline.append((event.t, f"{event.weight}% in place after {format_duration(event.waited_s)} (the window started then)"))
         case ev.SampleTaken():
             if data.stages:
                 data.stages[-1].window.add(event.metrics, conclusive=not event.inconclusive)

@@ -10,6 +10,7 @@ from console.controller import events as ev
 from console.controller.controller import ControllerOptions
 from console.controller.journal import read_events
 from console.controller.state import fold
+from console.report import write_report
 from tests.conftest import plan_from, sim_controller
 
 
@@ -150,6 +151,37 @@ async def test_operator_rollback_cuts_short_a_shift_still_waiting_for_its_rollou
     assert (rollback.trigger, rollback.reason, rollback.t) == ("operator", "rolled back by captain@laptop", 600)
     assert not of_type(journal, ev.Paused) and not of_type(journal, ev.ErrorRaised)
     assert target.cluster.weight == 0 and target.cluster.stable_image.endswith(":previous")
+
+
+class SlowShiftTarget:
+    """A sim target whose shift to `slow_weight` waits `wait_s` of rollout time for its rollout, as a cluster's may."""
+
+    def __init__(self, inner, clock, slow_weight: int, wait_s: float):
+        self.inner, self.clock, self.slow_weight, self.wait_s = inner, clock, slow_weight, wait_s
+        self.cluster = inner.cluster
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def set_weight(self, weight: int) -> bool:
+        changed = await self.inner.set_weight(weight)
+        if weight == self.slow_weight:
+            await self.clock.wait_until(self.clock.now() + self.wait_s, asyncio.Event())
+        return changed
+
+
+async def test_a_stage_window_starts_once_its_traffic_is_in_place(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    controller.target = SlowShiftTarget(controller.target, controller.clock, slow_weight=25, wait_s=300)
+    assert await controller.run() == 0, "a third of the window spent waiting for the rollout is not a window with a hole"
+    journal = controller.journal.path
+    started = next(e for e in of_type(journal, ev.StageStarted) if e.weight == 25)
+    shifted = next(e for e in of_type(journal, ev.TrafficShifted) if e.weight == 25)
+    passed = next(e for e in of_type(journal, ev.StagePassed) if e.stage == started.stage)
+    assert (shifted.t - started.t, shifted.waited_s) == (300, 300)
+    assert passed.t == shifted.t + started.observe_s, "the whole window observed 25%, after the shift"
+    assert [e.waited_s for e in of_type(journal, ev.TrafficShifted) if e.weight != 25] == [0, 0, 0]
+    assert "25% in place after 5m (the window started then)" in write_report(journal).read_text()
 
 
 async def test_promote_skips_the_rest_of_the_window_and_promote_full_goes_to_100(canary_plan, tmp_path):

@@ -353,7 +353,10 @@ class Controller:
             if self.state.phase == "running":
                 self.emit(ev.Paused(self.now(), reason=f"{what}: {error}", trigger=trigger))
             return False
-        self._weight_confirmed_for = self.state.stage
+        state = self.state
+        self._weight_confirmed_for = state.stage
+        if state.shifted_stage != state.stage:  # once per stage: a resumed run's re-applied shift is not news
+            self.emit(ev.TrafficShifted(self.now(), stage=state.stage, weight=state.weight, waited_s=round(self.now() - state.stage_started_t, 3)))
         return True
 
     async def _shift_unless_rolled_back(self) -> bool:

@@ -87,6 +87,17 @@ class StageStarted(Event):
 
 
 @dataclass(frozen=True)
+class TrafficShifted(Event):
+    """The stage's traffic share is in place (on a cluster: rolled out and available): its window starts now."""
+
+    name: ClassVar[str] = "traffic_shifted"
+    stage: int
+    weight: int
+    waited_s: float
+    """Rollout time from the stage's start: how long the shift waited for its rollout."""
+
+
+@dataclass(frozen=True)
 class SampleTaken(Event):
     name: ClassVar[str] = "sample"
     stage: int
@@ -229,6 +240,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         PreflightFailed,
         TargetPrepared,
         StageStarted,
+        TrafficShifted,
         SampleTaken,
         StagePassed,
         AwaitingPromote,

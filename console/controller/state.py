@@ -38,6 +38,8 @@ class RolloutState:
     weight: int = 0
     stage_started_t: float = 0.0
     window_started_t: float = 0.0
+    shifted_stage: int = -1
+    """The last stage whose traffic share was confirmed in place (traffic_shifted)."""
     window: WindowStats = field(default_factory=WindowStats)
     streaks: dict[str, int] = field(default_factory=dict)
     last_sample_t: float | None = None
@@ -108,6 +110,11 @@ def _stage_started(state: RolloutState, event: ev.StageStarted) -> None:
     state.streaks = {}
 
 
+def _traffic_shifted(state: RolloutState, event: ev.TrafficShifted) -> None:
+    # A window observes the stage's traffic share, so it starts once that share is in place.
+    state.shifted_stage, state.window_started_t = event.stage, event.t
+
+
 def _sample(state: RolloutState, event: ev.SampleTaken) -> None:
     state.last_sample_t = event.t
     state.last_verdict, state.last_errors = event.verdict, event.errors
@@ -171,6 +178,7 @@ _HANDLERS = {
     ev.PreflightFailed: _preflight_failed,
     ev.TargetPrepared: _target_prepared,
     ev.StageStarted: _stage_started,
+    ev.TrafficShifted: _traffic_shifted,
     ev.SampleTaken: _sample,
     ev.StagePassed: _stage_passed,
     ev.AwaitingPromote: _awaiting_promote,
