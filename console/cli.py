@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     supervise.add_argument("--detach", action="store_true", help="start it in its own session and return once it answers")
     supervise.add_argument("--manual", action="store_true", help=argparse.SUPPRESS)
     supervise.add_argument("--attended", action="store_true", help=argparse.SUPPRESS)  # started for a console: waits for people
+    supervise.add_argument("--undo", action="store_true", help=argparse.SUPPRESS)  # a finished release taken up to roll it back
 
     attach = commands.add_parser("attach", help="the console on a supervised rollout (restarts its controller if it died)")
     attach.add_argument("rollout", nargs="?", help="the rollout's name (default: the only one in the state dir)")
@@ -224,8 +225,10 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     except PlanError as error:
         return _print_problems(error)
     # Unattended, nobody is at a console: a pause waits pause_timeout, then rolls back, as in headless runs.
-    options = _run_options(args, manual=args.manual, headless=not args.attended)
-    return supervise(plan, args.plan, options, detach=args.detach, attended=args.attended)
+    options = _run_options(args, manual=args.manual, headless=not (args.attended or args.undo))
+    options.undo = args.undo
+    # Undoing is asked for from a console, whose operator stays to see it through.
+    return supervise(plan, args.plan, options, detach=args.detach, attended=args.attended or args.undo)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -43,7 +43,8 @@ class RunOptions:
     state_dir: Path = Path(".brahma")
     prometheus_url: str | None = None
     context: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    undo: bool = False
+    """Take up a finished release to roll it back, instead of moving its journal aside for a new run."""
 
 
 class UsageError(Exception):
@@ -108,7 +109,8 @@ def build_target_and_metrics(
         from console.sim.scenario import load_scenario
 
         scenario = load_scenario(options.scenario or plan.metrics.scenario)  # bad input fails before anything moves
-    archive_finished(journal)
+    if not options.undo:
+        archive_finished(journal)
     if target_kind == "sim":
         from console.sim.target import SimTarget
 

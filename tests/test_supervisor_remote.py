@@ -126,8 +126,10 @@ async def test_a_console_attaching_to_a_finished_rollout_reads_the_journal(canar
     controller.submit("rollback", "captain@laptop")
     assert await asyncio.wait_for(server, 10) == 3, "finished with nobody attached: the controller leaves"
     console = Attached(canary_plan, files)
-    assert await asyncio.wait_for(console.task, 10) == 3
-    assert console.remote.state.phase == "rolled_back" and console.remote.pid is None
+    await until(lambda: console.remote.state.phase == "rolled_back")
+    assert console.remote.pid is None and not console.task.done(), "it stays: the release shown, an undo possible"
+    console.remote.stop()
+    assert await asyncio.wait_for(console.task, 5) == 3
 
 
 async def test_a_state_dir_deeper_than_a_socket_path_may_be_still_serves_its_consoles(canary_plan, tmp_path):

@@ -172,7 +172,7 @@ class Controller:
             if self.options.flag_setup is not None:
                 self.record_flag_changes(await self.options.flag_setup(self.actor, "created disabled before the deploy"))
             await self._run_gate(self.options.gate or Gate(self.plan.preflight, PreflightContext(self.plan)))
-        if not state.finished:
+        if state.preflight_done or not state.finished:  # a finished release can still be undone: time goes on
             self._start_clock()
         while not self._stopping:
             await self._apply_commands()
@@ -187,7 +187,7 @@ class Controller:
         """The rollout's clock goes on from the journal's last event, plus the time nobody watched."""
         state = self.state
         t = unwatched = 0.0
-        if self.resumed and state.last_ts:
+        if (self.resumed or state.finished) and state.last_ts:
             gap = (datetime.now(timezone.utc) - datetime.fromisoformat(state.last_ts)).total_seconds()
             unwatched = max(0.0, gap) * self.clock.speed
         t = max(0.0, state.last_t + unwatched)

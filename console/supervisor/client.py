@@ -113,16 +113,19 @@ def start_detached(files: RolloutFiles, launch: Launch, timeout: float = START_T
     raise SupervisorUnavailable(f"the controller did not answer within {timeout:g}s; see {files.log}")
 
 
-def ensure_running(files: RolloutFiles) -> int | None:
-    """The controller's pid, restarting it from its launch record when it died; None if it is not needed."""
+def ensure_running(files: RolloutFiles, undo: bool = False) -> int | None:
+    """The controller's pid, restarting it from its launch record when it died; None if it is not needed.
+
+    A finished rollout needs none, unless it is to be undone (`undo`): then one takes its journal up again.
+    """
     if answers(files):
         return lock_holder(files)
-    if files.journal.exists() and fold(read_events(files.journal)).finished:
+    if files.journal.exists() and fold(read_events(files.journal)).finished and not undo:
         return None
     launch = files.read_launch()
     if launch is None:
         raise SupervisorUnavailable(f"no controller answers for {files.name} and there is no {files.launch.name} to restart it from")
-    return start_detached(files, launch)
+    return start_detached(files, Launch([*launch.argv, "--undo"], launch.environment) if undo else launch)
 
 
 @dataclass

@@ -65,6 +65,8 @@ class RemoteController:
         self._stopping = False
         self._rollback_waiting: dict[str, Any] | None = None
         """An operator's rollback given while no controller answered."""
+        self._undo_asked = asyncio.Event()
+        """A rollback of a finished release that no controller supervises any more (or stop())."""
 
     # -- the Controller's face -------------------------------------------------------------
 
@@ -80,7 +82,11 @@ class RemoteController:
         if name == "rollback" and (self._writer is None or self._writer.is_closing()):
             # Rolling back never goes stale: it is sent the moment a controller answers again.
             self._rollback_waiting = command
-            self._notice("rollback: sent as soon as the controller answers again (it is being started)")
+            if self.state.finished:
+                self._notice("rollback: starting a controller to undo the finished release")
+                self._undo_asked.set()
+            else:
+                self._notice("rollback: sent as soon as the controller answers again (it is being started)")
             return
         self._send(command, f"{name} was not sent")
 
@@ -102,17 +108,24 @@ class RemoteController:
     def stop(self) -> None:
         """Detach: the controller goes on supervising."""
         self._stopping = True
+        self._undo_asked.set()
         if self._writer is not None:
             self._writer.close()
 
     async def run(self) -> int:
+        """Follow the controller until detached; a finished release with none is shown, and can still be undone."""
+        undo = False
         while not self._stopping:
             try:
                 with socket_address(self.files.socket) as address:
                     reader, self._writer = await asyncio.open_unix_connection(address, limit=READ_LIMIT)
             except OSError:
-                if not await self._start_controller():
-                    break
+                if await self._start_controller(undo):
+                    undo = False
+                else:
+                    await self._undo_asked.wait()
+                    self._undo_asked.clear()
+                    undo = True
                 continue
             try:
                 await self._follow(reader, self._writer)
@@ -120,8 +133,10 @@ class RemoteController:
                 self._writer.close()
                 self._writer = None
                 self._fail_waiting("the controller hung up")
-            if self._stopping or self.state.finished:
+            if self._stopping:
                 break
+            if self.state.finished:
+                continue  # it left with the release finished: the journal says the rest, an undo may follow
             self._notice(f"the controller (pid {self.pid}) stopped before the rollout ended; starting it again from the journal")
         return self.exit_code
 
@@ -149,11 +164,11 @@ class RemoteController:
         self._writer.write((json.dumps(message, separators=(",", ":")) + "\n").encode())
         return True
 
-    async def _start_controller(self) -> bool:
-        """Start a controller that died; False when none is needed (the rollout is over) or we are detaching."""
+    async def _start_controller(self, undo: bool) -> bool:
+        """Start a controller that died (or one to `undo` a finished release); False when none is needed or we are detaching."""
         while not self._stopping:
             try:
-                pid = await asyncio.to_thread(ensure_running, self.files)
+                pid = await asyncio.to_thread(ensure_running, self.files, undo)
             except SupervisorUnavailable as error:
                 self._notice(f"no controller: {error}; trying again in {RESTART_RETRY_S:g}s")
                 await asyncio.sleep(RESTART_RETRY_S)

@@ -39,6 +39,8 @@ READ_LIMIT = 64 * 1024
 REPLAY_CHUNK = 512
 """Journal lines written to a client between two waits for it to read them."""
 CLOSE_TIMEOUT_S = 5.0
+UNDO_GRACE_S = 30.0
+"""How long a controller taken up to undo a finished release waits for the console that asked for it."""
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -93,6 +95,9 @@ class SupervisorServer:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, controller.stop)
+        if self.attended and controller.state.finished:
+            # Taken up to be undone: the console that asked attaches at once; without it, nobody needs this.
+            loop.call_later(UNDO_GRACE_S, self._leave_when_finished_and_alone)
         try:
             code = await run_controller(self.rollout)
         except RollbackFailed as error:

@@ -6,6 +6,7 @@ start one (CI runs as root); elsewhere that test is skipped and the socket's 060
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,9 +19,12 @@ from pathlib import Path
 import pytest
 
 from console.controller import events as ev
+from console.plan import load_plan
 from console.supervisor.client import SupervisorClient, answers
 from console.supervisor.files import RolloutFiles, lock_holder
+from console.supervisor.remote import RemoteController
 from tests.conftest import ROOT
+from tests.served_controller import until
 from tests.e2e.supervisor_support import (
     ROLLOUT, brahma, console_in_tmux, journal_events, ssh_drop_then_fault, supervise_detached, wait_for_event, wait_until_gone,
 )
@@ -221,3 +225,24 @@ def test_a_console_run_with_bad_input_says_why_and_leaves_no_controller(tmp_path
     assert "nope:1: scenario: no such scenario" in refused.stderr and "Traceback" not in refused.stderr
     files = RolloutFiles(tmp_path, ROLLOUT)
     assert not answers(files) and not files.journal.exists() and not files.launch.exists()
+
+
+async def test_a_finished_release_is_undone_from_a_console_after_its_controller_has_left(tmp_path):
+    done = brahma("supervise", "sample_configs/canary.yaml", "--state-dir", str(tmp_path), "--fast", "--attended")
+    assert done.returncode == 0, done.stderr  # completed with no console attached: its controller left
+    files = RolloutFiles(tmp_path, ROLLOUT)
+    console = RemoteController(load_plan(ROOT / "sample_configs" / "canary.yaml"), files)
+    following = asyncio.create_task(console.run())
+    await until(lambda: console.state.phase == "completed")
+    console.submit("rollback", "oncall@laptop")  # an hour later, say: the release has to go
+    await until(lambda: console.state.phase == "rolled_back", rounds=20_000)
+    console.stop()
+    await asyncio.wait_for(following, 10)
+    # It left with its console (its socket gone: it is this process's child, so its pid lingers unreaped).
+    await until(lambda: not files.socket.exists(), rounds=10_000)
+    events = journal_events(tmp_path)
+    assert sum(isinstance(e, ev.RolloutStarted) for e in events) == 1, "the same release, not a new run"
+    rollback = next(e for e in events if isinstance(e, ev.RollbackStarted))
+    assert rollback.trigger == "operator" and "oncall@laptop" in rollback.reason
+    changes = json.loads(files.journal.with_suffix(".sim.json").read_text())["changes"]
+    assert changes[-1]["op"] == "rollback", "the simulated cluster is back on stable"
