@@ -139,6 +139,19 @@ def kube_rollout(
     return rollout
 
 
+def api_gone_then_back(rollout: KubeRollout, stage: int) -> None:
+    """The API server goes away at the stage's first sample; once the rollout has paused on the failed
+    shift, it comes back and the operator resumes."""
+    kube = rollout.kube
+    rollout.when(event(ev.SampleTaken, stage=stage), lambda e: kube.stop())
+
+    def come_back(e: ev.Paused) -> None:
+        kube.start()
+        rollout.controller.submit("resume", OPERATOR)
+
+    rollout.when(event(ev.Paused, trigger="target"), come_back)
+
+
 def event(kind: type[ev.Event], **fields: Any) -> Callable[[ev.Event], bool]:
     """A test for events of `kind` whose fields have these values: event(ev.SampleTaken, stage=1)."""
     return lambda e: isinstance(e, kind) and all(getattr(e, k) == v for k, v in fields.items())

@@ -9,6 +9,7 @@ from console.controller.controller import ControllerOptions
 from tests.e2e.kubernetes_support import (
     OPERATOR,
     ROLLBACK_BUDGET_S,
+    api_gone_then_back,
     apply_sample,
     deployments,
     event,
@@ -110,13 +111,7 @@ async def test_a_conflict_storm_on_the_switch_is_retried_through(kube, tmp_path)
 
 async def test_the_api_going_away_during_the_preview_pauses_the_switch(kube, tmp_path):
     rollout = kube_rollout(kube, tmp_path, PLAN, retry_budget_s=0.3)
-    rollout.when(event(ev.SampleTaken, stage=0), lambda e: kube.stop())
-
-    def come_back(e: ev.Paused) -> None:
-        kube.start()
-        rollout.controller.submit("resume", OPERATOR)
-
-    rollout.when(event(ev.Paused, trigger="target"), come_back)
+    api_gone_then_back(rollout, stage=0)
     assert await rollout.run() == 0
     error = rollout.of(ev.ErrorRaised)[0]
     assert error.where == "target.set_weight" and "unreachable" in error.message

@@ -17,6 +17,7 @@ from console.controller.controller import ControllerOptions
 from tests.e2e.kubernetes_support import (
     OPERATOR,
     ROLLBACK_BUDGET_S,
+    api_gone_then_back,
     apply_sample,
     deployments,
     event,
@@ -160,13 +161,7 @@ async def test_a_conflict_storm_is_retried_through(kube_emulator, tmp_path, repl
 
 async def test_the_api_going_away_mid_stage_pauses_then_the_rollout_resumes(kube_emulator, tmp_path, replica_canary):
     rollout = kube_rollout(kube_emulator, tmp_path, replica_canary, retry_budget_s=0.3)
-    rollout.when(event(ev.SampleTaken, stage=1), lambda e: kube_emulator.stop())
-
-    def come_back(e: ev.Paused) -> None:
-        kube_emulator.start()
-        rollout.controller.submit("resume", OPERATOR)
-
-    rollout.when(event(ev.Paused, trigger="target"), come_back)
+    api_gone_then_back(rollout, stage=1)
     assert await rollout.run() == 0
     error = rollout.of(ev.ErrorRaised)[0]
     assert error.where == "target.set_weight" and "unreachable" in error.message
