@@ -118,10 +118,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from console.actor import current_actor
     from console.headless import run_headless
     from console.plan import load_plan
-    from console.runner import UsageError, build_rollout, choose_kinds
+    from console.runner import REFUSALS, build_rollout, choose_kinds, report_refusal
     from console.supervisor.commands import attach, run_supervised
     from console.supervisor.files import RolloutFiles, lock_holder, take_lock
-    from console.targets.base import TargetError
 
     if args.headless and args.manual:
         print("brahma: --manual needs a person at the console; it cannot run with --headless", file=sys.stderr)
@@ -144,14 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             return attach(args.state_dir, plan.name, headless=True, read_only=True)
         rollout = build_rollout(plan, options, current_actor())
         lock = lock or take_lock(files)
-    except PlanError as error:
-        return _print_problems(error)
-    except UsageError as error:
-        print(f"brahma: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    except TargetError as error:  # the cluster out of reach, or another machine's controller holds the Lease
-        print(f"brahma: {error}", file=sys.stderr)
-        return EXIT_ERROR
+    except REFUSALS as error:
+        return report_refusal(error)
     if args.headless:
         return asyncio.run(run_headless(rollout, json_lines=args.json))
     from console.tui.app import run_console

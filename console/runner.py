@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from console.controller.clock import Clock, RealClock, VirtualClock
-from console.controller.controller import Controller, ControllerOptions
+from console.controller.controller import EXIT_ERROR, EXIT_INVALID, Controller, ControllerOptions
 from console.controller.events import ErrorRaised
 from console.controller.journal import read_events
 from console.controller.state import fold
@@ -22,9 +23,10 @@ from console.flags.store import FlagStore
 from console.metrics.base import MetricSource
 from console.notify import Notifier
 from console.plan.defaults import kubernetes_weight_problem
+from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
 from console.preflight import Gate, PreflightContext
-from console.targets.base import Target
+from console.targets.base import Target, TargetError
 
 if TYPE_CHECKING:
     from console.targets.kube_lease import RolloutLease
@@ -49,6 +51,20 @@ class RunOptions:
 
 class UsageError(Exception):
     """Arguments that do not fit together (exit 2)."""
+
+
+REFUSALS = (PlanError, UsageError, TargetError)
+"""Why a rollout may not be built: bad input (a plan, a scenario, arguments) or a cluster that says no."""
+
+
+def report_refusal(error: Exception) -> int:
+    """Say why the rollout was not built, on stderr; its exit code (2 for input, 1 for the cluster)."""
+    if isinstance(error, PlanError):
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    print(f"brahma: {error}", file=sys.stderr)
+    return EXIT_ERROR if isinstance(error, TargetError) else EXIT_INVALID
 
 
 def journal_path(plan: RolloutPlan, state_dir: Path) -> Path:

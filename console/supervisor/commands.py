@@ -13,12 +13,11 @@ from console.controller.state import fold
 from console.headless import printer
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
-from console.runner import RunOptions, UsageError
+from console.runner import REFUSALS, RunOptions, report_refusal
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
 from console.supervisor.files import Launch, RolloutFiles, lock_holder, take_lock
-from console.targets.base import TargetError
 
 
 def supervise_args(plan_path: Path, options: RunOptions, attended: bool = False) -> list[str]:
@@ -55,16 +54,8 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
     with lock:
         try:
             rollout = build_rollout(plan, options, current_actor())
-        except UsageError as error:
-            print(f"brahma: {error}", file=sys.stderr)
-            return EXIT_INVALID
-        except TargetError as error:  # the cluster out of reach, or another machine's controller holds the Lease
-            print(f"brahma: {error}", file=sys.stderr)
-            return EXIT_ERROR
-        except PlanError as error:  # a scenario file the simulator cannot read
-            for problem in error.problems:
-                print(problem, file=sys.stderr)
-            return EXIT_INVALID
+        except REFUSALS as error:
+            return report_refusal(error)
         files.write_launch(Launch.here(supervise_args(plan_path, options, attended)))  # only a rollout that started can be restarted
         if rollout.controller.resumed:
             print(f"brahma: resuming rollout {plan.name} from {files.journal}", file=sys.stderr)
