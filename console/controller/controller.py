@@ -186,7 +186,7 @@ class Controller:
     def _start_clock(self) -> None:
         """The rollout's clock goes on from the journal's last event, plus the time nobody watched."""
         state = self.state
-        t = unwatched = 0.0
+        unwatched = 0.0
         if (self.resumed or state.finished) and state.last_ts:
             gap = (datetime.now(timezone.utc) - datetime.fromisoformat(state.last_ts)).total_seconds()
             unwatched = max(0.0, gap) * self.clock.speed

@@ -174,7 +174,7 @@ class RemoteController:
                 await asyncio.sleep(RESTART_RETRY_S)
                 continue
             if pid is None:  # finished while nobody was connected: the journal tells the rest
-                for event in list(read_events(self.files.journal))[self._received:]:
+                for event in itertools.islice(read_events(self.files.journal), self._received, None):
                     self._take(event)
                 return False
             if self.pid is not None and pid != self.pid:
