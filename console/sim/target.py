@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,13 @@ class SimTarget:
             return None
         return SimCluster(**json.loads(self.state_file.read_text()))
 
-    def _save(self, change: dict[str, Any]) -> None:
-        self.cluster.changes.append(change)
+    def _commit(self, change: dict[str, Any], **values: Any) -> None:
+        """Change the cluster once the change is saved: a save that fails (EACCES, EMFILE) changes nothing,
+        so a retry finds the target as the file (the cluster that outlives the console) has it."""
+        proposed = replace(self.cluster, **values, changes=[*self.cluster.changes, change])
         if self.state_file is not None:
-            atomic_write(self.state_file, json.dumps(asdict(self.cluster), indent=1).encode())
+            atomic_write(self.state_file, json.dumps(asdict(proposed), indent=1).encode())
+        vars(self.cluster).update(vars(proposed))  # in place: whoever holds the cluster (the metric source) sees it
 
     async def prepare(self) -> tuple[dict[str, Any], list[str]]:
         cluster = self.cluster
@@ -65,18 +68,16 @@ class SimTarget:
         cluster = self.cluster
         if cluster.weight == weight and cluster.new_deployed and cluster.new_image == self.image:
             return False
-        cluster.new_image, cluster.new_deployed, cluster.weight = self.image, True, weight
-        if weight >= 100 and self.strategy == "canary":
-            cluster.stable_image = self.image  # promotion: stable takes the new image
-        self._save({"op": "set_weight", "weight": weight})
+        promoted = weight >= 100 and self.strategy == "canary"  # promotion: stable takes the new image
+        stable_image = self.image if promoted else cluster.stable_image
+        self._commit({"op": "set_weight", "weight": weight}, new_image=self.image, new_deployed=True, weight=weight, stable_image=stable_image)
         return True
 
     async def rollback(self, before: dict[str, Any]) -> bool:
         cluster = self.cluster
         if cluster.weight == 0 and not cluster.new_deployed and cluster.stable_image == before["stable_image"]:
             return False
-        cluster.stable_image, cluster.weight, cluster.new_deployed = before["stable_image"], 0, False
-        self._save({"op": "rollback", "stable_image": before["stable_image"]})
+        self._commit({"op": "rollback", "stable_image": before["stable_image"]}, stable_image=before["stable_image"], weight=0, new_deployed=False)
         return True
 
     async def finish(self) -> None:
