@@ -41,5 +41,8 @@ async def test_a_sim_target_whose_save_fails_changes_nothing_and_a_retry_rolls_b
             await mutation
     assert (target.cluster.weight, target.cluster.new_deployed) == (5, True), "memory is what the file says"
     assert saved(state_file)["weight"] == 5
+    read_back = await target.read_back_rollback(before)
+    assert not read_back.verified and "serving 5%" in read_back.problems[0]
     assert await target.rollback(before), "the retry rolls back (it found 'already rolled back' before)"
+    assert (await target.read_back_rollback(before)).verified
     assert (saved(state_file)["weight"], saved(state_file)["new_deployed"]) == (0, False)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from console.atomic import atomic_write
-from console.targets.base import TargetStatus
+from console.targets.base import RollbackReadBack, TargetStatus
 
 
 @dataclass
@@ -79,6 +79,18 @@ class SimTarget:
             return False
         self._commit({"op": "rollback", "stable_image": before["stable_image"]}, stable_image=before["stable_image"], weight=0, new_deployed=False)
         return True
+
+    async def read_back_rollback(self, before: dict[str, Any]) -> RollbackReadBack:
+        """The saved state (the cluster that outlives the console); memory only when nothing was ever saved."""
+        saved = self._load() or self.cluster
+        problems = []
+        if saved.weight or saved.new_deployed:
+            problems.append(f"the new version {saved.new_image} still runs, serving {saved.weight}%")
+        if saved.stable_image != before["stable_image"]:
+            problems.append(f"stable runs {saved.stable_image}, not {before['stable_image']}")
+        where = "saved state" if self.state_file is not None else "state"
+        observed = f"{where}: stable {saved.stable_image}, new version " + (f"{saved.weight}%" if saved.new_deployed else "not deployed")
+        return RollbackReadBack(observed, tuple(problems))
 
     async def finish(self) -> None:
         # The new version now is stable: blue-green keeps the old colour for the rollback window, modelled as nothing to do.

@@ -17,6 +17,20 @@ class TargetStatus:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RollbackReadBack:
+    """A rollback as the target reads it back: does the old version serve all traffic again?"""
+
+    observed: str
+    """What was read (weights, selector, images, rollout), said for the journal."""
+    problems: tuple[str, ...] = ()
+    """What still differs from the state before the release; none when stable serves everything."""
+
+    @property
+    def verified(self) -> bool:
+        return not self.problems
+
+
 class TargetError(Exception):
     """A target call that failed in a way the operator must see (denied, gone, timed out)."""
 
@@ -42,6 +56,17 @@ class Target(Protocol):
         """Back to `before` (what `prepare` returned, kept in the journal): stable serves 100%.
 
         True when something changed; safe to call again after a crash half-way through."""
+        ...
+
+    async def read_back_rollback(self, before: dict[str, Any]) -> RollbackReadBack:
+        """Read the target itself after `rollback(before)`: verified when the new version serves 0% (canary
+        weight 0 and route weights as `before`, selector back on the old colour, the old images rolled out).
+
+        The controller's proof of a rollback, so it reads what decides the traffic (the cluster's objects,
+        the simulator's saved state), never what the rollback call believed it did. Not `status()`:
+        that describes the rollout going forward (the new version's share as Brahma recorded it, the
+        release container's image), where this compares every image, route and selector with `before`.
+        Raises when the target cannot be read; the controller then retries the rollback."""
         ...
 
     async def finish(self) -> None:

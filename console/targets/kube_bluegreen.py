@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from console.targets.base import TargetError, TargetStatus
+from console.targets.base import RollbackReadBack, TargetError, TargetStatus
 from console.targets.kube_api import DEPLOYMENTS, PODS, SERVICES
 from console.targets.kube_objects import (
     COLOUR_LABEL,
@@ -15,6 +15,7 @@ from console.targets.kube_objects import (
     MANAGED_BY,
     describe_change,
     images_of,
+    images_text,
     is_pod_ready,
     name_of,
     new_object,
@@ -24,6 +25,7 @@ from console.targets.kube_objects import (
     replicas_of,
     rollout_settled,
     selector_string,
+    serving_problems,
     service_spec,
     updated,
     with_images,
@@ -211,6 +213,17 @@ class BlueGreenStrategy(Strategy):
 
         _, restored = await api.converge(DEPLOYMENTS, before["new_deployment"], as_before)
         return changed or restored is not None
+
+    async def read_back_rollback(self, before: dict[str, Any]) -> RollbackReadBack:
+        """The Service's selector as it was (on the old colour), that colour on its old images and rolled out."""
+        self._check_before(before)
+        selector = (await self.api.get(SERVICES, before["service"]))["spec"].get("selector") or {}
+        active = await self.api.get(DEPLOYMENTS, before["active_deployment"])
+        problems = serving_problems(active, before["images"])
+        if selector != before["selector"]:
+            problems.insert(0, f"service/{before['service']} selects {selector_string(selector)}, not {selector_string(before['selector'])}")
+        observed = f"service/{before['service']} selects {selector_string(selector)}; deployment/{before['active_deployment']} runs {images_text(images_of(active))}"
+        return RollbackReadBack(observed, tuple(problems))
 
     async def finish(self) -> None:
         """Keep the old colour, marked with the end of its rollback window."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.targets.base import TargetError, TargetStatus
+from console.targets.base import RollbackReadBack, TargetError, TargetStatus
 from console.targets.kube_api import DEPLOYMENTS, HTTPROUTES, SERVICES
 from console.targets.kube_objects import (
     MANAGED_BY,
@@ -14,6 +14,7 @@ from console.targets.kube_objects import (
     describe_change,
     effective_weight,
     images_of,
+    images_text,
     match_labels,
     name_of,
     new_object,
@@ -26,6 +27,7 @@ from console.targets.kube_objects import (
     route_weight,
     selects,
     selector_string,
+    serving_problems,
     service_spec,
     template_labels,
     updated,
@@ -208,6 +210,28 @@ class CanaryStrategy(Strategy):
         if before["canary_service"] and not before["canary_service_existed"]:
             changed |= await self.api.delete(SERVICES, before["canary_service"])
         return changed
+
+    async def read_back_rollback(self, before: dict[str, Any]) -> RollbackReadBack:
+        """The route's backends as they were, no canary serving (gone, or its pods on their way out), stable
+        on its old images and rolled out."""
+        self._check_before(before)
+        stable = await self.api.get(DEPLOYMENTS, before["deployment"])
+        canary = await self.api.find(DEPLOYMENTS, before["canary_deployment"])
+        problems = serving_problems(stable, before["images"])
+        observed = [f"deployment/{before['deployment']} runs {images_text(images_of(stable))}"]
+        if canary is None:
+            observed.append(f"no deployment/{before['canary_deployment']}")
+        elif canary["metadata"].get("deletionTimestamp"):
+            observed.append(f"deployment/{before['canary_deployment']} being deleted")  # its pods are out of every endpoint
+        else:
+            problems.append(f"deployment/{before['canary_deployment']} still runs ({replicas_of(canary)} replicas)")
+        if before["httproute"]:
+            backends = route_backends(await self.api.get(HTTPROUTES, before["httproute"]))
+            split = "; ".join(", ".join(f"{ref.get('name')} {ref.get('weight', 1)}" for ref in refs) for refs in backends)
+            observed.append(f"httproute/{before['httproute']}: {split}")
+            if backends != before["route_backends"]:
+                problems.append(f"httproute/{before['httproute']} sends {split}, not its backends before the release")
+        return RollbackReadBack("; ".join(observed), tuple(problems))
 
     async def finish(self) -> None:
         await self.api.delete(DEPLOYMENTS, self.canary_name)

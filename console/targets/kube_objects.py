@@ -122,6 +122,23 @@ def rollout_settled(deployment: dict[str, Any]) -> bool:
         return False
 
 
+def images_text(images: dict[str, str]) -> str:
+    return ", ".join(f"{name}={image}" for name, image in images.items())
+
+
+def serving_problems(deployment: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """What keeps `deployment` from serving `images`, fully rolled out (a rollback's read-back); none when it does."""
+    name, running = name_of(deployment), images_of(deployment)
+    problems = [] if running == images else [f"deployment/{name} runs {images_text(running)}, not {images_text(images)}"]
+    if not rollout_settled(deployment):
+        status = deployment.get("status") or {}
+        problems.append(
+            f"deployment/{name} has not rolled out ({status.get('updatedReplicas', 0)} of {replicas_of(deployment)} "
+            f"updated, {status.get('availableReplicas', 0)} available)"
+        )
+    return problems
+
+
 def canary_replicas(stable_replicas: int, weight: int, routed: bool) -> int:
     """Canary replicas for a traffic share.
 
@@ -273,7 +290,7 @@ def summary(obj: dict[str, Any]) -> str:
     spec = obj.get("spec") or {}
     parts = []
     if "template" in spec:
-        parts.append("image " + ", ".join(f"{name}={image}" for name, image in images_of(obj).items()))
+        parts.append("image " + images_text(images_of(obj)))
         parts.append(f"{spec.get('replicas', 1)} replicas")
         parts.append(f"selector {selector_string(match_labels(obj))}")
     elif isinstance(spec.get("selector"), dict):

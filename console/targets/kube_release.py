@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.plan.model import RolloutPlan
-from console.targets.base import TargetError, TargetStatus
+from console.targets.base import RollbackReadBack, TargetError, TargetStatus
 from console.targets.kube_api import DEPLOYMENTS, KubeApi, Kind, NotFound
 from console.targets.kube_objects import (
     describe_change,
@@ -139,6 +139,9 @@ class Strategy:
         raise NotImplementedError
 
     async def rollback(self, before: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    async def read_back_rollback(self, before: dict[str, Any]) -> RollbackReadBack:
         raise NotImplementedError
 
     async def finish(self) -> None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.targets.base import TargetStatus
+from console.targets.base import RollbackReadBack, TargetStatus
 from console.targets.kube_api import DEPLOYMENTS, REPLICASETS
 from console.targets.kube_objects import (
     CHANGE_CAUSE_ANNOTATION,
     images_of,
+    images_text,
     match_labels,
     release_container,
     replicas_of,
     revision_of,
     rollout_settled,
     selector_string,
+    serving_problems,
     undo_template,
     updated,
     with_images,
@@ -77,6 +79,15 @@ class RollingStrategy(Strategy):
             if any(o.get("uid") == uid and o.get("controller") for o in owners) and revision_of(replicaset) == revision:
                 return undo_template(replicaset)
         return None
+
+    async def read_back_rollback(self, before: dict[str, Any]) -> RollbackReadBack:
+        """The Deployment on its images before the release, rolled out: no pod of the new version left."""
+        self._check_before(before)
+        deployment = await self.api.get(DEPLOYMENTS, before["deployment"])
+        status = deployment.get("status") or {}
+        observed = (f"deployment/{before['deployment']} runs {images_text(images_of(deployment))}, revision {revision_of(deployment)}, "
+                    f"{status.get('updatedReplicas', 0)} updated, {status.get('availableReplicas', 0)} available")
+        return RollbackReadBack(observed, tuple(serving_problems(deployment, before["images"])))
 
     async def status(self) -> TargetStatus:
         deployment = await self.api.get(DEPLOYMENTS, self.release.deployment)

@@ -28,7 +28,7 @@ from typing import Any
 from console.metrics.base import TrackValues
 from console.plan.defaults import kubernetes_weight_problem
 from console.plan.model import RolloutPlan
-from console.targets.base import TargetError, TargetStatus
+from console.targets.base import RollbackReadBack, TargetError, TargetStatus
 from console.targets.kube_api import PODS, RETRY_BUDGET_S, KubeApi, load_api_client
 from console.targets.kube_objects import RestartBaseline, pod_health, restart_baseline
 from console.targets.kube_bluegreen import BlueGreenStrategy
@@ -78,6 +78,9 @@ class KubernetesTarget:
 
     async def rollback(self, before: dict[str, Any]) -> bool:
         return await self.strategy.rollback(before)
+
+    async def read_back_rollback(self, before: dict[str, Any]) -> RollbackReadBack:
+        return await self.strategy.read_back_rollback(before)
 
     async def finish(self) -> None:
         await self.strategy.finish()

@@ -9,11 +9,12 @@ cluster call happens for real.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -137,6 +138,17 @@ def kube_rollout(
     rollout = KubeRollout(kube, controller, target)
     controller.subscribe(rollout.events.append)
     return rollout
+
+
+@contextlib.asynccontextmanager
+async def prepared_target(kube: KubeEmulator, state_dir: Path, plan_file: str) -> AsyncIterator[tuple[KubernetesTarget, dict[str, Any]]]:
+    """The sample plan's target on the emulator, prepared: (target, the state before), closed after."""
+    target = kube_rollout(kube, state_dir, plan_file).target
+    try:
+        before, _ = await target.prepare()
+        yield target, before
+    finally:
+        await target.close()
 
 
 def api_gone_then_back(rollout: KubeRollout, stage: int) -> None:

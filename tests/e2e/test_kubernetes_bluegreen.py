@@ -17,6 +17,7 @@ from tests.e2e.kubernetes_support import (
     kube_rollout,
     kubectl,
     kubectl_json,
+    prepared_target,
     requests_answered,
 )
 from tests.kube_emulator import KubeEmulator
@@ -116,3 +117,16 @@ async def test_the_api_going_away_during_the_preview_pauses_the_switch(kube, tmp
     error = rollout.of(ev.ErrorRaised)[0]
     assert error.where == "target.set_weight" and "unreachable" in error.message
     assert_green_serves(kube)
+
+
+async def test_the_rollback_is_read_back_from_the_cluster(kube, tmp_path):
+    async with prepared_target(kube, tmp_path, PLAN) as (target, before):
+        await target.set_weight(100)
+        problems = (await target.read_back_rollback(before)).problems
+        assert problems == ("service/billing selects app=billing,colour=green, not app=billing,colour=blue",)
+        await target.rollback(before)
+        read_back = await target.read_back_rollback(before)
+        assert read_back.verified, read_back.problems
+        assert read_back.observed == f"service/billing selects app=billing,colour=blue; deployment/billing-blue runs billing={OLD}"
+        kubectl(kube, "patch", "service", "billing", "-p", '{"spec":{"selector":{"colour":"green"}}}')  # switched by hand
+        assert not (await target.read_back_rollback(before)).verified

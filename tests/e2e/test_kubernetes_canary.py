@@ -25,6 +25,7 @@ from tests.e2e.kubernetes_support import (
     kube_rollout,
     kubectl,
     kubectl_json,
+    prepared_target,
     requests_answered,
 )
 from tests.kube_emulator import KubeEmulator
@@ -209,3 +210,19 @@ async def test_a_write_given_up_in_flight_lands_before_the_rollbacks_writes(kube
     writes = [(r.method, r.path.rsplit("/", 1)[-1], r.status) for r in list(kube_emulator.requests)[mark:] if r.method != "GET"]
     assert writes == [("POST", "deployments", 201), ("DELETE", "checkout-canary", 200)], "the rollback's delete came after the create"
     assert_stable_serves_alone(kube_emulator, replica_canary, OLD)
+
+
+async def test_the_rollback_is_read_back_from_the_cluster(kube_emulator, tmp_path, plan_file):
+    async with prepared_target(kube_emulator, tmp_path, plan_file) as (target, before):
+        await target.set_weight(25)
+        problems = (await target.read_back_rollback(before)).problems
+        assert any("deployment/checkout-canary still runs" in p for p in problems)
+        if plan_file == ROUTE_PLAN:
+            assert "httproute/checkout sends checkout 75, checkout-canary 25, not its backends before the release" in problems
+        await target.rollback(before)
+        read_back = await target.read_back_rollback(before)
+        assert read_back.verified, read_back.problems
+        assert f"deployment/checkout runs checkout={OLD}; no deployment/checkout-canary" in read_back.observed
+        kubectl(kube_emulator, "set", "image", "deployment/checkout", f"checkout={NEW}")  # stable changed behind Brahma's back
+        problems = (await target.read_back_rollback(before)).problems
+        assert f"deployment/checkout runs checkout={NEW}, not checkout={OLD}" in problems

@@ -15,6 +15,7 @@ from tests.e2e.kubernetes_support import (
     image,
     kube_rollout,
     kubectl,
+    prepared_target,
     requests_answered,
 )
 from tests.kube_emulator import KubeEmulator
@@ -113,3 +114,19 @@ async def test_a_rollout_past_its_progress_deadline_pauses_and_the_undo_recovers
     error = rollout.of(ev.ErrorRaised)[0]
     assert "exceeded its progress deadline" in error.message
     assert_runs(kube, OLD)
+
+
+async def test_the_rollback_is_read_back_from_the_cluster(kube, tmp_path):
+    async with prepared_target(kube, tmp_path, PLAN) as (target, before):
+        await target.set_weight(100)
+        problems = (await target.read_back_rollback(before)).problems
+        assert problems == (f"deployment/search runs search={NEW}, not search={OLD}",)
+        await target.rollback(before)
+        read_back = await target.read_back_rollback(before)
+        assert read_back.verified, read_back.problems
+        assert read_back.observed.startswith(f"deployment/search runs search={OLD}, revision 3")
+        kube.break_image(NEW)
+        kubectl(kube, "set", "image", "deployment/search", f"search={NEW}")  # redone by hand, and it never becomes ready
+        problems = (await target.read_back_rollback(before)).problems
+        assert problems[0] == f"deployment/search runs search={NEW}, not search={OLD}"
+        assert problems[1].startswith("deployment/search has not rolled out")
