@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import sys
 from typing import TextIO
 
 from console.controller import events as ev
-from console.controller.controller import EXIT_ERROR, RollbackFailed
-from console.runner import Rollout, close_rollout, run_controller
+from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
+from console.runner import Rollout, close_rollout, run_controller, say_rollback_unverified
 from console.narrate import describe, rollout_clock
 
 
@@ -34,11 +36,21 @@ async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = 
         where = f"stage {state.stage + 1} ({state.weight}%)" if state.stage >= 0 else "pre-flight"
         print(f"brahma: resuming rollout {state.rollout} at {where} from {controller.journal.path}", file=sys.stderr)
     controller.subscribe(printer(out, json_lines))
+    # SIGTERM as ctrl+c: the step under way is cut short (each is safe to repeat), the journal and report closed.
+    running = asyncio.ensure_future(run_controller(rollout))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, running.cancel)
     try:
-        code = await run_controller(rollout)
-    except RollbackFailed as error:
-        print(f"brahma: {error}; run the same command again to retry the rollback", file=sys.stderr)
-        code = EXIT_ERROR
+        return await running
+    except asyncio.CancelledError:
+        if not running.cancelled():
+            raise
+        if controller.state.phase != "rolling_back":
+            raise KeyboardInterrupt from None  # told as any interruption: the journal keeps where the rollout was
+        say_rollback_unverified(controller)
+        return EXIT_ROLLBACK_UNVERIFIED
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
         await close_rollout(rollout)
-    return code

@@ -34,6 +34,8 @@ def describe(event: ev.Event) -> str | None:
             return supervision_resumed(event)
         case ev.RollbackStarted():
             return f"ROLLING BACK ({event.trigger}): {event.reason}"
+        case ev.RollbackFailed():
+            return f"ROLLBACK NOT VERIFIED: {rollback_failed(event)}; retrying in {format_duration(event.retry_in_s)}"
         case ev.RollbackVerified():
             return f"rollback verified: {event.detail}"
         case ev.RolledBack():
@@ -56,6 +58,13 @@ def describe(event: ev.Event) -> str | None:
 def supervision_resumed(event: ev.SupervisionResumed) -> str:
     said = f"supervision resumed from the journal after {format_duration(event.unwatched_s)} unwatched"
     return said + ("; samples were missed, so the stage's window starts again" if event.window_restarted else "")
+
+
+def rollback_failed(event: ev.RollbackFailed) -> str:
+    """`the target failed to roll back (3 attempts, 1m): ...`: what the journal says of an open rollback."""
+    what = {"rollback": "the target failed to roll back", "read_back": "the target could not be read back"}.get(event.reason, "the target does not serve stable alone")
+    tries = f"{event.attempts} attempt{'s' if event.attempts != 1 else ''}" + (f", {format_duration(event.since_s)}" if event.since_s else "")
+    return f"{what} ({tries}): {event.detail}"
 
 
 def rollout_clock(t: float) -> str:

@@ -254,6 +254,14 @@ async def close_rollout(rollout: Rollout) -> Path:
     return write_report(controller.journal.path)
 
 
+def say_rollback_unverified(controller: Controller | RemoteController) -> None:
+    """On stderr: the controller stopped with the rollback still open, so the target may serve the new version."""
+    state = controller.state
+    failure = f" ({state.rollback_failure.detail})" if state.rollback_failure else ""
+    print(f"brahma: stopped with the rollback of {state.rollout} not verified on the target{failure}; the new version "
+          "may still serve traffic: run the same command again to go on with the rollback", file=sys.stderr)
+
+
 async def run_controller(rollout: Rollout) -> int:
     """The controller's loop, keeping the rollout's Lease meanwhile when it has one.
 

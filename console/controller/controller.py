@@ -18,21 +18,22 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from console.controller import events as ev
 from console.controller.analysis import decide, judge_sample, judge_window
-from console.controller.clock import Clock, VirtualClock
+from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.journal import Journal, read_events
+from console.controller.rollback_pacing import RollbackPacing
 from console.controller.state import RolloutState, fold
 from console.metrics.base import MetricSource, Sample, TrackValues
 from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext
 from console.preflight.gate import CheckResult, Gate
-from console.targets.base import Target
+from console.targets.base import RollbackReadBack, Target
 
 EXIT_COMPLETED, EXIT_ERROR, EXIT_INVALID, EXIT_ROLLED_BACK, EXIT_GATE_FAILED = 0, 1, 2, 3, 4
-EXIT_CODES = {"completed": EXIT_COMPLETED, "rolled_back": EXIT_ROLLED_BACK, "gate_failed": EXIT_GATE_FAILED}
+EXIT_ROLLBACK_UNVERIFIED = 5
+"""Stopped (SIGTERM, ctrl+c) while the target did not read back the rollback as done: it may still serve the new version."""
+EXIT_CODES = {"completed": EXIT_COMPLETED, "rolled_back": EXIT_ROLLED_BACK, "gate_failed": EXIT_GATE_FAILED, "rolling_back": EXIT_ROLLBACK_UNVERIFIED}
 
 COMMANDS = ("promote", "promote-full", "pause", "resume", "rollback", "sign-off")
-ROLLBACK_ATTEMPTS = 5
-ROLLBACK_BACKOFF_S = 0.2
 
 class FlagChangeRecord(Protocol):
     flag: str
@@ -47,8 +48,12 @@ FlagHook = Callable[[str, str], Awaitable[list[FlagChangeRecord]]]
 FlagStepHook = Callable[[FlagStep, str], Awaitable[list[FlagChangeRecord]]]
 
 
-class RollbackFailed(Exception):
-    """The target could not be rolled back after every attempt; the journal keeps the rollback open."""
+@dataclass(frozen=True)
+class RollbackUnverified:
+    """A rollback attempt the target did not read back as done (the fields of rollback_failed)."""
+
+    reason: str
+    detail: str
 
 
 @dataclass
@@ -87,6 +92,7 @@ class Controller:
         options: ControllerOptions | None = None,
         actor: str = "brahma",
         monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Clock | None = None,
     ):
         self.plan, self.target, self.metrics = plan, target, metrics
         self.clock = clock or VirtualClock()
@@ -95,6 +101,9 @@ class Controller:
         self.actor = actor
         self._monotonic = monotonic
         """Brahma's own time, for the rollback's duration (replaceable so tests read a fixed figure)."""
+        self.wall_clock = wall_clock or RealClock()
+        """Wall time for waits the world outside sets the pace of (a failing rollback's retries), which the
+        rollout's clock, virtual under --fast, must not rush; tests pass a VirtualClock."""
         path = Path(journal_path)
         self.state: RolloutState = fold(read_events(path)) if path.exists() else RolloutState()
         self.resumed = self.state.started and not self.state.finished
@@ -107,6 +116,8 @@ class Controller:
         self._clock_started = False
         self._weight_confirmed_for: int | None = None
         self._rollback_began: float | None = None
+        self._rollback_pacing = RollbackPacing()
+        self._rollback_flags_off = False
         self._stopping = False
         self._sign_offs: dict[str, str] = {}
 
@@ -199,6 +210,11 @@ class Controller:
             self.emit(ev.SupervisionResumed(t, unwatched_s=round(unwatched, 3), window_restarted=missed))
 
     async def _wait(self) -> None:
+        retry_at = self._rollback_pacing.next_at
+        if self.state.phase == "rolling_back" and retry_at is not None:
+            await self.wall_clock.wait_until(retry_at, self._wake)
+            self._wake.clear()
+            return
         due = self._next_due()
         if due is None:
             await self._wake.wait()
@@ -282,7 +298,9 @@ class Controller:
         if rollback:
             if self.state.phase in ("preflight", "new"):
                 self._abort_before_start(rollback.actor)
-            elif self.state.phase not in ("rolling_back", "rolled_back", "gate_failed"):
+            elif self.state.phase == "rolling_back":
+                self._rollback_pacing.retry_now()  # the rollback still open: its next attempt now
+            elif self.state.phase not in ("rolled_back", "gate_failed"):
                 await self._begin_rollback(f"rolled back by {rollback.actor}", "operator")
             return
         for command in pending:
@@ -441,34 +459,73 @@ class Controller:
 
     async def _begin_rollback(self, reason: str, trigger: str) -> None:
         self._rollback_began = self._monotonic()
+        self._rollback_pacing, self._rollback_flags_off = RollbackPacing(), False
         self.emit(ev.RollbackStarted(self.now(), reason=reason, trigger=trigger))
         await self._finish_rollback()
 
     async def _finish_rollback(self) -> None:
-        """Traffic back to stable, flags off, stable verified; each step safe to repeat after a crash."""
-        began = self._rollback_began if self._rollback_began is not None else self._monotonic()
+        """One attempt: traffic back to stable, flags off, the target read back, then stable's metrics.
+
+        Every step is safe to repeat (after a failure or a crash). The rollback is `rolled_back` only
+        once the target reads back stable serving everything; until then it stays open, journaled as
+        rollback_failed, and is tried again after a backoff for as long as this controller lives.
+        """
+        pacing = self._rollback_pacing
+        wall = self.wall_clock.now()
+        if not pacing.due(wall):
+            return  # woken by something else than the next attempt (a command, a flag change)
+        pacing.attempt(wall)
+        if self._rollback_began is None:  # taken up from the journal: Brahma's own time counts from here
+            self._rollback_began = self._monotonic()
         before = self.state.target_before
-        if before is not None:
-            await self._rollback_target(before)
+        outcome = await self._rollback_target(before) if before is not None else RollbackReadBack("nothing had changed on the target")
+        if not self._rollback_flags_off:
+            self._rollback_flags_off = await self._switch_flags_off()
+        if isinstance(outcome, RollbackUnverified):
+            self._rollback_not_verified(outcome)
+            return
+        duration = self._monotonic() - self._rollback_began
+        await self._verify_stable()
+        self.emit(ev.RolledBack(self.now(), duration_s=round(duration, 6), read_back=outcome.observed))
+
+    async def _rollback_target(self, before: dict[str, Any]) -> RollbackReadBack | RollbackUnverified:
+        """The target's rollback, then the target read back: verified, or what failed.
+
+        The read-back decides, even after a rollback call that failed: a call that failed tidying up
+        (a leftover Service) with the traffic back on stable is done, and its error is journaled."""
+        try:
+            await self.target.rollback(before)
+            failed = ""
+        except Exception as error:  # any failure is retried: a rollback never gives up while the controller lives
+            failed = _error_text(error)
+        try:
+            read_back = await self.target.read_back_rollback(before)
+        except Exception as error:
+            return RollbackUnverified("rollback", failed) if failed else RollbackUnverified("read_back", _error_text(error))
+        if read_back.verified:
+            if failed:
+                self.emit(ev.ErrorRaised(self.now(), where="target.rollback", message=f"{failed} (stable serves everything: {read_back.observed})"))
+            return read_back
+        problems = "; ".join(read_back.problems)
+        return RollbackUnverified("rollback", f"{failed}; read back: {problems}") if failed else RollbackUnverified("not_verified", problems)
+
+    async def _switch_flags_off(self) -> bool:
+        """The flags marked disable_on_rollback, off whatever the target does; True once every hook succeeded."""
         reason = self.state.rollback_reason
+        done = True
         for hook in self.options.flag_hooks:
             try:
                 self.record_flag_changes(await hook(self.actor, f"rollback: {reason}"))
             except Exception as error:  # a flag store that fails must not stop the rollback
                 self.emit(ev.ErrorRaised(self.now(), where="flags", message=str(error)))
-        duration = self._monotonic() - began
-        await self._verify_stable()
-        self.emit(ev.RolledBack(self.now(), duration_s=round(duration, 6)))
+                done = False
+        return done
 
-    async def _rollback_target(self, before: dict[str, Any]) -> None:
-        for attempt in range(ROLLBACK_ATTEMPTS):
-            try:
-                await self.target.rollback(before)
-                return
-            except Exception as error:  # keep trying: a rollback must not give up on the first failure
-                self.emit(ev.ErrorRaised(self.now(), where="target.rollback", message=f"attempt {attempt + 1}: {error}"))
-                await asyncio.sleep(ROLLBACK_BACKOFF_S * 2**attempt)
-        raise RollbackFailed(f"the target could not be rolled back after {ROLLBACK_ATTEMPTS} attempts")
+    def _rollback_not_verified(self, failure: RollbackUnverified) -> None:
+        pacing, wall = self._rollback_pacing, self.wall_clock.now()
+        if pacing.failed(wall, failure.reason, failure.detail):
+            self.emit(ev.RollbackFailed(self.now(), reason=failure.reason, detail=failure.detail, attempts=pacing.attempts,
+                                        since_s=round(pacing.since(wall), 3), retry_in_s=pacing.backoff_s))
 
     async def _verify_stable(self) -> None:
         sample = await self.metrics.sample(self.plan.metric_names, self.now(), self.plan.interval)
@@ -485,6 +542,10 @@ class Controller:
 
 
 _NO_VALUES = TrackValues(None, None)
+
+
+def _error_text(error: Exception) -> str:
+    return str(error) or type(error).__name__
 
 
 def _finite(value: float | None) -> float | None:

@@ -167,10 +167,31 @@ class RollbackVerified(Event):
 
 
 @dataclass(frozen=True)
+class RollbackFailed(Event):
+    """A rollback the target does not read back as done: it stays open (rolling_back) and is tried again.
+
+    Journaled at the first failure, when what fails changes, and once a minute meanwhile, not at every attempt."""
+
+    name: ClassVar[str] = "rollback_failed"
+    reason: str
+    """What failed: `rollback` (the target's rollback call), `read_back` (reading the target), or
+    `not_verified` (read back, the new version still serves or stable has not rolled out)."""
+    detail: str
+    attempts: int
+    """Attempts so far by this controller."""
+    since_s: float
+    """Wall seconds since this controller's first attempt at the rollback."""
+    retry_in_s: float
+    """Wall seconds until the next attempt."""
+
+
+@dataclass(frozen=True)
 class RolledBack(Event):
     name: ClassVar[str] = "rolled_back"
     duration_s: float
     """Brahma's own time from the decision to the stable version serving 100%."""
+    read_back: str = ""
+    """What the target read back to verify it (weights, selector, images)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +270,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SupervisionResumed,
         RollbackStarted,
         RollbackVerified,
+        RollbackFailed,
         RolledBack,
         Completed,
         FlagChanged,

@@ -52,6 +52,8 @@ class RolloutState:
     rollback_trigger: str = ""
     rollback_t: float | None = None
     rollback_duration_s: float | None = None
+    rollback_failure: ev.RollbackFailed | None = None
+    """The open rollback's last journaled failure: the target does not read back stable serving everything."""
     target_before: dict[str, Any] | None = None
     target_changes: list[str] = field(default_factory=list)
     preflight: dict[str, PreflightItemState] = field(default_factory=dict)
@@ -161,10 +163,16 @@ def _rollback_started(state: RolloutState, event: ev.RollbackStarted) -> None:
         event.trigger,
         event.t,
     )
+    state.rollback_failure = None
+
+
+def _rollback_failed(state: RolloutState, event: ev.RollbackFailed) -> None:
+    state.rollback_failure = event
 
 
 def _rolled_back(state: RolloutState, event: ev.RolledBack) -> None:
     state.phase, state.weight, state.rollback_duration_s = "rolled_back", 0, event.duration_s
+    state.rollback_failure = None
 
 
 def _completed(state: RolloutState, event: ev.Completed) -> None:
@@ -186,6 +194,7 @@ _HANDLERS = {
     ev.Resumed: _resumed,
     ev.SupervisionResumed: _supervision_resumed,
     ev.RollbackStarted: _rollback_started,
+    ev.RollbackFailed: _rollback_failed,
     ev.RolledBack: _rolled_back,
     ev.Completed: _completed,
 }

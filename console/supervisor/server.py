@@ -28,9 +28,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from console.controller import events as ev
-from console.controller.controller import COMMANDS, EXIT_ERROR, RollbackFailed
+from console.controller.controller import COMMANDS, EXIT_ROLLBACK_UNVERIFIED
 from console.headless import printer
-from console.runner import Rollout, close_rollout, run_controller
+from console.runner import Rollout, close_rollout, run_controller, say_rollback_unverified
 from console.supervisor.files import RolloutFiles, socket_address
 
 CLIENT_BACKLOG = 10_000
@@ -100,9 +100,8 @@ class SupervisorServer:
             loop.call_later(UNDO_GRACE_S, self._leave_when_finished_and_alone)
         try:
             code = await run_controller(self.rollout)
-        except RollbackFailed as error:
-            print(f"brahma: {error}; attach again to retry the rollback", file=sys.stderr)
-            code = EXIT_ERROR
+            if code == EXIT_ROLLBACK_UNVERIFIED:
+                say_rollback_unverified(controller)
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)

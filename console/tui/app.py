@@ -21,7 +21,7 @@ from textual.widgets import Footer, Header, RichLog
 
 from console.actor import current_actor
 from console.controller import events as ev
-from console.controller.controller import EXIT_ERROR, EXIT_INVALID, RollbackFailed
+from console.controller.controller import EXIT_ERROR, EXIT_INVALID
 from console.metrics.base import TrackValues
 from console.narrate import describe, rollout_clock
 from console.runner import Rollout, close_rollout
@@ -143,11 +143,7 @@ class BrahmaApp(FlagEditing, App[int]):
 
     @work(exclusive=True, exit_on_error=False, group="controller")
     async def run_controller(self) -> None:
-        try:
-            await self.controller.run()
-        except RollbackFailed as error:
-            self.log_line(Text(f"rollback failed: {error}", style="bold red"))
-            self.notify(str(error), title="Rollback failed", severity="error", timeout=30)
+        await self.controller.run()
 
     def _on_controller_event(self, event: ev.Event) -> None:
         self._dirty = True

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from console.controller import events as ev
-from console.controller.clock import VirtualClock
+from console.controller.clock import Clock, VirtualClock
 from console.controller.controller import Controller, ControllerOptions
 from console.controller.journal import read_events
 from console.plan import load_plan
@@ -125,14 +125,18 @@ def kube_rollout(
     scenario: str = "healthy",
     options: ControllerOptions | None = None,
     retry_budget_s: float = 3.0,
+    wall_clock: Clock | None = None,
 ) -> KubeRollout:
-    """The sample plan `plan_file` as a rollout on the emulator, judged on a simulator scenario."""
+    """The sample plan `plan_file` as a rollout on the emulator, judged on a simulator scenario.
+
+    `wall_clock` paces a failing rollback's retries (real time by default)."""
     plan = load_plan(SAMPLES / plan_file)
     target = KubernetesTarget.from_plan(plan, kubeconfig=str(kube.kubeconfig_path), retry_budget_s=retry_budget_s)
     share = _TrafficShare()
     metrics = SimMetricSource(load_scenario(scenario), share)  # type: ignore[arg-type]
     controller = Controller(
-        plan, target, metrics, state_dir / f"{plan.name}.jsonl", VirtualClock(), options or ControllerOptions(), actor="tester@host"
+        plan, target, metrics, state_dir / f"{plan.name}.jsonl", VirtualClock(), options or ControllerOptions(), actor="tester@host",
+        wall_clock=wall_clock,
     )
     share.controller = controller
     rollout = KubeRollout(kube, controller, target)

@@ -13,7 +13,9 @@ import time
 import pytest
 
 from console.controller import events as ev
+from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
+from console.controller.rollback_pacing import MAX_RETRY_S
 from tests.e2e.kubernetes_support import (
     OPERATOR,
     ROLLBACK_BUDGET_S,
@@ -226,3 +228,31 @@ async def test_the_rollback_is_read_back_from_the_cluster(kube_emulator, tmp_pat
         kubectl(kube_emulator, "set", "image", "deployment/checkout", f"checkout={NEW}")  # stable changed behind Brahma's back
         problems = (await target.read_back_rollback(before)).problems
         assert f"deployment/checkout runs checkout={NEW}, not checkout={OLD}" in problems
+
+
+async def test_a_rollback_through_a_minute_long_api_outage_ends_with_stable_serving_all(kube_emulator, tmp_path, plan_file):
+    wall = VirtualClock()  # the backoff (1 s, 2 s ... 30 s) passes at once; every attempt meets the API for real
+    rollout = kube_rollout(kube_emulator, tmp_path, plan_file, retry_budget_s=0.3, wall_clock=wall)
+    seen: dict[str, float] = {}
+
+    def api_goes_away(e: ev.SampleTaken) -> None:
+        kube_emulator.stop()
+        rollout.controller.submit("rollback", OPERATOR)
+
+    def api_comes_back(e: ev.RollbackFailed) -> None:
+        assert rollout.controller.state.phase == "rolling_back"
+        seen["back"] = wall.now()
+        kube_emulator.start()
+
+    rollout.when(event(ev.SampleTaken, stage=1), api_goes_away)
+    rollout.when(lambda e: isinstance(e, ev.RollbackFailed) and e.since_s >= 60, api_comes_back)
+    rollout.when(event(ev.RolledBack), lambda e: seen.setdefault("rolled_back", wall.now()))
+    assert await rollout.run() == 3
+    failed = rollout.of(ev.RollbackFailed)
+    assert (failed[0].reason, failed[0].attempts) == ("rollback", 1) and "unreachable" in failed[0].detail
+    assert failed[-1].since_s >= 60 and len(failed) <= 3, "journaled at once and a minute on, not at every attempt"
+    names = [e.name for e in rollout.journal()]
+    assert names[-3:] == ["rollback_failed", "rollback_verified", "rolled_back"]
+    assert 0 < seen["rolled_back"] - seen["back"] <= MAX_RETRY_S, "tried again within one backoff of the API's return"
+    assert "no deployment/checkout-canary" in rollout.of(ev.RolledBack)[0].read_back
+    assert_stable_serves_alone(kube_emulator, plan_file, OLD)

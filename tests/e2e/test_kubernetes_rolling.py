@@ -99,8 +99,8 @@ async def test_the_api_going_away_mid_stage_delays_the_rollback_until_it_is_back
 
     rollout.when(event(ev.SampleTaken, stage=0), outage_then_rollback)
     assert await rollout.run() == 3
-    failed_attempts = [e for e in rollout.of(ev.ErrorRaised) if e.where == "target.rollback"]
-    assert failed_attempts and "unreachable" in failed_attempts[0].message, "the controller tried again"
+    failed = rollout.of(ev.RollbackFailed)
+    assert failed and "unreachable" in failed[0].detail, "the controller tried again"
     assert rollout.of(ev.RolledBack)
     assert_runs(kube, OLD)
 
