@@ -11,7 +11,7 @@ from console.atomic import atomic_write
 from console.controller.journal import read_events
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
-from console.narrate import flag_change, rollout_clock, supervision_resumed
+from console.narrate import flag_change, rollback_failed, rollout_clock, supervision_resumed
 from console.redact import redact
 from console.units import format_duration, format_metric_value
 
@@ -100,9 +100,13 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
         case ev.RollbackStarted():
             _close_stage(data, event.t, "rolled back")
             data.timeline.append((event.t, f"rollback started ({event.trigger}): {event.reason}"))
-            data.issues.append((event.t, f"Rolled back ({event.trigger}): {event.reason}"))
+            data.issues.append((event.t, f"Rollback started ({event.trigger}): {event.reason}"))
+        case ev.RollbackFailed():
+            data.timeline.append((event.t, f"rollback not verified: {rollback_failed(event)}"))
+            data.issues.append((event.t, f"Rollback NOT verified: {rollback_failed(event)}"))
         case ev.RolledBack():
-            data.timeline.append((event.t, f"rolled back in {event.duration_s:.3f}s"))
+            read_back = f" (read back: {event.read_back})" if event.read_back else ""
+            data.timeline.append((event.t, f"rolled back in {event.duration_s:.3f}s{read_back}"))
         case ev.RollbackVerified():
             data.timeline.append((event.t, f"rollback verified: {event.detail}"))
         case ev.Completed():
@@ -143,7 +147,8 @@ def render(data: ReportData) -> str:
     state, started = data.state, data.started
     lines: list[str] = []
     title = started.rollout if started else "unknown rollout"
-    outcome = {"completed": "completed", "rolled_back": "rolled back", "gate_failed": "stopped at the pre-flight gate"}.get(state.phase, f"unfinished ({state.phase})")
+    outcomes = {"completed": "completed", "rolled_back": "rolled back", "rolling_back": "rollback NOT verified", "gate_failed": "stopped at the pre-flight gate"}
+    outcome = outcomes.get(state.phase, f"unfinished ({state.phase})")
     lines += [f"# Release {title}: {outcome}", ""]
     if started:
         actual = max((s.ended_t or s.started_t) for s in data.stages) if data.stages else 0.0
@@ -265,7 +270,10 @@ def follow_ups(data: ReportData) -> list[str]:
         if data.started and data.started.strategy == "blue-green":
             actions.append("Retire the old colour when the rollback window has passed.")
         actions.append("Enable the release's flags gradually and remove them once fully on.")
-    if not state.finished:
+    if state.phase == "rolling_back":
+        actions.append("The rollback is not verified: the target may still serve the new version. Check it against the "
+                       "state before the release (under Rollback plan), then run the same command again to go on with the rollback.")
+    elif not state.finished:
         actions.append("The rollout is unfinished: run the same command again to resume it.")
     return actions
 

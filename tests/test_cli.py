@@ -37,7 +37,7 @@ def test_error_spike_report_has_the_incident(tmp_path):
     report = (tmp_path / "checkout-2.4.1.md").read_text()
     for section in ("## Pre-flight", "## Stages", "## Timeline", "## Metrics summary", "## Flag changes", "## Issues", "## Rollback plan", "## Follow-up actions"):
         assert section in report
-    assert "Rolled back (error_rate): error_rate" in report
+    assert "Rollback started (error_rate): error_rate" in report
     assert "Time to rollback:" in report
     assert "| stage 2 | 25% | 10:00 | 17:00 | rolled back |" in report
 

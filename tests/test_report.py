@@ -95,3 +95,39 @@ def test_brahma_report_writes_it_again_from_any_journal(tmp_path, capsys):
     assert main(["report", str(journal), "--output", str(tmp_path / "again.md")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "again.md")
     assert (tmp_path / "again.md").read_text() == write_report(journal, tmp_path / "first.md").read_text()
+
+
+def open_rollback(path: Path, verified: bool) -> Path:
+    """A rollback whose target failed twice (the second journaled a minute on), then read back stable alone, or not yet."""
+    failure = dict(reason="rollback", detail="the Kubernetes API at https://k8s:6443 is unreachable: Connection refused")
+    return write_journal(path, [
+        STARTED,
+        ev.PreflightPassed(0.0),
+        ev.TargetPrepared(0.0, before={"stable_image": "r/checkout:2.4.0"}, changes=["create canary"]),
+        ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
+        ev.RollbackStarted(170.0, reason="error_rate 3% > 1%", trigger="error_rate"),
+        ev.RollbackFailed(173.0, **failure, attempts=1, since_s=0.0, retry_in_s=1.0),
+        ev.RollbackFailed(234.0, **failure, attempts=7, since_s=61.0, retry_in_s=30.0),
+        *([ev.RolledBack(266.0, duration_s=96.0, read_back="deployment/checkout runs checkout=r/checkout:2.4.0; no deployment/checkout-canary")] if verified else []),
+    ])
+
+
+def test_an_unverified_rollback_heads_the_runbook_and_its_issues(tmp_path):
+    report = write_report(open_rollback(tmp_path / "r.jsonl", verified=False)).read_text()
+    assert report.startswith("# Release checkout-2.4.1: rollback NOT verified")
+    issues = report.split("## Issues\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert issues == [
+        "- `2:50` Rollback started (error_rate): error_rate 3% > 1%",
+        "- `2:53` Rollback NOT verified: the target failed to roll back (1 attempt): the Kubernetes API at https://k8s:6443 is unreachable: Connection refused",
+        "- `3:54` Rollback NOT verified: the target failed to roll back (7 attempts, 1m1s): the Kubernetes API at https://k8s:6443 is unreachable: Connection refused",
+    ]
+    follow_ups = report.split("## Follow-up actions\n\n", 1)[1]
+    assert "The rollback is not verified: the target may still serve the new version." in follow_ups
+    assert "The rollout is unfinished" not in follow_ups
+
+
+def test_a_rollback_verified_after_failures_keeps_them_and_what_was_read_back(tmp_path):
+    report = write_report(open_rollback(tmp_path / "r.jsonl", verified=True)).read_text()
+    assert report.startswith("# Release checkout-2.4.1: rolled back")
+    assert report.count("Rollback NOT verified") == 2
+    assert "- `4:26` rolled back in 96.000s (read back: deployment/checkout runs checkout=r/checkout:2.4.0; no deployment/checkout-canary)" in report
