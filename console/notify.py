@@ -1,5 +1,5 @@
-"""Webhooks told of a rollout's turning points: the gate failed, a pause, a rollback started and
-done, the release completed.
+"""Webhooks told of a rollout's turning points: the gate failed, a pause, a rollback started, not
+verified on the target for a minute (`rollback_failed`, told once a rollback), and done, the release completed.
 
 Two payloads: `slack` ({"text", "blocks"}, as Slack's incoming webhooks and Mattermost take it)
 and `json` (the event as the journal has it, with the release around it).
@@ -39,9 +39,14 @@ TITLES = {
     "preflight_failed": ":no_entry: Pre-flight gate failed",
     "paused": ":double_vertical_bar: Rollout paused",
     "rollback_started": ":rotating_light: Rolling back",
+    "rollback_failed": ":sos: Rollback NOT verified",
     "rolled_back": ":leftwards_arrow_with_hook: Rolled back",
     "completed": ":white_check_mark: Released",
 }
+
+
+ROLLBACK_FAILED_AFTER_S = 60.0
+"""A rollback still not verified this long is told: a passing blip (one failed attempt) is not."""
 
 
 def worth_retrying(status: int) -> bool:
@@ -132,8 +137,15 @@ class Notifier:
         self.webhooks = [Webhook.from_spec(spec) for spec in plan.notify]
         self._record, self._now = record, now
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._told_rollback_failed = False
 
     def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RollbackStarted):
+            self._told_rollback_failed = False
+        elif isinstance(event, ev.RollbackFailed):
+            if self._told_rollback_failed or event.since_s < ROLLBACK_FAILED_AFTER_S:
+                return
+            self._told_rollback_failed = True
         for webhook in self.webhooks:
             if event.name in webhook.spec.events:
                 task = asyncio.get_running_loop().create_task(self._deliver(webhook, event), name=f"notify {webhook.label}")

@@ -136,6 +136,37 @@ async def test_default_events_are_the_turning_points(receiver, tmp_path):
     assert sorted(told) == ["paused", "rollback_started", "rolled_back"]
 
 
+@pytest.mark.parametrize(("failures", "told"), [(3, []), (12, ["rollback_failed"])])
+async def test_a_rollback_not_verified_for_a_minute_is_told_once(receiver, tmp_path, failures, told):
+    from console.controller.clock import VirtualClock
+    from console.targets.base import TargetError
+
+    plan = plan_from(plan_text(f"  - {{kind: slack, url: '{receiver.url}'}}\n", "error-spike"))
+    rollout = build_rollout(plan, RunOptions(fast=True, state_dir=tmp_path), "tester@host")
+    controller = rollout.controller
+    controller.wall_clock = VirtualClock()  # attempts 1 s, 2 s, 4 s ... 10 s apart, without waiting for them
+    target, rollback, left = controller.target, controller.target.rollback, failures
+
+    async def failing_rollback(before):
+        nonlocal left
+        if left:
+            left -= 1
+            raise TargetError("the Kubernetes API at https://k8s:6443 is unreachable: Connection refused")
+        return await rollback(before)
+
+    target.rollback = failing_rollback
+    assert await controller.run() == 3
+    await close_rollout(rollout)
+    events = list(read_events(controller.journal.path))
+    assert len(of_type(events, ev.RollbackFailed)) == 1 + len(told), "journaled at once, then a minute on"
+    assert [e.about for e in of_type(events, ev.NotificationSent) if e.about == "rollback_failed"] == told
+    texts = [message["text"] for message in receiver.received]
+    failed_texts = [text for text in texts if text.startswith(":sos: Rollback NOT verified: checkout-2.4.1: ROLLBACK NOT VERIFIED: ")]
+    assert len(failed_texts) == len(told)
+    if told:
+        assert "(10 attempts, 1m5s): the Kubernetes API at https://k8s:6443 is unreachable" in failed_texts[0]
+
+
 async def test_a_webhook_that_hangs_never_holds_the_rollback_up(receiver, tmp_path):
     receiver.hold = threading.Event()
     rollout = build_rollout(

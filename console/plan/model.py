@@ -170,7 +170,7 @@ class PreflightSpec(Strict):
         return self
 
 
-NotifyEvent = Literal["preflight_failed", "paused", "rollback_started", "rolled_back", "completed"]
+NotifyEvent = Literal["preflight_failed", "paused", "rollback_started", "rollback_failed", "rolled_back", "completed"]
 NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 
 
@@ -184,7 +184,7 @@ class WebhookSpec(Strict):
     url_env: str | None = None
     """Name of the environment variable holding the address; it is never written anywhere."""
     events: list[NotifyEvent] = list(NOTIFY_EVENTS)
-    """Which events are sent: the gate failed, a pause, a rollback started and done, the release completed."""
+    """Which events are sent: the gate failed, a pause, a rollback started, not verified for a minute, and done, the release completed."""
     timeout: Duration = 5.0
     """For one delivery attempt."""
     attempts: int = Field(default=3, ge=1, le=10)
