@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from rich.text import Text
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-Phase = Literal["ready", "rolling_back", "rolled_back", "read_only", "idle"]
+Phase = Literal["ready", "rolling_back", "unverified", "rolled_back", "read_only", "idle"]
+PRESSABLE = ("ready", "unverified")
 
 
 class RollbackBar(Widget):
-    """A full-width red band: `⟲ ROLL BACK  ctrl+r`. Clicking it asks for a rollback (still confirmed)."""
+    """A full-width red band: `⟲ ROLL BACK  ctrl+r`. Clicking it asks for a rollback (still confirmed).
+
+    `unverified`: a rollback the target does not read back as done, shown as loud as the key itself;
+    the key (or a click) tries it again at once.
+    """
 
     DEFAULT_CSS = """
     RollbackBar {
@@ -27,6 +32,10 @@ class RollbackBar(Widget):
     RollbackBar.-rolling-back {
         background: $warning;
         color: $background;
+    }
+    RollbackBar.-unverified {
+        background: $error-darken-2;
+        color: $text;
     }
     RollbackBar.-rolled-back {
         background: $success-darken-2;
@@ -46,13 +55,14 @@ class RollbackBar(Widget):
         """The bar was clicked."""
 
     def watch_phase(self, phase: Phase) -> None:
-        for name in ("ready", "rolling_back", "rolled_back", "read_only", "idle"):
+        for name in get_args(Phase):
             self.set_class(phase == name, f"-{name.replace('_', '-')}")
 
     def render(self) -> Text:
         label = {
             "ready": f"⟲  ROLL BACK   [{self.key}]",
             "rolling_back": "⟲  ROLLING BACK…",
+            "unverified": f"✗  ROLLBACK NOT VERIFIED · retrying   [{self.key}] try again now",
             "rolled_back": "✓  ROLLED BACK",
             "read_only": "read-only: rollback is for the operators",
             "idle": "nothing to roll back",
@@ -60,5 +70,5 @@ class RollbackBar(Widget):
         return Text(f"{label}   {self.detail}" if self.detail else label, no_wrap=True, overflow="ellipsis")
 
     def on_click(self) -> None:
-        if self.phase == "ready":
+        if self.phase in PRESSABLE:
             self.post_message(self.Pressed())

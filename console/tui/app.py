@@ -44,7 +44,7 @@ REFRESH_S = 0.25
 """How often the panes are redrawn at most: events between two redraws are coalesced."""
 EXIT_QUIT_UNFINISHED = 130
 ACTING = {"rollback", "promote", "promote_full", "toggle_pause", "sign_off", "kill_flags", "inject"}
-LOG_STYLES = {ev.RollbackStarted: "bold red", ev.RolledBack: "bold red", ev.Paused: "yellow", ev.Completed: "bold green", ev.PreflightFailed: "bold red", ev.ErrorRaised: "red"}
+LOG_STYLES = {ev.RollbackStarted: "bold red", ev.RollbackFailed: "bold red", ev.RolledBack: "bold red", ev.Paused: "yellow", ev.Completed: "bold green", ev.PreflightFailed: "bold red", ev.ErrorRaised: "red"}
 FAULTS = {
     "error": ("an error spike (3% errors)", {"error_rate": 0.03}),
     "latency": ("a latency spike (p99 700ms)", {"latency_p99_ms": 700}),
@@ -185,7 +185,7 @@ class BrahmaApp(FlagEditing, App[int]):
         self.query_one(Checklist).show(view.checklist(self.plan, state))
         if not self.read_only:
             bar = self.query_one(RollbackBar)
-            bar.phase = {"rolling_back": "rolling_back", "rolled_back": "rolled_back", "gate_failed": "idle"}.get(state.phase, "ready")
+            bar.phase = "unverified" if state.rollback_failure else {"rolling_back": "rolling_back", "rolled_back": "rolled_back", "gate_failed": "idle"}.get(state.phase, "ready")
             bar.detail = self._bar_detail()
         if isinstance(self.screen, ChartScreen):
             self.screen.draw(view.chart_data(self.plan, state, self.screen.data.metric))
@@ -239,7 +239,11 @@ class BrahmaApp(FlagEditing, App[int]):
         state = self.controller.state
         if isinstance(self.screen, ConfirmScreen):
             return
-        if state.phase in ("rolled_back", "rolling_back", "gate_failed"):
+        if state.phase == "rolling_back":
+            self.submit("rollback")  # the rollback is open: its next attempt now, no question asked
+            self.notify("Trying the rollback again now.", title="Roll back")
+            return
+        if state.phase in ("rolled_back", "gate_failed"):
             self.notify("Nothing to roll back: stable already serves all traffic.", title="Roll back")
             return
         self.push_screen(
@@ -342,12 +346,19 @@ class BrahmaApp(FlagEditing, App[int]):
         if state.finished or not state.started or self.detached:
             self.shut_down()
             return
-        where = f"stage {state.stage + 1} ({state.weight}% on the new version)" if state.stage >= 0 else "the pre-flight gate"
-        body = (
-            f"The rollout is at {where}. The controller runs inside this console: when it quits, nobody samples "
-            "the metrics and no automatic rollback can happen. Traffic stays where it is. "
-            "Run the same `brahma run` again to resume from the journal."
-        )
+        if state.phase == "rolling_back":
+            body = (
+                "The rollback is not verified on the target yet. The controller runs inside this console: when it "
+                "quits, nobody tries the rollback again and the new version may still serve traffic. "
+                "Run the same `brahma run` again to go on with the rollback."
+            )
+        else:
+            where = f"stage {state.stage + 1} ({state.weight}% on the new version)" if state.stage >= 0 else "the pre-flight gate"
+            body = (
+                f"The rollout is at {where}. The controller runs inside this console: when it quits, nobody samples "
+                "the metrics and no automatic rollback can happen. Traffic stays where it is. "
+                "Run the same `brahma run` again to resume from the journal."
+            )
         self.push_screen(ConfirmScreen("Quit while the rollout runs?", body, "Quit (Enter / y)", "Stay (n)"), lambda ok: self.shut_down() if ok else None)
 
     @work(exclusive=True, group="shutdown")
@@ -361,7 +372,10 @@ class BrahmaApp(FlagEditing, App[int]):
         else:
             await self.workers.wait_for_complete(following)
             await close_rollout(self.rollout)
-        self.exit(self.controller.exit_code if self.controller.state.finished else EXIT_QUIT_UNFINISHED)
+        state = self.controller.state
+        # A rollback stopped here is left unverified (exit 5); a detached controller goes on with it.
+        ended = state.finished or (state.phase == "rolling_back" and not self.detached)
+        self.exit(self.controller.exit_code if ended else EXIT_QUIT_UNFINISHED)
 
 
 def make_app(rollout: Rollout, *, read_only: bool = False, demo: bool = False, keymap: dict[str, str] | None = None, actor: str | None = None) -> BrahmaApp:

@@ -46,6 +46,8 @@ def state_line(state: RolloutState) -> tuple[str, str]:
             return f"PAUSED · {state.paused_reason}", "warn"
         case "awaiting_promote":
             return f"HELD · waiting for promote (p) · {split}", "warn"
+        case "rolling_back" if state.rollback_failure:
+            return f"ROLLBACK NOT VERIFIED · retrying · {state.rollback_failure.detail}", "bad"
         case "rolling_back":
             return f"ROLLING BACK · {state.rollback_reason}", "bad"
         case "rolled_back":

@@ -14,6 +14,7 @@ from console.flags.release import ReleaseFlags
 from console.flags.store import FlagStore
 from console.plan.model import RolloutPlan
 from console.runner import Rollout
+from console.targets.base import TargetError
 from console.tui.app import BrahmaApp, make_app
 from tests.conftest import sim_controller
 
@@ -73,4 +74,21 @@ class HeldRollbackTarget:
 
     async def rollback(self, before):
         await self.release.wait()
+        return await self.inner.rollback(before)
+
+
+class UnreachableRollbackTarget:
+    """A sim target whose rollback fails as a cluster out of reach does, until `fixed`."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.cluster = inner.cluster
+        self.fixed = False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def rollback(self, before):
+        if not self.fixed:
+            raise TargetError("the Kubernetes API at https://k8s:6443 is unreachable: Connection refused")
         return await self.inner.rollback(before)

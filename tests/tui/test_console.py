@@ -6,7 +6,9 @@ import pytest
 
 from console.tui.keymap import KeymapError, load_keymap
 from tests.conftest import SAMPLES, plan_from
-from tests.tui.console_fixtures import console_app, settle
+from console.controller.clock import VirtualClock
+from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
+from tests.tui.console_fixtures import UnreachableRollbackTarget, console_app, settle
 from widgets.chart_screen import ChartScreen
 from widgets.confirm_screen import ConfirmScreen
 from widgets.keys_screen import KeysScreen
@@ -56,6 +58,46 @@ async def test_rollback_key_asks_then_rolls_back_on_enter(plan, tmp_path):
         assert "captain@laptop" in state.rollback_reason
         assert app.query_one(RollbackBar).phase == "rolled_back"
         assert app.controller.target.cluster.weight == 0
+
+
+def unreachable_rollback(plan, tmp_path):
+    """A console whose rollback the target refuses; wall time stands still once three attempts failed."""
+    app = console_app(plan, tmp_path, stop_at=300)
+    target = app.controller.target = UnreachableRollbackTarget(app.controller.target)
+    app.controller.wall_clock = VirtualClock(stop_at=5)
+    return app, target
+
+
+async def roll_back_unverified(pilot, app) -> None:
+    await settle(pilot, app, running)
+    await pilot.press("ctrl+r", "enter")
+    await settle(pilot, app, lambda state: state.rollback_failure is not None)
+
+
+async def test_a_rollback_the_target_does_not_confirm_is_loud_and_the_key_tries_it_again(plan, tmp_path):
+    app, target = unreachable_rollback(plan, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await roll_back_unverified(pilot, app)
+        assert app.query_one(StageTrack).track.state.startswith("ROLLBACK NOT VERIFIED · retrying · the Kubernetes API")
+        assert app.query_one(StageTrack).track.tone == "bad"
+        bar = app.query_one(RollbackBar)
+        assert bar.phase == "unverified" and "ROLLBACK NOT VERIFIED" in str(bar.render())
+        target.fixed = True
+        await pilot.press("ctrl+r")
+        assert not isinstance(app.screen, ConfirmScreen), "an open rollback is tried again at once, without a question"
+        await settle(pilot, app, lambda s: s.phase == "rolled_back")
+        assert bar.phase == "rolled_back" and app.controller.target.cluster.weight == 0
+
+
+async def test_quitting_with_the_rollback_unverified_warns_and_exits_5(plan, tmp_path):
+    app, _ = unreachable_rollback(plan, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await roll_back_unverified(pilot, app)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen) and "nobody tries the rollback again" in app.screen.body
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.return_value == EXIT_ROLLBACK_UNVERIFIED
 
 
 async def test_rollback_confirm_takes_y_and_cancels_on_n_or_escape(plan, tmp_path):

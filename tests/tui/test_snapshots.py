@@ -6,7 +6,8 @@ import pytest
 
 from console.plan import load_plan
 from tests.conftest import SAMPLES, plan_from
-from tests.tui.console_fixtures import HeldRollbackTarget, console_app, settle
+from console.controller.clock import VirtualClock
+from tests.tui.console_fixtures import HeldRollbackTarget, UnreachableRollbackTarget, console_app, settle
 
 SIZES = [(80, 24), (120, 40)]
 GATED = "app: checkout\nimage: r/checkout:2.4.1\npreflight:\n  - {name: code review, kind: manual}\n  - {name: rollback plan, kind: manual, required: false}\n"
@@ -51,5 +52,19 @@ def test_console_rolling_back(snap_compare, tmp_path, size):
         await settle(pilot, app, lambda s: s.last_sample_t == 300)
         await pilot.press("ctrl+r", "enter")
         await settle(pilot, app, state_is("rolling_back"))
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_console_rollback_not_verified(snap_compare, tmp_path, size):
+    app = console_app(canary(), tmp_path, stop_at=300)
+    app.controller.target = UnreachableRollbackTarget(app.controller.target)
+    app.controller.wall_clock = VirtualClock(stop_at=5)
+
+    async def run_before(pilot):
+        await settle(pilot, app, lambda s: s.last_sample_t == 300)
+        await pilot.press("ctrl+r", "enter")
+        await settle(pilot, app, lambda s: s.rollback_failure is not None)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
