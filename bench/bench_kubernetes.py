@@ -13,6 +13,10 @@ sample plans and manifests (sample_configs/kubernetes*):
   transitions of the canary sample (replicas); the same per strategy on the lines that name it.
 - kube_requests_per_sample: requests one pod-health reading makes (the only cluster call a sample
   needs; the metrics themselves come from Prometheus).
+- rollback_after_api_outage_s: the API server goes away for 60 s as an operator rolls the canary
+  back (replicas sample, the production retry budget and backoff, real time); seconds from the
+  API's return until kubectl reads back stable serving all (the canary gone, stable on its old
+  image, rolled out). Bounded by the rollback's longest backoff (30 s) plus one attempt.
 
     python bench/bench_kubernetes.py
 """
@@ -23,6 +27,7 @@ import asyncio
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +40,7 @@ from console.controller.controller import ControllerOptions  # noqa: E402
 from console.plan import load_plan  # noqa: E402
 from console.targets.kubernetes import KubernetesTarget  # noqa: E402
 from tests.conftest import SAMPLES  # noqa: E402
-from tests.e2e.kubernetes_support import event, kube_rollout  # noqa: E402
+from tests.e2e.kubernetes_support import deployments, event, image, kube_rollout  # noqa: E402
 from tests.kube_emulator import KubeEmulator  # noqa: E402
 
 RUNS = 7
@@ -50,6 +55,8 @@ PLANS = {
     "rolling": ("kubernetes-rolling.yaml", "rolling.yaml"),
 }
 ROLLBACK_AT_STAGE = {"canary": 1, "bluegreen": 1, "rolling": 0}
+OUTAGE_S = 60.0
+STABLE_IMAGE = "registry.example.com/checkout:2.4.0"
 
 
 def create_sample(kube: KubeEmulator, manifest: str) -> None:
@@ -111,6 +118,50 @@ async def request_counts(strategy: str) -> tuple[list[int], float]:
     return transitions, per_sample
 
 
+def stable_serves_all(kube: KubeEmulator) -> bool:
+    """What kubectl reads: the stable Deployment alone, on its old image, every replica updated and available."""
+    found = deployments(kube)
+    if set(found) != {"checkout"} or image(found["checkout"]) != STABLE_IMAGE:
+        return False
+    status, replicas = found["checkout"].get("status") or {}, found["checkout"]["spec"]["replicas"]
+    return status.get("updatedReplicas") == replicas == status.get("availableReplicas")
+
+
+async def rollback_after_api_outage() -> float:
+    plan_file, manifest = PLANS["canary"]
+    with tempfile.TemporaryDirectory(prefix="bench-kubernetes-") as work:
+        with KubeEmulator(Path(work) / "kubeconfig") as kube:
+            create_sample(kube, manifest)
+            rollout = kube_rollout(kube, Path(work), plan_file)
+            returned = threading.Event()
+            returned_at = 0.0
+
+            def come_back() -> None:
+                nonlocal returned_at
+                kube.start()
+                returned_at = time.monotonic()
+                returned.set()
+
+            def go_away(e: ev.Event) -> None:
+                kube.stop()
+                threading.Timer(OUTAGE_S, come_back).start()
+                rollout.controller.submit("rollback", "bench")
+
+            rollout.when(event(ev.SampleTaken, stage=1), go_away)
+            running = asyncio.create_task(rollout.run())
+
+            def served_at() -> float:
+                returned.wait()
+                while not stable_serves_all(kube):
+                    time.sleep(0.1)
+                return time.monotonic()
+
+            served = await asyncio.to_thread(served_at)
+            if await running != 3:
+                raise RuntimeError("the canary was not rolled back after the outage")
+            return served - returned_at
+
+
 async def main() -> None:
     for strategy in ("canary", "bluegreen", "rolling"):
         durations = [await rollback_duration(strategy) for _ in range(RUNS)]
@@ -124,6 +175,7 @@ async def main() -> None:
         name = "kube_requests_per_stage_transition" + ("" if strategy == "canary" else f"_{strategy}")
         print(f"BENCH {name} {statistics.median(transitions):g} count", flush=True)
     print(f"BENCH kube_requests_per_sample {statistics.mean(per_sample):g} count", flush=True)
+    print(f"BENCH rollback_after_api_outage_s {await rollback_after_api_outage():.1f} s", flush=True)
 
 
 if __name__ == "__main__":
