@@ -83,7 +83,10 @@ async def test_a_rollback_whose_save_fails_is_never_rolled_back_until_the_saved_
     flag_when_first_failed: list[bool] = []
 
     def watch(event: ev.Event) -> None:
+        if isinstance(event, ev.StageStarted) and event.stage == 1:
+            rollout.flags.store.enable(FLAG, actor="captain@laptop", reason="on for the canary's users")
         if isinstance(event, ev.RollbackStarted):
+            assert rollout.flags.store.get(FLAG).enabled
             saves.armed = True
         if isinstance(event, ev.RollbackFailed) and not flag_when_first_failed:
             assert saved(state_file)["weight"] > 0, "the target really failed"
