@@ -28,6 +28,22 @@ def test_headless_exit_codes_and_json_lines(tmp_path, scenario, code, last):
     assert report.startswith("# Release checkout-2.4.1")
 
 
+def test_a_headless_run_stopped_by_sigterm_mid_stage_is_an_interruption_with_its_report(tmp_path):
+    import signal
+
+    run = [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "canary.yaml"), "--headless", "--json", "--state-dir", str(tmp_path)]
+    process = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        while json.loads(process.stdout.readline())["event"] != "traffic_shifted":
+            pass
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "interrupted; the journal keeps where the rollout was" in stderr
+    assert (tmp_path / "checkout-2.4.1.md").read_text().startswith("# Release checkout-2.4.1: unfinished (running)")
+
+
 def test_error_spike_report_has_the_incident(tmp_path):
     brahma("run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--scenario", "error-spike", "--state-dir", str(tmp_path))
     journal = tmp_path / "checkout-2.4.1.jsonl"
