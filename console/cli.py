@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID
-from console.plan.loader import PlanError
+from console.plan.problems import PlanError
 
 DEMO_SPEED = 60.0
 """The sample canary plan (1h45m planned) runs in under two minutes."""

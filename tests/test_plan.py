@@ -211,3 +211,119 @@ def test_prometheus_plans_judge_only_what_the_provider_gives():
         plan_from("app: a\nimage: r/a:2\ntarget: kubernetes\ntriggers:\n  warning:\n    cpu: '> 90%'\n")
     with_query = plan_from("app: a\nimage: r/a:2\ntarget: kubernetes\nmetrics:\n  queries: {cpu: 'avg(x)'}\ntriggers:\n  warning:\n    cpu: '> 90%'\n")
     assert "cpu" in with_query.metric_names
+
+
+# -- input that cannot be misused: bounded documents, no key twice, strict numbers -------------------
+
+LAUGHS = "".join(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n" for previous, name in zip("abcdefgh", "bcdefghi"))
+ALIAS_BOMB = 'app: checkout\nimage: r/checkout:2.4.1\nmetrics:\n  queries:\n    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    "    " + line + "\n" for line in LAUGHS.splitlines()
+)
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it():
+    assert len(ALIAS_BOMB) < 1024, "a 1 KB plan expanding to 9^9 nodes"
+    found = problems(ALIAS_BOMB)
+    assert len(found) == 1 and "aliases repeat more than 10000 nodes; write the plan out instead" in found[0]
+    assert found[0].startswith("plan.yaml:5: metrics.queries.")
+
+
+def test_an_alias_inside_itself_is_refused():
+    assert problems("app: a\nimage: r/a:2\nstages: &loop [*loop]\n") == [
+        "plan.yaml:3: stages[0]: an alias refers to a node that holds it: the document would never end"
+    ]
+
+
+def test_aliases_and_merge_keys_that_stay_small_are_plans_like_any_other():
+    plan = plan_from(
+        "app: a\nimage: r/a:2\nstages:\n"
+        "  - &first {weight: 5, observe: 1m, criteria: &criteria {error_rate: '< 0.5%'}}\n"
+        "  - {<<: *first, weight: 25, criteria: *criteria}\n"
+        "  - {<<: *first, weight: 50, name: half}\n"
+    )
+    assert [(s.weight, s.observe, s.name) for s in plan.stages[:3]] == [(5, 60, "stage 1"), (25, 60, "stage 2"), (50, 60, "half")]
+    assert problems("app: a\nimage: r/a:2\nstages:\n  - &first {weight: 5}\n  - {<<: *first,\n     weight: 300}\n") == [
+        "plan.yaml:6: stages[1].weight: a weight is a percentage from 0 to 100, got 300"
+    ], "a key written beside a merge is placed on its own line"
+
+
+@pytest.mark.parametrize(
+    ("text", "hcl", "expected"),
+    [
+        ("app: a\nimage: r/a:2\nx: " + "[" * 100 + "]" * 100 + "\n", False, "plan.yaml:3: x" + "[0]" * 32 + ": nested more than 32 levels deep"),
+        ("app: a\nimage: r/a:2\nx: " + "[" * 5000 + "]" * 5000 + "\n", False, "plan.yaml:3: not valid YAML: exceeded maximum nesting depth"),
+        ("app: a\nimage: r/a:2\n" + "".join(f"{'  ' * n}k{n}:\n" for n in range(40)) + "\n", False, "plan.yaml:36: k0.k1.k2"),
+        ('app = "a"\nimage = "r/a:2"\nx = ' + "[" * 5000 + "]" * 5000 + "\n", True, "plan.hcl:3: x" + "[0]" * 32 + ": nested more than 32 levels deep"),
+        ('app = "a"\nimage = "r/a:2"\nx = ' + "(" * 3000 + "1" + ")" * 3000 + "\n", True, "plan.hcl:1: nested more than 32 levels deep"),
+    ],
+    ids=["yaml-flow-100", "yaml-flow-5000", "yaml-block-40", "hcl-tuples-5000", "hcl-parentheses-3000"],
+)
+def test_deep_nesting_is_a_problem_at_its_line_not_a_recursion_error(text, hcl, expected):
+    found = problems(text, hcl)
+    assert found[0].startswith(expected), found
+
+
+def test_without_libyaml_deep_nesting_is_still_a_problem(monkeypatch):
+    import yaml
+
+    from console.plan import document
+
+    monkeypatch.setattr(document, "_YamlLoader", yaml.SafeLoader)  # its composer recurses once per level
+    assert problems("app: a\nimage: r/a:2\nx: " + "[" * 900 + "]" * 900 + "\n") == ["plan.yaml:1: nested more than 32 levels deep"]
+
+
+@pytest.mark.parametrize(("hcl", "limit"), [(False, 1 << 20), (True, 256 << 10)])
+def test_a_document_past_its_size_limit_is_refused_before_it_is_parsed(hcl, limit):
+    filler = "# " + "x" * 78 + "\n"
+    text = ('app = "a"\nimage = "r/a:2"\n' if hcl else "app: a\nimage: r/a:2\n") + filler * (limit // len(filler))
+    assert len(text.encode()) <= limit
+    load_plan_text(text, "plan.hcl" if hcl else "plan.yaml", hcl=hcl)
+    kind = "an HCL plan" if hcl else "a plan or scenario"
+    assert problems(text + filler, hcl) == [f"plan.{'hcl' if hcl else 'yaml'}:1: larger than {limit >> 10} KiB, the most {kind} may be"]
+
+
+def test_a_file_past_the_limit_is_not_read_whole(tmp_path):
+    assert str(pytest.raises(PlanError, load_plan, "/dev/zero").value) == "/dev/zero:1: larger than 1024 KiB, the most a plan or scenario may be"
+    scenario = tmp_path / "big.yaml"
+    scenario.write_text("name: big\nseed: 1\n" + "#\n" * (1 << 20))
+    from console.sim.scenario import load_scenario
+
+    with pytest.raises(PlanError, match=r"big.yaml:1: larger than 1024 KiB"):
+        load_scenario(str(scenario))
+
+
+def test_a_key_written_twice_names_both_lines():
+    assert problems("app: a\nimage: r/a:2\nstages:\n  - weight: 5\n    observe: 1m\n    weight: 50\napp: b\n") == [
+        "plan.yaml:6: stages[0].weight: written twice, on lines 4 and 6: keep one",
+        "plan.yaml:7: app: written twice, on lines 1 and 7: keep one",
+    ]
+    assert problems('app: a\nimage: r/a:2\ntriggers:\n  critical: {error_rate: "> 1%", "error_rate": "> 5%"}\n') == [
+        "plan.yaml:4: triggers.critical.error_rate: written twice, on lines 4 and 4: keep one"
+    ]
+    assert plan_from("app: a\nimage: r/a:2\nstages:\n  - {weight: 5}\n  - {weight: 50}\n").stages[1].weight == 50, "the same key in two mappings is fine"
+
+
+def test_an_hcl_name_set_twice_names_both_lines():
+    text = (
+        'app = "a"\nimage = "r/a:2"\n'
+        "stage {\n  weight = 5\n  weight = 50\n}\n"
+        "analysis {\n  min_requests = 5\n}\nanalysis {\n  min_requests = 6\n}\n"
+        'metrics {\n  queries = {\n    cpu = "avg(x{track=\\"{track}\\"})"\n    "cpu" = "avg(y)"\n  }\n}\n'
+        "stages = []\n"
+    )
+    assert problems(text, hcl=True) == [
+        "plan.hcl:5: stages[0].weight: written twice, on lines 4 and 5: keep one",
+        "plan.hcl:10: analysis: written twice, on lines 7 and 10: keep one",
+        "plan.hcl:16: metrics.queries.cpu: written twice, on lines 15 and 16: keep one",
+        "plan.hcl:19: stages: written twice, on lines 3 and 19: keep one",
+    ]
+    assert [s.weight for s in load_plan(SAMPLES / "canary.hcl").stages] == [5, 25, 50, 100], "repeated stage blocks are the list of stages"
+
+
+def test_the_duplicate_that_once_ran_50_percent_is_refused_by_validate(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nstages:\n  - weight: 5\n    weight: 50\n")
+    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f"{plan}:5: stages[0].weight: written twice, on lines 4 and 5: keep one\n"
+

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from console.plan import defaults
 from console.plan.checks import Check, parse_check
+from console.plan.document import Document, parse_document, read_document
 from console.plan.model import (
     FlagStep,
     PlanSpec,
@@ -22,167 +21,8 @@ from console.plan.model import (
     Trigger,
     TriggerSpec,
 )
+from console.plan.problems import Path_, PlanError, Problem
 from console.units import UnitError, parse_duration
-
-HCL_SUFFIXES = {".hcl", ".tf"}
-# HCL writes a repeated block once per item: `stage { }` twice is the list `stages`.
-HCL_LIST_BLOCKS = {"stage": "stages", "flag": "flags", "preflight": "preflight", "notify": "notify"}
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a plan, where it is and what to do about it."""
-
-    source: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.field}: " if self.field else ""
-        return f"{self.source}:{self.line}: {where}{self.message}"
-
-
-class PlanError(Exception):
-    """A plan that cannot be run; carries every problem found, not just the first."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(problem) for problem in problems))
-
-
-def field_name(path: Path_) -> str:
-    name = ""
-    for part in path:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name
-
-
-class _Document:
-    """The parsed data of a plan and where each of its fields stands in the text."""
-
-    def __init__(self, source: str, text: str, data: Any, lines: dict[Path_, int], hcl: bool):
-        self.source, self.text, self.data, self._lines, self._hcl = source, text, data, lines, hcl
-
-    def line(self, path: Path_) -> int:
-        for length in range(len(path), 0, -1):
-            if path[:length] in self._lines:
-                return self._lines[path[:length]]
-        if self._hcl:
-            return _hcl_line(self.text, path)
-        return 1
-
-    def problem(self, path: Path_, message: str) -> Problem:
-        return Problem(self.source, self.line(path), field_name(path), message)
-
-
-def _yaml_lines(node: yaml.Node | None, path: Path_ = (), lines: dict[Path_, int] | None = None) -> dict[Path_, int]:
-    lines = {} if lines is None else lines
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key_path = (*path, key_node.value)
-            lines[key_path] = key_node.start_mark.line + 1
-            _yaml_lines(value_node, key_path, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*path, index)] = item.start_mark.line + 1
-            _yaml_lines(item, (*path, index), lines)
-    return lines
-
-
-def _hcl_line(text: str, path: Path_) -> int:
-    """Where a field stands in HCL text, found by walking its blocks and keys in order."""
-    plural_to_block = {plural: block for block, plural in HCL_LIST_BLOCKS.items()}
-    text_lines = text.splitlines()
-    position, found = 0, 1
-    for index, part in enumerate(path):
-        if isinstance(part, int):
-            block = plural_to_block.get(str(path[index - 1]), "") if index else ""
-            pattern = re.compile(rf"^\s*{re.escape(block)}\s*\{{")
-            hits = [n for n in range(position, len(text_lines)) if pattern.match(text_lines[n])]
-            if part < len(hits):
-                position = hits[part]
-                found = position + 1
-            continue
-        if str(part) in plural_to_block:
-            continue
-        pattern = re.compile(rf"^\s*\"?{re.escape(str(part))}\"?\s*[={{:]")
-        for number in range(position, len(text_lines)):
-            if pattern.match(text_lines[number]):
-                position, found = number, number + 1
-                break
-    return found
-
-
-def _read_yaml(source: str, text: str) -> _Document:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else 1
-        raise PlanError([Problem(source, line, "", f"not valid YAML: {error.problem or error}")]) from None
-    except yaml.YAMLError as error:
-        raise PlanError([Problem(source, 1, "", f"not valid YAML: {error}")]) from None
-    return _Document(source, text, data, _yaml_lines(node), hcl=False)
-
-
-def _unblock(value: Any, key: str | None = None) -> Any:
-    """HCL blocks as the same shapes YAML gives: repeated blocks a list, a single block a mapping."""
-    if isinstance(value, dict):
-        return {k: _unblock(v, k) for k, v in value.items() if k != "__is_block__"}
-    if isinstance(value, list):
-        items = [_unblock(item) for item in value]
-        is_blocks = bool(value) and all(isinstance(item, dict) and item.get("__is_block__") for item in value)
-        if is_blocks and key not in HCL_LIST_BLOCKS and len(items) == 1:
-            return items[0]
-        return items
-    return value
-
-
-def _read_hcl(source: str, text: str) -> _Document:
-    import hcl2
-    from hcl2 import SerializationOptions
-
-    options = SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=True)
-    try:
-        raw = hcl2.loads(text, serialization_options=options)
-    except Exception as error:  # lark raises many kinds; each is a syntax error here
-        match = re.search(r"line (\d+)", str(error))
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise PlanError([Problem(source, int(match.group(1)) if match else 1, "", f"not valid HCL: {first}")]) from None
-    data = {HCL_LIST_BLOCKS.get(key, key): value for key, value in _unblock(raw).items()}
-    return _Document(source, text, data, {}, hcl=True)
-
-
-def read_document(path: str | Path) -> _Document:
-    """A plan-like file (YAML, or HCL by its suffix) parsed, with its lines; PlanError when it cannot be."""
-    source = str(path)
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except IsADirectoryError:
-        raise PlanError([Problem(source, 1, "", "is a directory, not a plan file")]) from None
-    except OSError as error:
-        raise PlanError([Problem(source, 1, "", f"cannot read: {error.strerror or error}")]) from None
-    return parse_document(source, raw, hcl=file.suffix.lower() in HCL_SUFFIXES)
-
-
-def parse_document(source: str, raw: bytes, hcl: bool) -> _Document:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise PlanError([Problem(source, line, "", "not a text file: it is not UTF-8")]) from None
-    if "\x00" in text:
-        raise PlanError([Problem(source, text[: text.index("\x00")].count("\n") + 1, "", "not a text file: it holds NUL bytes")])
-    if not text.strip():
-        raise PlanError([Problem(source, 1, "", "the plan is empty: it needs at least app and image")])
-    document = _read_hcl(source, text) if hcl else _read_yaml(source, text)
-    if not isinstance(document.data, dict):
-        raise PlanError([Problem(source, 1, "", "a plan is a mapping of fields (app, image, stages, ...)")])
-    return document
 
 
 def _model_at(root: type[BaseModel], path: Path_) -> type[BaseModel] | None:
@@ -228,7 +68,7 @@ def _data_path(data: Any, loc: tuple[str | int, ...]) -> Path_:
     return tuple(path)
 
 
-def structure_problems(document: _Document, error: ValidationError, root: type[BaseModel]) -> list[Problem]:
+def structure_problems(document: Document, error: ValidationError, root: type[BaseModel]) -> list[Problem]:
     """Pydantic's errors as problems at their lines, unknown fields with a "did you mean"."""
     problems = []
     for item in error.errors():
@@ -275,7 +115,7 @@ def _normalise_stage(stage: Any) -> Any:
 class _Compiler:
     """The semantic checks the structure cannot express, then the plan with defaults applied."""
 
-    def __init__(self, document: _Document, spec: PlanSpec):
+    def __init__(self, document: Document, spec: PlanSpec):
         self.document, self.spec = document, spec
         self.problems: list[Problem] = []
         self.known_metrics = sorted(defaults.BUILTIN_METRICS | set(spec.metrics.queries))
@@ -377,7 +217,7 @@ class _Compiler:
                     consecutive = trigger.consecutive or defaults.CONSECUTIVE[severity]
                     triggers.append(Trigger(severity, parse_check(metric, trigger.when, consecutive)))
                 except UnitError as error:
-                    self.fail((*path, "when") if path in self.document._lines or self.document._hcl else path, str(error))
+                    self.fail((*path, "when") if path in self.document.lines else path, str(error))
         return tuple(triggers)
 
     def preflight(self) -> None:
@@ -432,7 +272,7 @@ class _Compiler:
         )
 
 
-def plan_from_document(document: _Document) -> RolloutPlan:
+def plan_from_document(document: Document) -> RolloutPlan:
     try:
         spec = PlanSpec.model_validate(_normalise(document.data))
     except ValidationError as error:

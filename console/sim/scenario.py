@@ -9,8 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from console.plan.loader import PlanError, Problem, read_document, structure_problems
+from console.plan.document import read_document
+from console.plan.loader import structure_problems
 from console.plan.model import Duration
+from console.plan.problems import PlanError, Problem
 
 BUILTIN_SCENARIOS = ("healthy", "error-spike", "latency-creep", "no-data", "flapping")
 
