@@ -327,3 +327,35 @@ def test_the_duplicate_that_once_ran_50_percent_is_refused_by_validate(tmp_path)
     assert result.returncode == 2
     assert result.stderr == f"{plan}:5: stages[0].weight: written twice, on lines 4 and 5: keep one\n"
 
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("stages:\n  - weight", "true", "stages[0].weight: Input should be a valid integer"),
+        ("stages:\n  - weight", "5.0", "stages[0].weight: Input should be a valid integer"),
+        ("stages:\n  - weight", "'5'", "stages[0].weight: Input should be a valid integer"),
+        ("analysis:\n  min_requests", "true", "analysis.min_requests: Input should be a valid integer"),
+        ("analysis:\n  min_coverage", "true", "analysis.min_coverage: Input should be a valid number"),
+        ("triggers:\n  critical:\n    error_rate: {when: '> 1%', consecutive", "true}", "triggers.critical.error_rate.consecutive: Input should be a valid integer"),
+        ("target:\n  replicas", "true", "target.replicas: Input should be a valid integer"),
+        ("manual", "1", "manual: Input should be a valid boolean"),
+        ("flags:\n  - name: f\n    schedule", "[5, true]", "flags[0].schedule[1]: Input should be a valid integer"),
+    ],
+)
+def test_a_number_is_a_number_and_a_switch_is_true_or_false(field, value, message):
+    found = problems(f"app: a\nimage: r/a:2\n{field}: {value}\n")
+    assert any(p.endswith(message) for p in found), found
+
+
+def test_a_scenario_takes_numbers_not_switches(tmp_path):
+    from console.sim.scenario import load_scenario
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: s\nseed: true\ncanary: {error_rate: true}\n")
+    with pytest.raises(PlanError) as caught:
+        load_scenario(str(scenario))
+    assert [str(p) for p in caught.value.problems] == [
+        f"{scenario}:2: seed: Input should be a valid integer",
+        f"{scenario}:3: canary.error_rate: Input should be a valid number",
+    ]
+

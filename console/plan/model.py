@@ -34,7 +34,8 @@ KubernetesObject = Annotated[str, _matching(KUBERNETES_OBJECT, '"deployment/chec
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Strict: a number is a number (`weight: true` is not 1, `"5"` is not 5), a switch is true or false.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class StageSpec(Strict):
