@@ -107,3 +107,12 @@ def test_the_domain_never_imports_textual():
     code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in DOMAIN) + "assert 'textual' not in sys.modules\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("console", [[], ["--headless"]])
+def test_attach_takes_a_rollout_s_name_never_a_path(tmp_path, console):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "escaped.jsonl").write_text('{"event":"rollout_started"}\n')
+    result = brahma("attach", "../escaped", *console, "--state-dir", str(tmp_path / "state"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "brahma: no rollout can be named '../escaped': a release name takes letters, digits, '.', '-' and '_' only, not '/'\n"

@@ -359,3 +359,71 @@ def test_a_scenario_takes_numbers_not_switches(tmp_path):
         f"{scenario}:3: canary.error_rate: Input should be a valid number",
     ]
 
+
+# -- release names, warnings, the flag file -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("../../escaped", "a release name takes letters, digits, '.', '-' and '_' only, not '/'"),
+        ("/tmp/elsewhere/abs", "a release name takes letters, digits, '.', '-' and '_' only, not '/'"),
+        ("a/b", "a release name takes letters, digits, '.', '-' and '_' only, not '/'"),
+        ('"a\\0b"', "a release name takes letters, digits, '.', '-' and '_' only, not '\\x00'"),
+        ("x" * 300, "a release name has at most 63 characters (it names files in the state dir), not 300"),
+        ("x" * 64, "a release name has at most 63 characters (it names files in the state dir), not 64"),
+        ("flags", "'flags' is taken by the state dir itself (flags, brahma-error are reserved)"),
+        ("brahma-error", "'brahma-error' is taken by the state dir itself (flags, brahma-error are reserved)"),
+        (".hidden", "a release name starts with a letter or a digit"),
+        ("-x", "a release name starts with a letter or a digit"),
+        ("checkout.20261201T000000", "a release name cannot end like an archived journal's time stamp (.YYYYMMDDTHHMMSS)"),
+        ("'café'", "a release name takes letters, digits, '.', '-' and '_' only, not 'é'"),
+        ("''", "a release name cannot be empty"),
+    ],
+)
+def test_a_release_name_is_fit_to_name_files(name, message):
+    assert problems(f"app: checkout\nimage: r/checkout:2.4.1\nname: {name}\n") == [f"plan.yaml:3: name: {message}"]
+
+
+def test_names_that_are_fine():
+    for name in ("checkout-2.4.1", "Checkout_2.4.1-rc.1", "x" * 63, "9lives"):
+        assert plan_from(f"app: checkout\nimage: r/checkout:2.4.1\nname: {name}\n").name == name
+
+
+def test_a_name_made_from_an_image_tag_that_cannot_be_one_says_to_write_name():
+    digest = "sha256:" + "a" * 64
+    assert problems(f"app: checkout\nimage: r/checkout@{digest}\n") == [
+        f"plan.yaml:2: image: app and the image's tag make the release name 'checkout-{'a' * 64}', which cannot name the rollout's files: "
+        f"a release name has at most 63 characters (it names files in the state dir), not 73; give the plan a name, e.g. `name: checkout-{'a' * 54}`"
+    ]
+    assert problems("app: my app\nimage: r/checkout:2.4.1\n") == [
+        "plan.yaml:2: image: app and the image's tag make the release name 'my app-2.4.1', which cannot name the rollout's files: "
+        "a release name takes letters, digits, '.', '-' and '_' only, not ' '; give the plan a name, e.g. `name: my-app-2.4.1`"
+    ]
+    assert plan_from(f"app: checkout\nimage: r/checkout@{digest}\nname: checkout-2\n").name == "checkout-2"
+
+
+def test_the_longest_name_fits_every_file_it_names_even_in_a_deep_state_dir(tmp_path):
+    import os
+    import socket
+
+    from console.plan.names import RELEASE_NAME_MAX
+    from console.supervisor.files import RolloutFiles, socket_address
+
+    deep = tmp_path.joinpath(*["d" * 50] * 4)
+    deep.mkdir(parents=True)
+    files = RolloutFiles(deep, "n" * RELEASE_NAME_MAX)
+    archived = [f"{files.name}.20261201T000000.jsonl", f"{files.name}.20261201T000000.sim.json"]
+    names = [files.journal.name, files.lock.name, files.socket.name, files.log.name, files.launch.name, f"{files.name}.md", *archived]
+    assert max(len(name) for name in names) <= os.pathconf(deep, "PC_NAME_MAX")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with socket_address(files.socket) as address:
+            server.bind(address)
+            server.listen()
+            client.connect(address)
+    finally:
+        client.close()
+        server.close()
+

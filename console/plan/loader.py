@@ -21,6 +21,7 @@ from console.plan.model import (
     Trigger,
     TriggerSpec,
 )
+from console.plan.names import RELEASE_NAME_MAX, release_name_problem
 from console.plan.problems import Path_, PlanError, Problem
 from console.units import UnitError, parse_duration
 
@@ -127,6 +128,22 @@ class _Compiler:
 
     def fail(self, path: Path_, message: str) -> None:
         self.problems.append(self.document.problem(path, message))
+
+    def release_name(self) -> str:
+        """The written name, or app-tag; either must be fit to name the rollout's files."""
+        spec = self.spec
+        if spec.name is not None:
+            if problem := release_name_problem(spec.name):
+                self.fail(("name",), problem)
+            return spec.name
+        tag = spec.image.rsplit(":", 1)[1] if ":" in spec.image.rsplit("/", 1)[-1] else "latest"
+        name = f"{spec.app}-{tag}"
+        if problem := release_name_problem(name):
+            fitted = re.sub(r"[^A-Za-z0-9._-]+", "-", name)[:RELEASE_NAME_MAX].strip(".-_")
+            example = fitted if fitted and release_name_problem(fitted) is None else "checkout-2.4.1"
+            self.fail(("image",), f"app and the image's tag make the release name {name!r}, which cannot name the rollout's files: "
+                                  f"{problem}; give the plan a name, e.g. `name: {example}`")
+        return name
 
     def metric_known(self, path: Path_, metric: str, written: bool) -> bool:
         """Whether the provider gives this metric; a default on a metric it lacks is left out quietly."""
@@ -238,6 +255,7 @@ class _Compiler:
         stages, triggers = self.stages(), self.triggers()
         stages += self.flag_steps(len(stages))
         self.preflight()
+        release = self.release_name()
         flag_names = [flag.name for flag in spec.flags]
         for index, name in enumerate(flag_names):
             if flag_names.index(name) != index:
@@ -245,9 +263,8 @@ class _Compiler:
         if self.problems:
             raise PlanError(sorted(self.problems, key=lambda p: p.line))
         judged = [check.metric for stage in stages for check in stage.criteria] + [t.check.metric for t in triggers]
-        tag = spec.image.rsplit(":", 1)[1] if ":" in spec.image.rsplit("/", 1)[-1] else "latest"
         return RolloutPlan(
-            name=spec.name or f"{spec.app}-{tag}",
+            name=release,
             app=spec.app,
             image=spec.image,
             strategy=spec.strategy,

@@ -13,6 +13,7 @@ from console.controller.state import fold
 from console.headless import printer
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
+from console.plan.names import release_name_problem
 from console.runner import REFUSALS, RunOptions, report_refusal
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
@@ -94,6 +95,9 @@ def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> i
 
 def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -> int:
     """The console on a supervised rollout (restarting its controller if it died); --headless prints its story."""
+    if name is not None and (problem := release_name_problem(name)):  # it names files: never one outside the state dir
+        print(f"brahma: no rollout can be named {name!r}: {problem}", file=sys.stderr)
+        return EXIT_INVALID
     if name is None:
         candidates = [r.name for r in list_rollouts(state_dir) if r.running or not r.state.finished]
         if len(candidates) != 1:
