@@ -109,6 +109,19 @@ def test_the_domain_never_imports_textual():
     assert result.returncode == 0, result.stderr
 
 
+def test_run_prints_the_plan_s_warnings_once_before_it_starts(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text((SAMPLES / "canary.yaml").read_text() + "\n")
+    text = plan.read_text().replace("metrics:\n", "metrics:\n  queries: {throughput: 'sum(rate(http_requests_total{app=\"checkout\"}[1m]))'}\n", 1)
+    assert text != plan.read_text(), "the sample has a metrics section to add the query to"
+    plan.write_text(text)
+    result = brahma("run", str(plan), "--headless", "--fast", "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if ": warning: " in line]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{plan}:") and "metrics.queries.throughput: the query has no {track}" in warnings[0]
+    assert result.stderr.startswith(warnings[0]), "before anything else is said"
+
+
 @pytest.mark.parametrize("console", [[], ["--headless"]])
 def test_attach_takes_a_rollout_s_name_never_a_path(tmp_path, console):
     (tmp_path / "state").mkdir()

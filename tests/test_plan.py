@@ -427,3 +427,26 @@ def test_the_longest_name_fits_every_file_it_names_even_in_a_deep_state_dir(tmp_
         client.close()
         server.close()
 
+
+def test_a_custom_query_that_cannot_tell_canary_from_stable_is_a_warning():
+    plan = plan_from(
+        "app: a\nimage: r/a:2\nmetrics:\n  queries:\n"
+        "    cpu: 'avg(rate(cpu_seconds_total{app=\"a\"}[1m]))'\n"
+        "    memory: 'avg(memory{{matchers}})'\n"
+        "    signups: 'sum(rate(signups{track=\"{track}\"}[{window}]))'\n"
+    )
+    assert [p.as_warning() for p in plan.warnings] == [
+        "test.yaml:5: warning: metrics.queries.cpu: the query has no {track} (nor {matchers}): canary and stable read the same series, "
+        "so the canary is never told apart from stable"
+    ]
+    assert plan_from("app: a\nimage: r/a:2\n").warnings == ()
+
+
+def test_validate_prints_warnings_and_still_passes(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: a\nimage: r/a:2\nmetrics:\n  queries: {cpu: 'avg(cpu)'}\n")
+    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"{plan}:4: warning: metrics.queries.cpu: the query has no {{track}}") and result.stderr.count("\n") == 1
+    assert "valid: canary of r/a:2" in result.stdout
+

@@ -119,6 +119,7 @@ class _Compiler:
     def __init__(self, document: Document, spec: PlanSpec):
         self.document, self.spec = document, spec
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.known_metrics = sorted(defaults.BUILTIN_METRICS | set(spec.metrics.queries))
         self.provider = spec.metrics.provider or ("sim" if spec.target.kind == "sim" else "prometheus")
         builtin = defaults.BUILTIN_METRICS if self.provider == "sim" else defaults.PROMETHEUS_METRICS
@@ -128,6 +129,9 @@ class _Compiler:
 
     def fail(self, path: Path_, message: str) -> None:
         self.problems.append(self.document.problem(path, message))
+
+    def warn(self, path: Path_, message: str) -> None:
+        self.warnings.append(self.document.problem(path, message))
 
     def release_name(self) -> str:
         """The written name, or app-tag; either must be fit to name the rollout's files."""
@@ -144,6 +148,12 @@ class _Compiler:
             self.fail(("image",), f"app and the image's tag make the release name {name!r}, which cannot name the rollout's files: "
                                   f"{problem}; give the plan a name, e.g. `name: {example}`")
         return name
+
+    def queries(self) -> None:
+        for metric, query in self.spec.metrics.queries.items():
+            if "{track}" not in query and "{matchers}" not in query:
+                self.warn(("metrics", "queries", metric), "the query has no {track} (nor {matchers}): canary and stable read "
+                                                          "the same series, so the canary is never told apart from stable")
 
     def metric_known(self, path: Path_, metric: str, written: bool) -> bool:
         """Whether the provider gives this metric; a default on a metric it lacks is left out quietly."""
@@ -255,6 +265,7 @@ class _Compiler:
         stages, triggers = self.stages(), self.triggers()
         stages += self.flag_steps(len(stages))
         self.preflight()
+        self.queries()
         release = self.release_name()
         flag_names = [flag.name for flag in spec.flags]
         for index, name in enumerate(flag_names):
@@ -286,6 +297,7 @@ class _Compiler:
             notify=tuple(spec.notify),
             source=self.document.source,
             metric_names=tuple(dict.fromkeys(judged)),
+            warnings=tuple(sorted(self.warnings, key=lambda p: p.line)),
         )
 
 

@@ -1,4 +1,4 @@
-"""What is wrong with a plan-like file, where it is and what to do about it."""
+"""What is wrong with a plan-like file (or only worth a word), where it is and what to do about it."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ class Problem:
         where = f"{self.field}: " if self.field else ""
         return f"{self.source}:{self.line}: {where}{self.message}"
 
+    def as_warning(self) -> str:
+        """The line `validate` and `run` print for something that runs but is likely a mistake."""
+        where = f"{self.field}: " if self.field else ""
+        return f"{self.source}:{self.line}: warning: {where}{self.message}"
 
 
 class PlanError(Exception):
