@@ -109,6 +109,28 @@ def test_the_domain_never_imports_textual():
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("plan_text", "message"),
+    [
+        ("app: checkout\nimage: r/checkout:2.4.1\nname: ../../escaped\n", ":3: name: a release name takes letters"),
+        ("app: checkout\nimage: r/checkout:2.4.1\nflags_file: /tmp\n", ":3: flags_file: /tmp is a directory, not a flag file"),
+        ("app: checkout\nimage: r/checkout:2.4.1\nstages: " + "[" * 2000 + "]" * 2000 + "\n", ":3: not valid YAML: exceeded maximum nesting depth"),
+        ("app: checkout\nimage: r/checkout:2.4.1\nstages: " + "[" * 300 + "]" * 300 + "\n", ":3: stages[0][0]"),
+    ],
+    ids=["name-outside-the-state-dir", "flags-file-a-directory", "nesting-past-libyaml", "nesting-past-ours"],
+)
+def test_input_that_would_misuse_the_machine_is_refused_before_anything_is_written(tmp_path, plan_text, message):
+    plan = tmp_path / "work" / "plan.yaml"
+    plan.parent.mkdir()
+    plan.write_text(plan_text)
+    state_dir = tmp_path / "work" / "state"
+    result = brahma("run", str(plan), "--headless", "--fast", "--state-dir", str(state_dir))
+    assert result.returncode == 2, result.stderr
+    assert f"{plan}{message}" in result.stderr and "Traceback" not in result.stderr
+    assert not state_dir.exists(), "no state dir, no journal: nothing started"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["plan.yaml", "work"], "and nothing anywhere else"
+
+
 def test_run_prints_the_plan_s_warnings_once_before_it_starts(tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text((SAMPLES / "canary.yaml").read_text() + "\n")

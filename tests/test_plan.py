@@ -450,3 +450,19 @@ def test_validate_prints_warnings_and_still_passes(tmp_path):
     assert result.stderr.startswith(f"{plan}:4: warning: metrics.queries.cpu: the query has no {{track}}") and result.stderr.count("\n") == 1
     assert "valid: canary of r/a:2" in result.stdout
 
+
+def test_the_flag_file_must_be_a_flag_file_or_none_yet(tmp_path):
+    (tmp_path / "flags.json").write_text('{"flags": {}}\n')
+    (tmp_path / "notes.txt").write_text("remember the milk\n")
+    (tmp_path / "link").symlink_to("/dev/null")
+    cases = {
+        str(tmp_path): f"{tmp_path} is a directory, not a flag file",
+        "/dev/null": "/dev/null is under /dev: a kernel interface, not a flag file",
+        str(tmp_path / "link"): f"{tmp_path / 'link'} is under /dev: a kernel interface, not a flag file",
+        "/proc/self/environ": "/proc/self/environ is under /proc: a kernel interface, not a flag file",
+        str(tmp_path / "notes.txt"): f"{tmp_path / 'notes.txt'} is not a flagd flag file (line 1: invalid JSON: Expecting value (column 1)): name the flag file your apps read",
+    }
+    for path, message in cases.items():
+        assert problems(f"app: a\nimage: r/a:2\nflags_file: {path}\n") == [f"plan.yaml:3: flags_file: {message}"]
+    for fine in (tmp_path / "flags.json", tmp_path / "not-yet.json"):
+        assert plan_from(f"app: a\nimage: r/a:2\nflags_file: {fine}\n").flags_file == str(fine)

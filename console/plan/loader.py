@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,10 @@ class _Compiler:
                 self.warn(("metrics", "queries", metric), "the query has no {track} (nor {matchers}): canary and stable read "
                                                           "the same series, so the canary is never told apart from stable")
 
+    def flags_file(self) -> None:
+        if self.spec.flags_file is not None and (problem := flags_file_problem(self.spec.flags_file)):
+            self.fail(("flags_file",), problem)
+
     def metric_known(self, path: Path_, metric: str, written: bool) -> bool:
         """Whether the provider gives this metric; a default on a metric it lacks is left out quietly."""
         if metric in self.provided:
@@ -266,6 +271,7 @@ class _Compiler:
         stages += self.flag_steps(len(stages))
         self.preflight()
         self.queries()
+        self.flags_file()
         release = self.release_name()
         flag_names = [flag.name for flag in spec.flags]
         for index, name in enumerate(flag_names):
@@ -299,6 +305,39 @@ class _Compiler:
             metric_names=tuple(dict.fromkeys(judged)),
             warnings=tuple(sorted(self.warnings, key=lambda p: p.line)),
         )
+
+
+KERNEL_DIRECTORIES = ("/proc", "/sys", "/dev")
+"""Files there are the kernel's interfaces: writing one does more than store text."""
+
+
+def flags_file_problem(path: str) -> str | None:
+    """Why a plan's flags may not be kept in `path`; None when they may.
+
+    Brahma replaces the file whole (a rename over it), so it must be a flag file or not exist yet: never
+    a directory, a device or a kernel interface, and never a file of something else (/etc/hosts, the
+    plan itself by a typo). Checked when the plan is read, so a run refuses it before it starts.
+    """
+    from console.flags.backends import FileBackend
+    from console.flags.errors import FlagFileError
+    from console.flags.store import FlagStore
+
+    real = os.path.realpath(path)
+    system = next((d for d in KERNEL_DIRECTORIES if real == d or real.startswith(f"{d}/")), None)
+    if system is not None:
+        return f"{path} is under {system}: a kernel interface, not a flag file"
+    if not os.path.exists(real):
+        return None  # created, disabled, before the deploy
+    if os.path.isdir(real):
+        return f"{path} is a directory, not a flag file"
+    if not os.path.isfile(real):
+        return f"{path} is not a regular file (a device, a pipe or a socket), so it cannot be a flag file"
+    try:
+        FlagStore(FileBackend(path)).list()
+    except FlagFileError as error:
+        where = f"line {error.line}: " if error.line else ""
+        return f"{path} is not a flagd flag file ({where}{error.message}): name the flag file your apps read"
+    return None
 
 
 def plan_from_document(document: Document) -> RolloutPlan:
