@@ -16,7 +16,7 @@ from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID, Controller, ControllerOptions
 from console.controller.events import ErrorRaised
 from console.controller.identity import ResumeRefused
-from console.controller.journal import read_events
+from console.controller.journal import JournalError, read_events
 from console.controller.state import fold
 from console.flags.backends import FileBackend
 from console.flags.release import ReleaseFlags
@@ -54,9 +54,9 @@ class UsageError(Exception):
     """Arguments that do not fit together (exit 2)."""
 
 
-REFUSALS = (PlanError, UsageError, ResumeRefused, TargetError)
+REFUSALS = (PlanError, UsageError, ResumeRefused, JournalError, TargetError)
 """Why a rollout may not be built: bad input (a plan, a scenario, arguments, a journal that is another
-plan's) or a cluster that says no."""
+plan's or is corrupt) or a cluster that says no."""
 
 
 def report_refusal(error: Exception) -> int:

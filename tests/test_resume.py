@@ -305,3 +305,31 @@ async def test_a_detached_controller_s_refusal_of_another_plan_s_journal_is_exit
         assert expected in result.stderr
     assert stage_starts(journal) == [0, 1], "no controller took the journal up"
 
+
+async def test_a_corrupt_journal_line_is_exit_2_with_its_line_and_ls_lists_the_other_rollouts(canary_plan, tmp_path):
+    from tests.conftest import plan_from
+
+    state_dir = tmp_path / "state"
+    journal = await journal_left_at(canary_plan, state_dir, 700)
+    await journal_left_at(plan_from("name: other-1\napp: other\nimage: r/other:1\n"), state_dir, 100)
+    lines = journal.read_text().splitlines()
+    lines[4] = '{"event": "sample", "t": 1'
+    journal.write_text("\n".join(lines) + "\n")
+    where = f"{journal}:5: not a journal event"
+    for command in (["run", str(SAMPLES / "canary.yaml"), "--headless", "--fast"], ["run", str(SAMPLES / "canary.yaml")],
+                    ["attach", "checkout-2.4.1", "--headless"], ["report", str(journal)]):
+        result = brahma(*command, *(["--state-dir", str(state_dir)] if command[0] != "report" else []))
+        assert result.returncode == 2, (command, result.stderr)
+        assert where in result.stderr and "internal error" not in result.stderr and "Traceback" not in result.stderr
+    listed = brahma("ls", "--state-dir", str(state_dir))
+    assert listed.returncode == 2, listed.stderr
+    rows = listed.stdout.splitlines()
+    assert rows[1] == f"{'checkout-2.4.1':<28} unreadable: {where}: Expecting ',' delimiter: line 1 column 27 (char 26)"
+    assert rows[2].split() == ["other-1", "running", "1", "(5%)", "none"], "the other rollouts are still listed"
+
+
+def test_a_journal_line_nested_past_the_json_parser_is_corruption_at_its_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"event":"resumed","t":1,"ts":"x"}\n' + "[" * 100_000 + "]" * 100_000 + '\n{"event":"resumed","t":2,"ts":"x"}\n')
+    with pytest.raises(JournalError, match=r"r.jsonl:2: not a journal event"):
+        list(read_events(path))

@@ -9,7 +9,7 @@ from pathlib import Path
 from console.controller.controller import EXIT_CODES, EXIT_ERROR, EXIT_INVALID
 from console.controller.events import event_from_dict
 from console.controller.identity import ResumeRefused, check_resume
-from console.controller.journal import read_events
+from console.controller.journal import JournalError, read_events
 from console.controller.state import fold
 from console.headless import printer
 from console.plan.loader import PlanError
@@ -79,7 +79,7 @@ def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read
                 if changed:
                     print(f"brahma: {changed}", file=sys.stderr)
             start_detached(files, Launch.here(supervise_args(plan_path, options, attended=True)))
-    except ResumeRefused as error:
+    except (JournalError, ResumeRefused) as error:
         return report_refusal(error)
     except SupervisorUnavailable as error:
         return report_unavailable(error)
@@ -111,7 +111,7 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         print(f"brahma: no rollout can be named {name!r}: {problem}", file=sys.stderr)
         return EXIT_INVALID
     if name is None:
-        candidates = [r.name for r in list_rollouts(state_dir) if r.running or not r.state.finished]
+        candidates = [r.name for r in list_rollouts(state_dir) if r.unreadable is None and (r.running or not r.state.finished)]
         if len(candidates) != 1:
             print(f"brahma: name the rollout to attach to ({', '.join(candidates) or f'none in {state_dir}'})", file=sys.stderr)
             return EXIT_INVALID
@@ -126,6 +126,8 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         pid = ensure_running(files)
     except SupervisorUnavailable as error:
         return report_unavailable(error)
+    except JournalError as error:
+        return report_refusal(error)
     if plan is not None:
         return attach_console(plan, files, read_only)
     print_event = printer(sys.stdout, json_lines=False)
@@ -142,6 +144,8 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         return EXIT_CODES.get(fold(read_events(files.journal)).phase, EXIT_ERROR)
     except SupervisorUnavailable as error:
         return report_unavailable(error)
+    except JournalError as error:
+        return report_refusal(error)
     except KeyboardInterrupt:
         print(f"\nbrahma: detached; {name} is still supervised", file=sys.stderr)
         return 0
@@ -166,14 +170,18 @@ def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
 
 
 def list_state_dir(state_dir: Path) -> int:
+    """Every rollout in the state dir; one whose journal cannot be read is listed with its FILE:LINE (exit 2), the others as ever."""
     listings = list_rollouts(state_dir) if state_dir.is_dir() else []
     if not listings:
         print(f"no rollouts in {state_dir}")
         return 0
     print(f"{'ROLLOUT':<28} {'PHASE':<16} {'STAGE':<14} CONTROLLER")
     for listing in listings:
+        if listing.unreadable is not None:
+            print(f"{listing.name:<28} unreadable: {listing.unreadable}")
+            continue
         state = listing.state
         stage = f"{state.stage + 1} ({state.weight}%)" if state.stage >= 0 else "-"
         controller = f"running (pid {listing.pid})" if listing.running else "none"
         print(f"{listing.name:<28} {state.phase:<16} {stage:<14} {controller}")
-    return 0
+    return EXIT_INVALID if any(listing.unreadable is not None for listing in listings) else 0
