@@ -272,10 +272,11 @@ def test_without_libyaml_deep_nesting_is_still_a_problem(monkeypatch):
     assert problems("app: a\nimage: r/a:2\nx: " + "[" * 900 + "]" * 900 + "\n") == ["plan.yaml:1: nested more than 32 levels deep"]
 
 
-@pytest.mark.parametrize(("hcl", "limit"), [(False, 1 << 20), (True, 256 << 10)])
+@pytest.mark.parametrize(("hcl", "limit"), [(False, 1 << 20), (True, 64 << 10)])
 def test_a_document_past_its_size_limit_is_refused_before_it_is_parsed(hcl, limit):
     filler = "# " + "x" * 78 + "\n"
-    text = ('app = "a"\nimage = "r/a:2"\n' if hcl else "app: a\nimage: r/a:2\n") + filler * (limit // len(filler))
+    head = 'app = "a"\nimage = "r/a:2"\n' if hcl else "app: a\nimage: r/a:2\n"
+    text = head + filler * ((limit - len(head)) // len(filler))
     assert len(text.encode()) <= limit
     load_plan_text(text, "plan.hcl" if hcl else "plan.yaml", hcl=hcl)
     kind = "an HCL plan" if hcl else "a plan or scenario"

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from console.plan import defaults
 from console.plan.checks import Check, parse_check
-from console.plan.document import Document, parse_document, read_document
+from console.plan.document import Document, collector_paused, parse_document, read_document
 from console.plan.model import (
     FlagStep,
     PlanSpec,
@@ -350,12 +350,14 @@ def plan_from_document(document: Document) -> RolloutPlan:
 
 def load_plan(path: str | Path) -> RolloutPlan:
     """The plan in a YAML or HCL file, or PlanError with every problem found."""
-    return plan_from_document(read_document(path))
+    with collector_paused():
+        return plan_from_document(read_document(path))
 
 
 def load_plan_text(text: str | bytes, source: str = "<plan>", hcl: bool = False) -> RolloutPlan:
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    return plan_from_document(parse_document(source, raw, hcl))
+    with collector_paused():
+        return plan_from_document(parse_document(source, raw, hcl))
 
 
 __all__ = ["PlanError", "Problem", "load_plan", "load_plan_text", "parse_duration"]
