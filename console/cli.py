@@ -8,10 +8,13 @@ import asyncio
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID
-from console.plan.loader import PlanError
+from console.plan.problems import PlanError
+
+if TYPE_CHECKING:
+    from console.plan.model import RolloutPlan
 
 DEMO_SPEED = 60.0
 """The sample canary plan (1h45m planned) runs in under two minutes."""
@@ -99,6 +102,11 @@ def _print_problems(error: PlanError) -> int:
     return EXIT_INVALID
 
 
+def _print_warnings(plan: RolloutPlan) -> None:
+    for warning in plan.warnings:
+        print(warning.as_warning(), file=sys.stderr)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from console.plan import load_plan
     from console.units import format_duration
@@ -110,6 +118,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except PlanError as error:
             status = _print_problems(error)
             continue
+        _print_warnings(plan)
         print(f"{path}: valid: {plan.strategy} of {plan.image}, {len(plan.stages)} stages, {format_duration(plan.planned_duration)} planned")
     return status
 
@@ -130,6 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         plan = load_plan(args.plan)
+        _print_warnings(plan)
         options = _run_options(args, manual=args.manual, headless=args.headless)
         if not args.headless and not args.demo:
             choose_kinds(plan, options)  # arguments that do not fit are refused here, not in a log file
@@ -217,6 +227,8 @@ def cmd_supervise(args: argparse.Namespace) -> int:
         plan = load_plan(args.plan)
     except PlanError as error:
         return _print_problems(error)
+    if args.detach:  # the person's command; the controller it starts does not repeat them in its log
+        _print_warnings(plan)
     # Unattended, nobody is at a console: a pause waits pause_timeout, then rolls back, as in headless runs.
     options = _run_options(args, manual=args.manual, headless=not (args.attended or args.undo))
     options.undo = args.undo

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Callable
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID, Controller, ControllerOptions
 from console.controller.events import ErrorRaised
-from console.controller.journal import read_events
+from console.controller.identity import ResumeRefused
+from console.controller.journal import JournalError, read_events
 from console.controller.state import fold
 from console.flags.backends import FileBackend
 from console.flags.release import ReleaseFlags
@@ -53,8 +54,9 @@ class UsageError(Exception):
     """Arguments that do not fit together (exit 2)."""
 
 
-REFUSALS = (PlanError, UsageError, TargetError)
-"""Why a rollout may not be built: bad input (a plan, a scenario, arguments) or a cluster that says no."""
+REFUSALS = (PlanError, UsageError, ResumeRefused, JournalError, TargetError)
+"""Why a rollout may not be built: bad input (a plan, a scenario, arguments, a journal that is another
+plan's or is corrupt) or a cluster that says no."""
 
 
 def report_refusal(error: Exception) -> int:
@@ -224,7 +226,8 @@ def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, journal: 
         return time.time() - (controller.now() - t) / (controller.clock.speed or 1.0)
 
     target, metrics = build_target_and_metrics(plan, options, journal, clock_to_wall)
-    controller_options = ControllerOptions(headless=options.headless, manual=options.manual, exit_when_finished=options.headless)
+    controller_options = ControllerOptions(headless=options.headless, manual=options.manual, exit_when_finished=options.headless,
+                                           target_kind=choose_kinds(plan, options)[0])
     context = preflight_context(plan, options, journal)
     controller_options.gate = Gate(plan.preflight, context)
     release_flags = plan_flags(plan, journal)
@@ -233,6 +236,8 @@ def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, journal: 
         controller_options.flag_setup = release_flags.create_missing
         controller_options.flag_step = release_flags.apply_step
     controller = Controller(plan, target, metrics, journal, build_clock(options), controller_options, actor=actor)
+    if controller.plan_changed:
+        print(f"brahma: {controller.plan_changed}", file=sys.stderr)
     notifier = None
     if plan.notify:
         # Deliveries journal through the controller; the controller never waits for them.

@@ -123,3 +123,47 @@ def test_the_domain_never_imports_textual():
     code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in DOMAIN) + "assert 'textual' not in sys.modules\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("plan_text", "message"),
+    [
+        ("app: checkout\nimage: r/checkout:2.4.1\nname: ../../escaped\n", ":3: name: a release name takes letters"),
+        ("app: checkout\nimage: r/checkout:2.4.1\nflags_file: /tmp\n", ":3: flags_file: /tmp is a directory, not a flag file"),
+        ("app: checkout\nimage: r/checkout:2.4.1\nstages: " + "[" * 2000 + "]" * 2000 + "\n", ":3: not valid YAML: exceeded maximum nesting depth"),
+        ("app: checkout\nimage: r/checkout:2.4.1\nstages: " + "[" * 300 + "]" * 300 + "\n", ":3: stages[0][0]"),
+    ],
+    ids=["name-outside-the-state-dir", "flags-file-a-directory", "nesting-past-libyaml", "nesting-past-ours"],
+)
+def test_input_that_would_misuse_the_machine_is_refused_before_anything_is_written(tmp_path, plan_text, message):
+    plan = tmp_path / "work" / "plan.yaml"
+    plan.parent.mkdir()
+    plan.write_text(plan_text)
+    state_dir = tmp_path / "work" / "state"
+    result = brahma("run", str(plan), "--headless", "--fast", "--state-dir", str(state_dir))
+    assert result.returncode == 2, result.stderr
+    assert f"{plan}{message}" in result.stderr and "Traceback" not in result.stderr
+    assert not state_dir.exists(), "no state dir, no journal: nothing started"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["plan.yaml", "work"], "and nothing anywhere else"
+
+
+def test_run_prints_the_plan_s_warnings_once_before_it_starts(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text((SAMPLES / "canary.yaml").read_text() + "\n")
+    text = plan.read_text().replace("metrics:\n", "metrics:\n  queries: {throughput: 'sum(rate(http_requests_total{app=\"checkout\"}[1m]))'}\n", 1)
+    assert text != plan.read_text(), "the sample has a metrics section to add the query to"
+    plan.write_text(text)
+    result = brahma("run", str(plan), "--headless", "--fast", "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if ": warning: " in line]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{plan}:") and "metrics.queries.throughput: the query has no {track}" in warnings[0]
+    assert result.stderr.startswith(warnings[0]), "before anything else is said"
+
+
+@pytest.mark.parametrize("console", [[], ["--headless"]])
+def test_attach_takes_a_rollout_s_name_never_a_path(tmp_path, console):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "escaped.jsonl").write_text('{"event":"rollout_started"}\n')
+    result = brahma("attach", "../escaped", *console, "--state-dir", str(tmp_path / "state"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "brahma: no rollout can be named '../escaped': a release name takes letters, digits, '.', '-' and '_' only, not '/'\n"

@@ -211,3 +211,259 @@ def test_prometheus_plans_judge_only_what_the_provider_gives():
         plan_from("app: a\nimage: r/a:2\ntarget: kubernetes\ntriggers:\n  warning:\n    cpu: '> 90%'\n")
     with_query = plan_from("app: a\nimage: r/a:2\ntarget: kubernetes\nmetrics:\n  queries: {cpu: 'avg(x)'}\ntriggers:\n  warning:\n    cpu: '> 90%'\n")
     assert "cpu" in with_query.metric_names
+
+
+# -- input that cannot be misused: bounded documents, no key twice, strict numbers -------------------
+
+LAUGHS = "".join(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n" for previous, name in zip("abcdefgh", "bcdefghi"))
+ALIAS_BOMB = 'app: checkout\nimage: r/checkout:2.4.1\nmetrics:\n  queries:\n    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    "    " + line + "\n" for line in LAUGHS.splitlines()
+)
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it():
+    assert len(ALIAS_BOMB) < 1024, "a 1 KB plan expanding to 9^9 nodes"
+    found = problems(ALIAS_BOMB)
+    assert len(found) == 1 and "aliases repeat more than 10000 nodes; write the plan out instead" in found[0]
+    assert found[0].startswith("plan.yaml:5: metrics.queries.")
+
+
+def test_an_alias_inside_itself_is_refused():
+    assert problems("app: a\nimage: r/a:2\nstages: &loop [*loop]\n") == [
+        "plan.yaml:3: stages[0]: an alias refers to a node that holds it: the document would never end"
+    ]
+
+
+def test_aliases_and_merge_keys_that_stay_small_are_plans_like_any_other():
+    plan = plan_from(
+        "app: a\nimage: r/a:2\nstages:\n"
+        "  - &first {weight: 5, observe: 1m, criteria: &criteria {error_rate: '< 0.5%'}}\n"
+        "  - {<<: *first, weight: 25, criteria: *criteria}\n"
+        "  - {<<: *first, weight: 50, name: half}\n"
+    )
+    assert [(s.weight, s.observe, s.name) for s in plan.stages[:3]] == [(5, 60, "stage 1"), (25, 60, "stage 2"), (50, 60, "half")]
+    assert problems("app: a\nimage: r/a:2\nstages:\n  - &first {weight: 5}\n  - {<<: *first,\n     weight: 300}\n") == [
+        "plan.yaml:6: stages[1].weight: a weight is a percentage from 0 to 100, got 300"
+    ], "a key written beside a merge is placed on its own line"
+
+
+@pytest.mark.parametrize(
+    ("text", "hcl", "expected"),
+    [
+        ("app: a\nimage: r/a:2\nx: " + "[" * 100 + "]" * 100 + "\n", False, "plan.yaml:3: x" + "[0]" * 32 + ": nested more than 32 levels deep"),
+        ("app: a\nimage: r/a:2\nx: " + "[" * 5000 + "]" * 5000 + "\n", False, "plan.yaml:3: not valid YAML: exceeded maximum nesting depth"),
+        ("app: a\nimage: r/a:2\n" + "".join(f"{'  ' * n}k{n}:\n" for n in range(40)) + "\n", False, "plan.yaml:36: k0.k1.k2"),
+        ('app = "a"\nimage = "r/a:2"\nx = ' + "[" * 5000 + "]" * 5000 + "\n", True, "plan.hcl:3: x" + "[0]" * 32 + ": nested more than 32 levels deep"),
+        ('app = "a"\nimage = "r/a:2"\nx = ' + "(" * 3000 + "1" + ")" * 3000 + "\n", True, "plan.hcl:1: nested more than 32 levels deep"),
+    ],
+    ids=["yaml-flow-100", "yaml-flow-5000", "yaml-block-40", "hcl-tuples-5000", "hcl-parentheses-3000"],
+)
+def test_deep_nesting_is_a_problem_at_its_line_not_a_recursion_error(text, hcl, expected):
+    found = problems(text, hcl)
+    assert found[0].startswith(expected), found
+
+
+def test_without_libyaml_deep_nesting_is_still_a_problem(monkeypatch):
+    import yaml
+
+    from console.plan import document
+
+    monkeypatch.setattr(document, "_YamlLoader", yaml.SafeLoader)  # its composer recurses once per level
+    assert problems("app: a\nimage: r/a:2\nx: " + "[" * 900 + "]" * 900 + "\n") == ["plan.yaml:1: nested more than 32 levels deep"]
+
+
+@pytest.mark.parametrize(("hcl", "limit"), [(False, 1 << 20), (True, 64 << 10)])
+def test_a_document_past_its_size_limit_is_refused_before_it_is_parsed(hcl, limit):
+    filler = "# " + "x" * 78 + "\n"
+    head = 'app = "a"\nimage = "r/a:2"\n' if hcl else "app: a\nimage: r/a:2\n"
+    text = head + filler * ((limit - len(head)) // len(filler))
+    assert len(text.encode()) <= limit
+    load_plan_text(text, "plan.hcl" if hcl else "plan.yaml", hcl=hcl)
+    kind = "an HCL plan" if hcl else "a plan or scenario"
+    assert problems(text + filler, hcl) == [f"plan.{'hcl' if hcl else 'yaml'}:1: larger than {limit >> 10} KiB, the most {kind} may be"]
+
+
+def test_a_file_past_the_limit_is_not_read_whole(tmp_path):
+    assert str(pytest.raises(PlanError, load_plan, "/dev/zero").value) == "/dev/zero:1: larger than 1024 KiB, the most a plan or scenario may be"
+    scenario = tmp_path / "big.yaml"
+    scenario.write_text("name: big\nseed: 1\n" + "#\n" * (1 << 20))
+    from console.sim.scenario import load_scenario
+
+    with pytest.raises(PlanError, match=r"big.yaml:1: larger than 1024 KiB"):
+        load_scenario(str(scenario))
+
+
+def test_a_key_written_twice_names_both_lines():
+    assert problems("app: a\nimage: r/a:2\nstages:\n  - weight: 5\n    observe: 1m\n    weight: 50\napp: b\n") == [
+        "plan.yaml:6: stages[0].weight: written twice, on lines 4 and 6: keep one",
+        "plan.yaml:7: app: written twice, on lines 1 and 7: keep one",
+    ]
+    assert problems('app: a\nimage: r/a:2\ntriggers:\n  critical: {error_rate: "> 1%", "error_rate": "> 5%"}\n') == [
+        "plan.yaml:4: triggers.critical.error_rate: written twice, on lines 4 and 4: keep one"
+    ]
+    assert plan_from("app: a\nimage: r/a:2\nstages:\n  - {weight: 5}\n  - {weight: 50}\n").stages[1].weight == 50, "the same key in two mappings is fine"
+
+
+def test_an_hcl_name_set_twice_names_both_lines():
+    text = (
+        'app = "a"\nimage = "r/a:2"\n'
+        "stage {\n  weight = 5\n  weight = 50\n}\n"
+        "analysis {\n  min_requests = 5\n}\nanalysis {\n  min_requests = 6\n}\n"
+        'metrics {\n  queries = {\n    cpu = "avg(x{track=\\"{track}\\"})"\n    "cpu" = "avg(y)"\n  }\n}\n'
+        "stages = []\n"
+    )
+    assert problems(text, hcl=True) == [
+        "plan.hcl:5: stages[0].weight: written twice, on lines 4 and 5: keep one",
+        "plan.hcl:10: analysis: written twice, on lines 7 and 10: keep one",
+        "plan.hcl:16: metrics.queries.cpu: written twice, on lines 15 and 16: keep one",
+        "plan.hcl:19: stages: written twice, on lines 3 and 19: keep one",
+    ]
+    assert [s.weight for s in load_plan(SAMPLES / "canary.hcl").stages] == [5, 25, 50, 100], "repeated stage blocks are the list of stages"
+
+
+def test_the_duplicate_that_once_ran_50_percent_is_refused_by_validate(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nstages:\n  - weight: 5\n    weight: 50\n")
+    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f"{plan}:5: stages[0].weight: written twice, on lines 4 and 5: keep one\n"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("stages:\n  - weight", "true", "stages[0].weight: Input should be a valid integer"),
+        ("stages:\n  - weight", "5.0", "stages[0].weight: Input should be a valid integer"),
+        ("stages:\n  - weight", "'5'", "stages[0].weight: Input should be a valid integer"),
+        ("analysis:\n  min_requests", "true", "analysis.min_requests: Input should be a valid integer"),
+        ("analysis:\n  min_coverage", "true", "analysis.min_coverage: Input should be a valid number"),
+        ("triggers:\n  critical:\n    error_rate: {when: '> 1%', consecutive", "true}", "triggers.critical.error_rate.consecutive: Input should be a valid integer"),
+        ("target:\n  replicas", "true", "target.replicas: Input should be a valid integer"),
+        ("manual", "1", "manual: Input should be a valid boolean"),
+        ("flags:\n  - name: f\n    schedule", "[5, true]", "flags[0].schedule[1]: Input should be a valid integer"),
+    ],
+)
+def test_a_number_is_a_number_and_a_switch_is_true_or_false(field, value, message):
+    found = problems(f"app: a\nimage: r/a:2\n{field}: {value}\n")
+    assert any(p.endswith(message) for p in found), found
+
+
+def test_a_scenario_takes_numbers_not_switches(tmp_path):
+    from console.sim.scenario import load_scenario
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: s\nseed: true\ncanary: {error_rate: true}\n")
+    with pytest.raises(PlanError) as caught:
+        load_scenario(str(scenario))
+    assert [str(p) for p in caught.value.problems] == [
+        f"{scenario}:2: seed: Input should be a valid integer",
+        f"{scenario}:3: canary.error_rate: Input should be a valid number",
+    ]
+
+
+# -- release names, warnings, the flag file -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("../../escaped", "a release name takes letters, digits, '.', '-' and '_' only, not '/'"),
+        ("/tmp/elsewhere/abs", "a release name takes letters, digits, '.', '-' and '_' only, not '/'"),
+        ("a/b", "a release name takes letters, digits, '.', '-' and '_' only, not '/'"),
+        ('"a\\0b"', "a release name takes letters, digits, '.', '-' and '_' only, not '\\x00'"),
+        ("x" * 300, "a release name has at most 63 characters (it names files in the state dir), not 300"),
+        ("x" * 64, "a release name has at most 63 characters (it names files in the state dir), not 64"),
+        ("flags", "'flags' is taken by the state dir itself (flags, brahma-error are reserved)"),
+        ("brahma-error", "'brahma-error' is taken by the state dir itself (flags, brahma-error are reserved)"),
+        (".hidden", "a release name starts with a letter or a digit"),
+        ("-x", "a release name starts with a letter or a digit"),
+        ("checkout.20261201T000000", "a release name cannot end like an archived journal's time stamp (.YYYYMMDDTHHMMSS)"),
+        ("'café'", "a release name takes letters, digits, '.', '-' and '_' only, not 'é'"),
+        ("''", "a release name cannot be empty"),
+    ],
+)
+def test_a_release_name_is_fit_to_name_files(name, message):
+    assert problems(f"app: checkout\nimage: r/checkout:2.4.1\nname: {name}\n") == [f"plan.yaml:3: name: {message}"]
+
+
+def test_names_that_are_fine():
+    for name in ("checkout-2.4.1", "Checkout_2.4.1-rc.1", "x" * 63, "9lives"):
+        assert plan_from(f"app: checkout\nimage: r/checkout:2.4.1\nname: {name}\n").name == name
+
+
+def test_a_name_made_from_an_image_tag_that_cannot_be_one_says_to_write_name():
+    digest = "sha256:" + "a" * 64
+    assert problems(f"app: checkout\nimage: r/checkout@{digest}\n") == [
+        f"plan.yaml:2: image: app and the image's tag make the release name 'checkout-{'a' * 64}', which cannot name the rollout's files: "
+        f"a release name has at most 63 characters (it names files in the state dir), not 73; give the plan a name, e.g. `name: checkout-{'a' * 54}`"
+    ]
+    assert problems("app: my app\nimage: r/checkout:2.4.1\n") == [
+        "plan.yaml:2: image: app and the image's tag make the release name 'my app-2.4.1', which cannot name the rollout's files: "
+        "a release name takes letters, digits, '.', '-' and '_' only, not ' '; give the plan a name, e.g. `name: my-app-2.4.1`"
+    ]
+    assert plan_from(f"app: checkout\nimage: r/checkout@{digest}\nname: checkout-2\n").name == "checkout-2"
+
+
+def test_the_longest_name_fits_every_file_it_names_even_in_a_deep_state_dir(tmp_path):
+    import os
+    import socket
+
+    from console.plan.names import RELEASE_NAME_MAX
+    from console.supervisor.files import RolloutFiles, socket_address
+
+    deep = tmp_path.joinpath(*["d" * 50] * 4)
+    deep.mkdir(parents=True)
+    files = RolloutFiles(deep, "n" * RELEASE_NAME_MAX)
+    archived = [f"{files.name}.20261201T000000.jsonl", f"{files.name}.20261201T000000.sim.json"]
+    names = [files.journal.name, files.lock.name, files.socket.name, files.log.name, files.launch.name, f"{files.name}.md", *archived]
+    assert max(len(name) for name in names) <= os.pathconf(deep, "PC_NAME_MAX")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with socket_address(files.socket) as address:
+            server.bind(address)
+            server.listen()
+            client.connect(address)
+    finally:
+        client.close()
+        server.close()
+
+
+def test_a_custom_query_that_cannot_tell_canary_from_stable_is_a_warning():
+    plan = plan_from(
+        "app: a\nimage: r/a:2\nmetrics:\n  queries:\n"
+        "    cpu: 'avg(rate(cpu_seconds_total{app=\"a\"}[1m]))'\n"
+        "    memory: 'avg(memory{{matchers}})'\n"
+        "    signups: 'sum(rate(signups{track=\"{track}\"}[{window}]))'\n"
+    )
+    assert [p.as_warning() for p in plan.warnings] == [
+        "test.yaml:5: warning: metrics.queries.cpu: the query has no {track} (nor {matchers}): canary and stable read the same series, "
+        "so the canary is never told apart from stable"
+    ]
+    assert plan_from("app: a\nimage: r/a:2\n").warnings == ()
+
+
+def test_validate_prints_warnings_and_still_passes(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: a\nimage: r/a:2\nmetrics:\n  queries: {cpu: 'avg(cpu)'}\n")
+    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"{plan}:4: warning: metrics.queries.cpu: the query has no {{track}}") and result.stderr.count("\n") == 1
+    assert "valid: canary of r/a:2" in result.stdout
+
+
+def test_the_flag_file_must_be_a_flag_file_or_none_yet(tmp_path):
+    (tmp_path / "flags.json").write_text('{"flags": {}}\n')
+    (tmp_path / "notes.txt").write_text("remember the milk\n")
+    (tmp_path / "link").symlink_to("/dev/null")
+    cases = {
+        str(tmp_path): f"{tmp_path} is a directory, not a flag file",
+        "/dev/null": "/dev/null is under /dev: a kernel interface, not a flag file",
+        str(tmp_path / "link"): f"{tmp_path / 'link'} is under /dev: a kernel interface, not a flag file",
+        "/proc/self/environ": "/proc/self/environ is under /proc: a kernel interface, not a flag file",
+        str(tmp_path / "notes.txt"): f"{tmp_path / 'notes.txt'} is not a flagd flag file (line 1: invalid JSON: Expecting value (column 1)): name the flag file your apps read",
+    }
+    for path, message in cases.items():
+        assert problems(f"app: a\nimage: r/a:2\nflags_file: {path}\n") == [f"plan.yaml:3: flags_file: {message}"]
+    for fine in (tmp_path / "flags.json", tmp_path / "not-yet.json"):
+        assert plan_from(f"app: a\nimage: r/a:2\nflags_file: {fine}\n").flags_file == str(fine)

@@ -141,3 +141,195 @@ async def test_a_controller_that_was_gone_says_so_and_restarts_a_window_it_did_n
     assert resumed[0].unwatched_s == pytest.approx(gone_s, abs=1.0)
     assert (second.state.window_started_t == resumed[0].t) is restarted
     assert second.state.phase == "running", "a gap is not a failure: the stage goes on"
+
+
+# -- a journal is resumed only by its own plan -------------------------------------------------------
+
+
+async def journal_left_at(plan, state_dir: Path, t: float) -> Path:
+    """A rollout of `plan` on the simulator whose controller stopped at rollout time `t` (as if killed)."""
+    controller = sim_controller(plan, state_dir, clock=VirtualClock(stop_at=t))
+    task = asyncio.create_task(controller.run())
+    while controller.now() < t:
+        await asyncio.sleep(0)
+    controller.stop()
+    await task
+    controller.journal.close()
+    return controller.journal.path
+
+
+def brahma_run(plan: Path, state_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--state-dir", str(state_dir), *extra],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def canary_variant(tmp_path: Path, old: str, new: str, name: str = "variant.yaml") -> Path:
+    text = (SAMPLES / "canary.yaml").read_text()
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new))
+    return path
+
+
+async def test_the_journal_records_the_plan_s_identity(canary_plan, tmp_path):
+    from console.controller.identity import plan_digest, plan_identity
+
+    started = next(read_events(await journal_left_at(canary_plan, tmp_path, 700)))
+    assert isinstance(started, ev.RolloutStarted)
+    assert (started.rollout, started.app, started.image, started.strategy) == ("checkout-2.4.1", "checkout", "registry.example.com/checkout:2.4.1", "canary")
+    assert started.target == {"kind": "sim"}
+    assert [(s["weight"], s["observe_s"]) for s in started.stages] == [(5, 600), (25, 900), (50, 1200), (100, 3600)]
+    assert started.digest == plan_digest(canary_plan) and len(started.digest) == 64
+    on_a_cluster = plan_identity(canary_plan, "kubernetes")["target"]
+    assert on_a_cluster == {"kind": "kubernetes", "namespace": "default", "deployment": "checkout"}
+
+
+def test_the_digest_is_of_what_is_decided_not_of_how_it_is_written(tmp_path):
+    from console.controller.identity import plan_digest
+    from console.plan import load_plan
+
+    canary = load_plan(SAMPLES / "canary.yaml")
+    assert plan_digest(load_plan(SAMPLES / "canary.hcl")) == plan_digest(canary), "the same plan in HCL"
+    commented = canary_variant(tmp_path, "interval: 10s ", "interval: 10s  # sampled every ten seconds, a comment", "commented.yaml")
+    assert plan_digest(load_plan(commented)) == plan_digest(canary)
+    loosened = canary_variant(tmp_path, 'error_rate: "< 1%"', 'error_rate: "< 2%"', "loosened.yaml")
+    assert plan_digest(load_plan(loosened)) != plan_digest(canary), "a limit is decided by"
+
+
+async def test_a_plan_for_another_app_and_image_does_not_resume_the_journal(canary_plan, tmp_path):
+    journal = await journal_left_at(canary_plan, tmp_path / "state", 700)  # stage 2: 25% on the canary
+    sim_state = (tmp_path / "state" / "checkout-2.4.1.sim.json").read_bytes()
+    written = journal.read_bytes()
+    payments = tmp_path / "payments.yaml"
+    payments.write_text("name: checkout-2.4.1\napp: payments\nimage: r/payments:9.9\n")
+    result = brahma_run(payments, tmp_path / "state")
+    assert result.returncode == 2, result.stderr
+    assert f"brahma: {journal} is the journal of another plan than {payments}: app: journal checkout, plan payments; " \
+           f"image: journal registry.example.com/checkout:2.4.1, plan r/payments:9.9;" in result.stderr
+    assert f"to start afresh, move the journal aside: mv {journal} {journal.with_name('checkout-2.4.1.old.jsonl')}" in result.stderr
+    assert journal.read_bytes() == written and (tmp_path / "state" / "checkout-2.4.1.sim.json").read_bytes() == sim_state, "nothing moved"
+
+
+async def test_a_journal_whose_first_event_names_another_release_is_not_taken_up(canary_plan, tmp_path):
+    journal = await journal_left_at(canary_plan, tmp_path / "state", 700)
+    journal.rename(journal.with_name("checkout-2.5.0.jsonl"))
+    plan = canary_variant(tmp_path, "name: checkout-2.4.1", "name: checkout-2.5.0")
+    result = brahma_run(plan, tmp_path / "state")
+    assert result.returncode == 2, result.stderr
+    assert "release: journal checkout-2.4.1, plan checkout-2.5.0" in result.stderr
+
+
+async def test_a_plan_with_fewer_stages_than_the_journal_is_refused_not_an_index_error(canary_plan, tmp_path):
+    await journal_left_at(canary_plan, tmp_path / "state", 1600)  # stage 3: 50%
+    plan = tmp_path / "short.yaml"
+    plan.write_text("name: checkout-2.4.1\napp: checkout\nimage: registry.example.com/checkout:2.4.1\nstages: [{weight: 5}, {weight: 25}]\n")
+    result = brahma_run(plan, tmp_path / "state")
+    assert result.returncode == 2, result.stderr
+    assert ("stages: journal stage 1 5% 600s -> stage 2 25% 900s -> stage 3 50% 1200s -> monitoring 100% 3600s, "
+            "plan stage 1 5% 600s -> stage 2 25% 600s -> monitoring 100% 3600s") in result.stderr
+    assert "IndexError" not in result.stderr and "internal error" not in result.stderr
+
+
+async def test_the_target_the_journal_ran_on_is_part_of_its_identity(canary_plan, tmp_path):
+    from console.controller.identity import ResumeRefused, check_resume
+    from console.controller.state import fold
+
+    journal = await journal_left_at(canary_plan, tmp_path, 700)
+    state = fold(read_events(journal))
+    assert check_resume(canary_plan, state, journal, "sim") is None
+    with pytest.raises(ResumeRefused, match=r"target: journal kind sim, plan kind kubernetes, namespace default, deployment checkout"):
+        check_resume(canary_plan, state, journal, "kubernetes")  # --target kubernetes on the command line
+
+
+async def test_a_limit_edited_mid_rollout_applies_on_resume_and_the_journal_says_so(canary_plan, tmp_path):
+    from console.controller.identity import plan_digest
+    from console.plan import load_plan
+
+    journal = await journal_left_at(canary_plan, tmp_path / "state", 700)
+    edited = canary_variant(tmp_path, "cpu: {when: \"> 80%\"", "cpu: {when: \"> 90%\"")
+    result = brahma_run(edited, tmp_path / "state")
+    assert result.returncode == 0, result.stderr
+    assert f"brahma: {edited} changed since {journal} last ran it (digest {plan_digest(canary_plan)[:12]} -> {plan_digest(load_plan(edited))[:12]}): " \
+           "the rollout goes on from where it was, under the plan as it is now" in result.stderr
+    archived = next((tmp_path / "state").glob("checkout-2.4.1.*.jsonl"), None) or journal
+    resumed = [e for e in read_events(archived) if isinstance(e, ev.SupervisionResumed)]
+    assert [e.digest for e in resumed] == [plan_digest(load_plan(edited))]
+    assert stage_starts(archived) == [0, 1, 2, 3], "it went on from stage 2, not from the start"
+
+
+async def test_a_journal_from_before_identities_resumes_when_what_it_recorded_matches(canary_plan, tmp_path):
+    journal = await journal_left_at(canary_plan, tmp_path / "state", 700)
+    lines = journal.read_text().splitlines()
+    first = json.loads(lines[0])
+    del first["target"], first["digest"]
+    journal.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    before = journal.read_text()
+    other_image = canary_variant(tmp_path, "image: registry.example.com/checkout:2.4.1", "image: registry.example.com/checkout:2.4.2")
+    refused = brahma_run(other_image, tmp_path / "state")
+    assert refused.returncode == 2 and "image: journal registry.example.com/checkout:2.4.1, plan registry.example.com/checkout:2.4.2" in refused.stderr
+    assert journal.read_text() == before
+    resumed = brahma_run(SAMPLES / "canary.yaml", tmp_path / "state")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming rollout checkout-2.4.1 at stage 2" in resumed.stderr and "changed since" not in resumed.stderr
+
+
+def test_a_journal_that_is_no_rollout_s_is_not_taken_up(tmp_path):
+    (tmp_path / "checkout-2.4.1.jsonl").write_text('{"event":"flag_changed","t":0,"ts":"x","flag":"f","old":{},"new":{},"actor":"a"}\n')
+    result = brahma_run(SAMPLES / "canary.yaml", tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "checkout-2.4.1.jsonl begins with flag_changed, not rollout_started: it is no rollout's journal" in result.stderr
+
+
+def brahma(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+async def test_a_detached_controller_s_refusal_of_another_plan_s_journal_is_exit_2(canary_plan, tmp_path):
+    from console.runner import RunOptions
+    from console.supervisor.commands import supervise_args
+    from console.supervisor.files import Launch, RolloutFiles
+
+    state_dir = tmp_path / "state"
+    journal = await journal_left_at(canary_plan, state_dir, 700)
+    other = canary_variant(tmp_path, "image: registry.example.com/checkout:2.4.1", "image: registry.example.com/checkout:9.9")
+    expected = "image: journal registry.example.com/checkout:2.4.1, plan registry.example.com/checkout:9.9"
+    for command in (["supervise", str(other), "--detach", "--fast"], ["run", str(other)]):  # the controller alone; with a console
+        result = brahma(*command, "--state-dir", str(state_dir))
+        assert result.returncode == 2, (command, result.stderr)
+        assert expected in result.stderr and f"mv {journal}" in result.stderr and "resuming" not in result.stderr
+    # The plan a controller was started with, edited since: attach's restart refuses it, with or without a console.
+    RolloutFiles(state_dir, canary_plan.name).write_launch(Launch(supervise_args(other, RunOptions(state_dir=state_dir, fast=True)), {}))
+    for console in ([], ["--headless"]):
+        result = brahma("attach", "checkout-2.4.1", *console, "--state-dir", str(state_dir))
+        assert result.returncode == 2, result.stderr
+        assert expected in result.stderr
+    assert stage_starts(journal) == [0, 1], "no controller took the journal up"
+
+
+async def test_a_corrupt_journal_line_is_exit_2_with_its_line_and_ls_lists_the_other_rollouts(canary_plan, tmp_path):
+    from tests.conftest import plan_from
+
+    state_dir = tmp_path / "state"
+    journal = await journal_left_at(canary_plan, state_dir, 700)
+    await journal_left_at(plan_from("name: other-1\napp: other\nimage: r/other:1\n"), state_dir, 100)
+    lines = journal.read_text().splitlines()
+    lines[4] = '{"event": "sample", "t": 1'
+    journal.write_text("\n".join(lines) + "\n")
+    where = f"{journal}:5: not a journal event"
+    for command in (["run", str(SAMPLES / "canary.yaml"), "--headless", "--fast"], ["run", str(SAMPLES / "canary.yaml")],
+                    ["attach", "checkout-2.4.1", "--headless"], ["report", str(journal)]):
+        result = brahma(*command, *(["--state-dir", str(state_dir)] if command[0] != "report" else []))
+        assert result.returncode == 2, (command, result.stderr)
+        assert where in result.stderr and "internal error" not in result.stderr and "Traceback" not in result.stderr
+    listed = brahma("ls", "--state-dir", str(state_dir))
+    assert listed.returncode == 2, listed.stderr
+    rows = listed.stdout.splitlines()
+    assert rows[1] == f"{'checkout-2.4.1':<28} unreadable: {where}: Expecting ',' delimiter: line 1 column 27 (char 26)"
+    assert rows[2].split() == ["other-1", "running", "1", "(5%)", "none"], "the other rollouts are still listed"
+
+
+def test_a_journal_line_nested_past_the_json_parser_is_corruption_at_its_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"event":"resumed","t":1,"ts":"x"}\n' + "[" * 100_000 + "]" * 100_000 + '\n{"event":"resumed","t":2,"ts":"x"}\n')
+    with pytest.raises(JournalError, match=r"r.jsonl:2: not a journal event"):
+        list(read_events(path))

@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable, Protocol
 from console.controller import events as ev
 from console.controller.analysis import decide, judge_sample, judge_window
 from console.controller.clock import Clock, RealClock, VirtualClock
+from console.controller.identity import check_resume, plan_digest, plan_identity
 from console.controller.journal import Journal, read_events
 from console.controller.rollback_pacing import RollbackPacing
 from console.controller.state import RolloutState, fold
@@ -79,6 +80,8 @@ class ControllerOptions:
     """Applies an enablement step (users, percentage, on) when its stage starts."""
     gate: Gate | None = None
     """The pre-flight gate with this run's context (flag file, state dir, cluster); the plan's alone when None."""
+    target_kind: str | None = None
+    """The target this run uses, when the command line chose another than the plan's (the journal records it)."""
 
 
 class Controller:
@@ -106,6 +109,8 @@ class Controller:
         rollout's clock, virtual under --fast, must not rush; tests pass a VirtualClock."""
         path = Path(journal_path)
         self.state: RolloutState = fold(read_events(path)) if path.exists() else RolloutState()
+        self.plan_changed = check_resume(plan, self.state, path, self.options.target_kind)
+        """Said when the plan was edited since the journal last ran it; ResumeRefused when it is another plan."""
         self.resumed = self.state.started and not self.state.finished
         self.journal = Journal(path)
         self._pending: list[PendingCommand] = []
@@ -168,12 +173,8 @@ class Controller:
             self.emit(
                 ev.RolloutStarted(
                     0.0,
-                    rollout=self.plan.name,
-                    app=self.plan.app,
-                    image=self.plan.image,
-                    strategy=self.plan.strategy,
+                    **plan_identity(self.plan, self.options.target_kind),
                     plan=self.plan.source,
-                    stages=[{"name": s.name, "weight": s.weight, "observe_s": s.observe} for s in self.plan.stages],
                     planned_s=self.plan.planned_duration,
                     actor=self.actor,
                     rollback_plan=self.plan.rollback_plan or "",
@@ -207,7 +208,7 @@ class Controller:
         if self.resumed:
             # A window with a hole in it was not observed whole: it starts again rather than pass on less.
             missed = state.phase == "running" and t >= self._next_sample_t() + self.plan.interval
-            self.emit(ev.SupervisionResumed(t, unwatched_s=round(unwatched, 3), window_restarted=missed))
+            self.emit(ev.SupervisionResumed(t, unwatched_s=round(unwatched, 3), window_restarted=missed, digest=plan_digest(self.plan)))
 
     async def _wait(self) -> None:
         retry_at = self._rollback_pacing.next_at

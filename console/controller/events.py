@@ -30,7 +30,7 @@ class Event:
 
 @dataclass(frozen=True)
 class RolloutStarted(Event):
-    """The first line of a journal: what is being released, how, and by whom."""
+    """The first line of a journal: what is being released, how, and by whom; the plan's identity, which a resume checks."""
 
     name: ClassVar[str] = "rollout_started"
     rollout: str
@@ -42,6 +42,10 @@ class RolloutStarted(Event):
     planned_s: float
     actor: str
     rollback_plan: str = ""
+    target: dict[str, Any] = field(default_factory=dict)
+    """The target's kind; on a cluster its namespace and stable Deployment too."""
+    digest: str = ""
+    """sha256 of what the controller decides by (console/controller/identity.py); a resume compares it."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,8 @@ class SupervisionResumed(Event):
     """Rollout time since the last journaled event: nobody sampled the canary then."""
     window_restarted: bool
     """The stage's window starts again, because samples were missed while nobody watched."""
+    digest: str = ""
+    """The digest of the plan the resumed controller runs under (another than before when the plan was edited)."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def read_events(path: str | Path) -> Iterator[Event]:
         try:
             data = json.loads(line)
             event = event_from_dict(data)
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:  # RecursionError: JSON nested past the parser
             if number == len(lines):
                 return  # the last write of a killed process
             raise JournalError(f"{path}:{number}: not a journal event: {error}") from None

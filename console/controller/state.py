@@ -64,6 +64,12 @@ class RolloutState:
     last_errors: list[str] = field(default_factory=list)
     last_good_sample_t: float | None = None
     started: bool = False
+    first_event: str = ""
+    """The name of the journal's first event: a rollout's journal begins with rollout_started."""
+    start: ev.RolloutStarted | None = None
+    """The rollout_started event: the identity of the plan the journal belongs to."""
+    plan_digest: str = ""
+    """The digest of the plan the rollout runs under: rollout_started's, then that of each resume."""
 
     @property
     def finished(self) -> bool:
@@ -76,6 +82,7 @@ class RolloutState:
 
     def apply(self, event: ev.Event) -> "RolloutState":
         self.last_t, self.last_ts = event.t, event.ts
+        self.first_event = self.first_event or event.name
         handler = _HANDLERS.get(type(event))
         if handler:
             handler(self, event)
@@ -85,6 +92,7 @@ class RolloutState:
 def _rollout_started(state: RolloutState, event: ev.RolloutStarted) -> None:
     state.rollout, state.app, state.image, state.strategy = event.rollout, event.app, event.image, event.strategy
     state.phase, state.started = "preflight", True
+    state.start, state.plan_digest = event, event.digest
 
 
 def _preflight_result(state: RolloutState, event: ev.PreflightResult) -> None:
@@ -151,6 +159,7 @@ def _resumed(state: RolloutState, event: ev.Resumed) -> None:
 
 
 def _supervision_resumed(state: RolloutState, event: ev.SupervisionResumed) -> None:
+    state.plan_digest = event.digest or state.plan_digest
     if event.window_restarted:
         state.window_started_t = event.t
         state.window = WindowStats()

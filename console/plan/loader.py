@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from console.plan import defaults
 from console.plan.checks import Check, parse_check
+from console.plan.document import Document, collector_paused, parse_document, read_document
 from console.plan.model import (
     FlagStep,
     PlanSpec,
@@ -22,167 +22,9 @@ from console.plan.model import (
     Trigger,
     TriggerSpec,
 )
+from console.plan.names import RELEASE_NAME_MAX, release_name_problem
+from console.plan.problems import Path_, PlanError, Problem
 from console.units import UnitError, parse_duration
-
-HCL_SUFFIXES = {".hcl", ".tf"}
-# HCL writes a repeated block once per item: `stage { }` twice is the list `stages`.
-HCL_LIST_BLOCKS = {"stage": "stages", "flag": "flags", "preflight": "preflight", "notify": "notify"}
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a plan, where it is and what to do about it."""
-
-    source: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.field}: " if self.field else ""
-        return f"{self.source}:{self.line}: {where}{self.message}"
-
-
-class PlanError(Exception):
-    """A plan that cannot be run; carries every problem found, not just the first."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(problem) for problem in problems))
-
-
-def field_name(path: Path_) -> str:
-    name = ""
-    for part in path:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name
-
-
-class _Document:
-    """The parsed data of a plan and where each of its fields stands in the text."""
-
-    def __init__(self, source: str, text: str, data: Any, lines: dict[Path_, int], hcl: bool):
-        self.source, self.text, self.data, self._lines, self._hcl = source, text, data, lines, hcl
-
-    def line(self, path: Path_) -> int:
-        for length in range(len(path), 0, -1):
-            if path[:length] in self._lines:
-                return self._lines[path[:length]]
-        if self._hcl:
-            return _hcl_line(self.text, path)
-        return 1
-
-    def problem(self, path: Path_, message: str) -> Problem:
-        return Problem(self.source, self.line(path), field_name(path), message)
-
-
-def _yaml_lines(node: yaml.Node | None, path: Path_ = (), lines: dict[Path_, int] | None = None) -> dict[Path_, int]:
-    lines = {} if lines is None else lines
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key_path = (*path, key_node.value)
-            lines[key_path] = key_node.start_mark.line + 1
-            _yaml_lines(value_node, key_path, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*path, index)] = item.start_mark.line + 1
-            _yaml_lines(item, (*path, index), lines)
-    return lines
-
-
-def _hcl_line(text: str, path: Path_) -> int:
-    """Where a field stands in HCL text, found by walking its blocks and keys in order."""
-    plural_to_block = {plural: block for block, plural in HCL_LIST_BLOCKS.items()}
-    text_lines = text.splitlines()
-    position, found = 0, 1
-    for index, part in enumerate(path):
-        if isinstance(part, int):
-            block = plural_to_block.get(str(path[index - 1]), "") if index else ""
-            pattern = re.compile(rf"^\s*{re.escape(block)}\s*\{{")
-            hits = [n for n in range(position, len(text_lines)) if pattern.match(text_lines[n])]
-            if part < len(hits):
-                position = hits[part]
-                found = position + 1
-            continue
-        if str(part) in plural_to_block:
-            continue
-        pattern = re.compile(rf"^\s*\"?{re.escape(str(part))}\"?\s*[={{:]")
-        for number in range(position, len(text_lines)):
-            if pattern.match(text_lines[number]):
-                position, found = number, number + 1
-                break
-    return found
-
-
-def _read_yaml(source: str, text: str) -> _Document:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else 1
-        raise PlanError([Problem(source, line, "", f"not valid YAML: {error.problem or error}")]) from None
-    except yaml.YAMLError as error:
-        raise PlanError([Problem(source, 1, "", f"not valid YAML: {error}")]) from None
-    return _Document(source, text, data, _yaml_lines(node), hcl=False)
-
-
-def _unblock(value: Any, key: str | None = None) -> Any:
-    """HCL blocks as the same shapes YAML gives: repeated blocks a list, a single block a mapping."""
-    if isinstance(value, dict):
-        return {k: _unblock(v, k) for k, v in value.items() if k != "__is_block__"}
-    if isinstance(value, list):
-        items = [_unblock(item) for item in value]
-        is_blocks = bool(value) and all(isinstance(item, dict) and item.get("__is_block__") for item in value)
-        if is_blocks and key not in HCL_LIST_BLOCKS and len(items) == 1:
-            return items[0]
-        return items
-    return value
-
-
-def _read_hcl(source: str, text: str) -> _Document:
-    import hcl2
-    from hcl2 import SerializationOptions
-
-    options = SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=True)
-    try:
-        raw = hcl2.loads(text, serialization_options=options)
-    except Exception as error:  # lark raises many kinds; each is a syntax error here
-        match = re.search(r"line (\d+)", str(error))
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise PlanError([Problem(source, int(match.group(1)) if match else 1, "", f"not valid HCL: {first}")]) from None
-    data = {HCL_LIST_BLOCKS.get(key, key): value for key, value in _unblock(raw).items()}
-    return _Document(source, text, data, {}, hcl=True)
-
-
-def read_document(path: str | Path) -> _Document:
-    """A plan-like file (YAML, or HCL by its suffix) parsed, with its lines; PlanError when it cannot be."""
-    source = str(path)
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except IsADirectoryError:
-        raise PlanError([Problem(source, 1, "", "is a directory, not a plan file")]) from None
-    except OSError as error:
-        raise PlanError([Problem(source, 1, "", f"cannot read: {error.strerror or error}")]) from None
-    return parse_document(source, raw, hcl=file.suffix.lower() in HCL_SUFFIXES)
-
-
-def parse_document(source: str, raw: bytes, hcl: bool) -> _Document:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise PlanError([Problem(source, line, "", "not a text file: it is not UTF-8")]) from None
-    if "\x00" in text:
-        raise PlanError([Problem(source, text[: text.index("\x00")].count("\n") + 1, "", "not a text file: it holds NUL bytes")])
-    if not text.strip():
-        raise PlanError([Problem(source, 1, "", "the plan is empty: it needs at least app and image")])
-    document = _read_hcl(source, text) if hcl else _read_yaml(source, text)
-    if not isinstance(document.data, dict):
-        raise PlanError([Problem(source, 1, "", "a plan is a mapping of fields (app, image, stages, ...)")])
-    return document
 
 
 def _model_at(root: type[BaseModel], path: Path_) -> type[BaseModel] | None:
@@ -228,7 +70,7 @@ def _data_path(data: Any, loc: tuple[str | int, ...]) -> Path_:
     return tuple(path)
 
 
-def structure_problems(document: _Document, error: ValidationError, root: type[BaseModel]) -> list[Problem]:
+def structure_problems(document: Document, error: ValidationError, root: type[BaseModel]) -> list[Problem]:
     """Pydantic's errors as problems at their lines, unknown fields with a "did you mean"."""
     problems = []
     for item in error.errors():
@@ -275,9 +117,10 @@ def _normalise_stage(stage: Any) -> Any:
 class _Compiler:
     """The semantic checks the structure cannot express, then the plan with defaults applied."""
 
-    def __init__(self, document: _Document, spec: PlanSpec):
+    def __init__(self, document: Document, spec: PlanSpec):
         self.document, self.spec = document, spec
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.known_metrics = sorted(defaults.BUILTIN_METRICS | set(spec.metrics.queries))
         self.provider = spec.metrics.provider or ("sim" if spec.target.kind == "sim" else "prometheus")
         builtin = defaults.BUILTIN_METRICS if self.provider == "sim" else defaults.PROMETHEUS_METRICS
@@ -287,6 +130,35 @@ class _Compiler:
 
     def fail(self, path: Path_, message: str) -> None:
         self.problems.append(self.document.problem(path, message))
+
+    def warn(self, path: Path_, message: str) -> None:
+        self.warnings.append(self.document.problem(path, message))
+
+    def release_name(self) -> str:
+        """The written name, or app-tag; either must be fit to name the rollout's files."""
+        spec = self.spec
+        if spec.name is not None:
+            if problem := release_name_problem(spec.name):
+                self.fail(("name",), problem)
+            return spec.name
+        tag = spec.image.rsplit(":", 1)[1] if ":" in spec.image.rsplit("/", 1)[-1] else "latest"
+        name = f"{spec.app}-{tag}"
+        if problem := release_name_problem(name):
+            fitted = re.sub(r"[^A-Za-z0-9._-]+", "-", name)[:RELEASE_NAME_MAX].strip(".-_")
+            example = fitted if fitted and release_name_problem(fitted) is None else "checkout-2.4.1"
+            self.fail(("image",), f"app and the image's tag make the release name {name!r}, which cannot name the rollout's files: "
+                                  f"{problem}; give the plan a name, e.g. `name: {example}`")
+        return name
+
+    def queries(self) -> None:
+        for metric, query in self.spec.metrics.queries.items():
+            if "{track}" not in query and "{matchers}" not in query:
+                self.warn(("metrics", "queries", metric), "the query has no {track} (nor {matchers}): canary and stable read "
+                                                          "the same series, so the canary is never told apart from stable")
+
+    def flags_file(self) -> None:
+        if self.spec.flags_file is not None and (problem := flags_file_problem(self.spec.flags_file)):
+            self.fail(("flags_file",), problem)
 
     def metric_known(self, path: Path_, metric: str, written: bool) -> bool:
         """Whether the provider gives this metric; a default on a metric it lacks is left out quietly."""
@@ -377,7 +249,7 @@ class _Compiler:
                     consecutive = trigger.consecutive or defaults.CONSECUTIVE[severity]
                     triggers.append(Trigger(severity, parse_check(metric, trigger.when, consecutive)))
                 except UnitError as error:
-                    self.fail((*path, "when") if path in self.document._lines or self.document._hcl else path, str(error))
+                    self.fail((*path, "when") if path in self.document.lines else path, str(error))
         return tuple(triggers)
 
     def preflight(self) -> None:
@@ -398,6 +270,9 @@ class _Compiler:
         stages, triggers = self.stages(), self.triggers()
         stages += self.flag_steps(len(stages))
         self.preflight()
+        self.queries()
+        self.flags_file()
+        release = self.release_name()
         flag_names = [flag.name for flag in spec.flags]
         for index, name in enumerate(flag_names):
             if flag_names.index(name) != index:
@@ -405,9 +280,8 @@ class _Compiler:
         if self.problems:
             raise PlanError(sorted(self.problems, key=lambda p: p.line))
         judged = [check.metric for stage in stages for check in stage.criteria] + [t.check.metric for t in triggers]
-        tag = spec.image.rsplit(":", 1)[1] if ":" in spec.image.rsplit("/", 1)[-1] else "latest"
         return RolloutPlan(
-            name=spec.name or f"{spec.app}-{tag}",
+            name=release,
             app=spec.app,
             image=spec.image,
             strategy=spec.strategy,
@@ -429,10 +303,44 @@ class _Compiler:
             notify=tuple(spec.notify),
             source=self.document.source,
             metric_names=tuple(dict.fromkeys(judged)),
+            warnings=tuple(sorted(self.warnings, key=lambda p: p.line)),
         )
 
 
-def plan_from_document(document: _Document) -> RolloutPlan:
+KERNEL_DIRECTORIES = ("/proc", "/sys", "/dev")
+"""Files there are the kernel's interfaces: writing one does more than store text."""
+
+
+def flags_file_problem(path: str) -> str | None:
+    """Why a plan's flags may not be kept in `path`; None when they may.
+
+    Brahma replaces the file whole (a rename over it), so it must be a flag file or not exist yet: never
+    a directory, a device or a kernel interface, and never a file of something else (/etc/hosts, the
+    plan itself by a typo). Checked when the plan is read, so a run refuses it before it starts.
+    """
+    from console.flags.backends import FileBackend
+    from console.flags.errors import FlagFileError
+    from console.flags.store import FlagStore
+
+    real = os.path.realpath(path)
+    system = next((d for d in KERNEL_DIRECTORIES if real == d or real.startswith(f"{d}/")), None)
+    if system is not None:
+        return f"{path} is under {system}: a kernel interface, not a flag file"
+    if not os.path.exists(real):
+        return None  # created, disabled, before the deploy
+    if os.path.isdir(real):
+        return f"{path} is a directory, not a flag file"
+    if not os.path.isfile(real):
+        return f"{path} is not a regular file (a device, a pipe or a socket), so it cannot be a flag file"
+    try:
+        FlagStore(FileBackend(path)).list()
+    except FlagFileError as error:
+        where = f"line {error.line}: " if error.line else ""
+        return f"{path} is not a flagd flag file ({where}{error.message}): name the flag file your apps read"
+    return None
+
+
+def plan_from_document(document: Document) -> RolloutPlan:
     try:
         spec = PlanSpec.model_validate(_normalise(document.data))
     except ValidationError as error:
@@ -442,12 +350,14 @@ def plan_from_document(document: _Document) -> RolloutPlan:
 
 def load_plan(path: str | Path) -> RolloutPlan:
     """The plan in a YAML or HCL file, or PlanError with every problem found."""
-    return plan_from_document(read_document(path))
+    with collector_paused():
+        return plan_from_document(read_document(path))
 
 
 def load_plan_text(text: str | bytes, source: str = "<plan>", hcl: bool = False) -> RolloutPlan:
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    return plan_from_document(parse_document(source, raw, hcl))
+    with collector_paused():
+        return plan_from_document(parse_document(source, raw, hcl))
 
 
 __all__ = ["PlanError", "Problem", "load_plan", "load_plan_text", "parse_duration"]

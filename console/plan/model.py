@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Optional, Union, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from console.plan.checks import Check
+from console.plan.problems import Problem
 from console.units import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -34,7 +35,8 @@ KubernetesObject = Annotated[str, _matching(KUBERNETES_OBJECT, '"deployment/chec
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Strict: a number is a number (`weight: true` is not 1, `"5"` is not 5), a switch is true or false.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class StageSpec(Strict):
@@ -287,6 +289,8 @@ class RolloutPlan:
     """The file the plan was read from."""
     metric_names: tuple[str, ...] = field(default=())
     """Every metric a stage or trigger judges, in display order."""
+    warnings: tuple[Problem, ...] = ()
+    """What runs as written but is likely a mistake; `validate` and `run` print them."""
 
     @property
     def planned_duration(self) -> float:

@@ -9,8 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from console.plan.loader import PlanError, Problem, read_document, structure_problems
+from console.plan.document import read_document
+from console.plan.loader import structure_problems
 from console.plan.model import Duration
+from console.plan.problems import PlanError, Problem
 
 BUILTIN_SCENARIOS = ("healthy", "error-spike", "latency-creep", "no-data", "flapping")
 
@@ -18,7 +20,7 @@ BUILTIN_SCENARIOS = ("healthy", "error-spike", "latency-creep", "no-data", "flap
 class TrackSpec(BaseModel):
     """One track's behaviour; anything left out follows the stable track's baseline."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # `error_rate: true` is not 1.0
     error_rate: float | None = Field(default=None, ge=0, le=1)
     success_rate: float | None = Field(default=None, ge=0, le=1)
     """Follows 1 - error_rate unless set."""
@@ -36,7 +38,7 @@ class TrackSpec(BaseModel):
 
 
 class ScenarioEventSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
     at: Duration
     """On the events' clock t (since the first stage started)."""
     track: Literal["canary", "stable"] = "canary"
@@ -46,7 +48,7 @@ class ScenarioEventSpec(BaseModel):
 
 
 class ScenarioSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str
     seed: int = 1
     stable: TrackSpec = TrackSpec()

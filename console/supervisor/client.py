@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from console.controller.journal import read_events
+from console.controller.journal import JournalError, read_events
 from console.controller.state import RolloutState, fold
+from console.plan.names import release_name_problem
 from console.supervisor.files import Launch, RolloutFiles, lock_holder, socket_address
 
 CONNECT_TIMEOUT_S = 2.0
@@ -134,15 +135,24 @@ class RolloutListing:
     state: RolloutState
     running: bool
     pid: int | None
+    unreadable: str | None = None
+    """FILE:LINE: what is wrong, when the journal cannot be read (its state is then empty)."""
 
 
 def list_rollouts(state_dir: Path) -> list[RolloutListing]:
-    """The rollouts whose current journal is in `state_dir` (archived journals of finished runs are left out)."""
+    """The rollouts whose current journal is in `state_dir` (archived journals of finished runs are left out);
+    one whose journal cannot be read is listed with why, so the others are still seen."""
     listings = []
     for journal in sorted(state_dir.glob("*.jsonl")):
-        state = fold(read_events(journal))
+        if release_name_problem(journal.stem):
+            continue  # another journal (flags.jsonl) or an archived run (name.STAMP.jsonl)
+        try:
+            state = fold(read_events(journal))
+        except JournalError as error:
+            listings.append(RolloutListing(journal.stem, RolloutState(), False, None, str(error)))
+            continue
         if not state.started or state.rollout != journal.stem:
-            continue  # an archived run (name.STAMP.jsonl) or another journal (flags.jsonl)
+            continue  # an archived run whose name is a release's too (name.old.jsonl)
         files = RolloutFiles(state_dir, state.rollout)
         running = answers(files)
         listings.append(RolloutListing(state.rollout, state, running, lock_holder(files) if running else None))

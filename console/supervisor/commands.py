@@ -8,12 +8,14 @@ from pathlib import Path
 
 from console.controller.controller import EXIT_CODES, EXIT_ERROR, EXIT_INVALID
 from console.controller.events import event_from_dict
-from console.controller.journal import read_events
+from console.controller.identity import ResumeRefused, check_resume
+from console.controller.journal import JournalError, read_events
 from console.controller.state import fold
 from console.headless import printer
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
-from console.runner import REFUSALS, RunOptions, report_refusal
+from console.plan.names import release_name_problem
+from console.runner import REFUSALS, RunOptions, choose_kinds, report_refusal
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
@@ -39,8 +41,7 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
         try:
             pid = lock_holder(files) if answers(files) else start_detached(files, Launch.here(supervise_args(plan_path, options, attended)))
         except SupervisorUnavailable as error:
-            print(f"brahma: {error}", file=sys.stderr)
-            return error.exit_code if error.exit_code == EXIT_INVALID else EXIT_ERROR
+            return report_unavailable(error)
         print(f"{plan.name}: supervised by pid {pid}; follow it with: brahma attach {plan.name} --state-dir {options.state_dir}")
         return 0
     lock = take_lock(files)
@@ -65,18 +66,30 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
 def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read_only: bool) -> int:
     """`brahma run` with a console: the controller in a process of its own, the console attached to it."""
     files = RolloutFiles(options.state_dir, plan.name)
+    journal = files.journal
     try:
+        state = fold(read_events(journal)) if journal.exists() else None
+        # Checked here too, so the console is never opened on a journal its plan does not describe.
+        changed = check_resume(plan, state, journal, choose_kinds(plan, options)[0]) if state is not None else None
         if answers(files):
             print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}): attaching", file=sys.stderr)
         else:
-            journal = files.journal
-            if journal.exists() and not fold(read_events(journal)).finished:
+            if state is not None and not state.finished:
                 print(f"brahma: resuming rollout {plan.name} from {journal}", file=sys.stderr)
+                if changed:
+                    print(f"brahma: {changed}", file=sys.stderr)
             start_detached(files, Launch.here(supervise_args(plan_path, options, attended=True)))
+    except (JournalError, ResumeRefused) as error:
+        return report_refusal(error)
     except SupervisorUnavailable as error:
-        print(f"brahma: {error}", file=sys.stderr)
-        return error.exit_code if error.exit_code == EXIT_INVALID else EXIT_ERROR
+        return report_unavailable(error)
     return attach_console(plan, files, read_only)
+
+
+def report_unavailable(error: SupervisorUnavailable) -> int:
+    """Say why no controller answers; exit 2 when the one started refused its input (a plan, a journal), 1 otherwise."""
+    print(f"brahma: {error}", file=sys.stderr)
+    return error.exit_code if error.exit_code == EXIT_INVALID else EXIT_ERROR
 
 
 def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> int:
@@ -94,19 +107,31 @@ def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> i
 
 def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -> int:
     """The console on a supervised rollout (restarting its controller if it died); --headless prints its story."""
+    if name is not None and (problem := release_name_problem(name)):  # it names files: never one outside the state dir
+        print(f"brahma: no rollout can be named {name!r}: {problem}", file=sys.stderr)
+        return EXIT_INVALID
     if name is None:
-        candidates = [r.name for r in list_rollouts(state_dir) if r.running or not r.state.finished]
+        candidates = [r.name for r in list_rollouts(state_dir) if r.unreadable is None and (r.running or not r.state.finished)]
         if len(candidates) != 1:
             print(f"brahma: name the rollout to attach to ({', '.join(candidates) or f'none in {state_dir}'})", file=sys.stderr)
             return EXIT_INVALID
         name = candidates[0]
     files = RolloutFiles(state_dir, name)
-    if not headless:
-        plan = launched_plan(files)
-        return attach_console(plan, files, read_only) if plan is not None else EXIT_INVALID
+    plan = None if headless else launched_plan(files)
+    if not headless and plan is None:
+        return EXIT_INVALID
+    try:
+        # A controller that died is started again first: one that refuses the journal (its plan was
+        # changed for another's) is exit 2 here, not a console left waiting for it.
+        pid = ensure_running(files)
+    except SupervisorUnavailable as error:
+        return report_unavailable(error)
+    except JournalError as error:
+        return report_refusal(error)
+    if plan is not None:
+        return attach_console(plan, files, read_only)
     print_event = printer(sys.stdout, json_lines=False)
     try:
-        pid = ensure_running(files)
         if pid is None:  # finished: the journal tells the whole story
             for event in read_events(files.journal):
                 print_event(event)
@@ -116,13 +141,14 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
                 client.settimeout(None)  # a person follows the stream: quiet stretches (a long pause) are normal
                 for message in client.attach(0):
                     print_event(event_from_dict(message))
+        return EXIT_CODES.get(fold(read_events(files.journal)).phase, EXIT_ERROR)
     except SupervisorUnavailable as error:
-        print(f"brahma: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return report_unavailable(error)
+    except JournalError as error:
+        return report_refusal(error)
     except KeyboardInterrupt:
         print(f"\nbrahma: detached; {name} is still supervised", file=sys.stderr)
         return 0
-    return EXIT_CODES.get(fold(read_events(files.journal)).phase, EXIT_ERROR)
 
 
 def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
@@ -144,14 +170,18 @@ def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
 
 
 def list_state_dir(state_dir: Path) -> int:
+    """Every rollout in the state dir; one whose journal cannot be read is listed with its FILE:LINE (exit 2), the others as ever."""
     listings = list_rollouts(state_dir) if state_dir.is_dir() else []
     if not listings:
         print(f"no rollouts in {state_dir}")
         return 0
     print(f"{'ROLLOUT':<28} {'PHASE':<16} {'STAGE':<14} CONTROLLER")
     for listing in listings:
+        if listing.unreadable is not None:
+            print(f"{listing.name:<28} unreadable: {listing.unreadable}")
+            continue
         state = listing.state
         stage = f"{state.stage + 1} ({state.weight}%)" if state.stage >= 0 else "-"
         controller = f"running (pid {listing.pid})" if listing.running else "none"
         print(f"{listing.name:<28} {state.phase:<16} {stage:<14} {controller}")
-    return 0
+    return EXIT_INVALID if any(listing.unreadable is not None for listing in listings) else 0
