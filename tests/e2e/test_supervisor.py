@@ -25,8 +25,10 @@ from console.supervisor.files import RolloutFiles, lock_holder
 from console.supervisor.remote import RemoteController
 from tests.conftest import ROOT
 from tests.served_controller import until
+from tests.e2e.socket_flood import FLOOD_ACTOR
 from tests.e2e.supervisor_support import (
-    ROLLOUT, brahma, console_in_tmux, journal_events, ssh_drop_then_fault, supervise_detached, wait_for_event, wait_until_gone,
+    FLOOD_INTERVAL_S, ROLLOUT, brahma, console_in_tmux, flood_during_fault, journal_events, ssh_drop_then_fault, supervise_detached,
+    wait_for_event, wait_until_gone,
 )
 
 FAST_SPEED = "120"
@@ -58,6 +60,19 @@ def test_the_controller_rolls_back_on_its_own_after_the_console_is_dropped(tmp_p
     events = journal_events(tmp_path)
     assert [e.name for e in events[-3:]] == ["rollback_started", "rollback_verified", "rolled_back"]
     assert not any(isinstance(e, ev.CommandIssued) for e in events), "nobody was attached to act"
+
+
+@pytest.mark.parametrize("descriptors", [None, 40], ids=["flood", "flood-out-of-descriptors"])
+def test_a_flood_on_the_socket_during_a_fault_still_rolls_back_within_two_intervals(tmp_path, descriptors):
+    delay_s, flood = flood_during_fault(tmp_path, descriptors)
+    assert flood.get("connected", 0) > 100 and flood.get("junk sent", 0) > 0, flood
+    assert 0 <= delay_s <= 2 * FLOOD_INTERVAL_S, f"the rollback started {delay_s:.2f}s after the fault"
+    events = journal_events(tmp_path)
+    assert [e.name for e in events[-3:]] == ["rollback_started", "rollback_verified", "rolled_back"]
+    assert not [e for e in events if isinstance(e, ev.FlagChanged) and e.actor == FLOOD_ACTOR], "no flag file ever had those changes"
+    assert not [e for e in events if isinstance(e, ev.ErrorRaised)], "the flood left the rollback its descriptors"
+    log = RolloutFiles(tmp_path, ROLLOUT).log.read_text()
+    assert "Traceback" not in log and len(log) < 10_000, log[-2000:]
 
 
 def test_two_consoles_of_the_same_release_share_one_controller_and_both_act(tmp_path):
