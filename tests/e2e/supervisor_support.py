@@ -27,8 +27,9 @@ FAULT_AT_S = 180.0
 COMMAND_TIMEOUT_S = 30
 
 
-def brahma(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+def brahma(*args: str, env: dict[str, str] | None = None, umask: int | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=COMMAND_TIMEOUT_S, umask=-1 if umask is None else umask)
 
 
 def write_fault_scenario(directory: Path, at_s: float = FAULT_AT_S) -> Path:
@@ -43,9 +44,9 @@ def write_fault_scenario(directory: Path, at_s: float = FAULT_AT_S) -> Path:
     return path
 
 
-def supervise_detached(state_dir: Path, *options: str, env: dict[str, str] | None = None) -> int:
-    """`brahma supervise --detach` of the sample canary; the controller's pid."""
-    result = brahma("supervise", str(CANARY), "--state-dir", str(state_dir), "--detach", *options, env=env)
+def supervise_detached(state_dir: Path, *options: str, env: dict[str, str] | None = None, umask: int | None = None) -> int:
+    """`brahma supervise --detach` of the sample canary (from a shell with `env` and `umask`); the controller's pid."""
+    result = brahma("supervise", str(CANARY), "--state-dir", str(state_dir), "--detach", *options, env=env, umask=umask)
     assert result.returncode == 0, result.stderr
     pid = lock_holder(RolloutFiles(state_dir, ROLLOUT))
     assert pid is not None
