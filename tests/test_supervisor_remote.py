@@ -23,7 +23,7 @@ from console.supervisor.client import answers
 from console.flags.model import FlagChange
 from console.supervisor.flag_requests import borne_out
 from console.supervisor.limits import LINE_LIMIT, MAX_FLAG_CHANGES, CountedFailures, TokenBucket, connection_cap
-from console.supervisor.remote import RemoteController
+from console.supervisor.remote import RemoteController, flag_batches
 from tests.conftest import plan_from
 from tests.served_controller import HELD_AT, ROUNDS, serving, until
 
@@ -322,3 +322,12 @@ def test_failures_of_a_kind_are_told_once_then_counted_each_period():
     failures.record(OSError(errno.EMFILE, "Too many open files"))
     assert said == ["accept failed: EMFILE (Too many open files); the controller goes on; counted once a minute",
                     "accept failed: EMFILE ×1,234 in the last minute"]
+
+
+def test_a_consoles_flag_changes_go_in_requests_the_controller_takes():
+    small = [{"flag": f"f{i}", "old": None, "new": {"enabled": True}, "actor": "a", "reason": ""} for i in range(250)]
+    assert [len(batch) for batch in flag_batches(small)] == [MAX_FLAG_CHANGES, MAX_FLAG_CHANGES, 50]
+    big = [{**change, "new": {"allowed_users": ["user-%05d" % n for n in range(2000)]}} for change in small[:20]]
+    batches = flag_batches(big)
+    assert sum(map(len, batches)) == 20 and all(len(json.dumps({"op": "flags", "changes": b})) < LINE_LIMIT for b in batches)
+    assert flag_batches([]) == []
