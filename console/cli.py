@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -259,10 +260,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("brahma: interrupted; the journal keeps where the rollout was (run the same command to resume)", file=sys.stderr)
         return 130
     except Exception as error:  # the last guard: one line for the operator, the trace in a file
+        from console.private_files import make_state_dir, open_private
+
         log = Path(getattr(args, "state_dir", None) or ".") / "brahma-error.log"
         try:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(traceback.format_exc())
+            make_state_dir(log.parent)
+            with open(open_private(log, os.O_WRONLY | os.O_TRUNC), "w") as file:
+                file.write(traceback.format_exc())
             where = f" (details in {log})"
         except OSError:
             where = ""

@@ -10,7 +10,7 @@ import pytest
 
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
-from console.runner import Rollout
+from console.runner import Rollout, plan_flags
 from console.supervisor.files import RolloutFiles
 from console.supervisor.server import SupervisorServer
 
@@ -30,13 +30,18 @@ async def until(condition, rounds: int = ROUNDS) -> None:
 
 @contextlib.asynccontextmanager
 async def serving(plan, state_dir: Path, ready=lambda controller: controller.now() >= HELD_AT):
-    """An attended controller of `plan` held at HELD_AT, serving its socket in `state_dir`, once `ready`."""
+    """An attended controller of `plan` held at HELD_AT, serving its socket in `state_dir`, once `ready`.
+
+    The plan's flags are in their store beside the journal, as on the simulator: the server checks
+    the flag changes consoles report against it.
+    """
     from tests.conftest import sim_controller  # conftest imports this module for the fixture
 
     options = ControllerOptions(headless=False, exit_when_finished=False)
     controller = sim_controller(plan, state_dir, options=options, clock=VirtualClock(stop_at=HELD_AT))
     files = RolloutFiles(state_dir, plan.name)
-    server = asyncio.create_task(SupervisorServer(Rollout(controller), files, attended=True).run())
+    rollout = Rollout(controller, plan_flags(plan, files.journal))
+    server = asyncio.create_task(SupervisorServer(rollout, files, attended=True).run())
     await until(lambda: files.socket.exists() and ready(controller))
     yield controller, files, server
     if not server.done():

@@ -1,6 +1,8 @@
 """The command line's contracts: exit codes, JSON lines, the report, and no textual on the headless path."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +169,26 @@ def test_attach_takes_a_rollout_s_name_never_a_path(tmp_path, console):
     result = brahma("attach", "../escaped", *console, "--state-dir", str(tmp_path / "state"))
     assert result.returncode == 2, result.stderr
     assert result.stderr == "brahma: no rollout can be named '../escaped': a release name takes letters, digits, '.', '-' and '_' only, not '/'\n"
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o277])
+def test_a_state_dir_and_its_journals_are_the_operators_alone_whatever_the_umask(tmp_path, umask):
+    state_dir, flags_dir = tmp_path / "deep" / "state", tmp_path / "flag-edits"
+
+    def with_umask() -> None:
+        os.umask(umask)
+
+    run = subprocess.run([sys.executable, "-m", "console.cli", "run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--state-dir", str(state_dir)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120, preexec_fn=with_umask)
+    assert run.returncode == 0, run.stderr
+    assert mode(state_dir) == 0o700
+    assert mode(state_dir / "checkout-2.4.1.jsonl") == mode(state_dir / "checkout-2.4.1.lock") == 0o600
+    flag_file = state_dir / "checkout-2.4.1.flags.json"
+    edit = subprocess.run([sys.executable, "-m", "console.cli", "flags", "--state-dir", str(flags_dir), str(flag_file), "enable", "new-checkout-flow"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, preexec_fn=with_umask)
+    assert edit.returncode == 0, edit.stderr
+    assert mode(flags_dir) == 0o700 and mode(flags_dir / "flags.jsonl") == 0o600

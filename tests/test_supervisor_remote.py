@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import SimpleNamespace
+import errno
+import json
+import logging
 
 import pytest
 
 from console.controller import events as ev
 from console.controller.journal import read_events
+from console.runner import plan_flags
+from console.supervisor import server as server_module
 from console.supervisor.client import answers
-from console.supervisor.remote import RemoteController
+from console.flags.model import FlagChange
+from console.supervisor.flag_requests import borne_out
+from console.supervisor.limits import LINE_LIMIT, MAX_FLAG_CHANGES, CountedFailures, TokenBucket, connection_cap
+from console.supervisor.remote import RemoteController, flag_batches
 from tests.conftest import plan_from
-from tests.served_controller import HELD_AT, serving, until
+from tests.served_controller import HELD_AT, ROUNDS, serving, until
 
 
 class Attached:
@@ -88,14 +95,49 @@ async def test_every_console_may_act_and_each_command_is_journaled_with_its_acto
         assert alice.remote.state.phase == bob.remote.state.phase == controller.state.phase == "running"
 
 
+def flag_store(plan, files):
+    return plan_flags(plan, files.journal).store
+
+
 async def test_flag_changes_made_by_a_console_are_journaled_by_the_controller(canary_plan, served):
     _, files, _ = served
+    store = flag_store(canary_plan, files)
     async with attached(canary_plan, files) as console:
-        change = SimpleNamespace(flag="new-checkout-flow", old={"enabled": False}, new={"enabled": True}, actor="ops@laptop", reason="incident 42")
-        console.remote.record_flag_changes([change])
-        await until(lambda: journaled(files, ev.FlagChanged, actor="ops@laptop"))
-        recorded = journaled(files, ev.FlagChanged, actor="ops@laptop")[0]
-        assert recorded.new == {"enabled": True} and recorded.reason == "incident 42"
+        created = store.create("new-checkout-flow", actor="ops@laptop", reason="deploy dark").changes
+        enabled = store.enable("new-checkout-flow", actor="ops@laptop", reason="incident 42").changes
+        console.remote.record_flag_changes([*created, *enabled])  # as the console's flag editor does, once written
+        await until(lambda: len(journaled(files, ev.FlagChanged, actor="ops@laptop")) == 2)
+        recorded = journaled(files, ev.FlagChanged, actor="ops@laptop")[-1]
+        assert recorded.new == store.get("new-checkout-flow").to_dict() and recorded.new["enabled"] and recorded.reason == "incident 42"
+        assert not any("refused" in line for line in console.notices)
+
+
+async def test_a_flag_change_the_flag_file_does_not_hold_is_refused_and_never_journaled(canary_plan, served):
+    _, files, _ = served
+    store = flag_store(canary_plan, files)
+    store.create("new-checkout-flow", actor="ops@laptop")
+    off = store.get("new-checkout-flow").to_dict()
+    claimed = [{"flag": "new-checkout-flow", "old": off, "new": {**off, "enabled": True}, "actor": "liar@laptop"},  # the file says off
+               {"flag": "no-such-flag", "old": None, "new": {"enabled": True}, "actor": "liar@laptop"},
+               {"flag": "new-checkout-flow", "old": {**off, "enabled": True}, "new": off, "actor": "liar@laptop"}]  # no change at all
+    async with attached(canary_plan, files) as console:
+        first = await console.remote.request({"op": "flags", "changes": claimed[:2]})
+        assert first["ok"] is False and first["journaled"] == 0 and "not what the flag file holds" in first["error"]
+        assert (await console.remote.request({"op": "flags", "changes": claimed[2:]}))["journaled"] == 1  # off is what the file says
+        again = await console.remote.request({"op": "flags", "changes": claimed[2:]})
+        assert again["ok"] is False and again["journaled"] == 0, "the journal already says so: repeating it is no change"
+        too_many = await console.remote.request({"op": "flags", "changes": claimed[2:] * (MAX_FLAG_CHANGES + 1)})
+        assert too_many["ok"] is False and f"at most {MAX_FLAG_CHANGES}" in too_many["error"]
+    assert len(journaled(files, ev.FlagChanged, actor="liar@laptop")) == 1
+
+
+def test_a_chain_of_changes_to_one_flag_is_borne_out_from_the_file_backwards():
+    off, on, half = {"enabled": False}, {"enabled": True}, {"enabled": True, "percentage": 50}
+    chain = [FlagChange("f", off, on, "a"), FlagChange("f", on, half, "a"), FlagChange("g", None, on, "a")]
+    assert borne_out(chain, {"f": half, "g": on}, {}) == [True, True, True]
+    assert borne_out(chain, {"f": on, "g": off}, {}) == [False, False, False], "f's last change is not in the file: nor is what led to it"
+    assert borne_out(chain[:2] + [FlagChange("f", off, half, "a")], {"f": half}, {}) == [False, False, True], "a broken chain"
+    assert borne_out(chain, {"f": half, "g": on}, {"g": on}) == [True, True, False], "already journaled"
 
 
 async def test_a_refused_request_is_told_and_a_history_is_answered(canary_plan, served):
@@ -157,3 +199,135 @@ async def test_a_rollback_given_while_no_controller_answers_is_sent_once_one_doe
     assert controller.state.rollback_trigger == "operator"
     remote.stop()
     await asyncio.wait_for(following, 5)
+
+
+@contextlib.asynccontextmanager
+async def connected(files):
+    """A raw connection to the controller's socket, as any program of its user may open."""
+    reader, writer = await asyncio.open_unix_connection(str(files.socket), limit=1 << 22)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+
+
+async def ask(connection, line: bytes) -> dict | None:
+    reader, writer = connection
+    writer.write(line)
+    await writer.drain()
+    reply = await asyncio.wait_for(reader.readline(), 10)
+    return json.loads(reply) if reply else None
+
+
+MALFORMED = [
+    b"not json\n", b"[1]\n", b"null\n", b"12\n", b'"attach"\n', b"[" * 50_000 + b"\n",
+    b'{"op": "attach", "from": 1e400}\n', b'{"op": "attach", "from": [1]}\n', b'{"op": "attach", "from": null}\n',
+    b'{"op": "attach", "from": -1}\n', b'{"op": "attach", "from": true}\n', b'{"op": "attach", "from": 1.5}\n',
+    b'{"op": "attach", "from": ' + b"9" * 400 + b"}\n", b'{"op": "attach", "from": ' + b"9" * 5000 + b"}\n",
+    b'{"op": "history", "metric": "error_rate", "start": 1e400}\n', b'{"op": "history", "metric": ["x"], "start": 0}\n',
+    b'{"op": "flags", "changes": [1, null, "x"]}\n', b'{"op": "flags", "changes": {"flag": "f"}}\n', b'{"op": "flags"}\n',
+    b'{"op": "command", "name": ["rollback"], "actor": {"a": 1}}\n', b'{"op": "command", "name": "pause", "actor": 7}\n',
+    b'{"op": 1e400}\n', b'{"op": "nope", "id": [1]}\n',
+]
+
+
+async def test_a_request_that_is_not_one_gets_an_error_reply_and_no_traceback(canary_plan, served, caplog, capsys):
+    _, files, _ = served
+    async with connected(files) as connection:
+        for line in MALFORMED:
+            reply = await ask(connection, line)
+            assert reply is not None and reply["ok"] is False and reply["error"], (line[:60], reply)
+        assert (await ask(connection, b'{"op": "command", "name": "pause", "actor": "alice@laptop"}\n'))["ok"], "the connection still serves"
+    await until(lambda: journaled(files, ev.CommandIssued, actor="alice@laptop"))
+    assert not journaled(files, ev.CommandIssued, command="rollback")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "Traceback" not in capsys.readouterr().err
+
+
+async def test_a_line_over_the_limit_is_refused_and_its_connection_closed(canary_plan, served):
+    _, files, _ = served
+    async with connected(files) as connection:
+        reply = await ask(connection, b'{"op": "command", "name": "pause", "actor": "' + b"x" * LINE_LIMIT + b'"}\n')
+        assert reply is not None and reply["ok"] is False and f"{LINE_LIMIT // 1024} KiB" in reply["error"]
+        assert await asyncio.wait_for(connection[0].read(), 10) == b"", "closed: the rest of that line is noise"
+    assert not journaled(files, ev.CommandIssued)
+
+
+HISTORY = b'{"op": "history", "metric": "error_rate", "start": 0}\n'
+
+
+async def test_connections_beyond_the_cap_are_told_so_in_one_line_and_closed(canary_plan, served):
+    _, files, _ = served
+    cap = connection_cap()
+    async with contextlib.AsyncExitStack() as stack:
+        held = [await stack.enter_async_context(connected(files)) for _ in range(cap)]
+        for connection in held[:2]:  # served: they answer
+            assert (await ask(connection, HISTORY))["ok"]
+        reader, writer = await stack.enter_async_context(connected(files))
+        refused = await asyncio.wait_for(reader.read(), 10)
+        assert json.loads(refused)["error"] == f"too many connections (at most {cap}); try again later"
+        held[0][1].close()
+        for _ in range(ROUNDS):  # the controller sees the hang-up at its next turn: then a place is free again
+            async with connected(files) as connection:
+                if (await ask(connection, HISTORY))["ok"]:
+                    break
+        else:
+            raise AssertionError("no connection was served after one hung up")
+
+
+async def test_failed_accepts_are_counted_in_one_line_a_kind_and_the_socket_serves_on(canary_plan, tmp_path, monkeypatch, capsys):
+    failures = [OSError(errno.EMFILE, "Too many open files")] * 50 + [OSError(errno.ENFILE, "Too many open files in system")] * 3
+    loop = asyncio.get_running_loop()
+    accept = loop.sock_accept
+
+    async def failing_accept(sock):
+        if failures:
+            raise failures.pop()
+        return await accept(sock)
+
+    monkeypatch.setattr(loop, "sock_accept", failing_accept)
+    monkeypatch.setattr(server_module, "ACCEPT_RETRY_S", 0.0)
+    async with serving(canary_plan, tmp_path) as (controller, files, server):
+        async with connected(files) as connection:
+            assert (await ask(connection, HISTORY))["ok"], "once descriptors are free again, the socket serves"
+        assert not failures and not server.done()
+        controller.stop()
+        await asyncio.wait_for(server, 10)
+    said = capsys.readouterr().err
+    assert said.count("accept failed: ENFILE (Too many open files in system)") == 1
+    assert said.count("accept failed: EMFILE (Too many open files)") == 1
+    assert "accept failed: EMFILE ×50 in" in said and "accept failed: ENFILE ×3 in" in said
+    assert "Traceback" not in said
+
+
+def test_a_token_bucket_lets_a_burst_through_then_paces_to_its_rate():
+    now = [0.0]
+    bucket = TokenBucket(rate=20, burst=40, monotonic=lambda: now[0])
+    assert [bucket.wait_s() for _ in range(40)] == [0.0] * 40
+    assert bucket.wait_s() == pytest.approx(0.05)
+    now[0] += 0.05
+    assert bucket.wait_s() == 0.0 and bucket.wait_s() > 0
+    now[0] += 100
+    assert sum(bucket.wait_s() == 0.0 for _ in range(100)) == 40, "what is saved up is capped at the burst"
+
+
+def test_failures_of_a_kind_are_told_once_then_counted_each_period():
+    said: list[str] = []
+    now = [0.0]
+    failures = CountedFailures("accept failed", said.append, period_s=60, monotonic=lambda: now[0])
+    assert failures.record(OSError(errno.EMFILE, "Too many open files")) is True
+    assert [failures.record(OSError(errno.EMFILE, "Too many open files")) for _ in range(1233)] == [False] * 1233
+    now[0] = 60.0
+    failures.report()
+    failures.record(OSError(errno.EMFILE, "Too many open files"))
+    assert said == ["accept failed: EMFILE (Too many open files); the controller goes on; counted once a minute",
+                    "accept failed: EMFILE ×1,234 in the last minute"]
+
+
+def test_a_consoles_flag_changes_go_in_requests_the_controller_takes():
+    small = [{"flag": f"f{i}", "old": None, "new": {"enabled": True}, "actor": "a", "reason": ""} for i in range(250)]
+    assert [len(batch) for batch in flag_batches(small)] == [MAX_FLAG_CHANGES, MAX_FLAG_CHANGES, 50]
+    big = [{**change, "new": {"allowed_users": ["user-%05d" % n for n in range(2000)]}} for change in small[:20]]
+    batches = flag_batches(big)
+    assert sum(map(len, batches)) == 20 and all(len(json.dumps({"op": "flags", "changes": b})) < LINE_LIMIT for b in batches)
+    assert flag_batches([]) == []

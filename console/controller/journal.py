@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from console.atomic import fsync_directory
+from console.private_files import make_state_dir, open_private
 from console.controller.events import Event, event_from_dict
 
 
@@ -46,9 +47,9 @@ class Journal:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_state_dir(self.path.parent)
         new = not self.path.exists()
-        self._file = open(self.path, "ab")
+        self._file = os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "ab")
         self._drop_incomplete_tail()
         if new:
             fsync_directory(self.path.parent)

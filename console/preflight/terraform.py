@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from console.plan.model import PreflightSpec, RolloutPlan
+from console.private_files import make_state_dir
 from console.preflight.process import run_program, tail
 from console.preflight.context import PreflightContext
 
@@ -265,7 +266,7 @@ async def back_up_state(binary: str, directory: Path, state_dir: Path, release: 
         return False, "state backup FAILED: `state pull` printed something that is not state JSON"
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     backup = state_dir / f"{release}.tfstate.{stamp}.json"
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_state_dir(state_dir)
     write_private(backup, finished.output.encode())
     return True, f"state backed up to {backup}"
 

@@ -8,13 +8,15 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
+from console.controller.controller import EXIT_INVALID
 from console.controller.journal import JournalError, read_events
 from console.controller.state import RolloutState, fold
 from console.plan.names import release_name_problem
+from console.private_files import make_state_dir, open_private
 from console.supervisor.files import Launch, RolloutFiles, lock_holder, socket_address
 
 CONNECT_TIMEOUT_S = 2.0
@@ -94,8 +96,8 @@ def start_detached(files: RolloutFiles, launch: Launch, timeout: float = START_T
 
     Returns the controller's pid. Its output goes to the rollout's log in the state dir.
     """
-    files.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(files.log, "ab") as log:
+    make_state_dir(files.state_dir)
+    with os.fdopen(open_private(files.log, os.O_WRONLY | os.O_APPEND), "ab") as log:
         said_before = log.tell()
         process = subprocess.Popen(
             [sys.executable, "-m", "console.cli", "supervise", *launch.argv], env={**os.environ, **launch.environment},
@@ -126,7 +128,12 @@ def ensure_running(files: RolloutFiles, undo: bool = False) -> int | None:
     launch = files.read_launch()
     if launch is None:
         raise SupervisorUnavailable(f"no controller answers for {files.name} and there is no {files.launch.name} to restart it from")
-    return start_detached(files, Launch([*launch.argv, "--undo"], launch.environment) if undo else launch)
+    missing = launch.missing()
+    if missing:  # started without it, the controller would run blind (or as nobody): say what to give it
+        needed = "; ".join(f"{name} ({what})" for name, what in missing.items())
+        raise SupervisorUnavailable(f"the controller of {files.name} cannot be restarted from this shell: it needs {needed}, "
+                                    "which is never written down; set it in this shell and attach again", EXIT_INVALID)
+    return start_detached(files, replace(launch, argv=[*launch.argv, "--undo"]) if undo else launch)
 
 
 @dataclass

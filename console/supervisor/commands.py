@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from console.controller.controller import EXIT_CODES, EXIT_ERROR, EXIT_INVALID
 from console.controller.events import event_from_dict
@@ -20,6 +23,44 @@ from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
 from console.supervisor.files import Launch, RolloutFiles, lock_holder, take_lock
+
+
+PROMETHEUS_USERINFO = "BRAHMA_PROMETHEUS_USERINFO"
+"""The user:password of a --prometheus URL, handed to a detached controller in its environment: a password
+in its argv would show in ps, and in the launch record it would outlive the controller."""
+
+
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """`url` without its user:password@ (as written, still percent-encoded), and that part (None when it has none)."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    return (urlunsplit(parts._replace(netloc=host)), userinfo) if at else (url, None)
+
+
+def launch_of(plan_path: Path, options: RunOptions, attended: bool) -> tuple[Launch, dict[str, str]]:
+    """How a detached controller runs this plan with these options, and the secrets only its environment carries."""
+    url, userinfo = split_userinfo(options.prometheus_url) if options.prometheus_url else (None, None)
+    argv = supervise_args(plan_path, replace(options, prometheus_url=url), attended)
+    if userinfo is None:
+        return Launch.here(argv), {}
+    return Launch.here(argv, {PROMETHEUS_USERINFO: f"the user:password of --prometheus {url}"}), {PROMETHEUS_USERINFO: userinfo}
+
+
+def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str]) -> int:
+    """start_detached, the secrets in the environment: this process keeps them too, so that it can restart
+    the controller (a console does when its controller dies under it)."""
+    os.environ.update(secrets)
+    return start_detached(files, launch)
+
+
+def take_secrets(options: RunOptions) -> RunOptions:
+    """The options with the secrets a launching process handed over in the environment put back where they
+    belong; they leave this process's environment, so no check it runs inherits them."""
+    userinfo = os.environ.pop(PROMETHEUS_USERINFO, None)
+    if userinfo is None or not options.prometheus_url or split_userinfo(options.prometheus_url)[1] is not None:
+        return options  # nothing handed over, or a URL that carries its own (given by hand) stands as given
+    parts = urlsplit(options.prometheus_url)
+    return replace(options, prometheus_url=urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}")))
 
 
 def supervise_args(plan_path: Path, options: RunOptions, attended: bool = False) -> list[str]:
@@ -39,7 +80,7 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
     files = RolloutFiles(options.state_dir, plan.name)
     if detach:
         try:
-            pid = lock_holder(files) if answers(files) else start_detached(files, Launch.here(supervise_args(plan_path, options, attended)))
+            pid = lock_holder(files) if answers(files) else start_launched(files, *launch_of(plan_path, options, attended))
         except SupervisorUnavailable as error:
             return report_unavailable(error)
         print(f"{plan.name}: supervised by pid {pid}; follow it with: brahma attach {plan.name} --state-dir {options.state_dir}")
@@ -52,12 +93,13 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
     from console.runner import build_rollout
     from console.supervisor.server import SupervisorServer
 
+    options = take_secrets(options)
     with lock:
         try:
             rollout = build_rollout(plan, options, current_actor())
         except REFUSALS as error:
             return report_refusal(error)
-        files.write_launch(Launch.here(supervise_args(plan_path, options, attended)))  # only a rollout that started can be restarted
+        files.write_launch(launch_of(plan_path, options, attended)[0])  # only a rollout that started can be restarted
         if rollout.controller.resumed:
             print(f"brahma: resuming rollout {plan.name} from {files.journal}", file=sys.stderr)
         return asyncio.run(SupervisorServer(rollout, files, attended).run())
@@ -78,7 +120,7 @@ def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read
                 print(f"brahma: resuming rollout {plan.name} from {journal}", file=sys.stderr)
                 if changed:
                     print(f"brahma: {changed}", file=sys.stderr)
-            start_detached(files, Launch.here(supervise_args(plan_path, options, attended=True)))
+            start_launched(files, *launch_of(plan_path, options, attended=True))
     except (JournalError, ResumeRefused) as error:
         return report_refusal(error)
     except SupervisorUnavailable as error:

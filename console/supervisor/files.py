@@ -6,11 +6,12 @@ import fcntl
 import json
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterator
 
 from console.atomic import atomic_write
+from console.private_files import make_private, make_state_dir, open_private
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,13 @@ class RolloutFiles:
         return self._file(".launch.json")
 
     def write_launch(self, launch: Launch) -> None:
-        atomic_write(self.launch, json.dumps({"argv": launch.argv, "environment": launch.environment}).encode())
+        make_private(self.launch)  # replaced whole, and its mode kept: 0600 from the first byte
+        atomic_write(self.launch, json.dumps({"argv": launch.argv, "environment": launch.environment, "needs": launch.needs}).encode())
 
     def read_launch(self) -> Launch | None:
         try:
             record = json.loads(self.launch.read_text())
-            return Launch(list(record["argv"]), dict(record["environment"]))
+            return Launch(list(record["argv"]), dict(record["environment"]), dict(record.get("needs", {})))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -66,16 +68,24 @@ class Launch:
 
     argv: list[str]
     environment: dict[str, str]
+    """Written down as they are: where the rollout runs, never a secret."""
+    needs: dict[str, str] = field(default_factory=dict)
+    """Variables holding a secret the controller was given (name: what it holds): the names alone are written
+    down, and a restart takes the values from its own environment."""
 
     @classmethod
-    def here(cls, argv: list[str]) -> "Launch":
+    def here(cls, argv: list[str], needs: dict[str, str] | None = None) -> "Launch":
         """`argv` with this process's LAUNCH_ENVIRONMENT, its paths made absolute."""
         environment = {
             name: os.pathsep.join(os.path.abspath(part) for part in os.environ[name].split(os.pathsep) if part)
             for name in LAUNCH_ENVIRONMENT
             if os.environ.get(name)
         }
-        return cls(argv, environment)
+        return cls(argv, environment, dict(needs or {}))
+
+    def missing(self) -> dict[str, str]:
+        """What this launch needs that this process's environment lacks."""
+        return {name: what for name, what in self.needs.items() if not os.environ.get(name)}
 
 
 SOCKET_PATH_MAX = 107
@@ -104,8 +114,8 @@ def take_lock(files: RolloutFiles) -> IO[str] | None:
     flock is released by the kernel when its holder dies (kill -9 included), so a dead controller never
     blocks the next one.
     """
-    files.state_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(files.lock, "a+")
+    make_state_dir(files.state_dir)
+    handle = os.fdopen(open_private(files.lock, os.O_RDWR | os.O_APPEND), "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -23,12 +23,31 @@ from console.metrics.base import HistoryPoint
 from console.plan.model import RolloutPlan
 from console.supervisor.client import SupervisorUnavailable, ensure_running
 from console.supervisor.files import RolloutFiles, socket_address
+from console.supervisor.limits import LINE_LIMIT, MAX_FLAG_CHANGES
 
 READ_LIMIT = 4 * 1024 * 1024
 """One event line at most (a sample with many metrics, a pre-flight item's output)."""
 REQUEST_TIMEOUT_S = 10.0
 RESTART_RETRY_S = 2.0
 YIELD_EVERY = 256
+
+
+FLAG_REQUEST_ROOM = LINE_LIMIT - 1024
+"""Bytes of changes in one flags request (the rest of the line: its op, its id)."""
+
+
+def flag_batches(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The records in requests the controller takes: each of at most MAX_FLAG_CHANGES changes and FLAG_REQUEST_ROOM bytes."""
+    batches: list[list[dict[str, Any]]] = []
+    size = FLAG_REQUEST_ROOM
+    for record in records:
+        record_size = len(json.dumps(record)) + 2
+        if size + record_size > FLAG_REQUEST_ROOM or len(batches[-1]) == MAX_FLAG_CHANGES:
+            batches.append([])
+            size = 0
+        batches[-1].append(record)
+        size += record_size
+    return batches
 
 
 class RemoteHistory:
@@ -92,8 +111,11 @@ class RemoteController:
 
     def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
         records = [{"flag": c.flag, "old": c.old, "new": c.new, "actor": c.actor, "reason": c.reason} for c in changes]
-        if records:
-            self._send({"op": "flags", "changes": records}, "the flag change is in the flag file but was not journaled")
+        for batch in flag_batches(records):
+            if len(batch) == 1 and len(json.dumps(batch[0])) > FLAG_REQUEST_ROOM:
+                self._notice(f"the change to {batch[0]['flag']} is in the flag file but too large to journal")
+                continue
+            self._send({"op": "flags", "changes": batch}, "the flag change is in the flag file but was not journaled")
 
     def now(self) -> float:
         if not self.state.preflight_done:

@@ -10,7 +10,13 @@ Protocol: newline-delimited JSON. A client sends
   {"op": "history", "metric": M, "start": T, "id": I}
                                   -> {"reply": "history", "id": I, "points": [[t, canary, stable], ...]}
 Events are the journal's own dicts. The socket is created 0600 in the state dir: only its owner (and
-root) may connect, and every command is journaled with the actor the client names.
+root) may connect, and every command is journaled with the actor the client names. A flags request is
+journaled only for the changes the flag file holds ({"ok": false, "journaled": N, "error": ...} names
+the rest). A request that is not one gets {"reply": ..., "ok": false, "error": ...}.
+
+The same event loop samples and rolls back: no client may hold it for long. Lines, request rates,
+changes per request and connections are bounded (limits.py); a flag change is one journal write per
+turn of the loop.
 
 An attended controller (started for a console) waits for people as the console does: sign-offs,
 promotes in manual mode, pauses with no timeout. When its rollout has finished it stays while a
@@ -23,8 +29,8 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
-from types import SimpleNamespace
 from typing import Any
 
 from console.controller import events as ev
@@ -32,19 +38,98 @@ from console.controller.controller import COMMANDS, EXIT_ROLLBACK_UNVERIFIED
 from console.headless import printer
 from console.runner import Rollout, close_rollout, run_controller, say_rollback_unverified
 from console.supervisor.files import RolloutFiles, socket_address
+from console.supervisor.flag_requests import FlagRecords, RequestError, parse_changes
+from console.supervisor.limits import (
+    IN_FLIGHT, LINE_LIMIT, NEW_CONNECTIONS_BURST, NEW_CONNECTIONS_PER_S, SMALL_LINE, WRITE_TIMEOUT_S, CountedFailures, TokenBucket,
+    connection_cap, long_line_budget,
+)
 
 CLIENT_BACKLOG = 10_000
 """Events queued for one client; a client that falls this far behind is dropped (it can attach again)."""
-READ_LIMIT = 64 * 1024
 REPLAY_CHUNK = 512
 """Journal lines written to a client between two waits for it to read them."""
 CLOSE_TIMEOUT_S = 5.0
+LISTEN_BACKLOG = 128
+"""Connections the kernel holds for the controller to accept."""
+ACCEPT_RETRY_S = 0.5
+"""How long accepting waits after a failure (descriptors run out under a flood)."""
 UNDO_GRACE_S = 30.0
 """How long a controller taken up to undo a finished release waits for the console that asked for it."""
 
 
 def encode(message: dict[str, Any]) -> bytes:
     return (json.dumps(message, separators=(",", ":"), default=str) + "\n").encode()
+
+
+def refusal(op: Any, error: str) -> dict[str, Any]:
+    return {"reply": op if isinstance(op, str) else "error", "ok": False, "error": error}
+
+
+class LineTooLong(Exception):
+    """A request line over LINE_LIMIT: answered, then the connection is closed (the rest of it is noise)."""
+
+
+def parse_request(line: bytes) -> dict[str, Any]:
+    try:
+        request = json.loads(line)
+    except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than the parser goes
+        raise RequestError("not JSON") from None
+    if not isinstance(request, dict):
+        raise RequestError("expected a JSON object with an op")
+    return request
+
+
+async def read_request(reader: asyncio.StreamReader, rate: TokenBucket, long_lines: TokenBucket) -> dict[str, Any] | None:
+    """The connection's next request, read once its `rate` allows (and, for a long line, the socket's budget
+    of `long_lines`); None when it hung up."""
+    await rate.take()
+    await asyncio.sleep(0)  # one request of a connection per turn of the loop, however many it has sent
+    try:
+        line = await reader.readline()
+    except ValueError:  # the stream's limit: no newline within LINE_LIMIT bytes
+        raise LineTooLong(f"a request line is at most {LINE_LIMIT // 1024} KiB") from None
+    if len(line) > SMALL_LINE:
+        await long_lines.take(len(line))
+    return parse_request(line) if line else None
+
+
+def event_number(value: Any) -> int:
+    """The `from` of an attach: how many journal events the client has already."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise RequestError("from: expected a whole number of events, from 0")
+    return value
+
+
+async def drain(writer: asyncio.StreamWriter) -> None:
+    """Wait until the client has taken what it was sent; one that takes nothing for WRITE_TIMEOUT_S is cut off."""
+    try:
+        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+    except TimeoutError:
+        hang_up(writer)
+        raise ConnectionResetError(f"the client read nothing for {WRITE_TIMEOUT_S:g}s") from None
+
+
+def refuse(connection: socket.socket, error: str) -> None:
+    """One line to a connection that is not served, and closed: no stream is made for it."""
+    try:
+        connection.send(encode(refusal("error", error)))
+    except OSError:
+        pass  # it could not take even that: closed all the same
+    connection.close()
+
+
+def hang_up(writer: asyncio.StreamWriter) -> None:
+    """Close the connection now: what a client has left unread is dropped, its descriptor freed at once."""
+    if writer.transport.get_write_buffer_size():
+        writer.transport.abort()
+    else:
+        writer.close()
+
+
+def finite_number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1e15 < value < 1e15:
+        raise RequestError(f"{field}: expected a number of seconds on the rollout clock")
+    return float(value)
 
 
 class EventFanout:
@@ -61,11 +146,13 @@ class EventFanout:
             except asyncio.QueueFull:
                 self.end(queue)
 
-    def end(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
-        """Stop one client's stream: what it has not read yet is dropped, then the end marker."""
+    def end(self, queue: asyncio.Queue[dict[str, Any] | None], last: dict[str, Any] | None = None) -> None:
+        """Stop one client's stream: what it has not read yet is dropped; then `last`, if any, and the end marker."""
         self.clients.discard(queue)
         while not queue.empty():
             queue.get_nowait()
+        if last is not None:
+            queue.put_nowait(last)
         queue.put_nowait(None)
 
     def close_all(self) -> None:
@@ -80,8 +167,15 @@ class SupervisorServer:
         self.rollout, self.files, self.attended = rollout, files, attended
         self.fanout = EventFanout()
         rollout.controller.subscribe(self.fanout)
+        self.flag_records = FlagRecords(rollout.controller, rollout.flags)
         if attended:
             rollout.controller.subscribe(lambda event: self._leave_when_finished_and_alone())
+        self._clients: set[asyncio.Task[None]] = set()
+        self._connection_cap = connection_cap()
+        self._new_connections = TokenBucket(NEW_CONNECTIONS_PER_S, NEW_CONNECTIONS_BURST)
+        self._long_lines = long_line_budget()
+        self._accept_failures = CountedFailures("accept failed", say)
+        self._client_failures = CountedFailures("a client's connection failed", say)
 
     def _leave_when_finished_and_alone(self) -> None:
         controller = self.rollout.controller
@@ -91,8 +185,9 @@ class SupervisorServer:
     async def run(self) -> int:
         controller = self.rollout.controller
         controller.subscribe(printer(sys.stdout, json_lines=False))  # the log in the state dir tells the story
-        server = await self._listen()
         loop = asyncio.get_running_loop()
+        listening = self._listen()
+        accepting = asyncio.create_task(self._accept(listening))
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, controller.stop)
         if self.attended and controller.state.finished:
@@ -105,41 +200,105 @@ class SupervisorServer:
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+            accepting.cancel()
+            listening.close()
             self.fanout.close_all()
-            server.close()
-            try:
-                await asyncio.wait_for(server.wait_closed(), timeout=CLOSE_TIMEOUT_S)
-            except TimeoutError:
-                pass  # a client that does not hang up must not keep the rollout from closing
+            await self._hang_up_all()
             self.files.socket.unlink(missing_ok=True)
             await close_rollout(self.rollout)
+            self._accept_failures.report()
+            self._client_failures.report()
         return code
 
-    async def _listen(self) -> asyncio.AbstractServer:
+    async def _hang_up_all(self) -> None:
+        """End every connection; a client that does not hang up must not keep the rollout from closing."""
+        for client in self._clients:
+            client.cancel()
+        if self._clients:
+            await asyncio.wait(self._clients, timeout=CLOSE_TIMEOUT_S)
+
+    def _listen(self) -> socket.socket:
         path = self.files.socket
         path.unlink(missing_ok=True)  # we hold the lock: a socket file left here belongs to a dead controller
+        listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         previous = os.umask(0o177)  # created 0600: no moment when another user could connect
         try:
             with socket_address(path) as address:
-                server = await asyncio.start_unix_server(self._serve_client, path=address, limit=READ_LIMIT)
+                listening.bind(address)
+        except BaseException:
+            listening.close()
+            raise
         finally:
             os.umask(previous)
         os.chmod(path, 0o600)
-        return server
+        listening.listen(LISTEN_BACKLOG)
+        listening.setblocking(False)
+        return listening
 
-    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(self, listening: socket.socket) -> None:
+        """New connections, one at a time and at most NEW_CONNECTIONS_PER_S: connecting over and over is
+        no way round a connection's own limits. A failed accept (out of descriptors) is counted and
+        tried again a moment later; it never ends the loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._new_connections.take()
+            try:
+                connection, _ = await loop.sock_accept(listening)
+            except OSError as error:
+                if self._accept_failures.record(error):
+                    loop.call_later(self._accept_failures.period_s, self._accept_failures.report)
+                await asyncio.sleep(ACCEPT_RETRY_S)
+                continue
+            if len(self._clients) >= self._connection_cap:
+                refuse(connection, f"too many connections (at most {self._connection_cap}); try again later")
+            else:
+                client = asyncio.create_task(self._serve_client(connection))
+                self._clients.add(client)
+                client.add_done_callback(self._clients.discard)
+            await asyncio.sleep(0)
+
+    async def _serve_client(self, connection: socket.socket) -> None:
         try:
-            while line := await reader.readline():
-                request = json.loads(line)
-                if request.get("op") == "attach":
-                    await self._stream(int(request.get("from", 0)), reader, writer)
-                    return
-                writer.write(encode(await self._answer(request)))
-                await writer.drain()
-        except (ValueError, AttributeError, ConnectionError):
-            pass  # a malformed request or a client gone: drop this client only
+            reader, writer = await asyncio.open_unix_connection(sock=connection, limit=LINE_LIMIT)
+        except OSError:
+            connection.close()
+            return
+        try:
+            await self._converse(reader, writer)
+        except ConnectionError:
+            pass  # the client is gone
+        except Exception as error:  # the boundary: one client's trouble ends its connection, never the loop
+            if self._client_failures.record(error):
+                asyncio.get_running_loop().call_later(self._client_failures.period_s, self._client_failures.report)
         finally:
-            writer.close()
+            hang_up(writer)
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Requests answered in turn until the client hangs up, or attaches (then its stream is served)."""
+        bucket = TokenBucket()
+        while True:
+            try:
+                request = await read_request(reader, bucket, self._long_lines)
+            except RequestError as error:
+                reply = refusal("error", str(error))
+            except LineTooLong as error:
+                writer.write(encode(refusal("error", str(error))))
+                return
+            else:
+                if request is None:
+                    return
+                if request.get("op") == "attach":
+                    try:
+                        start = event_number(request.get("from", 0))
+                    except RequestError as error:
+                        reply = refusal("attach", str(error))
+                    else:
+                        await self._stream(start, reader, writer, bucket)
+                        return
+                else:
+                    reply = await self._answer(request)
+            writer.write(encode(reply))
+            await drain(writer)
 
     async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
@@ -147,55 +306,55 @@ class SupervisorServer:
             if op == "command":
                 reply = self._command(request)
             elif op == "flags":
-                reply = self._flags(request)
+                reply = await self.flag_records.record(parse_changes(request.get("changes")))
             elif op == "history":
                 reply = await self._history(request)
             else:
-                reply = {"reply": str(op), "ok": False, "error": "expected op attach, command, flags or history"}
-        except (KeyError, TypeError, ValueError) as error:
-            reply = {"reply": str(op), "ok": False, "error": f"malformed request: {error}"}
-        if "id" in request:
-            reply["id"] = request["id"]
+                reply = refusal(op, "expected op attach, command, flags or history")
+        except RequestError as error:
+            reply = refusal(op, f"malformed request: {error}")
+        except Exception as error:  # a history query that failed, a journal that could not be written: the client hears why
+            reply = refusal(op, f"{op} failed: {error}")
+        request_id = request.get("id")
+        if request_id is not None:
+            reply["id"] = request_id
         return reply
 
     def _command(self, request: dict[str, Any]) -> dict[str, Any]:
-        name, actor = request.get("name"), request.get("actor")
-        if name not in COMMANDS or not actor:
-            return {"reply": "command", "ok": False, "error": f"expected a command ({', '.join(COMMANDS)}) with an actor"}
-        self.rollout.controller.submit(name, str(actor), str(request.get("argument", "")))
+        name, actor, argument = request.get("name"), request.get("actor"), request.get("argument", "")
+        if name not in COMMANDS or not isinstance(actor, str) or not actor or not isinstance(argument, str):
+            return refusal("command", f"expected a command ({', '.join(COMMANDS)}) with an actor")
+        self.rollout.controller.submit(name, actor, argument)
         return {"reply": "command", "ok": True}
-
-    def _flags(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Flag changes a console made in the flag file itself: journaled here, where the journal is written."""
-        changes = [SimpleNamespace(flag=str(c["flag"]), old=c.get("old"), new=dict(c["new"]), actor=str(c["actor"]), reason=str(c.get("reason", "")))
-                   for c in request["changes"]]
-        self.rollout.controller.record_flag_changes(changes)
-        return {"reply": "flags", "ok": True}
 
     async def _history(self, request: dict[str, Any]) -> dict[str, Any]:
         controller = self.rollout.controller
-        points = await controller.metrics.history(str(request["metric"]), float(request["start"]), controller.now(), controller.plan.interval)
+        metric = request.get("metric")
+        if not isinstance(metric, str):
+            raise RequestError("metric: expected a metric's name")
+        start = finite_number(request.get("start"), "start")
+        points = await controller.metrics.history(metric, start, controller.now(), controller.plan.interval)
         return {"reply": "history", "ok": True, "points": [[p.t, p.canary, p.stable] for p in points]}
 
     def _hello(self) -> dict[str, Any]:
         controller = self.rollout.controller
         return {"hello": {"pid": os.getpid(), "speed": controller.clock.speed, "now": controller.now(), "attended": self.attended}}
 
-    async def _stream(self, start: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _stream(self, start: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bucket: TokenBucket) -> None:
         """The journal from `start`, then live events; requests on the same connection are answered too."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(CLIENT_BACKLOG)
         # Subscribe and count the journal's events with no await between: the queue takes every event
         # after the first `written`, and the replay sends those lines, so none is lost or sent twice.
         self.fanout.clients.add(queue)
         written = self.rollout.controller.journal.count
-        requests = asyncio.create_task(self._read_requests(reader, queue))
+        requests = asyncio.create_task(self._read_requests(reader, queue, bucket))
         try:
-            await self._replay(max(0, start), written, writer)
+            await self._replay(start, written, writer)
             writer.write(encode(self._hello()))  # after the story so far: "now" is read as it is sent
-            await writer.drain()
+            await drain(writer)
             while (message := await queue.get()) is not None:
                 writer.write(encode(message))
-                await writer.drain()
+                await drain(writer)
         finally:
             self.fanout.clients.discard(queue)
             requests.cancel()
@@ -211,30 +370,49 @@ class SupervisorServer:
                 if number >= start:
                     writer.write(line)
                     if number % REPLAY_CHUNK == 0:
-                        await writer.drain()
+                        await drain(writer)
+                        await asyncio.sleep(0)  # a client that reads fast must still let the loop turn
 
-    async def _read_requests(self, reader: asyncio.StreamReader, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    async def _read_requests(self, reader: asyncio.StreamReader, queue: asyncio.Queue[dict[str, Any] | None], bucket: TokenBucket) -> None:
         """Requests from an attached client, answered through its stream; its hang-up (EOF) ends the stream."""
         answering: set[asyncio.Task[None]] = set()
+        in_flight = asyncio.Semaphore(IN_FLIGHT)
 
-        async def answer(line: bytes) -> None:
-            try:
-                reply = await self._answer(json.loads(line))
-            except ValueError:
-                reply = {"reply": "error", "ok": False, "error": "not JSON"}
-            except Exception as error:  # a history query that failed: the client hears why
-                reply = {"reply": "error", "ok": False, "error": str(error)}
+        def send(reply: dict[str, Any]) -> None:
             try:
                 queue.put_nowait(reply)
             except asyncio.QueueFull:
                 self.fanout.end(queue)
 
+        async def answer(request: dict[str, Any]) -> None:
+            try:
+                send(await self._answer(request))
+            finally:
+                in_flight.release()
+
         try:
-            while line := await reader.readline():
+            while True:
+                await in_flight.acquire()
+                try:
+                    request = await read_request(reader, bucket, self._long_lines)
+                except RequestError as error:
+                    in_flight.release()
+                    send(refusal("error", str(error)))
+                    continue
+                if request is None:
+                    break
                 # Each request in its own task: a slow history query never holds up a rollback.
-                task = asyncio.create_task(answer(line))
+                task = asyncio.create_task(answer(request))
                 answering.add(task)
                 task.add_done_callback(answering.discard)
+        except LineTooLong as error:
+            self.fanout.end(queue, refusal("error", str(error)))
+            return
         except ConnectionError:
             pass  # the client is gone: its stream ends below
         self.fanout.end(queue)
+
+
+def say(line: str) -> None:
+    """A line for the log of the detached controller (its stderr)."""
+    print(f"brahma: {line}", file=sys.stderr, flush=True)

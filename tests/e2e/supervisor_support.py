@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -25,8 +27,9 @@ FAULT_AT_S = 180.0
 COMMAND_TIMEOUT_S = 30
 
 
-def brahma(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+def brahma(*args: str, env: dict[str, str] | None = None, umask: int | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=COMMAND_TIMEOUT_S, umask=-1 if umask is None else umask)
 
 
 def write_fault_scenario(directory: Path, at_s: float = FAULT_AT_S) -> Path:
@@ -41,9 +44,9 @@ def write_fault_scenario(directory: Path, at_s: float = FAULT_AT_S) -> Path:
     return path
 
 
-def supervise_detached(state_dir: Path, *options: str, env: dict[str, str] | None = None) -> int:
-    """`brahma supervise --detach` of the sample canary; the controller's pid."""
-    result = brahma("supervise", str(CANARY), "--state-dir", str(state_dir), "--detach", *options, env=env)
+def supervise_detached(state_dir: Path, *options: str, env: dict[str, str] | None = None, umask: int | None = None) -> int:
+    """`brahma supervise --detach` of the sample canary (from a shell with `env` and `umask`); the controller's pid."""
+    result = brahma("supervise", str(CANARY), "--state-dir", str(state_dir), "--detach", *options, env=env, umask=umask)
     assert result.returncode == 0, result.stderr
     pid = lock_holder(RolloutFiles(state_dir, ROLLOUT))
     assert pid is not None
@@ -113,3 +116,39 @@ def ssh_drop_then_fault(state_dir: Path, drop: str = "kill-session") -> float:
     assert wait_until_gone(pid), "the controller exits once the rollback is done"
     assert isinstance(rollback, ev.RollbackStarted) and rollback.trigger == "error_rate", rollback
     return datetime.fromisoformat(rollback.ts).timestamp() - fault_wall
+
+
+FLOOD_FAULT_AT_S = 6.0
+"""Rollout time of the fault under the flood: the flood has reached the socket by then."""
+FLOOD_INTERVAL_S = 1.0
+FLOOD_LONGEST_S = 60.0
+
+
+def flood_during_fault(state_dir: Path, descriptors: int | None = None) -> tuple[float, dict[str, int]]:
+    """A detached controller of the sample canary sampled every second in real time, its socket flooded
+    (tests/e2e/socket_flood.py) from the moment it answers until it has rolled back a fault at
+    FLOOD_FAULT_AT_S on its own. With `descriptors`, the controller may open only so many files.
+
+    Returns (seconds from the fault to rollback_started on the rollout clock, what the flood saw).
+    """
+    plan = state_dir / "every-second.yaml"
+    plan.write_text(CANARY.read_text().replace("interval: 10s", f"interval: {FLOOD_INTERVAL_S:g}s", 1))
+    scenario = write_fault_scenario(state_dir, FLOOD_FAULT_AT_S)
+    files = RolloutFiles(state_dir, ROLLOUT)
+
+    def limit_descriptors() -> None:  # inherited by the detached controller
+        resource.setrlimit(resource.RLIMIT_NOFILE, (descriptors, descriptors))
+
+    started = subprocess.run(
+        [sys.executable, "-m", "console.cli", "supervise", str(plan), "--state-dir", str(state_dir), "--detach", "--speed", "1", "--scenario", str(scenario)],
+        cwd=ROOT, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, preexec_fn=limit_descriptors if descriptors else None,
+    )
+    assert started.returncode == 0, started.stderr
+    pid = lock_holder(files)
+    flood = subprocess.run([sys.executable, "-m", "tests.e2e.socket_flood", str(files.socket), str(FLOOD_LONGEST_S)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=FLOOD_LONGEST_S + COMMAND_TIMEOUT_S)
+    assert flood.returncode == 0, flood.stderr
+    assert pid is not None and wait_until_gone(pid), f"the controller exits once the rollback is done; {flood.stdout}\n{files.log.read_text()[-3000:]}"
+    rollback = next(e for e in journal_events(state_dir) if isinstance(e, ev.RollbackStarted))
+    assert rollback.trigger == "error_rate", rollback
+    return rollback.t - FLOOD_FAULT_AT_S, json.loads(flood.stdout)

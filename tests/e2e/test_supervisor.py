@@ -7,6 +7,7 @@ start one (CI runs as root); elsewhere that test is skipped and the socket's 060
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -21,12 +22,16 @@ import pytest
 from console.controller import events as ev
 from console.plan import load_plan
 from console.supervisor.client import SupervisorClient, answers
+from console.supervisor.commands import PROMETHEUS_USERINFO
 from console.supervisor.files import RolloutFiles, lock_holder
 from console.supervisor.remote import RemoteController
 from tests.conftest import ROOT
 from tests.served_controller import until
+from tests.e2e.socket_flood import FLOOD_ACTOR
+from tests.test_prometheus_parsing import CannedPrometheus, ok
 from tests.e2e.supervisor_support import (
-    ROLLOUT, brahma, console_in_tmux, journal_events, ssh_drop_then_fault, supervise_detached, wait_for_event, wait_until_gone,
+    FLOOD_INTERVAL_S, ROLLOUT, brahma, console_in_tmux, flood_during_fault, journal_events, ssh_drop_then_fault, supervise_detached,
+    wait_for_event, wait_until_gone,
 )
 
 FAST_SPEED = "120"
@@ -58,6 +63,64 @@ def test_the_controller_rolls_back_on_its_own_after_the_console_is_dropped(tmp_p
     events = journal_events(tmp_path)
     assert [e.name for e in events[-3:]] == ["rollback_started", "rollback_verified", "rolled_back"]
     assert not any(isinstance(e, ev.CommandIssued) for e in events), "nobody was attached to act"
+
+
+@pytest.mark.parametrize("descriptors", [None, 40], ids=["flood", "flood-out-of-descriptors"])
+def test_a_flood_on_the_socket_during_a_fault_still_rolls_back_within_two_intervals(tmp_path, descriptors):
+    delay_s, flood = flood_during_fault(tmp_path, descriptors)
+    assert flood.get("connected", 0) > 100 and flood.get("junk sent", 0) > 0, flood
+    assert 0 <= delay_s <= 2 * FLOOD_INTERVAL_S, f"the rollback started {delay_s:.2f}s after the fault"
+    events = journal_events(tmp_path)
+    assert [e.name for e in events[-3:]] == ["rollback_started", "rollback_verified", "rolled_back"]
+    assert not [e for e in events if isinstance(e, ev.FlagChanged) and e.actor == FLOOD_ACTOR], "no flag file ever had those changes"
+    assert not [e for e in events if isinstance(e, ev.ErrorRaised)], "the flood left the rollback its descriptors"
+    log = RolloutFiles(tmp_path, ROLLOUT).log.read_text()
+    assert "Traceback" not in log and len(log) < 10_000, log[-2000:]
+
+
+def test_a_password_in_the_prometheus_url_reaches_neither_ps_nor_a_file_yet_the_controller_uses_it(tmp_path):
+    password = "hunter2-s3cret"
+    files = RolloutFiles(tmp_path, ROLLOUT)
+    with CannedPrometheus(200, ok([])).running() as prometheus:
+        url = prometheus.url.replace("http://", f"http://release:{password}@")
+        pid = supervise_detached(tmp_path, "--speed", FAST_SPEED, "--metrics", "prometheus", "--prometheus", url)
+        wait_for_event(tmp_path, lambda e: isinstance(e, ev.SampleTaken))
+        basic = "Basic " + base64.b64encode(f"release:{password}".encode()).decode()
+        assert basic in prometheus.authorizations, "the detached controller queried with the URL's credentials"
+        assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        launch = json.loads(files.launch.read_text())
+        assert f"--prometheus\0{prometheus.url}" in "\0".join(launch["argv"])
+        assert launch["needs"] == {PROMETHEUS_USERINFO: f"the user:password of --prometheus {prometheus.url}"}
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until_gone(pid)
+
+        lacking = brahma("attach", ROLLOUT, "--headless", "--state-dir", str(tmp_path))  # another shell: no credential there
+        assert lacking.returncode == 2, lacking.stderr
+        assert f"it needs {PROMETHEUS_USERINFO} (the user:password of --prometheus {prometheus.url})" in lacking.stderr
+        assert not answers(files), "no controller was started without it"
+
+        prometheus.authorizations.clear()
+        restarted = attach_until(tmp_path, lambda e: isinstance(e, ev.SupervisionResumed), env={PROMETHEUS_USERINFO: f"release:{password}"})
+        resumed = next(e for e in journal_events(tmp_path) if isinstance(e, ev.SupervisionResumed))
+        wait_for_event(tmp_path, lambda e: isinstance(e, ev.SampleTaken) and e.t > resumed.t)
+        assert basic in prometheus.authorizations, "restarted with the credential the shell gave"
+        assert password.encode() not in Path(f"/proc/{restarted}/cmdline").read_bytes()
+        stop(tmp_path, restarted)
+    for path in tmp_path.iterdir():
+        assert path.is_socket() or password.encode() not in path.read_bytes(), f"{path.name} holds the password"
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o277])
+def test_the_state_dir_and_what_the_controller_keeps_there_are_the_operators_alone_whatever_the_umask(tmp_path, umask):
+    state_dir = tmp_path / "state"
+    pid = supervise_detached(state_dir, "--speed", FAST_SPEED, umask=umask)
+    files = RolloutFiles(state_dir, ROLLOUT)
+    try:
+        assert stat.S_IMODE(os.stat(state_dir).st_mode) == 0o700
+        for path in (files.journal, files.log, files.launch, files.lock, files.socket):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path.name
+    finally:
+        stop(state_dir, pid)
 
 
 def test_two_consoles_of_the_same_release_share_one_controller_and_both_act(tmp_path):
@@ -168,9 +231,10 @@ def test_a_killed_controller_is_restarted_by_attach_and_resumes_without_repeatin
     assert [c["weight"] for c in changes if c["op"] == "set_weight"] == [5], "the traffic shift happened once"
 
 
-def attach_until(state_dir, found) -> int:
-    """`brahma attach` restarts the dead controller; the new controller's pid once the journal shows `found`."""
-    shell = {name: value for name, value in os.environ.items() if name != "KUBECONFIG"}
+def attach_until(state_dir, found, env: dict[str, str] | None = None) -> int:
+    """`brahma attach` from a shell with no KUBECONFIG (and `env`) restarts the dead controller; the new
+    controller's pid once the journal shows `found`."""
+    shell = {name: value for name, value in os.environ.items() if name != "KUBECONFIG"} | (env or {})
     attach = subprocess.Popen([sys.executable, "-m", "console.cli", "attach", ROLLOUT, "--headless", "--state-dir", str(state_dir)],
                               cwd=ROOT, env=shell, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
