@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.test_preflight import running_commands, unique_sleep
 
 GATED = """\
 name: checkout-2.4.1
@@ -100,3 +101,16 @@ def test_preflight_of_an_invalid_plan_is_exit_2(tmp_path):
     result = brahma("preflight", str(plan))
     assert result.returncode == 2
     assert f"{plan}:4: preflight[0].condition: expected something like" in result.stderr
+
+
+def test_a_timed_out_check_leaves_no_process_behind_and_no_traceback(tmp_path):
+    background, foreground = unique_sleep(787), unique_sleep(788)
+    argv = ["sh", "-c", f"sleep {background} & exec sleep {foreground}"]
+    plan = write_plan(tmp_path, f"app: checkout\nimage: r/checkout:2\npreflight:\n  - {{name: slow, kind: command, argv: {json.dumps(argv)}, timeout: 500ms}}\n")
+    result = brahma("preflight", str(plan))
+    assert result.returncode == 4
+    assert "  FAIL  slow (command, " in result.stdout and "        timed out after 0.5s" in result.stdout
+    assert result.stderr == "", "no 'Event loop is closed' from a pipe collected after the loop"
+    running = running_commands()
+    assert f"sleep {background}" not in running and f"sleep {foreground}" not in running
+
