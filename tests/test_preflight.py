@@ -144,6 +144,12 @@ async def test_an_output_cut_in_a_character_keeps_whole_characters():
     assert len(match.group(1).encode()) + int(match.group(2)) + len(match.group(3).encode()) == 200_000
 
 
+async def test_control_sequences_in_the_output_are_neutralised():
+    printed = "\x1b[31mred\x1b[0m \x1b]0;title\x07ok\r\nbell\x07 \x1b(B erase\x1b[2J back\x08 done\rFAKE PASS\n"
+    result = await run_one(item(kind="command", argv=["printf", "%s", printed]))
+    assert result.output == "exit 0\nred ok\nbell␇  erase back␈ done␍FAKE PASS"
+
+
 async def test_advisory_failures_are_recorded_but_do_not_block():
     plan = plan_from(
         "app: a\nimage: r/a:2\npreflight:\n"

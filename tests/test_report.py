@@ -95,3 +95,17 @@ def test_brahma_report_writes_it_again_from_any_journal(tmp_path, capsys):
     assert main(["report", str(journal), "--output", str(tmp_path / "again.md")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "again.md")
     assert (tmp_path / "again.md").read_text() == write_report(journal, tmp_path / "first.md").read_text()
+
+
+def test_terminal_control_in_an_older_journals_outputs_is_neutralised_in_the_runbook(tmp_path):
+    # Journals written before outputs were neutralised where they are captured still hold it.
+    output = "exit 1\n\x1b[31mFAILED\x1b[0m 3 tests\x1b]0;owned\x07\nFAIL\rPASS"
+    journal = write_journal(tmp_path / "r.jsonl", [
+        STARTED,
+        ev.PreflightResult(0.0, item="unit tests", kind="command", status="fail", required=True, output=output, by="brahma"),
+        ev.PreflightFailed(0.0, failed=["unit tests"]),
+    ])
+    report = write_report(journal).read_text()
+    assert "| unit tests | command | yes | fail | brahma | 0.00s | FAIL␍PASS |" in report
+    assert "~~~\nexit 1\nFAILED 3 tests\nFAIL␍PASS\n~~~" in report
+    assert "\x1b" not in report and "\x07" not in report and "\r" not in report
