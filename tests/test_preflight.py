@@ -5,6 +5,7 @@ server, flag files; and the pure judges of the Prometheus and Kubernetes checks,
 from __future__ import annotations
 
 import asyncio
+import asyncio.base_subprocess
 import http.server
 import os
 import re
@@ -117,6 +118,30 @@ async def test_a_cancelled_check_stops_its_program_and_everything_it_started():
         assert time.monotonic() < deadline, "the program never started"
         await asyncio.sleep(0.02)
     gate.cancel()  # a rollback during the gate, or the console quitting
+    with pytest.raises(asyncio.CancelledError):
+        await gate
+    running = running_commands()
+    assert f"sleep {background}" not in running and f"sleep {foreground}" not in running
+
+
+async def test_a_check_cancelled_while_its_program_starts_stops_it_and_everything_it_started(monkeypatch):
+    # On a loaded machine the program runs a while before the event loop has connected its pipes.
+    connect_pipes = asyncio.base_subprocess.BaseSubprocessTransport._connect_pipes
+
+    async def slowly(transport, waiter):
+        await asyncio.sleep(1)
+        await connect_pipes(transport, waiter)
+
+    monkeypatch.setattr(asyncio.base_subprocess.BaseSubprocessTransport, "_connect_pipes", slowly)
+    background, foreground = unique_sleep(782), unique_sleep(783)
+    argv = ["sh", "-c", f"sleep {background} & exec sleep {foreground}"]
+    plan = plan_from("app: checkout\nimage: r/checkout:2\n")
+    gate = asyncio.create_task(Gate((item(kind="command", argv=argv, timeout=60),), PreflightContext(plan)).run(lambda result: None))
+    deadline = time.monotonic() + 10
+    while not {f"sleep {background}", f"sleep {foreground}"} <= running_commands():
+        assert time.monotonic() < deadline, "the program never started"
+        await asyncio.sleep(0.02)
+    gate.cancel()
     with pytest.raises(asyncio.CancelledError):
         await gate
     running = running_commands()

@@ -135,8 +135,8 @@ async def run_program(
     """
     loop = asyncio.get_running_loop()
     capture = _Capture(keep)
-    try:
-        transport, _ = await loop.subprocess_exec(
+    starting = asyncio.ensure_future(
+        loop.subprocess_exec(
             lambda: capture,
             *argv,
             cwd=cwd,
@@ -146,6 +146,16 @@ async def run_program(
             stderr=asyncio.subprocess.STDOUT if stdout is None else asyncio.subprocess.PIPE,
             start_new_session=True,
         )
+    )
+    try:
+        # The program runs before its pipes are connected: a cancel in between must still stop it and
+        # its children (left to asyncio, only the program itself would be killed).
+        transport, _ = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        await asyncio.wait([starting])
+        if not starting.cancelled() and starting.exception() is None:
+            await _stop(starting.result()[0], capture)
+        raise
     except OSError as error:
         return Finished(None, f"cannot run {argv[0]!r}: {error.strerror or error}")
     timed_out = False
