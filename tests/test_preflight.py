@@ -108,8 +108,9 @@ async def test_a_program_that_ignores_sigterm_is_killed_after_a_grace():
     assert f"sleep {stubborn}" not in running_commands()
 
 
-async def test_a_cancelled_check_stops_its_program_and_everything_it_started():
-    background, foreground = unique_sleep(780), unique_sleep(781)
+async def cancel_once_running(background: str, foreground: str) -> set[str]:
+    """Run a gate whose program leaves a child in the background, cancel it once both run (a rollback
+    during the gate, the console quitting) and return the commands still running."""
     argv = ["sh", "-c", f"sleep {background} & exec sleep {foreground}"]
     plan = plan_from("app: checkout\nimage: r/checkout:2\n")
     gate = asyncio.create_task(Gate((item(kind="command", argv=argv, timeout=60),), PreflightContext(plan)).run(lambda result: None))
@@ -117,10 +118,15 @@ async def test_a_cancelled_check_stops_its_program_and_everything_it_started():
     while not {f"sleep {background}", f"sleep {foreground}"} <= running_commands():
         assert time.monotonic() < deadline, "the program never started"
         await asyncio.sleep(0.02)
-    gate.cancel()  # a rollback during the gate, or the console quitting
+    gate.cancel()
     with pytest.raises(asyncio.CancelledError):
         await gate
-    running = running_commands()
+    return running_commands()
+
+
+async def test_a_cancelled_check_stops_its_program_and_everything_it_started():
+    background, foreground = unique_sleep(780), unique_sleep(781)
+    running = await cancel_once_running(background, foreground)
     assert f"sleep {background}" not in running and f"sleep {foreground}" not in running
 
 
@@ -134,17 +140,7 @@ async def test_a_check_cancelled_while_its_program_starts_stops_it_and_everythin
 
     monkeypatch.setattr(asyncio.base_subprocess.BaseSubprocessTransport, "_connect_pipes", slowly)
     background, foreground = unique_sleep(782), unique_sleep(783)
-    argv = ["sh", "-c", f"sleep {background} & exec sleep {foreground}"]
-    plan = plan_from("app: checkout\nimage: r/checkout:2\n")
-    gate = asyncio.create_task(Gate((item(kind="command", argv=argv, timeout=60),), PreflightContext(plan)).run(lambda result: None))
-    deadline = time.monotonic() + 10
-    while not {f"sleep {background}", f"sleep {foreground}"} <= running_commands():
-        assert time.monotonic() < deadline, "the program never started"
-        await asyncio.sleep(0.02)
-    gate.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await gate
-    running = running_commands()
+    running = await cancel_once_running(background, foreground)
     assert f"sleep {background}" not in running and f"sleep {foreground}" not in running
 
 
