@@ -12,6 +12,7 @@ from console.controller.journal import read_events
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
 from console.narrate import flag_change, rollback_failed, rollout_clock, supervision_resumed
+from console.printable import printable
 from console.redact import redact
 from console.units import format_duration, format_metric_value
 
@@ -169,7 +170,7 @@ def render(data: ReportData) -> str:
     if data.preflight:
         lines += ["| item | kind | required | result | by | duration | output |", "|---|---|---|---|---|---|---|"]
         for r in data.preflight:
-            output = redact(r.output.strip().splitlines()[-1]) if r.output.strip() else ""
+            output = redact(printable(r.output).strip().splitlines()[-1]) if r.output.strip() else ""
             lines.append(f"| {r.item} | {r.kind} | {'yes' if r.required else 'advisory'} | {r.status} | {r.by} | {r.duration_s:.2f}s | {output[:80].replace('|', '/')} |")
     else:
         lines.append("The plan has no pre-flight items.")
@@ -243,7 +244,7 @@ def _unpassed_outputs(results: list[ev.PreflightResult]) -> list[str]:
         if result.status == "pass" or not result.output.strip():
             continue
         weight = "required" if result.required else "advisory"
-        lines += [f"### {result.item}: {result.status} ({weight})", "", "~~~", redact(result.output.strip()), "~~~", ""]
+        lines += [f"### {result.item}: {result.status} ({weight})", "", "~~~", redact(printable(result.output).strip()), "~~~", ""]
     return lines
 
 

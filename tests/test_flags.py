@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
@@ -29,9 +30,15 @@ from console.flags import (
     UnknownFlagError,
     VersionConflict,
 )
+from console.atomic import ReadOnlyFileError, atomic_write
+from console.controller import events as ev
+from console.controller.controller import ControllerOptions
+from console.controller.journal import read_events
 from console.flags.cli import run_flags_command
 from console.flags.configmap import ConfigMapBackend
 from console.flags.model import definition_for, flag_from_definition, rollout_rules
+from console.flags.release import ReleaseFlags
+from tests.conftest import plan_from, sim_controller
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = {"var": "targetingKey"}
@@ -393,6 +400,117 @@ def test_writing_through_a_symlink_keeps_the_link(tmp_path, flag_file):
     link.symlink_to(flag_file)
     FlagStore(FileBackend(link)).enable("search-v2", actor="a")
     assert link.is_symlink()
+
+
+READ_ONLY = "read-only (mode 0444, owner uid {uid}): not changed (make it writable to change its flags)"
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root may give a file another owner or group")
+
+
+def test_a_read_only_flag_file_is_refused_not_renamed_over(store, flag_file):
+    flag_file.chmod(0o444)
+    before = flag_file.stat()
+    with pytest.raises(FlagFileError) as refused:
+        store.set_percentage("new-checkout", 25, actor="a")
+    assert str(refused.value) == f"{flag_file}: " + READ_ONLY.format(uid=before.st_uid)
+    after = flag_file.stat()
+    assert (after.st_ino, after.st_mtime_ns, stat.S_IMODE(after.st_mode)) == (before.st_ino, before.st_mtime_ns, 0o444)
+    assert flag_file.read_text() == SAMPLE
+    assert sorted(path.name for path in flag_file.parent.iterdir()) == ["flags.json", "flags.json.lock"]
+
+
+def test_brahma_flags_on_a_read_only_file_is_exit_2_and_changes_nothing(flag_file, tmp_path):
+    flag_file.chmod(0o444)
+    result = subprocess.run(
+        [sys.executable, "-m", "console.cli", "flags", "--state-dir", str(tmp_path / "state"), str(flag_file), "set", "new-checkout", "25"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"{flag_file}: " + READ_ONLY.format(uid=flag_file.stat().st_uid) + "\n"
+    assert flag_file.read_text() == SAMPLE
+
+
+@needs_root
+def test_a_replaced_flag_file_keeps_its_owner_group_and_mode(store, flag_file):
+    os.chown(flag_file, 4321, 4322)  # flagd's user and group, say
+    flag_file.chmod(0o640)
+    store.set_percentage("new-checkout", 25, actor="a")
+    after = flag_file.stat()
+    assert (after.st_uid, after.st_gid, stat.S_IMODE(after.st_mode)) == (4321, 4322, 0o640)
+    assert store.get("new-checkout").percentage == 25
+
+
+EXIT_REFUSED = 3
+
+
+def as_user(uid: int, gid: int, action) -> int:
+    """Run `action` in a forked child as `uid` in group `gid`: 0 when it returns, EXIT_REFUSED on
+    ReadOnlyFileError, 1 on anything else."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([gid])
+            os.setgid(gid)
+            os.setuid(uid)
+            action()
+            code = 0
+        except ReadOnlyFileError:
+            code = EXIT_REFUSED
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+@needs_root
+def test_a_file_this_user_may_not_write_is_refused_even_where_the_folder_lets_it_be_renamed_over(tmp_path):
+    # /tmp, not tmp_path: another user has to be able to reach the folder.
+    with tempfile.TemporaryDirectory() as shared:
+        folder = Path(shared)
+        folder.chmod(0o777)  # anyone may rename over anything here (no sticky bit)
+        owned = folder / "flags.json"
+        owned.write_text(SAMPLE)
+        owned.chmod(0o644)
+        code = as_user(65534, 65534, lambda: atomic_write(owned, b"{}"))
+        assert code == EXIT_REFUSED, "refused as read-only"
+        assert owned.read_text() == SAMPLE and owned.stat().st_uid == 0
+
+
+async def test_a_rollback_says_why_it_could_not_switch_off_the_flags_of_a_read_only_file(tmp_path):
+    plan = plan_from("app: checkout\nimage: r/checkout:2.5.0\nflags:\n  - {name: new-checkout}\n")
+    path = tmp_path / "flags.json"
+    store = FlagStore(FileBackend(path))
+    store.create("new-checkout", actor="setup")
+    store.enable("new-checkout", actor="setup")
+    path.chmod(0o444)
+    served = path.read_bytes()
+    options = ControllerOptions(flag_hooks=[ReleaseFlags(store, plan.flags).on_rollback])
+    controller = sim_controller(plan, tmp_path, "error-spike", options)
+    await controller.run()
+    events = list(read_events(controller.journal.path))
+    assert any(isinstance(e, ev.RollbackStarted) for e in events)
+    errors = [e.message for e in events if isinstance(e, ev.ErrorRaised) and e.where == "flags"]
+    assert errors == [f"{path}: " + READ_ONLY.format(uid=path.stat().st_uid)]
+    assert not any(isinstance(e, ev.FlagChanged) for e in events), "no change journaled that the file does not have"
+    assert path.read_bytes() == served
+
+
+def test_a_created_file_gets_the_mode_asked_for_less_the_umask(tmp_path):
+    atomic_write(tmp_path / "private.json", b"{}", new_mode=0o600)
+    assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
+    previous = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "shared.json", b"{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o640
+
+
+def test_new_mode_is_for_a_created_file_only_a_replaced_one_keeps_its_own(tmp_path):
+    path = tmp_path / "record.json"
+    path.write_text("{}")
+    path.chmod(0o664)
+    atomic_write(path, b'{"a": 1}', new_mode=0o600)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o664 and path.read_bytes() == b'{"a": 1}'
 
 
 # --- optimistic concurrency -------------------------------------------------------------------

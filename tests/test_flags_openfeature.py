@@ -7,6 +7,8 @@ so these tests run it at 100 ms and poll for changes with a deadline rather than
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 import uuid
 from contextlib import contextmanager
@@ -21,7 +23,8 @@ from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import Reason
 
-from console.flags import FileBackend, FlagStore
+from console.flags import FileBackend, FlagFileError, FlagStore
+from tests.test_flags import as_user, needs_root
 
 FLAG = "new-checkout"
 USERS = [f"user-{number}" for number in range(10_000)]
@@ -136,3 +139,44 @@ def test_raising_the_percentage_keeps_users_who_were_on(store, client):
     wait_until(lambda: sum(is_on(client, user) for user in USERS[:2000]) > 2 * len(on_at_5), "25%")
     on_at_25 = {user for user in USERS[:2000] if is_on(client, user)}
     assert on_at_5 < on_at_25
+
+
+FLAGD_USER, FLAGD_GROUP = 4321, 4322
+
+
+@needs_root
+def test_a_file_shared_with_flagds_group_stays_readable_by_it_after_a_change(store, flag_path, client, tmp_path):
+    os.chown(flag_path, -1, FLAGD_GROUP)
+    flag_path.chmod(0o640)
+    store.enable(FLAG, actor="test")
+    store.set_percentage(FLAG, 100, actor="test")
+    wait_until(lambda: is_on(client, "user-1"), "the flag enabled at 100%")
+    after = flag_path.stat()
+    assert (after.st_gid, stat.S_IMODE(after.st_mode)) == (FLAGD_GROUP, 0o640)
+    # flagd's own user, in the file's group only, reads the changed file (the folder opened for it first).
+    tmp_path.chmod(0o711)
+    folder = os.open(tmp_path, os.O_RDONLY)
+    expected = flag_path.read_bytes()
+
+    def read_as_flagd() -> None:
+        with open(os.open(flag_path.name, os.O_RDONLY, dir_fd=folder), "rb") as file:
+            assert file.read() == expected
+
+    try:
+        assert as_user(FLAGD_USER, FLAGD_GROUP, read_as_flagd) == 0
+    finally:
+        os.close(folder)
+
+
+def test_a_read_only_file_is_not_changed_until_it_is_made_writable(store, flag_path, client):
+    store.enable(FLAG, actor="test")
+    store.set_percentage(FLAG, 100, actor="test")
+    wait_until(lambda: is_on(client, "user-1"), "the flag enabled at 100%")
+    flag_path.chmod(0o444)
+    served = flag_path.read_bytes()
+    with pytest.raises(FlagFileError, match="read-only"):
+        store.kill([FLAG], actor="oncall")
+    assert flag_path.read_bytes() == served and is_on(client, "user-1")
+    flag_path.chmod(0o644)  # made writable by its owner: the next change goes through
+    store.kill([FLAG], actor="oncall")
+    wait_until(lambda: not is_on(client, "user-1"), "the kill")

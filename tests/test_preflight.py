@@ -4,8 +4,11 @@ server, flag files; and the pure judges of the Prometheus and Kubernetes checks,
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.base_subprocess
 import http.server
 import os
+import re
 import sys
 import threading
 import time
@@ -80,6 +83,92 @@ async def test_a_timed_out_program_is_killed_not_left_running():
     result = await run_one(item(kind="command", argv=argv, timeout=0.5))
     assert result.output == "timed out after 0.5s"
     assert " ".join(argv) not in running_commands()
+
+
+def unique_sleep(seconds: int) -> str:
+    """A `sleep` argument no other process on the machine has, to find it in /proc."""
+    return f"{seconds}.{os.getpid() % 1000:03d}"
+
+
+async def test_a_timed_out_program_is_stopped_with_everything_it_started():
+    background, foreground = unique_sleep(777), unique_sleep(778)
+    argv = ["sh", "-c", f"sleep {background} & exec sleep {foreground}"]
+    result = await run_one(item(kind="command", argv=argv, timeout=0.5))
+    assert result.output == "timed out after 0.5s"
+    running = running_commands()
+    assert f"sleep {background}" not in running, "the shell's background child is stopped too"
+    assert f"sleep {foreground}" not in running
+
+
+async def test_a_program_that_ignores_sigterm_is_killed_after_a_grace():
+    stubborn = unique_sleep(779)
+    argv = ["sh", "-c", f"trap '' TERM; sleep {stubborn}; echo still here"]
+    result = await run_one(item(kind="command", argv=argv, timeout=0.5))
+    assert result.output == "timed out after 0.5s"
+    assert f"sleep {stubborn}" not in running_commands()
+
+
+async def cancel_once_running(background: str, foreground: str) -> set[str]:
+    """Run a gate whose program leaves a child in the background, cancel it once both run (a rollback
+    during the gate, the console quitting) and return the commands still running."""
+    argv = ["sh", "-c", f"sleep {background} & exec sleep {foreground}"]
+    plan = plan_from("app: checkout\nimage: r/checkout:2\n")
+    gate = asyncio.create_task(Gate((item(kind="command", argv=argv, timeout=60),), PreflightContext(plan)).run(lambda result: None))
+    deadline = time.monotonic() + 10
+    while not {f"sleep {background}", f"sleep {foreground}"} <= running_commands():
+        assert time.monotonic() < deadline, "the program never started"
+        await asyncio.sleep(0.02)
+    gate.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gate
+    return running_commands()
+
+
+async def test_a_cancelled_check_stops_its_program_and_everything_it_started():
+    background, foreground = unique_sleep(780), unique_sleep(781)
+    running = await cancel_once_running(background, foreground)
+    assert f"sleep {background}" not in running and f"sleep {foreground}" not in running
+
+
+async def test_a_check_cancelled_while_its_program_starts_stops_it_and_everything_it_started(monkeypatch):
+    # On a loaded machine the program runs a while before the event loop has connected its pipes.
+    connect_pipes = asyncio.base_subprocess.BaseSubprocessTransport._connect_pipes
+
+    async def slowly(transport, waiter):
+        await asyncio.sleep(1)
+        await connect_pipes(transport, waiter)
+
+    monkeypatch.setattr(asyncio.base_subprocess.BaseSubprocessTransport, "_connect_pipes", slowly)
+    background, foreground = unique_sleep(782), unique_sleep(783)
+    running = await cancel_once_running(background, foreground)
+    assert f"sleep {background}" not in running and f"sleep {foreground}" not in running
+
+
+async def test_a_long_output_keeps_its_head_and_tail_and_counts_what_was_left_out():
+    lines = 200_000  # 6.9 MB: "line 000000\n" ... "line 199999\n", 12 bytes each
+    script = f"import sys\nfor n in range({lines}): sys.stdout.write(f'line {{n:06d}}\\n')\nsys.exit(3)"
+    result = await run_one(item(kind="command", argv=[sys.executable, "-c", script], timeout=30))
+    assert result.status == "fail"
+    match = re.fullmatch(r"exit 3\n(.*)\n… (\d+) bytes left out …\n(.*)", result.output, re.DOTALL)
+    assert match, result.output[:200]
+    head, left_out, tail = match.group(1), int(match.group(2)), match.group(3)
+    assert len(head) + left_out + len(tail) + len("\n") == lines * 12, "every byte counted (the last newline is trimmed)"
+    assert head.startswith("line 000000\nline 000001\n") and 500 <= len(head) <= 1000
+    assert tail.endswith("line 199998\nline 199999") and 2000 <= len(tail) <= 3000
+
+
+async def test_an_output_cut_in_a_character_keeps_whole_characters():
+    script = "import sys; sys.stdout.write('é' * 100_000)"
+    result = await run_one(item(kind="command", argv=[sys.executable, "-c", script], timeout=30))
+    match = re.fullmatch(r"exit 0\n(é+)\n… (\d+) bytes left out …\n(é+)", result.output)
+    assert match, result.output[:200]
+    assert len(match.group(1).encode()) + int(match.group(2)) + len(match.group(3).encode()) == 200_000
+
+
+async def test_control_sequences_in_the_output_are_neutralised():
+    printed = "\x1b[31mred\x1b[0m \x1b]0;title\x07ok\r\nbell\x07 \x1b(B erase\x1b[2J back\x08 done\rFAKE PASS\n"
+    result = await run_one(item(kind="command", argv=["printf", "%s", printed]))
+    assert result.output == "exit 0\nred ok\nbell␇  erase back␈ done␍FAKE PASS"
 
 
 async def test_advisory_failures_are_recorded_but_do_not_block():

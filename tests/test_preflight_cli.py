@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.test_preflight import running_commands, unique_sleep
 
 GATED = """\
 name: checkout-2.4.1
@@ -100,3 +101,37 @@ def test_preflight_of_an_invalid_plan_is_exit_2(tmp_path):
     result = brahma("preflight", str(plan))
     assert result.returncode == 2
     assert f"{plan}:4: preflight[0].condition: expected something like" in result.stderr
+
+
+def test_a_timed_out_check_leaves_no_process_behind_and_no_traceback(tmp_path):
+    background, foreground = unique_sleep(787), unique_sleep(788)
+    argv = ["sh", "-c", f"sleep {background} & exec sleep {foreground}"]
+    plan = write_plan(tmp_path, f"app: checkout\nimage: r/checkout:2\npreflight:\n  - {{name: slow, kind: command, argv: {json.dumps(argv)}, timeout: 500ms}}\n")
+    result = brahma("preflight", str(plan))
+    assert result.returncode == 4
+    assert "  FAIL  slow (command, " in result.stdout and "        timed out after 0.5s" in result.stdout
+    assert result.stderr == "", "no 'Event loop is closed' from a pipe collected after the loop"
+    running = running_commands()
+    assert f"sleep {background}" not in running and f"sleep {foreground}" not in running
+
+
+CONTROLLING = """\
+name: checkout-2.4.1
+app: checkout
+image: registry.example.com/checkout:2.4.1
+preflight:
+  - {name: lint, kind: command, argv: ["printf", "%s", "\\x1b[31mFAIL\\x1b[0m\\x1b]0;owned\\x07\\rPASS\\x1b[2J\\n"]}
+"""
+
+
+def test_terminal_control_in_a_checks_output_reaches_neither_screen_nor_journal_nor_report(tmp_path):
+    state_dir = tmp_path / "state"
+    plan = write_plan(tmp_path, CONTROLLING)
+    shown = brahma("preflight", str(plan))
+    run = brahma("run", str(plan), "--headless", "--fast", "--json", "--state-dir", str(state_dir))
+    journal = [json.loads(line) for line in (state_dir / "checkout-2.4.1.jsonl").read_text().splitlines()]
+    [lint] = [event for event in journal if event.get("item") == "lint"]
+    assert lint["output"] == "exit 0\nFAIL␍PASS"
+    assert "        FAIL␍PASS" in shown.stdout.splitlines()
+    for text in (shown.stdout, run.stdout, (state_dir / "checkout-2.4.1.md").read_text()):
+        assert "\x1b" not in text and "\x07" not in text and "\r" not in text

@@ -19,6 +19,7 @@ import pytest
 
 from console.plan.model import PreflightSpec
 from console.preflight import Gate, PreflightContext
+from console.preflight.process import CAPTURE_BYTES
 from console.preflight.terraform import HclError, find_binary, mismatches, read_directory, run_plan
 from tests.conftest import ROOT, SAMPLES, plan_from
 
@@ -164,6 +165,24 @@ async def test_plan_with_no_changes_is_exit_0_and_the_state_is_backed_up_before_
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600, "state holds secrets"
     state = json.loads(backup.read_text())
     assert [r["type"] for r in state["resources"]] == ["terraform_data"]
+
+
+@needs_terraform
+async def test_a_state_larger_than_the_output_kept_in_memory_is_backed_up_whole(offline_copy, tmp_path):
+    (offline_copy / "inventory.tf").write_text(
+        # 1000 hosts of 10 racks each: about 270 KB of state (range() gives at most 1024 values).
+        'resource "terraform_data" "inventory" {\n'
+        '  input = [for n in range(1000) : "host-${n}: ${join(" ", [for m in range(10) : "rack-${m}"])}"]\n}\n'
+    )
+    terraform(offline_copy, "apply", "-auto-approve")
+    result = await check(offline_copy, state_dir=tmp_path / "state")
+    [backup] = (tmp_path / "state").glob("checkout-2.4.1.tfstate.*.json")
+    assert result.output.splitlines()[-1] == f"state backed up to {backup}"
+    assert backup.stat().st_size > CAPTURE_BYTES
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    [inventory] = [r for r in json.loads(backup.read_text())["resources"] if r["name"] == "inventory"]
+    assert inventory["instances"][0]["attributes"]["input"]["value"][-1] == "host-999: " + " ".join(f"rack-{m}" for m in range(10))
+    assert sorted(path.name for path in backup.parent.iterdir()) == [backup.name], "no temporary file left"
 
 
 @needs_terraform

@@ -103,6 +103,42 @@ def test_an_answer_that_is_not_a_list_is_refused() -> None:
     assert read({"unexpected": True}).value is None
 
 
+CANARY_OF_CHECKOUT = {"app": "checkout", "track": "canary", "namespace": "shop"}
+
+
+def labelled(**labels: str) -> list[dict]:
+    return [{"metric": {"__name__": "http_requests_total", "code": "200", **labels}, "value": [NOW, "0.01"]}]
+
+
+@pytest.mark.parametrize(
+    "labels, named",
+    [
+        ({"app": "payments", "track": "canary"}, 'labelled app="payments", not app="checkout"'),
+        ({"app": "checkout", "track": "stable"}, 'labelled track="stable", not track="canary"'),
+        ({"app": "payments", "track": "stable", "namespace": "shop"}, 'labelled app="payments", track="stable", not app="checkout", track="canary"'),
+        ({"namespace": "billing"}, 'labelled namespace="billing", not namespace="shop"'),
+        ({"app": "pay\x1b[2Jments"}, 'labelled app="payments", not app="checkout"'),  # no terminal control from the server
+    ],
+)
+def test_a_series_labelled_for_another_app_or_track_is_refused_naming_the_labels(labels, named) -> None:
+    reading = read_instant_result(labelled(**labels), NOW, STALE_AFTER_S, CANARY_OF_CHECKOUT)
+    assert reading.value is None
+    assert reading.problem == f"the series is {named}: select the plan's series with {{matchers}} (or {{app}} and {{track}})"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        labelled(app="checkout", track="canary", namespace="shop", instance="10.0.0.7:8080"),
+        labelled(track="canary"),  # summed by track: the app label is gone, nothing contradicts
+        [{"metric": {}, "value": [NOW, "0.01"]}],  # sum(): no labels at all
+        [NOW, "0.01"],  # a scalar
+    ],
+)
+def test_a_series_that_carries_only_the_labels_asked_for_or_none_is_accepted(result) -> None:
+    assert read_instant_result(result, NOW, STALE_AFTER_S, CANARY_OF_CHECKOUT) == Reading(0.01)
+
+
 # Range results (history).
 
 
@@ -114,6 +150,12 @@ def test_range_values_are_read_and_nan_becomes_a_gap() -> None:
 @pytest.mark.parametrize("result", [[], [{"metric": {}, "values": []}] * 2, {"oops": 1}])
 def test_a_range_without_exactly_one_series_is_empty(result: object) -> None:
     assert read_range_result(result) == {}
+
+
+def test_a_range_labelled_for_another_track_is_empty() -> None:
+    result = [{"metric": {"app": "checkout", "track": "stable"}, "values": [[NOW, "1.5"]]}]
+    assert read_range_result(result, CANARY_OF_CHECKOUT) == {}
+    assert read_range_result(result, {**CANARY_OF_CHECKOUT, "track": "stable"}) == {NOW: 1.5}
 
 
 # Templates and windows.
@@ -339,6 +381,30 @@ async def test_a_plan_query_that_returns_several_series_is_missing_data_with_a_p
     assert result.values["error_rate"].canary is None
     assert result.errors == (
         "all queries: the query returns 2 series where one was expected: fix the plan's query, e.g. wrap it in sum()",
+    )
+
+
+async def test_a_server_answering_for_another_app_gives_no_values_and_names_its_labels() -> None:
+    answer = [{"metric": {"app": "payments"}, "value": [time.time(), "0.001"]}]
+    with CannedPrometheus(200, ok(answer)).running() as canned:
+        result = await sample(source_at(canned.url), ["error_rate", "latency_p99"])
+    assert result.values["error_rate"].canary is None and result.values["latency_p99"].stable is None
+    assert result.canary_requests is None, "too little traffic is not judged on another app's requests either"
+    assert result.errors == (
+        'all queries: the series is labelled app="payments", not app="checkout": '
+        "select the plan's series with {matchers} (or {app} and {track})",
+    )
+
+
+async def test_the_stable_series_in_the_canarys_answer_is_refused_for_the_canary_only() -> None:
+    answer = [{"metric": {"app": "checkout", "track": "stable"}, "value": [time.time(), "0.001"]}]
+    with CannedPrometheus(200, ok(answer)).running() as canned:
+        result = await sample(source_at(canned.url), ["error_rate"])
+    assert result.values["error_rate"].canary is None
+    assert result.values["error_rate"].stable == 0.001
+    assert result.errors[0] == (
+        'error_rate (canary): the series is labelled track="stable", not track="canary": '
+        "select the plan's series with {matchers} (or {app} and {track})"
     )
 
 

@@ -131,3 +131,17 @@ def test_a_rollback_verified_after_failures_keeps_them_and_what_was_read_back(tm
     assert report.startswith("# Release checkout-2.4.1: rolled back")
     assert report.count("Rollback NOT verified") == 2
     assert "- `4:26` rolled back in 96.000s (read back: deployment/checkout runs checkout=r/checkout:2.4.0; no deployment/checkout-canary)" in report
+
+
+def test_terminal_control_in_an_older_journals_outputs_is_neutralised_in_the_runbook(tmp_path):
+    # Journals written before outputs were neutralised where they are captured still hold it.
+    output = "exit 1\n\x1b[31mFAILED\x1b[0m 3 tests\x1b]0;owned\x07\nFAIL\rPASS"
+    journal = write_journal(tmp_path / "r.jsonl", [
+        STARTED,
+        ev.PreflightResult(0.0, item="unit tests", kind="command", status="fail", required=True, output=output, by="brahma"),
+        ev.PreflightFailed(0.0, failed=["unit tests"]),
+    ])
+    report = write_report(journal).read_text()
+    assert "| unit tests | command | yes | fail | brahma | 0.00s | FAIL␍PASS |" in report
+    assert "~~~\nexit 1\nFAILED 3 tests\nFAIL␍PASS\n~~~" in report
+    assert "\x1b" not in report and "\x07" not in report and "\r" not in report

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from console.atomic import NEW_FILE_MODE, atomic_write
+from console.atomic import NEW_FILE_MODE, ReadOnlyFileError, atomic_write
 from console.flags.errors import FlagFileError, VersionConflict
 
 @dataclass(frozen=True)
@@ -48,9 +48,10 @@ class FileBackend:
     """A flag file on local disk, as flagd and the OpenFeature file provider watch it.
 
     Writes are atomic (a temporary file beside it, fsynced, renamed over it, the directory
-    fsynced) so a watcher never reads half a file. A lock file beside it (`NAME.lock`)
-    makes the version check and the rename one step between Brahma processes; the version
-    is the hash of the content, so edits by other tools are noticed too.
+    fsynced) so a watcher never reads half a file; the file keeps its mode and group, and a
+    read-only file is refused (FlagFileError), not renamed over. A lock file beside it
+    (`NAME.lock`) makes the version check and the rename one step between Brahma processes;
+    the version is the hash of the content, so edits by other tools are noticed too.
     """
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -78,7 +79,10 @@ class FileBackend:
         with self._locked(target):
             if self.read().version != based_on.version:
                 raise VersionConflict(f"{self.source} changed since it was read")
-            atomic_write(target, text.encode("utf-8"))
+            try:
+                atomic_write(target, text.encode("utf-8"))
+            except ReadOnlyFileError as error:
+                raise FlagFileError(self.source, f"{error.strerror}: not changed (make it writable to change its flags)") from error
 
     @contextmanager
     def _locked(self, target: Path) -> Iterator[None]:

@@ -1,8 +1,9 @@
 """`brahma flags FILE VERB ...`: one flag change (or the list) from the command line, no console.
 
-Exit codes: 0 done (or nothing to do), 1 the file could not be written (permissions, a
-writer that never let go), 2 invalid input (unknown verb or flag, bad percentage, a file
-that is not a flag document). Messages name the file, and the line for JSON errors.
+Exit codes: 0 done (or nothing to do), 1 the file could not be written (a folder Brahma may
+not write in, a writer that never let go), 2 invalid input (unknown verb or flag, bad
+percentage, a file that is not a flag document or is read-only). Messages name the file, and
+the line for JSON errors.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ class FlagError(Exception):
 
 
 class FlagFileError(FlagError):
-    """A flag document that cannot be read: missing, not UTF-8, not JSON, not flagd's shape."""
+    """A flag document that cannot be read (missing, not UTF-8, not JSON, not flagd's shape) or is read-only."""
 
     def __init__(self, source: str, message: str, line: int | None = None):
         self.source, self.message, self.line = source, message, line

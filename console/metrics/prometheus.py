@@ -5,7 +5,9 @@ and the track (design §3): `http_requests_total{app, track, code}` and
 `http_request_duration_seconds_bucket{app, track, le}`. A plan's `metrics.queries` override these
 or add business metrics; every query may use the placeholders {app}, {track} (canary or stable),
 {window} (the rate window, e.g. "4s") and {matchers} (app, track and `prometheus.labels` as
-PromQL label matchers).
+PromQL label matchers). An answer whose series carries an app, track or plan label other than
+the one asked for (a query that pins the track, a recording rule of another app) is missing data,
+with the labels named; a result aggregated without those labels (sum()) cannot say and is accepted.
 
 Rate windows: a sample covers max(interval, 4 x scrape interval). rate() needs two points inside
 its window, and four scrapes leave room for one missed or late scrape, so a window never comes
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
@@ -44,6 +46,7 @@ from urllib3.util.retry import Retry
 
 from console.metrics.base import HistoryPoint, Sample, TrackValues
 from console.plan.model import PrometheusSpec
+from console.printable import printable
 from console.redact import redact
 from console.units import parse_duration
 
@@ -126,10 +129,38 @@ def _promql_string(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def label_matchers(app: str, track: str, extra_labels: dict[str, str]) -> str:
+def query_labels(app: str, track: str, extra_labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels a sample's query is for: the app, the track and the plan's extra labels."""
+    return {"app": app, "track": track, **extra_labels}
+
+
+def label_matchers(app: str, track: str, extra_labels: Mapping[str, str]) -> str:
     """`app="checkout",track="canary"` plus the plan's extra labels, values escaped for PromQL."""
-    labels = {"app": app, "track": track, **extra_labels}
+    labels = query_labels(app, track, extra_labels)
     return ",".join(f'{name}="{_promql_string(value)}"' for name, value in labels.items())
+
+
+def _format_labels(labels: Mapping[str, str]) -> str:
+    # Label values come from the server: shown as PromQL writes them, with no terminal control.
+    return ", ".join(f'{name}="{printable(_promql_string(str(value)))}"' for name, value in labels.items())
+
+
+def other_labels(series: Any, wanted: Mapping[str, str] | None) -> str | None:
+    """Why a series is not the one asked for (labelled for another app or track), or None when it is.
+
+    Only labels the series carries are compared: a result aggregated without them (sum()) is accepted.
+    """
+    labels = series.get("metric") if isinstance(series, dict) else None
+    if not wanted or not isinstance(labels, dict):
+        return None
+    differing = {name: value for name, value in wanted.items() if name in labels and labels[name] != value}
+    if not differing:
+        return None
+    found = {name: labels[name] for name in differing}
+    return (
+        f"the series is labelled {_format_labels(found)}, not {_format_labels(differing)}: "
+        "select the plan's series with {matchers} (or {app} and {track})"
+    )
 
 
 def expand_query(template: str, *, app: str, track: str, window: str, matchers: str) -> str:
@@ -154,13 +185,16 @@ def _is_sample_pair(result: Any) -> bool:
     return isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict)
 
 
-def read_instant_result(result: Any, evaluated_at: float, stale_after_s: float) -> Reading:
+def read_instant_result(
+    result: Any, evaluated_at: float, stale_after_s: float, wanted: Mapping[str, str] | None = None
+) -> Reading:
     """The single value in an instant query's `data.result`, or None and why.
 
     Prometheus sends values as strings ("0.01", "NaN", "+Inf") beside a timestamp; a vector holds
     one entry per series, a scalar is a bare [timestamp, value] pair. Prometheus stamps answers
     with the evaluation time asked for, so an older stamp means a cache or a federated backend
-    answered with old data.
+    answered with old data. A series labelled otherwise than `wanted` (another app, the other
+    track) is refused.
     """
     if _is_sample_pair(result):
         point = result
@@ -176,6 +210,8 @@ def read_instant_result(result: Any, evaluated_at: float, stale_after_s: float) 
         )
     elif "value" not in result[0]:
         return Reading(None, "the query returns a range vector: use rate(), last_over_time() or similar")
+    elif mislabelled := other_labels(result[0], wanted):
+        return Reading(None, mislabelled)
     else:
         point = result[0]["value"]
     timestamp, text = point
@@ -185,9 +221,10 @@ def read_instant_result(result: Any, evaluated_at: float, stale_after_s: float) 
     return _read_value(text)
 
 
-def read_range_result(result: Any) -> dict[float, float | None]:
-    """Timestamp → value of a range query's single series; empty when there is not exactly one."""
-    if not isinstance(result, list) or len(result) != 1 or "values" not in result[0]:
+def read_range_result(result: Any, wanted: Mapping[str, str] | None = None) -> dict[float, float | None]:
+    """Timestamp → value of a range query's single series; empty when there is not exactly one,
+    or when it is labelled otherwise than `wanted`."""
+    if not isinstance(result, list) or len(result) != 1 or "values" not in result[0] or other_labels(result[0], wanted):
         return {}
     return {float(timestamp): _read_value(text).value for timestamp, text in result[0]["values"]}
 
@@ -367,7 +404,7 @@ class PrometheusSource:
         unqueryable = list(dict.fromkeys(metric for metric, _ in wanted if metric not in self._queries))
         calls = {
             (metric, track): partial(
-                self._query_instant, self._expand(self._queries[metric], track, window), evaluated_at, stale_after_s
+                self._query_instant, *self._expand(self._queries[metric], track, window), evaluated_at, stale_after_s
             )
             for metric, track in wanted
             if metric in self._queries
@@ -403,7 +440,7 @@ class PrometheusSource:
         step_s = max(step_s, (end_wall - start_wall) / MAX_POINTS_PER_SERIES)
         window = promql_duration(rate_window(step_s, await self._scrape_interval()))
         calls = {
-            track: partial(self._query_range, self._expand(template, track, window), start_wall, end_wall, step_s)
+            track: partial(self._query_range, *self._expand(template, track, window), start_wall, end_wall, step_s)
             for track in TRACKS
         }
         series = await self._run_in_threads(calls, {})
@@ -421,9 +458,11 @@ class PrometheusSource:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
-    def _expand(self, template: str, track: str, window: str) -> str:
+    def _expand(self, template: str, track: str, window: str) -> tuple[str, dict[str, str]]:
+        """The query for one track, and the labels its answer must not contradict."""
         matchers = label_matchers(self._app, track, self._labels)
-        return expand_query(template, app=self._app, track=track, window=window, matchers=matchers)
+        query = expand_query(template, app=self._app, track=track, window=window, matchers=matchers)
+        return query, query_labels(self._app, track, self._labels)
 
     async def _run_in_threads(self, calls: dict[Any, Callable[[], T]], on_timeout: T) -> dict[Any, T]:
         """Every call in the pool at once; calls still running after the timeout count as `on_timeout`."""
@@ -436,14 +475,17 @@ class PrometheusSource:
             future.cancel()
         return {key: on_timeout if future in pending else future.result() for key, future in futures.items()}
 
-    def _query_instant(self, query: str, evaluated_at: float, stale_after_s: float) -> Reading:
+    def _query_instant(self, query: str, labels: dict[str, str], evaluated_at: float, stale_after_s: float) -> Reading:
         params = {"time": f"{evaluated_at:.3f}", "timeout": promql_duration(self._timeout_s)}
         try:
-            return read_instant_result(self._client.custom_query(query, params=params), evaluated_at, stale_after_s)
+            answer = self._client.custom_query(query, params=params)
+            return read_instant_result(answer, evaluated_at, stale_after_s, labels)
         except Exception as exc:  # the boundary: any failure, a malformed answer too, becomes a reason
             return Reading(None, self._describe(exc))
 
-    def _query_range(self, query: str, start_wall: float, end_wall: float, step_s: float) -> dict[float, float | None]:
+    def _query_range(
+        self, query: str, labels: dict[str, str], start_wall: float, end_wall: float, step_s: float
+    ) -> dict[float, float | None]:
         # The client rounds both ends to whole seconds: round inwards so no point falls outside the span asked for.
         try:
             result = self._client.custom_query_range(
@@ -452,7 +494,7 @@ class PrometheusSource:
                 end_time=datetime.fromtimestamp(math.floor(end_wall), timezone.utc),
                 step=f"{step_s:g}",
             )
-            return read_range_result(result)
+            return read_range_result(result, labels)
         except Exception:  # history only feeds charts: a failure shows as a gap
             return {}
 

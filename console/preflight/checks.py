@@ -14,15 +14,15 @@ from typing import Awaitable, Callable
 
 from console.plan.model import PreflightSpec
 from console.preflight.context import PreflightContext
-from console.preflight.process import run_program, tail
+from console.preflight.process import OUTPUT_LIMIT, run_program, tail
 from console.redact import redact
 
 
 async def run_command(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
-    finished = await run_program(item.argv or [], item.timeout)
+    finished = await run_program(item.argv or [], item.timeout, keep=OUTPUT_LIMIT)
     if finished.returncode is None:
         return False, finished.output
-    return finished.returncode == 0, tail(f"exit {finished.returncode}\n{finished.output}".strip())
+    return finished.returncode == 0, f"exit {finished.returncode}\n{finished.output}".strip()
 
 
 async def fetch_http(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:

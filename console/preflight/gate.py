@@ -10,6 +10,7 @@ from typing import Callable
 from console.plan.model import PreflightSpec
 from console.preflight.checks import CHECKS
 from console.preflight.context import PreflightContext
+from console.printable import printable
 from console.redact import redact
 
 TIMEOUT_GRACE_S = 1.0
@@ -51,9 +52,10 @@ class Gate:
             passed, output = await asyncio.wait_for(check(item, self.context), item.timeout + TIMEOUT_GRACE_S)
         except TimeoutError:
             passed, output = False, f"timed out after {item.timeout:g}s"
-        # Outputs go to the journal and the runbook: a program that prints a token must not put it there.
+        # Outputs go to the screen, the journal and the runbook: a program that prints a token must not
+        # put it there, nor terminal control (redacted after, so a sequence cannot split a secret).
         status = "pass" if passed else "fail"
-        return CheckResult(item.name, item.kind, status, item.required, redact(output), time.monotonic() - started, "brahma")
+        return CheckResult(item.name, item.kind, status, item.required, redact(printable(output)), time.monotonic() - started, "brahma")
 
     async def run(self, on_result: Callable[[CheckResult], None]) -> list[CheckResult]:
         """Every automated item at once; results reported as each finishes."""

@@ -242,32 +242,30 @@ def is_initialised(directory: Path) -> bool:
     return (directory / ".terraform").is_dir() or (directory / "terraform.tfstate").is_file()
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write a file only its owner reads (state holds secrets), whole or not at all."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-
-
 async def back_up_state(binary: str, directory: Path, state_dir: Path, release: str, timeout: float) -> tuple[bool, str]:
-    finished = await run_program([binary, "state", "pull"], timeout, cwd=directory, env=TERRAFORM_ENV, separate_stderr=True)
-    if finished.returncode != 0:
-        reason = finished.errors.strip() or finished.output.strip()
-        return False, f"state backup FAILED: {tail(reason)}"
-    if not finished.output.strip():
-        return True, "state: none yet, nothing to back up"
-    try:
-        json.loads(finished.output)
-    except ValueError:
-        return False, "state backup FAILED: `state pull` printed something that is not state JSON"
+    """`state pull` straight into a file only its owner reads (state holds secrets), renamed in place
+    once whole: the state is never held in the output a check keeps, which is bounded."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     backup = state_dir / f"{release}.tfstate.{stamp}.json"
     make_state_dir(state_dir)
-    write_private(backup, finished.output.encode())
+    temporary = backup.with_name(f".{backup.name}.tmp")
+    try:
+        with os.fdopen(os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600), "w+b") as file:
+            finished = await run_program([binary, "state", "pull"], timeout, cwd=directory, env=TERRAFORM_ENV, stdout=file)
+            if finished.returncode != 0:
+                return False, f"state backup FAILED: {tail(finished.output.strip())}"
+            file.seek(0)
+            state = file.read()
+            if not state.strip():
+                return True, "state: none yet, nothing to back up"
+            try:
+                json.loads(state)
+            except ValueError:
+                return False, "state backup FAILED: `state pull` printed something that is not state JSON"
+            os.fsync(file.fileno())
+        os.replace(temporary, backup)
+    finally:
+        temporary.unlink(missing_ok=True)
     return True, f"state backed up to {backup}"
 
 

@@ -129,6 +129,39 @@ async def test_a_query_returning_several_series_is_none_with_a_plain_error(demo_
     )
 
 
+REFUSED = "select the plan's series with {matchers} (or {app} and {track})"
+
+
+async def test_the_stable_series_in_the_canarys_answer_is_refused(demo_stack: DemoStack) -> None:
+    # A plan's query that pins the track instead of using {track}: the canary would be judged on stable.
+    pinned = 'sum by (app, track) (rate(http_requests_total{app="{app}",track="stable"}[{window}]))'
+    source = make_source(demo_stack.prometheus.url, {"pinned": pinned})
+    try:
+        sample = await source.sample(["pinned"], t=0.0, window_s=SAMPLE_WINDOW_S)
+    finally:
+        await source.close()
+    assert sample.values["pinned"].canary is None
+    assert sample.values["pinned"].stable == pytest.approx(100, rel=0.25)
+    assert sample.errors == (f'pinned (canary): the series is labelled track="stable", not track="canary": {REFUSED}',)
+
+
+async def test_another_apps_series_are_refused_unless_summed_without_their_labels(demo_stack: DemoStack) -> None:
+    # The plan is for payments; the server only has checkout's series, which these queries do not filter out.
+    queries = {
+        "by_app": 'sum by (app) (rate(http_requests_total{track="{track}"}[{window}]))',
+        "summed": 'sum(rate(http_requests_total{track="{track}"}[{window}]))',
+    }
+    source = PrometheusSource("payments", PrometheusSpec(url=demo_stack.prometheus.url, timeout=2.0), queries)
+    try:
+        sample = await source.sample(list(queries), t=0.0, window_s=SAMPLE_WINDOW_S)
+    finally:
+        await source.close()
+    assert sample.values["by_app"].canary is None and sample.values["by_app"].stable is None
+    assert f'by_app (canary, stable): the series is labelled app="checkout", not app="payments": {REFUSED}' in sample.errors
+    # A result that carries no labels cannot be checked: it is accepted (the plan's query answers for it).
+    assert sample.values["summed"].canary == pytest.approx(25, rel=0.25)
+
+
 async def test_history_returns_points_for_both_tracks(demo_stack: DemoStack) -> None:
     rollout_started = time.time() - 10
     source = make_source(demo_stack.prometheus.url, clock_to_wall=lambda t: rollout_started + t)

@@ -89,6 +89,21 @@ async def test_standalone_editor_changes_are_written_and_journaled(flag_file, tm
     assert json.loads(flag_file.read_text())["flags"]["pricing-tier"] == FOREIGN, "never destroyed"
 
 
+async def test_a_read_only_flag_file_is_refused_with_a_notice_and_nothing_journaled(flag_file, tmp_path, monkeypatch):
+    flag_file.chmod(0o444)
+    journal = Journal(tmp_path / "flags.jsonl")
+    app = FlagEditorApp(FlagStore(FileBackend(flag_file)), journal, actor="oncall@laptop")
+    notices = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        monkeypatch.setattr(app, "notify", lambda message, **details: notices.append((details.get("title"), message)))
+        await pilot.pause()
+        await press_on(pilot, app, "new-checkout", "plus")
+        await drain(pilot, app)
+    journal.close()
+    assert notices == [("new-checkout 5%: not changed", f"{flag_file}: read-only (mode 0444, owner uid {flag_file.stat().st_uid}): not changed (make it writable to change its flags)")]
+    assert not [e for e in read_events(tmp_path / "flags.jsonl") if isinstance(e, ev.FlagChanged)]
+
+
 async def test_console_flags_pane_edits_and_journals(tmp_path):
     plan = load_plan(SAMPLES / "canary.yaml")
     app = console_app(plan, tmp_path, stop_at=300)
