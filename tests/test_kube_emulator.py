@@ -281,6 +281,35 @@ def test_kubectl_scale_and_delete_cascade(kube_emulator: KubeEmulator) -> None:
     assert kube_emulator.list("replicasets") == [] and kube_emulator.list("pods") == []
 
 
+WATCH_DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments?watch=true&timeoutSeconds=1"
+
+
+@needs_kubectl
+def test_kubectl_sees_a_silent_watch_end_at_its_timeout_and_a_hung_one_only_at_its_own(
+    kube_emulator: KubeEmulator,
+) -> None:
+    kube_emulator.create(deployment())
+    assert kube_emulator.wait_idle()
+    kube_emulator.silence_watches()
+    started = time.monotonic()
+    silent = kubectl(kube_emulator, "get", "--raw", WATCH_DEPLOYMENTS, "--request-timeout=10s")
+    assert (silent.stdout, silent.returncode) == ("", 0), "opened, nothing sent, ended by the server"
+    assert 1 <= time.monotonic() - started < 5, "at its timeoutSeconds, long before kubectl's own timeout"
+
+    kube_emulator.clear_faults()
+    kube_emulator.silence_watches(hang=True)
+    started = time.monotonic()
+    hung = kubectl(kube_emulator, "get", "--raw", WATCH_DEPLOYMENTS, "--request-timeout=2s", check=False)
+    assert hung.returncode == 1 and "Client.Timeout" in hung.stderr, "only kubectl's own read timeout ends it"
+    assert time.monotonic() - started >= 2
+    shown = kubectl(kube_emulator, "get", "deployment", "web", "--watch", "--request-timeout=2s")
+    assert shown.stdout.split()[5:7] == ["web", "3/3"], "the list is shown, then the hung watch times out"
+
+    kube_emulator.clear_faults()
+    watched = kubectl(kube_emulator, "get", "--raw", WATCH_DEPLOYMENTS, "--request-timeout=10s")
+    assert json.loads(watched.stdout.splitlines()[0])["type"] == "ADDED"
+
+
 @needs_kubectl
 def test_kubectl_typed_create_gets_a_clear_415(kube_emulator: KubeEmulator) -> None:
     """kubectl's generators (create configmap, run) send protobuf, which the emulator does not decode."""
@@ -562,6 +591,31 @@ def test_watch_reports_objects_leaving_the_selector_as_deleted(
     assert events == ["DELETED"]
 
 
+def test_a_silent_watch_sends_nothing_then_ends_at_its_timeout(kube_emulator: KubeEmulator, apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_deployment("default", deployment())
+    start = apps.list_namespaced_deployment("default").metadata.resource_version
+    kube_emulator.silence_watches(count=1, resource="deployments")
+    threading.Timer(0.1, lambda: apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 4}})).start()
+
+    started = time.monotonic()
+    missed = list(
+        watch.Watch().stream(apps.list_namespaced_deployment, "default", resource_version=start, timeout_seconds=1)
+    )
+    assert missed == [] and 1 <= time.monotonic() - started < 3
+    assert kube_emulator.faults.snapshot() == [], "one watch silenced, as asked"
+    seen = watch.Watch().stream(apps.list_namespaced_deployment, "default", resource_version=start, timeout_seconds=1)
+    assert next(seen)["object"].spec.replicas == 4, "the next watch catches up"
+
+
+def test_a_hung_watch_ends_only_when_the_client_gives_up(kube_emulator: KubeEmulator, apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_deployment("default", deployment())
+    kube_emulator.silence_watches(hang=True)
+    started = time.monotonic()
+    with pytest.raises(Exception, match="Read timed out"):
+        list(watch.Watch().stream(apps.list_namespaced_deployment, "default", timeout_seconds=1, _request_timeout=(2, 2)))
+    assert time.monotonic() - started >= 2, "its timeoutSeconds (1s) did not end it"
+
+
 def test_watch_from_a_compacted_version_is_410_gone(tmp_path: Path) -> None:
     with KubeEmulator(tmp_path / "kubeconfig", history_limit=4) as kube:
         for index in range(10):
@@ -683,6 +737,10 @@ def test_faults_over_the_http_admin_endpoint(kube_emulator: KubeEmulator, apps: 
     with pytest.raises(ApiException) as raised:
         apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 1}})
     assert (raised.value.status, status_body(raised.value)["reason"]) == (409, "Conflict")
+
+    silent = admin("POST", {"kind": "silent_watch", "hang": True, "resource": "deployments"})
+    assert (silent["verb"], silent["hang"]) == ("watch", True)
+    admin("DELETE")
 
     admin("POST", {"kind": "latency", "seconds": 0.2, "verb": "get"})
     started = time.monotonic()

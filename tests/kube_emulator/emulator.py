@@ -16,7 +16,7 @@ from typing import Any
 from .api import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, Api
 from .controller import Controllers
 from .errors import bad_request
-from .faults import Fault, Faults
+from .faults import KINDS as FAULT_KINDS, Fault, Faults
 from .resources import NAMESPACES, PODS, ResourceType, resource_named
 from .server import HttpServer, RequestRecord
 from .store import Store
@@ -220,6 +220,14 @@ class KubeEmulator:
         """Answer matching requests 403 Forbidden, e.g. `deny(verb="patch", resource="services")`."""
         return self.faults.add("deny", **match)
 
+    def silence_watches(self, hang: bool = False, count: int | None = None, **match: Any) -> Fault:
+        """The next `count` matching watches (all for None) open and send nothing.
+
+        They end at their timeoutSeconds, as the API server ends every watch; with `hang`, never
+        (a connection gone dead on the way), so only the client's own read timeout ends them.
+        """
+        return self.faults.add("silent_watch", hang=hang, count=count, **match)
+
     def clear_faults(self) -> None:
         """Remove request faults and broken images (pods already started stay as they are)."""
         self.faults.clear()
@@ -287,7 +295,7 @@ class KubeEmulator:
         settings = dict(document)
         kind = settings.pop("kind")
         try:
-            if kind in ("latency", "error", "deny"):
+            if kind in FAULT_KINDS:
                 return 201, self.faults.add(kind, **settings).to_json(), None
             if kind == "outage":
                 seconds = float(settings.get("seconds", 1.0))
@@ -305,7 +313,7 @@ class KubeEmulator:
         except TypeError as error:
             raise bad_request(f"bad settings for a {kind} fault: {error}") from None
         raise bad_request(
-            f"unknown fault kind {kind!r}: latency, error, deny, outage, lose_pods, pod_health, "
+            f"unknown fault kind {kind!r}: {', '.join(FAULT_KINDS)}, outage, lose_pods, pod_health, "
             "break_image or heal_image"
         )
 
