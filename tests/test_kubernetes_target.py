@@ -421,3 +421,55 @@ async def test_cancelling_a_rollout_wait_leaves_no_thread_reading_the_watch(kube
     await target.close()
     # The console quitting mid-wait must not hang on a thread still blocked in the watch.
     await asyncio.wait_for(asyncio.get_running_loop().shutdown_default_executor(), 2)
+
+
+@pytest.fixture
+async def rolling(kube_emulator: KubeEmulator):
+    """The rolling sample on the emulator, its watches one second long, as the server may end them."""
+    apply_manifests(kube_emulator, "rolling.yaml")
+    target = KubernetesTarget.from_plan(sample_plan("kubernetes-rolling.yaml"), kubeconfig=str(kube_emulator.kubeconfig_path))
+    target.api.watch_timeout_s = 1
+    yield target
+    await target.close()
+
+
+def watches_since(kube: KubeEmulator, mark: int) -> list[str]:
+    return [r.query["timeoutSeconds"] for r in list(kube.requests)[mark:] if r.query.get("watch")]
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["ended-by-the-server", "hung"])
+async def test_a_silent_watch_cannot_hang_a_rollout_wait(kube_emulator, rolling, hang):
+    kube_emulator.silence_watches(hang=hang, count=1)  # the rollout finishes while its watch says nothing
+    mark = len(kube_emulator.requests)
+    assert await asyncio.wait_for(rolling.set_weight(100), 10) is True
+    served = [(r.method, bool(r.query.get("watch"))) for r in list(kube_emulator.requests)[mark:]]
+    assert served[:4] == [("GET", False), ("PUT", False), ("GET", True), ("GET", False)], "read afresh after the watch"
+    assert watches_since(kube_emulator, mark)[0] == "1", "a server-side timeout on every watch"
+
+
+async def test_a_wait_watches_again_after_each_silent_watch_until_the_rollout_is_done(kube_emulator, rolling):
+    kube_emulator.break_image("registry.example.com/search:1.8.3")
+    kube_emulator.silence_watches(count=2)
+    mark = len(kube_emulator.requests)
+    waiting = asyncio.create_task(rolling.set_weight(100))
+    assert await asyncio.to_thread(kube_emulator.wait_for, lambda: len(watches_since(kube_emulator, mark)) >= 2, 10)
+    kube_emulator.heal_image("registry.example.com/search:1.8.3")
+    kube_emulator.lose_pods("app=search")  # healed pods take the broken ones' place
+    assert await asyncio.wait_for(waiting, 15) is True
+
+
+async def test_a_wait_cut_before_its_watch_opens_leaves_no_thread_reading_it(kube_emulator, rolling):
+    kube_emulator.break_image("registry.example.com/search:1.8.3")
+    kube_emulator.silence_watches(hang=True)
+    kube_emulator.add_latency(0.5, verb="watch")  # the answer's headers come after the cut
+    rolling.api.watch_timeout_s = 60
+    mark = len(kube_emulator.requests)
+    waiting = asyncio.create_task(rolling.set_weight(100))
+    while not rolling.api._open_watches:
+        await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    # The emulator records a watch once its client has left: no thread reads it when its headers come.
+    left = await asyncio.to_thread(kube_emulator.wait_for, lambda: watches_since(kube_emulator, mark) == ["60"], 3)
+    assert left, "the watch is still being read"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from console.controller import events as ev
@@ -112,4 +114,29 @@ async def test_a_rollout_past_its_progress_deadline_pauses_and_the_undo_recovers
     assert await rollout.run() == 3
     error = rollout.of(ev.ErrorRaised)[0]
     assert "exceeded its progress deadline" in error.message
+    assert_runs(kube, OLD)
+
+
+async def test_a_watch_that_never_answers_does_not_hang_the_stage(kube, tmp_path):
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    rollout.target.api.watch_timeout_s = 1
+    kube.silence_watches(hang=True)  # every watch opens and says nothing, past its timeoutSeconds
+    assert await asyncio.wait_for(rollout.run(), 30) == 0
+    assert_runs(kube, NEW)
+
+
+async def test_the_rollback_key_cuts_a_stage_waiting_on_a_watch_that_never_answers(kube, tmp_path):
+    kube.break_image(NEW)
+    kube.silence_watches(hang=True, count=1)
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+
+    async def roll_back_while_watching() -> None:
+        while not rollout.target.api._open_watches:
+            await asyncio.sleep(0.01)
+        rollout.controller.submit("rollback", OPERATOR)
+
+    operator = asyncio.create_task(roll_back_while_watching())
+    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    await operator
+    assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
     assert_runs(kube, OLD)
