@@ -25,7 +25,7 @@ from console.metrics.base import MetricSource, Sample, TrackValues
 from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext
 from console.preflight.gate import CheckResult, Gate
-from console.targets.base import Target
+from console.targets.base import RolloutFailed, Target
 
 EXIT_COMPLETED, EXIT_ERROR, EXIT_INVALID, EXIT_ROLLED_BACK, EXIT_GATE_FAILED = 0, 1, 2, 3, 4
 EXIT_CODES = {"completed": EXIT_COMPLETED, "rolled_back": EXIT_ROLLED_BACK, "gate_failed": EXIT_GATE_FAILED}
@@ -318,9 +318,8 @@ class Controller:
             return
         if not state.active:
             return
-        if self._weight_confirmed_for != state.stage:
-            if not await self._apply_stage():
-                return
+        if self._weight_confirmed_for != state.stage and not await self._apply_stage():
+            return
         if state.phase == "paused" and self.options.headless and self.now() >= state.paused_t + self.plan.pause_timeout:
             minutes = self.plan.pause_timeout / 60
             await self._begin_rollback(f"paused {minutes:g}m with no decision: {state.paused_reason}", state.paused_trigger)
@@ -337,16 +336,20 @@ class Controller:
     async def _apply_stage(self) -> bool:
         """The stage's traffic weight, and its flag step if it has one; both idempotent, so a retry is safe.
 
-        False when they failed, or when an operator's rollback came first: the loop's next step begins it.
+        False when they failed, when the stage cannot come up (it is rolled back), or when an
+        operator's rollback came first: the loop's next step begins it.
         """
-        step = self.plan.stages[self.state.stage].flag_step
+        stage = self.plan.stages[self.state.stage]
         shifted = False
         try:
             if not await self._shift_unless_rolled_back():
                 return False
             shifted = True
-            if step is not None and self.options.flag_step is not None:
-                self.record_flag_changes(await self.options.flag_step(step, self.actor))
+            if stage.flag_step is not None and self.options.flag_step is not None:
+                self.record_flag_changes(await self.options.flag_step(stage.flag_step, self.actor))
+        except RolloutFailed as error:  # waiting longer changes nothing: the stage has failed
+            await self._begin_rollback(f"{stage.name} ({stage.weight}%) cannot come up: {error}", error.trigger)
+            return False
         except Exception as error:  # any target or flag store failure must reach the operator, not kill the loop
             where, trigger, what = ("flags", "flags", "the flag step failed") if shifted else ("target.set_weight", "target", "the target failed to shift traffic")
             self.emit(ev.ErrorRaised(self.now(), where=where, message=str(error)))

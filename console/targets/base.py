@@ -21,6 +21,17 @@ class TargetError(Exception):
     """A target call that failed in a way the operator must see (denied, gone, timed out)."""
 
 
+class RolloutFailed(TargetError):
+    """The new version cannot come up (a Deployment past its progress deadline, a failed smoke check).
+
+    Trying again changes nothing: the stage has failed and the release rolls back."""
+
+    def __init__(self, message: str, trigger: str):
+        super().__init__(message)
+        self.trigger = trigger
+        """What failed, for the rollback's record: progress_deadline or smoke_check."""
+
+
 class Target(Protocol):
     """A strategy's mechanics behind one idea: the new version serves `weight` percent of traffic.
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from console.targets.base import TargetError, TargetStatus
+from console.targets.base import RolloutFailed, TargetError, TargetStatus
 from console.targets.kube_api import DEPLOYMENTS, PODS, SERVICES
 from console.targets.kube_objects import (
     COLOUR_LABEL,
@@ -179,9 +179,10 @@ class BlueGreenStrategy(Strategy):
         others = [p for p in pods if self.release.image not in pod_images(p)]
         wanted = max(replicas_of(deployment), 1)
         if len(ready) < wanted or others:
-            raise TargetError(
+            raise RolloutFailed(
                 f"smoke check failed: service/{self.release.preview_service} selects {len(ready)} ready pods of "
-                f"{self.release.image} ({wanted} wanted) and {len(others)} of another version"
+                f"{self.release.image} ({wanted} wanted) and {len(others)} of another version",
+                "smoke_check",
             )
 
     async def rollback(self, before: dict[str, Any]) -> bool:

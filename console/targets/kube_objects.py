@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from console.metrics.base import TrackValues
-from console.targets.base import TargetError
+from console.targets.base import RolloutFailed, TargetError
 
 TRACK_LABEL = "track"
 """Canary pods carry track=canary; the stable Deployment's own pods are left as they are."""
@@ -105,7 +105,8 @@ def rollout_done(deployment: dict[str, Any]) -> bool:
         return False
     progressing = _condition(deployment, "Progressing")
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
-        raise TargetError(f"deployment/{name_of(deployment)} exceeded its progress deadline: {progressing.get('message', '')}")
+        message = f"deployment/{name_of(deployment)} exceeded its progress deadline: {progressing.get('message', '')}"
+        raise RolloutFailed(message, "progress_deadline")
     updated = status.get("updatedReplicas", 0)
     return (
         updated >= replicas_of(deployment)

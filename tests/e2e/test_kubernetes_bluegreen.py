@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from console.controller import events as ev
@@ -116,3 +118,14 @@ async def test_the_api_going_away_during_the_preview_pauses_the_switch(kube, tmp
     error = rollout.of(ev.ErrorRaised)[0]
     assert error.where == "target.set_weight" and "unreachable" in error.message
     assert_green_serves(kube)
+
+
+async def test_green_past_its_progress_deadline_fails_the_preview_and_blue_keeps_serving(kube, tmp_path):
+    kubectl(kube, "patch", "deployment/billing-blue", "-p", '{"spec": {"progressDeadlineSeconds": 1}}')
+    kube.break_image(NEW)
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    started = rollout.of(ev.RollbackStarted)[0]
+    assert started.trigger == "progress_deadline" and "deployment/billing-green" in started.reason
+    assert not rollout.of(ev.Paused)
+    assert_blue_serves(kube)

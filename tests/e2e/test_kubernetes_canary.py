@@ -209,3 +209,15 @@ async def test_a_write_given_up_in_flight_lands_before_the_rollbacks_writes(kube
     writes = [(r.method, r.path.rsplit("/", 1)[-1], r.status) for r in list(kube_emulator.requests)[mark:] if r.method != "GET"]
     assert writes == [("POST", "deployments", 201), ("DELETE", "checkout-canary", 200)], "the rollback's delete came after the create"
     assert_stable_serves_alone(kube_emulator, replica_canary, OLD)
+
+
+async def test_a_canary_past_its_progress_deadline_fails_the_stage_and_rolls_back(kube_emulator, tmp_path, plan_file):
+    kubectl(kube_emulator, "patch", "deployment/checkout", "-p", '{"spec": {"progressDeadlineSeconds": 1}}')
+    kube_emulator.break_image(NEW)  # the canary copies stable's spec: its deadline too
+    rollout = kube_rollout(kube_emulator, tmp_path, plan_file)
+    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    started = rollout.of(ev.RollbackStarted)[0]
+    assert started.trigger == "progress_deadline"
+    assert "deployment/checkout-canary exceeded its progress deadline" in started.reason
+    assert not rollout.of(ev.Paused)
+    assert_stable_serves_alone(kube_emulator, plan_file, OLD)

@@ -106,15 +106,18 @@ async def test_the_api_going_away_mid_stage_delays_the_rollback_until_it_is_back
     assert_runs(kube, OLD)
 
 
-async def test_a_rollout_past_its_progress_deadline_pauses_and_the_undo_recovers(kube, tmp_path):
+@pytest.mark.parametrize("headless", [True, False], ids=["headless", "console"])
+async def test_a_rollout_past_its_progress_deadline_fails_the_stage_and_is_undone(kube, tmp_path, headless):
     kubectl(kube, "patch", "deployment/search", "-p", '{"spec": {"progressDeadlineSeconds": 1}}')
-    kube.break_image(NEW)
-    rollout = kube_rollout(kube, tmp_path, PLAN, options=ControllerOptions(headless=False))
-    rollout.when(event(ev.Paused, trigger="target"), lambda e: rollout.controller.submit("rollback", OPERATOR))
-    assert await rollout.run() == 3
-    error = rollout.of(ev.ErrorRaised)[0]
-    assert "exceeded its progress deadline" in error.message
+    kube.break_image(NEW)  # its pods never get Ready
+    rollout = kube_rollout(kube, tmp_path, PLAN, options=ControllerOptions(headless=headless))
+    assert await asyncio.wait_for(rollout.run(), 30) == 3, "rolled back by itself, with nobody to decide"
+    started = rollout.of(ev.RollbackStarted)[0]
+    assert started.trigger == "progress_deadline"
+    assert "rolling (100%) cannot come up: deployment/search exceeded its progress deadline" in started.reason
+    assert not rollout.of(ev.Paused) and not rollout.of(ev.ErrorRaised), "no pause, no retries"
     assert_runs(kube, OLD)
+    assert history(kube) == [f"2 {RELEASED}", f"3 {UNDONE}"], "undone to the last good revision"
 
 
 async def test_a_watch_that_never_answers_does_not_hang_the_stage(kube, tmp_path):
