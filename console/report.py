@@ -11,7 +11,7 @@ from console.atomic import atomic_write
 from console.controller.journal import read_events
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
-from console.narrate import flag_change, rollout_clock, supervision_resumed
+from console.narrate import flag_change, rollout_clock, supervision_resumed, times_repeated
 from console.redact import redact
 from console.units import format_duration, format_metric_value
 
@@ -116,7 +116,7 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             data.notifications.append(event)
         case ev.ErrorRaised():
             data.errors.append(event)
-            data.issues.append((event.t, f"Error in {event.where}: {event.message}"))
+            data.issues.append((event.t, f"Error in {event.where}{times_repeated(event)}: {event.message}"))
         case ev.PreflightFailed():
             data.issues.append((event.t, f"Pre-flight gate failed: {', '.join(event.failed)}"))
 

@@ -33,6 +33,11 @@ EXIT_CODES = {"completed": EXIT_COMPLETED, "rolled_back": EXIT_ROLLED_BACK, "gat
 COMMANDS = ("promote", "promote-full", "pause", "resume", "rollback", "sign-off")
 ROLLBACK_ATTEMPTS = 5
 ROLLBACK_BACKOFF_S = 0.2
+SHIFT_FIRST_RETRY_S = 1.0
+SHIFT_MAX_RETRY_S = 30.0
+"""A failed traffic shift is tried again after 1s, 2s, 4s... at most 30s apart, on the rollout's clock."""
+ERROR_REPEATS_EVERY_S = 60.0
+"""While the same error goes on, how often the journal is told how many more times it happened."""
 
 class FlagChangeRecord(Protocol):
     flag: str
@@ -49,6 +54,17 @@ FlagStepHook = Callable[[FlagStep, str], Awaitable[list[FlagChangeRecord]]]
 
 class RollbackFailed(Exception):
     """The target could not be rolled back after every attempt; the journal keeps the rollback open."""
+
+
+@dataclass
+class _ErrorRun:
+    """The same error again and again: journaled once, then counted."""
+
+    where: str
+    message: str
+    reported_t: float
+    repeats: int = 0
+    """Since the last line the journal has about it."""
 
 
 @dataclass
@@ -106,6 +122,10 @@ class Controller:
         self._listeners: list[Callable[[ev.Event], None]] = []
         self._clock_started = False
         self._weight_confirmed_for: int | None = None
+        self._shift_retry_at: float | None = None
+        """When a failed shift (or flag step) is tried again; None: at the next step."""
+        self._shift_backoff_s = SHIFT_FIRST_RETRY_S
+        self._error_run: _ErrorRun | None = None
         self._rollback_began: float | None = None
         self._stopping = False
         self._sign_offs: dict[str, str] = {}
@@ -133,6 +153,31 @@ class Controller:
         return self.clock.now() if self._clock_started else min(0.0, self.state.last_t)
 
     def emit(self, event: ev.Event) -> None:
+        """Journal the event, then tell the listeners; an error repeating the last one is only counted.
+
+        A run of identical errors (same `where` and `message`) is one `error` line, then one with
+        `repeated: N` for the N that followed, written before the next other event (a pause, the
+        error's own consequence, aside) and every minute while they go on.
+        """
+        run = self._error_run
+        if isinstance(event, ev.ErrorRaised) and run is not None and (run.where, run.message) == (event.where, event.message):
+            run.repeats += 1
+            if event.t >= run.reported_t + ERROR_REPEATS_EVERY_S:
+                self._write_repeats(run)
+            return
+        if run is not None and not isinstance(event, ev.Paused):
+            self._write_repeats(run)
+            self._error_run = None
+        self._record(event)
+        if isinstance(event, ev.ErrorRaised):
+            self._error_run = _ErrorRun(event.where, event.message, event.t)
+
+    def _write_repeats(self, run: _ErrorRun) -> None:
+        if run.repeats:
+            self._record(ev.ErrorRaised(self.now(), where=run.where, message=run.message, repeated=run.repeats))
+            run.repeats, run.reported_t = 0, self.now()
+
+    def _record(self, event: ev.Event) -> None:
         self.journal.append(event)
         self.state.apply(event)
         for listener in self._listeners:
@@ -181,6 +226,8 @@ class Controller:
             if state.finished and self.options.exit_when_finished:
                 break
             await self._wait()
+        if self._error_run is not None:
+            self._write_repeats(self._error_run)
         return self.exit_code
 
     def _start_clock(self) -> None:
@@ -217,7 +264,10 @@ class Controller:
             return None
         if state.phase == "rolling_back" or state.stage < 0:
             return self.now()
-        due = self._next_sample_t()
+        if self._weight_confirmed_for != state.stage:  # no samples before the stage's traffic is in place
+            due = self.now() if self._shift_retry_at is None else self._shift_retry_at
+        else:
+            due = self._next_sample_t()
         if state.phase == "paused" and self.options.headless:
             due = min(due, state.paused_t + self.plan.pause_timeout)
         return due
@@ -295,6 +345,7 @@ class Controller:
             self.emit(ev.Paused(self.now(), reason=f"paused by {command.actor}", trigger="operator"))
         elif command.name == "resume" and state.phase == "paused":
             self.emit(ev.Resumed(self.now()))
+            self._shift_retry_at = None  # a failed shift is tried again at once
         elif command.name == "promote" and state.active:
             if state.stage < last:
                 await self._start_stage(state.stage + 1)
@@ -318,14 +369,18 @@ class Controller:
             return
         if not state.active:
             return
-        if self._weight_confirmed_for != state.stage and not await self._apply_stage():
+        in_place = self._weight_confirmed_for == state.stage or (self._shift_due() and await self._apply_stage())
+        if not state.active:  # the stage could not come up and was rolled back
             return
         if state.phase == "paused" and self.options.headless and self.now() >= state.paused_t + self.plan.pause_timeout:
             minutes = self.plan.pause_timeout / 60
             await self._begin_rollback(f"paused {minutes:g}m with no decision: {state.paused_reason}", state.paused_trigger)
             return
-        if self.now() >= self._next_sample_t() - 1e-9:
+        if in_place and self.now() >= self._next_sample_t() - 1e-9:
             await self._take_sample()
+
+    def _shift_due(self) -> bool:
+        return self._shift_retry_at is None or self.now() >= self._shift_retry_at - 1e-9
 
     async def _start_stage(self, index: int) -> None:
         stage = self.plan.stages[index]
@@ -336,8 +391,8 @@ class Controller:
     async def _apply_stage(self) -> bool:
         """The stage's traffic weight, and its flag step if it has one; both idempotent, so a retry is safe.
 
-        False when they failed, when the stage cannot come up (it is rolled back), or when an
-        operator's rollback came first: the loop's next step begins it.
+        False when they failed (tried again later, backing off), when the stage cannot come up (it
+        is rolled back), or when an operator's rollback came first: the loop's next step begins it.
         """
         stage = self.plan.stages[self.state.stage]
         shifted = False
@@ -355,9 +410,12 @@ class Controller:
             self.emit(ev.ErrorRaised(self.now(), where=where, message=str(error)))
             if self.state.phase == "running":
                 self.emit(ev.Paused(self.now(), reason=f"{what}: {error}", trigger=trigger))
+            self._shift_retry_at = self.now() + self._shift_backoff_s
+            self._shift_backoff_s = min(self._shift_backoff_s * 2, SHIFT_MAX_RETRY_S)
             return False
         state = self.state
         self._weight_confirmed_for = state.stage
+        self._shift_retry_at, self._shift_backoff_s = None, SHIFT_FIRST_RETRY_S
         if state.shifted_stage != state.stage:  # once per stage: a resumed run's re-applied shift is not news
             self.emit(ev.TrafficShifted(self.now(), stage=state.stage, weight=state.weight, waited_s=round(self.now() - state.stage_started_t, 3)))
         return True

@@ -212,6 +212,8 @@ class ErrorRaised(Event):
     name: ClassVar[str] = "error"
     where: str
     message: str
+    repeated: int = 0
+    """0 for an error as it first happens; N for a line saying the error just before happened N more times."""
 
 
 @dataclass(frozen=True)
