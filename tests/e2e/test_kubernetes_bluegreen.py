@@ -129,3 +129,13 @@ async def test_green_past_its_progress_deadline_fails_the_preview_and_blue_keeps
     assert started.trigger == "progress_deadline" and "deployment/billing-green" in started.reason
     assert not rollout.of(ev.Paused)
     assert_blue_serves(kube)
+
+
+async def test_a_failed_smoke_check_fails_the_preview_and_blue_keeps_serving(kube, tmp_path):
+    stray = {"name": "stray", "labels": {"app": "billing", "colour": "green"}}
+    kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": stray, "spec": {"containers": [{"name": "billing", "image": OLD}]}})
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    started = rollout.of(ev.RollbackStarted)[0]
+    assert started.trigger == "smoke_check" and "1 of another version" in started.reason
+    assert selected_colour(kube) == "blue", "never switched"
