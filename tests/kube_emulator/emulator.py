@@ -23,6 +23,8 @@ from .store import Store
 
 DEFAULT_TOKEN = "emulator-token"
 CONTEXT = "emulator"
+DIRECT_MANAGER = "emulator"
+"""The field manager of the writes a test makes through `create` and `patch`, not over HTTP."""
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -163,7 +165,7 @@ class KubeEmulator:
         """Create an object as a client would (defaults, validation), e.g. to set up a test."""
         resource = resource_named(manifest["kind"])
         namespace = manifest.get("metadata", {}).get("namespace", namespace) if resource.namespaced else ""
-        return self.api.create(resource, namespace, manifest)
+        return self.api.create(resource, namespace, manifest, manager=DIRECT_MANAGER)
 
     def patch(
         self,
@@ -176,7 +178,8 @@ class KubeEmulator:
         """Patch an object as a client would; `patch_type` is "strategic", "merge" or "json"."""
         content_type = {"strategic": STRATEGIC_MERGE_PATCH, "merge": MERGE_PATCH, "json": JSON_PATCH}[patch_type]
         resource = self._resource(resource)
-        return self.api.patch(resource, namespace, name, content_type, json.dumps(patch).encode())[0]
+        body = json.dumps(patch).encode()
+        return self.api.patch(resource, namespace, name, content_type, body, field_manager=DIRECT_MANAGER)[0]
 
     def get(self, resource: str | ResourceType, name: str, namespace: str = "default") -> dict[str, Any]:
         return self.api.get(self._resource(resource), namespace, name)

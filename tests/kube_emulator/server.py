@@ -21,6 +21,7 @@ from . import resources
 from .api import scale_view
 from .errors import ApiError, bad_request, unsupported_media_type
 from .faults import Fault, RequestInfo
+from .managed_fields import manager_from
 from .resources import ResourceType
 from .selectors import parse_field_selector, parse_label_selector
 from .store import StoreEvent
@@ -290,6 +291,7 @@ class Handler(BaseHTTPRequestHandler):
             )
         api = self.emulator.api
         dry_run = query.get("dryRun") == "All"
+        manager = manager_from(query.get("fieldManager"), self.headers.get("User-Agent"))
         if verb == "get":
             obj = api.get(resource, namespace or "", name or "")
             return self._send_object(resource, scale_view(obj) if subresource == "scale" else obj)
@@ -300,10 +302,10 @@ class Handler(BaseHTTPRequestHandler):
             silenced = self.emulator.faults.silencing(RequestInfo(verb, resource, subresource, namespace, name))
             return self._watch(resource, namespace, query, silenced)
         if verb == "create":
-            return self._send_json(201, api.create(resource, namespace or "", _json_body(body), dry_run))
+            return self._send_json(201, api.create(resource, namespace or "", _json_body(body), dry_run, manager))
         if verb == "update":
             return self._send_json(
-                200, api.update(resource, namespace or "", name or "", _json_body(body), subresource, dry_run)
+                200, api.update(resource, namespace or "", name or "", _json_body(body), subresource, dry_run, manager)
             )
         if verb == "patch":
             obj, created = api.patch(
@@ -315,6 +317,7 @@ class Handler(BaseHTTPRequestHandler):
                 subresource,
                 dry_run,
                 query.get("fieldManager"),
+                self.headers.get("User-Agent"),
             )
             return self._send_json(201 if created else 200, obj)
         options = _json_body(body) if body.strip() else {}
