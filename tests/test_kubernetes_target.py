@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -461,15 +462,23 @@ async def test_a_wait_watches_again_after_each_silent_watch_until_the_rollout_is
 async def test_a_wait_cut_before_its_watch_opens_leaves_no_thread_reading_it(kube_emulator, rolling):
     kube_emulator.break_image("registry.example.com/search:1.8.3")
     kube_emulator.silence_watches(hang=True)
-    kube_emulator.add_latency(0.5, verb="watch")  # the answer's headers come after the cut
+    kube_emulator.add_latency(2, verb="watch")  # the answer's headers come after the cut
+    arrived = threading.Event()
+    judge = kube_emulator.faults.judge
+
+    def judging(request):
+        if request.verb == "watch":
+            arrived.set()
+        return judge(request)
+
+    kube_emulator.faults.judge = judging
     rolling.api.watch_timeout_s = 60
     mark = len(kube_emulator.requests)
     waiting = asyncio.create_task(rolling.set_weight(100))
-    while not rolling.api._open_watches:
-        await asyncio.sleep(0.01)
+    assert await asyncio.to_thread(arrived.wait, 10), "the watch request is on its way"
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
     # The emulator records a watch once its client has left: no thread reads it when its headers come.
-    left = await asyncio.to_thread(kube_emulator.wait_for, lambda: watches_since(kube_emulator, mark) == ["60"], 3)
+    left = await asyncio.to_thread(kube_emulator.wait_for, lambda: watches_since(kube_emulator, mark) == ["60"], 5)
     assert left, "the watch is still being read"

@@ -361,6 +361,8 @@ class KubeApi:
             ("timeoutSeconds", str(seconds)),
         ]
         timeout = (self.request_timeout[0], seconds + WATCH_READ_GRACE_S)
+        if watch.was_cut:
+            return current
         try:
             response = self._call("GET", kind.path(self.namespace), query, None, timeout)
         except (urllib3.exceptions.HTTPError, OSError, ApiException) as error:
