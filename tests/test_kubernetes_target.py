@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -463,15 +462,7 @@ async def test_a_wait_cut_before_its_watch_opens_leaves_no_thread_reading_it(kub
     kube_emulator.break_image("registry.example.com/search:1.8.3")
     kube_emulator.silence_watches(hang=True)
     kube_emulator.add_latency(2, verb="watch")  # the answer's headers come after the cut
-    arrived = threading.Event()
-    judge = kube_emulator.faults.judge
-
-    def judging(request):
-        if request.verb == "watch":
-            arrived.set()
-        return judge(request)
-
-    kube_emulator.faults.judge = judging
+    arrived = kube_emulator.arrival(verb="watch")
     rolling.api.watch_timeout_s = 60
     mark = len(kube_emulator.requests)
     waiting = asyncio.create_task(rolling.set_weight(100))

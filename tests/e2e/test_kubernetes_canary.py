@@ -7,7 +7,6 @@ HTTPRoute (kubernetes-canary-httproute.yaml).
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import pytest
@@ -46,20 +45,6 @@ def plan_file(request: pytest.FixtureRequest, kube_emulator: KubeEmulator) -> st
 def replica_canary(kube_emulator: KubeEmulator) -> str:
     apply_sample(kube_emulator, MANIFESTS[REPLICAS_PLAN])
     return REPLICAS_PLAN
-
-
-def arrival(kube: KubeEmulator, verb: str, resource: str) -> threading.Event:
-    """Set once the emulator has received a `verb` request on `resource`, before a latency fault holds it back."""
-    arrived = threading.Event()
-    judge = kube.faults.judge
-
-    def judging(request):
-        if (request.verb, request.resource.plural) == (verb, resource):
-            arrived.set()
-        return judge(request)
-
-    kube.faults.judge = judging
-    return arrived
 
 
 def backends(kube: KubeEmulator) -> list[dict]:
@@ -196,7 +181,7 @@ async def test_a_write_given_up_in_flight_lands_before_the_rollbacks_writes(kube
     try:
         before, _ = await target.prepare()
         kube_emulator.add_latency(0.5, verb="create", resource="deployments")
-        canary_create = arrival(kube_emulator, "create", "deployments")
+        canary_create = kube_emulator.arrival(verb="create", resource="deployments")
         mark = len(kube_emulator.requests)
         shift = asyncio.create_task(target.set_weight(5))
         assert await asyncio.to_thread(canary_create.wait, 10), "the canary's create is on its way"

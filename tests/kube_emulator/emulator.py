@@ -223,6 +223,10 @@ class KubeEmulator:
         """Answer matching requests 403 Forbidden, e.g. `deny(verb="patch", resource="services")`."""
         return self.faults.add("deny", **match)
 
+    def arrival(self, **match: Any) -> threading.Event:
+        """Set once a matching request (verb=, resource=, ...) arrives, before a fault holds it back."""
+        return self.faults.arrival(**match)
+
     def silence_watches(self, hang: bool = False, count: int | None = None, **match: Any) -> Fault:
         """The next `count` matching watches (all for None) open and send nothing.
 

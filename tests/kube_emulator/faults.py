@@ -88,6 +88,7 @@ class Faults:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
+        self._arrivals: list[tuple[Fault, threading.Event]] = []
 
     def add(self, kind: str, **settings: Any) -> Fault:
         if kind not in KINDS:
@@ -113,6 +114,13 @@ class Faults:
         with self._lock:
             return [fault.to_json() for fault in self._faults]
 
+    def arrival(self, **match: Any) -> threading.Event:
+        """Set once a matching request has arrived, before any fault delays or answers it."""
+        arrived = threading.Event()
+        with self._lock:
+            self._arrivals.append((Fault(0, "arrival", **match), arrived))
+        return arrived
+
     def silencing(self, request: RequestInfo) -> Fault | None:
         """The silent_watch fault this watch request falls under (counted as taken), if any."""
         with self._lock:
@@ -130,6 +138,9 @@ class Faults:
     def judge(self, request: RequestInfo) -> tuple[float, ApiError | None]:
         """Seconds to delay the request, and the error to answer instead of serving it, if any."""
         with self._lock:
+            for match, arrived in self._arrivals:
+                if match.matches(request):
+                    arrived.set()
             matching = [fault for fault in self._faults if fault.matches(request)]
             delay = sum(fault.seconds for fault in matching if fault.kind == "latency")
             if any(fault.kind == "deny" for fault in matching):
