@@ -48,6 +48,10 @@ def describe(event: ev.Event) -> str | None:
         case ev.NotificationSent():
             detail = f" ({event.detail})" if event.detail and event.status != "sent" else ""
             return f"notified {event.webhook} of {event.about}: {event.status}{detail}"
+        case ev.DriftDetected():
+            return f"DRIFT: the target changed beside the release: {'; '.join(event.changes)}"
+        case ev.DriftResolved():
+            return "drift resolved: the target is as the release left it"
         case ev.ErrorRaised():
             return f"error in {event.where}{times_repeated(event)}: {event.message}"
     return None

@@ -114,6 +114,11 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             data.flags.append(event)
         case ev.NotificationSent():
             data.notifications.append(event)
+        case ev.DriftDetected():
+            data.timeline.append((event.t, f"the target changed beside the release: {'; '.join(event.changes)}"))
+            data.issues.append((event.t, f"Drift ({len(event.changes)} change{'' if len(event.changes) == 1 else 's'} beside the release): {'; '.join(event.changes)}"))
+        case ev.DriftResolved():
+            data.timeline.append((event.t, "drift resolved: the target is as the release left it"))
         case ev.ErrorRaised():
             data.errors.append(event)
             data.issues.append((event.t, f"Error in {event.where}{times_repeated(event)}: {event.message}"))
@@ -261,6 +266,8 @@ def follow_ups(data: ReportData) -> list[str]:
         actions.append("Review each pause and tighten or relax the thresholds that caused it.")
     if data.errors:
         actions.append("Look into the errors the controller carried on through (listed under Issues).")
+    if state.drift:
+        actions.append(f"Reconcile what was changed beside the release and is still there: {'; '.join(state.drift)}.")
     if state.phase == "completed":
         if data.started and data.started.strategy == "blue-green":
             actions.append("Retire the old colour when the rollback window has passed.")

@@ -380,3 +380,48 @@ async def test_a_resume_retries_a_failed_shift_at_once_and_a_new_error_is_journa
     lines = [(e.name, getattr(e, "repeated", None)) for e in read_events(controller.journal.path)]
     resumed = lines.index(("resumed", None))
     assert lines[resumed + 1] == ("error", 0), "after a person acted, the error is told again in full"
+
+
+async def test_the_sim_cluster_changed_by_someone_else_is_drift_that_pauses_then_rolls_back(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    state_file = controller.target.state_file
+
+    def change_by_hand(e) -> None:
+        cluster = json.loads(state_file.read_text())
+        state_file.write_text(json.dumps({**cluster, "weight": 40}))
+
+    controller.subscribe(lambda e: change_by_hand(e) if isinstance(e, ev.SampleTaken) and e.t == 900 else None)
+    assert await asyncio.wait_for(controller.run(), timeout=10) == 3
+    journal = controller.journal.path
+    drift = of_type(journal, ev.DriftDetected)
+    assert [(d.t, d.changes, d.weight) for d in drift] == [(910, ["sim cluster weight: 25 → 40"], 25)], "found at the next sample, said once"
+    paused = of_type(journal, ev.Paused)[0]
+    assert (paused.t, paused.trigger) == (910, "drift")
+    rollback = of_type(journal, ev.RollbackStarted)[0]
+    assert rollback.t == 910 + canary_plan.pause_timeout and rollback.trigger == "drift"
+    assert [c["weight"] for c in controller.target.cluster.changes if c["op"] == "set_weight"] == [5, 25], "nothing re-applied over it"
+    report = write_report(journal).read_text()
+    assert "Drift (1 change beside the release): sim cluster weight: 25 → 40" in report
+
+
+async def test_a_promote_is_refused_while_drift_stands_and_a_resume_accepts_it(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, options=ControllerOptions(headless=False))
+    state_file = controller.target.state_file
+    operator = Operator(controller, canary_plan)
+    operator.when("paused", "promote", lambda e: e.trigger == "drift")
+    operator.when("error", "resume", lambda e: e.where == "promote")
+
+    def change_by_hand(e) -> None:
+        if isinstance(e, ev.SampleTaken) and e.t == 900:
+            state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "replicas": 12}))
+
+    controller.subscribe(change_by_hand)
+    assert await asyncio.wait_for(controller.run(), timeout=10) == 0
+    events = list(read_events(controller.journal.path))
+    drifted = next(i for i, e in enumerate(events) if isinstance(e, ev.DriftDetected))
+    refused = next(i for i, e in enumerate(events) if isinstance(e, ev.ErrorRaised) and e.where == "promote")
+    resumed = next(i for i, e in enumerate(events) if isinstance(e, ev.Resumed))
+    assert drifted < refused < resumed
+    assert not [e for e in events[drifted:resumed] if isinstance(e, ev.StageStarted)], "no stage over the drift"
+    assert "sim cluster replicas: 10 → 12" in events[refused].message
+    assert len(of_type(controller.journal.path, ev.DriftDetected)) == 1, "accepted by the resume: not told again"

@@ -18,7 +18,10 @@ from console.targets.base import TargetError
 from console.targets.kube_api import DEPLOYMENTS
 from console.targets.kube_objects import (
     canary_replicas,
+    changed_by,
+    deployment_drift,
     describe_change,
+    image_field,
     pod_health,
     restart_baseline,
     rollout_done,
@@ -473,3 +476,41 @@ async def test_a_wait_cut_before_its_watch_opens_leaves_no_thread_reading_it(kub
     # The emulator records a watch once its client has left: no thread reads it when its headers come.
     left = await asyncio.to_thread(kube_emulator.wait_for, lambda: watches_since(kube_emulator, mark) == ["60"], 5)
     assert left, "the watch is still being read"
+
+
+def test_drift_names_the_field_and_who_changed_it_from_managed_fields():
+    deployment = {
+        "metadata": {
+            "name": "web",
+            "managedFields": [
+                {"manager": "brahma", "operation": "Update", "time": "2026-01-01T00:00:01Z", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                {"manager": "kubectl", "operation": "Update", "subresource": "scale", "time": "2026-01-01T00:00:02Z", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+            ],
+        },
+        "spec": {"replicas": 7, "template": {"spec": {"containers": [{"name": "web", "image": "web:hotfix"}]}}},
+    }
+    assert deployment_drift(deployment, "web", {"web": "web:2"}, replicas=3) == [
+        "deployment/web spec.template.spec.containers[web].image: web:2 → web:hotfix",
+        "deployment/web spec.replicas: 3 → 7 (by kubectl (scale))",
+    ]
+    assert deployment_drift(deployment, "web", {"web": "web:hotfix"}, replicas=7) == []
+    assert deployment_drift(None, "web-canary", {"web": "web:2"}) == ["deployment/web-canary deleted"]
+    assert changed_by(deployment, image_field("web")) == "", "managedFields do not name anyone: nothing is made up"
+
+
+async def test_drift_is_what_others_changed_since_the_release_wrote(kube_emulator, canary):
+    before, _ = await canary.prepare()
+    await canary.set_weight(25)
+    assert await canary.drift(25, before) == []
+    written = kube_emulator.get("deployments", "checkout-canary")
+    ours = next(e["fieldsV1"] for e in written["metadata"]["managedFields"] if e["manager"] == "brahma")
+    assert {"f:replicas", "f:template"} <= ours["f:spec"].keys(), "Brahma writes as field manager brahma"
+    mark = len(kube_emulator.requests)
+    kube_emulator.patch("deployments", "checkout-canary", {"spec": {"replicas": 7}})
+    kube_emulator.patch("deployments", "checkout", {"spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": "r/checkout:2.4.0-hotfix"}]}}}})
+    assert await canary.drift(25, before) == [
+        "deployment/checkout spec.template.spec.containers[checkout].image: registry.example.com/checkout:2.4.0 → r/checkout:2.4.0-hotfix (by emulator)",
+        "deployment/checkout-canary spec.replicas: 3 → 7 (by emulator)",
+    ]
+    reads = [(r.method, r.path.rsplit("/", 1)[-1]) for r in list(kube_emulator.requests)[mark:] if not r.query.get("watch")]
+    assert reads == [("GET", "checkout"), ("GET", "checkout-canary")], "cheap: two reads"

@@ -38,6 +38,8 @@ SHIFT_MAX_RETRY_S = 30.0
 """A failed traffic shift is tried again after 1s, 2s, 4s... at most 30s apart, on the rollout's clock."""
 ERROR_REPEATS_EVERY_S = 60.0
 """While the same error goes on, how often the journal is told how many more times it happened."""
+DRIFT_CHECK_TIMEOUT_S = 2.0
+"""The longest a drift check may hold up a sample or a rollback (it is a few reads)."""
 
 class FlagChangeRecord(Protocol):
     flag: str
@@ -344,8 +346,14 @@ class Controller:
         if command.name == "pause" and state.phase in ("running", "awaiting_promote"):
             self.emit(ev.Paused(self.now(), reason=f"paused by {command.actor}", trigger="operator"))
         elif command.name == "resume" and state.phase == "paused":
+            drifted = bool(state.drift_standing)
             self.emit(ev.Resumed(self.now()))
             self._shift_retry_at = None  # a failed shift is tried again at once
+            if drifted:  # the operator accepted the changes: the stage's own state is put back
+                self._weight_confirmed_for = None
+        elif command.name in ("promote", "promote-full") and state.active and state.drift_standing:
+            changes = "; ".join(state.drift_standing)
+            self.emit(ev.ErrorRaised(self.now(), where=command.name, message=f"not done: the target changed beside the release ({changes}); resume to accept the changes, or roll back"))
         elif command.name == "promote" and state.active:
             if state.stage < last:
                 await self._start_stage(state.stage + 1)
@@ -377,6 +385,7 @@ class Controller:
             await self._begin_rollback(f"paused {minutes:g}m with no decision: {state.paused_reason}", state.paused_trigger)
             return
         if in_place and self.now() >= self._next_sample_t() - 1e-9:
+            await self._check_drift()
             await self._take_sample()
 
     def _shift_due(self) -> bool:
@@ -442,6 +451,29 @@ class Controller:
             return False
         shift.result()  # the target's failure, if it failed
         return not self._rollback_pending.is_set()
+
+    async def _check_drift(self) -> None:
+        """Compare the target with what the release left there: journal what someone else changed, and pause
+        for a person when a change is new. Nothing is put back until a person resumes (or rolls back)."""
+        state = self.state
+        if state.target_before is None:
+            return
+        try:
+            found = await asyncio.wait_for(self.target.drift(state.weight, state.target_before), DRIFT_CHECK_TIMEOUT_S)
+        except Exception as error:  # a failed check is no evidence of drift: said, and the rollout goes on
+            message = f"no answer within {DRIFT_CHECK_TIMEOUT_S:g}s" if isinstance(error, TimeoutError) else str(error)
+            self.emit(ev.ErrorRaised(self.now(), where="target.drift", message=message))
+            return
+        if found == state.drift:
+            return
+        if not found:
+            self.emit(ev.DriftResolved(self.now()))
+            return
+        appeared = [change for change in found if change not in state.drift and change not in state.drift_accepted]
+        self.emit(ev.DriftDetected(self.now(), changes=found, weight=state.weight))
+        if appeared and state.phase in ("running", "awaiting_promote"):
+            more = f" (and {len(appeared) - 1} more)" if len(appeared) > 1 else ""
+            self.emit(ev.Paused(self.now(), reason=f"the target changed beside the release: {appeared[0]}{more}", trigger="drift"))
 
     async def _take_sample(self) -> None:
         state, plan = self.state, self.plan

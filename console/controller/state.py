@@ -62,10 +62,19 @@ class RolloutState:
     last_errors: list[str] = field(default_factory=list)
     last_good_sample_t: float | None = None
     started: bool = False
+    drift: list[str] = field(default_factory=list)
+    """How the target differs from what the release left there, as last journaled."""
+    drift_accepted: list[str] = field(default_factory=list)
+    """The differences an operator's resume accepted."""
 
     @property
     def finished(self) -> bool:
         return self.phase in ("rolled_back", "completed", "gate_failed")
+
+    @property
+    def drift_standing(self) -> list[str]:
+        """Differences nobody accepted yet: no promotion re-applies the release over them."""
+        return [change for change in self.drift if change not in self.drift_accepted]
 
     @property
     def active(self) -> bool:
@@ -144,6 +153,7 @@ def _paused(state: RolloutState, event: ev.Paused) -> None:
 def _resumed(state: RolloutState, event: ev.Resumed) -> None:
     # The window starts again: a stage passes only on a whole window that held.
     state.phase, state.paused_reason = "running", ""
+    state.drift_accepted = list(state.drift)
     state.window_started_t = event.t
     state.window = WindowStats()
 
@@ -152,6 +162,15 @@ def _supervision_resumed(state: RolloutState, event: ev.SupervisionResumed) -> N
     if event.window_restarted:
         state.window_started_t = event.t
         state.window = WindowStats()
+
+
+def _drift_detected(state: RolloutState, event: ev.DriftDetected) -> None:
+    state.drift = list(event.changes)
+    state.drift_accepted = [change for change in state.drift_accepted if change in state.drift]
+
+
+def _drift_resolved(state: RolloutState, event: ev.DriftResolved) -> None:
+    state.drift, state.drift_accepted = [], []
 
 
 def _rollback_started(state: RolloutState, event: ev.RollbackStarted) -> None:
@@ -188,6 +207,8 @@ _HANDLERS = {
     ev.RollbackStarted: _rollback_started,
     ev.RolledBack: _rolled_back,
     ev.Completed: _completed,
+    ev.DriftDetected: _drift_detected,
+    ev.DriftResolved: _drift_resolved,
 }
 
 

@@ -79,6 +79,17 @@ class SimTarget:
         self._save({"op": "rollback", "stable_image": before["stable_image"]})
         return True
 
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """The state file as someone else left it, where it differs from what this target wrote."""
+        found = self._load()
+        if found is None:
+            return []
+        return [
+            f"sim cluster {name}: {getattr(self.cluster, name)} → {getattr(found, name)}"
+            for name in ("stable_image", "new_image", "weight", "new_deployed", "replicas")
+            if getattr(found, name) != getattr(self.cluster, name)
+        ]
+
     async def finish(self) -> None:
         # The new version now is stable: blue-green keeps the old colour for the rollback window, modelled as nothing to do.
         return None

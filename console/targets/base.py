@@ -59,6 +59,14 @@ class Target(Protocol):
         """After a completed rollout: tidy up (remove the canary; blue-green keeps the old colour)."""
         ...
 
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """What someone else changed: how the target differs from what this release left at `weight`.
+
+        One line a difference (what, as left → as found, and by whom when the target can say); []
+        when it is as left. Cheap (a few reads): it runs with every sample.
+        """
+        ...
+
     async def status(self) -> TargetStatus: ...
 
     async def close(self) -> None: ...

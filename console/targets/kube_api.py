@@ -31,6 +31,7 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from console.redact import redact
 from console.targets.base import TargetError
+from console.targets.kube_objects import FIELD_MANAGER
 
 T = TypeVar("T")
 
@@ -191,7 +192,8 @@ class KubeApi:
 
         Reads the object (or takes `read`, the caller's fresh copy, to spare a request), asks
         `desire` for the whole object it should be (given None when it does not exist yet), and
-        creates or replaces it only when that differs: asking twice writes once. The replace
+        creates or replaces it (as field manager `brahma`, so managedFields tell its writes from
+        others') only when that differs: asking twice writes once. The replace
         carries the resourceVersion it read, so a concurrent change fails it with a conflict; then
         it reads again and asks again. Returns (current, written): written is None when nothing
         needed writing; with `dry_run`, it is what the server would have stored.
@@ -205,7 +207,7 @@ class KubeApi:
             desired = desire(current)
             if desired is None or desired == current:
                 return current, None
-            query = [("dryRun", "All")] if dry_run else []
+            query = [("fieldManager", FIELD_MANAGER)] + ([("dryRun", "All")] if dry_run else [])
             if current is None:
                 written = await self._send("create", kind, name, "POST", kind.path(self.namespace), query, desired)
             else:

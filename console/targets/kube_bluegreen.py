@@ -13,7 +13,9 @@ from console.targets.kube_objects import (
     COLOURS,
     KEEP_UNTIL_ANNOTATION,
     MANAGED_BY,
+    deployment_drift,
     describe_change,
+    drift_line,
     images_of,
     is_pod_ready,
     name_of,
@@ -212,6 +214,24 @@ class BlueGreenStrategy(Strategy):
 
         _, restored = await api.converge(DEPLOYMENTS, before["new_deployment"], as_before)
         return changed or restored is not None
+
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """The Service on the colour that should serve (the old one during the preview); the new colour on the
+        release's image at the old one's replicas; the old colour as it was."""
+        service = await self.api.find(SERVICES, before["service"])
+        new = await self.api.find(DEPLOYMENTS, before["new_deployment"])
+        old = await self.api.find(DEPLOYMENTS, before["active_deployment"])
+        lines = []
+        serving = _other(before["active_colour"]) if weight >= 100 else before["active_colour"]
+        selected = ((service or {}).get("spec") or {}).get("selector", {}).get(COLOUR_LABEL)
+        if service is None:
+            lines.append(f"service/{before['service']} deleted")
+        elif selected != serving:
+            lines.append(drift_line(service, "service", f"spec.selector.{COLOUR_LABEL}", serving, selected, ("f:spec", "f:selector", f"f:{COLOUR_LABEL}")))
+        container = release_container(old, (self.release.app, self.release.deployment)) if old else ""
+        lines += deployment_drift(new, before["new_deployment"], {container: self.release.image} if container else {}, before["replicas"])
+        lines += deployment_drift(old, before["active_deployment"], before["images"])
+        return lines
 
     async def finish(self) -> None:
         """Keep the old colour, marked with the end of its rollback window."""

@@ -11,7 +11,9 @@ from console.targets.kube_objects import (
     TRACK_LABEL,
     WEIGHT_ANNOTATION,
     canary_replicas,
+    deployment_drift,
     describe_change,
+    drift_line,
     effective_weight,
     images_of,
     match_labels,
@@ -208,6 +210,34 @@ class CanaryStrategy(Strategy):
         if before["canary_service"] and not before["canary_service_existed"]:
             changed |= await self.api.delete(SERVICES, before["canary_service"])
         return changed
+
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """Stable as it was (its replicas too when they set the split), then with the release once promoted;
+        the canary at the stage's replicas and image (none left serving once promoted); the route's split."""
+        stable = await self.api.find(DEPLOYMENTS, before["deployment"])
+        canary = await self.api.find(DEPLOYMENTS, before["canary_deployment"])
+        container = release_container(stable, (self.release.app, self.release.deployment)) if stable else ""
+        promoted = weight >= 100
+        stable_images = {**before["images"], container: self.release.image} if promoted else before["images"]
+        stable_replicas = None if promoted or self.routed else before["replicas"]
+        lines = deployment_drift(stable, before["deployment"], stable_images, stable_replicas)
+        if promoted:
+            lines += deployment_drift(canary, self.canary_name, {}, 0) if canary else []
+        else:
+            replicas = canary_replicas(before["replicas"], weight, self.routed)
+            lines += deployment_drift(canary, self.canary_name, {container: self.release.image} if container else {}, replicas)
+        if before["httproute"]:
+            lines += await self._route_drift(before["httproute"], 0 if promoted else weight)
+        return lines
+
+    async def _route_drift(self, name: str, weight: int) -> list[str]:
+        route = await self.api.find(HTTPROUTES, name)
+        if route is None:
+            return [f"httproute/{name} deleted"]
+        found = route_weight(route, self.canary_service)
+        if found == weight:
+            return []
+        return [drift_line(route, "httproute", f"weight of {self.canary_service}", f"{weight}%", f"{found}%", ("f:spec", "f:rules"))]
 
     async def finish(self) -> None:
         await self.api.delete(DEPLOYMENTS, self.canary_name)

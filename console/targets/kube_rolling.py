@@ -8,6 +8,7 @@ from console.targets.base import TargetStatus
 from console.targets.kube_api import DEPLOYMENTS, REPLICASETS
 from console.targets.kube_objects import (
     CHANGE_CAUSE_ANNOTATION,
+    deployment_drift,
     images_of,
     match_labels,
     release_container,
@@ -68,6 +69,12 @@ class RollingStrategy(Strategy):
         _, written = await self.api.converge(DEPLOYMENTS, before["deployment"], undone, read=deployment)
         await self._rolled_out(written or deployment)
         return written is not None
+
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """The Deployment on the release's image (its other containers as they were)."""
+        deployment = await self.api.find(DEPLOYMENTS, before["deployment"])
+        container = release_container(deployment, (self.release.app, self.release.deployment)) if deployment else ""
+        return deployment_drift(deployment, before["deployment"], {**before["images"], container: self.release.image})
 
     async def _template_of_revision(self, deployment: dict[str, Any], revision: int) -> dict[str, Any] | None:
         """The pod template of the Deployment's ReplicaSet at `revision`, if history still has it."""
