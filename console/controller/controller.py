@@ -542,6 +542,8 @@ class Controller:
         began = self._rollback_began if self._rollback_began is not None else self._monotonic()
         before = self.state.target_before
         if before is not None:
+            if self._weight_confirmed_for == self.state.stage:  # what it finds that is not the release's is left as found
+                await self._check_drift()
             await self._rollback_target(before)
         reason = self.state.rollback_reason
         for hook in self.options.flag_hooks:

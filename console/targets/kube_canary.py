@@ -195,7 +195,10 @@ class CanaryStrategy(Strategy):
         return changed or written is not None
 
     async def rollback(self, before: dict[str, Any]) -> bool:
-        """Traffic first (route weights as they were, the canary deleted), then the stable image as it was."""
+        """Traffic first (route weights as they were, the canary deleted), then the stable image as it was.
+
+        Only what the release changed is undone: a stable Deployment running neither the release nor
+        its image before (a hotfix made beside the release, journaled as drift) is left as found."""
         self._check_before(before)
         changed = False
         if before["httproute"]:
@@ -206,7 +209,8 @@ class CanaryStrategy(Strategy):
             changed = written is not None
         changed |= await self.api.delete(DEPLOYMENTS, before["canary_deployment"])
         stable = await self.api.get(DEPLOYMENTS, before["deployment"])
-        changed |= await self._set_images(stable, before["images"], self.release.rollback_cause)
+        if self._runs_new_image(stable) or images_of(stable) == before["images"]:  # any other image is not ours to undo
+            changed |= await self._set_images(stable, before["images"], self.release.rollback_cause)
         if before["canary_service"] and not before["canary_service_existed"]:
             changed |= await self.api.delete(SERVICES, before["canary_service"])
         return changed

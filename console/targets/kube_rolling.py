@@ -28,7 +28,8 @@ class RollingStrategy(Strategy):
 
     The undo works as `kubectl rollout undo --to-revision` does: the pod template is taken from the
     Deployment's ReplicaSet of that revision (its history); when history no longer has it, the
-    recorded images are set instead. A plan's stages are all at 100% (checked by from_plan).
+    recorded images are set instead. A Deployment no longer on the release's image (a hotfix made
+    beside the release) is not undone. A plan's stages are all at 100% (checked by from_plan).
     """
 
     kind = "rolling"
@@ -56,6 +57,8 @@ class RollingStrategy(Strategy):
         deployment = await self.api.get(DEPLOYMENTS, before["deployment"])
         if images_of(deployment) == before["images"]:
             await self._rolled_out(deployment)
+            return False
+        if not self._runs_new_image(deployment):  # someone else's image since (journaled as drift): not ours to undo
             return False
         template = await self._template_of_revision(deployment, before["revision"])
         cause = f"{self.release.rollback_cause} to revision {before['revision']}"

@@ -243,6 +243,22 @@ async def test_a_deleted_canary_is_not_recreated_behind_the_operator_and_headles
     assert_stable_serves_alone(kube_emulator, replica_canary, OLD)
 
 
+async def test_a_hotfix_on_stable_holds_promotion_and_the_rollback_leaves_it(kube_emulator, tmp_path, replica_canary):
+    rollout = kube_rollout(kube_emulator, tmp_path, replica_canary, options=ControllerOptions(headless=False))
+    rollout.when(event(ev.SampleTaken, stage=1), lambda e: kubectl(kube_emulator, "set", "image", "deployment/checkout", f"checkout={HOTFIX}"))
+    rollout.when(event(ev.Paused, trigger="drift"), lambda e: rollout.controller.submit("promote", OPERATOR))
+    rollout.when(event(ev.ErrorRaised, where="promote"), lambda e: rollout.controller.submit("rollback", OPERATOR))
+    assert await rollout.run() == 3
+    hotfix = f"deployment/checkout spec.template.spec.containers[checkout].image: {OLD} → {HOTFIX} (by kubectl-set)"
+    assert rollout.of(ev.DriftDetected)[0].changes == [hotfix]
+    refused = next(e for e in rollout.of(ev.ErrorRaised) if e.where == "promote")
+    assert hotfix in refused.message and "resume to accept" in refused.message
+    assert [e.weight for e in rollout.of(ev.StageStarted)] == [5, 25], "the promote was not applied over the hotfix"
+    found = deployments(kube_emulator)
+    assert set(found) == {"checkout"} and image(found["checkout"]) == HOTFIX, "the canary is gone, the hotfix stays"
+    assert "brahma: rollback" not in kubectl(kube_emulator, "rollout", "history", "deployment/checkout")
+
+
 async def test_a_hotfix_on_stable_is_promoted_over_only_after_the_operator_resumes(kube_emulator, tmp_path, replica_canary):
     rollout = kube_rollout(kube_emulator, tmp_path, replica_canary, options=ControllerOptions(headless=False))
     rollout.when(event(ev.SampleTaken, stage=1), lambda e: kubectl(kube_emulator, "set", "image", "deployment/checkout", f"checkout={HOTFIX}"))

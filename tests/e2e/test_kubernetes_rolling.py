@@ -143,3 +143,16 @@ async def test_the_rollback_key_cuts_a_stage_waiting_on_a_watch_that_never_answe
     await operator
     assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
     assert_runs(kube, OLD)
+
+
+async def test_a_hotfix_set_mid_stage_is_reported_and_the_rollback_leaves_it(kube, tmp_path):
+    hotfix = "registry.example.com/search:1.8.3-hotfix"
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    rollout.when(event(ev.SampleTaken, stage=0), lambda e: kubectl(kube, "set", "image", "deployment/search", f"search={hotfix}"))
+    assert await rollout.run() == 3
+    assert rollout.of(ev.DriftDetected)[0].changes == [
+        f"deployment/search spec.template.spec.containers[search].image: {NEW} → {hotfix} (by kubectl-set)"
+    ]
+    assert rollout.of(ev.RollbackStarted)[0].trigger == "drift", "headless: paused for a person, then rolled back"
+    assert_runs(kube, hotfix)
+    assert not any(UNDONE in row for row in history(kube)), "not undone over the hotfix"
