@@ -425,3 +425,24 @@ async def test_a_promote_is_refused_while_drift_stands_and_a_resume_accepts_it(c
     assert not [e for e in events[drifted:resumed] if isinstance(e, ev.StageStarted)], "no stage over the drift"
     assert "sim cluster replicas: 10 → 12" in events[refused].message
     assert len(of_type(controller.journal.path, ev.DriftDetected)) == 1, "accepted by the resume: not told again"
+
+
+async def test_a_restarted_controller_does_not_re_apply_over_drift_nobody_accepted(canary_plan, tmp_path):
+    first = sim_controller(canary_plan, tmp_path, options=ControllerOptions(headless=False))
+    state_file = first.target.state_file
+
+    def on_event(e) -> None:
+        if isinstance(e, ev.SampleTaken) and e.t == 900:
+            state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "weight": 40}))
+        if isinstance(e, ev.Paused) and e.trigger == "drift":
+            first.stop()
+
+    first.subscribe(on_event)
+    await asyncio.wait_for(first.run(), timeout=10)
+    first.journal.close()
+    second = sim_controller(canary_plan, tmp_path)
+    assert second.resumed and second.state.drift_standing == ["sim cluster weight: 25 → 40"]
+    assert await asyncio.wait_for(second.run(), timeout=10) == 3
+    assert [c["op"] for c in second.target.cluster.changes][-1] == "rollback"
+    assert [c["weight"] for c in second.target.cluster.changes if c["op"] == "set_weight"] == [5, 25], "25% was not written over the 40%"
+    assert len(of_type(second.journal.path, ev.DriftDetected)) == 1, "the restart found the same drift: not news"

@@ -377,6 +377,8 @@ class Controller:
             return
         if not state.active:
             return
+        if state.drift_standing and state.shifted_stage == state.stage:  # a restart does not re-apply over drift nobody accepted
+            self._weight_confirmed_for = state.stage
         in_place = self._weight_confirmed_for == state.stage or (self._shift_due() and await self._apply_stage())
         if not state.active:  # the stage could not come up and was rolled back
             return

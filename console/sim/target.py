@@ -80,14 +80,22 @@ class SimTarget:
         return True
 
     async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
-        """The state file as someone else left it, where it differs from what this target wrote."""
+        """The state file where it differs from what this release leaves at `weight`: someone else changed it."""
         found = self._load()
         if found is None:
             return []
+        promoted = weight >= 100 and self.strategy == "canary"
+        left = SimCluster(
+            stable_image=self.image if promoted else before["stable_image"],
+            new_image=self.image,
+            weight=weight,
+            new_deployed=True,
+            replicas=before["replicas"],
+        )
         return [
-            f"sim cluster {name}: {getattr(self.cluster, name)} → {getattr(found, name)}"
+            f"sim cluster {name}: {getattr(left, name)} → {getattr(found, name)}"
             for name in ("stable_image", "new_image", "weight", "new_deployed", "replicas")
-            if getattr(found, name) != getattr(self.cluster, name)
+            if getattr(found, name) != getattr(left, name)
         ]
 
     async def finish(self) -> None:
