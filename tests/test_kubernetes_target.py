@@ -514,3 +514,13 @@ async def test_drift_is_what_others_changed_since_the_release_wrote(kube_emulato
     ]
     reads = [(r.method, r.path.rsplit("/", 1)[-1]) for r in list(kube_emulator.requests)[mark:] if not r.query.get("watch")]
     assert reads == [("GET", "checkout"), ("GET", "checkout-canary")], "cheap: two reads"
+
+
+async def test_a_canary_resized_for_a_scaled_stable_is_the_release_own_doing(kube_emulator, canary):
+    before, _ = await canary.prepare()
+    await canary.set_weight(25)
+    kube_emulator.patch("deployments", "checkout", {"spec": {"replicas": 20}})
+    assert await canary.drift(25, before) == ["deployment/checkout spec.replicas: 10 → 20 (by emulator)"]
+    await canary.set_weight(25)  # the operator resumed: the stage is applied again, for 20 stable pods
+    assert kube_emulator.get("deployments", "checkout-canary")["spec"]["replicas"] == 7
+    assert await canary.drift(25, before) == ["deployment/checkout spec.replicas: 10 → 20 (by emulator)"], "no drift of its own making"

@@ -229,6 +229,8 @@ class CanaryStrategy(Strategy):
             lines += deployment_drift(canary, self.canary_name, {}, 0) if canary else []
         else:
             replicas = canary_replicas(before["replicas"], weight, self.routed)
+            if stable and canary and replicas_of(canary) == canary_replicas(replicas_of(stable), weight, self.routed):
+                replicas = replicas_of(canary)  # sized for stable as it is now (a resume re-applied the stage after stable was scaled)
             lines += deployment_drift(canary, self.canary_name, {container: self.release.image} if container else {}, replicas)
         if before["httproute"]:
             lines += await self._route_drift(before["httproute"], 0 if promoted else weight)
