@@ -134,8 +134,8 @@ async def test_the_rollback_key_cuts_a_stage_waiting_on_a_watch_that_never_answe
     rollout = kube_rollout(kube, tmp_path, PLAN)
 
     async def roll_back_while_watching() -> None:
-        while not rollout.target.api._open_watches:
-            await asyncio.sleep(0.01)
+        # The shift's watch is the one silenced (the fault taken), not the rollback's own.
+        assert await asyncio.to_thread(kube.wait_for, lambda: not kube.faults.snapshot(), 10)
         rollout.controller.submit("rollback", OPERATOR)
 
     operator = asyncio.create_task(roll_back_while_watching())
