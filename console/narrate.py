@@ -50,9 +50,18 @@ def describe(event: ev.Event) -> str | None:
         case ev.NotificationSent():
             detail = f" ({event.detail})" if event.detail and event.status != "sent" else ""
             return f"notified {event.webhook} of {event.about}: {event.status}{detail}"
+        case ev.DriftDetected():
+            return f"DRIFT: the target changed beside the release: {'; '.join(event.changes)}"
+        case ev.DriftResolved():
+            return "drift resolved: the target is as the release left it"
         case ev.ErrorRaised():
-            return f"error in {event.where}: {event.message}"
+            return f"error in {event.where}{times_repeated(event)}: {event.message}"
     return None
+
+
+def times_repeated(event: ev.ErrorRaised) -> str:
+    """` (N more times)` for a line counting an error's repeats, else nothing."""
+    return f" ({event.repeated} more time{'' if event.repeated == 1 else 's'})" if event.repeated else ""
 
 
 def supervision_resumed(event: ev.SupervisionResumed) -> str:

@@ -11,7 +11,7 @@ from console.atomic import atomic_write
 from console.controller.journal import read_events
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
-from console.narrate import flag_change, rollback_failed, rollout_clock, supervision_resumed
+from console.narrate import flag_change, rollback_failed, rollout_clock, supervision_resumed, times_repeated
 from console.printable import printable
 from console.redact import redact
 from console.units import format_duration, format_metric_value
@@ -119,9 +119,14 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             data.flags.append(event)
         case ev.NotificationSent():
             data.notifications.append(event)
+        case ev.DriftDetected():
+            data.timeline.append((event.t, f"the target changed beside the release: {'; '.join(event.changes)}"))
+            data.issues.append((event.t, f"Drift ({len(event.changes)} change{'' if len(event.changes) == 1 else 's'} beside the release): {'; '.join(event.changes)}"))
+        case ev.DriftResolved():
+            data.timeline.append((event.t, "drift resolved: the target is as the release left it"))
         case ev.ErrorRaised():
             data.errors.append(event)
-            data.issues.append((event.t, f"Error in {event.where}: {event.message}"))
+            data.issues.append((event.t, f"Error in {event.where}{times_repeated(event)}: {event.message}"))
         case ev.PreflightFailed():
             data.issues.append((event.t, f"Pre-flight gate failed: {', '.join(event.failed)}"))
 
@@ -267,6 +272,8 @@ def follow_ups(data: ReportData) -> list[str]:
         actions.append("Review each pause and tighten or relax the thresholds that caused it.")
     if data.errors:
         actions.append("Look into the errors the controller carried on through (listed under Issues).")
+    if state.drift:
+        actions.append(f"Reconcile what was changed beside the release and is still there: {'; '.join(state.drift)}.")
     if state.phase == "completed":
         if data.started and data.started.strategy == "blue-green":
             actions.append("Retire the old colour when the rollback window has passed.")

@@ -10,6 +10,7 @@ from console.controller import events as ev
 from console.controller.controller import ControllerOptions
 from console.controller.journal import read_events
 from console.controller.state import fold
+from console.targets.base import TargetError
 from console.report import write_report
 from tests.conftest import plan_from, sim_controller
 
@@ -321,3 +322,127 @@ async def test_a_breach_during_enablement_rolls_back_and_switches_the_flag_off(t
     rollback = of_type(rollout.controller.journal.path, ev.RollbackStarted)[0]
     assert rollback.trigger == "error_rate" and rollout.controller.state.stage == 3  # during "new-flow: 5%"
     assert rollout.flags.store.get("new-flow").enabled is False
+
+
+class FailingShiftTarget:
+    """A sim target whose shifts to `failing_weight` fail every time, as a cluster that denies them does."""
+
+    def __init__(self, inner, clock, failing_weight: int):
+        self.inner, self.clock, self.failing_weight = inner, clock, failing_weight
+        self.cluster = inner.cluster
+        self.attempts: list[float] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def set_weight(self, weight: int) -> bool:
+        if weight == self.failing_weight:
+            self.attempts.append(self.clock.now())
+            raise TargetError("forbidden: update deployments/app-canary in namespace default")
+        return await self.inner.set_weight(weight)
+
+
+async def test_a_failing_shift_is_retried_with_backoff_and_its_errors_journaled_once_with_a_count(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    target = controller.target = FailingShiftTarget(controller.target, controller.clock, failing_weight=25)
+    assert await asyncio.wait_for(controller.run(), timeout=10) == 3, "no tight loop: virtual time moves on"
+    gaps = [round(b - a, 6) for a, b in zip(target.attempts, target.attempts[1:])]
+    assert gaps[:6] == [1, 2, 4, 8, 16, 30] and set(gaps[5:]) == {30}, "1s doubling, at most 30s apart"
+    journal = controller.journal.path
+    paused = of_type(journal, ev.Paused)[0]
+    rollback = of_type(journal, ev.RollbackStarted)[0]
+    assert rollback.t == paused.t + canary_plan.pause_timeout and "failed to shift traffic" in rollback.reason
+    errors = of_type(journal, ev.ErrorRaised)
+    assert errors[0].repeated == 0 and all(e.repeated for e in errors[1:])
+    assert 1 + sum(e.repeated for e in errors) == len(target.attempts) == 34
+    assert len(errors) <= 1 + canary_plan.pause_timeout / 60, "one line, then a count a minute"
+    assert {(e.where, e.message) for e in errors} == {("target.set_weight", "forbidden: update deployments/app-canary in namespace default")}
+    assert names(journal)[names(journal).index("rollback_started") - 1] == "error", "the count is written before what follows"
+    report = write_report(journal).read_text()
+    assert f"Error in target.set_weight ({errors[1].repeated} more times): forbidden" in report
+
+
+async def test_a_resume_retries_a_failed_shift_at_once_and_a_new_error_is_journaled_in_full(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, options=ControllerOptions(headless=False))
+    target = controller.target = FailingShiftTarget(controller.target, controller.clock, failing_weight=25)
+    resumed_at: list[float] = []
+
+    def on_event(e) -> None:
+        if isinstance(e, ev.ErrorRaised) and e.repeated and not resumed_at:
+            resumed_at.append(controller.now())
+            controller.submit("resume", "captain@laptop")
+        elif isinstance(e, ev.ErrorRaised) and resumed_at and len(target.attempts) > 10:
+            controller.submit("rollback", "captain@laptop")
+
+    controller.subscribe(on_event)
+    assert await asyncio.wait_for(controller.run(), timeout=10) == 3
+    assert resumed_at[0] in target.attempts, "tried again the moment the operator resumed"
+    lines = [(e.name, getattr(e, "repeated", None)) for e in read_events(controller.journal.path)]
+    resumed = lines.index(("resumed", None))
+    assert lines[resumed + 1] == ("error", 0), "after a person acted, the error is told again in full"
+
+
+async def test_the_sim_cluster_changed_by_someone_else_is_drift_that_pauses_then_rolls_back(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    state_file = controller.target.state_file
+
+    def change_by_hand(e) -> None:
+        cluster = json.loads(state_file.read_text())
+        state_file.write_text(json.dumps({**cluster, "weight": 40}))
+
+    controller.subscribe(lambda e: change_by_hand(e) if isinstance(e, ev.SampleTaken) and e.t == 900 else None)
+    assert await asyncio.wait_for(controller.run(), timeout=10) == 3
+    journal = controller.journal.path
+    drift = of_type(journal, ev.DriftDetected)
+    assert [(d.t, d.changes, d.weight) for d in drift] == [(910, ["sim cluster weight: 25 → 40"], 25)], "found at the next sample, said once"
+    paused = of_type(journal, ev.Paused)[0]
+    assert (paused.t, paused.trigger) == (910, "drift")
+    rollback = of_type(journal, ev.RollbackStarted)[0]
+    assert rollback.t == 910 + canary_plan.pause_timeout and rollback.trigger == "drift"
+    assert [c["weight"] for c in controller.target.cluster.changes if c["op"] == "set_weight"] == [5, 25], "nothing re-applied over it"
+    report = write_report(journal).read_text()
+    assert "Drift (1 change beside the release): sim cluster weight: 25 → 40" in report
+
+
+async def test_a_promote_is_refused_while_drift_stands_and_a_resume_accepts_it(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, options=ControllerOptions(headless=False))
+    state_file = controller.target.state_file
+    operator = Operator(controller, canary_plan)
+    operator.when("paused", "promote", lambda e: e.trigger == "drift")
+    operator.when("error", "resume", lambda e: e.where == "promote")
+
+    def change_by_hand(e) -> None:
+        if isinstance(e, ev.SampleTaken) and e.t == 900:
+            state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "replicas": 12}))
+
+    controller.subscribe(change_by_hand)
+    assert await asyncio.wait_for(controller.run(), timeout=10) == 0
+    events = list(read_events(controller.journal.path))
+    drifted = next(i for i, e in enumerate(events) if isinstance(e, ev.DriftDetected))
+    refused = next(i for i, e in enumerate(events) if isinstance(e, ev.ErrorRaised) and e.where == "promote")
+    resumed = next(i for i, e in enumerate(events) if isinstance(e, ev.Resumed))
+    assert drifted < refused < resumed
+    assert not [e for e in events[drifted:resumed] if isinstance(e, ev.StageStarted)], "no stage over the drift"
+    assert "sim cluster replicas: 10 → 12" in events[refused].message
+    assert len(of_type(controller.journal.path, ev.DriftDetected)) == 1, "accepted by the resume: not told again"
+
+
+async def test_a_restarted_controller_does_not_re_apply_over_drift_nobody_accepted(canary_plan, tmp_path):
+    first = sim_controller(canary_plan, tmp_path, options=ControllerOptions(headless=False))
+    state_file = first.target.state_file
+
+    def on_event(e) -> None:
+        if isinstance(e, ev.SampleTaken) and e.t == 900:
+            state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "weight": 40}))
+        if isinstance(e, ev.Paused) and e.trigger == "drift":
+            first.stop()
+
+    first.subscribe(on_event)
+    await asyncio.wait_for(first.run(), timeout=10)
+    first.journal.close()
+    second = sim_controller(canary_plan, tmp_path)
+    assert second.resumed and second.state.drift_standing == ["sim cluster weight: 25 → 40"]
+    assert await asyncio.wait_for(second.run(), timeout=10) == 3
+    assert [c["op"] for c in second.target.cluster.changes][-1] == "rollback"
+    assert [c["weight"] for c in second.target.cluster.changes if c["op"] == "set_weight"] == [5, 25], "25% was not written over the 40%"
+    assert len(of_type(second.journal.path, ev.DriftDetected)) == 1, "the restart found the same drift: not news"

@@ -177,7 +177,7 @@ def test_kubectl_apply_creates_then_configures(kube_emulator: KubeEmulator) -> N
 
 @needs_kubectl
 def test_kubectl_rollout_status_follows_a_stepped_rollout(tmp_path: Path) -> None:
-    with KubeEmulator(tmp_path / "kubeconfig", step_delay=0.05) as kube:
+    with KubeEmulator(tmp_path / "kubeconfig", step_delay=0.2) as kube:
         kube.create(deployment(replicas=4))
         assert kube.wait_for(lambda: kube.get("deployments", "web").get("status", {}).get("availableReplicas") == 4)
         kubectl(kube, "set", "image", "deployment/web", "web=nginx:1.26")
@@ -236,6 +236,7 @@ def test_kubectl_get_httproutes_as_json(kube_emulator: KubeEmulator) -> None:
 @needs_kubectl
 def test_kubectl_apply_server_dry_run_stores_nothing(kube_emulator: KubeEmulator) -> None:
     kubectl(kube_emulator, "apply", "-f", "-", stdin=APP_MANIFEST)
+    assert kube_emulator.wait_idle()
     before = kube_emulator.get("deployments", "web")
 
     result = kubectl(
@@ -279,6 +280,72 @@ def test_kubectl_scale_and_delete_cascade(kube_emulator: KubeEmulator) -> None:
     kubectl(kube_emulator, "delete", "deployment", "web")
 
     assert kube_emulator.list("replicasets") == [] and kube_emulator.list("pods") == []
+
+
+WATCH_DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments?watch=true&timeoutSeconds=1"
+
+
+@needs_kubectl
+def test_kubectl_sees_a_silent_watch_end_at_its_timeout_and_a_hung_one_only_at_its_own(
+    kube_emulator: KubeEmulator,
+) -> None:
+    kube_emulator.create(deployment())
+    assert kube_emulator.wait_idle()
+    kube_emulator.silence_watches()
+    started = time.monotonic()
+    silent = kubectl(kube_emulator, "get", "--raw", WATCH_DEPLOYMENTS, "--request-timeout=10s")
+    assert (silent.stdout, silent.returncode) == ("", 0), "opened, nothing sent, ended by the server"
+    assert 1 <= time.monotonic() - started < 5, "at its timeoutSeconds, long before kubectl's own timeout"
+
+    kube_emulator.clear_faults()
+    kube_emulator.silence_watches(hang=True)
+    started = time.monotonic()
+    hung = kubectl(kube_emulator, "get", "--raw", WATCH_DEPLOYMENTS, "--request-timeout=2s", check=False)
+    assert hung.returncode == 1, "only kubectl's own timeout ends it"
+    assert "Client.Timeout" in hung.stderr or "context deadline exceeded" in hung.stderr
+    assert time.monotonic() - started >= 2
+    shown = kubectl(kube_emulator, "get", "deployment", "web", "--watch", "--request-timeout=2s")
+    assert shown.stdout.split()[5:7] == ["web", "3/3"], "the list is shown, then the hung watch times out"
+
+    kube_emulator.clear_faults()
+    watched = kubectl(kube_emulator, "get", "--raw", WATCH_DEPLOYMENTS, "--request-timeout=10s")
+    assert json.loads(watched.stdout.splitlines()[0])["type"] == "ADDED"
+
+
+def owners(obj: dict[str, Any]) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """managedFields by (manager, subresource)."""
+    return {(e["manager"], e.get("subresource")): e["fieldsV1"] for e in obj["metadata"]["managedFields"]}
+
+
+@needs_kubectl
+def test_managed_fields_say_which_manager_set_which_field(kube_emulator: KubeEmulator) -> None:
+    kubectl(kube_emulator, "apply", "-f", "-", stdin=APP_MANIFEST)
+    kubectl(kube_emulator, "scale", "deployment/web", "--replicas=5")
+    kubectl(kube_emulator, "set", "image", "deployment/web", "web=nginx:1.26")
+    assert kube_emulator.wait_idle()
+
+    shown = json.loads(kubectl(kube_emulator, "get", "deployment/web", "-o", "json", "--show-managed-fields").stdout)
+    fields = owners(shown)
+    assert fields[("kubectl", "scale")] == {"f:spec": {"f:replicas": {}}}, "kubectl scale: its User-Agent names it"
+    assert fields[("kubectl-set", None)] == {"f:spec": {"f:template": {"f:spec": {"f:containers": {'k:{"name":"web"}': {"f:image": {}}}}}}}
+    applied = fields[("kubectl-client-side-apply", None)]
+    assert "f:replicas" not in applied["f:spec"], "a field changed by another manager is theirs now"
+    assert 'k:{"name":"web"}' in applied["f:spec"]["f:template"]["f:spec"]["f:containers"], "the rest of the container stays"
+    assert "f:status" in fields[("kube-controller-manager", "status")]
+    entry = next(e for e in shown["metadata"]["managedFields"] if e["manager"] == "kubectl-set")
+    assert (entry["operation"], entry["apiVersion"], entry["fieldsType"]) == ("Update", "apps/v1", "FieldsV1") and entry["time"]
+    plain = json.loads(kubectl(kube_emulator, "get", "deployment/web", "-o", "json").stdout)
+    assert "managedFields" not in plain["metadata"], "kubectl hides them unless asked"
+
+
+def test_a_client_writes_as_its_field_manager_or_its_user_agent(kube_emulator: KubeEmulator, apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_deployment("default", deployment(), field_manager="brahma")
+    apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 4}})
+    fields = owners(kube_emulator.get("deployments", "web"))
+    assert fields[("OpenAPI-Generator", None)] == {"f:spec": {"f:replicas": {}}}
+    assert "f:template" in fields[("brahma", None)]["f:spec"]
+    apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 4}}, field_manager="other")
+    assert ("other", None) not in owners(kube_emulator.get("deployments", "web")), "no change, no claim"
 
 
 @needs_kubectl
@@ -562,6 +629,32 @@ def test_watch_reports_objects_leaving_the_selector_as_deleted(
     assert events == ["DELETED"]
 
 
+def test_a_silent_watch_sends_nothing_then_ends_at_its_timeout(kube_emulator: KubeEmulator, apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_deployment("default", deployment())
+    assert kube_emulator.wait_idle()
+    start = apps.list_namespaced_deployment("default").metadata.resource_version
+    kube_emulator.silence_watches(count=1, resource="deployments")
+    threading.Timer(0.1, lambda: apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 4}})).start()
+
+    started = time.monotonic()
+    missed = list(
+        watch.Watch().stream(apps.list_namespaced_deployment, "default", resource_version=start, timeout_seconds=1)
+    )
+    assert missed == [] and 1 <= time.monotonic() - started < 3
+    assert kube_emulator.faults.snapshot() == [], "one watch silenced, as asked"
+    seen = watch.Watch().stream(apps.list_namespaced_deployment, "default", resource_version=start, timeout_seconds=1)
+    assert 4 in {event["object"].spec.replicas for event in seen}, "the next watch catches up"
+
+
+def test_a_hung_watch_ends_only_when_the_client_gives_up(kube_emulator: KubeEmulator, apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_deployment("default", deployment())
+    kube_emulator.silence_watches(hang=True)
+    started = time.monotonic()
+    with pytest.raises(Exception, match="Read timed out"):
+        list(watch.Watch().stream(apps.list_namespaced_deployment, "default", timeout_seconds=1, _request_timeout=(2, 2)))
+    assert time.monotonic() - started >= 2, "its timeoutSeconds (1s) did not end it"
+
+
 def test_watch_from_a_compacted_version_is_410_gone(tmp_path: Path) -> None:
     with KubeEmulator(tmp_path / "kubeconfig", history_limit=4) as kube:
         for index in range(10):
@@ -683,6 +776,10 @@ def test_faults_over_the_http_admin_endpoint(kube_emulator: KubeEmulator, apps: 
     with pytest.raises(ApiException) as raised:
         apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 1}})
     assert (raised.value.status, status_body(raised.value)["reason"]) == (409, "Conflict")
+
+    silent = admin("POST", {"kind": "silent_watch", "hang": True, "resource": "deployments"})
+    assert (silent["verb"], silent["hang"]) == ("watch", True)
+    admin("DELETE")
 
     admin("POST", {"kind": "latency", "seconds": 0.2, "verb": "get"})
     started = time.monotonic()

@@ -18,7 +18,10 @@ from console.targets.base import TargetError
 from console.targets.kube_api import DEPLOYMENTS
 from console.targets.kube_objects import (
     canary_replicas,
+    changed_by,
+    deployment_drift,
     describe_change,
+    image_field,
     pod_health,
     restart_baseline,
     rollout_done,
@@ -421,3 +424,103 @@ async def test_cancelling_a_rollout_wait_leaves_no_thread_reading_the_watch(kube
     await target.close()
     # The console quitting mid-wait must not hang on a thread still blocked in the watch.
     await asyncio.wait_for(asyncio.get_running_loop().shutdown_default_executor(), 2)
+
+
+@pytest.fixture
+async def rolling(kube_emulator: KubeEmulator):
+    """The rolling sample on the emulator, its watches one second long, as the server may end them."""
+    apply_manifests(kube_emulator, "rolling.yaml")
+    target = KubernetesTarget.from_plan(sample_plan("kubernetes-rolling.yaml"), kubeconfig=str(kube_emulator.kubeconfig_path))
+    target.api.watch_timeout_s = 1
+    yield target
+    await target.close()
+
+
+def watches_since(kube: KubeEmulator, mark: int) -> list[str]:
+    return [r.query["timeoutSeconds"] for r in list(kube.requests)[mark:] if r.query.get("watch")]
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["ended-by-the-server", "hung"])
+async def test_a_silent_watch_cannot_hang_a_rollout_wait(kube_emulator, rolling, hang):
+    kube_emulator.silence_watches(hang=hang, count=1)  # the rollout finishes while its watch says nothing
+    mark = len(kube_emulator.requests)
+    assert await asyncio.wait_for(rolling.set_weight(100), 10) is True
+    served = [(r.method, bool(r.query.get("watch"))) for r in list(kube_emulator.requests)[mark:]]
+    assert served[:4] == [("GET", False), ("PUT", False), ("GET", True), ("GET", False)], "read afresh after the watch"
+    assert watches_since(kube_emulator, mark)[0] == "1", "a server-side timeout on every watch"
+
+
+async def test_a_wait_watches_again_after_each_silent_watch_until_the_rollout_is_done(kube_emulator, rolling):
+    kube_emulator.break_image("registry.example.com/search:1.8.3")
+    kube_emulator.silence_watches(count=2)
+    mark = len(kube_emulator.requests)
+    waiting = asyncio.create_task(rolling.set_weight(100))
+    assert await asyncio.to_thread(kube_emulator.wait_for, lambda: len(watches_since(kube_emulator, mark)) >= 2, 10)
+    kube_emulator.heal_image("registry.example.com/search:1.8.3")
+    kube_emulator.lose_pods("app=search")  # healed pods take the broken ones' place
+    assert await asyncio.wait_for(waiting, 15) is True
+
+
+async def test_a_wait_cut_before_its_watch_opens_leaves_no_thread_reading_it(kube_emulator, rolling):
+    kube_emulator.break_image("registry.example.com/search:1.8.3")
+    kube_emulator.silence_watches(hang=True)
+    kube_emulator.add_latency(2, verb="watch")  # the answer's headers come after the cut
+    arrived = kube_emulator.arrival(verb="watch")
+    rolling.api.watch_timeout_s = 60
+    mark = len(kube_emulator.requests)
+    waiting = asyncio.create_task(rolling.set_weight(100))
+    assert await asyncio.to_thread(arrived.wait, 10), "the watch request is on its way"
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    # The emulator records a watch once its client has left: no thread reads it when its headers come.
+    left = await asyncio.to_thread(kube_emulator.wait_for, lambda: watches_since(kube_emulator, mark) == ["60"], 5)
+    assert left, "the watch is still being read"
+
+
+def test_drift_names_the_field_and_who_changed_it_from_managed_fields():
+    deployment = {
+        "metadata": {
+            "name": "web",
+            "managedFields": [
+                {"manager": "brahma", "operation": "Update", "time": "2026-01-01T00:00:01Z", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                {"manager": "kubectl", "operation": "Update", "subresource": "scale", "time": "2026-01-01T00:00:02Z", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+            ],
+        },
+        "spec": {"replicas": 7, "template": {"spec": {"containers": [{"name": "web", "image": "web:hotfix"}]}}},
+    }
+    assert deployment_drift(deployment, "web", {"web": "web:2"}, replicas=3) == [
+        "deployment/web spec.template.spec.containers[web].image: web:2 → web:hotfix",
+        "deployment/web spec.replicas: 3 → 7 (by kubectl (scale))",
+    ]
+    assert deployment_drift(deployment, "web", {"web": "web:hotfix"}, replicas=7) == []
+    assert deployment_drift(None, "web-canary", {"web": "web:2"}) == ["deployment/web-canary deleted"]
+    assert changed_by(deployment, image_field("web")) == "", "managedFields do not name anyone: nothing is made up"
+
+
+async def test_drift_is_what_others_changed_since_the_release_wrote(kube_emulator, canary):
+    before, _ = await canary.prepare()
+    await canary.set_weight(25)
+    assert await canary.drift(25, before) == []
+    written = kube_emulator.get("deployments", "checkout-canary")
+    ours = next(e["fieldsV1"] for e in written["metadata"]["managedFields"] if e["manager"] == "brahma")
+    assert {"f:replicas", "f:template"} <= ours["f:spec"].keys(), "Brahma writes as field manager brahma"
+    mark = len(kube_emulator.requests)
+    kube_emulator.patch("deployments", "checkout-canary", {"spec": {"replicas": 7}})
+    kube_emulator.patch("deployments", "checkout", {"spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": "r/checkout:2.4.0-hotfix"}]}}}})
+    assert await canary.drift(25, before) == [
+        "deployment/checkout spec.template.spec.containers[checkout].image: registry.example.com/checkout:2.4.0 → r/checkout:2.4.0-hotfix (by emulator)",
+        "deployment/checkout-canary spec.replicas: 3 → 7 (by emulator)",
+    ]
+    reads = [(r.method, r.path.rsplit("/", 1)[-1]) for r in list(kube_emulator.requests)[mark:] if not r.query.get("watch")]
+    assert reads == [("GET", "checkout"), ("GET", "checkout-canary")], "cheap: two reads"
+
+
+async def test_a_canary_resized_for_a_scaled_stable_is_the_release_own_doing(kube_emulator, canary):
+    before, _ = await canary.prepare()
+    await canary.set_weight(25)
+    kube_emulator.patch("deployments", "checkout", {"spec": {"replicas": 20}})
+    assert await canary.drift(25, before) == ["deployment/checkout spec.replicas: 10 → 20 (by emulator)"]
+    await canary.set_weight(25)  # the operator resumed: the stage is applied again, for 20 stable pods
+    assert kube_emulator.get("deployments", "checkout-canary")["spec"]["replicas"] == 7
+    assert await canary.drift(25, before) == ["deployment/checkout spec.replicas: 10 → 20 (by emulator)"], "no drift of its own making"

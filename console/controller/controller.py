@@ -27,7 +27,7 @@ from console.metrics.base import MetricSource, Sample, TrackValues
 from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext
 from console.preflight.gate import CheckResult, Gate
-from console.targets.base import RollbackReadBack, Target
+from console.targets.base import RollbackReadBack, RolloutFailed, Target
 
 EXIT_COMPLETED, EXIT_ERROR, EXIT_INVALID, EXIT_ROLLED_BACK, EXIT_GATE_FAILED = 0, 1, 2, 3, 4
 EXIT_ROLLBACK_UNVERIFIED = 5
@@ -35,6 +35,13 @@ EXIT_ROLLBACK_UNVERIFIED = 5
 EXIT_CODES = {"completed": EXIT_COMPLETED, "rolled_back": EXIT_ROLLED_BACK, "gate_failed": EXIT_GATE_FAILED, "rolling_back": EXIT_ROLLBACK_UNVERIFIED}
 
 COMMANDS = ("promote", "promote-full", "pause", "resume", "rollback", "sign-off")
+SHIFT_FIRST_RETRY_S = 1.0
+SHIFT_MAX_RETRY_S = 30.0
+"""A failed traffic shift is tried again after 1s, 2s, 4s... at most 30s apart, on the rollout's clock."""
+ERROR_REPEATS_EVERY_S = 60.0
+"""While the same error goes on, how often the journal is told how many more times it happened."""
+DRIFT_CHECK_TIMEOUT_S = 2.0
+"""The longest a drift check may hold up a sample or a rollback (it is a few reads)."""
 
 class FlagChangeRecord(Protocol):
     flag: str
@@ -55,6 +62,17 @@ class RollbackUnverified:
 
     reason: str
     detail: str
+
+
+@dataclass
+class _ErrorRun:
+    """The same error again and again: journaled once, then counted."""
+
+    where: str
+    message: str
+    reported_t: float
+    repeats: int = 0
+    """Since the last line the journal has about it."""
 
 
 @dataclass
@@ -120,6 +138,10 @@ class Controller:
         self._listeners: list[Callable[[ev.Event], None]] = []
         self._clock_started = False
         self._weight_confirmed_for: int | None = None
+        self._shift_retry_at: float | None = None
+        """When a failed shift (or flag step) is tried again; None: at the next step."""
+        self._shift_backoff_s = SHIFT_FIRST_RETRY_S
+        self._error_run: _ErrorRun | None = None
         self._rollback_began: float | None = None
         self._rollback_pacing = RollbackPacing()
         self._rollback_flags_off = False
@@ -149,6 +171,31 @@ class Controller:
         return self.clock.now() if self._clock_started else min(0.0, self.state.last_t)
 
     def emit(self, event: ev.Event) -> None:
+        """Journal the event, then tell the listeners; an error repeating the last one is only counted.
+
+        A run of identical errors (same `where` and `message`) is one `error` line, then one with
+        `repeated: N` for the N that followed, written before the next other event (a pause, the
+        error's own consequence, aside) and every minute while they go on.
+        """
+        run = self._error_run
+        if isinstance(event, ev.ErrorRaised) and run is not None and (run.where, run.message) == (event.where, event.message):
+            run.repeats += 1
+            if event.t >= run.reported_t + ERROR_REPEATS_EVERY_S:
+                self._write_repeats(run)
+            return
+        if run is not None and not isinstance(event, ev.Paused):
+            self._write_repeats(run)
+            self._error_run = None
+        self._record(event)
+        if isinstance(event, ev.ErrorRaised):
+            self._error_run = _ErrorRun(event.where, event.message, event.t)
+
+    def _write_repeats(self, run: _ErrorRun) -> None:
+        if run.repeats:
+            self._record(ev.ErrorRaised(self.now(), where=run.where, message=run.message, repeated=run.repeats))
+            run.repeats, run.reported_t = 0, self.now()
+
+    def _record(self, event: ev.Event) -> None:
         self.journal.append(event)
         self.state.apply(event)
         for listener in self._listeners:
@@ -193,6 +240,8 @@ class Controller:
             if state.finished and self.options.exit_when_finished:
                 break
             await self._wait()
+        if self._error_run is not None:
+            self._write_repeats(self._error_run)
         return self.exit_code
 
     def _start_clock(self) -> None:
@@ -234,7 +283,10 @@ class Controller:
             return None
         if state.phase == "rolling_back" or state.stage < 0:
             return self.now()
-        due = self._next_sample_t()
+        if self._weight_confirmed_for != state.stage:  # no samples before the stage's traffic is in place
+            due = self.now() if self._shift_retry_at is None else self._shift_retry_at
+        else:
+            due = self._next_sample_t()
         if state.phase == "paused" and self.options.headless:
             due = min(due, state.paused_t + self.plan.pause_timeout)
         return due
@@ -313,7 +365,14 @@ class Controller:
         if command.name == "pause" and state.phase in ("running", "awaiting_promote"):
             self.emit(ev.Paused(self.now(), reason=f"paused by {command.actor}", trigger="operator"))
         elif command.name == "resume" and state.phase == "paused":
+            drifted = bool(state.drift_standing)
             self.emit(ev.Resumed(self.now()))
+            self._shift_retry_at = None  # a failed shift is tried again at once
+            if drifted:  # the operator accepted the changes: the stage's own state is put back
+                self._weight_confirmed_for = None
+        elif command.name in ("promote", "promote-full") and state.active and state.drift_standing:
+            changes = "; ".join(state.drift_standing)
+            self.emit(ev.ErrorRaised(self.now(), where=command.name, message=f"not done: the target changed beside the release ({changes}); resume to accept the changes, or roll back"))
         elif command.name == "promote" and state.active:
             if state.stage < last:
                 await self._start_stage(state.stage + 1)
@@ -337,15 +396,21 @@ class Controller:
             return
         if not state.active:
             return
-        if self._weight_confirmed_for != state.stage:
-            if not await self._apply_stage():
-                return
+        if state.drift_standing and state.shifted_stage == state.stage:  # a restart does not re-apply over drift nobody accepted
+            self._weight_confirmed_for = state.stage
+        in_place = self._weight_confirmed_for == state.stage or (self._shift_due() and await self._apply_stage())
+        if not state.active:  # the stage could not come up and was rolled back
+            return
         if state.phase == "paused" and self.options.headless and self.now() >= state.paused_t + self.plan.pause_timeout:
             minutes = self.plan.pause_timeout / 60
             await self._begin_rollback(f"paused {minutes:g}m with no decision: {state.paused_reason}", state.paused_trigger)
             return
-        if self.now() >= self._next_sample_t() - 1e-9:
+        if in_place and self.now() >= self._next_sample_t() - 1e-9:
+            await self._check_drift()
             await self._take_sample()
+
+    def _shift_due(self) -> bool:
+        return self._shift_retry_at is None or self.now() >= self._shift_retry_at - 1e-9
 
     async def _start_stage(self, index: int) -> None:
         stage = self.plan.stages[index]
@@ -356,24 +421,31 @@ class Controller:
     async def _apply_stage(self) -> bool:
         """The stage's traffic weight, and its flag step if it has one; both idempotent, so a retry is safe.
 
-        False when they failed, or when an operator's rollback came first: the loop's next step begins it.
+        False when they failed (tried again later, backing off), when the stage cannot come up (it
+        is rolled back), or when an operator's rollback came first: the loop's next step begins it.
         """
-        step = self.plan.stages[self.state.stage].flag_step
+        stage = self.plan.stages[self.state.stage]
         shifted = False
         try:
             if not await self._shift_unless_rolled_back():
                 return False
             shifted = True
-            if step is not None and self.options.flag_step is not None:
-                self.record_flag_changes(await self.options.flag_step(step, self.actor))
+            if stage.flag_step is not None and self.options.flag_step is not None:
+                self.record_flag_changes(await self.options.flag_step(stage.flag_step, self.actor))
+        except RolloutFailed as error:  # waiting longer changes nothing: the stage has failed
+            await self._begin_rollback(f"{stage.name} ({stage.weight}%) cannot come up: {error}", error.trigger)
+            return False
         except Exception as error:  # any target or flag store failure must reach the operator, not kill the loop
             where, trigger, what = ("flags", "flags", "the flag step failed") if shifted else ("target.set_weight", "target", "the target failed to shift traffic")
             self.emit(ev.ErrorRaised(self.now(), where=where, message=str(error)))
             if self.state.phase == "running":
                 self.emit(ev.Paused(self.now(), reason=f"{what}: {error}", trigger=trigger))
+            self._shift_retry_at = self.now() + self._shift_backoff_s
+            self._shift_backoff_s = min(self._shift_backoff_s * 2, SHIFT_MAX_RETRY_S)
             return False
         state = self.state
         self._weight_confirmed_for = state.stage
+        self._shift_retry_at, self._shift_backoff_s = None, SHIFT_FIRST_RETRY_S
         if state.shifted_stage != state.stage:  # once per stage: a resumed run's re-applied shift is not news
             self.emit(ev.TrafficShifted(self.now(), stage=state.stage, weight=state.weight, waited_s=round(self.now() - state.stage_started_t, 3)))
         return True
@@ -400,6 +472,29 @@ class Controller:
             return False
         shift.result()  # the target's failure, if it failed
         return not self._rollback_pending.is_set()
+
+    async def _check_drift(self) -> None:
+        """Compare the target with what the release left there: journal what someone else changed, and pause
+        for a person when a change is new. Nothing is put back until a person resumes (or rolls back)."""
+        state = self.state
+        if state.target_before is None:
+            return
+        try:
+            found = await asyncio.wait_for(self.target.drift(state.weight, state.target_before), DRIFT_CHECK_TIMEOUT_S)
+        except Exception as error:  # a failed check is no evidence of drift: said, and the rollout goes on
+            message = f"no answer within {DRIFT_CHECK_TIMEOUT_S:g}s" if isinstance(error, TimeoutError) else str(error)
+            self.emit(ev.ErrorRaised(self.now(), where="target.drift", message=message))
+            return
+        if found == state.drift:
+            return
+        if not found:
+            self.emit(ev.DriftResolved(self.now()))
+            return
+        appeared = [change for change in found if change not in state.drift and change not in state.drift_accepted]
+        self.emit(ev.DriftDetected(self.now(), changes=found, weight=state.weight))
+        if appeared and state.phase in ("running", "awaiting_promote"):
+            more = f" (and {len(appeared) - 1} more)" if len(appeared) > 1 else ""
+            self.emit(ev.Paused(self.now(), reason=f"the target changed beside the release: {appeared[0]}{more}", trigger="drift"))
 
     async def _take_sample(self) -> None:
         state, plan = self.state, self.plan
@@ -479,6 +574,8 @@ class Controller:
         if self._rollback_began is None:  # taken up from the journal: Brahma's own time counts from here
             self._rollback_began = self._monotonic()
         before = self.state.target_before
+        if before is not None and pacing.attempts == 1 and self._weight_confirmed_for == self.state.stage:
+            await self._check_drift()  # what it finds that is not the release's is left as found
         outcome = await self._rollback_target(before) if before is not None else RollbackReadBack("nothing had changed on the target")
         if not self._rollback_flags_off:
             self._rollback_flags_off = await self._switch_flags_off()

@@ -233,12 +233,33 @@ class CommandIssued(Event):
 
 
 @dataclass(frozen=True)
+class DriftDetected(Event):
+    """Someone else changed the target: it differs from what the release left there. The rollout pauses for
+    a person when a difference is new; a resume accepts them all (Brahma then puts back what is its own)."""
+
+    name: ClassVar[str] = "drift_detected"
+    changes: list[str]
+    """Every difference found now, one line each: what, as left → as found, and by whom when the target says."""
+    weight: int
+    """The traffic share whose state was compared."""
+
+
+@dataclass(frozen=True)
+class DriftResolved(Event):
+    """The target is again as the release left it."""
+
+    name: ClassVar[str] = "drift_resolved"
+
+
+@dataclass(frozen=True)
 class ErrorRaised(Event):
     """Something failed that the controller carried on through: a target call, a notification."""
 
     name: ClassVar[str] = "error"
     where: str
     message: str
+    repeated: int = 0
+    """0 for an error as it first happens; N for a line saying the error just before happened N more times."""
 
 
 @dataclass(frozen=True)
@@ -281,6 +302,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Completed,
         FlagChanged,
         CommandIssued,
+        DriftDetected,
+        DriftResolved,
         ErrorRaised,
         NotificationSent,
     )

@@ -70,10 +70,19 @@ class RolloutState:
     """The rollout_started event: the identity of the plan the journal belongs to."""
     plan_digest: str = ""
     """The digest of the plan the rollout runs under: rollout_started's, then that of each resume."""
+    drift: list[str] = field(default_factory=list)
+    """How the target differs from what the release left there, as last journaled."""
+    drift_accepted: list[str] = field(default_factory=list)
+    """The differences an operator's resume accepted."""
 
     @property
     def finished(self) -> bool:
         return self.phase in ("rolled_back", "completed", "gate_failed")
+
+    @property
+    def drift_standing(self) -> list[str]:
+        """Differences nobody accepted yet: no promotion re-applies the release over them."""
+        return [change for change in self.drift if change not in self.drift_accepted]
 
     @property
     def active(self) -> bool:
@@ -154,6 +163,7 @@ def _paused(state: RolloutState, event: ev.Paused) -> None:
 def _resumed(state: RolloutState, event: ev.Resumed) -> None:
     # The window starts again: a stage passes only on a whole window that held.
     state.phase, state.paused_reason = "running", ""
+    state.drift_accepted = list(state.drift)
     state.window_started_t = event.t
     state.window = WindowStats()
 
@@ -163,6 +173,15 @@ def _supervision_resumed(state: RolloutState, event: ev.SupervisionResumed) -> N
     if event.window_restarted:
         state.window_started_t = event.t
         state.window = WindowStats()
+
+
+def _drift_detected(state: RolloutState, event: ev.DriftDetected) -> None:
+    state.drift = list(event.changes)
+    state.drift_accepted = [change for change in state.drift_accepted if change in state.drift]
+
+
+def _drift_resolved(state: RolloutState, event: ev.DriftResolved) -> None:
+    state.drift, state.drift_accepted = [], []
 
 
 def _rollback_started(state: RolloutState, event: ev.RollbackStarted) -> None:
@@ -206,6 +225,8 @@ _HANDLERS = {
     ev.RollbackFailed: _rollback_failed,
     ev.RolledBack: _rolled_back,
     ev.Completed: _completed,
+    ev.DriftDetected: _drift_detected,
+    ev.DriftResolved: _drift_resolved,
 }
 
 

@@ -92,6 +92,25 @@ class SimTarget:
         observed = f"{where}: stable {saved.stable_image}, new version " + (f"{saved.weight}%" if saved.new_deployed else "not deployed")
         return RollbackReadBack(observed, tuple(problems))
 
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """The state file where it differs from what this release leaves at `weight`: someone else changed it."""
+        found = self._load()
+        if found is None:
+            return []
+        promoted = weight >= 100 and self.strategy == "canary"
+        left = SimCluster(
+            stable_image=self.image if promoted else before["stable_image"],
+            new_image=self.image,
+            weight=weight,
+            new_deployed=True,
+            replicas=before["replicas"],
+        )
+        return [
+            f"sim cluster {name}: {getattr(left, name)} → {getattr(found, name)}"
+            for name in ("stable_image", "new_image", "weight", "new_deployed", "replicas")
+            if getattr(found, name) != getattr(left, name)
+        ]
+
     async def finish(self) -> None:
         # The new version now is stable: blue-green keeps the old colour for the rollback window, modelled as nothing to do.
         return None

@@ -35,6 +35,17 @@ class TargetError(Exception):
     """A target call that failed in a way the operator must see (denied, gone, timed out)."""
 
 
+class RolloutFailed(TargetError):
+    """The new version cannot come up (a Deployment past its progress deadline, a failed smoke check).
+
+    Trying again changes nothing: the stage has failed and the release rolls back."""
+
+    def __init__(self, message: str, trigger: str):
+        super().__init__(message)
+        self.trigger = trigger
+        """What failed, for the rollback's record: progress_deadline or smoke_check."""
+
+
 class Target(Protocol):
     """A strategy's mechanics behind one idea: the new version serves `weight` percent of traffic.
 
@@ -71,6 +82,14 @@ class Target(Protocol):
 
     async def finish(self) -> None:
         """After a completed rollout: tidy up (remove the canary; blue-green keeps the old colour)."""
+        ...
+
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """What someone else changed: how the target differs from what this release left at `weight`.
+
+        One line a difference (what, as left → as found, and by whom when the target can say); []
+        when it is as left. Cheap (a few reads): it runs with every sample.
+        """
         ...
 
     async def status(self) -> TargetStatus: ...

@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,11 +31,16 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from console.redact import redact
 from console.targets.base import TargetError
+from console.targets.kube_objects import FIELD_MANAGER
 
 T = TypeVar("T")
 
 REQUEST_TIMEOUT_S = (3.05, 10.0)
 """(connect, read) for every request but watches, whose read timeout follows their own deadline."""
+WATCH_TIMEOUT_S = 30.0
+"""The longest one watch request lasts (its timeoutSeconds); then the object is read afresh and watched again."""
+WATCH_READ_GRACE_S = 2.0
+"""How much longer than its timeoutSeconds a watch may send nothing before the client stops reading it."""
 RETRY_BUDGET_S = 3.0
 """How long transient failures are retried, counted from the first one."""
 FIRST_BACKOFF_S = 0.05
@@ -74,6 +80,34 @@ class _AlreadyExists(Exception):
     """A create lost a race: someone else created the object first."""
 
 
+class _Watch:
+    """One watch request, which its waiter may cut from another thread at any moment, even before it opens."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stream: urllib3.BaseHTTPResponse | None = None
+        self.was_cut = False
+
+    def opened(self, stream: urllib3.BaseHTTPResponse) -> bool:
+        """Keep the stream so a cut can shut it; False when the watch was cut already (do not read it)."""
+        with self._lock:
+            self._stream = None if self.was_cut else stream
+            return not self.was_cut
+
+    def cut(self) -> None:
+        with self._lock:
+            self.was_cut = True
+            if self._stream is not None:
+                self._stream.shutdown()
+
+
+def _timed_out(error: Exception) -> bool:
+    """A read that waited its whole timeout: for a watch, the end of its window, not a failure."""
+    return isinstance(error, urllib3.exceptions.ReadTimeoutError) or isinstance(
+        getattr(error, "reason", None), urllib3.exceptions.ReadTimeoutError
+    )
+
+
 def load_api_client(context: str | None = None, kubeconfig: str | None = None) -> ApiClient:
     """A client configured the way kubectl finds its cluster.
 
@@ -109,11 +143,13 @@ class KubeApi:
         *,
         retry_budget_s: float = RETRY_BUDGET_S,
         request_timeout: tuple[float, float] = REQUEST_TIMEOUT_S,
+        watch_timeout_s: float = WATCH_TIMEOUT_S,
     ):
         self.client, self.namespace = client, namespace
         self.retry_budget_s = retry_budget_s
         self.request_timeout = request_timeout
-        self._open_watches: set[urllib3.BaseHTTPResponse] = set()
+        self.watch_timeout_s = watch_timeout_s
+        self._open_watches: set[_Watch] = set()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kube-write")
         """Every write, one at a time in the order asked. A thread cannot be stopped: a write whose caller
         gave up (a traffic shift cut short by a rollback) still lands, so the next write (the rollback's)
@@ -156,7 +192,8 @@ class KubeApi:
 
         Reads the object (or takes `read`, the caller's fresh copy, to spare a request), asks
         `desire` for the whole object it should be (given None when it does not exist yet), and
-        creates or replaces it only when that differs: asking twice writes once. The replace
+        creates or replaces it (as field manager `brahma`, so managedFields tell its writes from
+        others') only when that differs: asking twice writes once. The replace
         carries the resourceVersion it read, so a concurrent change fails it with a conflict; then
         it reads again and asks again. Returns (current, written): written is None when nothing
         needed writing; with `dry_run`, it is what the server would have stored.
@@ -170,7 +207,7 @@ class KubeApi:
             desired = desire(current)
             if desired is None or desired == current:
                 return current, None
-            query = [("dryRun", "All")] if dry_run else []
+            query = [("fieldManager", FIELD_MANAGER)] + ([("dryRun", "All")] if dry_run else [])
             if current is None:
                 written = await self._send("create", kind, name, "POST", kind.path(self.namespace), query, desired)
             else:
@@ -198,9 +235,12 @@ class KubeApi:
     ) -> dict[str, Any]:
         """Follow one object with a watch until `done(obj)` holds; `done` may raise to give up early.
 
-        No polling: one watch request from the object's resourceVersion, opened again only when
-        the server ends it, until `timeout_s` passes (a TargetError saying `what` was awaited).
-        Cancelling the wait cuts the watch, so no thread is left reading it.
+        No polling: a watch request from the object's resourceVersion, which the server ends after
+        `watch_timeout_s` (and the client stops reading when it has sent nothing for longer: a
+        connection gone dead on the way). A watch that ends without `done` is followed by a fresh
+        read of the object, which catches what a silent watch missed, and a new watch from there,
+        until `timeout_s` passes (a TargetError saying `what` was awaited). Cancelling the wait
+        cuts its watch, so no thread is left reading it.
         """
         name = current["metadata"]["name"]
         deadline = time.monotonic() + timeout_s
@@ -208,14 +248,20 @@ class KubeApi:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TargetError(f"{what}: still not done after {timeout_s:g}s")
-            since = current
+            since, seconds = current, min(remaining, self.watch_timeout_s)
+            watch = _Watch()
+            self._open_watches.add(watch)
             try:
                 current = await self._retrying(
-                    lambda: asyncio.to_thread(self._watch_until, kind, name, since, done, remaining)
+                    lambda: asyncio.to_thread(self._watch_until, watch, kind, name, since, done, seconds)
                 )
+                if not done(current):
+                    current = await self.get(kind, name)
             except asyncio.CancelledError:
-                self._cut_watches()
+                watch.cut()
                 raise
+            finally:
+                self._open_watches.discard(watch)
         return current
 
     # --- requests, retries and errors ---------------------------------------------------------
@@ -301,28 +347,36 @@ class KubeApi:
 
     def _watch_until(
         self,
+        watch: _Watch,
         kind: Kind,
         name: str,
         current: dict[str, Any],
         done: Callable[[dict[str, Any]], bool],
-        remaining_s: float,
+        watch_s: float,
     ) -> dict[str, Any]:
-        """Blocking: the object's changes after `current` until `done`, the server ends the watch, or time is up."""
-        seconds = max(1, math.ceil(remaining_s))
+        """Blocking: the object's changes after `current` until `done`, the watch ends, is silent too long or is cut."""
+        seconds = max(1, math.ceil(watch_s))
         query = [
             ("watch", "true"),
             ("fieldSelector", f"metadata.name={name}"),
             ("resourceVersion", current["metadata"]["resourceVersion"]),
             ("timeoutSeconds", str(seconds)),
         ]
+        timeout = (self.request_timeout[0], seconds + WATCH_READ_GRACE_S)
+        if watch.was_cut:
+            return current
         try:
-            response = self._call("GET", kind.path(self.namespace), query, None, (self.request_timeout[0], seconds + 5))
+            response = self._call("GET", kind.path(self.namespace), query, None, timeout)
         except (urllib3.exceptions.HTTPError, OSError, ApiException) as error:
+            if _timed_out(error):
+                return current
             raise self._unreachable(error) from None
         if not 200 <= response.status < 300:
             raise self._failure("watch", kind, name, response.status, response.read())
         stream = response.response
-        self._open_watches.add(stream)
+        if not watch.opened(stream):
+            stream.close()
+            return current
         try:
             for line in iter_resp_lines(stream):
                 if not line:
@@ -339,17 +393,18 @@ class KubeApi:
                 if done(current):
                     break
         except (urllib3.exceptions.HTTPError, OSError) as error:
+            if _timed_out(error) or watch.was_cut:
+                return current
             raise self._unreachable(error) from None
         finally:
-            self._open_watches.discard(stream)
             stream.close()
             stream.release_conn()
         return current
 
     def _cut_watches(self) -> None:
         """Unblock the threads reading watch streams: their socket is shut, their read ends."""
-        for stream in list(self._open_watches):
-            stream.shutdown()
+        for watch in list(self._open_watches):
+            watch.cut()
 
     async def close(self) -> None:
         self._cut_watches()

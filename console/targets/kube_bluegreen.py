@@ -6,14 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from console.targets.base import RollbackReadBack, TargetError, TargetStatus
+from console.targets.base import RollbackReadBack, RolloutFailed, TargetError, TargetStatus
 from console.targets.kube_api import DEPLOYMENTS, PODS, SERVICES
 from console.targets.kube_objects import (
     COLOUR_LABEL,
     COLOURS,
     KEEP_UNTIL_ANNOTATION,
     MANAGED_BY,
+    deployment_drift,
     describe_change,
+    drift_line,
     images_of,
     images_text,
     is_pod_ready,
@@ -181,9 +183,10 @@ class BlueGreenStrategy(Strategy):
         others = [p for p in pods if self.release.image not in pod_images(p)]
         wanted = max(replicas_of(deployment), 1)
         if len(ready) < wanted or others:
-            raise TargetError(
+            raise RolloutFailed(
                 f"smoke check failed: service/{self.release.preview_service} selects {len(ready)} ready pods of "
-                f"{self.release.image} ({wanted} wanted) and {len(others)} of another version"
+                f"{self.release.image} ({wanted} wanted) and {len(others)} of another version",
+                "smoke_check",
             )
 
     async def rollback(self, before: dict[str, Any]) -> bool:
@@ -219,11 +222,29 @@ class BlueGreenStrategy(Strategy):
         self._check_before(before)
         selector = (await self.api.get(SERVICES, before["service"]))["spec"].get("selector") or {}
         active = await self.api.get(DEPLOYMENTS, before["active_deployment"])
-        problems = serving_problems(active, before["images"])
+        problems = serving_problems(active, before["images"], self.release.image)
         if selector != before["selector"]:
             problems.insert(0, f"service/{before['service']} selects {selector_string(selector)}, not {selector_string(before['selector'])}")
         observed = f"service/{before['service']} selects {selector_string(selector)}; deployment/{before['active_deployment']} runs {images_text(images_of(active))}"
         return RollbackReadBack(observed, tuple(problems))
+
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """The Service on the colour that should serve (the old one during the preview); the new colour on the
+        release's image at the old one's replicas; the old colour as it was."""
+        service = await self.api.find(SERVICES, before["service"])
+        new = await self.api.find(DEPLOYMENTS, before["new_deployment"])
+        old = await self.api.find(DEPLOYMENTS, before["active_deployment"])
+        lines = []
+        serving = _other(before["active_colour"]) if weight >= 100 else before["active_colour"]
+        selected = ((service or {}).get("spec") or {}).get("selector", {}).get(COLOUR_LABEL)
+        if service is None:
+            lines.append(f"service/{before['service']} deleted")
+        elif selected != serving:
+            lines.append(drift_line(service, "service", f"spec.selector.{COLOUR_LABEL}", serving, selected, ("f:spec", "f:selector", f"f:{COLOUR_LABEL}")))
+        container = release_container(old, (self.release.app, self.release.deployment)) if old else ""
+        lines += deployment_drift(new, before["new_deployment"], {container: self.release.image} if container else {}, before["replicas"])
+        lines += deployment_drift(old, before["active_deployment"], before["images"])
+        return lines
 
     async def finish(self) -> None:
         """Keep the old colour, marked with the end of its rollback window."""

@@ -11,7 +11,9 @@ from console.targets.kube_objects import (
     TRACK_LABEL,
     WEIGHT_ANNOTATION,
     canary_replicas,
+    deployment_drift,
     describe_change,
+    drift_line,
     effective_weight,
     images_of,
     images_text,
@@ -195,7 +197,10 @@ class CanaryStrategy(Strategy):
         return changed or written is not None
 
     async def rollback(self, before: dict[str, Any]) -> bool:
-        """Traffic first (route weights as they were, the canary deleted), then the stable image as it was."""
+        """Traffic first (route weights as they were, the canary deleted), then the stable image as it was.
+
+        Only what the release changed is undone: a stable Deployment running neither the release nor
+        its image before (a hotfix made beside the release, journaled as drift) is left as found."""
         self._check_before(before)
         changed = False
         if before["httproute"]:
@@ -206,7 +211,8 @@ class CanaryStrategy(Strategy):
             changed = written is not None
         changed |= await self.api.delete(DEPLOYMENTS, before["canary_deployment"])
         stable = await self.api.get(DEPLOYMENTS, before["deployment"])
-        changed |= await self._set_images(stable, before["images"], self.release.rollback_cause)
+        if self._runs_new_image(stable) or images_of(stable) == before["images"]:  # any other image is not ours to undo
+            changed |= await self._set_images(stable, before["images"], self.release.rollback_cause)
         if before["canary_service"] and not before["canary_service_existed"]:
             changed |= await self.api.delete(SERVICES, before["canary_service"])
         return changed
@@ -217,7 +223,7 @@ class CanaryStrategy(Strategy):
         self._check_before(before)
         stable = await self.api.get(DEPLOYMENTS, before["deployment"])
         canary = await self.api.find(DEPLOYMENTS, before["canary_deployment"])
-        problems = serving_problems(stable, before["images"])
+        problems = serving_problems(stable, before["images"], self.release.image)
         observed = [f"deployment/{before['deployment']} runs {images_text(images_of(stable))}"]
         if canary is None:
             observed.append(f"no deployment/{before['canary_deployment']}")
@@ -232,6 +238,36 @@ class CanaryStrategy(Strategy):
             if backends != before["route_backends"]:
                 problems.append(f"httproute/{before['httproute']} sends {split}, not its backends before the release")
         return RollbackReadBack("; ".join(observed), tuple(problems))
+
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """Stable as it was (its replicas too when they set the split), then with the release once promoted;
+        the canary at the stage's replicas and image (none left serving once promoted); the route's split."""
+        stable = await self.api.find(DEPLOYMENTS, before["deployment"])
+        canary = await self.api.find(DEPLOYMENTS, before["canary_deployment"])
+        container = release_container(stable, (self.release.app, self.release.deployment)) if stable else ""
+        promoted = weight >= 100
+        stable_images = {**before["images"], container: self.release.image} if promoted else before["images"]
+        stable_replicas = None if promoted or self.routed else before["replicas"]
+        lines = deployment_drift(stable, before["deployment"], stable_images, stable_replicas)
+        if promoted:
+            lines += deployment_drift(canary, self.canary_name, {}, 0) if canary else []
+        else:
+            replicas = canary_replicas(before["replicas"], weight, self.routed)
+            if stable and canary and replicas_of(canary) == canary_replicas(replicas_of(stable), weight, self.routed):
+                replicas = replicas_of(canary)  # sized for stable as it is now (a resume re-applied the stage after stable was scaled)
+            lines += deployment_drift(canary, self.canary_name, {container: self.release.image} if container else {}, replicas)
+        if before["httproute"]:
+            lines += await self._route_drift(before["httproute"], 0 if promoted else weight)
+        return lines
+
+    async def _route_drift(self, name: str, weight: int) -> list[str]:
+        route = await self.api.find(HTTPROUTES, name)
+        if route is None:
+            return [f"httproute/{name} deleted"]
+        found = route_weight(route, self.canary_service)
+        if found == weight:
+            return []
+        return [drift_line(route, "httproute", f"weight of {self.canary_service}", f"{weight}%", f"{found}%", ("f:spec", "f:rules"))]
 
     async def finish(self) -> None:
         await self.api.delete(DEPLOYMENTS, self.canary_name)

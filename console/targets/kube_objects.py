@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from console.metrics.base import TrackValues
-from console.targets.base import TargetError
+from console.targets.base import RolloutFailed, TargetError
 
 TRACK_LABEL = "track"
 """Canary pods carry track=canary; the stable Deployment's own pods are left as they are."""
@@ -20,6 +20,8 @@ COLOUR_LABEL = "colour"
 COLOURS = ("blue", "green")
 MANAGED_BY = {"app.kubernetes.io/managed-by": "brahma"}
 """On objects Brahma created (and may therefore delete)."""
+FIELD_MANAGER = "brahma"
+"""The field manager Brahma writes as: managedFields name anyone else who changed a field since."""
 WEIGHT_ANNOTATION = "brahma.io/weight"
 """On the canary Deployment: the traffic share it was scaled for, so a repeated call can tell."""
 KEEP_UNTIL_ANNOTATION = "brahma.io/keep-until"
@@ -105,7 +107,8 @@ def rollout_done(deployment: dict[str, Any]) -> bool:
         return False
     progressing = _condition(deployment, "Progressing")
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
-        raise TargetError(f"deployment/{name_of(deployment)} exceeded its progress deadline: {progressing.get('message', '')}")
+        message = f"deployment/{name_of(deployment)} exceeded its progress deadline: {progressing.get('message', '')}"
+        raise RolloutFailed(message, "progress_deadline")
     updated = status.get("updatedReplicas", 0)
     return (
         updated >= replicas_of(deployment)
@@ -126,10 +129,14 @@ def images_text(images: dict[str, str]) -> str:
     return ", ".join(f"{name}={image}" for name, image in images.items())
 
 
-def serving_problems(deployment: dict[str, Any], images: dict[str, str]) -> list[str]:
-    """What keeps `deployment` from serving `images`, fully rolled out (a rollback's read-back); none when it does."""
+def serving_problems(deployment: dict[str, Any], images: dict[str, str], release_image: str) -> list[str]:
+    """What keeps `deployment` from serving `images`, fully rolled out (a rollback's read-back); none when it does.
+
+    Images that are neither `images` nor the release's (a hotfix made beside the release, journaled as
+    drift) are left as found by the rollback, so they do not keep it open: only the release's image does."""
     name, running = name_of(deployment), images_of(deployment)
-    problems = [] if running == images else [f"deployment/{name} runs {images_text(running)}, not {images_text(images)}"]
+    still_new = release_image in running.values()
+    problems = [f"deployment/{name} runs {images_text(running)}, not {images_text(images)}"] if running != images and still_new else []
     if not rollout_settled(deployment):
         status = deployment.get("status") or {}
         problems.append(
@@ -311,6 +318,62 @@ def describe_change(when: str, kind: str, current: dict[str, Any] | None, propos
         for path in sorted(before.keys() | after.keys())
         if before.get(path) != after.get(path)
     ]
+
+
+# --- drift: changes made beside the release -------------------------------------------------------
+
+FieldPath = tuple[str, ...]
+"""A field as managedFields name it (FieldsV1): ("f:spec", "f:replicas")."""
+REPLICAS_FIELD: FieldPath = ("f:spec", "f:replicas")
+
+
+def image_field(container: str) -> FieldPath:
+    return ("f:spec", "f:template", "f:spec", "f:containers", "k:" + json.dumps({"name": container}, separators=(",", ":")), "f:image")
+
+
+def changed_by(obj: dict[str, Any], field: FieldPath) -> str:
+    """Who last set `field` (or a field under it), as managedFields say: a manager other than Brahma, else ""."""
+    owners = [
+        entry
+        for entry in obj["metadata"].get("managedFields") or []
+        if entry.get("manager") != FIELD_MANAGER and _owns(entry.get("fieldsV1") or {}, field)
+    ]
+    if not owners:
+        return ""
+    latest = max(owners, key=lambda entry: entry.get("time") or "")
+    subresource = latest.get("subresource")
+    return str(latest.get("manager") or "an unnamed manager") + (f" ({subresource})" if subresource else "")
+
+
+def _owns(fields: dict[str, Any], field: FieldPath) -> bool:
+    for key in field:
+        if key not in fields:
+            return False
+        fields = fields[key]
+    return True
+
+
+def drift_line(obj: dict[str, Any], kind: str, what: str, left: Any, found: Any, field: FieldPath) -> str:
+    """`kind/name what: left → found`, and who changed it when managedFields say."""
+    who = changed_by(obj, field)
+    return f"{kind}/{name_of(obj)} {what}: {_show(left)} → {_show(found)}" + (f" (by {who})" if who else "")
+
+
+def deployment_drift(
+    deployment: dict[str, Any] | None, name: str, images: dict[str, str], replicas: int | None = None
+) -> list[str]:
+    """How a Deployment differs from the images (by container) and replicas Brahma left it with."""
+    if deployment is None:
+        return [f"deployment/{name} deleted"]
+    found = images_of(deployment)
+    lines = [
+        drift_line(deployment, "deployment", f"spec.template.spec.containers[{container}].image", image, found.get(container), image_field(container))
+        for container, image in images.items()
+        if found.get(container) != image
+    ]
+    if replicas is not None and replicas_of(deployment) != replicas:
+        lines.append(drift_line(deployment, "deployment", "spec.replicas", replicas, replicas_of(deployment), REPLICAS_FIELD))
+    return lines
 
 
 # --- pod health -----------------------------------------------------------------------------------

@@ -147,5 +147,9 @@ class Strategy:
     async def finish(self) -> None:
         return None
 
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """What differs from the state this release left at `weight` (`before`: what prepare recorded)."""
+        raise NotImplementedError
+
     async def status(self) -> TargetStatus:
         raise NotImplementedError

@@ -8,6 +8,7 @@ from console.targets.base import RollbackReadBack, TargetStatus
 from console.targets.kube_api import DEPLOYMENTS, REPLICASETS
 from console.targets.kube_objects import (
     CHANGE_CAUSE_ANNOTATION,
+    deployment_drift,
     images_of,
     images_text,
     match_labels,
@@ -29,7 +30,8 @@ class RollingStrategy(Strategy):
 
     The undo works as `kubectl rollout undo --to-revision` does: the pod template is taken from the
     Deployment's ReplicaSet of that revision (its history); when history no longer has it, the
-    recorded images are set instead. A plan's stages are all at 100% (checked by from_plan).
+    recorded images are set instead. A Deployment no longer on the release's image (a hotfix made
+    beside the release) is not undone. A plan's stages are all at 100% (checked by from_plan).
     """
 
     kind = "rolling"
@@ -58,6 +60,8 @@ class RollingStrategy(Strategy):
         if images_of(deployment) == before["images"]:
             await self._rolled_out(deployment)
             return False
+        if not self._runs_new_image(deployment):  # someone else's image since (journaled as drift): not ours to undo
+            return False
         template = await self._template_of_revision(deployment, before["revision"])
         cause = f"{self.release.rollback_cause} to revision {before['revision']}"
 
@@ -70,6 +74,12 @@ class RollingStrategy(Strategy):
         _, written = await self.api.converge(DEPLOYMENTS, before["deployment"], undone, read=deployment)
         await self._rolled_out(written or deployment)
         return written is not None
+
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        """The Deployment on the release's image (its other containers as they were)."""
+        deployment = await self.api.find(DEPLOYMENTS, before["deployment"])
+        container = release_container(deployment, (self.release.app, self.release.deployment)) if deployment else ""
+        return deployment_drift(deployment, before["deployment"], {**before["images"], container: self.release.image})
 
     async def _template_of_revision(self, deployment: dict[str, Any], revision: int) -> dict[str, Any] | None:
         """The pod template of the Deployment's ReplicaSet at `revision`, if history still has it."""
@@ -87,7 +97,7 @@ class RollingStrategy(Strategy):
         status = deployment.get("status") or {}
         observed = (f"deployment/{before['deployment']} runs {images_text(images_of(deployment))}, revision {revision_of(deployment)}, "
                     f"{status.get('updatedReplicas', 0)} updated, {status.get('availableReplicas', 0)} available")
-        return RollbackReadBack(observed, tuple(serving_problems(deployment, before["images"])))
+        return RollbackReadBack(observed, tuple(serving_problems(deployment, before["images"], self.release.image)))
 
     async def status(self) -> TargetStatus:
         deployment = await self.api.get(DEPLOYMENTS, self.release.deployment)

@@ -85,6 +85,9 @@ class KubernetesTarget:
     async def finish(self) -> None:
         await self.strategy.finish()
 
+    async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
+        return await self.strategy.drift(weight, before)
+
     async def status(self) -> TargetStatus:
         return await self.strategy.status()
 

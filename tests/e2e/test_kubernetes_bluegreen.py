@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from console.controller import events as ev
@@ -114,7 +116,7 @@ async def test_the_api_going_away_during_the_preview_pauses_the_switch(kube, tmp
     rollout = kube_rollout(kube, tmp_path, PLAN, retry_budget_s=0.3)
     api_gone_then_back(rollout, stage=0)
     assert await rollout.run() == 0
-    error = rollout.of(ev.ErrorRaised)[0]
+    error = next(e for e in rollout.of(ev.ErrorRaised) if e.where != "target.drift")  # samples meanwhile cannot read it either
     assert error.where == "target.set_weight" and "unreachable" in error.message
     assert_green_serves(kube)
 
@@ -130,3 +132,35 @@ async def test_the_rollback_is_read_back_from_the_cluster(kube, tmp_path):
         assert read_back.observed == f"service/billing selects app=billing,colour=blue; deployment/billing-blue runs billing={OLD}"
         kubectl(kube, "patch", "service", "billing", "-p", '{"spec":{"selector":{"colour":"green"}}}')  # switched by hand
         assert not (await target.read_back_rollback(before)).verified
+
+
+async def test_green_past_its_progress_deadline_fails_the_preview_and_blue_keeps_serving(kube, tmp_path):
+    kubectl(kube, "patch", "deployment/billing-blue", "-p", '{"spec": {"progressDeadlineSeconds": 1}}')
+    kube.break_image(NEW)
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    started = rollout.of(ev.RollbackStarted)[0]
+    assert started.trigger == "progress_deadline" and "deployment/billing-green" in started.reason
+    assert not rollout.of(ev.Paused)
+    assert_blue_serves(kube)
+
+
+async def test_a_failed_smoke_check_fails_the_preview_and_blue_keeps_serving(kube, tmp_path):
+    stray = {"name": "stray", "labels": {"app": "billing", "colour": "green"}}
+    kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": stray, "spec": {"containers": [{"name": "billing", "image": OLD}]}})
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    started = rollout.of(ev.RollbackStarted)[0]
+    assert started.trigger == "smoke_check" and "1 of another version" in started.reason
+    assert selected_colour(kube) == "blue", "never switched"
+
+
+async def test_a_switch_made_by_hand_during_the_preview_is_reported_and_pauses(kube, tmp_path):
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    switch = '{"spec": {"selector": {"colour": "green"}}}'
+    rollout.when(event(ev.SampleTaken, stage=0), lambda e: kubectl(kube, "patch", "service/billing", "-p", switch))
+    assert await rollout.run() == 3
+    assert rollout.of(ev.DriftDetected)[0].changes == ["service/billing spec.selector.colour: blue → green (by kubectl-patch)"]
+    assert [e.weight for e in rollout.of(ev.StageStarted)] == [0], "no switch stage on top of it"
+    assert rollout.of(ev.RollbackStarted)[0].trigger == "drift"
+    assert_blue_serves(kube)

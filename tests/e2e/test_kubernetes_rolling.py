@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from console.controller import events as ev
@@ -105,15 +107,18 @@ async def test_the_api_going_away_mid_stage_delays_the_rollback_until_it_is_back
     assert_runs(kube, OLD)
 
 
-async def test_a_rollout_past_its_progress_deadline_pauses_and_the_undo_recovers(kube, tmp_path):
+@pytest.mark.parametrize("headless", [True, False], ids=["headless", "console"])
+async def test_a_rollout_past_its_progress_deadline_fails_the_stage_and_is_undone(kube, tmp_path, headless):
     kubectl(kube, "patch", "deployment/search", "-p", '{"spec": {"progressDeadlineSeconds": 1}}')
-    kube.break_image(NEW)
-    rollout = kube_rollout(kube, tmp_path, PLAN, options=ControllerOptions(headless=False))
-    rollout.when(event(ev.Paused, trigger="target"), lambda e: rollout.controller.submit("rollback", OPERATOR))
-    assert await rollout.run() == 3
-    error = rollout.of(ev.ErrorRaised)[0]
-    assert "exceeded its progress deadline" in error.message
+    kube.break_image(NEW)  # its pods never get Ready
+    rollout = kube_rollout(kube, tmp_path, PLAN, options=ControllerOptions(headless=headless))
+    assert await asyncio.wait_for(rollout.run(), 30) == 3, "rolled back by itself, with nobody to decide"
+    started = rollout.of(ev.RollbackStarted)[0]
+    assert started.trigger == "progress_deadline"
+    assert "rolling (100%) cannot come up: deployment/search exceeded its progress deadline" in started.reason
+    assert not rollout.of(ev.Paused) and not rollout.of(ev.ErrorRaised), "no pause, no retries"
     assert_runs(kube, OLD)
+    assert history(kube) == [f"2 {RELEASED}", f"3 {UNDONE}"], "undone to the last good revision"
 
 
 async def test_the_rollback_is_read_back_from_the_cluster(kube, tmp_path):
@@ -130,3 +135,41 @@ async def test_the_rollback_is_read_back_from_the_cluster(kube, tmp_path):
         problems = (await target.read_back_rollback(before)).problems
         assert problems[0] == f"deployment/search runs search={NEW}, not search={OLD}"
         assert problems[1].startswith("deployment/search has not rolled out")
+
+
+async def test_a_watch_that_never_answers_does_not_hang_the_stage(kube, tmp_path):
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    rollout.target.api.watch_timeout_s = 1
+    kube.silence_watches(hang=True)  # every watch opens and says nothing, past its timeoutSeconds
+    assert await asyncio.wait_for(rollout.run(), 30) == 0
+    assert_runs(kube, NEW)
+
+
+async def test_the_rollback_key_cuts_a_stage_waiting_on_a_watch_that_never_answers(kube, tmp_path):
+    kube.break_image(NEW)
+    kube.silence_watches(hang=True, count=1)
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+
+    async def roll_back_while_watching() -> None:
+        # The shift's watch is the one silenced (the fault taken), not the rollback's own.
+        assert await asyncio.to_thread(kube.wait_for, lambda: not kube.faults.snapshot(), 10)
+        rollout.controller.submit("rollback", OPERATOR)
+
+    operator = asyncio.create_task(roll_back_while_watching())
+    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    await operator
+    assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
+    assert_runs(kube, OLD)
+
+
+async def test_a_hotfix_set_mid_stage_is_reported_and_the_rollback_leaves_it(kube, tmp_path):
+    hotfix = "registry.example.com/search:1.8.3-hotfix"
+    rollout = kube_rollout(kube, tmp_path, PLAN)
+    rollout.when(event(ev.SampleTaken, stage=0), lambda e: kubectl(kube, "set", "image", "deployment/search", f"search={hotfix}"))
+    assert await rollout.run() == 3
+    assert rollout.of(ev.DriftDetected)[0].changes == [
+        f"deployment/search spec.template.spec.containers[search].image: {NEW} → {hotfix} (by kubectl-set)"
+    ]
+    assert rollout.of(ev.RollbackStarted)[0].trigger == "drift", "headless: paused for a person, then rolled back"
+    assert_runs(kube, hotfix)
+    assert not any(UNDONE in row for row in history(kube)), "not undone over the hotfix"

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import patches
+from . import managed_fields, patches
 from .admission import DEFAULTERS, Undecodable, decode_typed_fields, default_service, validate
 from .errors import ApiError, bad_request, conflict, internal_error, invalid, not_found, unsupported_media_type
 from .resources import ALL_RESOURCES, NAMESPACES, ResourceType
@@ -112,7 +112,15 @@ class Api:
 
     # --- writes ---------------------------------------------------------------------------------
 
-    def create(self, resource: ResourceType, namespace: str, body: Any, dry_run: bool = False) -> dict[str, Any]:
+    def create(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        body: Any,
+        dry_run: bool = False,
+        manager: str = managed_fields.CONTROLLER_MANAGER,
+        applied: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         obj = self._decoded(resource, body)
         metadata = obj["metadata"]
         if resource.namespaced:
@@ -138,6 +146,9 @@ class Api:
             metadata.update(uid=str(uuid.uuid4()), creationTimestamp=self.now())
             if resource.tracks_generation:
                 metadata["generation"] = 1
+            metadata["managedFields"] = managed_fields.recorded(
+                [], None, obj, manager, resource.group_version, self.now(), applied=applied
+            )
             if dry_run:
                 return obj
             return self.store.create(resource, obj)
@@ -150,19 +161,21 @@ class Api:
         body: Any,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str = managed_fields.CONTROLLER_MANAGER,
     ) -> dict[str, Any]:
         with self.store.lock:
             current = self.get(resource, namespace, name)
             if subresource == "scale":
                 replicas = ((body or {}).get("spec") or {}).get("replicas", 0)
-                return scale_view(self._scale(resource, current, replicas, dry_run))
+                return scale_view(self._scale(resource, current, replicas, dry_run, manager))
             obj = self._decoded(resource, body)
             if obj["metadata"].get("name") not in (None, name):
                 raise bad_request(
                     f"the name of the object ({obj['metadata']['name']}) does not match the name on the URL ({name})"
                 )
             obj["metadata"]["name"] = name
-            return self._write(resource, current, obj, subresource, obj["metadata"].get("resourceVersion"), dry_run)
+            expected = obj["metadata"].get("resourceVersion")
+            return self._write(resource, current, obj, subresource, expected, dry_run, manager)
 
     def patch(
         self,
@@ -174,6 +187,7 @@ class Api:
         subresource: str | None = None,
         dry_run: bool = False,
         field_manager: str | None = None,
+        user_agent: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """The patched object, and whether it was created (server-side apply of a new object)."""
         document = _parse_document(raw_body, content_type)
@@ -183,16 +197,18 @@ class Api:
                 "Invalid",
                 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
             )
+        manager = managed_fields.manager_from(field_manager, user_agent)
+        applied = document if content_type == APPLY_PATCH else None
         with self.store.lock:
             current = self.store.get(resource, namespace, name)
             if current is None:
                 if content_type == APPLY_PATCH and subresource is None:
-                    return self.create(resource, namespace, document, dry_run), True
+                    return self.create(resource, namespace, document, dry_run, manager, applied), True
                 raise not_found(resource, name)
             if subresource == "scale":
                 patched_scale = self._patched(resource, content_type, scale_view(current), document)
                 replicas = patched_scale.get("spec", {}).get("replicas", 0)
-                return scale_view(self._scale(resource, current, replicas, dry_run)), False
+                return scale_view(self._scale(resource, current, replicas, dry_run, manager)), False
             patched = prune_nulls(self._patched(resource, content_type, current, document))
             patched.setdefault("metadata", {})["name"] = name
             try:
@@ -201,7 +217,7 @@ class Api:
                 cause = {"reason": "FieldValueInvalid", "message": str(error), "field": "patch"}
                 raise invalid(resource, name, [cause]) from None
             expected = patched["metadata"].get("resourceVersion")
-            return self._write(resource, current, patched, subresource, expected, dry_run), False
+            return self._write(resource, current, patched, subresource, expected, dry_run, manager, applied), False
 
     def delete(
         self,
@@ -293,12 +309,14 @@ class Api:
             f"{JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}" + (f", {STRATEGIC_MERGE_PATCH}" if resource.builtin else "")
         )
 
-    def _scale(self, resource: ResourceType, current: dict[str, Any], replicas: Any, dry_run: bool) -> dict[str, Any]:
+    def _scale(
+        self, resource: ResourceType, current: dict[str, Any], replicas: Any, dry_run: bool, manager: str
+    ) -> dict[str, Any]:
         if "scale" not in resource.subresources:
             raise not_found(resource, current["metadata"]["name"])
         scaled = copy.deepcopy(current)
         scaled["spec"]["replicas"] = replicas
-        return self._write(resource, current, scaled, None, None, dry_run)
+        return self._write(resource, current, scaled, "scale", None, dry_run, manager)
 
     def _write(
         self,
@@ -308,8 +326,14 @@ class Api:
         subresource: str | None,
         expected_version: str | None,
         dry_run: bool,
+        manager: str = managed_fields.CONTROLLER_MANAGER,
+        applied: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Store `proposed` as the new state of `current`, keeping what clients may not change."""
+        """Store `proposed` as the new state of `current`, keeping what clients may not change.
+
+        `subresource` is status (only the status changes), scale (only the replicas do) or None;
+        the write is recorded in managedFields under `manager`.
+        """
         if expected_version and expected_version != current["metadata"]["resourceVersion"]:
             raise conflict(
                 resource,
@@ -339,7 +363,15 @@ class Api:
         if resource.tracks_generation and _without_meta_and_status(new) != _without_meta_and_status(current):
             metadata["generation"] = current["metadata"].get("generation", 1) + 1
         metadata["resourceVersion"] = current["metadata"]["resourceVersion"]
-        if new == current or dry_run:
+        ownership = current["metadata"].pop("managedFields", [])
+        if new == current:
+            current["metadata"]["managedFields"] = ownership
+            return current
+        now = self.now()
+        metadata["managedFields"] = managed_fields.recorded(
+            ownership, current, new, manager, resource.group_version, now, subresource, applied
+        )
+        if dry_run:
             return new
         return self.store.replace(resource, new)
 

@@ -16,13 +16,15 @@ from typing import Any
 from .api import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, Api
 from .controller import Controllers
 from .errors import bad_request
-from .faults import Fault, Faults
+from .faults import KINDS as FAULT_KINDS, Fault, Faults
 from .resources import NAMESPACES, PODS, ResourceType, resource_named
 from .server import HttpServer, RequestRecord
 from .store import Store
 
 DEFAULT_TOKEN = "emulator-token"
 CONTEXT = "emulator"
+DIRECT_MANAGER = "emulator"
+"""The field manager of the writes a test makes through `create` and `patch`, not over HTTP."""
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -163,7 +165,7 @@ class KubeEmulator:
         """Create an object as a client would (defaults, validation), e.g. to set up a test."""
         resource = resource_named(manifest["kind"])
         namespace = manifest.get("metadata", {}).get("namespace", namespace) if resource.namespaced else ""
-        return self.api.create(resource, namespace, manifest)
+        return self.api.create(resource, namespace, manifest, manager=DIRECT_MANAGER)
 
     def patch(
         self,
@@ -176,7 +178,8 @@ class KubeEmulator:
         """Patch an object as a client would; `patch_type` is "strategic", "merge" or "json"."""
         content_type = {"strategic": STRATEGIC_MERGE_PATCH, "merge": MERGE_PATCH, "json": JSON_PATCH}[patch_type]
         resource = self._resource(resource)
-        return self.api.patch(resource, namespace, name, content_type, json.dumps(patch).encode())[0]
+        body = json.dumps(patch).encode()
+        return self.api.patch(resource, namespace, name, content_type, body, field_manager=DIRECT_MANAGER)[0]
 
     def get(self, resource: str | ResourceType, name: str, namespace: str = "default") -> dict[str, Any]:
         return self.api.get(self._resource(resource), namespace, name)
@@ -219,6 +222,18 @@ class KubeEmulator:
     def deny(self, **match: Any) -> Fault:
         """Answer matching requests 403 Forbidden, e.g. `deny(verb="patch", resource="services")`."""
         return self.faults.add("deny", **match)
+
+    def arrival(self, **match: Any) -> threading.Event:
+        """Set once a matching request (verb=, resource=, ...) arrives, before a fault holds it back."""
+        return self.faults.arrival(**match)
+
+    def silence_watches(self, hang: bool = False, count: int | None = None, **match: Any) -> Fault:
+        """The next `count` matching watches (all for None) open and send nothing.
+
+        They end at their timeoutSeconds, as the API server ends every watch; with `hang`, never
+        (a connection gone dead on the way), so only the client's own read timeout ends them.
+        """
+        return self.faults.add("silent_watch", hang=hang, count=count, **match)
 
     def clear_faults(self) -> None:
         """Remove request faults and broken images (pods already started stay as they are)."""
@@ -287,7 +302,7 @@ class KubeEmulator:
         settings = dict(document)
         kind = settings.pop("kind")
         try:
-            if kind in ("latency", "error", "deny"):
+            if kind in FAULT_KINDS:
                 return 201, self.faults.add(kind, **settings).to_json(), None
             if kind == "outage":
                 seconds = float(settings.get("seconds", 1.0))
@@ -305,7 +320,7 @@ class KubeEmulator:
         except TypeError as error:
             raise bad_request(f"bad settings for a {kind} fault: {error}") from None
         raise bad_request(
-            f"unknown fault kind {kind!r}: latency, error, deny, outage, lose_pods, pod_health, "
+            f"unknown fault kind {kind!r}: {', '.join(FAULT_KINDS)}, outage, lose_pods, pod_health, "
             "break_image or heal_image"
         )
 

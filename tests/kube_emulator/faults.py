@@ -1,4 +1,5 @@
-"""Request faults: added latency, injected error answers, and requests denied as RBAC would deny them."""
+"""Request faults: added latency, injected error answers, requests denied as RBAC would deny them, and
+silent watches (opened, then nothing sent)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class RequestInfo:
 class Fault:
     id: int
     kind: str
-    """latency, error or deny."""
+    """latency, error, deny or silent_watch."""
     verb: str | None = None
     resource: str | None = None
     """A plural ("deployments", matching its subresources too) or "deployments/scale"; None matches any."""
@@ -48,7 +49,10 @@ class Fault:
     code: int = 500
     """error: the HTTP status answered (500, 409, 503, 429, 504...)."""
     remaining: int | None = None
-    """error: how many more matching requests fail; None for all of them."""
+    """error, silent_watch: how many more matching requests it takes; None for all of them."""
+    hang: bool | None = None
+    """silent_watch: True, the watch never ends on its own (a connection gone dead on the way: a stuck
+    proxy, a lost NAT entry); False, it ends at its timeoutSeconds as the API server ends every watch."""
 
     def matches(self, request: RequestInfo) -> bool:
         resource_names = {request.resource.plural}
@@ -74,6 +78,9 @@ def injected_error(code: int, request: RequestInfo) -> ApiError:
     return ApiError(code, reason, message)
 
 
+KINDS = ("latency", "error", "deny", "silent_watch")
+
+
 class Faults:
     """The faults in force; every resource request is judged against them."""
 
@@ -81,10 +88,13 @@ class Faults:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
+        self._arrivals: list[tuple[Fault, threading.Event]] = []
 
     def add(self, kind: str, **settings: Any) -> Fault:
-        if kind not in ("latency", "error", "deny"):
-            raise ValueError(f"unknown request fault kind {kind!r}: latency, error or deny")
+        if kind not in KINDS:
+            raise ValueError(f"unknown request fault kind {kind!r}: {', '.join(KINDS)}")
+        if kind == "silent_watch":
+            settings = {"hang": False, **settings, "verb": "watch"}
         count = settings.pop("count", None)
         fault = Fault(next(self._ids), kind, remaining=count, **settings)
         with self._lock:
@@ -104,18 +114,39 @@ class Faults:
         with self._lock:
             return [fault.to_json() for fault in self._faults]
 
+    def arrival(self, **match: Any) -> threading.Event:
+        """Set once a matching request has arrived, before any fault delays or answers it."""
+        arrived = threading.Event()
+        with self._lock:
+            self._arrivals.append((Fault(0, "arrival", **match), arrived))
+        return arrived
+
+    def silencing(self, request: RequestInfo) -> Fault | None:
+        """The silent_watch fault this watch request falls under (counted as taken), if any."""
+        with self._lock:
+            fault = next((f for f in self._faults if f.kind == "silent_watch" and f.matches(request)), None)
+            if fault is not None:
+                self._take(fault)
+            return fault
+
+    def _take(self, fault: Fault) -> None:
+        if fault.remaining is not None:
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                self._faults.remove(fault)
+
     def judge(self, request: RequestInfo) -> tuple[float, ApiError | None]:
         """Seconds to delay the request, and the error to answer instead of serving it, if any."""
         with self._lock:
+            for match, arrived in self._arrivals:
+                if match.matches(request):
+                    arrived.set()
             matching = [fault for fault in self._faults if fault.matches(request)]
             delay = sum(fault.seconds for fault in matching if fault.kind == "latency")
             if any(fault.kind == "deny" for fault in matching):
                 return delay, forbidden(request.resource, request.name or "", request.verb, request.namespace, USER)
             for fault in matching:
                 if fault.kind == "error":
-                    if fault.remaining is not None:
-                        fault.remaining -= 1
-                        if fault.remaining <= 0:
-                            self._faults.remove(fault)
+                    self._take(fault)
                     return delay, injected_error(fault.code, request)
         return delay, None

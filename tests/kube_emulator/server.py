@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 from . import resources
 from .api import scale_view
 from .errors import ApiError, bad_request, unsupported_media_type
-from .faults import RequestInfo
+from .faults import Fault, RequestInfo
+from .managed_fields import manager_from
 from .resources import ResourceType
 from .selectors import parse_field_selector, parse_label_selector
 from .store import StoreEvent
@@ -290,6 +291,7 @@ class Handler(BaseHTTPRequestHandler):
             )
         api = self.emulator.api
         dry_run = query.get("dryRun") == "All"
+        manager = manager_from(query.get("fieldManager"), self.headers.get("User-Agent"))
         if verb == "get":
             obj = api.get(resource, namespace or "", name or "")
             return self._send_object(resource, scale_view(obj) if subresource == "scale" else obj)
@@ -297,12 +299,13 @@ class Handler(BaseHTTPRequestHandler):
             items, version = api.list(resource, namespace, query.get("labelSelector"), query.get("fieldSelector"))
             return self._send_list(resource, items, str(version), query)
         if verb == "watch":
-            return self._watch(resource, namespace, query)
+            silenced = self.emulator.faults.silencing(RequestInfo(verb, resource, subresource, namespace, name))
+            return self._watch(resource, namespace, query, silenced)
         if verb == "create":
-            return self._send_json(201, api.create(resource, namespace or "", _json_body(body), dry_run))
+            return self._send_json(201, api.create(resource, namespace or "", _json_body(body), dry_run, manager))
         if verb == "update":
             return self._send_json(
-                200, api.update(resource, namespace or "", name or "", _json_body(body), subresource, dry_run)
+                200, api.update(resource, namespace or "", name or "", _json_body(body), subresource, dry_run, manager)
             )
         if verb == "patch":
             obj, created = api.patch(
@@ -314,6 +317,7 @@ class Handler(BaseHTTPRequestHandler):
                 subresource,
                 dry_run,
                 query.get("fieldManager"),
+                self.headers.get("User-Agent"),
             )
             return self._send_json(201 if created else 200, obj)
         options = _json_body(body) if body.strip() else {}
@@ -361,8 +365,14 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- watch ----------------------------------------------------------------------------------
 
-    def _watch(self, resource: ResourceType, namespace: str | None, query: dict[str, str]) -> None:
-        """Stream watch events as newline-delimited JSON in a chunked response, until timeout or shutdown."""
+    def _watch(
+        self, resource: ResourceType, namespace: str | None, query: dict[str, str], silenced: Fault | None = None
+    ) -> None:
+        """Stream watch events as newline-delimited JSON in a chunked response, until timeout or shutdown.
+
+        Under a silent_watch fault the stream opens and sends nothing: it ends at timeoutSeconds, or
+        with `hang`, only when the client goes away or the server stops.
+        """
         labels = parse_label_selector(query.get("labelSelector"))
         fields = parse_field_selector(query.get("fieldSelector"), resource.supports_field)
 
@@ -387,6 +397,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
+        timeout = int(query.get("timeoutSeconds") or _DEFAULT_WATCH_SECONDS)
+        deadline = time.monotonic() + timeout
+        if silenced is not None:
+            return self._stay_silent(None if silenced.hang else deadline)
         table_version = _wants_table(self.headers.get("Accept", ""))
         send = self._event_sender(resource, table_version)
         for obj in initial:
@@ -398,8 +412,6 @@ class Handler(BaseHTTPRequestHandler):
                 "metadata": {"resourceVersion": str(cursor), "annotations": {"k8s.io/initial-events-end": "true"}},
             }
             self._write_chunk(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
-        timeout = int(query.get("timeoutSeconds") or _DEFAULT_WATCH_SECONDS)
-        deadline = time.monotonic() + timeout
         while not self.server.stopping and time.monotonic() < deadline:
             try:
                 events = store.events_after(cursor)
@@ -418,6 +430,17 @@ class Handler(BaseHTTPRequestHandler):
                 store.wait_for_change(cursor, max(wait, 0), lambda: self.server.stopping)
         if not self.server.stopping:
             self.wfile.write(b"0\r\n\r\n")
+
+    def _stay_silent(self, deadline: float | None) -> None:
+        """An open watch that sends nothing, until `deadline` (None: never), the client leaving or shutdown."""
+        while not self.server.stopping:
+            wait = _WATCH_POLL_SECONDS if deadline is None else min(_WATCH_POLL_SECONDS, deadline - time.monotonic())
+            if wait <= 0:
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            select.select([self.connection], [], [], wait)
+            if self._client_went_away():
+                return
 
     def _event_sender(self, resource: ResourceType, table_version: str | None) -> Callable[[str, dict[str, Any]], None]:
         """Writes one event; as Table rows when the client asked for tables (column definitions only once)."""
