@@ -12,7 +12,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-StageStatus = Literal["done", "current", "next", "failed"]
+StageStatus = Literal["done", "current", "next", "failed", "skipped"]
+"""done: its window held; skipped: a promote went past it first; failed: the rollback happened in it."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class TrackState:
 
 
 BAR_WIDTH = 16
-MARKS = {"done": "✓", "current": "●", "next": "○", "failed": "✗"}
+MARKS = {"done": "✓", "current": "●", "next": "○", "failed": "✗", "skipped": "»"}
 
 
 def _clock(seconds: float) -> str:
@@ -44,7 +45,9 @@ def _clock(seconds: float) -> str:
 
 
 class StageTrack(Widget):
-    """Two lines: the track `✓ 5% ── ● 25% ── ○ 50% ── ○ 100%`, then the window's bar and the state.
+    """Two lines: the track `✓ 5% ── » 25% ── ● 50% ── ○ 100%`, then the window's bar and the state.
+
+    A stage a promote went past before its window held is marked » and struck through, never ✓.
 
     Each line is its own child and is repainted only when its text changes: the track line
     changes a few times a rollout, the bar once a sample.
@@ -62,6 +65,7 @@ class StageTrack(Widget):
     StageTrack .stage-track--current { color: $accent; text-style: bold; }
     StageTrack .stage-track--next { color: $text-muted; }
     StageTrack .stage-track--failed { color: $error; text-style: bold; }
+    StageTrack .stage-track--skipped { color: $warning; text-style: strike; }
     StageTrack .stage-track--ok { color: $success; text-style: bold; }
     StageTrack .stage-track--warn { color: $warning; text-style: bold; }
     StageTrack .stage-track--bad { color: $error; text-style: bold reverse; }
@@ -72,6 +76,7 @@ class StageTrack(Widget):
         "stage-track--current",
         "stage-track--next",
         "stage-track--failed",
+        "stage-track--skipped",
         "stage-track--ok",
         "stage-track--warn",
         "stage-track--bad",

@@ -262,10 +262,32 @@ class BrahmaApp(FlagEditing, App[int]):
         return f"The new version serves {state.weight}% of traffic. All of it goes back to stable now.{flag_text}"
 
     def action_promote(self) -> None:
-        self.submit("promote")
+        self._promote("promote", full=False)
 
     def action_promote_full(self) -> None:
-        self.submit("promote-full")
+        self._promote("promote-full", full=True)
+
+    def _promote(self, command: str, *, full: bool) -> None:
+        """Sent at once after a window held; otherwise asked first, saying what it cuts short and skips."""
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        question = view.promote_question(self.plan, self.controller.state, self.controller.now(), full=full)
+        if question is None:
+            self.submit(command)
+            return
+        title, body = question
+        asked_at = self.controller.state.stage
+
+        def answered(confirmed: bool) -> None:
+            if not confirmed:
+                return
+            state = self.controller.state
+            if state.stage != asked_at or not state.active:  # the question no longer holds: promote nothing
+                self.notify(f"The rollout moved on while you were asked ({view.state_line(state)[0]}): nothing was promoted.", title="Promote")
+                return
+            self.submit(command)
+
+        self.push_screen(ConfirmScreen(title, body, "Promote (Enter / y)"), answered)
 
     def action_toggle_pause(self) -> None:
         self.submit("resume" if self.controller.state.phase == "paused" else "pause")

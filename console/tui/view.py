@@ -2,36 +2,69 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
+from console.narrate import rollout_clock
 from console.plan.checks import Check
-from console.plan.model import RolloutPlan
+from console.plan.model import RolloutPlan, Stage
 from console.units import FRACTION_METRICS, LATENCY_METRICS, format_metric_value
 from widgets.chart_screen import ChartData
 from widgets.checklist import ChecklistItem
 from widgets.metric_table import MetricRow
-from widgets.stage_track import StageInfo, TrackState
+from widgets.stage_track import StageInfo, StageStatus, TrackState
 
 
 def stage_track(plan: RolloutPlan, state: RolloutState, now: float) -> TrackState:
-    stages = []
-    for stage in plan.stages:
-        if stage.index in state.passed_stages or stage.index < state.stage:
-            status = "done"
-        elif stage.index == state.stage:
-            status = "failed" if state.phase in ("rolling_back", "rolled_back") else "current"
-        else:
-            status = "next"
-        step = stage.flag_step
-        label = f"{stage.weight}%" if step is None else ("⚑int" if step.users and not step.percentage else f"⚑{step.percentage}%")
-        stages.append(StageInfo(stage.name, label, status))
+    stages = tuple(StageInfo(stage.name, stage_label(stage), _stage_status(stage.index, state)) for stage in plan.stages)
     current = plan.stages[state.stage] if 0 <= state.stage < len(plan.stages) else None
     window = current.observe if current and state.active else 0.0
-    elapsed = max(0.0, now - state.window_started_t) if state.phase == "running" else (state.last_sample_t or now) - state.window_started_t
     text, tone = state_line(state)
-    return TrackState(tuple(stages), min(elapsed, window), window, text, tone)
+    return TrackState(stages, min(window_elapsed(state, now), window), window, text, tone)
+
+
+def window_elapsed(state: RolloutState, now: float) -> float:
+    """How much of the stage's window has been observed: none before its traffic is in place."""
+    if state.shifted_stage != state.stage:
+        return 0.0
+    end = now if state.phase == "running" else state.last_sample_t or now
+    return max(0.0, end - state.window_started_t)
+
+
+def promote_question(plan: RolloutPlan, state: RolloutState, now: float, *, full: bool) -> tuple[str, str] | None:
+    """(title, body) asking before a promote, saying what it skips; None for `p` after a window held."""
+    current = plan.stages[state.stage]
+    target = len(plan.stages) - 1 if full else state.stage + 1
+    unobserved = 0.0 if state.stage in state.passed_stages else current.observe - min(window_elapsed(state, now), current.observe)
+    if not full and unobserved <= 0:
+        return None
+    title = f"Promote to {stage_label(plan.stages[target])} now?" if target < len(plan.stages) else "Complete the release now?"
+    said = [f"The {stage_label(current)} window has {rollout_clock(math.ceil(unobserved))} left unobserved." if unobserved > 0 else f"The {stage_label(current)} window held."]
+    passed_over = [stage_label(stage) for stage in plan.stages[state.stage + 1 : target]]
+    if passed_over:
+        their = "its window" if len(passed_over) == 1 else "their windows"
+        said.append(f"Skips {', '.join(passed_over)} and {their}.")
+    return title, " ".join(said)
+
+
+def stage_label(stage: Stage) -> str:
+    """The traffic weight ("25%"), or the flag step a stage takes ("⚑5%", "⚑int" for internal users)."""
+    step = stage.flag_step
+    if step is None:
+        return f"{stage.weight}%"
+    return "⚑int" if step.users and not step.percentage else f"⚑{step.percentage}%"
+
+
+def _stage_status(index: int, state: RolloutState) -> StageStatus:
+    if index == state.stage and state.phase in ("rolling_back", "rolled_back"):
+        return "failed"  # where the rollback happened, even in a stage whose window had held
+    if index in state.passed_stages:
+        return "done"
+    if index in state.skipped_stages:
+        return "skipped"
+    return "current" if index == state.stage else "next"
 
 
 def state_line(state: RolloutState) -> tuple[str, str]:

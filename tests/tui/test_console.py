@@ -87,7 +87,7 @@ async def test_promote_pause_resume_and_promote_full(plan, tmp_path):
     app = console_app(plan, tmp_path, stop_at=300)
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, running)
-        await pilot.press("p")
+        await pilot.press("p", "enter")
         await settle(pilot, app, lambda s: s.stage == 1)
         assert app.controller.state.weight == 25
         await pilot.press("space")
@@ -96,9 +96,77 @@ async def test_promote_pause_resume_and_promote_full(plan, tmp_path):
         assert app.query_one(StageTrack).track.state.startswith("PAUSED")
         await pilot.press("space")
         await settle(pilot, app, lambda s: s.phase == "running")
-        await pilot.press("P")
+        await pilot.press("P", "y")
         await settle(pilot, app, lambda s: s.stage == 3)
         assert app.controller.target.cluster.weight == 100
+
+
+async def test_promote_asks_first_saying_what_it_cuts_short(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=220)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 220)
+        await pilot.press("p")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert (app.screen.title_text, app.screen.body) == ("Promote to 25% now?", "The 5% window has 6:20 left unobserved.")
+        await pilot.press("n")
+        await settle(pilot, app)
+        assert app.controller.state.stage == 0, "nothing is sent until the question is answered"
+        await pilot.press("P")
+        assert (app.screen.title_text, app.screen.body) == (
+            "Promote to 100% now?",
+            "The 5% window has 6:20 left unobserved. Skips 25%, 50% and their windows.",
+        )
+        await pilot.press("enter")
+        await settle(pilot, app, lambda s: s.stage == 3)
+        track = app.query_one(StageTrack).track
+        assert [s.status for s in track.stages] == ["skipped", "skipped", "skipped", "current"]
+        assert "✓" not in app.query_one("#stages").render().plain, "no stage a promote went past reads as passed"
+
+
+async def test_promote_after_a_window_held_is_sent_at_once_and_promote_full_still_asks(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=700, manual=True)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.phase == "awaiting_promote")
+        await pilot.press("P")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.body == "The 5% window held. Skips 25%, 50% and their windows."
+        await pilot.press("escape", "p")
+        await settle(pilot, app, lambda s: s.stage == 1)
+        assert not isinstance(app.screen, ConfirmScreen) and app.controller.state.weight == 25
+        assert [s.status for s in app.query_one(StageTrack).track.stages] == ["done", "current", "next", "next"]
+
+
+async def test_a_promote_answered_after_the_rollout_moved_on_promotes_nothing(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=590)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 590)
+        await pilot.press("p")
+        app.controller.clock.stop_at = 700  # the window holds and 25% starts while the question is open
+        app.controller._wake.set()
+        await settle(pilot, app, lambda s: s.stage == 1 and s.last_sample_t == 700)
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert app.controller.state.stage == 1, "the 25% stage was not cut short by an answer about 5%"
+
+
+async def test_after_a_rollback_the_track_marks_where_it_happened_and_leaves_the_rest_open(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("p", "enter")
+        await settle(pilot, app, lambda s: s.stage == 1)
+        await pilot.press("ctrl+r", "enter")
+        await settle(pilot, app, lambda s: s.phase == "rolled_back")
+        assert [s.status for s in app.query_one(StageTrack).track.stages] == ["skipped", "failed", "next", "next"]
+
+
+async def test_undoing_a_complete_release_marks_its_last_stage(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=7000)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.phase == "completed")
+        await pilot.press("ctrl+r", "enter")
+        await settle(pilot, app, lambda s: s.phase == "rolled_back")
+        assert [s.status for s in app.query_one(StageTrack).track.stages] == ["done", "done", "done", "failed"]
 
 
 async def test_help_lists_every_key(plan, tmp_path):
@@ -236,5 +304,7 @@ async def test_command_palette_offers_rollout_commands(plan, tmp_path):
         hits = [hit async for hit in provider.search("promote")]
         assert hits
         await hits[0].command()
+        assert isinstance(app.screen, ConfirmScreen), "the palette's promote asks like its key"
+        await pilot.press("enter")
         await settle(pilot, app, lambda s: s.stage == 1)
         assert app.controller.state.stage == 1
