@@ -43,7 +43,7 @@ from widgets.text_screen import TextScreen
 REFRESH_S = 0.25
 """How often the panes are redrawn at most: events between two redraws are coalesced."""
 EXIT_QUIT_UNFINISHED = 130
-ACTING = {"rollback", "promote", "promote_full", "toggle_pause", "sign_off", "kill_flags", "inject"}
+ACTING = {"rollback", "promote", "promote_full", "pause", "resume", "sign_off", "kill_flags", "inject"}
 LOG_STYLES = {ev.RollbackStarted: "bold red", ev.RolledBack: "bold red", ev.Paused: "yellow", ev.Completed: "bold green", ev.PreflightFailed: "bold red", ev.ErrorRaised: "red"}
 FAULTS = {
     "error": ("an error spike (3% errors)", {"error_rate": 0.03}),
@@ -66,7 +66,9 @@ class BrahmaApp(FlagEditing, App[int]):
         Binding("ctrl+r", "rollback", "Roll back", id="rollout.rollback", priority=True, tooltip="Traffic back to stable (asks first)"),
         Binding("p", "promote", "Promote", id="rollout.promote", tooltip="The next stage now"),
         Binding("P", "promote_full", "Promote to 100%", id="rollout.promote_full", key_display="P", show=False, tooltip="Straight to the last stage"),
-        Binding("space", "toggle_pause", "Pause", id="rollout.pause", tooltip="Pause or resume the rollout"),
+        # One key, two bindings: the footer says what space does now (check_action shows one of them).
+        Binding("space", "pause", "Pause", id="rollout.pause", tooltip="Hold the rollout where it is"),
+        Binding("space", "resume", "Resume", id="rollout.resume", tooltip="Go on: the stage's window starts again"),
         Binding("s", "sign_off", "Sign off", id="preflight.sign_off", show=False),
         Binding("k", "kill_flags", "Kill flags", id="flags.kill", show=False, tooltip="Switch off every new flag of the plan (asks first)"),
         Binding("question_mark", "keys", "Keys", id="app.keys", key_display="?"),
@@ -90,6 +92,10 @@ class BrahmaApp(FlagEditing, App[int]):
         self._dirty = True
         self._phase = ""
         self._last_seen: dict[str, datetime] = {}
+        self._acting_keys: dict[str, str] = {}
+        """Binding id → key, for the keys the status line offers."""
+        self.keymap: dict[str, str] = {}
+        """Binding id → keys, the overrides make_app applied (the rollback bar and status line name them)."""
         self.exit_code = EXIT_QUIT_UNFINISHED
         self.title = f"Brahma · {self.plan.name}"
         self.sub_title = f"{self.plan.strategy} · {self.plan.image}" + (" · read-only" if read_only else "")
@@ -120,6 +126,7 @@ class BrahmaApp(FlagEditing, App[int]):
         self.query_one("#preflight-pane").display = bool(self.plan.preflight)
         self.query_one("#flags-pane").display = self.rollout.flags is not None
         self.query_one("#side").display = bool(self.plan.preflight) or self.rollout.flags is not None
+        self._acting_keys = {} if self.read_only else {b: self._key_for(b) for b in ("rollout.resume", "rollout.promote", "rollout.rollback")}
         bar = self.query_one(RollbackBar)
         bar.key = self._key_for("rollout.rollback")
         if self.read_only:
@@ -134,6 +141,9 @@ class BrahmaApp(FlagEditing, App[int]):
         self.query_one(MetricTable).focus()
 
     def _key_for(self, binding_id: str) -> str:
+        """The key a binding answers to, as the keymap moved it."""
+        if binding_id in self.keymap:
+            return self.keymap[binding_id].split(",")[0].strip()
         for _, binding in self._bindings:
             if binding.id == binding_id:
                 return binding.key
@@ -180,7 +190,7 @@ class BrahmaApp(FlagEditing, App[int]):
         """Every pane from the controller's state."""
         self._dirty = False
         state = self.controller.state
-        self.query_one(StageTrack).track = view.stage_track(self.plan, state, self.controller.now())
+        self.query_one(StageTrack).track = view.stage_track(self.plan, state, self.controller.now(), self._acting_keys)
         self.query_one(MetricTable).show(view.metric_rows(self.plan, state, self._last_seen))
         status = view.source_status(self.plan, state, self._last_seen)
         pane = self.query_one("#metrics-pane")
@@ -196,6 +206,15 @@ class BrahmaApp(FlagEditing, App[int]):
         if state.phase != self._phase:
             self._phase = state.phase
             self.refresh_bindings()
+            self._highlight_the_cause(state)
+
+    def _highlight_the_cause(self, state) -> None:
+        """The metric a pause or rollback is about gets the cursor, scrolled into view (a tall status
+        line leaves a short table), once, as it happens: the operator's own moves are never fought."""
+        cause = {"paused": state.paused_trigger, "rolling_back": state.rollback_trigger}.get(state.phase)
+        table = self.query_one(MetricTable)
+        if cause and cause in table.rows:
+            table.move_cursor(row=table.get_row_index(cause))
 
     def _bar_detail(self) -> str:
         state = self.controller.state
@@ -228,8 +247,10 @@ class BrahmaApp(FlagEditing, App[int]):
             return self.sim_metrics is not None
         if action in ("promote", "promote_full"):
             return True if state.active else None
-        if action == "toggle_pause":
-            return True if state.phase in ("running", "paused", "awaiting_promote") else None
+        if action == "pause":
+            return True if state.phase in ("running", "awaiting_promote") else (False if state.phase == "paused" else None)
+        if action == "resume":
+            return state.phase == "paused"
         if action == "sign_off":
             return True if any(item.status == "waiting" for item in state.preflight.values()) else None
         if action == "kill_flags":
@@ -289,8 +310,11 @@ class BrahmaApp(FlagEditing, App[int]):
 
         self.push_screen(ConfirmScreen(title, body, "Promote (Enter / y)"), answered)
 
-    def action_toggle_pause(self) -> None:
-        self.submit("resume" if self.controller.state.phase == "paused" else "pause")
+    def action_pause(self) -> None:
+        self.submit("pause")
+
+    def action_resume(self) -> None:
+        self.submit("resume")
 
     def action_sign_off(self) -> None:
         checklist = self.query_one(Checklist)
@@ -394,7 +418,9 @@ def make_app(rollout: Rollout, *, read_only: bool = False, demo: bool = False, k
     """The console for a rollout; the CLI and the tests build it the same way."""
     app = BrahmaApp(rollout, read_only=read_only, demo=demo, actor=actor)
     if keymap:
-        app.set_keymap(keymap)
+        # Pause and resume share a key: moving the pause key moves resume too, unless it is moved apart.
+        app.keymap = {"rollout.resume": keymap["rollout.pause"], **keymap} if "rollout.pause" in keymap else dict(keymap)
+        app.set_keymap(app.keymap)
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Mapping
 
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
@@ -17,19 +18,31 @@ from widgets.metric_table import MetricRow
 from widgets.stage_track import StageInfo, StageStatus, TrackState
 
 
-def stage_track(plan: RolloutPlan, state: RolloutState, now: float) -> TrackState:
+def stage_track(plan: RolloutPlan, state: RolloutState, now: float, keys: Mapping[str, str] | None = None) -> TrackState:
+    """`keys`: binding id → key, for the keys the status line offers (none: a console that cannot act)."""
     stages = tuple(StageInfo(stage.name, stage_label(stage), _stage_status(stage.index, state)) for stage in plan.stages)
     current = plan.stages[state.stage] if 0 <= state.stage < len(plan.stages) else None
     window = current.observe if current and state.active else 0.0
     text, tone = state_line(state)
-    return TrackState(stages, min(window_elapsed(state, now), window), window, text, tone)
+    return TrackState(stages, min(window_elapsed(state, now), window), window, text, tone, next_steps(plan, state, keys or {}))
+
+
+def next_steps(plan: RolloutPlan, state: RolloutState, keys: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """What a person can do about a pause, by key: space resume · p promote to 50% · ctrl+r roll back."""
+    if state.phase != "paused":
+        return ()
+    following = plan.stages[state.stage + 1] if state.stage + 1 < len(plan.stages) else None
+    promote = f"promote to {stage_label(following)}" if following else "complete the release"
+    steps = (("rollout.resume", "resume"), ("rollout.promote", promote), ("rollout.rollback", "roll back"))
+    return tuple((keys[binding], what) for binding, what in steps if binding in keys)
 
 
 def window_elapsed(state: RolloutState, now: float) -> float:
-    """How much of the stage's window has been observed: none before its traffic is in place."""
+    """How much of the stage's window has been observed: none before its traffic is in place, and the
+    count stops while paused (a resume starts the window again)."""
     if state.shifted_stage != state.stage:
         return 0.0
-    end = now if state.phase == "running" else state.last_sample_t or now
+    end = {"running": now, "paused": state.paused_t}.get(state.phase, state.last_sample_t or now)
     return max(0.0, end - state.window_started_t)
 
 

@@ -169,6 +169,41 @@ async def test_undoing_a_complete_release_marks_its_last_stage(plan, tmp_path):
         assert [s.status for s in app.query_one(StageTrack).track.stages] == ["done", "done", "done", "failed"]
 
 
+async def test_a_paused_screen_says_why_in_full_and_what_to_do_next(plan, tmp_path):
+    app = console_app(plan, tmp_path, scenario="latency-creep", stop_at=1200)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.phase == "paused" and s.last_sample_t == 1200)
+        state = app.controller.state
+        track = app.query_one(StageTrack)
+        assert track.track.elapsed_s == state.paused_t - state.window_started_t, "the window bar stopped at the pause"
+        shown = track.query_one("#state")
+        assert shown.render().plain == f"PAUSED · {state.paused_reason}" and shown.region.height >= 2, "wrapped, not cut"
+        assert "samples in a row)" in str(shown.render_line(shown.region.height - 1).text), "the reason's last words show"
+        assert track.query_one("#hint").render().plain == "space resume · p promote to 50% · ctrl+r roll back"
+        assert app.screen.active_bindings["space"].binding.description == "Resume"
+        metrics = app.query_one("#metrics")
+        assert metrics.highlighted_key == state.paused_trigger == "latency_p99", "the metric that paused it has the cursor"
+        app.controller.clock.stop_at = 1260  # samples go on while paused; the bar does not
+        app.controller._wake.set()
+        await settle(pilot, app, lambda s: s.last_sample_t == 1260)
+        assert track.track.elapsed_s == state.paused_t - state.window_started_t
+        await pilot.press("space")
+        await settle(pilot, app, lambda s: s.phase == "running")
+        assert app.screen.active_bindings["space"].binding.description == "Pause"
+        assert not track.query_one("#hint").display
+
+
+async def test_moving_the_pause_key_moves_resume_with_it(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300, keymap={"rollout.pause": "f5"})
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("f5")
+        await settle(pilot, app, lambda s: s.phase == "paused")
+        assert app.query_one(StageTrack).track.hint[0] == ("f5", "resume")
+        await pilot.press("f5")
+        await settle(pilot, app, lambda s: s.phase == "running")
+
+
 async def test_help_lists_every_key(plan, tmp_path):
     app = console_app(plan, tmp_path, stop_at=300, demo=True)
     async with app.run_test(size=SMALL) as pilot:
@@ -265,6 +300,7 @@ async def test_keymap_override_moves_the_rollback_key(plan, tmp_path):
     app = console_app(plan, tmp_path, stop_at=300, keymap={"rollout.rollback": "ctrl+b"})
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, running)
+        assert app.query_one(RollbackBar).key == "ctrl+b", "the bar names the key that rolls back"
         await pilot.press("ctrl+b")
         assert isinstance(app.screen, ConfirmScreen)
 
