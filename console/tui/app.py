@@ -17,7 +17,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, RichLog
+from textual.widgets import Footer, Header, RichLog, Static
 
 from console.actor import current_actor
 from console.controller import events as ev
@@ -108,6 +108,7 @@ class BrahmaApp(FlagEditing, App[int]):
         with Horizontal(id="middle"):
             with Vertical(id="metrics-pane"):
                 yield MetricTable(id="metrics")
+                yield Static(id="metric-limits", markup=False)
             with Vertical(id="side"):
                 with Vertical(id="preflight-pane"):
                     yield Checklist(id="checklist")
@@ -192,6 +193,7 @@ class BrahmaApp(FlagEditing, App[int]):
         state = self.controller.state
         self.query_one(StageTrack).track = view.stage_track(self.plan, state, self.controller.now(), self._acting_keys)
         self.query_one(MetricTable).show(view.metric_rows(self.plan, state, self._last_seen))
+        self._show_limits()
         status = view.source_status(self.plan, state, self._last_seen)
         pane = self.query_one("#metrics-pane")
         if pane.border_subtitle != status:  # setting it repaints the whole pane
@@ -215,6 +217,17 @@ class BrahmaApp(FlagEditing, App[int]):
         table = self.query_one(MetricTable)
         if cause and cause in table.rows:
             table.move_cursor(row=table.get_row_index(cause))
+
+    def _show_limits(self) -> None:
+        """Every limit of the highlighted metric, in words, under the table."""
+        detail = self.query_one(MetricTable).highlighted_detail
+        line = self.query_one("#metric-limits", Static)
+        if str(line.content) != detail:
+            line.update(detail)
+
+    def on_data_table_row_highlighted(self, event: MetricTable.RowHighlighted) -> None:
+        if isinstance(event.data_table, MetricTable):
+            self._show_limits()
 
     def _bar_detail(self) -> str:
         state = self.controller.state

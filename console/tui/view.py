@@ -117,7 +117,7 @@ LABELS = {
     "latency_p50": "p50",
     "latency_p95": "p95",
     "latency_p99": "p99",
-    "health_check_failures": "health fails",
+    "health_check_failures": "hc fails",
     "memory_oom_kills": "OOM kills",
     "throughput": "req/s",
 }
@@ -129,14 +129,13 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
         history = state.history.get(metric, ())
         canary, stable = (history[-1][1], history[-1][2]) if history else (None, None)
         checks = _limit_checks(plan, state, metric)
-        criterion = next((c for kind, c in checks if kind == "criterion"), None)
-        shown = criterion or (checks[0][1] if checks else None)
-        limit = compact_limit(shown) if shown else ""
+        limits = _limits(metric, LABELS.get(metric, metric), checks)
+        trend = tuple(h[1] for h in history)
         if not history:
-            rows.append(MetricRow(metric, LABELS.get(metric, metric), (), "—", "—", limit, "idle"))
+            rows.append(MetricRow(metric, LABELS.get(metric, metric), (), "—", "—", verdict="idle", **limits))
             continue
         if canary is None:
-            rows.append(MetricRow(metric, LABELS.get(metric, metric), tuple(h[1] for h in history), "no data", format_metric_value(metric, stable), limit, "nodata"))
+            rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, "no data", table_value(metric, stable), verdict="nodata", **limits))
             continue
         verdict = "pass"
         for kind, check in checks:
@@ -147,15 +146,59 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
                 verdict = "warn"
             elif kind == "warning" and holds and verdict == "pass":
                 verdict = "warn"
-        rows.append(MetricRow(metric, LABELS.get(metric, metric), tuple(h[1] for h in history), format_metric_value(metric, canary), format_metric_value(metric, stable), limit, verdict))
+        rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, table_value(metric, canary), table_value(metric, stable), verdict=verdict, **limits))
     return rows
 
 
+def _limits(metric: str, label: str, checks: list[tuple[str, Check]]) -> dict:
+    """A row's limits, the pass condition apart from what acts: its cells, the line under the table
+    (what acts first, the goal last: a narrow line cuts what the table shows anyway), and the band
+    its trend is drawn in."""
+    kinds = {kind: [c for k, c in checks if k == kind] for kind in ("criterion", "warning", "critical")}
+
+    def cell(of: list[Check]) -> str:
+        return compact_limit(of[0]) + ("+" if len(of) > 1 else "") if of else ""
+
+    def said(of: list[Check]) -> str:
+        return " or ".join(compact_limit(c) + (f" ×{c.consecutive}" if c.consecutive > 1 else "") for c in of)
+
+    parts = (("pauses", said(kinds["warning"])), ("rolls back", said(kinds["critical"])), ("must", " and ".join(map(compact_limit, kinds["criterion"]))))
+    detail = f"{label}: " + (" · ".join(f"{what} {limits}" for what, limits in parts if limits) or "no limit in this stage")
+    return {"must": cell(kinds["criterion"]), "pauses": cell(kinds["warning"]), "rolls_back": cell(kinds["critical"]), "detail": detail, "band": trend_band(metric, checks)}
+
+
+def trend_band(metric: str, checks: list[tuple[str, Check]]) -> tuple[float, float] | None:
+    """The band a metric's trend is drawn in, set by its limits, so noise far inside them draws flat:
+    from zero to the first bound the canary must stay under (0.01% against "< 1%" draws at the
+    bottom), or centred on the bound it must stay over. None when it has no absolute limit."""
+    bounds = [(c.value, c.op in ("<", "<=") if kind == "criterion" else c.op in (">", ">=")) for kind, c in checks if not c.relative]
+    uppers = [value for value, upper in bounds if upper]
+    lowers = [value for value, upper in bounds if not upper]
+    if uppers and min(uppers) > 0:
+        return 0.0, min(uppers)
+    if lowers:
+        floor = max(lowers)
+        ceiling = 1.0 if metric in FRACTION_METRICS and floor < 1 else 2 * floor
+        return 2 * floor - ceiling, ceiling
+    return None
+
+
+def table_value(metric: str, value: float | None) -> str:
+    """A value as the table shows it: two significant digits under 1% (0.0097%), so it fits 80 columns."""
+    if value is not None and metric in FRACTION_METRICS and 0 < value * 100 < 1:
+        return f"{value * 100:.2g}%"
+    return format_metric_value(metric, value)
+
+
+COMPACT_OPERATORS = {"<=": "≤", ">=": "≥"}
+
+
 def compact_limit(check: Check) -> str:
-    """A limit that fits its column: "< 500ms", "<=1.5×st" for 1.5 times stable."""
+    """A limit that fits its column: "<500ms", "≤1.5×st" for 1.5 times stable."""
+    op = COMPACT_OPERATORS.get(check.op, check.op)
     if check.relative:
-        return f"{check.op}{check.value:g}×st"
-    return check.describe()
+        return f"{op}{check.value:g}×st"
+    return f"{op}{format_metric_value(check.metric, check.value)}"
 
 
 def source_status(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, datetime]) -> str:

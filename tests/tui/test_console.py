@@ -290,8 +290,8 @@ async def test_missing_data_is_shown_in_place(plan, tmp_path):
     app = console_app(plan, tmp_path, scenario="no-data", stop_at=140)
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, lambda s: s.phase == "paused")
-        row = app.query_one("#metrics").get_row("error_rate")
-        assert str(row[2]).strip() == "no data" and str(row[5]).strip() == "?"
+        table = app.query_one("#metrics")
+        assert str(table.get_cell("error_rate", "canary")).strip() == "no data" and str(table.get_cell("error_rate", "verdict")).strip() == "?"
         status = app.query_one("#metrics-pane").border_subtitle
         assert status.startswith("canary: no data since ") and "simulated canary has no data" in status
 
