@@ -23,6 +23,8 @@ class FlagEditing:
     """Mixed into an App that has `flag_store`, `actor`, `record_flag_changes` and `refresh_flags`."""
 
     flag_store: FlagStore | None
+    _flag_writes: asyncio.Lock | None = None
+    """Flag writes one at a time, in the order asked (made on first use, in the app's loop)."""
     actor: str
     read_only: bool = False
 
@@ -35,8 +37,11 @@ class FlagEditing:
     async def change_flags(self, operation: Operation, what: str) -> None:
         if self.flag_store is None:
             return
+        if self._flag_writes is None:
+            self._flag_writes = asyncio.Lock()
         try:
-            result = await asyncio.to_thread(operation, self.flag_store)
+            async with self._flag_writes:  # one write at a time, in the order asked: `+ +` is +10%
+                result = await asyncio.to_thread(operation, self.flag_store)
         except (FlagError, VersionConflict, OSError) as error:
             self.notify(str(error), title=f"{what}: not changed", severity="error", timeout=15)
             return
@@ -60,9 +65,14 @@ class FlagEditing:
         )
 
     def on_flag_panel_step_requested(self, message: FlagPanel.StepRequested) -> None:
-        flag, actor = message.flag, self.actor
-        percentage = max(0, min(100, flag.percentage + message.delta))
-        self.run_change(lambda store: store.set_percentage(flag.name, percentage, actor=actor, reason="flag editor"), f"{flag.name} {percentage}%")
+        # From the store's share when the step is written, not the row's: a second `+` typed before the
+        # first landed steps on from it.
+        name, delta, actor = message.flag.name, message.delta, self.actor
+
+        def step(store: FlagStore) -> ChangeResult:
+            return store.set_percentage(name, max(0, min(100, store.get(name).percentage + delta)), actor=actor, reason="flag editor")
+
+        self.run_change(step, f"{name} {delta:+d}%")
 
     def on_flag_panel_percentage_requested(self, message: FlagPanel.PercentageRequested) -> None:
         flag, percentage, actor = message.flag, message.percentage, self.actor

@@ -128,6 +128,20 @@ async def test_percentage_typed_in_one_burst_is_set_whole(tmp_path):
         assert store.get("new-checkout-flow").enabled is False
 
 
+async def test_steps_typed_in_one_burst_add_up(tmp_path):
+    plan = load_plan(SAMPLES / "canary.yaml")
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 300)
+        app.query_one(FlagPanel).focus()
+        await pilot.pause()
+        for _ in range(3):  # before the first write lands: every row still says 0%
+            app.post_message(events.Key("plus", "+"))
+        await settle(pilot, app)
+        await drain(pilot, app)
+        assert app.rollout.flags.store.get("new-checkout-flow").percentage == 15
+
+
 def test_cli_verbs_journal_their_changes(flag_file, tmp_path):
     state_dir = tmp_path / "state"
     result = subprocess.run(
