@@ -92,14 +92,17 @@ class FlagPanel(KeyedTable):
             super().__init__()
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(show_header=False, **kwargs)
+        super().__init__(show_header=False, cell_padding=0, **kwargs)
         self._rows: dict[str, FlagRow] = {}
 
-    def on_mount(self) -> None:
-        self.add_columns("flag", "state", "share")
+    def columns_for(self, width: int) -> tuple:
+        # The state keeps its room ("ON 40% +2"): a name too long is cut, and said in full by detail_of.
+        state = max((len(self._state(row)) for row in self._rows.values()), default=6)
+        return (("flag", "", None), ("state", "", state + 2))
 
     def show(self, rows: list[FlagRow]) -> None:
         self._rows = {row.name: row for row in rows}
+        self.lay_out()
         for row in rows:
             if self.filter_text.lower() in row.name.lower():
                 self.upsert(row.name, self._cells(row))
@@ -109,12 +112,23 @@ class FlagPanel(KeyedTable):
         self.show(list(self._rows.values()))
 
     @staticmethod
-    def _cells(row: FlagRow) -> tuple[Text, Text, Text]:
+    def _state(row: FlagRow) -> str:
+        """ON 40%, or off 40% (the share it returns to when switched on); +2 allowed users."""
+        return f"{'ON' if row.enabled else 'off'} {row.percentage}%" + (f" +{row.allowed}" if row.allowed else "")
+
+    def _cells(self, row: FlagRow) -> tuple[Text, Text]:
         return (
-            Text(row.name + (" (ro)" if row.read_only else "")),
-            Text("ON" if row.enabled else "off", style="bold green" if row.enabled else "dim"),
-            Text(f"{row.percentage}%" + (f" +{row.allowed}" if row.allowed else ""), style="dim"),
+            Text(f" {row.name}" + (" (ro)" if row.read_only else ""), no_wrap=True, overflow="ellipsis"),
+            Text(f" {self._state(row)}", style="bold green" if row.enabled else "dim"),
         )
+
+    def detail_of(self, key: str) -> str:
+        row = self._rows.get(key)
+        if row is None:
+            return ""
+        users = f" + {row.allowed} allowed user{'' if row.allowed == 1 else 's'}" if row.allowed else ""
+        notes = (" · read-only: not written by Brahma" if row.read_only else "") + (" · new (the kill switch)" if row.new else "")
+        return f"{row.name}: {'on' if row.enabled else 'off'}, {row.percentage}%{users}{notes}"
 
     @property
     def highlighted_flag(self) -> FlagRow | None:

@@ -74,7 +74,6 @@ class MetricTable(KeyedTable):
 
     DEFAULT_CSS = """
     MetricTable {
-        scrollbar-gutter: stable;
         overflow-x: hidden;
     }
     """
@@ -91,34 +90,27 @@ class MetricTable(KeyedTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cell_padding=0, **kwargs)
         self._rows: dict[str, MetricRow] = {}
-        self._columns: tuple[tuple[str, str, int], ...] = ()
 
     FIXED_WIDTHS = True
 
+    def columns_for(self, width: int) -> tuple[tuple[str, str, int], ...]:
+        return tuple((key, f" {header}" if header else "", w) for key, header, w in layout(width))
+
     def on_resize(self, event: events.Resize) -> None:
-        columns = layout(self.scrollable_content_region.width)
-        if columns == self._columns:
-            return
-        highlighted = self.cursor_row
-        self._columns = columns
-        self.clear_rows()
-        self.clear(columns=True)
-        for key, header, width in columns:
-            self.add_column(f" {header}" if header else "", key=key, width=width)
-        self.show(list(self._rows.values()))
-        self.move_cursor(row=highlighted)
+        if self.lay_out():
+            self.show(list(self._rows.values()))  # the trend is as wide as its new column
 
     def show(self, rows: list[MetricRow]) -> None:
         """Update in place: only cells that changed are redrawn (a poor SSH link will thank us)."""
+        if not self._layout:
+            self.lay_out()
         for row in rows:
             self._rows[row.name] = row
-            if self._columns:
-                self.upsert(row.name, self._cells(row))
+            self.upsert(row.name, self._cells(row))
 
-    @property
-    def highlighted_detail(self) -> str:
-        """Every limit of the highlighted metric, in words."""
-        row = self._rows.get(self.highlighted_key or "")
+    def detail_of(self, key: str) -> str:
+        """Every limit of the metric, in words."""
+        row = self._rows.get(key)
         return row.detail if row else ""
 
     def _cells(self, row: MetricRow) -> tuple[Text, ...]:
@@ -133,9 +125,9 @@ class MetricTable(KeyedTable):
             "rolls_back": Text(f" {row.rolls_back}", style="dim"),
             "verdict": Text(f" {VERDICT_MARKS[row.verdict]}", style=style),
         }
-        trend_width = dict((key, width) for key, _, width in self._columns)["trend"] - 1
+        trend_width = dict((key, width) for key, _, width in self._layout)["trend"] - 1
         cells["trend"] = Text(" " + sparkline(row.history, trend_width, row.band).rjust(trend_width), style="cyan")
-        return tuple(cells[key] for key, _, _ in self._columns)
+        return tuple(cells[key] for key, _, _ in self._layout)
 
     def action_chart(self) -> None:
         if self.highlighted_key is not None:

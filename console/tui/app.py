@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -34,12 +34,15 @@ from widgets.chart_screen import ChartScreen
 from widgets.checklist import Checklist
 from widgets.confirm_screen import ConfirmScreen
 from widgets.flag_panel import FlagPanel
+from widgets.keyed_table import KeyedTable
 from widgets.keys_screen import KeysScreen
 from widgets.metric_table import MetricTable
 from widgets.rollback_bar import RollbackBar
 from widgets.stage_track import StageTrack
 from widgets.text_screen import TextScreen
 
+HEADER_SIDES = 18
+"""Cells of the header that are not its title: Textual's icon (8) and clock space (10)."""
 REFRESH_S = 0.25
 """How often the panes are redrawn at most: events between two redraws are coalesced."""
 EXIT_QUIT_UNFINISHED = 130
@@ -98,7 +101,7 @@ class BrahmaApp(FlagEditing, App[int]):
         """Binding id → keys, the overrides make_app applied (the rollback bar and status line name them)."""
         self.exit_code = EXIT_QUIT_UNFINISHED
         self.title = f"Brahma · {self.plan.name}"
-        self.sub_title = f"{self.plan.strategy} · {self.plan.image}" + (" · read-only" if read_only else "")
+        self._fit_subtitle(80)
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -108,12 +111,14 @@ class BrahmaApp(FlagEditing, App[int]):
         with Horizontal(id="middle"):
             with Vertical(id="metrics-pane"):
                 yield MetricTable(id="metrics")
-                yield Static(id="metric-limits", markup=False)
+                yield Static(id="metrics-detail", classes="detail", markup=False)
             with Vertical(id="side"):
                 with Vertical(id="preflight-pane"):
                     yield Checklist(id="checklist")
+                    yield Static(id="checklist-detail", classes="detail", markup=False)
                 with Vertical(id="flags-pane"):
                     yield FlagPanel(id="flags")
+                    yield Static(id="flags-detail", classes="detail", markup=False)
         yield RichLog(id="log", max_lines=500, wrap=False, markup=False, auto_scroll=True)
         yield RollbackBar(id="rollback")
         yield Footer(compact=True)
@@ -140,6 +145,13 @@ class BrahmaApp(FlagEditing, App[int]):
         self.refresh_view()
         self.refresh_flags()
         self.query_one(MetricTable).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_subtitle(event.size.width)
+
+    def _fit_subtitle(self, width: int) -> None:
+        room = width - HEADER_SIDES - len(self.title) - len(" — ")
+        self.sub_title = view.subtitle(self.plan.strategy, self.plan.image, room, self.read_only)
 
     def _key_for(self, binding_id: str) -> str:
         """The key a binding answers to, as the keymap moved it."""
@@ -193,12 +205,13 @@ class BrahmaApp(FlagEditing, App[int]):
         state = self.controller.state
         self.query_one(StageTrack).track = view.stage_track(self.plan, state, self.controller.now(), self._acting_keys)
         self.query_one(MetricTable).show(view.metric_rows(self.plan, state, self._last_seen))
-        self._show_limits()
+        self._show_detail(self.query_one(MetricTable))
         status = view.source_status(self.plan, state, self._last_seen)
         pane = self.query_one("#metrics-pane")
         if pane.border_subtitle != status:  # setting it repaints the whole pane
             pane.border_subtitle = status
         self.query_one(Checklist).show(view.checklist(self.plan, state))
+        self._show_detail(self.query_one(Checklist))
         if not self.read_only:
             bar = self.query_one(RollbackBar)
             bar.phase = {"rolling_back": "rolling_back", "rolled_back": "rolled_back", "gate_failed": "idle"}.get(state.phase, "ready")
@@ -218,16 +231,17 @@ class BrahmaApp(FlagEditing, App[int]):
         if cause and cause in table.rows:
             table.move_cursor(row=table.get_row_index(cause))
 
-    def _show_limits(self) -> None:
-        """Every limit of the highlighted metric, in words, under the table."""
-        detail = self.query_one(MetricTable).highlighted_detail
-        line = self.query_one("#metric-limits", Static)
+    def _show_detail(self, table: KeyedTable) -> None:
+        """The highlighted row in full on the line under its table: a metric's every limit, a
+        pre-flight item's whole name and result, a flag's state."""
+        line = self.query_one(f"#{table.id}-detail", Static)
+        detail = table.highlighted_detail
         if str(line.content) != detail:
             line.update(detail)
 
-    def on_data_table_row_highlighted(self, event: MetricTable.RowHighlighted) -> None:
-        if isinstance(event.data_table, MetricTable):
-            self._show_limits()
+    def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        if isinstance(event.data_table, KeyedTable):
+            self._show_detail(event.data_table)
 
     def _bar_detail(self) -> str:
         state = self.controller.state
@@ -246,6 +260,7 @@ class BrahmaApp(FlagEditing, App[int]):
     def refresh_flags(self) -> None:
         if self.rollout.flags is not None:
             self.query_one(FlagPanel).show(flag_rows(self.rollout.flags.flags()))
+            self._show_detail(self.query_one(FlagPanel))
 
     def record_flag_changes(self, changes) -> None:
         self.controller.record_flag_changes(changes)

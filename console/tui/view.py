@@ -62,6 +62,24 @@ def promote_question(plan: RolloutPlan, state: RolloutState, now: float, *, full
     return title, " ".join(said)
 
 
+def image_forms(image: str) -> list[str]:
+    """The image in less and less room: the registry host cut first, then the path; the tag never.
+
+    `registry.example.com/checkout:2.4.1` → `…/checkout:2.4.1` → `checkout:2.4.1`.
+    """
+    path = image.split("/")
+    forms = [image] + ["…/" + "/".join(path[cut:]) for cut in range(1, len(path))] + [path[-1]]
+    return list(dict.fromkeys(forms))
+
+
+def subtitle(strategy: str, image: str, room: int, read_only: bool = False) -> str:
+    """The header's subtitle in `room` cells, the image's tag whole: `canary · …/checkout:2.4.1`."""
+    note = " · read-only" if read_only else ""
+    forms = image_forms(image)
+    candidates = [f"{strategy} · {form}{note}" for form in forms] + [f"{forms[-1]}{note}"]
+    return next((text for text in candidates if len(text) <= room), forms[-1])
+
+
 def stage_label(stage: Stage) -> str:
     """The traffic weight ("25%"), or the flag step a stage takes ("⚑5%", "⚑int" for internal users)."""
     step = stage.flag_step

@@ -34,7 +34,7 @@ async def test_at_80x24_a_trigger_is_never_in_the_must_column(plan, tmp_path):
         assert table.region.right <= 80 - 24, "the table fits beside the side pane"
         table.move_cursor(row=table.get_row_index("error_rate"))
         await pilot.pause()
-        assert str(app.query_one("#metric-limits").content) == "errors: pauses >0.5% ×2 · rolls back >1% · must <1%"
+        assert str(app.query_one("#metrics-detail").content) == "errors: pauses >0.5% ×2 · rolls back >1% · must <1%"
 
 
 async def test_at_120x40_what_pauses_and_what_rolls_back_have_columns_and_the_trend_the_room(plan, tmp_path):
