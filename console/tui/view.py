@@ -12,7 +12,7 @@ from console.narrate import rollout_clock
 from console.plan.checks import Check
 from console.plan.model import RolloutPlan, Stage
 from console.units import FRACTION_METRICS, LATENCY_METRICS, format_metric_value
-from widgets.chart_screen import ChartData
+from widgets.chart_screen import ChartData, Limit
 from widgets.checklist import ChecklistItem
 from widgets.metric_table import MetricRow
 from widgets.stage_track import StageInfo, StageStatus, TrackState
@@ -260,8 +260,9 @@ def chart_data(plan: RolloutPlan, state: RolloutState, metric: str, backfill: li
     def scaled(value: float | None) -> float | None:
         return None if value is None else value * scale
 
+    acts = {"criterion": "must", "warning": "pauses", "critical": "rolls back"}
     limits = tuple(
-        (f"{kind} {check.describe()}", check.value * scale)
+        Limit(f"{acts[kind]} {compact_limit(check)}", check.value * scale, acts[kind])
         for kind, check in _limit_checks(plan, state, metric)
         if not check.relative
     )
