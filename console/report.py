@@ -66,8 +66,17 @@ def collect(journal: Path) -> ReportData:
 
 
 def _close_stage(data: ReportData, t: float, outcome: str) -> None:
+    """The stage under way ends with `outcome`, or as skipped: the state says which stages a promote
+    went past before their window held, those it never started among them (they get a row too)."""
+    skipped = data.state.skipped_stages
     if data.stages and data.stages[-1].ended_t is None:
-        data.stages[-1].ended_t, data.stages[-1].outcome = t, outcome
+        stage = data.stages[-1]
+        stage.ended_t, stage.outcome = t, "skipped: promoted before its window held" if stage.index in skipped else outcome
+    recorded = {stage.index for stage in data.stages}
+    for index in skipped:
+        if index not in recorded and data.started:
+            planned = data.started.stages[index]
+            data.stages.append(StageRecord(index, planned["name"], planned["weight"], t, t, "skipped: never started"))
 
 
 def _collect_event(data: ReportData, event: ev.Event) -> None:

@@ -195,6 +195,34 @@ async def test_promote_skips_the_rest_of_the_window_and_promote_full_goes_to_100
     assert starts == [(5, 0), (25, 0), (100, 0)]
 
 
+async def test_the_journal_says_which_stages_a_promote_skipped(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    operator = Operator(controller, canary_plan)
+    operator.when("sample", "promote", lambda e: e.stage == 1 and e.t >= 900)  # 25%'s window cut short
+    operator.when("stage_started", "promote-full", lambda e: e.stage == 2)  # past 50%, whose window began
+    assert await controller.run() == 0
+    state = fold(read_events(controller.journal.path))
+    assert state.passed_stages == [0, 3] and state.skipped_stages == [1, 2]
+
+
+async def test_promote_full_from_the_first_stage_skips_the_stages_never_started(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    Operator(controller, canary_plan).when("sample", "promote-full", lambda e: e.t >= 60)
+    assert await controller.run() == 0
+    assert fold(read_events(controller.journal.path)).skipped_stages == [0, 1, 2]
+
+
+async def test_a_promote_after_a_window_held_skips_nothing_and_one_past_the_last_window_skips_it(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, options=ControllerOptions(headless=False, manual=True))
+    operator = Operator(controller, canary_plan)
+    for _ in canary_plan.stages[:-1]:
+        operator.when("awaiting_promote", "promote")
+    operator.when("stage_started", "promote", lambda e: e.stage == 3)  # completes at once: monitoring cut short
+    assert await controller.run() == 0
+    state = fold(read_events(controller.journal.path))
+    assert state.passed_stages == [0, 1, 2] and state.skipped_stages == [3]
+
+
 async def test_pause_and_resume_restart_the_window(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path)
     operator = Operator(controller, canary_plan)

@@ -145,3 +145,26 @@ def test_terminal_control_in_an_older_journals_outputs_is_neutralised_in_the_run
     assert "| unit tests | command | yes | fail | brahma | 0.00s | FAIL␍PASS |" in report
     assert "~~~\nexit 1\nFAILED 3 tests\nFAIL␍PASS\n~~~" in report
     assert "\x1b" not in report and "\x07" not in report and "\r" not in report
+
+
+def test_stages_a_promote_went_past_read_skipped_never_passed(tmp_path):
+    planned = [{"name": name, "weight": weight, "observe_s": 600} for name, weight in (("stage 1", 5), ("stage 2", 25), ("stage 3", 50), ("monitoring", 100))]
+    started = ev.RolloutStarted(**{**STARTED.__dict__, "stages": planned, "planned_s": 2400})
+    journal = write_journal(tmp_path / "r.jsonl", [
+        started, ev.PreflightPassed(0.0),
+        ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
+        ev.StagePassed(600.0, stage=0, summary={}),
+        ev.StageStarted(600.0, stage=1, stage_name="stage 2", weight=25, observe_s=600),
+        ev.CommandIssued(700.0, command="promote-full", actor="captain@laptop"),
+        ev.StageStarted(700.0, stage=3, stage_name="monitoring", weight=100, observe_s=600),
+        ev.CommandIssued(800.0, command="promote", actor="captain@laptop"),
+        ev.Completed(800.0),
+    ])
+    stages = write_report(journal).read_text().split("## Stages", 1)[1].split("## Timeline", 1)[0]
+    rows = [line.strip("| ").split(" | ") for line in stages.strip().splitlines()[2:]]
+    assert [(row[0], row[4]) for row in rows] == [
+        ("stage 1", "passed"),
+        ("stage 2", "skipped: promoted before its window held"),
+        ("stage 3", "skipped: never started"),
+        ("monitoring", "skipped: promoted before its window held"),
+    ]

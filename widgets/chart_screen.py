@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual_plotext import PlotextPlot
+
+
+LimitKind = Literal["must", "pauses", "rolls back"]
+LIMIT_COLORS = {"must": "green", "pauses": "yellow", "rolls back": "red"}
+MARGIN = 0.05
+"""Share of the y range left free above and below what is drawn."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    label: str
+    """As the legend says it: "rolls back >1%"."""
+    value: float
+    kind: LimitKind
 
 
 @dataclass(frozen=True)
@@ -18,8 +33,8 @@ class ChartData:
     """Minutes on the rollout's clock."""
     canary: tuple[float | None, ...]
     stable: tuple[float | None, ...]
-    limits: tuple[tuple[str, float], ...] = ()
-    """(label, value) pairs drawn as horizontal lines."""
+    limits: tuple[Limit, ...] = ()
+    """Drawn as horizontal lines, each named in the legend."""
 
 
 def _points(times: tuple[float, ...], values: tuple[float | None, ...]) -> tuple[list[float], list[float]]:
@@ -27,7 +42,21 @@ def _points(times: tuple[float, ...], values: tuple[float | None, ...]) -> tuple
     return [t for t, _ in pairs], [v for _, v in pairs]
 
 
+def y_range(data: ChartData) -> tuple[float, float] | None:
+    """The y axis: every value and every limit inside it, a margin around; from zero up when
+    nothing drawn is negative. None when there is nothing to draw."""
+    drawn = [v for v in (*data.canary, *data.stable) if v is not None] + [limit.value for limit in data.limits]
+    if not drawn:
+        return None
+    low, high = min(drawn), max(drawn)
+    margin = (high - low) * MARGIN or abs(high) * MARGIN or 1.0
+    return (max(0.0, low - margin) if low >= 0 else low - margin), high + margin
+
+
 class ChartScreen(ModalScreen[None]):
+    """Canary and stable over the rollout's minutes; the limits as lines named in the legend
+    (never as labels written over the plot), the y axis fitted to the data and the limits."""
+
     BINDINGS = [Binding("escape,q,enter", "close", "Close", id="chart.close")]
 
     DEFAULT_CSS = """
@@ -63,10 +92,13 @@ class ChartScreen(ModalScreen[None]):
             xs, ys = _points(data.times, values)
             if xs:
                 plt.plot(xs, ys, label=label, color=color, marker="braille")
-        for label, value in data.limits:
-            plt.hline(value, color="red")
-            if data.times:
-                plt.text(label, x=data.times[0], y=value, color="red")
+        if data.times:
+            span = [data.times[0], data.times[-1]]
+            for limit in data.limits:
+                plt.plot(span, [limit.value] * 2, label=limit.label, color=LIMIT_COLORS[limit.kind], marker="braille")
+        fitted = y_range(data)
+        if fitted is not None:
+            plt.ylim(*fitted)
         plot.refresh()
 
     def action_close(self) -> None:

@@ -8,8 +8,16 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from widgets.ordered_input import OrderedInput
+
 
 class InputScreen(ModalScreen[str | None]):
+    """One line of input, its current value selected so that typing replaces it.
+
+    Open it from a priority binding (or any action that runs as its key arrives): the keys typed
+    after that one then land here, in order, however fast they come.
+    """
+
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="input.cancel")]
 
     DEFAULT_CSS = """
@@ -33,7 +41,7 @@ class InputScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self.prompt)
-            yield Input(self.value, placeholder=self.placeholder)
+            yield OrderedInput(self.value, placeholder=self.placeholder)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

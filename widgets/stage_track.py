@@ -8,11 +8,13 @@ from typing import Literal
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-StageStatus = Literal["done", "current", "next", "failed"]
+StageStatus = Literal["done", "current", "next", "failed", "skipped"]
+"""done: its window held; skipped: a promote went past it first; failed: the rollback happened in it."""
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,12 @@ class TrackState:
     state: str = ""
     """running, paused: why, waiting for promote, rolling back, rolled back, complete."""
     tone: Literal["ok", "warn", "bad", "idle"] = "idle"
+    hint: tuple[tuple[str, str], ...] = ()
+    """The keys that act on the state now, with what they do: (("space", "resume"), ("p", "promote to 50%"))."""
 
 
 BAR_WIDTH = 16
-MARKS = {"done": "✓", "current": "●", "next": "○", "failed": "✗"}
+MARKS = {"done": "✓", "current": "●", "next": "○", "failed": "✗", "skipped": "»"}
 
 
 def _clock(seconds: float) -> str:
@@ -44,24 +48,36 @@ def _clock(seconds: float) -> str:
 
 
 class StageTrack(Widget):
-    """Two lines: the track `✓ 5% ── ● 25% ── ○ 50% ── ○ 100%`, then the window's bar and the state.
+    """The track `✓ 5% ── » 25% ── ● 50% ── ○ 100%`, then the window's bar and the state, in full.
 
-    Each line is its own child and is repainted only when its text changes: the track line
+    A stage a promote went past before its window held is marked » and struck through, never ✓.
+    The state wraps at words beside the bar (a pause reason is never cut); the keys that act on it
+    get a line of their own below. Each part is its own child and is repainted only when its text changes: the track
     changes a few times a rollout, the bar once a sample.
     """
 
     DEFAULT_CSS = """
     StageTrack {
-        height: 2;
+        height: auto;
         padding: 0 1;
     }
-    StageTrack > Static {
-        height: 1;
+    StageTrack Static {
+        height: auto;
+    }
+    StageTrack Horizontal {
+        height: auto;
+    }
+    StageTrack #window {
+        width: auto;
+    }
+    StageTrack #state {
+        width: 1fr;
     }
     StageTrack .stage-track--done { color: $success; }
     StageTrack .stage-track--current { color: $accent; text-style: bold; }
     StageTrack .stage-track--next { color: $text-muted; }
     StageTrack .stage-track--failed { color: $error; text-style: bold; }
+    StageTrack .stage-track--skipped { color: $warning; text-style: strike; }
     StageTrack .stage-track--ok { color: $success; text-style: bold; }
     StageTrack .stage-track--warn { color: $warning; text-style: bold; }
     StageTrack .stage-track--bad { color: $error; text-style: bold reverse; }
@@ -72,6 +88,7 @@ class StageTrack(Widget):
         "stage-track--current",
         "stage-track--next",
         "stage-track--failed",
+        "stage-track--skipped",
         "stage-track--ok",
         "stage-track--warn",
         "stage-track--bad",
@@ -86,15 +103,20 @@ class StageTrack(Widget):
 
     def compose(self) -> ComposeResult:
         yield Static(id="stages")
-        yield Static(id="window")
+        with Horizontal():
+            yield Static(id="window")
+            yield Static(id="state")
+        yield Static(id="hint")
 
     def watch_track(self, track: TrackState) -> None:
         if not self.is_mounted:
             return
-        for child_id, text in (("stages", self._stages_line(track)), ("window", self._window_line(track))):
+        lines = (("stages", self._stages_line(track)), ("window", self._window_bar(track)), ("state", Text(track.state, style=self._style(track.tone))), ("hint", self._hint_line(track)))
+        for child_id, text in lines:
             if self._shown.get(child_id) != text:
                 self._shown[child_id] = text
                 self.query_one(f"#{child_id}", Static).update(text)
+        self.query_one("#hint").display = bool(track.hint)
 
     def on_mount(self) -> None:
         self.watch_track(self.track)
@@ -110,12 +132,19 @@ class StageTrack(Widget):
             line.append(f"{MARKS[stage.status]} {stage.label}", style=self._style(stage.status))
         return line
 
-    def _window_line(self, track: TrackState) -> Text:
-        bar = Text(no_wrap=True, overflow="ellipsis")
+    def _window_bar(self, track: TrackState) -> Text:
+        bar = Text(no_wrap=True)
         if track.window_s > 0:
             filled = int(min(1.0, track.elapsed_s / track.window_s) * BAR_WIDTH)
             bar.append("█" * filled, style=self._style("current"))
             bar.append("░" * (BAR_WIDTH - filled), style=self._style("next"))
             bar.append(f" {_clock(track.elapsed_s)}/{_clock(track.window_s)}  ")
-        bar.append(track.state, style=self._style(track.tone))
         return bar
+
+    def _hint_line(self, track: TrackState) -> Text:
+        line = Text()
+        for index, (key, what) in enumerate(track.hint):
+            line.append(" · " if index else "")
+            line.append(key, style="bold")
+            line.append(f" {what}")
+        return line

@@ -59,6 +59,8 @@ class RolloutState:
     preflight: dict[str, PreflightItemState] = field(default_factory=dict)
     preflight_done: bool = False
     passed_stages: list[int] = field(default_factory=list)
+    skipped_stages: list[int] = field(default_factory=list)
+    """Stages a promote went past before their window held: cut short, or never started (promote-full)."""
     history: dict[str, deque[tuple[float, float | None, float | None]]] = field(default_factory=dict)
     last_verdict: str = ""
     last_errors: list[str] = field(default_factory=list)
@@ -123,6 +125,9 @@ def _target_prepared(state: RolloutState, event: ev.TargetPrepared) -> None:
 
 
 def _stage_started(state: RolloutState, event: ev.StageStarted) -> None:
+    if state.active and event.stage > state.stage:  # a promote: the stages it went past, unless they held
+        unpassed = range(state.stage, event.stage)
+        state.skipped_stages += [stage for stage in unpassed if stage not in state.passed_stages]
     state.phase, state.stage, state.weight = "running", event.stage, event.weight
     state.stage_started_t = state.window_started_t = event.t
     state.window = WindowStats()
@@ -204,6 +209,8 @@ def _rolled_back(state: RolloutState, event: ev.RolledBack) -> None:
 
 
 def _completed(state: RolloutState, event: ev.Completed) -> None:
+    if state.active and state.stage not in state.passed_stages:  # promoted past the last window
+        state.skipped_stages.append(state.stage)
     state.phase = "completed"
 
 

@@ -13,11 +13,11 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, RichLog
+from textual.widgets import Footer, Header, RichLog, Static
 
 from console.actor import current_actor
 from console.controller import events as ev
@@ -34,16 +34,19 @@ from widgets.chart_screen import ChartScreen
 from widgets.checklist import Checklist
 from widgets.confirm_screen import ConfirmScreen
 from widgets.flag_panel import FlagPanel
+from widgets.keyed_table import KeyedTable
 from widgets.keys_screen import KeysScreen
 from widgets.metric_table import MetricTable
 from widgets.rollback_bar import RollbackBar
 from widgets.stage_track import StageTrack
 from widgets.text_screen import TextScreen
 
+HEADER_SIDES = 18
+"""Cells of the header that are not its title: Textual's icon (8) and clock space (10)."""
 REFRESH_S = 0.25
 """How often the panes are redrawn at most: events between two redraws are coalesced."""
 EXIT_QUIT_UNFINISHED = 130
-ACTING = {"rollback", "promote", "promote_full", "toggle_pause", "sign_off", "kill_flags", "inject"}
+ACTING = {"rollback", "promote", "promote_full", "pause", "resume", "sign_off", "kill_flags", "inject"}
 LOG_STYLES = {ev.RollbackStarted: "bold red", ev.RollbackFailed: "bold red", ev.RolledBack: "bold red", ev.Paused: "yellow", ev.Completed: "bold green", ev.PreflightFailed: "bold red", ev.ErrorRaised: "red"}
 FAULTS = {
     "error": ("an error spike (3% errors)", {"error_rate": 0.03}),
@@ -66,7 +69,9 @@ class BrahmaApp(FlagEditing, App[int]):
         Binding("ctrl+r", "rollback", "Roll back", id="rollout.rollback", priority=True, tooltip="Traffic back to stable (asks first)"),
         Binding("p", "promote", "Promote", id="rollout.promote", tooltip="The next stage now"),
         Binding("P", "promote_full", "Promote to 100%", id="rollout.promote_full", key_display="P", show=False, tooltip="Straight to the last stage"),
-        Binding("space", "toggle_pause", "Pause", id="rollout.pause", tooltip="Pause or resume the rollout"),
+        # One key, two bindings: the footer says what space does now (check_action shows one of them).
+        Binding("space", "pause", "Pause", id="rollout.pause", tooltip="Hold the rollout where it is"),
+        Binding("space", "resume", "Resume", id="rollout.resume", tooltip="Go on: the stage's window starts again"),
         Binding("s", "sign_off", "Sign off", id="preflight.sign_off", show=False),
         Binding("k", "kill_flags", "Kill flags", id="flags.kill", show=False, tooltip="Switch off every new flag of the plan (asks first)"),
         Binding("question_mark", "keys", "Keys", id="app.keys", key_display="?"),
@@ -90,9 +95,13 @@ class BrahmaApp(FlagEditing, App[int]):
         self._dirty = True
         self._phase = ""
         self._last_seen: dict[str, datetime] = {}
+        self._acting_keys: dict[str, str] = {}
+        """Binding id → key, for the keys the status line offers."""
+        self.keymap: dict[str, str] = {}
+        """Binding id → keys, the overrides make_app applied (the rollback bar and status line name them)."""
         self.exit_code = EXIT_QUIT_UNFINISHED
         self.title = f"Brahma · {self.plan.name}"
-        self.sub_title = f"{self.plan.strategy} · {self.plan.image}" + (" · read-only" if read_only else "")
+        self._fit_subtitle(80)
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -102,11 +111,14 @@ class BrahmaApp(FlagEditing, App[int]):
         with Horizontal(id="middle"):
             with Vertical(id="metrics-pane"):
                 yield MetricTable(id="metrics")
+                yield Static(id="metrics-detail", classes="detail", markup=False)
             with Vertical(id="side"):
                 with Vertical(id="preflight-pane"):
                     yield Checklist(id="checklist")
+                    yield Static(id="checklist-detail", classes="detail", markup=False)
                 with Vertical(id="flags-pane"):
                     yield FlagPanel(id="flags")
+                    yield Static(id="flags-detail", classes="detail", markup=False)
         yield RichLog(id="log", max_lines=500, wrap=False, markup=False, auto_scroll=True)
         yield RollbackBar(id="rollback")
         yield Footer(compact=True)
@@ -120,6 +132,7 @@ class BrahmaApp(FlagEditing, App[int]):
         self.query_one("#preflight-pane").display = bool(self.plan.preflight)
         self.query_one("#flags-pane").display = self.rollout.flags is not None
         self.query_one("#side").display = bool(self.plan.preflight) or self.rollout.flags is not None
+        self._acting_keys = {} if self.read_only else {b: self._key_for(b) for b in ("rollout.resume", "rollout.promote", "rollout.rollback")}
         bar = self.query_one(RollbackBar)
         bar.key = self._key_for("rollout.rollback")
         if self.read_only:
@@ -133,7 +146,17 @@ class BrahmaApp(FlagEditing, App[int]):
         self.refresh_flags()
         self.query_one(MetricTable).focus()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_subtitle(event.size.width)
+
+    def _fit_subtitle(self, width: int) -> None:
+        room = width - HEADER_SIDES - len(self.title) - len(" — ")
+        self.sub_title = view.subtitle(self.plan.strategy, self.plan.image, room, self.read_only)
+
     def _key_for(self, binding_id: str) -> str:
+        """The key a binding answers to, as the keymap moved it."""
+        if binding_id in self.keymap:
+            return self.keymap[binding_id].split(",")[0].strip()
         for _, binding in self._bindings:
             if binding.id == binding_id:
                 return binding.key
@@ -176,13 +199,15 @@ class BrahmaApp(FlagEditing, App[int]):
         """Every pane from the controller's state."""
         self._dirty = False
         state = self.controller.state
-        self.query_one(StageTrack).track = view.stage_track(self.plan, state, self.controller.now())
+        self.query_one(StageTrack).track = view.stage_track(self.plan, state, self.controller.now(), self._acting_keys)
         self.query_one(MetricTable).show(view.metric_rows(self.plan, state, self._last_seen))
+        self._show_detail(self.query_one(MetricTable))
         status = view.source_status(self.plan, state, self._last_seen)
         pane = self.query_one("#metrics-pane")
         if pane.border_subtitle != status:  # setting it repaints the whole pane
             pane.border_subtitle = status
         self.query_one(Checklist).show(view.checklist(self.plan, state))
+        self._show_detail(self.query_one(Checklist))
         if not self.read_only:
             bar = self.query_one(RollbackBar)
             bar.phase = "unverified" if state.rollback_failure else {"rolling_back": "rolling_back", "rolled_back": "rolled_back", "gate_failed": "idle"}.get(state.phase, "ready")
@@ -192,6 +217,27 @@ class BrahmaApp(FlagEditing, App[int]):
         if state.phase != self._phase:
             self._phase = state.phase
             self.refresh_bindings()
+            self._highlight_the_cause(state)
+
+    def _highlight_the_cause(self, state) -> None:
+        """The metric a pause or rollback is about gets the cursor, scrolled into view (a tall status
+        line leaves a short table), once, as it happens: the operator's own moves are never fought."""
+        cause = {"paused": state.paused_trigger, "rolling_back": state.rollback_trigger}.get(state.phase)
+        table = self.query_one(MetricTable)
+        if cause and cause in table.rows:
+            table.move_cursor(row=table.get_row_index(cause))
+
+    def _show_detail(self, table: KeyedTable) -> None:
+        """The highlighted row in full on the line under its table: a metric's every limit, a
+        pre-flight item's whole name and result, a flag's state."""
+        line = self.query_one(f"#{table.id}-detail", Static)
+        detail = table.highlighted_detail
+        if str(line.content) != detail:
+            line.update(detail)
+
+    def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        if isinstance(event.data_table, KeyedTable):
+            self._show_detail(event.data_table)
 
     def _bar_detail(self) -> str:
         state = self.controller.state
@@ -210,6 +256,7 @@ class BrahmaApp(FlagEditing, App[int]):
     def refresh_flags(self) -> None:
         if self.rollout.flags is not None:
             self.query_one(FlagPanel).show(flag_rows(self.rollout.flags.flags()))
+            self._show_detail(self.query_one(FlagPanel))
 
     def record_flag_changes(self, changes) -> None:
         self.controller.record_flag_changes(changes)
@@ -224,8 +271,10 @@ class BrahmaApp(FlagEditing, App[int]):
             return self.sim_metrics is not None
         if action in ("promote", "promote_full"):
             return True if state.active else None
-        if action == "toggle_pause":
-            return True if state.phase in ("running", "paused", "awaiting_promote") else None
+        if action == "pause":
+            return True if state.phase in ("running", "awaiting_promote") else (False if state.phase == "paused" else None)
+        if action == "resume":
+            return state.phase == "paused"
         if action == "sign_off":
             return True if any(item.status == "waiting" for item in state.preflight.values()) else None
         if action == "kill_flags":
@@ -262,13 +311,38 @@ class BrahmaApp(FlagEditing, App[int]):
         return f"The new version serves {state.weight}% of traffic. All of it goes back to stable now.{flag_text}"
 
     def action_promote(self) -> None:
-        self.submit("promote")
+        self._promote("promote", full=False)
 
     def action_promote_full(self) -> None:
-        self.submit("promote-full")
+        self._promote("promote-full", full=True)
 
-    def action_toggle_pause(self) -> None:
-        self.submit("resume" if self.controller.state.phase == "paused" else "pause")
+    def _promote(self, command: str, *, full: bool) -> None:
+        """Sent at once after a window held; otherwise asked first, saying what it cuts short and skips."""
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        question = view.promote_question(self.plan, self.controller.state, self.controller.now(), full=full)
+        if question is None:
+            self.submit(command)
+            return
+        title, body = question
+        asked_at = self.controller.state.stage
+
+        def answered(confirmed: bool) -> None:
+            if not confirmed:
+                return
+            state = self.controller.state
+            if state.stage != asked_at or not state.active:  # the question no longer holds: promote nothing
+                self.notify(f"The rollout moved on while you were asked ({view.state_line(state)[0]}): nothing was promoted.", title="Promote")
+                return
+            self.submit(command)
+
+        self.push_screen(ConfirmScreen(title, body, "Promote (Enter / y)"), answered)
+
+    def action_pause(self) -> None:
+        self.submit("pause")
+
+    def action_resume(self) -> None:
+        self.submit("resume")
 
     def action_sign_off(self) -> None:
         checklist = self.query_one(Checklist)
@@ -382,7 +456,9 @@ def make_app(rollout: Rollout, *, read_only: bool = False, demo: bool = False, k
     """The console for a rollout; the CLI and the tests build it the same way."""
     app = BrahmaApp(rollout, read_only=read_only, demo=demo, actor=actor)
     if keymap:
-        app.set_keymap(keymap)
+        # Pause and resume share a key: moving the pause key moves resume too, unless it is moved apart.
+        app.keymap = {"rollout.resume": keymap["rollout.pause"], **keymap} if "rollout.pause" in keymap else dict(keymap)
+        app.set_keymap(app.keymap)
     return app
 
 

@@ -11,23 +11,20 @@ from console.flags.model import Flag, FlagChange
 from console.flags.store import ChangeResult, FlagStore
 from widgets.confirm_screen import ConfirmScreen
 from widgets.flag_panel import FlagPanel, FlagRow
-from widgets.input_screen import InputScreen
 
 Operation = Callable[[FlagStore], ChangeResult]
 
 
 def flag_rows(flags: tuple[Flag, ...]) -> list[FlagRow]:
-    return [FlagRow(f.name, f.enabled, f.percentage or 0, len(f.allowed_users), f.read_only, f.new) for f in flags]
-
-
-def parse_users(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(user.strip() for user in text.replace("\n", ",").split(",") if user.strip()))
+    return [FlagRow(f.name, f.enabled, f.percentage or 0, tuple(f.allowed_users), f.read_only, f.new) for f in flags]
 
 
 class FlagEditing:
     """Mixed into an App that has `flag_store`, `actor`, `record_flag_changes` and `refresh_flags`."""
 
     flag_store: FlagStore | None
+    _flag_writes: asyncio.Lock | None = None
+    """Flag writes one at a time, in the order asked (made on first use, in the app's loop)."""
     actor: str
     read_only: bool = False
 
@@ -40,8 +37,11 @@ class FlagEditing:
     async def change_flags(self, operation: Operation, what: str) -> None:
         if self.flag_store is None:
             return
+        if self._flag_writes is None:
+            self._flag_writes = asyncio.Lock()
         try:
-            result = await asyncio.to_thread(operation, self.flag_store)
+            async with self._flag_writes:  # one write at a time, in the order asked: `+ +` is +10%
+                result = await asyncio.to_thread(operation, self.flag_store)
         except (FlagError, VersionConflict, OSError) as error:
             self.notify(str(error), title=f"{what}: not changed", severity="error", timeout=15)
             return
@@ -50,15 +50,11 @@ class FlagEditing:
             self.notify(f"{what}: {result.note}", title="Another writer changed the flags", severity="warning")
         self.refresh_flags()
 
-    def _refuse_read_only(self, flag: FlagRow) -> bool:
-        if flag.read_only:
-            self.notify(f"{flag.name}: its targeting was not written by Brahma; change it where it was written.", title="Read-only flag")
-        return flag.read_only
+    def on_flag_panel_edit_refused(self, message: FlagPanel.EditRefused) -> None:
+        self.notify(f"{message.flag.name}: its targeting was not written by Brahma; change it where it was written.", title="Read-only flag")
 
     def on_flag_panel_toggle_requested(self, message: FlagPanel.ToggleRequested) -> None:
         flag, actor = message.flag, self.actor
-        if self._refuse_read_only(flag):
-            return
         if flag.enabled:  # switching off is the safe direction: no question asked
             self.run_change(lambda store: store.disable(flag.name, actor=actor, reason="flag editor"), f"{flag.name} off")
             return
@@ -69,58 +65,29 @@ class FlagEditing:
         )
 
     def on_flag_panel_step_requested(self, message: FlagPanel.StepRequested) -> None:
-        flag, actor = message.flag, self.actor
-        if self._refuse_read_only(flag):
-            return
-        percentage = max(0, min(100, flag.percentage + message.delta))
-        self.run_change(lambda store: store.set_percentage(flag.name, percentage, actor=actor, reason="flag editor"), f"{flag.name} {percentage}%")
+        # From the store's share when the step is written, not the row's: a second `+` typed before the
+        # first landed steps on from it.
+        name, delta, actor = message.flag.name, message.delta, self.actor
+
+        def step(store: FlagStore) -> ChangeResult:
+            return store.set_percentage(name, max(0, min(100, store.get(name).percentage + delta)), actor=actor, reason="flag editor")
+
+        self.run_change(step, f"{name} {delta:+d}%")
 
     def on_flag_panel_percentage_requested(self, message: FlagPanel.PercentageRequested) -> None:
-        flag, actor = message.flag, self.actor
-        if self._refuse_read_only(flag):
-            return
-
-        def chosen(text: str | None) -> None:
-            if text is None:
-                return
-            try:
-                percentage = int(text.strip().rstrip("%"))
-            except ValueError:
-                self.notify(f"{text!r} is not a whole percentage", severity="error")
-                return
-            self.run_change(lambda store: store.set_percentage(flag.name, percentage, actor=actor, reason="flag editor"), f"{flag.name} {percentage}%")
-
-        self.push_screen(InputScreen(f"Rollout of {flag.name} (0-100%)", str(flag.percentage)), chosen)
+        flag, percentage, actor = message.flag, message.percentage, self.actor
+        self.run_change(lambda store: store.set_percentage(flag.name, percentage, actor=actor, reason="flag editor"), f"{flag.name} {percentage}%")
 
     def on_flag_panel_users_requested(self, message: FlagPanel.UsersRequested) -> None:
-        flag, actor = message.flag, self.actor
-        if self._refuse_read_only(flag) or self.flag_store is None:
-            return
-        current = self.flag_store.get(flag.name).allowed_users
+        # Against the users shown when the list was opened: another writer's additions since then stay.
+        flag, wanted, shown, actor = message.flag, message.users, message.flag.users, self.actor
 
-        def chosen(text: str | None) -> None:
-            if text is None:
-                return
-            wanted = parse_users(text)
+        def edit(store: FlagStore) -> ChangeResult:
+            results = [store.allow(flag.name, u, actor=actor, reason="flag editor") for u in wanted if u not in shown]
+            results += [store.disallow(flag.name, u, actor=actor, reason="flag editor") for u in shown if u not in wanted]
+            return ChangeResult(tuple(c for r in results for c in r.changes), sum(r.conflicts for r in results))
 
-            def edit(store: FlagStore) -> ChangeResult:
-                results = [store.allow(flag.name, u, actor=actor, reason="flag editor") for u in wanted if u not in current]
-                results += [store.disallow(flag.name, u, actor=actor, reason="flag editor") for u in current if u not in wanted]
-                return ChangeResult(tuple(c for r in results for c in r.changes), sum(r.conflicts for r in results))
-
-            self.run_change(edit, f"{flag.name} users")
-
-        prompt = f"Users who always get {flag.name} (targeting keys, comma separated)"
-        self.push_screen(InputScreen(prompt, ", ".join(current), "alice, bob"), chosen)
-
-    def on_flag_panel_filter_requested(self, message: FlagPanel.FilterRequested) -> None:
-        panel = self.query_one(FlagPanel)
-
-        def chosen(text: str | None) -> None:
-            if text is not None:
-                panel.filter_text = text.strip()
-
-        self.push_screen(InputScreen("Show flags whose name contains", panel.filter_text), chosen)
+        self.run_change(edit, f"{flag.name} users")
 
     def run_change(self, operation: Operation, what: str) -> None:
         if self.read_only:

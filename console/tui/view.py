@@ -2,36 +2,100 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
+from typing import Mapping
 
 from console.controller.state import RolloutState
 from console.metrics.base import TrackValues
+from console.narrate import rollout_clock
 from console.plan.checks import Check
-from console.plan.model import RolloutPlan
+from console.plan.model import RolloutPlan, Stage
 from console.units import FRACTION_METRICS, LATENCY_METRICS, format_metric_value
-from widgets.chart_screen import ChartData
+from widgets.chart_screen import ChartData, Limit
 from widgets.checklist import ChecklistItem
 from widgets.metric_table import MetricRow
-from widgets.stage_track import StageInfo, TrackState
+from widgets.stage_track import StageInfo, StageStatus, TrackState
 
 
-def stage_track(plan: RolloutPlan, state: RolloutState, now: float) -> TrackState:
-    stages = []
-    for stage in plan.stages:
-        if stage.index in state.passed_stages or stage.index < state.stage:
-            status = "done"
-        elif stage.index == state.stage:
-            status = "failed" if state.phase in ("rolling_back", "rolled_back") else "current"
-        else:
-            status = "next"
-        step = stage.flag_step
-        label = f"{stage.weight}%" if step is None else ("⚑int" if step.users and not step.percentage else f"⚑{step.percentage}%")
-        stages.append(StageInfo(stage.name, label, status))
+def stage_track(plan: RolloutPlan, state: RolloutState, now: float, keys: Mapping[str, str] | None = None) -> TrackState:
+    """`keys`: binding id → key, for the keys the status line offers (none: a console that cannot act)."""
+    stages = tuple(StageInfo(stage.name, stage_label(stage), _stage_status(stage.index, state)) for stage in plan.stages)
     current = plan.stages[state.stage] if 0 <= state.stage < len(plan.stages) else None
     window = current.observe if current and state.active else 0.0
-    elapsed = max(0.0, now - state.window_started_t) if state.phase == "running" else (state.last_sample_t or now) - state.window_started_t
     text, tone = state_line(state)
-    return TrackState(tuple(stages), min(elapsed, window), window, text, tone)
+    return TrackState(stages, min(window_elapsed(state, now), window), window, text, tone, next_steps(plan, state, keys or {}))
+
+
+def next_steps(plan: RolloutPlan, state: RolloutState, keys: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """What a person can do about a pause, by key: space resume · p promote to 50% · ctrl+r roll back."""
+    if state.phase != "paused":
+        return ()
+    following = plan.stages[state.stage + 1] if state.stage + 1 < len(plan.stages) else None
+    promote = f"promote to {stage_label(following)}" if following else "complete the release"
+    steps = (("rollout.resume", "resume"), ("rollout.promote", promote), ("rollout.rollback", "roll back"))
+    return tuple((keys[binding], what) for binding, what in steps if binding in keys)
+
+
+def window_elapsed(state: RolloutState, now: float) -> float:
+    """How much of the stage's window has been observed: none before its traffic is in place, and the
+    count stops while paused (a resume starts the window again)."""
+    if state.shifted_stage != state.stage:
+        return 0.0
+    end = {"running": now, "paused": state.paused_t}.get(state.phase, state.last_sample_t or now)
+    return max(0.0, end - state.window_started_t)
+
+
+def promote_question(plan: RolloutPlan, state: RolloutState, now: float, *, full: bool) -> tuple[str, str] | None:
+    """(title, body) asking before a promote, saying what it skips; None for `p` after a window held."""
+    current = plan.stages[state.stage]
+    target = len(plan.stages) - 1 if full else state.stage + 1
+    unobserved = 0.0 if state.stage in state.passed_stages else current.observe - min(window_elapsed(state, now), current.observe)
+    if not full and unobserved <= 0:
+        return None
+    title = f"Promote to {stage_label(plan.stages[target])} now?" if target < len(plan.stages) else "Complete the release now?"
+    said = [f"The {stage_label(current)} window has {rollout_clock(math.ceil(unobserved))} left unobserved." if unobserved > 0 else f"The {stage_label(current)} window held."]
+    passed_over = [stage_label(stage) for stage in plan.stages[state.stage + 1 : target]]
+    if passed_over:
+        their = "its window" if len(passed_over) == 1 else "their windows"
+        said.append(f"Skips {', '.join(passed_over)} and {their}.")
+    return title, " ".join(said)
+
+
+def image_forms(image: str) -> list[str]:
+    """The image in less and less room: the registry host cut first, then the path; the tag never.
+
+    `registry.example.com/checkout:2.4.1` → `…/checkout:2.4.1` → `checkout:2.4.1`.
+    """
+    path = image.split("/")
+    forms = [image] + ["…/" + "/".join(path[cut:]) for cut in range(1, len(path))] + [path[-1]]
+    return list(dict.fromkeys(forms))
+
+
+def subtitle(strategy: str, image: str, room: int, read_only: bool = False) -> str:
+    """The header's subtitle in `room` cells, the image's tag whole: `canary · …/checkout:2.4.1`."""
+    note = " · read-only" if read_only else ""
+    forms = image_forms(image)
+    candidates = [f"{strategy} · {form}{note}" for form in forms] + [f"{forms[-1]}{note}"]
+    return next((text for text in candidates if len(text) <= room), forms[-1])
+
+
+def stage_label(stage: Stage) -> str:
+    """The traffic weight ("25%"), or the flag step a stage takes ("⚑5%", "⚑int" for internal users)."""
+    step = stage.flag_step
+    if step is None:
+        return f"{stage.weight}%"
+    return "⚑int" if step.users and not step.percentage else f"⚑{step.percentage}%"
+
+
+def _stage_status(index: int, state: RolloutState) -> StageStatus:
+    if index == state.stage and state.phase in ("rolling_back", "rolled_back"):
+        return "failed"  # where the rollback happened, even in a stage whose window had held
+    if index in state.passed_stages:
+        return "done"
+    if index in state.skipped_stages:
+        return "skipped"
+    return "current" if index == state.stage else "next"
 
 
 def state_line(state: RolloutState) -> tuple[str, str]:
@@ -73,7 +137,7 @@ LABELS = {
     "latency_p50": "p50",
     "latency_p95": "p95",
     "latency_p99": "p99",
-    "health_check_failures": "health fails",
+    "health_check_failures": "hc fails",
     "memory_oom_kills": "OOM kills",
     "throughput": "req/s",
 }
@@ -85,14 +149,13 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
         history = state.history.get(metric, ())
         canary, stable = (history[-1][1], history[-1][2]) if history else (None, None)
         checks = _limit_checks(plan, state, metric)
-        criterion = next((c for kind, c in checks if kind == "criterion"), None)
-        shown = criterion or (checks[0][1] if checks else None)
-        limit = compact_limit(shown) if shown else ""
+        limits = _limits(metric, LABELS.get(metric, metric), checks)
+        trend = tuple(h[1] for h in history)
         if not history:
-            rows.append(MetricRow(metric, LABELS.get(metric, metric), (), "—", "—", limit, "idle"))
+            rows.append(MetricRow(metric, LABELS.get(metric, metric), (), "—", "—", verdict="idle", **limits))
             continue
         if canary is None:
-            rows.append(MetricRow(metric, LABELS.get(metric, metric), tuple(h[1] for h in history), "no data", format_metric_value(metric, stable), limit, "nodata"))
+            rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, "no data", table_value(metric, stable), verdict="nodata", **limits))
             continue
         verdict = "pass"
         for kind, check in checks:
@@ -103,15 +166,59 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
                 verdict = "warn"
             elif kind == "warning" and holds and verdict == "pass":
                 verdict = "warn"
-        rows.append(MetricRow(metric, LABELS.get(metric, metric), tuple(h[1] for h in history), format_metric_value(metric, canary), format_metric_value(metric, stable), limit, verdict))
+        rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, table_value(metric, canary), table_value(metric, stable), verdict=verdict, **limits))
     return rows
 
 
+def _limits(metric: str, label: str, checks: list[tuple[str, Check]]) -> dict:
+    """A row's limits, the pass condition apart from what acts: its cells, the line under the table
+    (what acts first, the goal last: a narrow line cuts what the table shows anyway), and the band
+    its trend is drawn in."""
+    kinds = {kind: [c for k, c in checks if k == kind] for kind in ("criterion", "warning", "critical")}
+
+    def cell(of: list[Check]) -> str:
+        return compact_limit(of[0]) + ("+" if len(of) > 1 else "") if of else ""
+
+    def said(of: list[Check]) -> str:
+        return " or ".join(compact_limit(c) + (f" ×{c.consecutive}" if c.consecutive > 1 else "") for c in of)
+
+    parts = (("pauses", said(kinds["warning"])), ("rolls back", said(kinds["critical"])), ("must", " and ".join(map(compact_limit, kinds["criterion"]))))
+    detail = f"{label}: " + (" · ".join(f"{what} {limits}" for what, limits in parts if limits) or "no limit in this stage")
+    return {"must": cell(kinds["criterion"]), "pauses": cell(kinds["warning"]), "rolls_back": cell(kinds["critical"]), "detail": detail, "band": trend_band(metric, checks)}
+
+
+def trend_band(metric: str, checks: list[tuple[str, Check]]) -> tuple[float, float] | None:
+    """The band a metric's trend is drawn in, set by its limits, so noise far inside them draws flat:
+    from zero to the first bound the canary must stay under (0.01% against "< 1%" draws at the
+    bottom), or centred on the bound it must stay over. None when it has no absolute limit."""
+    bounds = [(c.value, c.op in ("<", "<=") if kind == "criterion" else c.op in (">", ">=")) for kind, c in checks if not c.relative]
+    uppers = [value for value, upper in bounds if upper]
+    lowers = [value for value, upper in bounds if not upper]
+    if uppers and min(uppers) > 0:
+        return 0.0, min(uppers)
+    if lowers:
+        floor = max(lowers)
+        ceiling = 1.0 if metric in FRACTION_METRICS and floor < 1 else 2 * floor
+        return 2 * floor - ceiling, ceiling
+    return None
+
+
+def table_value(metric: str, value: float | None) -> str:
+    """A value as the table shows it: two significant digits under 1% (0.0097%), so it fits 80 columns."""
+    if value is not None and metric in FRACTION_METRICS and 0 < value * 100 < 1:
+        return f"{value * 100:.2g}%"
+    return format_metric_value(metric, value)
+
+
+COMPACT_OPERATORS = {"<=": "≤", ">=": "≥"}
+
+
 def compact_limit(check: Check) -> str:
-    """A limit that fits its column: "< 500ms", "<=1.5×st" for 1.5 times stable."""
+    """A limit that fits its column: "<500ms", "≤1.5×st" for 1.5 times stable."""
+    op = COMPACT_OPERATORS.get(check.op, check.op)
     if check.relative:
-        return f"{check.op}{check.value:g}×st"
-    return check.describe()
+        return f"{op}{check.value:g}×st"
+    return f"{op}{format_metric_value(check.metric, check.value)}"
 
 
 def source_status(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, datetime]) -> str:
@@ -155,8 +262,9 @@ def chart_data(plan: RolloutPlan, state: RolloutState, metric: str, backfill: li
     def scaled(value: float | None) -> float | None:
         return None if value is None else value * scale
 
+    acts = {"criterion": "must", "warning": "pauses", "critical": "rolls back"}
     limits = tuple(
-        (f"{kind} {check.describe()}", check.value * scale)
+        Limit(f"{acts[kind]} {compact_limit(check)}", check.value * scale, acts[kind])
         for kind, check in _limit_checks(plan, state, metric)
         if not check.relative
     )

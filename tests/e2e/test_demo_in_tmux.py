@@ -42,3 +42,19 @@ def test_the_rollback_key_asks_then_rolls_back(tmp_path):
         terminal.press("q")
         assert terminal.wait_closed(), "a finished rollout quits without asking"
     assert rollback_of(tmp_path).trigger == "operator"
+
+
+def test_a_percentage_typed_in_one_burst_is_set_whole(tmp_path):
+    with demo(tmp_path) as terminal:
+        terminal.wait_for("RUNNING · new 5%")
+        terminal.press("Tab")  # from the metrics to the flags pane
+        terminal.wait_for("= Set %")
+        terminal.press("=", "BSpace", "4", "0", "Enter")  # one send-keys: the keys arrive in one read
+        terminal.wait_for("off, 0% → off, 40%")
+        terminal.press("=", "BSpace", "3", "0", "Enter")  # the 40 is selected: backspace takes it
+        screen = terminal.wait_for("off, 40% → off, 30%")
+        assert "Switch new-checkout-flow on?" not in screen, "the Enter went to the input, not to the toggle"
+    journal = next(tmp_path.glob("*.jsonl"))
+    changes = [e for e in read_events(journal) if isinstance(e, ev.FlagChanged) and e.reason == "flag editor"]
+    assert [(c.old["percentage"], c.new["percentage"]) for c in changes] == [(0, 40), (40, 30)]
+    assert not changes[-1].new["enabled"]

@@ -129,7 +129,7 @@ async def test_promote_pause_resume_and_promote_full(plan, tmp_path):
     app = console_app(plan, tmp_path, stop_at=300)
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, running)
-        await pilot.press("p")
+        await pilot.press("p", "enter")
         await settle(pilot, app, lambda s: s.stage == 1)
         assert app.controller.state.weight == 25
         await pilot.press("space")
@@ -138,9 +138,112 @@ async def test_promote_pause_resume_and_promote_full(plan, tmp_path):
         assert app.query_one(StageTrack).track.state.startswith("PAUSED")
         await pilot.press("space")
         await settle(pilot, app, lambda s: s.phase == "running")
-        await pilot.press("P")
+        await pilot.press("P", "y")
         await settle(pilot, app, lambda s: s.stage == 3)
         assert app.controller.target.cluster.weight == 100
+
+
+async def test_promote_asks_first_saying_what_it_cuts_short(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=220)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 220)
+        await pilot.press("p")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert (app.screen.title_text, app.screen.body) == ("Promote to 25% now?", "The 5% window has 6:20 left unobserved.")
+        await pilot.press("n")
+        await settle(pilot, app)
+        assert app.controller.state.stage == 0, "nothing is sent until the question is answered"
+        await pilot.press("P")
+        assert (app.screen.title_text, app.screen.body) == (
+            "Promote to 100% now?",
+            "The 5% window has 6:20 left unobserved. Skips 25%, 50% and their windows.",
+        )
+        await pilot.press("enter")
+        await settle(pilot, app, lambda s: s.stage == 3)
+        track = app.query_one(StageTrack).track
+        assert [s.status for s in track.stages] == ["skipped", "skipped", "skipped", "current"]
+        assert "✓" not in app.query_one("#stages").render().plain, "no stage a promote went past reads as passed"
+
+
+async def test_promote_after_a_window_held_is_sent_at_once_and_promote_full_still_asks(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=700, manual=True)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.phase == "awaiting_promote")
+        await pilot.press("P")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.body == "The 5% window held. Skips 25%, 50% and their windows."
+        await pilot.press("escape", "p")
+        await settle(pilot, app, lambda s: s.stage == 1)
+        assert not isinstance(app.screen, ConfirmScreen) and app.controller.state.weight == 25
+        assert [s.status for s in app.query_one(StageTrack).track.stages] == ["done", "current", "next", "next"]
+
+
+async def test_a_promote_answered_after_the_rollout_moved_on_promotes_nothing(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=590)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 590)
+        await pilot.press("p")
+        app.controller.clock.stop_at = 700  # the window holds and 25% starts while the question is open
+        app.controller._wake.set()
+        await settle(pilot, app, lambda s: s.stage == 1 and s.last_sample_t == 700)
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert app.controller.state.stage == 1, "the 25% stage was not cut short by an answer about 5%"
+
+
+async def test_after_a_rollback_the_track_marks_where_it_happened_and_leaves_the_rest_open(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("p", "enter")
+        await settle(pilot, app, lambda s: s.stage == 1)
+        await pilot.press("ctrl+r", "enter")
+        await settle(pilot, app, lambda s: s.phase == "rolled_back")
+        assert [s.status for s in app.query_one(StageTrack).track.stages] == ["skipped", "failed", "next", "next"]
+
+
+async def test_undoing_a_complete_release_marks_its_last_stage(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=7000)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.phase == "completed")
+        await pilot.press("ctrl+r", "enter")
+        await settle(pilot, app, lambda s: s.phase == "rolled_back")
+        assert [s.status for s in app.query_one(StageTrack).track.stages] == ["done", "done", "done", "failed"]
+
+
+async def test_a_paused_screen_says_why_in_full_and_what_to_do_next(plan, tmp_path):
+    app = console_app(plan, tmp_path, scenario="latency-creep", stop_at=1200)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: s.phase == "paused" and s.last_sample_t == 1200)
+        state = app.controller.state
+        track = app.query_one(StageTrack)
+        assert track.track.elapsed_s == state.paused_t - state.window_started_t, "the window bar stopped at the pause"
+        shown = track.query_one("#state")
+        assert shown.render().plain == f"PAUSED · {state.paused_reason}" and shown.region.height >= 2, "wrapped, not cut"
+        assert "samples in a row)" in str(shown.render_line(shown.region.height - 1).text), "the reason's last words show"
+        assert track.query_one("#hint").render().plain == "space resume · p promote to 50% · ctrl+r roll back"
+        assert app.screen.active_bindings["space"].binding.description == "Resume"
+        metrics = app.query_one("#metrics")
+        assert metrics.highlighted_key == state.paused_trigger == "latency_p99", "the metric that paused it has the cursor"
+        app.controller.clock.stop_at = 1260  # samples go on while paused; the bar does not
+        app.controller._wake.set()
+        await settle(pilot, app, lambda s: s.last_sample_t == 1260)
+        assert track.track.elapsed_s == state.paused_t - state.window_started_t
+        await pilot.press("space")
+        await settle(pilot, app, lambda s: s.phase == "running")
+        assert app.screen.active_bindings["space"].binding.description == "Pause"
+        assert not track.query_one("#hint").display
+
+
+async def test_moving_the_pause_key_moves_resume_with_it(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300, keymap={"rollout.pause": "f5"})
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, running)
+        await pilot.press("f5")
+        await settle(pilot, app, lambda s: s.phase == "paused")
+        assert app.query_one(StageTrack).track.hint[0] == ("f5", "resume")
+        await pilot.press("f5")
+        await settle(pilot, app, lambda s: s.phase == "running")
 
 
 async def test_help_lists_every_key(plan, tmp_path):
@@ -229,8 +332,8 @@ async def test_missing_data_is_shown_in_place(plan, tmp_path):
     app = console_app(plan, tmp_path, scenario="no-data", stop_at=140)
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, lambda s: s.phase == "paused")
-        row = app.query_one("#metrics").get_row("error_rate")
-        assert str(row[2]).strip() == "no data" and str(row[5]).strip() == "?"
+        table = app.query_one("#metrics")
+        assert str(table.get_cell("error_rate", "canary")).strip() == "no data" and str(table.get_cell("error_rate", "verdict")).strip() == "?"
         status = app.query_one("#metrics-pane").border_subtitle
         assert status.startswith("canary: no data since ") and "simulated canary has no data" in status
 
@@ -239,6 +342,7 @@ async def test_keymap_override_moves_the_rollback_key(plan, tmp_path):
     app = console_app(plan, tmp_path, stop_at=300, keymap={"rollout.rollback": "ctrl+b"})
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, running)
+        assert app.query_one(RollbackBar).key == "ctrl+b", "the bar names the key that rolls back"
         await pilot.press("ctrl+b")
         assert isinstance(app.screen, ConfirmScreen)
 
@@ -278,5 +382,7 @@ async def test_command_palette_offers_rollout_commands(plan, tmp_path):
         hits = [hit async for hit in provider.search("promote")]
         assert hits
         await hits[0].command()
+        assert isinstance(app.screen, ConfirmScreen), "the palette's promote asks like its key"
+        await pilot.press("enter")
         await settle(pilot, app, lambda s: s.stage == 1)
         assert app.controller.state.stage == 1

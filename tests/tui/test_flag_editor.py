@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from textual import events
 
 from console.controller import events as ev
 from console.controller.journal import Journal, read_events
@@ -100,7 +101,7 @@ async def test_a_read_only_flag_file_is_refused_with_a_notice_and_nothing_journa
         await press_on(pilot, app, "new-checkout", "plus")
         await drain(pilot, app)
     journal.close()
-    assert notices == [("new-checkout 5%: not changed", f"{flag_file}: read-only (mode 0444, owner uid {flag_file.stat().st_uid}): not changed (make it writable to change its flags)")]
+    assert notices == [("new-checkout +5%: not changed", f"{flag_file}: read-only (mode 0444, owner uid {flag_file.stat().st_uid}): not changed (make it writable to change its flags)")]
     assert not [e for e in read_events(tmp_path / "flags.jsonl") if isinstance(e, ev.FlagChanged)]
 
 
@@ -116,6 +117,44 @@ async def test_console_flags_pane_edits_and_journals(tmp_path):
         assert app.controller.state.phase == "running", "space and the pause key stay the rollout's"
     changes = [e for e in read_events(tmp_path / f"{plan.name}.jsonl") if isinstance(e, ev.FlagChanged)]
     assert changes[-1].actor == "captain@laptop" and changes[-1].new["enabled"] is True
+
+
+BURST = (("equals_sign", "="), ("backspace", None), ("3", "3"), ("0", "0"), ("enter", "\r"))
+"""`= BSpace 3 0 Enter` as a terminal delivers it when typed fast (or sent by one tmux send-keys): all at once."""
+
+
+async def test_percentage_typed_in_one_burst_is_set_whole(tmp_path):
+    plan = load_plan(SAMPLES / "canary.yaml")
+    app = console_app(plan, tmp_path, stop_at=300)
+    store = None
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 300)
+        store = app.rollout.flags.store
+        store.set_percentage("new-checkout-flow", 40, actor="ops")
+        app.refresh_flags()
+        app.query_one(FlagPanel).focus()
+        await pilot.pause()
+        for key, character in BURST:  # no pause between them: the app has not opened the input yet
+            app.post_message(events.Key(key, character))
+        await settle(pilot, app)
+        await drain(pilot, app)
+        assert not isinstance(app.screen, (InputScreen, ConfirmScreen)), "Enter submitted the input; it toggled nothing"
+        assert store.get("new-checkout-flow").percentage == 30, "the backspace took the selected 40, then 30 was typed"
+        assert store.get("new-checkout-flow").enabled is False
+
+
+async def test_steps_typed_in_one_burst_add_up(tmp_path):
+    plan = load_plan(SAMPLES / "canary.yaml")
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 300)
+        app.query_one(FlagPanel).focus()
+        await pilot.pause()
+        for _ in range(3):  # before the first write lands: every row still says 0%
+            app.post_message(events.Key("plus", "+"))
+        await settle(pilot, app)
+        await drain(pilot, app)
+        assert app.rollout.flags.store.get("new-checkout-flow").percentage == 15
 
 
 def test_cli_verbs_journal_their_changes(flag_file, tmp_path):

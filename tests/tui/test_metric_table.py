@@ -1,0 +1,79 @@
+"""The metric table: the pass condition apart from the triggers, at 80x24 and at 120x40; trends drawn
+against the limits, so noise far inside them is not drawn as spikes."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.controller.state import RolloutState
+from console.plan import load_plan
+from console.tui import view
+from tests.conftest import SAMPLES
+from tests.tui.console_fixtures import console_app, settle
+from widgets.sparkline_text import sparkline
+
+
+@pytest.fixture
+def plan():
+    return load_plan(SAMPLES / "canary.yaml")
+
+
+def cells(table, metric: str) -> dict[str, str]:
+    return {str(column.key.value): str(table.get_cell(metric, column.key)).strip() for column in table.columns.values()}
+
+
+async def test_at_80x24_a_trigger_is_never_in_the_must_column(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 300)
+        table = app.query_one("#metrics")
+        assert [str(c.key.value) for c in table.columns.values()] == ["metric", "trend", "canary", "stable", "must", "trigger", "verdict"]
+        success = cells(table, "success_rate")
+        assert success["must"] == ">99.9%" and success["trigger"] == "⟲<99%", "success < 99% rolls back: it is no goal"
+        assert cells(table, "health_check_failures")["must"] == "" and cells(table, "cpu")["trigger"] == "⏸>80%"
+        assert table.region.right <= 80 - 24, "the table fits beside the side pane"
+        table.move_cursor(row=table.get_row_index("error_rate"))
+        await pilot.pause()
+        assert str(app.query_one("#metrics-detail").content) == "errors: pauses >0.5% ×2 · rolls back >1% · must <1%"
+
+
+async def test_at_120x40_what_pauses_and_what_rolls_back_have_columns_and_the_trend_the_room(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 300)
+        table = app.query_one("#metrics")
+        errors = cells(table, "error_rate")
+        assert (errors["must"], errors["pauses"], errors["rolls_back"]) == ("<1%", ">0.5%", ">1%")
+        assert len(errors["trend"]) >= 16, "the extra width goes to the trend"
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert "trigger" in [str(c.key.value) for c in table.columns.values()] and table.row_count == len(plan.metric_names)
+
+
+async def test_noise_far_inside_a_limit_draws_flat(plan, tmp_path):
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 300)
+        errors = [canary for _, canary, _ in app.controller.state.history["error_rate"]]
+        assert 0.00005 < min(errors) < max(errors) < 0.0005, "the healthy canary's 0.01-0.03% of errors"
+        assert set(cells(app.query_one("#metrics"), "error_rate")["trend"]) == {"▁"}, "0.02% against < 1% is at the bottom"
+
+
+def test_a_trend_band_comes_from_the_limits():
+    plan = load_plan(SAMPLES / "canary.yaml")
+    state = RolloutState(stage=0)
+
+    def band(metric):
+        return view.trend_band(metric, view._limit_checks(plan, state, metric))
+
+    assert band("error_rate") == (0.0, 0.005), "up to the first bound it must stay under: the 0.5% that pauses"
+    assert band("latency_p99") == (0.0, 500.0)
+    low, high = band("success_rate")
+    assert (round(low, 6), high) == (0.998, 1.0), "centred on the 99.9% it must stay over"
+    assert band("latency_p50") is None
+
+
+def test_sparkline_within_a_band_clamps_and_without_one_starts_at_zero():
+    assert sparkline([0.0001, 0.0002, 0.00015, 0.02], 4, (0.0, 0.01)) == "▁▁▁█"
+    assert sparkline([40, 41, 39], 3) == "███", "39-41ms is flat, not the full range"
+    assert sparkline([1.0, None, 0.5], 3, (0.0, 1.0)) == "█·▅"
