@@ -497,10 +497,12 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             data.timeline.append((event.t, event.ts, f"{event.command} by {event.actor}"))
         case ev.FlagChanged():
             data.flags.append(event)
+            data.timeline.append((event.t, event.ts, f"flag {event.flag}: {flag_change(event.old, event.new)} by {event.actor}"))
         case ev.NotificationSent():
             data.notifications.append(event)
         case ev.ErrorRaised():
             data.errors.append(event)
+            data.timeline.append((event.t, event.ts, f"error in {event.where}: {event.message}"))
             data.issues.append((event.t, f"Error in {event.where}: {event.message}"))
 
 
@@ -857,8 +859,10 @@ def _validation(data: ReportData) -> list[str]:
 def _stage_outcome(data: ReportData, stage: StageRecord) -> str:
     state = data.state
     outcome = stage.outcome
-    if outcome == "running" and stage.index == state.stage:
-        outcome = {"paused": "paused", "awaiting_promote": "held, waiting for a promote", "rolling_back": "rolling back"}.get(state.phase, "running")
+    if stage.index == state.stage and state.phase == "awaiting_promote":
+        outcome = "passed, waiting for a promote"
+    elif outcome == "running" and stage.index == state.stage:
+        outcome = {"paused": "paused", "rolling_back": "rolling back"}.get(state.phase, "running")
     return f"{outcome} ({stage.note})" if stage.note else outcome
 
 

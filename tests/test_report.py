@@ -335,6 +335,21 @@ async def test_stages_a_promote_cut_short_or_jumped_over_show_as_skipped(tmp_pat
     assert_plain_text(run.report)
 
 
+async def test_a_stage_promoted_after_its_window_held_passed(tmp_path, monkeypatch):
+    no_fsync(monkeypatch)
+    def captain(controller):
+        on_event(controller, "awaiting_promote", "promote", lambda e: e.stage == 0)
+        controller.subscribe(lambda e: controller.stop() if e.name == "awaiting_promote" and e.stage == 1 else None)
+
+    run = await run_sim(tmp_path, when=captain, options=ControllerOptions(headless=False, manual=True, exit_when_finished=False))
+    timeline = run.section("Timeline")
+    assert re.search(r"\| stage 1 +\| 5% +\| 0:00 +\| 10m +\| 10m +\| passed \(promoted by captain@laptop\)", timeline)
+    assert re.search(r"\| stage 2 +\| 25% +\| 10:00 +\| 15m +\| 15m +\| passed, waiting for a promote", timeline), "the journal ends there"
+    assert "stage 2 held: waiting for a promote" in timeline
+    assert run.lines[4].startswith("- Now: UNFINISHED: the new version serves 25%")
+    assert "skipped" not in run.report
+
+
 async def test_an_unfinished_headless_run_is_taken_up_by_the_same_command(tmp_path, monkeypatch):
     no_fsync(monkeypatch)
     run = await run_sim(tmp_path, scenario="latency-creep", when=lambda c: stop_on(c, "paused"))
