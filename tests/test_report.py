@@ -24,7 +24,9 @@ from console.controller.controller import ControllerOptions
 from console.controller.journal import Journal, read_events
 from console.plan import load_plan
 from console.plan.checks import Check
-from console.report import SUMMARY_WIDTH, Limit, Moments, judge_metric, write_report
+from console.report import write_report
+from console.report.judgement import Limit, Moments, judge_metric
+from console.report.markdown import SUMMARY_WIDTH
 from console.sim.scenario import load_scenario
 from console.units import format_metric_value
 from tests.conftest import SAMPLES, plan_from, sim_controller
