@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from markdown_it import MarkdownIt
 
 from console.cli import main
 from console.controller import events as ev
@@ -135,6 +136,13 @@ def assert_opening(run: Run) -> None:
     assert lines[6] == headers[0], "what a rollback was about comes first"
 
 
+def assert_renders(report: str) -> None:
+    """As GitHub shows it (GitHub-flavoured Markdown): every table a table, no paragraph swallowed by a list."""
+    html = MarkdownIt("gfm-like").render(report)
+    assert html.count("<table>") == sum(line.startswith("|--") for line in report.splitlines())
+    assert "<li>Flags the plan brings" not in html and "<li>At the end" not in html
+
+
 def assert_plain_text(report: str) -> None:
     assert not REPRS.findall(report), [line for line in report.splitlines() if REPRS.search(line)]
     prose = [line for line in report.splitlines() if not line.startswith(("|", "kubectl", "brahma", "#", "~~~"))]
@@ -174,6 +182,7 @@ def breaching_sample(run: Run) -> ev.SampleTaken:
 def test_every_report_opens_with_three_lines_then_the_sections_in_order(runs, name):
     assert_opening(runs[name])
     assert_plain_text(runs[name].report)
+    assert_renders(runs[name].report)
 
 
 def test_a_rolled_back_canary_says_what_breached_with_its_value_and_the_state_now(runs):

@@ -35,14 +35,14 @@ def changes(data: ReportData) -> list[str]:
         for change in data.prepared.changes:
             lines += bullet(redact(plain(change)))
         lines.append("")
-    if started.flags:
-        described = [
-            f"{f.get('name')}" + (" (new with this release" + (", switched off by a rollback)" if f.get("disable_on_rollback") else ")") if f.get("new") else
-                                  " (switched off by a rollback)" if f.get("disable_on_rollback") else "")
-            for f in started.flags
-        ]
-        lines += bullet(f"Flags the plan brings: {'; '.join(described)}", mark="-") + [""]
+    if started.flags:  # a paragraph, not a bullet: the changes' list above would take it in
+        lines += paragraph(f"Flags the plan brings: {'; '.join(_flag_role(flag) for flag in started.flags)}.") + [""]
     return lines
+
+
+def _flag_role(flag: dict) -> str:
+    roles = [role for role, on in (("new with this release", flag.get("new")), ("switched off by a rollback", flag.get("disable_on_rollback"))) if on]
+    return f"{flag.get('name')} ({', '.join(roles)})" if roles else str(flag.get("name"))
 
 
 def validation(data: ReportData) -> list[str]:
@@ -159,7 +159,7 @@ def feature_flags(data: ReportData) -> list[str]:
     if not final and not (data.started and data.started.flags):
         return lines + ["The release has no flags and none was changed.", ""]
     if final:
-        lines += bullet("At the end: " + "; ".join(f"{name} {flag_state(flag)}" for name, flag in final.items())) + [""]
+        lines += paragraph("At the end: " + "; ".join(f"{name} {flag_state(flag)}" for name, flag in final.items()) + ".") + [""]
     for f in data.flags:
         lines += bullet(f"`{rollout_clock(f.t)}` {f.flag}: {flag_change(f.old, f.new)} by {f.actor}" + (f" ({f.reason})" if f.reason else ""))
     if not data.flags:
