@@ -66,7 +66,7 @@ def atomic_write(target: Path, data: bytes, new_mode: int = NEW_FILE_MODE) -> No
     """Put `data` at `target` in one rename, durable before this returns.
 
     A file that is there keeps its mode (and owner and group where permitted); a file that is not
-    is created with `new_mode` less the umask. ReadOnlyFileError, with nothing written, when the
+    is created with `new_mode` less the umask, always read and write for its owner. ReadOnlyFileError, with nothing written, when the
     file there may not be written.
     """
     try:
@@ -83,6 +83,8 @@ def atomic_write(target: Path, data: bytes, new_mode: int = NEW_FILE_MODE) -> No
             if current is not None:
                 _keep_owner_and_group(file.fileno(), current)  # before the mode: a chown clears set-id bits
                 os.fchmod(file.fileno(), stat.S_IMODE(current.st_mode))
+            else:  # whatever the umask, the owner can write it again: a state file Brahma cannot rewrite stalls it
+                os.fchmod(file.fileno(), stat.S_IMODE(os.fstat(file.fileno()).st_mode) | 0o600)
             previous_mtime_ns = current.st_mtime_ns if current is not None else 0
             mtime_ns = max(time.time_ns(), previous_mtime_ns + _MTIME_STEP_NS)
             os.utime(file.fileno(), ns=(mtime_ns, mtime_ns))

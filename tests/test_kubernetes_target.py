@@ -255,6 +255,7 @@ async def test_prepare_changes_nothing_and_sends_every_write_as_a_dry_run(kube_e
         "route_backends": None,
         "canary_service": None,
         "canary_service_existed": False,
+        "namespace": "default",
     }
 
 

@@ -106,7 +106,7 @@ def test_a_webhook_that_fails_twice_is_delivered_on_the_third_attempt(receiver, 
     journal = (tmp_path / "checkout-2.4.1.jsonl").read_text().splitlines()
     assert json.loads(journal[-1]) == notification, "journaled before the run ended"
     assert len(receiver.received) == 3 and receiver.received[0] == receiver.received[2]
-    report = (tmp_path / "checkout-2.4.1.md").read_text()
+    report = " ".join((tmp_path / "checkout-2.4.1.md").read_text().split())  # the runbook pads tables and wraps lines
     assert f"| json {receiver.url.removeprefix('http://')} | completed | sent | 3 | HTTP 200 after HTTP 500, HTTP 500 |" in report
 
 
@@ -193,7 +193,7 @@ async def test_a_webhook_that_keeps_failing_is_shown_and_journaled(receiver, tmp
     assert (failed.status, failed.attempts, failed.detail) == ("failed", 2, "HTTP 500")
     [error] = of_type(events, ev.ErrorRaised)
     assert (error.where, error.message) == (f"notify json {host}", "completed not delivered after 2 attempts: HTTP 500")
-    report = (tmp_path / "checkout-2.4.1.md").read_text()
+    report = " ".join((tmp_path / "checkout-2.4.1.md").read_text().split())  # the runbook wraps its lines
     assert f"Error in notify json {host}: completed not delivered after 2 attempts: HTTP 500" in report
     assert f"- [ ] Fix the webhooks that could not be notified (json {host}) and tell their people by hand." in report
 

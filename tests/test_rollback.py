@@ -222,7 +222,7 @@ async def test_a_headless_run_stopped_by_sigterm_during_an_open_rollback_exits_5
     assert "ROLLBACK NOT VERIFIED" in out.read_text()
     assert "not verified on the target" in capsys.readouterr().err
     report = controller.journal.path.with_suffix(".md").read_text()
-    assert report.startswith("# Release checkout-2.4.1: rollback NOT verified")
+    assert report.startswith("# Release checkout-2.4.1: ROLLBACK NOT VERIFIED")
 
 
 async def test_a_detached_controller_stays_while_the_rollback_is_open_and_sigterm_exits_5(canary_plan, tmp_path, capsys):

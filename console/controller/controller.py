@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
@@ -217,16 +217,7 @@ class Controller:
         if state.finished and self.options.exit_when_finished:
             return self.exit_code
         if not state.started:
-            self.emit(
-                ev.RolloutStarted(
-                    0.0,
-                    **plan_identity(self.plan, self.options.target_kind),
-                    plan=self.plan.source,
-                    planned_s=self.plan.planned_duration,
-                    actor=self.actor,
-                    rollback_plan=self.plan.rollback_plan or "",
-                )
-            )
+            self.emit(self._rollout_started())
         if not state.preflight_done and not state.finished:
             if self.options.flag_setup is not None:
                 self.record_flag_changes(await self.options.flag_setup(self.actor, "created disabled before the deploy"))
@@ -243,6 +234,23 @@ class Controller:
         if self._error_run is not None:
             self._write_repeats(self._error_run)
         return self.exit_code
+
+    def _rollout_started(self) -> ev.RolloutStarted:
+        plan = self.plan
+        identity = plan_identity(plan, self.options.target_kind)
+        # Each stage with its criteria, and the triggers: the limits the runbook judges by.
+        identity["stages"] = [{**recorded, "criteria": [asdict(c) for c in stage.criteria]} for recorded, stage in zip(identity["stages"], plan.stages)]
+        return ev.RolloutStarted(
+            0.0,
+            **identity,
+            plan=plan.source,
+            planned_s=plan.planned_duration,
+            actor=self.actor,
+            rollback_plan=plan.rollback_plan or "",
+            triggers=[{"severity": t.severity, **asdict(t.check)} for t in plan.triggers],
+            flags=[{"name": f.name, "new": f.new, "disable_on_rollback": f.disable_on_rollback} for f in plan.flags],
+            headless=self.options.headless,
+        )
 
     def _start_clock(self) -> None:
         """The rollout's clock goes on from the journal's last event, plus the time nobody watched."""

@@ -46,6 +46,13 @@ class RolloutStarted(Event):
     """The target's kind; on a cluster its namespace and stable Deployment too."""
     digest: str = ""
     """sha256 of what the controller decides by (console/controller/identity.py); a resume compares it."""
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    """The plan's triggers (severity and the check's metric, op, value, relative, consecutive), as its
+    stages carry their criteria: the limits the runbook judges by. Empty in older journals."""
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    """The plan's flags: name, new, disable_on_rollback."""
+    headless: bool | None = None
+    """No person was expected at a console (a pause waits pause_timeout, then rolls back); None in older journals."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from console.controller.state import RolloutState
 from console.plan.model import RolloutPlan
 
 IDENTITY_FIELDS = ("rollout", "app", "image", "strategy", "target", "stages")
+STAGE_IDENTITY = ("name", "weight", "observe_s")
 """Fields that must match for a plan to take a journal up; a journal from before they were all recorded
 is judged on those it has."""
 _FIELD_NAMES = {"rollout": "release"}
@@ -45,7 +46,7 @@ def plan_identity(plan: RolloutPlan, target_kind: str | None = None) -> dict[str
         "image": plan.image,
         "strategy": plan.strategy,
         "target": target,
-        "stages": [{"name": s.name, "weight": s.weight, "observe_s": s.observe} for s in plan.stages],
+        "stages": [dict(zip(STAGE_IDENTITY, (s.name, s.weight, s.observe))) for s in plan.stages],
         "digest": plan_digest(plan),
     }
 
@@ -88,6 +89,8 @@ def check_resume(plan: RolloutPlan, state: RolloutState, journal: Path, target_k
         raise ResumeRefused(f"{journal} begins with {state.first_event}, not rollout_started: it is no rollout's journal; {afresh}")
     current = plan_identity(plan, target_kind)
     recorded = {name: getattr(state.start, name) for name in IDENTITY_FIELDS}
+    # A stage is who it is by its name, weight and window; its criteria are the digest's (editable mid-rollout).
+    recorded["stages"] = [{key: stage.get(key) for key in STAGE_IDENTITY} for stage in recorded["stages"]]
     differences = [
         f"{_FIELD_NAMES.get(name, name)}: journal {_shown(recorded[name])}, plan {_shown(current[name])}"
         for name in IDENTITY_FIELDS

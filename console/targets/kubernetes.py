@@ -71,7 +71,8 @@ class KubernetesTarget:
         """A server-side dry run of every change and its diff, and the state before (for rollback)."""
         before, changes = await self.strategy.prepare()
         await self._pods_now()  # restarts count from here
-        return before, changes
+        # Where the objects are, so the runbook's kubectl commands for a rollback by hand name it.
+        return {**before, "namespace": self.api.namespace}, changes
 
     async def set_weight(self, weight: int) -> bool:
         return await self.strategy.set_weight(weight)
