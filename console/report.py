@@ -113,7 +113,8 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             _close_stage(data, event.t, "passed")
             data.timeline.append((event.t, "completed"))
         case ev.CommandIssued():
-            data.timeline.append((event.t, f"{event.command} by {event.actor}"))
+            about = f" {event.argument!r}" if event.argument else ""
+            data.timeline.append((event.t, f"{event.command}{about} by {event.actor}"))
         case ev.FlagChanged():
             data.flags.append(event)
         case ev.NotificationSent():
@@ -247,6 +248,10 @@ def _unpassed_outputs(results: list[ev.PreflightResult]) -> list[str]:
     return lines
 
 
+UNJUDGED = ("pass", "cancelled")
+"""Pre-flight results that need no follow-up: passed, or cancelled once the gate could not open (nothing was found)."""
+
+
 def follow_ups(data: ReportData) -> list[str]:
     state = data.state
     actions = []
@@ -254,9 +259,9 @@ def follow_ups(data: ReportData) -> list[str]:
         actions.append(f"Find the cause of the rollback ({state.rollback_trigger}): {state.rollback_reason}")
         actions.append("Fix, then run the release again; the journal of this attempt is kept beside the new one.")
     if state.phase == "gate_failed":
-        blocking = [r.item for r in data.preflight if r.required and r.status != "pass"]
+        blocking = [r.item for r in data.preflight if r.required and r.status not in UNJUDGED]
         actions.append(f"Make the failed pre-flight items pass ({', '.join(blocking)}), then run the release again.")
-    advisory = [r.item for r in data.preflight if not r.required and r.status != "pass"]
+    advisory = [r.item for r in data.preflight if not r.required and r.status not in UNJUDGED]
     if advisory:
         actions.append(f"Look into the advisory pre-flight items that did not pass: {', '.join(advisory)}.")
     undelivered = sorted({n.webhook for n in data.notifications if n.status == "failed"})

@@ -37,13 +37,13 @@ def item(**fields) -> PreflightSpec:
 
 
 async def run_gate(plan: RolloutPlan, **context) -> dict[str, CheckResult]:
-    results = await Gate(plan.preflight, PreflightContext(plan, **context)).run(lambda result: None)
+    results = await Gate(plan.preflight, PreflightContext(plan, **context)).run_checks(lambda result: None)
     return {result.item: result for result in results}
 
 
 async def run_one(spec: PreflightSpec, plan: RolloutPlan | None = None, **context) -> CheckResult:
     plan = plan or plan_from("app: checkout\nimage: r/checkout:2\n")
-    [result] = await Gate((spec,), PreflightContext(plan, **context)).run(lambda result: None)
+    [result] = await Gate((spec,), PreflightContext(plan, **context)).run_checks(lambda result: None)
     return result
 
 

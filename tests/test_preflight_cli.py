@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.test_preflight import running_commands
 
 GATED = """\
 name: checkout-2.4.1
@@ -18,7 +21,7 @@ flags:
 preflight:
   - {name: unit tests, kind: command, argv: ["%(python)s", "-c", "print('42 passed')"]}
   - {name: security scan, kind: command, argv: ["%(python)s", "-c", "import sys; print('CVE-2024-0001 critical'); sys.exit(1)"]}
-  - {name: benchmarks, kind: command, argv: ["false"], required: false}
+  - {name: benchmarks, kind: file, path: /nonexistent/bench.json, required: false}
 """ % {"python": sys.executable}
 
 
@@ -42,12 +45,15 @@ def test_a_failed_required_check_stops_the_run_before_any_target_call(tmp_path):
     names = [e["event"] for e in journal]
     # The flags are created disabled before the gate (deploy dark); nothing touches the target.
     assert names[:2] == ["rollout_started", "flag_changed"]
-    assert sorted(names[2:5]) == ["preflight_result"] * 3
-    assert names[5:] == ["preflight_failed"]
+    assert [e["status"] for e in journal[2:5]] == ["running"] * 3, "each check journaled as it starts"
+    assert set(names[5:-1]) == {"preflight_result"} and names[-1] == "preflight_failed"
     assert journal[-1]["failed"] == ["security scan"]
+    # The unit tests either finished before the scan failed or were cancelled by it: none is left running.
+    last = {e["item"]: e["status"] for e in journal if e["event"] == "preflight_result"}
+    assert last["security scan"] == "fail" and last["benchmarks"] == "fail" and last["unit tests"] in ("pass", "cancelled")
     assert all(e["t"] <= 0 for e in journal)
     assert not (state_dir / "checkout-2.4.1.sim.json").exists(), "the simulated cluster was never touched"
-    scan = next(e for e in journal if e.get("item") == "security scan")
+    scan = next(e for e in journal if e.get("item") == "security scan" and e["status"] == "fail")
     assert scan["output"] == "exit 1\nCVE-2024-0001 critical"
 
 
@@ -69,7 +75,7 @@ def test_preflight_alone_passes_with_exit_0_and_changes_nothing(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == "pre-flight of checkout-2.4.1: 3 items"
     assert lines[-1] == "gate passed"
-    assert any(line.startswith("  FAIL  benchmarks (command, advisory, ") for line in lines)
+    assert any(line.startswith("  FAIL  benchmarks (file, advisory, ") for line in lines)
     assert list(tmp_path.iterdir()) == [plan], "no journal, no state dir, no flag file"
 
 
@@ -100,3 +106,25 @@ def test_preflight_of_an_invalid_plan_is_exit_2(tmp_path):
     result = brahma("preflight", str(plan))
     assert result.returncode == 2
     assert f"{plan}:4: preflight[0].condition: expected something like" in result.stderr
+
+
+def test_preflight_alone_exits_4_as_soon_as_a_required_check_fails_and_kills_the_rest(tmp_path):
+    sleeper = ["sleep", f"{600 + os.getpid() % 1000 / 1000:.3f}"]  # an argument no other process has
+    plan = write_plan(
+        tmp_path,
+        "app: checkout\nimage: r/checkout:2\npreflight:\n"
+        f"  - {{name: all tests pass, kind: command, argv: {sleeper!r}, timeout: 15m}}\n"
+        "  - {name: code review, kind: manual}\n"
+        f"  - {{name: security scan, kind: command, argv: ['{sys.executable}', '-c', 'import time; time.sleep(0.5); exit(1)']}}\n",
+    )
+    started = time.monotonic()
+    result = brahma("preflight", str(plan))
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert time.monotonic() - started < 60, "not after the 600 s check"
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("  FAIL  security scan (command, ") for line in lines)
+    assert any(line.startswith("  CANCEL all tests pass (command, ") for line in lines)
+    assert "        cancelled: the gate cannot open: security scan failed" in lines
+    assert "gate FAILED: security scan, code review" in lines
+    assert "cancelled, as the gate could not open any more: all tests pass" in lines
+    assert " ".join(sleeper) not in running_commands(), "the cancelled check's program is gone"

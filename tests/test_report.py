@@ -131,3 +131,17 @@ def test_a_rollback_verified_after_failures_keeps_them_and_what_was_read_back(tm
     assert report.startswith("# Release checkout-2.4.1: rolled back")
     assert report.count("Rollback NOT verified") == 2
     assert "- `4:26` rolled back in 96.000s (read back: deployment/checkout runs checkout=r/checkout:2.4.0; no deployment/checkout-canary)" in report
+
+
+def test_a_gate_closed_at_once_asks_to_fix_what_failed_not_what_it_cancelled(tmp_path):
+    report = write_report(write_journal(tmp_path / "checkout-2.4.1.jsonl", [
+        STARTED,
+        ev.PreflightResult(0.0, item="all tests pass", kind="command", status="running", required=True, by="brahma"),
+        ev.PreflightResult(0.0, item="security scan", kind="command", status="running", required=True, by="brahma"),
+        ev.PreflightResult(0.0, item="security scan", kind="command", status="fail", required=True, output="exit 1\nCVE-2024-0001", duration_s=2.0, by="brahma"),
+        ev.PreflightResult(0.0, item="all tests pass", kind="command", status="cancelled", required=True,
+                           output="cancelled: the gate cannot open: security scan failed", duration_s=2.0, by="brahma"),
+        ev.PreflightFailed(0.0, failed=["security scan"]),
+    ])).read_text()
+    assert "| all tests pass | command | yes | cancelled | brahma | 2.00s | cancelled: the gate cannot open: security scan failed |" in report
+    assert "- [ ] Make the failed pre-flight items pass (security scan), then run the release again." in report
