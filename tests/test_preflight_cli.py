@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT
+from console.preflight.cli import ProgressLine, progress_text, run_preflight
+from tests.conftest import ROOT, plan_from
 from tests.test_preflight import running_commands
 
 GATED = """\
@@ -128,3 +132,72 @@ def test_preflight_alone_exits_4_as_soon_as_a_required_check_fails_and_kills_the
     assert "gate FAILED: security scan, code review" in lines
     assert "cancelled, as the gate could not open any more: all tests pass" in lines
     assert " ".join(sleeper) not in running_commands(), "the cancelled check's program is gone"
+
+
+def test_preflight_alone_tells_the_checks_still_running(held_checks):
+    plan = plan_from(
+        "app: checkout\nimage: r/checkout:2\npreflight:\n"
+        "  - {name: all tests pass, kind: command, argv: [make, test]}\n"
+        "  - {name: security scan, kind: command, argv: [make, scan]}\n"
+    )
+
+    class Log(io.StringIO):
+        """A log that lets the scan finish once the progress line told of both checks, then the tests."""
+
+        def write(self, text: str) -> int:
+            if "… 2 checks running (" in text:
+                held_checks.finish("security scan", True)
+            elif "… 1 check running (" in text:
+                held_checks.finish("all tests pass", True)
+            return super().write(text)
+
+    out = Log()
+    assert asyncio.run(run_preflight(plan, json_lines=False, out=out, progress=ProgressLine(out, every_s=0.01))) == 0
+    lines = out.getvalue().splitlines()
+    both = next(i for i, line in enumerate(lines) if line.startswith("… 2 checks running ("))
+    assert lines[both].endswith("): all tests pass, security scan")
+    scan = next(i for i, line in enumerate(lines) if line.startswith("  PASS  security scan"))
+    alone = next(i for i, line in enumerate(lines) if line.startswith("… 1 check running ("))
+    assert both < scan < alone and lines[alone].endswith("): all tests pass")
+    assert lines[-1] == "gate passed"
+
+
+def test_the_progress_line_reads_as_a_person_would_say_it():
+    assert progress_text(["all tests pass", "security scan"], 72.4) == "… 2 checks running (1m12s): all tests pass, security scan"
+    assert progress_text(["security scan"], 40) == "… 1 check running (40s): security scan"
+
+
+def test_the_progress_line_is_rare_in_a_log_and_rewritten_in_place_on_a_terminal():
+    log = ProgressLine(io.StringIO())
+    assert log.every_s == 30.0
+    log.show("… 1 check running (30s): scan")
+    assert log.stream.getvalue() == "… 1 check running (30s): scan\n"
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = ProgressLine(Terminal())
+    assert terminal.every_s <= 5
+    terminal.show("… 1 check running (2s): scan")
+    terminal.clear()
+    assert terminal.stream.getvalue() == "\r\x1b[K… 1 check running (2s): scan\r\x1b[K"
+
+
+def test_preflight_alone_stopped_by_sigterm_leaves_no_check_running(tmp_path):
+    sleeper = ["sleep", f"{700 + os.getpid() % 1000 / 1000:.3f}"]
+    plan = write_plan(tmp_path, f"app: checkout\nimage: r/checkout:2\npreflight:\n  - {{name: soak, kind: command, argv: {sleeper!r}, timeout: 15m}}\n")
+    process = subprocess.Popen([sys.executable, "-m", "console.cli", "preflight", str(plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while " ".join(sleeper) not in running_commands() and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for the check's program to exist, not for the controller
+        assert " ".join(sleeper) in running_commands()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "        cancelled: interrupted" in out.splitlines()
+    assert "brahma: interrupted; the checks still running were stopped" in err
+    assert " ".join(sleeper) not in running_commands()
