@@ -186,6 +186,20 @@ async def test_a_sign_off_is_taken_while_a_check_still_runs(tmp_path, held_check
         assert app.controller.state.phase == "running"
 
 
+async def test_sign_off_on_a_check_that_is_not_manual_says_why_nothing_happened(tmp_path, held_checks):
+    app = console_app(plan_from(GATED), tmp_path, stop_at=120)
+    said = []
+    app.notify = lambda message, **options: said.append(message)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: "code review" in s.preflight)
+        app.query_one("#checklist").focus()
+        await pilot.press("down", "s")
+        await settle(pilot, app)
+        assert said == ["'tests' is a command check: it passes by itself; only manual items are signed off."]
+        assert app.controller.state.preflight["code review"].status == "waiting", "nothing else was signed off"
+        assert "command" not in [e.name for e in read_events(app.controller.journal.path)]
+
+
 async def test_preflight_output_opens(tmp_path):
     app = console_app(plan_from(GATED), tmp_path, stop_at=120)
     async with app.run_test(size=SMALL) as pilot:
