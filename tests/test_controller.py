@@ -363,6 +363,32 @@ async def test_a_gate_taken_up_again_keeps_its_sign_offs_and_runs_its_checks_aga
     assert reviews == ["waiting", "pass"], "no new wait for a sign-off already given"
 
 
+async def test_a_per_stage_manual_gate_waits_for_a_promote_after_that_stage_only(tmp_path):
+    plan = plan_from(
+        "app: a\nimage: r/a:2\nstages:\n"
+        "  - {weight: 5, observe: 10m}\n"
+        "  - {weight: 25, observe: 10m, manual: true}\n"
+        "  - {weight: 100, observe: 10m}\n"
+    )
+    assert [s.manual for s in plan.stages] == [False, True, False]
+    controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False))
+    held = []
+    controller.subscribe(lambda e: held.append(e.stage) if e.name == "awaiting_promote" else None)
+    Operator(controller, plan).when("awaiting_promote", "promote")
+    assert await controller.run() == 0
+    assert held == [1]
+    promoted = next(e for e in of_type(controller.journal.path, ev.StageStarted) if e.stage == 2)
+    assert promoted.t == 1200, "stage 3 started at the promote, after stage 2's window held"
+
+
+async def test_a_manual_last_stage_waits_for_the_promote_that_completes_the_release(tmp_path):
+    plan = plan_from("app: a\nimage: r/a:2\nstages:\n  - {weight: 5, observe: 10m}\n  - {weight: 100, observe: 10m, manual: true}\n")
+    controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False))
+    Operator(controller, plan).when("awaiting_promote", "promote")
+    assert await controller.run() == 0
+    assert names(controller.journal.path)[-4:] == ["stage_passed", "awaiting_promote", "command", "completed"]
+
+
 async def test_critical_breach_while_paused_still_rolls_back(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path, "error-spike", options=ControllerOptions(headless=False))
     Operator(controller, canary_plan).when("stage_started", "pause", lambda e: e.stage == 1)

@@ -482,10 +482,10 @@ class Controller:
         if verdict.outcome == "pass":
             summary = {m: {"canary": v.canary, "stable": v.stable} for m, v in verdict.means.items()}
             self.emit(ev.StagePassed(t, stage=state.stage, summary=summary))
-            if state.stage == len(plan.stages) - 1:
-                await self._complete()
-            elif self.manual:
+            if plan.waits_for_promote(state.stage, self.options.manual):
                 self.emit(ev.AwaitingPromote(t, stage=state.stage))
+            elif state.stage == len(plan.stages) - 1:
+                await self._complete()
             else:
                 await self._start_stage(state.stage + 1)
         elif verdict.outcome == "fail" and not self.manual:
