@@ -97,6 +97,25 @@ def _run_options(args: argparse.Namespace, manual: bool, headless: bool):
     )
 
 
+def _refuse_promotes_nobody_gives(plan) -> int | None:
+    """A run with nobody at a console cannot give a promote: a plan whose stages wait for one is refused
+    before anything changes (as --headless --manual is), rather than held until pause_timeout rolls it back."""
+    if plan.manual:
+        where = "manual: every stage waits"
+    else:
+        held = [stage.index for stage in plan.stages if plan.waits_for_promote(stage.index)]
+        if not held:
+            return None
+        fields = ", ".join(f"stages[{index}].manual" for index in held)
+        where = f"{fields}: {', '.join(plan.stages[index].name for index in held)} wait{'s' if len(held) == 1 else ''}"
+    print(
+        f"brahma: {plan.source}: {where} for an operator's promote, and a headless run has nobody to give it: "
+        "run it in the console, or leave manual out for CI",
+        file=sys.stderr,
+    )
+    return EXIT_INVALID
+
+
 def _print_problems(error: PlanError) -> int:
     for problem in error.problems:
         print(problem, file=sys.stderr)
@@ -141,6 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         plan = load_plan(args.plan)
         _print_warnings(plan)
+        if args.headless and (refused := _refuse_promotes_nobody_gives(plan)) is not None:
+            return refused
         options = _run_options(args, manual=args.manual, headless=args.headless)
         if not args.headless and not args.demo:
             choose_kinds(plan, options)  # arguments that do not fit are refused here, not in a log file
@@ -228,6 +249,8 @@ def cmd_supervise(args: argparse.Namespace) -> int:
         plan = load_plan(args.plan)
     except PlanError as error:
         return _print_problems(error)
+    if not (args.attended or args.undo) and (refused := _refuse_promotes_nobody_gives(plan)) is not None:
+        return refused
     if args.detach:  # the person's command; the controller it starts does not repeat them in its log
         _print_warnings(plan)
     # Unattended, nobody is at a console: a pause waits pause_timeout, then rolls back, as in headless runs.

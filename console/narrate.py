@@ -43,7 +43,8 @@ def describe(event: ev.Event) -> str | None:
         case ev.Completed():
             return "completed: the new version serves 100% and the monitoring window held"
         case ev.CommandIssued():
-            return f"command {event.command} by {event.actor}"
+            about = f" {event.argument!r}" if event.argument else ""
+            return f"command {event.command}{about} by {event.actor}"
         case ev.FlagChanged():
             why = f" ({event.reason})" if event.reason else ""
             return f"flag {event.flag}: {flag_change(event.old, event.new)} by {event.actor}{why}"

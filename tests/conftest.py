@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from console.controller.clock import VirtualClock
 from console.controller.controller import Controller, ControllerOptions
 from console.plan import load_plan, load_plan_text
-from console.plan.model import RolloutPlan
+from console.plan.model import PreflightSpec, RolloutPlan
+from console.preflight.checks import CHECKS
 from console.sim.metrics import SimMetricSource
 from console.sim.scenario import load_scenario
 from console.sim.target import SimTarget
@@ -40,6 +42,44 @@ def sim_controller(
 
 def plan_from(text: str) -> RolloutPlan:
     return load_plan_text(text, "test.yaml")
+
+
+class HeldChecks:
+    """Command checks that end only when the test lets them (`finish`), so a gate can be seen mid-way."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, asyncio.Future[tuple[bool, str]]] = {}
+        self.runs: list[str] = []
+        """Each check's name as it started, once per run."""
+        self.cancelled: list[str] = []
+
+    def _outcome(self, name: str) -> asyncio.Future[tuple[bool, str]]:
+        if name not in self.outcomes:
+            self.outcomes[name] = asyncio.get_running_loop().create_future()
+        return self.outcomes[name]
+
+    async def __call__(self, item: PreflightSpec, context: object) -> tuple[bool, str]:
+        self.runs.append(item.name)
+        outcome = self._outcome(item.name)
+        try:
+            return await asyncio.shield(outcome)
+        except asyncio.CancelledError:
+            self.cancelled.append(item.name)
+            raise
+        finally:
+            if outcome.done():  # used up: a later run of the same check waits for a new outcome
+                del self.outcomes[item.name]
+
+    def finish(self, name: str, passed: bool, output: str = "") -> None:
+        self._outcome(name).set_result((passed, output))
+
+
+@pytest.fixture
+def held_checks(monkeypatch) -> HeldChecks:
+    """Every command check of the test's plans is held until the test finishes it."""
+    held = HeldChecks()
+    monkeypatch.setitem(CHECKS, "command", held)
+    return held
 
 
 # Real servers the end-to-end tests start and stop themselves.

@@ -90,6 +90,23 @@ def test_a_cluster_chosen_on_the_command_line_refuses_stages_its_strategy_cannot
     assert "--target kubernetes: a blue-green release on Kubernetes takes stages at 0% or 100% only, not 50%" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "manual, said",
+    [
+        ("stages:\n  - {weight: 5}\n  - {weight: 25, manual: true}\n", "stages[1].manual: stage 2 waits for an operator's promote"),
+        ("manual: true\n", "manual: every stage waits for an operator's promote"),
+    ],
+)
+@pytest.mark.parametrize("command", [["run", "--headless", "--fast"], ["supervise"]])
+def test_a_plan_that_waits_for_a_promote_is_refused_where_nobody_can_give_one(tmp_path, manual, said, command):
+    plan = tmp_path / "held.yaml"
+    plan.write_text("app: web\nimage: r/web:2\n" + manual)
+    result = brahma(command[0], str(plan), *command[1:], "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2, result.stderr
+    assert f"brahma: {plan}: {said}, and a headless run has nobody to give it" in result.stderr
+    assert not (tmp_path / "s").exists(), "nothing was started"
+
+
 def test_a_bad_scenario_file_names_its_line(tmp_path):
     scenario = tmp_path / "bad.yaml"
     scenario.write_text("name: bad\nevents:\n  - {at: soon, track: canary, set: {error_rate: 2}}\n")

@@ -281,6 +281,143 @@ async def test_headless_gate_fails_on_unsigned_manual_item_and_changes_nothing(t
     assert controller.target.cluster.changes == []
 
 
+# --- the gate as a step of the loop: checks held by the test (held_checks) to see it mid-way ------
+
+GATE = (
+    "app: a\nimage: r/a:2\npreflight:\n"
+    "  - {name: code review, kind: manual}\n"
+    "  - {name: tests, kind: command, argv: [make, test]}\n"
+    "  - {name: scan, kind: command, argv: [make, scan]}\n"
+)
+
+
+def latest(controller, item: str) -> str:
+    return controller.state.preflight[item].status
+
+
+async def until(controller, predicate, task: asyncio.Task) -> None:
+    """Run until `predicate(controller.state)` holds after an event (or the controller ends, which fails)."""
+    reached = asyncio.Event()
+    controller.subscribe(lambda e: reached.set() if predicate(controller.state) else None)
+    if not predicate(controller.state):
+        await asyncio.wait((asyncio.ensure_future(reached.wait()), task), timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    assert predicate(controller.state), f"not reached; phase {controller.state.phase}"
+
+
+async def test_a_sign_off_is_taken_while_the_checks_still_run(tmp_path, held_checks):
+    controller = sim_controller(plan_from(GATE), tmp_path, options=ControllerOptions(headless=False))
+    run = asyncio.create_task(controller.run())
+    await until(controller, lambda s: "code review" in s.preflight and s.preflight["tests"].status == "running", run)
+    controller.submit("sign-off", "reviewer@desk", "code review")
+    await until(controller, lambda s: s.preflight["code review"].status == "pass", run)
+    assert (latest(controller, "tests"), latest(controller, "scan")) == ("running", "running"), "signed off while both checks run"
+    assert controller.state.phase == "preflight" and controller.target.cluster.changes == []
+    held_checks.finish("tests", True, "42 passed")
+    held_checks.finish("scan", True)
+    assert await run == 0
+    journal = controller.journal.path
+    signed = next(r for r in of_type(journal, ev.PreflightResult) if r.item == "code review" and r.status == "pass")
+    assert (signed.by, signed.output) == ("reviewer@desk", "signed off by reviewer@desk")
+    raw = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert {"event": "command", "name": "sign-off", "actor": "reviewer@desk", "argument": "code review"}.items() <= next(r for r in raw if r["event"] == "command").items()
+    assert names(journal).index("preflight_passed") > names(journal).index("command"), "the gate opened once both were in"
+
+
+async def test_a_failed_required_check_closes_the_gate_at_once_without_waiting_for_sign_offs(tmp_path, held_checks):
+    controller = sim_controller(plan_from(GATE), tmp_path, options=ControllerOptions(headless=False))
+    run = asyncio.create_task(controller.run())
+    await until(controller, lambda s: s.preflight.get("scan") and s.preflight["scan"].status == "running", run)
+    held_checks.finish("scan", False, "CVE-2024-0001 critical")
+    assert await asyncio.wait_for(run, 30) == 4, "no sign-off can open a gate a required check has failed"
+    assert held_checks.cancelled == ["tests"], "the check still running was stopped"
+    journal = controller.journal.path
+    assert of_type(journal, ev.PreflightFailed)[0].failed == ["scan"]
+    tests = [r for r in of_type(journal, ev.PreflightResult) if r.item == "tests"]
+    assert [r.status for r in tests] == ["running", "cancelled"]
+    assert tests[-1].output == "cancelled: the gate cannot open: scan failed"
+    assert names(journal)[-1] == "preflight_failed", "every result is journaled before the gate's end"
+    assert controller.target.cluster.changes == []
+
+
+async def test_a_sign_off_after_the_gate_failed_changes_nothing(tmp_path, held_checks):
+    controller = sim_controller(plan_from(GATE), tmp_path, options=ControllerOptions(headless=False, exit_when_finished=False))
+    run = asyncio.create_task(controller.run())
+    await until(controller, lambda s: "scan" in s.preflight, run)
+    held_checks.finish("scan", False)
+    await until(controller, lambda s: s.phase == "gate_failed", run)
+    controller.submit("sign-off", "reviewer@desk", "code review")
+    await until(controller, lambda s: names(controller.journal.path)[-1] == "command", run)
+    controller.stop()
+    await run
+    assert latest(controller, "code review") == "waiting", "a closed gate takes no sign-off"
+
+
+async def test_a_rollback_during_the_gate_stops_its_checks_and_changes_nothing(tmp_path, held_checks):
+    controller = sim_controller(plan_from(GATE), tmp_path, options=ControllerOptions(headless=False))
+    run = asyncio.create_task(controller.run())
+    await until(controller, lambda s: "scan" in s.preflight, run)
+    controller.submit("rollback", "captain@laptop")
+    assert await asyncio.wait_for(run, 30) == 3
+    assert sorted(held_checks.cancelled) == ["scan", "tests"]
+    journal = controller.journal.path
+    assert names(journal)[-5:] == ["command", "preflight_result", "preflight_result", "rollback_started", "rolled_back"]
+    assert {r.output for r in of_type(journal, ev.PreflightResult) if r.status == "cancelled"} == {"cancelled: the release was stopped by captain@laptop"}
+    assert of_type(journal, ev.RollbackStarted)[0].reason == "stopped before any change by captain@laptop"
+    assert controller.target.cluster.changes == []
+
+
+async def test_a_gate_taken_up_again_keeps_its_sign_offs_and_runs_its_checks_again(tmp_path, held_checks):
+    plan = plan_from(GATE)
+    first = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False))
+    run = asyncio.create_task(first.run())
+    await until(first, lambda s: "code review" in s.preflight and "scan" in s.preflight, run)
+    first.submit("sign-off", "reviewer@desk", "code review")
+    held_checks.finish("tests", True)
+    await until(first, lambda s: s.preflight["code review"].status == "pass" and s.preflight["tests"].status == "pass", run)
+    first.stop()  # the controller goes away mid-gate (a console quitting, SIGTERM)
+    await run
+    first.journal.close()
+    assert latest(first, "scan") == "cancelled"
+
+    second = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False))
+    assert second.resumed and second.state.preflight["code review"].by == "reviewer@desk"
+    run = asyncio.create_task(second.run())
+    await until(second, lambda s: s.preflight["tests"].status == "running" and s.preflight["scan"].status == "running", run)
+    assert latest(second, "code review") == "pass", "the sign-off journaled before stands"
+    held_checks.finish("tests", True)
+    held_checks.finish("scan", True)
+    assert await asyncio.wait_for(run, 30) == 0
+    assert held_checks.runs == ["tests", "scan", "tests", "scan"], "a passed check runs again: what held then may not now"
+    reviews = [r.status for r in read_events(second.journal.path) if isinstance(r, ev.PreflightResult) and r.item == "code review"]
+    assert reviews == ["waiting", "pass"], "no new wait for a sign-off already given"
+
+
+async def test_a_per_stage_manual_gate_waits_for_a_promote_after_that_stage_only(tmp_path):
+    plan = plan_from(
+        "app: a\nimage: r/a:2\nstages:\n"
+        "  - {weight: 5, observe: 10m}\n"
+        "  - {weight: 25, observe: 10m, manual: true}\n"
+        "  - {weight: 100, observe: 10m}\n"
+    )
+    assert [s.manual for s in plan.stages] == [False, True, False]
+    controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False))
+    held = []
+    controller.subscribe(lambda e: held.append(e.stage) if e.name == "awaiting_promote" else None)
+    Operator(controller, plan).when("awaiting_promote", "promote")
+    assert await controller.run() == 0
+    assert held == [1]
+    promoted = next(e for e in of_type(controller.journal.path, ev.StageStarted) if e.stage == 2)
+    assert promoted.t == 1200, "stage 3 started at the promote, after stage 2's window held"
+
+
+async def test_a_manual_last_stage_waits_for_the_promote_that_completes_the_release(tmp_path):
+    plan = plan_from("app: a\nimage: r/a:2\nstages:\n  - {weight: 5, observe: 10m}\n  - {weight: 100, observe: 10m, manual: true}\n")
+    controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False))
+    Operator(controller, plan).when("awaiting_promote", "promote")
+    assert await controller.run() == 0
+    assert names(controller.journal.path)[-4:] == ["stage_passed", "awaiting_promote", "command", "completed"]
+
+
 async def test_critical_breach_while_paused_still_rolls_back(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path, "error-spike", options=ControllerOptions(headless=False))
     Operator(controller, canary_plan).when("stage_started", "pause", lambda e: e.stage == 1)

@@ -40,13 +40,13 @@ def item(**fields) -> PreflightSpec:
 
 
 async def run_gate(plan: RolloutPlan, **context) -> dict[str, CheckResult]:
-    results = await Gate(plan.preflight, PreflightContext(plan, **context)).run(lambda result: None)
+    results = await Gate(plan.preflight, PreflightContext(plan, **context)).run_checks(lambda result: None)
     return {result.item: result for result in results}
 
 
 async def run_one(spec: PreflightSpec, plan: RolloutPlan | None = None, **context) -> CheckResult:
     plan = plan or plan_from("app: checkout\nimage: r/checkout:2\n")
-    [result] = await Gate((spec,), PreflightContext(plan, **context)).run(lambda result: None)
+    [result] = await Gate((spec,), PreflightContext(plan, **context)).run_checks(lambda result: None)
     return result
 
 
@@ -113,7 +113,7 @@ async def cancel_once_running(background: str, foreground: str) -> set[str]:
     during the gate, the console quitting) and return the commands still running."""
     argv = ["sh", "-c", f"sleep {background} & exec sleep {foreground}"]
     plan = plan_from("app: checkout\nimage: r/checkout:2\n")
-    gate = asyncio.create_task(Gate((item(kind="command", argv=argv, timeout=60),), PreflightContext(plan)).run(lambda result: None))
+    gate = asyncio.create_task(Gate((item(kind="command", argv=argv, timeout=60),), PreflightContext(plan)).run_checks(lambda result: None))
     deadline = time.monotonic() + 10
     while not {f"sleep {background}", f"sleep {foreground}"} <= running_commands():
         assert time.monotonic() < deadline, "the program never started"

@@ -37,7 +37,7 @@ def terraform_item(directory: Path, **fields) -> PreflightSpec:
 
 async def check(directory: Path, plan_text: str = CHECKOUT, **context):
     plan = plan_from(plan_text)
-    [result] = await Gate((terraform_item(directory),), PreflightContext(plan, **context)).run(lambda result: None)
+    [result] = await Gate((terraform_item(directory),), PreflightContext(plan, **context)).run_checks(lambda result: None)
     return result
 
 

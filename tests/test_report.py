@@ -683,3 +683,17 @@ def test_stages_a_promote_went_past_read_skipped_never_passed(tmp_path):
         ("stage 3", "skipped (jumped over by promote-full by captain@laptop)"),
         ("monitoring", "skipped (promoted by captain@laptop after 1m40s of 10m)"),
     ]
+
+
+def test_a_gate_closed_at_once_asks_to_fix_what_failed_not_what_it_cancelled(tmp_path):
+    report = write_report(write_journal(tmp_path / "checkout-2.4.1.jsonl", [
+        STARTED,
+        ev.PreflightResult(0.0, item="all tests pass", kind="command", status="running", required=True, by="brahma"),
+        ev.PreflightResult(0.0, item="security scan", kind="command", status="running", required=True, by="brahma"),
+        ev.PreflightResult(0.0, item="security scan", kind="command", status="fail", required=True, output="exit 1\nCVE-2024-0001", duration_s=2.0, by="brahma"),
+        ev.PreflightResult(0.0, item="all tests pass", kind="command", status="cancelled", required=True,
+                           output="cancelled: the gate cannot open: security scan failed", duration_s=2.0, by="brahma"),
+        ev.PreflightFailed(0.0, failed=["security scan"]),
+    ])).read_text()
+    assert re.search(r"\| all tests pass +\| command +\| yes +\| cancelled +\| brahma +\|[^|]+\| 2\.00s +\| cancelled: the gate cannot open", report)
+    assert "- [ ] Make the failed pre-flight items pass (security scan), then run the release again." in report

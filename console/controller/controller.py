@@ -26,7 +26,7 @@ from console.controller.state import RolloutState, fold
 from console.metrics.base import MetricSource, Sample, TrackValues
 from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext
-from console.preflight.gate import CheckResult, Gate
+from console.preflight.gate import CheckResult, Gate, cannot_open
 from console.targets.base import RollbackReadBack, RolloutFailed, Target
 
 EXIT_COMPLETED, EXIT_ERROR, EXIT_INVALID, EXIT_ROLLED_BACK, EXIT_GATE_FAILED = 0, 1, 2, 3, 4
@@ -146,7 +146,12 @@ class Controller:
         self._rollback_pacing = RollbackPacing()
         self._rollback_flags_off = False
         self._stopping = False
-        self._sign_offs: dict[str, str] = {}
+        self._gate = self.options.gate or Gate(plan.preflight, PreflightContext(plan))
+        self._checks: asyncio.Task[list[CheckResult]] | None = None
+        """The gate's automated checks, run as a task beside the loop, which journals their results."""
+        self._checks_began = 0.0
+        self._arrived: list[CheckResult] = []
+        """Check results in since the loop's last step: the next one journals them."""
 
     # -- talking out and in ----------------------------------------------------------------
 
@@ -218,19 +223,20 @@ class Controller:
             return self.exit_code
         if not state.started:
             self.emit(self._rollout_started())
-        if not state.preflight_done and not state.finished:
-            if self.options.flag_setup is not None:
-                self.record_flag_changes(await self.options.flag_setup(self.actor, "created disabled before the deploy"))
-            await self._run_gate(self.options.gate or Gate(self.plan.preflight, PreflightContext(self.plan)))
-        if state.preflight_done or not state.finished:  # a finished release can still be undone: time goes on
+        if state.preflight_done:  # a finished release can still be undone: time goes on
             self._start_clock()
-        while not self._stopping:
-            await self._apply_commands()
-            if not state.finished:
-                await self._reconcile()
-            if state.finished and self.options.exit_when_finished:
-                break
-            await self._wait()
+        try:
+            while not self._stopping:
+                await self._apply_commands()
+                if not state.preflight_done and not state.finished:
+                    await self._reconcile_gate()
+                elif not state.finished:
+                    await self._reconcile()
+                if state.finished and self.options.exit_when_finished:
+                    break
+                await self._wait()
+        finally:
+            await self._stop_checks("supervision stopped; the check runs again when the rollout is taken up")
         if self._error_run is not None:
             self._write_repeats(self._error_run)
         return self.exit_code
@@ -301,45 +307,82 @@ class Controller:
 
     # -- pre-flight ------------------------------------------------------------------------
 
-    async def _run_gate(self, gate: Gate) -> None:
-        def record(result: CheckResult) -> None:
-            self.emit(ev.PreflightResult(self.now(), item=result.item, kind=result.kind, status=result.status,
-                                         required=result.required, output=result.output,
-                                         duration_s=round(result.duration_s, 3), by=result.by))
+    async def _reconcile_gate(self) -> None:
+        """The gate, a step of the loop: its checks run as a task, each result journaled as it arrives.
 
-        results = await gate.run(record)
-        if not self.options.headless:
-            results = await self._await_sign_offs(results, record)
-        if self.state.finished:
+        It fails as soon as a required item has failed (no sign-off can open it then), and passes
+        once every check has finished and every required item passed.
+        """
+        if self._checks is None:
+            await self._start_checks()
+        self._journal_arrived()
+        verdict = self._gate.verdict({name: item.status for name, item in self.state.preflight.items()})
+        # Headless, nobody can sign off: an item waiting for a person keeps the gate closed for good.
+        unsignable = verdict.unsigned if self.options.headless else ()
+        if verdict.failed:
+            await self._stop_checks(cannot_open(verdict.failed))
+            self.emit(ev.PreflightFailed(self.now(), failed=[*verdict.failed, *unsignable]))
+        elif verdict.unfinished:
             return
-        blocking = [r.item for r in results if r.blocks]
-        if blocking:
-            self.emit(ev.PreflightFailed(self.now(), failed=blocking))
-        else:
+        elif unsignable:
+            self.emit(ev.PreflightFailed(self.now(), failed=list(unsignable)))
+        elif not verdict.unsigned:
             self.emit(ev.PreflightPassed(self.now()))
+            self._start_clock()
 
-    async def _await_sign_offs(self, results: list[CheckResult], record: Callable[[CheckResult], None]) -> list[CheckResult]:
-        """Manual items wait for a person; a rollback (abort) during the wait ends the gate."""
-        by_name = {r.item: r for r in results}
-        while any(r.status == "waiting" and r.required for r in by_name.values()):
-            await self._wake.wait()
-            self._wake.clear()
-            for command in self._take_pending():
-                self.emit(ev.CommandIssued(self.now(), command=command.name, actor=command.actor))
-                if command.name == "rollback":
-                    self._abort_before_start(command.actor)
-                    return list(by_name.values())
-                waiting = by_name.get(command.argument)
-                if command.name == "sign-off" and waiting and waiting.status == "waiting":
-                    signed = CheckResult(waiting.item, waiting.kind, "pass", waiting.required, f"signed off by {command.actor}", 0.0, command.actor)
-                    by_name[waiting.item] = signed
-                    record(signed)
-            if self._stopping:
-                break
-        return list(by_name.values())
+    async def _start_checks(self) -> None:
+        """Flags created dark, then every automated check started and every manual item not signed off waiting.
 
-    def _abort_before_start(self, actor: str) -> None:
+        Taken up after a crash, the checks run again (what held then may not hold now: a cluster's room,
+        an alert), while the sign-offs already journaled stand.
+        """
+        if self.options.flag_setup is not None:
+            self.record_flag_changes(await self.options.flag_setup(self.actor, "created disabled before the deploy"))
+        for item in self._gate.automated:
+            self._journal_result(CheckResult.running(item))
+        for item in self._gate.manual:
+            if item.name not in self.state.preflight:
+                self._journal_result(CheckResult.waiting(item))
+        self._checks_began = self._monotonic()
+        self._checks = asyncio.create_task(self._gate.run_checks(self._check_arrived))
+
+    def _check_arrived(self, result: CheckResult) -> None:
+        self._arrived.append(result)
+        self._wake.set()
+
+    def _journal_arrived(self) -> None:
+        arrived, self._arrived = self._arrived, []
+        for result in arrived:
+            self._journal_result(result)
+
+    async def _stop_checks(self, why: str) -> None:
+        """Checks still running are stopped (their programs killed) and journaled as cancelled, with why."""
+        if self._checks is None:
+            return
+        if not self._checks.done():
+            self._checks.cancel()
+            await asyncio.wait((self._checks,))
+        self._journal_arrived()
+        ran_for = self._monotonic() - self._checks_began
+        for item in self._gate.automated:
+            result = self.state.preflight.get(item.name)
+            if result is not None and result.status == "running":
+                self._journal_result(CheckResult.cancelled(item, why, ran_for))
+
+    def _journal_result(self, result: CheckResult) -> None:
+        self.emit(ev.PreflightResult.of(self.now(), result))
+
+    def _sign_off(self, item_name: str, actor: str) -> None:
+        """A manual item waiting for its sign-off passes, signed by `actor`; any other sign-off changes nothing."""
+        state = self.state
+        item, current = self._gate.item(item_name), state.preflight.get(item_name)
+        gate_open = state.phase == "preflight" and not state.preflight_done  # a failed or passed gate is over
+        if gate_open and item is not None and current is not None and current.status == "waiting":
+            self._journal_result(CheckResult.signed_off(item, actor))
+
+    async def _abort_before_start(self, actor: str) -> None:
         # Nothing has changed yet: the rollback is a record that the release was stopped, and by whom.
+        await self._stop_checks(f"the release was stopped by {actor}")
         self.emit(ev.RollbackStarted(self.now(), reason=f"stopped before any change by {actor}", trigger="operator"))
         self.emit(ev.RolledBack(self.now(), duration_s=0.0))
 
@@ -354,11 +397,11 @@ class Controller:
         """Gather the operators' intents and apply them once: a rollback wins over everything."""
         pending = self._take_pending()
         for command in pending:
-            self.emit(ev.CommandIssued(self.now(), command=command.name, actor=command.actor))
+            self.emit(ev.CommandIssued(self.now(), command=command.name, actor=command.actor, argument=command.argument))
         rollback = next((c for c in pending if c.name == "rollback"), None)
         if rollback:
             if self.state.phase in ("preflight", "new"):
-                self._abort_before_start(rollback.actor)
+                await self._abort_before_start(rollback.actor)
             elif self.state.phase == "rolling_back":
                 self._rollback_pacing.retry_now()  # the rollback still open: its next attempt now
             elif self.state.phase not in ("rolled_back", "gate_failed"):
@@ -388,6 +431,8 @@ class Controller:
                 await self._complete()
         elif command.name == "promote-full" and state.active and state.stage < last:
             await self._start_stage(last)
+        elif command.name == "sign-off":
+            self._sign_off(command.argument, command.actor)
 
     # -- reconcile -------------------------------------------------------------------------
 
@@ -541,10 +586,10 @@ class Controller:
         if verdict.outcome == "pass":
             summary = {m: {"canary": v.canary, "stable": v.stable} for m, v in verdict.means.items()}
             self.emit(ev.StagePassed(t, stage=state.stage, summary=summary))
-            if state.stage == len(plan.stages) - 1:
-                await self._complete()
-            elif self.manual:
+            if plan.waits_for_promote(state.stage, self.options.manual):
                 self.emit(ev.AwaitingPromote(t, stage=state.stage))
+            elif state.stage == len(plan.stages) - 1:
+                await self._complete()
             else:
                 await self._start_stage(state.stage + 1)
         elif verdict.outcome == "fail" and not self.manual:

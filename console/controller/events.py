@@ -61,11 +61,17 @@ class PreflightResult(Event):
     item: str
     kind: str
     status: str
-    """pass, fail, waiting (for a sign-off) or error."""
+    """pass, fail, error, running, waiting (for a sign-off) or cancelled (the gate closed or stopped first)."""
     required: bool
     output: str = ""
     duration_s: float = 0.0
     by: str = ""
+
+    @classmethod
+    def of(cls, t: float, result: Any) -> "PreflightResult":
+        """The journal record of a gate's result (anything with item, kind, status, required, output, duration_s, by)."""
+        return cls(t, item=result.item, kind=result.kind, status=result.status, required=result.required,
+                   output=result.output, duration_s=round(result.duration_s, 3), by=result.by)
 
 
 @dataclass(frozen=True)
@@ -234,9 +240,11 @@ class CommandIssued(Event):
     name: ClassVar[str] = "command"
     command: str
     actor: str
+    argument: str = ""
+    """What the command is about: the item a sign-off signs."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": self.name, "t": self.t, "ts": self.ts, "name": self.command, "actor": self.actor}
+        return {"event": self.name, "t": self.t, "ts": self.ts, "name": self.command, "actor": self.actor, "argument": self.argument}
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ class _Compiler:
             written_criteria = written and spec.criteria is not None
             criteria = spec.criteria if spec.criteria is not None else defaults.criteria_for_weight(spec.weight)
             checks = self.checks((*path, "criteria"), criteria, written_criteria)
-            stages.append(Stage(index, spec.name or f"stage {index + 1}", spec.weight, spec.observe, checks))
+            stages.append(Stage(index, spec.name or f"stage {index + 1}", spec.weight, spec.observe, checks, manual=spec.manual))
         if stages and stages[-1].weight < 100:
             observe = parse_duration(defaults.MONITORING_OBSERVE)
             stages.append(Stage(len(stages), "monitoring", 100, observe, self.checks((), defaults.POST_DEPLOY, written=False)))

@@ -50,6 +50,8 @@ class StageSpec(Strict):
     """The observation window: the stage passes only when the whole window held its criteria."""
     criteria: dict[str, list[str]] | None = None
     """Success conditions over the window, metric → "< 1%" or "<= 1.2x stable" (or a list)."""
+    manual: bool = False
+    """After this stage's window held, wait for an operator's promote (on the last stage: before completing)."""
 
 
 class TriggerSpec(Strict):
@@ -252,6 +254,8 @@ class Stage:
     criteria: tuple[Check, ...]
     flag_step: FlagStep | None = None
     """Set for the enablement steps that follow promotion (the weight stays 100)."""
+    manual: bool = False
+    """Waits for an operator's promote after its window held (the plan's `stages[i].manual`)."""
 
 
 @dataclass(frozen=True)
@@ -295,3 +299,8 @@ class RolloutPlan:
     @property
     def planned_duration(self) -> float:
         return sum(stage.observe for stage in self.stages)
+
+    def waits_for_promote(self, index: int, manual: bool = False) -> bool:
+        """Stage `index` waits for a promote after its window held: it says so, or the plan (or the run,
+        `manual`) is manual, which holds every stage but the last."""
+        return self.stages[index].manual or ((manual or self.manual) and index < len(self.stages) - 1)

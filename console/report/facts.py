@@ -333,7 +333,8 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             data.timeline.append((event.t, event.ts, "completed"))
         case ev.CommandIssued():
             data.last_command = event
-            data.timeline.append((event.t, event.ts, f"{event.command} by {event.actor}"))
+            about = f' of "{event.argument}"' if event.argument else ""
+            data.timeline.append((event.t, event.ts, f"{event.command}{about} by {event.actor}"))
         case ev.FlagChanged():
             data.flags.append(event)
             data.timeline.append((event.t, event.ts, f"flag {event.flag}: {flag_change(event.old, event.new)} by {event.actor}"))

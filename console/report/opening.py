@@ -92,7 +92,7 @@ def _what_happened(data: ReportData) -> str:
         fired = held_without_acting(data)
         return said + (f"; {len(fired)} trigger{'s' if len(fired) != 1 else ''} fired without acting (Issues)" if fired else "")
     if state.phase == "gate_failed":
-        failed = [r.item for r in data.preflight.values() if r.required and r.status != "pass"]
+        failed = [r.item for r in data.preflight.values() if r.required and r.status not in ("pass", "cancelled")]
         return f"stopped at the pre-flight gate: {len(failed)} required item{'s' if len(failed) != 1 else ''} did not pass ({_few(failed)})"
     stage = data.current
     if state.phase == "paused":

@@ -200,6 +200,10 @@ def post_deployment(data: ReportData) -> list[str]:
     return lines + [""]
 
 
+UNJUDGED = ("pass", "cancelled")
+"""Pre-flight results that need no follow-up: passed, or cancelled once the gate could not open (nothing was found)."""
+
+
 def follow_ups(data: ReportData) -> list[str]:
     state = data.state
     actions = []
@@ -210,9 +214,9 @@ def follow_ups(data: ReportData) -> list[str]:
     if state.phase == "rolled_back":
         actions.append("Fix, then run the release again; the journal of this attempt is kept beside the new one.")
     if state.phase == "gate_failed":
-        blocking = [r.item for r in data.preflight.values() if r.required and r.status != "pass"]
+        blocking = [r.item for r in data.preflight.values() if r.required and r.status not in UNJUDGED]
         actions.append(f"Make the failed pre-flight items pass ({', '.join(blocking)}), then run the release again.")
-    advisory = [r.item for r in data.preflight.values() if not r.required and r.status != "pass"]
+    advisory = [r.item for r in data.preflight.values() if not r.required and r.status not in UNJUDGED]
     if advisory:
         actions.append(f"Look into the advisory pre-flight items that did not pass: {', '.join(advisory)}.")
     undelivered = sorted({n.webhook for n in data.notifications if n.status == "failed"})

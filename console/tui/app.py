@@ -353,8 +353,22 @@ class BrahmaApp(FlagEditing, App[int]):
             self.submit("sign-off", item)
 
     def on_checklist_sign_off_requested(self, message: Checklist.SignOffRequested) -> None:
-        if not self.read_only:
-            self.submit("sign-off", message.item)
+        """`s` on a row of the checklist: a manual item waiting is signed off; any other row says why not."""
+        if self.read_only:
+            return
+        spec = next((item for item in self.plan.preflight if item.name == message.item), None)
+        result = self.controller.state.preflight.get(message.item)
+        if spec is None:
+            return
+        if spec.kind != "manual":
+            self.notify(f"'{spec.name}' is a {spec.kind} check: it passes by itself; only manual items are signed off.", title="Sign off")
+        elif result is not None and result.status == "pass":
+            self.notify(f"'{spec.name}' is already signed off by {result.by}.", title="Sign off")
+        elif result is None or result.status != "waiting" or self.controller.state.preflight_done or self.controller.state.finished:
+            over = " (the gate is over)" if self.controller.state.preflight_done or self.controller.state.finished else ""
+            self.notify(f"'{spec.name}' is not waiting for a sign-off{over}.", title="Sign off")
+        else:
+            self.submit("sign-off", spec.name)
 
     def on_checklist_output_requested(self, message: Checklist.OutputRequested) -> None:
         item = message.item

@@ -232,6 +232,10 @@ def source_status(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, d
     return f"canary: {since}" + (f" · {error}" if error else "")
 
 
+CHECKLIST_STATES = {"pass": "pass", "fail": "fail", "error": "error", "waiting": "waiting", "running": "running", "cancelled": "pending"}
+"""A journaled pre-flight status as the checklist shows it: a cancelled check never ran to its end."""
+
+
 def checklist(plan: RolloutPlan, state: RolloutState) -> list[ChecklistItem]:
     items = []
     for spec in plan.preflight:
@@ -239,7 +243,7 @@ def checklist(plan: RolloutPlan, state: RolloutState) -> list[ChecklistItem]:
         if result is None:
             items.append(ChecklistItem(spec.name, "running" if state.phase == "preflight" else "pending", spec.required))
         else:
-            status = result.status if result.status in ("pass", "fail", "waiting", "error") else "fail"
+            status = CHECKLIST_STATES.get(result.status, "fail")  # a status this version does not know never reads as passed
             items.append(ChecklistItem(spec.name, status, spec.required, result.duration_s, result.by, result.output))
     return items
 

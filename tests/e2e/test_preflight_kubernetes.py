@@ -40,7 +40,7 @@ def cluster(kube_emulator: KubeEmulator, monkeypatch) -> KubeEmulator:
 
 async def check(objects: list[str] | None = None, plan_text: str = PLAN, **context) -> CheckResult:
     spec = PreflightSpec(name="cluster", kind="kubernetes", objects=objects, timeout=5)
-    [result] = await Gate((spec,), PreflightContext(plan_from(plan_text), **context)).run(lambda result: None)
+    [result] = await Gate((spec,), PreflightContext(plan_from(plan_text), **context)).run_checks(lambda result: None)
     return result
 
 

@@ -13,7 +13,7 @@ ERROR_RATIO = '(sum(rate(http_requests_total{{matchers},code=~"5.."}[{window}]))
 async def check(url: str, query: str, condition: str, plan_extra: str = "", **context) -> CheckResult:
     plan = plan_from(f"app: checkout\nimage: r/checkout:2\nmetrics: {{prometheus: {{url: '{url}', timeout: 3s{plan_extra}}}}}\n")
     spec = PreflightSpec(name="prometheus", kind="prometheus", query=query, condition=condition, timeout=5)
-    [result] = await Gate((spec,), PreflightContext(plan, **context)).run(lambda result: None)
+    [result] = await Gate((spec,), PreflightContext(plan, **context)).run_checks(lambda result: None)
     return result
 
 

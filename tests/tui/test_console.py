@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from console.controller.journal import read_events
+from console.tui import view
 from console.tui.keymap import KeymapError, load_keymap
 from tests.conftest import SAMPLES, plan_from
 from console.controller.clock import VirtualClock
@@ -269,6 +271,36 @@ async def test_gate_waits_for_sign_off_and_records_who(tmp_path):
         await settle(pilot, app, running)
         assert app.controller.state.preflight["code review"].by == "captain@laptop"
         assert app.controller.state.phase == "running"
+
+
+async def test_a_sign_off_is_taken_while_a_check_still_runs(tmp_path, held_checks):
+    app = console_app(plan_from(GATED), tmp_path, stop_at=120)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: "code review" in s.preflight)
+        await pilot.press("s")
+        await settle(pilot, app, lambda s: s.preflight["code review"].status == "pass")
+        state = app.controller.state
+        assert state.preflight["code review"].by == "captain@laptop"
+        assert state.preflight["tests"].status == "running" and state.phase == "preflight", "signed off while the check runs"
+        rows = {item.name: item.state for item in view.checklist(app.plan, state)}
+        assert rows == {"code review": "pass", "tests": "running"}
+        held_checks.finish("tests", True, "exit 0")
+        await settle(pilot, app, running)
+        assert app.controller.state.phase == "running"
+
+
+async def test_sign_off_on_a_check_that_is_not_manual_says_why_nothing_happened(tmp_path, held_checks):
+    app = console_app(plan_from(GATED), tmp_path, stop_at=120)
+    said = []
+    app.notify = lambda message, **options: said.append(message)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda s: "code review" in s.preflight)
+        app.query_one("#checklist").focus()
+        await pilot.press("down", "s")
+        await settle(pilot, app)
+        assert said == ["'tests' is a command check: it passes by itself; only manual items are signed off."]
+        assert app.controller.state.preflight["code review"].status == "waiting", "nothing else was signed off"
+        assert "command" not in [e.name for e in read_events(app.controller.journal.path)]
 
 
 async def test_preflight_output_opens(tmp_path):
