@@ -121,7 +121,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         _print_warnings(plan)
         print(f"{path}: valid: {plan.strategy} of {plan.image}, {len(plan.stages)} stages, {format_duration(plan.planned_duration)} planned")
+        for line in limits_as_read(plan):
+            print(f"  {line}")
     return status
+
+
+def limits_as_read(plan: RolloutPlan) -> list[str]:
+    """Every limit as Brahma read it, so a number taken for what it was not meant to be shows before a run:
+    "stage 1 (5%, 10m): error_rate < 1% (must), ...", "every sample: rolls back if error_rate > 1%, ..."."""
+    from console.units import format_duration
+
+    def said(check) -> str:
+        in_a_row = f" ({check.consecutive} in a row)" if check.consecutive > 1 else ""
+        return f"{check.metric} {check.describe()}{in_a_row}"
+
+    lines = [f"{stage.name} ({stage.weight}%, {format_duration(stage.observe)}): "
+             + (", ".join(f"{said(check)} (must)" for check in stage.criteria) or "no criteria") for stage in plan.stages]
+    for severity, action in (("critical", "rolls back if"), ("warning", "pauses if")):
+        triggers = [said(t.check) for t in plan.triggers if t.severity == severity]
+        if triggers:
+            lines.append(f"every sample: {action} " + ", ".join(triggers))
+    return lines
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -197,3 +197,26 @@ def test_a_state_dir_and_its_journals_are_the_operators_alone_whatever_the_umask
                           capture_output=True, text=True, cwd=ROOT, timeout=120, preexec_fn=with_umask)
     assert edit.returncode == 0, edit.stderr
     assert mode(flags_dir) == 0o700 and mode(flags_dir / "flags.jsonl") == 0o600
+
+
+def test_a_bare_number_on_a_percentage_never_runs_and_with_its_unit_the_failing_canary_rolls_back(tmp_path):
+    """`error_rate: "< 5"` was read as 500%: a canary failing 19% of its requests was promoted, exit 0."""
+    scenario = tmp_path / "failing.yaml"
+    scenario.write_text("name: failing\nstable: {error_rate: 0.001}\ncanary: {error_rate: 0.19}\n")
+    plan = tmp_path / "plan.yaml"
+    written = "app: checkout\nimage: r/checkout:2.4.1\nstages:\n  - weight: 5\n    observe: 1m\n    criteria: {error_rate: '< 5'}\n" \
+              "triggers:\n  critical: {error_rate: '> 5'}\n"
+    plan.write_text(written)
+    state_dir = tmp_path / "s"
+    refused = brahma("run", str(plan), "--headless", "--fast", "--scenario", str(scenario), "--state-dir", str(state_dir))
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        f"{plan}:6: stages[0].criteria.error_rate: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent",
+        f"{plan}:8: triggers.critical.error_rate.when: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent",
+    ]
+    assert not state_dir.exists(), "nothing was started"
+    plan.write_text(written.replace("'< 5'", "'< 5%'").replace("'> 5'", "'> 5%'"))
+    judged = brahma("run", str(plan), "--headless", "--fast", "--json", "--scenario", str(scenario), "--state-dir", str(state_dir))
+    assert judged.returncode == 3, judged.stderr
+    rollback = next(json.loads(line) for line in judged.stdout.splitlines() if '"rollback_started"' in line)
+    assert rollback["trigger"] == "error_rate" and "> 5%" in rollback["reason"]

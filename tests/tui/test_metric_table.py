@@ -8,6 +8,7 @@ import pytest
 from console.controller.state import RolloutState
 from console.plan import load_plan
 from console.tui import view
+from console.units import shown_as_percent
 from tests.conftest import SAMPLES
 from tests.tui.console_fixtures import console_app, settle
 from widgets.sparkline_text import sparkline
@@ -64,7 +65,7 @@ def test_a_trend_band_comes_from_the_limits():
     state = RolloutState(stage=0)
 
     def band(metric):
-        return view.trend_band(metric, view._limit_checks(plan, state, metric))
+        return view.trend_band(view._limit_checks(plan, state, metric), shown_as_percent(metric, plan.metrics.units))
 
     assert band("error_rate") == (0.0, 0.005), "up to the first bound it must stay under: the 0.5% that pauses"
     assert band("latency_p99") == (0.0, 500.0)
