@@ -273,7 +273,12 @@ COMMANDS = {"supervise": cmd_supervise, "attach": cmd_attach, "ls": cmd_ls, "dem
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from console.streams import guarded
+
     args = _parser().parse_args(argv)
+    # A reader that goes away (`| head`, a closed terminal) stops the printing, never a rollout.
+    shown = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = guarded(sys.stdout), guarded(sys.stderr)  # type: ignore[assignment]
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -292,6 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = ""
         print(f"brahma: internal error: {type(error).__name__}: {error}{where}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = shown
 
 
 if __name__ == "__main__":

@@ -220,3 +220,55 @@ def test_a_bare_number_on_a_percentage_never_runs_and_with_its_unit_the_failing_
     assert judged.returncode == 3, judged.stderr
     rollback = next(json.loads(line) for line in judged.stdout.splitlines() if '"rollback_started"' in line)
     assert rollback["trigger"] == "error_rate" and "> 5%" in rollback["reason"]
+
+
+def run_with_output_closed(args: list[str], lines: int, stderr_too: bool = False) -> tuple[int, str]:
+    """`brahma ARGS | head -LINES` (with `2>&1` when stderr_too): the exit code, and stderr when it was kept apart."""
+    process = subprocess.Popen([sys.executable, "-m", "console.cli", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        for _ in range(lines):
+            process.stdout.readline()
+        process.stdout.close()  # the reader is gone: the next line written gets EPIPE
+        stderr = "" if stderr_too else process.stderr.read()
+        return process.wait(timeout=60), stderr
+    finally:
+        process.kill()
+
+
+@pytest.mark.parametrize(("scenario", "code", "last"), [("healthy", 0, "completed"), ("error-spike", 3, "rolled_back")])
+def test_a_closed_stdout_stops_the_printing_never_the_supervision(tmp_path, scenario, code, last):
+    """`brahma run ... | head -3` died of BrokenPipeError (exit 1) and left the canary at 5% with no controller."""
+    args = ["run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--scenario", scenario, "--state-dir", str(tmp_path)]
+    returncode, stderr = run_with_output_closed(args, 3)
+    assert returncode == code, stderr
+    assert "Traceback" not in stderr and "internal error" not in stderr
+    events = [json.loads(line) for line in (tmp_path / "checkout-2.4.1.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == last
+    said = [e for e in events if e["event"] == "error"]
+    assert [e["where"] for e in said] == ["stdout"] and "the rollout goes on" in said[0]["message"]
+    assert (tmp_path / "checkout-2.4.1.md").exists(), "the report is written as ever"
+
+
+def test_a_closed_pipe_for_stdout_and_stderr_ends_a_failed_gate_as_ever(tmp_path):
+    """With `2>&1 | head -3` on a plan whose gate fails, the run hung."""
+    plan = tmp_path / "gated.yaml"
+    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\npreflight:\n"
+                    "  - {name: fails, kind: command, argv: ['false']}\n  - {name: passes, kind: command, argv: ['true']}\n")
+    returncode, _ = run_with_output_closed(["run", str(plan), "--headless", "--fast", "--state-dir", str(tmp_path / "s")], 2, stderr_too=True)
+    assert returncode == 4
+    assert json.loads((tmp_path / "s" / "checkout-2.4.1.jsonl").read_text().splitlines()[-1])["event"] == "preflight_failed"
+
+
+def test_a_stderr_closed_before_the_run_starts_never_stops_it(tmp_path):
+    plan = tmp_path / "plan.yaml"  # a plan with a warning, printed on stderr before anything starts
+    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nmetrics:\n  queries: {cpu: 'avg(cpu)'}\n")
+    read, write = os.pipe()
+    os.close(read)  # nobody will ever read stderr
+    try:
+        result = subprocess.run([sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--json", "--state-dir", str(tmp_path / "s")],
+                                stdout=subprocess.PIPE, stderr=write, text=True, cwd=ROOT, timeout=120)
+    finally:
+        os.close(write)
+    assert result.returncode == 0
+    assert json.loads(result.stdout.splitlines()[-1])["event"] == "completed"

@@ -15,6 +15,7 @@ from console.controller.identity import ResumeRefused, check_resume
 from console.controller.journal import JournalError, read_events
 from console.controller.state import fold
 from console.headless import printer
+from console.streams import guarded
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
 from console.plan.names import release_name_problem
@@ -172,7 +173,8 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         return report_refusal(error)
     if plan is not None:
         return attach_console(plan, files, read_only)
-    print_event = printer(sys.stdout, json_lines=False)
+    out = guarded(sys.stdout)  # type: ignore[arg-type]
+    print_event = printer(out, json_lines=False)
     try:
         if pid is None:  # finished: the journal tells the whole story
             for event in read_events(files.journal):
@@ -183,6 +185,8 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
                 client.settimeout(None)  # a person follows the stream: quiet stretches (a long pause) are normal
                 for message in client.attach(0):
                     print_event(event_from_dict(message))
+                    if out.lost is not None:  # nobody reads any more: this follower leaves, the controller goes on
+                        return 0
         return EXIT_CODES.get(fold(read_events(files.journal)).phase, EXIT_ERROR)
     except SupervisorUnavailable as error:
         return report_unavailable(error)
