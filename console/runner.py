@@ -140,7 +140,11 @@ def build_target_and_metrics(
     if scenario is not None:
         from console.sim.metrics import SimMetricSource
 
-        metrics: MetricSource = SimMetricSource(scenario, target)  # type: ignore[arg-type]
+        simulated = SimMetricSource(scenario, target)  # type: ignore[arg-type]
+        if unnamed := simulated.unknown(plan.metric_names):
+            print(f"brahma: warning: the scenario {scenario.name} gives no values for {', '.join(unnamed)}: its samples are "
+                  "inconclusive, never a pass (give them under metrics: in its stable and canary)", file=sys.stderr)
+        metrics: MetricSource = simulated
     else:
         from console.metrics.prometheus import PrometheusConfigError, PrometheusSource
 
