@@ -148,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from console.actor import current_actor
     from console.headless import run_headless
     from console.plan import load_plan
-    from console.runner import REFUSALS, build_rollout, choose_kinds, report_refusal
+    from console.runner import REFUSALS, build_rollout, choose_kinds, journal_path, refuse_unwritable_flags, report_refusal
     from console.supervisor.commands import attach, run_supervised
     from console.supervisor.files import RolloutFiles, lock_holder, take_lock
 
@@ -164,6 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = _run_options(args, manual=args.manual, headless=args.headless)
         if not args.headless and not args.demo:
             choose_kinds(plan, options)  # arguments that do not fit are refused here, not in a log file
+            refuse_unwritable_flags(plan, journal_path(plan, args.state_dir))
             return run_supervised(plan, args.plan, options, args.read_only)
         files = RolloutFiles(args.state_dir, plan.name)
         # One controller per rollout, the lock held until this process ends. A state dir that does not

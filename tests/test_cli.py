@@ -272,3 +272,45 @@ def test_a_stderr_closed_before_the_run_starts_never_stops_it(tmp_path):
         os.close(write)
     assert result.returncode == 0
     assert json.loads(result.stdout.splitlines()[-1])["event"] == "completed"
+
+
+@pytest.mark.parametrize("console", [[], ["--headless"]])
+def test_a_flag_file_whose_folder_is_missing_is_refused_naming_it_before_anything_starts(tmp_path, console):
+    """The gated sample without a deploy/ folder was `internal error: FileNotFoundError: ... deploy/flags.json.lock`, exit 1."""
+    result = brahma("run", str(SAMPLES / "canary-gated.yaml"), "--target", "sim", "--metrics", "sim", *console, "--state-dir", "state", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"brahma: {SAMPLES / 'canary-gated.yaml'}: flags_file deploy/flags.json: its folder {tmp_path / 'deploy'} "
+                             "does not exist; the plan's flags are created there before the deploy and switched off there by a rollback, "
+                             "so nothing was started\n")
+    assert list(tmp_path.iterdir()) == [], "no state dir, no journal: nothing started"
+
+
+def test_a_read_only_flag_file_is_refused_before_anything_starts(tmp_path):
+    (tmp_path / "deploy").mkdir()
+    flags = tmp_path / "deploy" / "flags.json"
+    flags.write_text('{"flags": {}}\n')
+    flags.chmod(0o444)
+    result = brahma("run", str(SAMPLES / "canary-gated.yaml"), "--target", "sim", "--metrics", "sim", "--headless", "--state-dir", "state", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "flags_file deploy/flags.json: read-only (mode 0444" in result.stderr and "nothing was started" in result.stderr
+    assert not (tmp_path / "state").exists() and flags.read_text() == '{"flags": {}}\n'
+
+
+@pytest.mark.parametrize(("image", "said"), [("r/checkout", "'r/checkout' has no tag, so it is :latest"), ("r/checkout:latest", "'r/checkout:latest' is :latest")])
+def test_an_image_whose_tag_moves_is_a_warning_naming_the_risk(tmp_path, image, said):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"app: checkout\nimage: {image}\n")
+    result = brahma("validate", str(plan))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (f"{plan}:2: warning: image: {said}, which names whatever was pushed last: each pod that starts (the canary's, "
+                             "one rescheduled, the rollout's at 100%) may pull another build, and the runbook cannot say which ran; "
+                             "name a version (:2.4.1) or a digest (@sha256:...)\n")
+
+
+def test_an_empty_image_is_invalid(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: checkout\nimage: ''\n")
+    result = brahma("run", str(plan), "--headless", "--fast", "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert result.stderr == f"{plan}:2: image: the new version's image is required, e.g. registry.example.com/checkout:2.4.1\n"
+    assert brahma("validate", str(plan)).returncode == 2

@@ -153,6 +153,26 @@ class _Compiler:
                                   f"{problem}; give the plan a name, e.g. `name: {example}`")
         return name
 
+    def image(self) -> bool:
+        """Whether the plan names an image; one whose tag moves (none, or :latest) is a warning."""
+        image = self.spec.image
+        if not image.strip():
+            self.fail(("image",), "the new version's image is required, e.g. registry.example.com/checkout:2.4.1")
+            return False
+        if image != image.strip():
+            self.fail(("image",), f"an image has no spaces around it: {image!r}")
+            return False
+        last = image.rsplit("/", 1)[-1]
+        if "@" in last:
+            return True  # a digest names one image for good
+        tag = last.rsplit(":", 1)[1] if ":" in last else None
+        if tag in (None, "latest"):
+            written = f"{image!r} has no tag, so it is :latest" if tag is None else f"{image!r} is :latest"
+            self.warn(("image",), f"{written}, which names whatever was pushed last: each pod that starts (the canary's, "
+                                  "one rescheduled, the rollout's at 100%) may pull another build, and the runbook cannot say "
+                                  "which ran; name a version (:2.4.1) or a digest (@sha256:...)")
+        return True
+
     def queries(self) -> None:
         for metric, query in self.spec.metrics.queries.items():
             if "{track}" not in query and "{matchers}" not in query:
@@ -295,7 +315,7 @@ class _Compiler:
         self.metric_units({check.metric for stage in stages for check in stage.criteria} | {t.check.metric for t in triggers})
         self.queries()
         self.flags_file()
-        release = self.release_name()
+        release = self.release_name() if self.image() else ""
         flag_names = [flag.name for flag in spec.flags]
         for index, name in enumerate(flag_names):
             if flag_names.index(name) != index:
