@@ -165,6 +165,30 @@ class SupervisionResumed(Event):
 
 
 @dataclass(frozen=True)
+class ConsoleAttached(Event):
+    """A console attached to the controller's socket, with the person at it."""
+
+    name: ClassVar[str] = "attached"
+    actor: str
+    watch_only: bool = False
+    """A read-only console or a follower of the events (attach --headless): it cannot decide a pause."""
+    consoles: int = 0
+    """Consoles that may act attached now, this one included."""
+
+
+@dataclass(frozen=True)
+class ConsoleDetached(Event):
+    """A console left (or the controller that served it stopped: `reason` says so)."""
+
+    name: ClassVar[str] = "detached"
+    actor: str
+    watch_only: bool = False
+    consoles: int = 0
+    """Consoles that may act still attached; at 0 nobody can decide a pause, so pause_timeout applies."""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class RollbackStarted(Event):
     name: ClassVar[str] = "rollback_started"
     reason: str
@@ -302,6 +326,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Paused,
         Resumed,
         SupervisionResumed,
+        ConsoleAttached,
+        ConsoleDetached,
         RollbackStarted,
         RollbackVerified,
         RollbackFailed,

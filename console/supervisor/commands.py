@@ -16,6 +16,7 @@ from console.controller.journal import JournalError, read_events
 from console.controller.state import fold
 from console.headless import printer
 from console.streams import guarded
+from console.actor import current_actor
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
 from console.plan.names import release_name_problem
@@ -90,7 +91,6 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
     if lock is None:
         print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}); attach with: brahma attach {plan.name}", file=sys.stderr)
         return EXIT_ERROR
-    from console.actor import current_actor
     from console.runner import build_rollout
     from console.supervisor.server import SupervisorServer
 
@@ -140,7 +140,7 @@ def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> i
     from console.supervisor.remote import RemoteController
     from console.tui.app import run_console
 
-    controller = RemoteController(plan, files)
+    controller = RemoteController(plan, files, actor=current_actor(), watch_only=read_only)
     code = run_console(Rollout(controller, plan_flags(plan, files.journal), detached=True), read_only=read_only)
     if not controller.state.finished and controller.pid is not None:
         print(f"brahma: detached; pid {controller.pid} keeps supervising {plan.name}. "
@@ -183,7 +183,7 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
             print(f"brahma: attached to {name} (controller pid {pid}); ctrl+c detaches, the controller keeps supervising", file=sys.stderr)
             with SupervisorClient(files.socket) as client:
                 client.settimeout(None)  # a person follows the stream: quiet stretches (a long pause) are normal
-                for message in client.attach(0):
+                for message in client.attach(0, current_actor()):
                     print_event(event_from_dict(message))
                     if out.lost is not None:  # nobody reads any more: this follower leaves, the controller goes on
                         return 0

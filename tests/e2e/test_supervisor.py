@@ -310,3 +310,27 @@ async def test_a_finished_release_is_undone_from_a_console_after_its_controller_
     assert rollback.trigger == "operator" and "oncall@laptop" in rollback.reason
     changes = json.loads(files.journal.with_suffix(".sim.json").read_text())["changes"]
     assert changes[-1]["op"] == "rollback", "the simulated cluster is back on stable"
+
+
+def test_a_pause_its_last_console_left_rolls_back_after_pause_timeout_and_the_journal_says_who_left(tmp_path):
+    """A controller started by a console stayed paused 40+ minutes once its console had left (pause_timeout 15m)."""
+    from tests.conftest import SAMPLES
+    from tests.e2e.tmux_terminal import TmuxTerminal
+
+    plan = tmp_path / "canary.yaml"
+    plan.write_text((SAMPLES / "canary.yaml").read_text().replace("pause_timeout: 15m", "pause_timeout: 2m", 1))
+    console = TmuxTerminal([sys.executable, "-m", "console.cli", "run", str(plan), "--state-dir", str(tmp_path), "--speed", FAST_SPEED], 100, 24, cwd=ROOT)
+    try:
+        console.wait_for("stage 1 started", timeout_s=15)
+        console.press("space")
+        console.wait_for("PAUSED", timeout_s=10)
+        console.press("q")
+        assert console.wait_closed()
+    finally:
+        console.close()
+    rollback = wait_for_event(tmp_path, lambda e: isinstance(e, ev.RollbackStarted), timeout_s=20)  # 2m at 120x: 1 s
+    events = journal_events(tmp_path)
+    [left] = [e for e in events if isinstance(e, ev.ConsoleDetached)]
+    assert [e.actor for e in events if isinstance(e, ev.ConsoleAttached)] == [left.actor] and left.consoles == 0
+    assert rollback.reason.startswith("paused 2m with no decision and nobody attached to decide: paused by ")
+    assert left.t + 120 - 1e-6 <= rollback.t < left.t + 150, "counted from when the console left, not from the pause"
