@@ -368,6 +368,10 @@ async def test_a_pause_waits_while_a_console_is_attached_and_times_out_once_the_
     rollback = journaled(files, ev.RollbackStarted)[0]
     assert rollback.t == left + timeout, "pause_timeout counted from when the last console left"
     assert rollback.reason == "paused 15m with no decision and nobody attached to decide: paused by alice@laptop"
+    from console.report import write_report
+
+    timeline = " ".join(write_report(files.journal, files.state_dir / "report.md").read_text().split())
+    assert "alice@laptop detached; no console that may act is attached: a pause rolls back after pause_timeout" in timeline
 
 
 async def test_with_only_a_console_that_watches_a_pause_times_out_from_when_it_began(canary_plan, served):

@@ -12,7 +12,7 @@ from typing import Any
 from console.controller import events as ev
 from console.controller.journal import read_events
 from console.controller.state import RolloutState
-from console.narrate import flag_change, rollback_failed, rollout_clock, supervision_resumed, times_repeated
+from console.narrate import console_detached, flag_change, rollback_failed, rollout_clock, supervision_resumed, times_repeated
 from console.plan.checks import Check
 from console.report.judgement import SEVERITY_RANK, Limit, Moments, Tracks
 from console.units import format_duration, format_metric_value
@@ -320,6 +320,11 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             data.timeline.append((event.t, event.ts, supervision_resumed(event)))
             if event.window_restarted:
                 data.issues.append((event.t, f"Unsupervised for {format_duration(event.unwatched_s)}: the stage's window started again"))
+        case ev.ConsoleDetached() if event.consoles == 0 and not event.watch_only:
+            data.timeline.append((event.t, event.ts, console_detached(event)))
+        case ev.ConsoleAttached() if data.state.alone_since is not None and not event.watch_only:
+            since = rollout_clock(data.state.alone_since.t)
+            data.timeline.append((event.t, event.ts, f"{event.actor} attached; no console that may act had been since `{since}`"))
         case ev.RollbackStarted():
             _rollback_started(data, event)
         case ev.RollbackVerified():
