@@ -9,6 +9,7 @@ simulator or a 1 s sample interval never floods a slow SSH link.
 from __future__ import annotations
 
 import asyncio
+import signal
 from datetime import datetime
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from console.tui import view
 from console.tui.commands import RolloutCommands
 from console.tui.flag_editing import FlagEditing, flag_rows
 from console.tui.keymap import KeymapError, default_keymap_path, load_keymap
+from console.tui.terminal_watch import TerminalWatch
 from widgets.chart_screen import ChartScreen
 from widgets.checklist import Checklist
 from widgets.confirm_screen import ConfirmScreen
@@ -45,6 +47,8 @@ HEADER_SIDES = 18
 """Cells of the header that are not its title: Textual's icon (8) and clock space (10)."""
 REFRESH_S = 0.25
 """How often the panes are redrawn at most: events between two redraws are coalesced."""
+TERMINAL_CHECK_S = 0.25
+"""How often the console makes sure it still has a terminal (it leaves within a second of losing it)."""
 EXIT_QUIT_UNFINISHED = 130
 ACTING = {"rollback", "promote", "promote_full", "pause", "resume", "sign_off", "kill_flags", "inject"}
 LOG_STYLES = {ev.RollbackStarted: "bold red", ev.RollbackFailed: "bold red", ev.RolledBack: "bold red", ev.Paused: "yellow", ev.Completed: "bold green", ev.PreflightFailed: "bold red", ev.ErrorRaised: "red"}
@@ -100,6 +104,8 @@ class BrahmaApp(FlagEditing, App[int]):
         self.keymap: dict[str, str] = {}
         """Binding id → keys, the overrides make_app applied (the rollback bar and status line name them)."""
         self.exit_code = EXIT_QUIT_UNFINISHED
+        self._leaving = False
+        """The terminal is gone and the console is on its way out."""
         self.title = f"Brahma · {self.plan.name}"
         self._fit_subtitle(80)
 
@@ -142,9 +148,37 @@ class BrahmaApp(FlagEditing, App[int]):
             self.controller.on_notice(self._on_connection_notice)
         self.run_controller()
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
+        self._watch_the_terminal()
         self.refresh_view()
         self.refresh_flags()
         self.query_one(MetricTable).focus()
+
+    def _watch_the_terminal(self) -> None:
+        """Leave within a second once nobody can see the console: its terminal gone, its parent gone, or a SIGHUP."""
+        watch = TerminalWatch()
+        if self.is_headless or not watch.watched:
+            return
+
+        def check() -> None:
+            if (why := watch.gone()) is not None:
+                self.terminal_gone(why)
+
+        self.set_interval(TERMINAL_CHECK_S, check)
+        if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # under nohup, the hang-up stays ignored
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.terminal_gone, "it was sent SIGHUP")
+
+    def terminal_gone(self, why: str) -> None:
+        """Nobody can see this console: a detached controller is only left (it goes on supervising); the
+        controller in here stops with it, saying so in its journal, and the report is written."""
+        if self._leaving:
+            return
+        self._leaving = True
+        state = self.controller.state
+        if not self.detached and state.started and not state.finished:
+            self.controller.emit(ev.ErrorRaised(self.controller.now(), where="console", message=(
+                f"the console's terminal is gone ({why}): the controller inside it stops with it and traffic stays where it "
+                "is; run the same command again to resume from the journal")))
+        self.shut_down()
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit_subtitle(event.size.width)
