@@ -181,15 +181,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         return asyncio.run(run_headless(rollout, json_lines=args.json))
     from console.tui.app import run_console
 
-    return run_console(rollout, read_only=args.read_only, demo=args.demo)
+    code = run_console(rollout, read_only=args.read_only, demo=args.demo)
+    if (runbook := rollout.controller.journal.path.with_suffix(".md")).exists():
+        print(f"brahma: the runbook: {runbook}", file=sys.stderr)
+    return code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The sample canary on the simulator. It exits 0 however the demonstrated rollout ended (a rollback
+    is one of the things it shows, not a failure of the demo: `make demo` does not fail on it); only
+    its own failures, bad input (2) or an internal error (1), are not 0."""
     import tempfile
 
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="brahma-demo-"))
     argv = ["run", str(SAMPLE_PLAN), "--target", "sim", "--scenario", args.scenario, "--speed", str(args.speed), "--state-dir", str(state_dir), "--demo"]
-    return cmd_run(_parser().parse_args(argv + (["--headless"] if args.headless else [])))
+    code = cmd_run(_parser().parse_args(argv + (["--headless"] if args.headless else [])))
+    return code if code in (EXIT_ERROR, EXIT_INVALID) else 0
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:

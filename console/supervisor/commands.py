@@ -142,9 +142,13 @@ def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> i
 
     controller = RemoteController(plan, files, actor=current_actor(), watch_only=read_only)
     code = run_console(Rollout(controller, plan_flags(plan, files.journal), detached=True), read_only=read_only)
+    runbook = files.journal.with_suffix(".md")
     if not controller.state.finished and controller.pid is not None:
         print(f"brahma: detached; pid {controller.pid} keeps supervising {plan.name}. "
               f"Attach again with: brahma attach {plan.name} --state-dir {files.state_dir}", file=sys.stderr)
+        print(f"brahma: the runbook is written to {runbook} when the rollout ends (brahma report {files.journal} writes it now)", file=sys.stderr)
+    elif runbook.exists():
+        print(f"brahma: the runbook: {runbook}", file=sys.stderr)
     return code
 
 

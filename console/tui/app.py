@@ -50,6 +50,9 @@ REFRESH_S = 0.25
 TERMINAL_CHECK_S = 0.25
 """How often the console makes sure it still has a terminal (it leaves within a second of losing it)."""
 EXIT_QUIT_UNFINISHED = 130
+"""The console left a rollout unfinished with the controller inside it stopped (brahma demo)."""
+EXIT_DETACHED = 0
+"""The console left; its detached controller goes on supervising."""
 ACTING = {"rollback", "promote", "promote_full", "pause", "resume", "sign_off", "kill_flags", "inject"}
 LOG_STYLES = {ev.RollbackStarted: "bold red", ev.RollbackFailed: "bold red", ev.RolledBack: "bold red", ev.Paused: "yellow", ev.Completed: "bold green", ev.PreflightFailed: "bold red", ev.ErrorRaised: "red"}
 FAULTS = {
@@ -483,7 +486,7 @@ class BrahmaApp(FlagEditing, App[int]):
         state = self.controller.state
         # A rollback stopped here is left unverified (exit 5); a detached controller goes on with it.
         ended = state.finished or (state.phase == "rolling_back" and not self.detached)
-        self.exit(self.controller.exit_code if ended else EXIT_QUIT_UNFINISHED)
+        self.exit(self.controller.exit_code if ended else EXIT_DETACHED if self.detached else EXIT_QUIT_UNFINISHED)
 
 
 def make_app(rollout: Rollout, *, read_only: bool = False, demo: bool = False, keymap: dict[str, str] | None = None, actor: str | None = None) -> BrahmaApp:
