@@ -149,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from console.headless import run_headless
     from console.plan import load_plan
     from console.runner import REFUSALS, build_rollout, choose_kinds, journal_path, refuse_unwritable_flags, report_refusal
-    from console.supervisor.commands import attach, run_supervised
+    from console.supervisor.commands import attach, launch_of, run_supervised
     from console.supervisor.files import RolloutFiles, lock_holder, take_lock
 
     if args.headless and args.manual:
@@ -177,6 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         lock = lock or take_lock(files)
     except REFUSALS as error:
         return report_refusal(error)
+    # How a controller of this release is started again: `brahma attach` opens a console on it once it
+    # has ended, whose rollback key undoes it as for a release run with a console.
+    files.write_launch(launch_of(args.plan, options, attended=False)[0])
     if args.headless:
         return asyncio.run(run_headless(rollout, json_lines=args.json))
     from console.tui.app import run_console

@@ -24,7 +24,7 @@ from console.runner import REFUSALS, RunOptions, choose_kinds, report_refusal
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
-from console.supervisor.files import Launch, RolloutFiles, lock_holder, take_lock
+from console.supervisor.files import Launch, RolloutFiles, lock_held, lock_holder, take_lock
 
 
 PROMETHEUS_USERINFO = "BRAHMA_PROMETHEUS_USERINFO"
@@ -158,12 +158,20 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         print(f"brahma: no rollout can be named {name!r}: {problem}", file=sys.stderr)
         return EXIT_INVALID
     if name is None:
-        candidates = [r.name for r in list_rollouts(state_dir) if r.unreadable is None and (r.running or not r.state.finished)]
-        if len(candidates) != 1:
-            print(f"brahma: name the rollout to attach to ({', '.join(candidates) or f'none in {state_dir}'})", file=sys.stderr)
+        listings = list_rollouts(state_dir) if state_dir.is_dir() else []
+        if len(listings) != 1 or listings[0].unreadable is not None:
+            if listings:
+                list_state_dir(state_dir)
+            print(f"brahma: {'no rollout' if not listings else 'name the rollout'} to attach to in {state_dir}"
+                  + (f": brahma attach NAME --state-dir {state_dir}" if listings else ""), file=sys.stderr)
             return EXIT_INVALID
-        name = candidates[0]
+        name = listings[0].name
     files = RolloutFiles(state_dir, name)
+    if not answers(files) and lock_held(files):
+        print(f"brahma: {name} is supervised by pid {lock_holder(files)}, which serves no console (a --headless run, or brahma demo): "
+              f"its events are in {files.journal} as they happen (brahma report {files.journal} writes the runbook so far); "
+              "once it has ended, brahma attach opens the console on it and can undo it", file=sys.stderr)
+        return EXIT_INVALID
     plan = None if headless else launched_plan(files)
     if not headless and plan is None:
         return EXIT_INVALID
@@ -207,8 +215,12 @@ def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
 
     launch = files.read_launch()
     if launch is None:
-        print(f"brahma: {files.name} in {files.state_dir} has no {files.launch.name}: it was not started by `brahma run`; "
-              "follow it with --headless", file=sys.stderr)
+        if not files.journal.exists():
+            print(f"brahma: no rollout {files.name} in {files.state_dir} (brahma ls --state-dir {files.state_dir} lists them)", file=sys.stderr)
+        else:  # a journal from before runs recorded how they were started
+            print(f"brahma: {files.name} in {files.state_dir} has no {files.launch.name}, so no controller can be started for it: "
+                  f"read it with brahma attach {files.name} --headless (or brahma report {files.journal}), and roll it back by "
+                  "running its plan again with the same --state-dir", file=sys.stderr)
         return None
     try:
         return load_plan(Path(launch.argv[0]))
