@@ -66,9 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     flags = commands.add_parser("flags", help="the flag editor, or one change")
     flags.add_argument("file")
     flags.add_argument("--state-dir", type=Path, default=Path(".brahma"), help="where flags.jsonl journals every change")
-    flags.add_argument("verb", nargs=argparse.REMAINDER, help="list | enable NAME | disable NAME | set NAME PERCENT | allow NAME USER | kill")
+    flags.add_argument("verb", nargs=argparse.REMAINDER, help="list | create NAME | enable NAME | disable NAME | set NAME PERCENT | "
+                                                               "allow NAME USER | disallow NAME USER | kill [NAME...]")
 
-    report = commands.add_parser("report", help="write the runbook again from a journal")
+    report = commands.add_parser("report", help="write the runbook again from a journal, and print where")
     report.add_argument("journal", type=Path)
     report.add_argument("--output", "-o", type=Path, help="default: beside the journal, .md")
     return parser
