@@ -205,7 +205,7 @@ class Controller:
         self.state.apply(event)
         for listener in self._listeners:
             listener(event)
-        if isinstance(event, (ev.ConsoleAttached, ev.ConsoleDetached)):
+        if isinstance(event, ev.ConsoleEvent):
             self._wake.set()  # a pause's deadline comes or goes with the people who can decide it
 
     def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:

@@ -165,26 +165,27 @@ class SupervisionResumed(Event):
 
 
 @dataclass(frozen=True)
-class ConsoleAttached(Event):
-    """A console attached to the controller's socket, with the person at it."""
+class ConsoleEvent(Event):
+    """A console coming or going, with the person at it."""
 
-    name: ClassVar[str] = "attached"
     actor: str
     watch_only: bool = False
     """A read-only console or a follower of the events (attach --headless): it cannot decide a pause."""
     consoles: int = 0
-    """Consoles that may act attached now, this one included."""
+    """Consoles that may act attached once this one came or went; at 0 nobody can decide a pause, so
+    pause_timeout applies as in a headless run."""
 
 
 @dataclass(frozen=True)
-class ConsoleDetached(Event):
+class ConsoleAttached(ConsoleEvent):
+    name: ClassVar[str] = "attached"
+
+
+@dataclass(frozen=True)
+class ConsoleDetached(ConsoleEvent):
     """A console left (or the controller that served it stopped: `reason` says so)."""
 
     name: ClassVar[str] = "detached"
-    actor: str
-    watch_only: bool = False
-    consoles: int = 0
-    """Consoles that may act still attached; at 0 nobody can decide a pause, so pause_timeout applies."""
     reason: str = ""
 
 

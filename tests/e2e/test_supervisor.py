@@ -56,6 +56,16 @@ def stop(state_dir, pid: int) -> None:
     assert wait_until_gone(pid)
 
 
+def roll_back_and_quit(console) -> None:
+    """The rollback key, confirmed, seen through on the console's screen; then q."""
+    console.press("C-r")
+    console.wait_for("Roll back (Enter / y)")
+    console.press("y")
+    console.wait_for("ROLLED BACK", timeout_s=20)
+    console.press("q")
+    assert console.wait_closed()
+
+
 @pytest.mark.parametrize("drop", ["kill-session", "sighup"])
 def test_the_controller_rolls_back_on_its_own_after_the_console_is_dropped(tmp_path, drop):
     fault_to_rollback_s = ssh_drop_then_fault(tmp_path, drop)
@@ -133,12 +143,7 @@ def test_two_consoles_of_the_same_release_share_one_controller_and_both_act(tmp_
             first.wait_for("PAUSED", timeout_s=10)  # the command of one console, seen on the other
             second.press("q")
             assert second.wait_closed()
-        first.press("C-r")
-        first.wait_for("Roll back (Enter / y)")
-        first.press("y")
-        first.wait_for("ROLLED BACK", timeout_s=10)
-        first.press("q")
-        assert first.wait_closed()
+        roll_back_and_quit(first)
     assert wait_until_gone(pid), "finished, and its last console gone: the controller leaves"
     events = journal_events(tmp_path)
     assert sum(isinstance(e, ev.RolloutStarted) for e in events) == 1
@@ -345,12 +350,7 @@ def test_a_finished_headless_run_is_opened_by_attach_and_its_rollback_key_undoes
     attach = [sys.executable, "-m", "console.cli", "attach", "--state-dir", str(tmp_path)]  # no name: the only rollout there
     with TmuxTerminal(attach, 80, 24, cwd=ROOT) as console:
         console.wait_for("COMPLETE", timeout_s=15)
-        console.press("C-r")
-        console.wait_for("Roll back (Enter / y)")
-        console.press("y")
-        console.wait_for("ROLLED BACK", timeout_s=20)
-        console.press("q")
-        assert console.wait_closed()
+        roll_back_and_quit(console)
     events = journal_events(tmp_path)
     assert [e.name for e in events if isinstance(e, (ev.Completed, ev.RollbackStarted, ev.RolledBack))] == ["completed", "rollback_started", "rolled_back"]
     assert next(e for e in events if isinstance(e, ev.RollbackStarted)).trigger == "operator"
