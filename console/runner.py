@@ -215,7 +215,7 @@ def take_lease(plan: RolloutPlan, options: RunOptions, actor: str) -> RolloutLea
 
 def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout:
     journal = journal_path(plan, options.state_dir)
-    refuse_unwritable_flags(plan, journal)
+    refuse_unwritable_flags(plan, journal, options.undo)
     lease = take_lease(plan, options, actor)  # before anything is read or moved for the run
     try:
         return _build_rollout(plan, options, actor, journal, lease)
@@ -225,12 +225,15 @@ def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout
         raise
 
 
-def refuse_unwritable_flags(plan: RolloutPlan, journal: Path) -> None:
-    """UsageError when the plan's flag file could not be written: its flags are created before the deploy and
-    switched off by a rollback, so a run that could do neither must not start."""
+def refuse_unwritable_flags(plan: RolloutPlan, journal: Path, undo: bool = False) -> None:
+    """UsageError when a new run's flag file could not be written: its flags are created before the deploy and
+    switched off by a rollback, so a run that could do neither must not start. A rollout under way (resumed)
+    or an undo is never refused for it: supervising it matters more, and its rollback says why the flags stayed."""
     path = flags_path(plan, journal)
-    if plan.flags_file is None or path is None:
+    if plan.flags_file is None or path is None or undo:
         return  # beside the journal, in the state dir Brahma made
+    if journal.exists() and not fold(read_events(journal)).finished:
+        return
     if refusal := write_refusal(Path(os.path.realpath(path))):
         raise UsageError(f"{plan.source}: flags_file {plan.flags_file}: {refusal}; the plan's flags are created there before the "
                          "deploy and switched off there by a rollback, so nothing was started")

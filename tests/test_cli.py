@@ -314,3 +314,25 @@ def test_an_empty_image_is_invalid(tmp_path):
     assert result.returncode == 2
     assert result.stderr == f"{plan}:2: image: the new version's image is required, e.g. registry.example.com/checkout:2.4.1\n"
     assert brahma("validate", str(plan)).returncode == 2
+
+
+def test_a_rollout_under_way_is_resumed_though_its_flag_file_became_read_only(tmp_path):
+    """Refusing it would leave the canary serving with nobody supervising: only a new run is refused."""
+    (tmp_path / "deploy").mkdir()
+    journal = tmp_path / "state" / "checkout-2.4.1.jsonl"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nflags_file: deploy/flags.json\nflags: [{name: new-checkout-flow}]\n")
+    process = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--json", "--state-dir", "state"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while json.loads(process.stdout.readline())["event"] != "traffic_shifted":
+            pass
+        process.kill()  # the controller dies mid-stage
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+    (tmp_path / "deploy" / "flags.json").chmod(0o444)
+    resumed = brahma("run", str(plan), "--headless", "--fast", "--state-dir", "state", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming rollout checkout-2.4.1" in resumed.stderr
+    assert json.loads(journal.read_text().splitlines()[-1])["event"] == "completed"
