@@ -408,6 +408,9 @@ async def test_consoles_a_stopped_controller_served_are_journaled_gone_by_the_ne
         gone = journaled(files, ev.ConsoleDetached, actor="alice@laptop")
         assert [(e.reason, e.consoles) for e in gone] == [("the controller that served it stopped", 0)]
         assert controller.state.acting_consoles == 0
+        async with attached(canary_plan, files, actor="alice@laptop") as console:
+            assert not [line for line in console.notices if line.startswith("nobody was attached")], \
+                "nobody left: the controller stopped under them, and its successor says how long nobody watched"
 
 
 async def test_an_attach_naming_nobody_or_a_bad_actor(canary_plan, served):

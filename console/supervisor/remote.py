@@ -244,8 +244,8 @@ class RemoteController:
         timeout = format_duration(self.plan.pause_timeout)
         if self.watch_only:
             return f"this console only watches: with no console that may act attached, a pause rolls back after {timeout} (pause_timeout)"
-        if state.alone_since is None:
-            return None
+        if state.alone_since is None or state.alone_since.reason:
+            return None  # nobody left: their controller stopped, and supervision_resumed says for how long
         since = datetime.fromisoformat(state.alone_since.ts).astimezone()
         return (f"nobody was attached from {since:%H:%M} to {datetime.now().astimezone():%H:%M} (while nobody is, "
                 f"a pause rolls back after {timeout}, as in a headless run)")

@@ -213,7 +213,8 @@ class BrahmaApp(FlagEditing, App[int]):
                 if values.get("canary") is not None:
                     self._last_seen[metric] = now
             return
-        line = describe(event)
+        # This console's own coming and going (and its session with a controller that died) the connection's notices tell.
+        line = None if isinstance(event, ev.ConsoleEvent) and event.actor == self.actor else describe(event)
         if line is not None:
             self.log_line(Text(f"{rollout_clock(event.t):>6} {line}", style=LOG_STYLES.get(type(event), "")))
         if isinstance(event, ev.FlagChanged):
