@@ -9,7 +9,6 @@ simulator or a 1 s sample interval never floods a slow SSH link.
 from __future__ import annotations
 
 import asyncio
-import signal
 from datetime import datetime
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from console.tui import view
 from console.tui.commands import RolloutCommands
 from console.tui.flag_editing import FlagEditing, flag_rows
 from console.tui.keymap import KeymapError, default_keymap_path, load_keymap
-from console.tui.terminal_watch import TerminalWatch
+from console.tui.terminal_watch import watch_terminal
 from widgets.chart_screen import ChartScreen
 from widgets.checklist import Checklist
 from widgets.confirm_screen import ConfirmScreen
@@ -47,8 +46,6 @@ HEADER_SIDES = 18
 """Cells of the header that are not its title: Textual's icon (8) and clock space (10)."""
 REFRESH_S = 0.25
 """How often the panes are redrawn at most: events between two redraws are coalesced."""
-TERMINAL_CHECK_S = 0.25
-"""How often the console makes sure it still has a terminal (it leaves within a second of losing it)."""
 EXIT_QUIT_UNFINISHED = 130
 """The console left a rollout unfinished with the controller inside it stopped (brahma demo)."""
 EXIT_DETACHED = 0
@@ -151,24 +148,10 @@ class BrahmaApp(FlagEditing, App[int]):
             self.controller.on_notice(self._on_connection_notice)
         self.run_controller()
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
-        self._watch_the_terminal()
+        watch_terminal(self, self.terminal_gone)
         self.refresh_view()
         self.refresh_flags()
         self.query_one(MetricTable).focus()
-
-    def _watch_the_terminal(self) -> None:
-        """Leave within a second once nobody can see the console: its terminal gone, its parent gone, or a SIGHUP."""
-        watch = TerminalWatch()
-        if self.is_headless or not watch.watched:
-            return
-
-        def check() -> None:
-            if (why := watch.gone()) is not None:
-                self.terminal_gone(why)
-
-        self.set_interval(TERMINAL_CHECK_S, check)
-        if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # under nohup, the hang-up stays ignored
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.terminal_gone, "it was sent SIGHUP")
 
     def terminal_gone(self, why: str) -> None:
         """Nobody can see this console: a detached controller is only left (it goes on supervising); the

@@ -9,9 +9,17 @@ terminal answering I/O errors, its parent gone (it was re-parented), or a SIGHUP
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sys
 import termios
+from typing import Callable
+
+from textual.app import App
+
+CHECK_S = 0.25
+"""How often a console makes sure it still has a terminal (it leaves within a second of losing it)."""
 
 
 class TerminalWatch:
@@ -35,3 +43,18 @@ class TerminalWatch:
         if os.getppid() != self.parent:
             return f"the process that started it (pid {self.parent}) is gone"
         return None
+
+
+def watch_terminal(app: App, gone: Callable[[str], None]) -> None:
+    """Call `gone(why)` once nobody can see `app`: its terminal gone, its parent gone, or a SIGHUP."""
+    watch = TerminalWatch()
+    if app.is_headless or not watch.watched:
+        return
+
+    def check() -> None:
+        if (why := watch.gone()) is not None:
+            gone(why)
+
+    app.set_interval(CHECK_S, check)
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # under nohup, the hang-up stays ignored
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, gone, "it was sent SIGHUP")

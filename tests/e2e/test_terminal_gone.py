@@ -136,3 +136,15 @@ def test_an_attached_console_under_make_only_detaches_when_its_terminal_goes(tmp
             with SupervisorClient(files.socket) as client:
                 assert client.command("rollback", "tester@host")["ok"]
             assert wait_until_gone(controller)
+
+
+def test_the_flag_editor_under_make_leaves_when_its_terminal_goes(tmp_path):
+    flags = tmp_path / "flags.json"
+    flags.write_text('{"flags": {}}\n')
+    terminal = under_make(tmp_path, "flags", "--state-dir", str(tmp_path / "state"), str(flags))
+    try:
+        terminal.wait_for("Brahma flags")
+        pid = console_pid(tmp_path)
+    finally:
+        terminal.close()
+    assert gone_within(pid, GONE_WITHIN_S) is not None
