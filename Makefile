@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+	@echo "brahma is installed in $(VENV)/bin: run $(VENV)/bin/brahma, or . $(VENV)/bin/activate to have brahma on PATH"
 
 demo: $(STAMP)
 	$(VENV)/bin/brahma demo

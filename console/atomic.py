@@ -45,6 +45,25 @@ def _refuse_read_only(target: Path, current: os.stat_result) -> None:
     raise ReadOnlyFileError(errno.EACCES, f"read-only (mode {mode:04o}, owner uid {current.st_uid})", str(target))
 
 
+def write_refusal(target: Path) -> str | None:
+    """Why atomic_write could not put a file at `target` (its folder missing or not writable, the file
+    read-only); None when it could. For refusing a run up front rather than failing in the middle of it."""
+    folder = target.parent
+    if not folder.is_dir():
+        return f"its folder {folder} does not exist" if not folder.exists() else f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"its folder {folder} is not writable (the file is replaced by a rename there)"
+    try:
+        current = target.stat()
+    except FileNotFoundError:
+        return None
+    try:
+        _refuse_read_only(target, current)
+    except ReadOnlyFileError as error:
+        return str(error.strerror)
+    return None
+
+
 def _create_temporary(target: Path, mode: int) -> tuple[int, Path]:
     while True:
         temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")

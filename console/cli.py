@@ -66,9 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     flags = commands.add_parser("flags", help="the flag editor, or one change")
     flags.add_argument("file")
     flags.add_argument("--state-dir", type=Path, default=Path(".brahma"), help="where flags.jsonl journals every change")
-    flags.add_argument("verb", nargs=argparse.REMAINDER, help="list | enable NAME | disable NAME | set NAME PERCENT | allow NAME USER | kill")
+    flags.add_argument("verb", nargs=argparse.REMAINDER, help="list | create NAME | enable NAME | disable NAME | set NAME PERCENT | "
+                                                               "allow NAME USER | disallow NAME USER | kill [NAME...]")
 
-    report = commands.add_parser("report", help="write the runbook again from a journal")
+    report = commands.add_parser("report", help="write the runbook again from a journal, and print where")
     report.add_argument("journal", type=Path)
     report.add_argument("--output", "-o", type=Path, help="default: beside the journal, .md")
     return parser
@@ -140,15 +141,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         _print_warnings(plan)
         print(f"{path}: valid: {plan.strategy} of {plan.image}, {len(plan.stages)} stages, {format_duration(plan.planned_duration)} planned")
+        for line in limits_as_read(plan):
+            print(f"  {line}")
     return status
+
+
+def limits_as_read(plan: RolloutPlan) -> list[str]:
+    """Every limit as Brahma read it, so a number taken for what it was not meant to be shows before a run:
+    "stage 1 (5%, 10m): error_rate < 1% (must), ...", "every sample: rolls back if error_rate > 1%, ..."."""
+    from console.units import format_duration
+
+    def said(check) -> str:
+        in_a_row = f" ({check.consecutive} in a row)" if check.consecutive > 1 else ""
+        return f"{check.metric} {check.describe()}{in_a_row}"
+
+    lines = [f"{stage.name} ({stage.weight}%, {format_duration(stage.observe)}): "
+             + (", ".join(f"{said(check)} (must)" for check in stage.criteria) or "no criteria") for stage in plan.stages]
+    for severity, action in (("critical", "rolls back if"), ("warning", "pauses if")):
+        triggers = [said(t.check) for t in plan.triggers if t.severity == severity]
+        if triggers:
+            lines.append(f"every sample: {action} " + ", ".join(triggers))
+    return lines
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from console.actor import current_actor
     from console.headless import run_headless
     from console.plan import load_plan
-    from console.runner import REFUSALS, build_rollout, choose_kinds, report_refusal
-    from console.supervisor.commands import attach, run_supervised
+    from console.runner import REFUSALS, build_rollout, choose_kinds, journal_path, refuse_unwritable_flags, report_refusal
+    from console.supervisor.commands import attach, launch_of, run_supervised
     from console.supervisor.files import RolloutFiles, lock_holder, take_lock
 
     if args.headless and args.manual:
@@ -165,6 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = _run_options(args, manual=args.manual, headless=args.headless)
         if not args.headless and not args.demo:
             choose_kinds(plan, options)  # arguments that do not fit are refused here, not in a log file
+            refuse_unwritable_flags(plan, journal_path(plan, args.state_dir))
             return run_supervised(plan, args.plan, options, args.read_only)
         files = RolloutFiles(args.state_dir, plan.name)
         # One controller per rollout, the lock held until this process ends. A state dir that does not
@@ -177,19 +199,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         lock = lock or take_lock(files)
     except REFUSALS as error:
         return report_refusal(error)
+    # How a controller of this release is started again: `brahma attach` opens a console on it once it
+    # has ended, whose rollback key undoes it as for a release run with a console.
+    files.write_launch(launch_of(args.plan, options, attended=False)[0])
     if args.headless:
         return asyncio.run(run_headless(rollout, json_lines=args.json))
     from console.tui.app import run_console
 
-    return run_console(rollout, read_only=args.read_only, demo=args.demo)
+    code = run_console(rollout, read_only=args.read_only, demo=args.demo)
+    if (runbook := rollout.controller.journal.path.with_suffix(".md")).exists():
+        print(f"brahma: the runbook: {runbook}", file=sys.stderr)
+    return code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The sample canary on the simulator. It exits 0 however the demonstrated rollout ended (a rollback
+    is one of the things it shows, not a failure of the demo: `make demo` does not fail on it); only
+    its own failures, bad input (2) or an internal error (1), are not 0."""
     import tempfile
 
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="brahma-demo-"))
     argv = ["run", str(SAMPLE_PLAN), "--target", "sim", "--scenario", args.scenario, "--speed", str(args.speed), "--state-dir", str(state_dir), "--demo"]
-    return cmd_run(_parser().parse_args(argv + (["--headless"] if args.headless else [])))
+    code = cmd_run(_parser().parse_args(argv + (["--headless"] if args.headless else [])))
+    return code if code in (EXIT_ERROR, EXIT_INVALID) else 0
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
@@ -276,7 +308,12 @@ COMMANDS = {"supervise": cmd_supervise, "attach": cmd_attach, "ls": cmd_ls, "dem
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from console.streams import guarded
+
     args = _parser().parse_args(argv)
+    # A reader that goes away (`| head`, a closed terminal) stops the printing, never a rollout.
+    shown = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = guarded(sys.stdout), guarded(sys.stderr)  # type: ignore[assignment]
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -295,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = ""
         print(f"brahma: internal error: {type(error).__name__}: {error}{where}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = shown
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""A rollout with no console: events printed as they happen (or as JSON lines), the report at the end."""
+"""A rollout with no console: events printed as they happen (or as JSON lines), the report at the end.
+
+Output closed early (`| head -3`) stops the printing, never the rollout: it is supervised to its end
+as if nobody read it, and the journal says when printing stopped."""
 
 from __future__ import annotations
 
@@ -12,9 +15,21 @@ from console.controller import events as ev
 from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
 from console.runner import Rollout, close_rollout, run_controller, say_rollback_unverified
 from console.narrate import describe, rollout_clock
+from console.streams import GuardedStream, guarded
 
 
-def printer(out: TextIO, json_lines: bool):
+def say_output_lost(controller, stream: str, error: Exception) -> None:
+    """Journal that `stream` went away: the events after it are in the journal only, and the rollout goes on."""
+    if controller.state.finished:
+        return  # the last event: nothing more would have been printed
+    controller.emit(ev.ErrorRaised(controller.now(), where=stream, message=f"{stream} was closed ({type(error).__name__}): "
+                                   "events are no longer printed; the rollout goes on, and the journal keeps every event"))
+
+
+def printer(out: TextIO | GuardedStream, json_lines: bool):
+    """Prints each event on `out`, which stops taking them, quietly, once its reader has gone."""
+    out = guarded(out)  # type: ignore[arg-type]
+
     def print_event(event: ev.Event) -> None:
         if json_lines:
             out.write(json.dumps(event.to_dict(), separators=(",", ":"), default=str) + "\n")
@@ -35,6 +50,8 @@ async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = 
     if controller.resumed:
         where = f"stage {state.stage + 1} ({state.weight}%)" if state.stage >= 0 else "pre-flight"
         print(f"brahma: resuming rollout {state.rollout} at {where} from {controller.journal.path}", file=sys.stderr)
+    out = guarded(out)  # type: ignore[arg-type]
+    out.on_lost(lambda error: say_output_lost(controller, "stdout", error))
     controller.subscribe(printer(out, json_lines))
     # SIGTERM as ctrl+c: the step under way is cut short (each is safe to repeat), the journal and report closed.
     running = asyncio.ensure_future(run_controller(rollout))

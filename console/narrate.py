@@ -32,6 +32,10 @@ def describe(event: ev.Event) -> str | None:
             return "resumed"
         case ev.SupervisionResumed():
             return supervision_resumed(event)
+        case ev.ConsoleAttached():
+            return f"{event.actor} attached" + (" (watching only)" if event.watch_only else "")
+        case ev.ConsoleDetached():
+            return console_detached(event)
         case ev.RollbackStarted():
             return f"ROLLING BACK ({event.trigger}): {event.reason}"
         case ev.RollbackFailed():
@@ -68,6 +72,13 @@ def times_repeated(event: ev.ErrorRaised) -> str:
 def supervision_resumed(event: ev.SupervisionResumed) -> str:
     said = f"supervision resumed from the journal after {format_duration(event.unwatched_s)} unwatched"
     return said + ("; samples were missed, so the stage's window starts again" if event.window_restarted else "")
+
+
+def console_detached(event: ev.ConsoleDetached) -> str:
+    said = f"{event.actor} detached" + (f" ({event.reason})" if event.reason else "")
+    if event.consoles == 0 and not event.watch_only:
+        said += "; no console that may act is attached: a pause rolls back after pause_timeout, as in a headless run"
+    return said
 
 
 def rollback_failed(event: ev.RollbackFailed) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from console.atomic import write_refusal
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID, Controller, ControllerOptions
 from console.controller.events import ErrorRaised
@@ -140,7 +141,11 @@ def build_target_and_metrics(
     if scenario is not None:
         from console.sim.metrics import SimMetricSource
 
-        metrics: MetricSource = SimMetricSource(scenario, target)  # type: ignore[arg-type]
+        simulated = SimMetricSource(scenario, target)  # type: ignore[arg-type]
+        if unnamed := simulated.unknown(plan.metric_names):
+            print(f"brahma: warning: the scenario {scenario.name} gives no values for {', '.join(unnamed)}: its samples are "
+                  "inconclusive, never a pass (give them under metrics: in its stable and canary)", file=sys.stderr)
+        metrics: MetricSource = simulated
     else:
         from console.metrics.prometheus import PrometheusConfigError, PrometheusSource
 
@@ -210,6 +215,7 @@ def take_lease(plan: RolloutPlan, options: RunOptions, actor: str) -> RolloutLea
 
 def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout:
     journal = journal_path(plan, options.state_dir)
+    refuse_unwritable_flags(plan, journal, options.undo)
     lease = take_lease(plan, options, actor)  # before anything is read or moved for the run
     try:
         return _build_rollout(plan, options, actor, journal, lease)
@@ -219,8 +225,21 @@ def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout
         raise
 
 
-def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, journal: Path, lease: RolloutLease | None) -> Rollout:
+def refuse_unwritable_flags(plan: RolloutPlan, journal: Path, undo: bool = False) -> None:
+    """UsageError when a new run's flag file could not be written: its flags are created before the deploy and
+    switched off by a rollback, so a run that could do neither must not start. A rollout under way (resumed)
+    or an undo is never refused for it: supervising it matters more, and its rollback says why the flags stayed."""
+    path = flags_path(plan, journal)
+    if plan.flags_file is None or path is None or undo:
+        return  # beside the journal, in the state dir Brahma made
+    if journal.exists() and not fold(read_events(journal)).finished:
+        return
+    if refusal := write_refusal(Path(os.path.realpath(path))):
+        raise UsageError(f"{plan.source}: flags_file {plan.flags_file}: {refusal}; the plan's flags are created there before the "
+                         "deploy and switched off there by a rollback, so nothing was started")
 
+
+def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, journal: Path, lease: RolloutLease | None) -> Rollout:
     def clock_to_wall(t: float) -> float:
         """Wall time of the rollout clock's `t` (for history queries): that far from now."""
         return time.time() - (controller.now() - t) / (controller.clock.speed or 1.0)

@@ -214,3 +214,142 @@ def test_a_state_dir_and_its_journals_are_the_operators_alone_whatever_the_umask
                           capture_output=True, text=True, cwd=ROOT, timeout=120, preexec_fn=with_umask)
     assert edit.returncode == 0, edit.stderr
     assert mode(flags_dir) == 0o700 and mode(flags_dir / "flags.jsonl") == 0o600
+
+
+def test_a_bare_number_on_a_percentage_never_runs_and_with_its_unit_the_failing_canary_rolls_back(tmp_path):
+    """`error_rate: "< 5"` was read as 500%: a canary failing 19% of its requests was promoted, exit 0."""
+    scenario = tmp_path / "failing.yaml"
+    scenario.write_text("name: failing\nstable: {error_rate: 0.001}\ncanary: {error_rate: 0.19}\n")
+    plan = tmp_path / "plan.yaml"
+    written = "app: checkout\nimage: r/checkout:2.4.1\nstages:\n  - weight: 5\n    observe: 1m\n    criteria: {error_rate: '< 5'}\n" \
+              "triggers:\n  critical: {error_rate: '> 5'}\n"
+    plan.write_text(written)
+    state_dir = tmp_path / "s"
+    refused = brahma("run", str(plan), "--headless", "--fast", "--scenario", str(scenario), "--state-dir", str(state_dir))
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        f"{plan}:6: stages[0].criteria.error_rate: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent",
+        f"{plan}:8: triggers.critical.error_rate.when: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent",
+    ]
+    assert not state_dir.exists(), "nothing was started"
+    plan.write_text(written.replace("'< 5'", "'< 5%'").replace("'> 5'", "'> 5%'"))
+    judged = brahma("run", str(plan), "--headless", "--fast", "--json", "--scenario", str(scenario), "--state-dir", str(state_dir))
+    assert judged.returncode == 3, judged.stderr
+    rollback = next(json.loads(line) for line in judged.stdout.splitlines() if '"rollback_started"' in line)
+    assert rollback["trigger"] == "error_rate" and "> 5%" in rollback["reason"]
+
+
+def run_with_output_closed(args: list[str], lines: int, stderr_too: bool = False) -> tuple[int, str]:
+    """`brahma ARGS | head -LINES` (with `2>&1` when stderr_too): the exit code, and stderr when it was kept apart."""
+    process = subprocess.Popen([sys.executable, "-m", "console.cli", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        for _ in range(lines):
+            process.stdout.readline()
+        process.stdout.close()  # the reader is gone: the next line written gets EPIPE
+        stderr = "" if stderr_too else process.stderr.read()
+        return process.wait(timeout=60), stderr
+    finally:
+        process.kill()
+
+
+@pytest.mark.parametrize(("scenario", "code", "last"), [("healthy", 0, "completed"), ("error-spike", 3, "rolled_back")])
+def test_a_closed_stdout_stops_the_printing_never_the_supervision(tmp_path, scenario, code, last):
+    """`brahma run ... | head -3` died of BrokenPipeError (exit 1) and left the canary at 5% with no controller."""
+    args = ["run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--scenario", scenario, "--state-dir", str(tmp_path)]
+    returncode, stderr = run_with_output_closed(args, 3)
+    assert returncode == code, stderr
+    assert "Traceback" not in stderr and "internal error" not in stderr
+    events = [json.loads(line) for line in (tmp_path / "checkout-2.4.1.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == last
+    said = [e for e in events if e["event"] == "error"]
+    assert [e["where"] for e in said] == ["stdout"] and "the rollout goes on" in said[0]["message"]
+    assert (tmp_path / "checkout-2.4.1.md").exists(), "the report is written as ever"
+
+
+def test_a_closed_pipe_for_stdout_and_stderr_ends_a_failed_gate_as_ever(tmp_path):
+    """With `2>&1 | head -3` on a plan whose gate fails, the run hung."""
+    plan = tmp_path / "gated.yaml"
+    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\npreflight:\n"
+                    "  - {name: fails, kind: command, argv: ['false']}\n  - {name: passes, kind: command, argv: ['true']}\n")
+    returncode, _ = run_with_output_closed(["run", str(plan), "--headless", "--fast", "--state-dir", str(tmp_path / "s")], 2, stderr_too=True)
+    assert returncode == 4
+    assert json.loads((tmp_path / "s" / "checkout-2.4.1.jsonl").read_text().splitlines()[-1])["event"] == "preflight_failed"
+
+
+def test_a_stderr_closed_before_the_run_starts_never_stops_it(tmp_path):
+    plan = tmp_path / "plan.yaml"  # a plan with a warning, printed on stderr before anything starts
+    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nmetrics:\n  queries: {cpu: 'avg(cpu)'}\n")
+    read, write = os.pipe()
+    os.close(read)  # nobody will ever read stderr
+    try:
+        result = subprocess.run([sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--json", "--state-dir", str(tmp_path / "s")],
+                                stdout=subprocess.PIPE, stderr=write, text=True, cwd=ROOT, timeout=120)
+    finally:
+        os.close(write)
+    assert result.returncode == 0
+    assert json.loads(result.stdout.splitlines()[-1])["event"] == "completed"
+
+
+@pytest.mark.parametrize("console", [[], ["--headless"]])
+def test_a_flag_file_whose_folder_is_missing_is_refused_naming_it_before_anything_starts(tmp_path, console):
+    """The gated sample without a deploy/ folder was `internal error: FileNotFoundError: ... deploy/flags.json.lock`, exit 1."""
+    result = brahma("run", str(SAMPLES / "canary-gated.yaml"), "--target", "sim", "--metrics", "sim", *console, "--state-dir", "state", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"brahma: {SAMPLES / 'canary-gated.yaml'}: flags_file deploy/flags.json: its folder {tmp_path / 'deploy'} "
+                             "does not exist; the plan's flags are created there before the deploy and switched off there by a rollback, "
+                             "so nothing was started\n")
+    assert list(tmp_path.iterdir()) == [], "no state dir, no journal: nothing started"
+
+
+def test_a_read_only_flag_file_is_refused_before_anything_starts(tmp_path):
+    (tmp_path / "deploy").mkdir()
+    flags = tmp_path / "deploy" / "flags.json"
+    flags.write_text('{"flags": {}}\n')
+    flags.chmod(0o444)
+    result = brahma("run", str(SAMPLES / "canary-gated.yaml"), "--target", "sim", "--metrics", "sim", "--headless", "--state-dir", "state", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "flags_file deploy/flags.json: read-only (mode 0444" in result.stderr and "nothing was started" in result.stderr
+    assert not (tmp_path / "state").exists() and flags.read_text() == '{"flags": {}}\n'
+
+
+@pytest.mark.parametrize(("image", "said"), [("r/checkout", "'r/checkout' has no tag, so it is :latest"), ("r/checkout:latest", "'r/checkout:latest' is :latest")])
+def test_an_image_whose_tag_moves_is_a_warning_naming_the_risk(tmp_path, image, said):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"app: checkout\nimage: {image}\n")
+    result = brahma("validate", str(plan))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (f"{plan}:2: warning: image: {said}, which names whatever was pushed last: each pod that starts (the canary's, "
+                             "one rescheduled, the rollout's at 100%) may pull another build, and the runbook cannot say which ran; "
+                             "name a version (:2.4.1) or a digest (@sha256:...)\n")
+
+
+def test_an_empty_image_is_invalid(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: checkout\nimage: ''\n")
+    result = brahma("run", str(plan), "--headless", "--fast", "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert result.stderr == f"{plan}:2: image: the new version's image is required, e.g. registry.example.com/checkout:2.4.1\n"
+    assert brahma("validate", str(plan)).returncode == 2
+
+
+def test_a_rollout_under_way_is_resumed_though_its_flag_file_became_read_only(tmp_path):
+    """Refusing it would leave the canary serving with nobody supervising: only a new run is refused."""
+    (tmp_path / "deploy").mkdir()
+    journal = tmp_path / "state" / "checkout-2.4.1.jsonl"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nflags_file: deploy/flags.json\nflags: [{name: new-checkout-flow}]\n")
+    process = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--json", "--state-dir", "state"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while json.loads(process.stdout.readline())["event"] != "traffic_shifted":
+            pass
+        process.kill()  # the controller dies mid-stage
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+    (tmp_path / "deploy" / "flags.json").chmod(0o444)
+    resumed = brahma("run", str(plan), "--headless", "--fast", "--state-dir", "state", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming rollout checkout-2.4.1" in resumed.stderr
+    assert json.loads(journal.read_text().splitlines()[-1])["event"] == "completed"

@@ -743,7 +743,16 @@ def test_cli_reports_bad_json_with_its_line_and_no_traceback(tmp_path):
     code, out, err = run(path, "list")
     assert code == 2 and out == ""
     assert err.startswith(f"{path}:3: invalid JSON: ") and "Traceback" not in err
-    assert run(tmp_path / "missing.json", "list") == (2, "", f"{tmp_path / 'missing.json'}: no such file\n")
+    assert run(tmp_path / "missing.json", "list") == (2, "", f"{tmp_path / 'missing.json'}: no such file (create NAME makes it, with the flag off)\n")
+
+
+def test_cli_create_makes_the_flag_file_when_there_is_none_yet(tmp_path):
+    path = tmp_path / "flags.json"
+    assert run(path, "create", "dark-mode") == (0, "dark-mode: created (off, 0%)\n", "")
+    assert run(path, "enable", "dark-mode") == (0, "dark-mode: off, 0% → on, 0%\n", "")
+    assert [(f.name, f.enabled) for f in FlagStore(FileBackend(path)).list()] == [("dark-mode", True)]
+    elsewhere = tmp_path / "no-such-folder" / "flags.json"
+    assert run(elsewhere, "create", "x") == (2, "", f"{elsewhere}: cannot be created: its folder {elsewhere.parent} does not exist\n")
 
 
 def test_cli_kill_without_names_disables_every_new_flag(flag_file):

@@ -467,3 +467,88 @@ def test_the_flag_file_must_be_a_flag_file_or_none_yet(tmp_path):
         assert problems(f"app: a\nimage: r/a:2\nflags_file: {path}\n") == [f"plan.yaml:3: flags_file: {message}"]
     for fine in (tmp_path / "flags.json", tmp_path / "not-yet.json"):
         assert plan_from(f"app: a\nimage: r/a:2\nflags_file: {fine}\n").flags_file == str(fine)
+
+
+def test_a_bare_number_on_a_percentage_is_refused_with_what_to_write():
+    """`< 5` was read as a ratio (500%): a canary failing 19% of its requests was promoted."""
+    text = (
+        "app: a\nimage: r/a:2\nstages:\n  - weight: 5\n    criteria:\n"
+        "      error_rate: '< 5'\n      success_rate: '> 0.95'\n      cpu: '< 150%'\n"
+        "triggers:\n  critical:\n    error_rate: '> 5'\n  warning:\n    memory: {when: '> 85', consecutive: 2}\n"
+    )
+    assert problems(text) == [
+        "plan.yaml:6: stages[0].criteria.error_rate: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent",
+        "plan.yaml:7: stages[0].criteria.success_rate: success_rate is a percentage and '0.95' has no unit: write \"95%\" if 0.95 is a "
+        "fraction, \"0.95%\" if it is a percentage, or declare metrics.units.success_rate: fraction to write this metric's limits as fractions",
+        "plan.yaml:8: stages[0].criteria.cpu: a percentage is from 0% to 100%, got '150%'",
+        "plan.yaml:11: triggers.critical.error_rate.when: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent",
+        "plan.yaml:13: triggers.warning.memory.when: memory is a percentage and '85' has no unit: write \"85%\" for 85 percent",
+    ]
+
+
+def test_fractions_are_read_where_the_plan_says_its_limits_are_fractions():
+    plan = plan_from(
+        "app: a\nimage: r/a:2\nmetrics:\n  units: {error_rate: fraction}\n"
+        "stages:\n  - weight: 5\n    criteria: {error_rate: '< 0.05', success_rate: '> 99%'}\n"
+        "triggers:\n  critical:\n    error_rate: '> 0.1'\n"
+    )
+    assert [c.describe() for c in plan.stages[0].criteria] == ["< 5%", "> 99%"]
+    assert next(t.check.value for t in plan.triggers if t.check.metric == "error_rate" and t.severity == "critical") == 0.1
+    assert problems("app: a\nimage: r/a:2\nmetrics:\n  units: {error_rate: fraction}\ntriggers:\n  critical:\n    error_rate: '> 5'\n") == [
+        "plan.yaml:7: triggers.critical.error_rate.when: error_rate's limits are fractions from 0 to 1 (metrics.units.error_rate: fraction), "
+        "got '5': write 0.05 for 5%, or \"5%\""
+    ]
+
+
+def test_only_percentages_take_a_unit_and_a_unit_nothing_judges_is_a_warning():
+    assert problems("app: a\nimage: r/a:2\nmetrics:\n  units: {latency_p99: percent, memory_oom_kills: fraction, cpu: ratio}\n") == [
+        "plan.yaml:4: metrics.units.cpu: Input should be 'percent' or 'fraction'",
+    ]
+    assert problems("app: a\nimage: r/a:2\nmetrics:\n  units:\n    latency_p99: percent\n    memory_oom_kills: fraction\n") == [
+        "plan.yaml:5: metrics.units.latency_p99: latency_p99 is in milliseconds, not a percentage: only percentages take a unit",
+        "plan.yaml:6: metrics.units.memory_oom_kills: memory_oom_kills is a count, not a percentage: only percentages take a unit",
+    ]
+    plan = plan_from("app: a\nimage: r/a:2\nmetrics:\n  units: {paymnet_success_rate: percent}\n")
+    assert [p.as_warning() for p in plan.warnings] == [
+        "test.yaml:4: warning: metrics.units.paymnet_success_rate: no stage or trigger judges paymnet_success_rate: is its name the one the limits use?"
+    ]
+
+
+def test_a_business_metric_declared_a_percentage_reads_its_limits_as_written():
+    business = "stages:\n  - weight: 5\n    criteria: {payment_success_rate: '> 98%'}\n"
+    plan = plan_from(f"app: a\nimage: r/a:2\nmetrics:\n  units: {{payment_success_rate: percent}}\n{business}")
+    check = plan.stages[0].criteria[-1]
+    assert (check.metric, check.describe(), check.value) == ("payment_success_rate", "> 98%", pytest.approx(0.98))
+    assert "payment_success_rate" in plan.metric_names, "the simulator takes a business metric the plan declares"
+    assert problems(f"app: a\nimage: r/a:2\nmetrics:\n  provider: sim\n  queries: {{payment_success_rate: 'x{{track=\"{{track}}\"}}'}}\n{business}") == [
+        "plan.yaml:8: stages[0].criteria.payment_success_rate: expected a number, got '98%': a percentage on payment_success_rate needs "
+        "its unit declared (metrics.units.payment_success_rate: percent, its values fractions from 0 to 1)"
+    ]
+    assert problems(f"app: a\nimage: r/a:2\nmetrics:\n  provider: prometheus\n  units: {{payment_success_rate: percent}}\n{business}") == [
+        "plan.yaml:8: stages[0].criteria.payment_success_rate: metric 'payment_success_rate' has no built-in prometheus query: "
+        "add metrics.queries.payment_success_rate"
+    ]
+
+
+def test_validate_prints_every_limit_as_it_was_read(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: a\nimage: r/a:2\nstages:\n  - weight: 5\n    observe: 5m\n    criteria: {error_rate: '< 5%'}\n"
+                    "triggers:\n  critical: {error_rate: '> 1%', success_rate: null, latency_p99: null, health_check_failures: null, memory_oom_kills: null}\n"
+                    "  warning: {cpu: {when: '> 90%', consecutive: 3}, error_rate: null, latency_p99: null, memory: null}\n")
+    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "  stage 1 (5%, 5m): error_rate < 5% (must)",
+        "  monitoring (100%, 1h): error_rate < 0.1% (must), latency_p50 < 100ms (must), latency_p95 < 200ms (must), "
+        "latency_p99 < 500ms (must), success_rate > 99.95% (must)",
+        "  every sample: rolls back if error_rate > 1%",
+        "  every sample: pauses if cpu > 90% (3 in a row)",
+    ]
+
+
+def test_validate_of_a_bare_percentage_exits_2_naming_its_line(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("app: a\nimage: r/a:2\nstages:\n  - weight: 5\n    criteria: {error_rate: '< 5'}\n")
+    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"{plan}:5: stages[0].criteria.error_rate: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent\n"

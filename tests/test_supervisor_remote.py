@@ -31,17 +31,17 @@ from tests.served_controller import HELD_AT, ROUNDS, serving, until
 class Attached:
     """A RemoteController following the served rollout, with the notices it gave."""
 
-    def __init__(self, plan, files):
-        self.remote = RemoteController(plan, files)
+    def __init__(self, plan, files, **console):
+        self.remote = RemoteController(plan, files, **console)
         self.notices: list[str] = []
         self.remote.on_notice(self.notices.append)
         self.task = asyncio.create_task(self.remote.run())
 
 
 @contextlib.asynccontextmanager
-async def attached(plan, files):
+async def attached(plan, files, **console_args):
     """Attached once the controller has said hello; detached (and its run() ended) on the way out."""
-    console = Attached(plan, files)
+    console = Attached(plan, files, **console_args)
     await until(lambda: console.remote.pid is not None)
     yield console
     console.remote.stop()
@@ -331,3 +331,96 @@ def test_a_consoles_flag_changes_go_in_requests_the_controller_takes():
     batches = flag_batches(big)
     assert sum(map(len, batches)) == 20 and all(len(json.dumps({"op": "flags", "changes": b})) < LINE_LIMIT for b in batches)
     assert flag_batches([]) == []
+
+
+# -- who watches: attached, detached, and a pause nobody can decide --------------------------------
+
+
+async def test_consoles_are_journaled_as_they_attach_and_leave_with_their_actor(canary_plan, served):
+    controller, files, _ = served
+    async with attached(canary_plan, files, actor="alice@laptop"):
+        async with attached(canary_plan, files, actor="bob@desk", watch_only=True):
+            await until(lambda: len(journaled(files, ev.ConsoleAttached)) == 2)
+            assert controller.state.acting_consoles == 1
+        await until(lambda: journaled(files, ev.ConsoleDetached, actor="bob@desk"))
+    await until(lambda: journaled(files, ev.ConsoleDetached, actor="alice@laptop"))
+    said = [(e.name, e.actor, e.watch_only, e.consoles) for e in read_events(files.journal) if isinstance(e, (ev.ConsoleAttached, ev.ConsoleDetached))]
+    assert said == [("attached", "alice@laptop", False, 1), ("attached", "bob@desk", True, 1),
+                    ("detached", "bob@desk", True, 1), ("detached", "alice@laptop", False, 0)]
+    assert controller.state.consoles == [] and controller.state.alone_since.actor == "alice@laptop"
+
+
+async def test_a_pause_waits_while_a_console_is_attached_and_times_out_once_the_last_one_left(canary_plan, served):
+    """A controller started by a console stayed paused 40+ minutes after its console left (pause_timeout 15m)."""
+    controller, files, _ = served
+    timeout = canary_plan.pause_timeout
+    async with attached(canary_plan, files, actor="alice@laptop") as console:
+        console.remote.submit("pause", "alice@laptop")
+        await until(lambda: controller.state.phase == "paused")
+        controller.clock.run_to(HELD_AT + 3 * timeout)  # time runs on, far past pause_timeout
+        await until(lambda: controller.now() == HELD_AT + 3 * timeout)
+        assert controller.state.phase == "paused", "someone is there to decide: the pause waits for them"
+    await until(lambda: journaled(files, ev.ConsoleDetached, actor="alice@laptop"))
+    left = journaled(files, ev.ConsoleDetached)[-1].t
+    assert left == HELD_AT + 3 * timeout
+    controller.clock.run_to(None)
+    await until(lambda: controller.state.phase == "rolled_back")
+    rollback = journaled(files, ev.RollbackStarted)[0]
+    assert rollback.t == left + timeout, "pause_timeout counted from when the last console left"
+    assert rollback.reason == "paused 15m with no decision and nobody attached to decide: paused by alice@laptop"
+    from console.report import write_report
+
+    timeline = " ".join(write_report(files.journal, files.state_dir / "report.md").read_text().split())
+    assert "alice@laptop detached; no console that may act is attached: a pause rolls back after pause_timeout" in timeline
+
+
+async def test_with_only_a_console_that_watches_a_pause_times_out_from_when_it_began(canary_plan, served):
+    controller, files, _ = served
+    async with attached(canary_plan, files, actor="bob@desk", watch_only=True):
+        controller.submit("pause", "alice@laptop")  # paused, then nobody who could decide it came
+        await until(lambda: controller.state.phase == "paused")
+        controller.clock.run_to(None)
+        await until(lambda: controller.state.phase == "rolled_back")
+    assert journaled(files, ev.RollbackStarted)[0].t == HELD_AT + canary_plan.pause_timeout, "from the pause: nobody left after it"
+
+
+async def test_a_console_attaching_after_nobody_was_says_since_when(canary_plan, served):
+    _, files, _ = served
+    async with attached(canary_plan, files, actor="alice@laptop"):
+        pass
+    await until(lambda: journaled(files, ev.ConsoleDetached))
+    async with attached(canary_plan, files, actor="bob@desk") as console:
+        said = [line for line in console.notices if line.startswith("nobody was attached from ")]
+        assert len(said) == 1 and said[0].endswith("(while nobody is, a pause rolls back after 15m, as in a headless run)")
+    async with attached(canary_plan, files, actor="carol@desk", watch_only=True) as watcher:
+        assert "this console only watches: with no console that may act attached, a pause rolls back after 15m (pause_timeout)" in watcher.notices
+
+
+async def test_consoles_a_stopped_controller_served_are_journaled_gone_by_the_next(canary_plan, tmp_path):
+    from console.controller.journal import Journal
+
+    async with serving(canary_plan, tmp_path):
+        pass
+    journal = Journal(tmp_path / "checkout-2.4.1.jsonl")  # as if its controller was killed with alice attached
+    journal.append(ev.ConsoleAttached(HELD_AT, actor="alice@laptop", consoles=1))
+    journal.close()
+    async with serving(canary_plan, tmp_path) as (controller, files, _):
+        gone = journaled(files, ev.ConsoleDetached, actor="alice@laptop")
+        assert [(e.reason, e.consoles) for e in gone] == [("the controller that served it stopped", 0)]
+        assert controller.state.acting_consoles == 0
+        async with attached(canary_plan, files, actor="alice@laptop") as console:
+            assert not [line for line in console.notices if line.startswith("nobody was attached")], \
+                "nobody left: the controller stopped under them, and its successor says how long nobody watched"
+
+
+async def test_an_attach_naming_nobody_or_a_bad_actor(canary_plan, served):
+    _, files, _ = served
+    async with connected(files) as connection:
+        reply = await ask(connection, b'{"op": "attach", "from": 0, "actor": ["x"]}\n')
+        assert reply["ok"] is False and reply["error"].startswith("actor: expected who attaches")
+    async with connected(files) as (reader, writer):
+        writer.write(b'{"op": "attach", "from": 0}\n')  # an old client: served, journaled as nobody
+        await writer.drain()
+        while "hello" not in json.loads(await asyncio.wait_for(reader.readline(), 10)):
+            pass
+    assert not journaled(files, ev.ConsoleAttached)

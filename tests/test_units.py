@@ -23,7 +23,7 @@ def test_bad_durations(text):
     [
         ("error_rate", "1%", 0.01),
         ("success_rate", "99.95%", 0.9995),
-        ("error_rate", 0.005, 0.005),
+        ("error_rate", "0.5%", 0.005),
         ("latency_p99", "500ms", 500),
         ("latency_p99", "0.5s", 500),
         ("latency_p99", "300", 300),
@@ -41,6 +41,37 @@ def test_bad_metric_values(metric, text):
         parse_metric_value(metric, text)
 
 
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("5", 'error_rate is a percentage and \'5\' has no unit: write "5%" for 5 percent'),
+        ("150", "error_rate is a percentage and '150' has no unit; a percentage is from 0% to 100%"),
+        ("0.05", 'error_rate is a percentage and \'0.05\' has no unit: write "5%" if 0.05 is a fraction, "0.05%" if it is a percentage, '
+                 "or declare metrics.units.error_rate: fraction to write this metric's limits as fractions"),
+        ("0", 'error_rate is a percentage and \'0\' has no unit: write "0%" for 0 percent'),
+        (0.05, "error_rate is a percentage and 0.05 has no unit"),
+        ("150%", "a percentage is from 0% to 100%, got '150%'"),
+        ("-1%", "a percentage is from 0% to 100%, got '-1%'"),
+    ],
+)
+def test_a_percentage_is_never_a_bare_number_nor_more_than_all(text, said):
+    """A bare 5 read as a ratio is 500%: a canary failing 19% of its requests passed "< 5"."""
+    with pytest.raises(UnitError) as refused:
+        parse_metric_value("error_rate", text)
+    assert str(refused.value).startswith(said)
+
+
+def test_fractions_when_the_plan_says_so():
+    assert parse_metric_value("error_rate", "0.05", "fraction") == 0.05
+    assert parse_metric_value("error_rate", "5%", "fraction") == 0.05, "a percentage still reads as one"
+    assert parse_metric_value("payment_success_rate", "98%", "percent") == pytest.approx(0.98)
+    with pytest.raises(UnitError, match=r"error_rate's limits are fractions from 0 to 1 \(metrics.units.error_rate: fraction\), "
+                                        r"got '5': write 0.05 for 5%, or \"5%\""):
+        parse_metric_value("error_rate", "5", "fraction")
+    with pytest.raises(UnitError, match="expected a number, got '98%'"):
+        parse_metric_value("payment_success_rate", "98%")
+
+
 def test_formats():
     assert format_duration(5400) == "1h30m"
     assert format_duration(0) == "0s"
@@ -48,6 +79,8 @@ def test_formats():
     assert format_metric_value("error_rate", 0.005) == "0.5%"
     assert format_metric_value("latency_p99", 512.4) == "512ms"
     assert format_metric_value("error_rate", None) == "—"
+    assert format_metric_value("payment_success_rate", 0.985) == "0.985"
+    assert format_metric_value("payment_success_rate", 0.985, percent=True) == "98.5%"
 
 
 @given(st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=True), st.none(), st.booleans()))

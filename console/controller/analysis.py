@@ -86,7 +86,7 @@ class Decision:
 def describe_breach(trigger: Trigger, values: Mapping[str, TrackValues]) -> str:
     check = trigger.check
     track = values.get(check.metric, TrackValues(None, None))
-    shown = format_metric_value(check.metric, track.canary)
+    shown = format_metric_value(check.metric, track.canary, check.percent)
     streak = f", {check.consecutive} samples in a row" if check.consecutive > 1 else ""
     return f"{check.metric} {shown} {check.describe()} ({trigger.severity}{streak})"
 
@@ -197,7 +197,7 @@ def judge_window(stage: Stage, window: WindowStats, interval: float, min_coverag
         if held is None:
             unknown.append(check.metric)
         elif not held:
-            shown = format_metric_value(check.metric, track.canary)
+            shown = format_metric_value(check.metric, track.canary, check.percent)
             failed.append((check.metric, f"{check.metric} mean {shown} not {check.describe()}"))
     if failed:
         reason = f"{stage.name} window failed: " + "; ".join(text for _, text in failed)

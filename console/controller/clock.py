@@ -63,6 +63,14 @@ class VirtualClock:
     def __init__(self, t: float = 0.0, stop_at: float | None = None):
         self._t = t
         self.stop_at = stop_at
+        self._held: asyncio.Event | None = None
+        """The wake of a wait held at stop_at."""
+
+    def run_to(self, stop_at: float | None) -> None:
+        """Let time run on to `stop_at` (None: with no stop), waking a wait held at the old stop."""
+        self.stop_at = stop_at
+        if self._held is not None:
+            self._held.set()
 
     def now(self) -> float:
         return self._t
@@ -77,6 +85,7 @@ class VirtualClock:
             return
         if self.stop_at is not None and t > self.stop_at:
             self._t = max(self._t, self.stop_at)
+            self._held = wake
             await wake.wait()
             return
         self._t = max(self._t, t)

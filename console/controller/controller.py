@@ -100,6 +100,10 @@ class ControllerOptions:
     """The pre-flight gate with this run's context (flag file, state dir, cluster); the plan's alone when None."""
     target_kind: str | None = None
     """The target this run uses, when the command line chose another than the plan's (the journal records it)."""
+    consoles_attach: bool = False
+    """People watch from consoles attached over the socket (the journal says who: attached, detached).
+    While none that may act is attached, a pause times out as in a headless run: pause_timeout from
+    when the last console left, or from the pause if later."""
 
 
 class Controller:
@@ -137,6 +141,7 @@ class Controller:
         """An operator's rollback waits among the pending commands: a traffic shift in flight gives way to it."""
         self._listeners: list[Callable[[ev.Event], None]] = []
         self._clock_started = False
+        self._clock_started_t = 0.0
         self._weight_confirmed_for: int | None = None
         self._shift_retry_at: float | None = None
         """When a failed shift (or flag step) is tried again; None: at the next step."""
@@ -205,6 +210,8 @@ class Controller:
         self.state.apply(event)
         for listener in self._listeners:
             listener(event)
+        if isinstance(event, ev.ConsoleEvent):
+            self._wake.set()  # a pause's deadline comes or goes with the people who can decide it
 
     def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
         """Journal flag changes made beside the rollout (the kill switch, an editor)."""
@@ -267,7 +274,7 @@ class Controller:
             unwatched = max(0.0, gap) * self.clock.speed
         t = max(0.0, state.last_t + unwatched)
         self.clock.start(t)
-        self._clock_started = True
+        self._clock_started, self._clock_started_t = True, t
         if self.resumed:
             # A window with a hole in it was not observed whole: it starts again rather than pass on less.
             missed = state.phase == "running" and t >= self._next_sample_t() + self.plan.interval
@@ -301,9 +308,22 @@ class Controller:
             due = self.now() if self._shift_retry_at is None else self._shift_retry_at
         else:
             due = self._next_sample_t()
-        if state.phase == "paused" and self.options.headless:
-            due = min(due, state.paused_t + self.plan.pause_timeout)
-        return due
+        deadline = self._pause_deadline()
+        return due if deadline is None else min(due, deadline)
+
+    def _pause_deadline(self) -> float | None:
+        """When a pause with no decision rolls back: pause_timeout after it, when nobody can decide it
+        (headless), or after the last console left when that was later; None while someone can."""
+        state = self.state
+        if state.phase != "paused":
+            return None
+        if self.options.headless:
+            return state.paused_t + self.plan.pause_timeout
+        if not self.options.consoles_attach or state.acting_consoles:
+            return None
+        # A controller (re)started counts from its start: whoever started it is about to attach.
+        left = state.alone_since.t if state.alone_since is not None else self._clock_started_t
+        return max(state.paused_t, left, self._clock_started_t) + self.plan.pause_timeout
 
     # -- pre-flight ------------------------------------------------------------------------
 
@@ -454,9 +474,11 @@ class Controller:
         in_place = self._weight_confirmed_for == state.stage or (self._shift_due() and await self._apply_stage())
         if not state.active:  # the stage could not come up and was rolled back
             return
-        if state.phase == "paused" and self.options.headless and self.now() >= state.paused_t + self.plan.pause_timeout:
+        deadline = self._pause_deadline()
+        if deadline is not None and self.now() >= deadline - 1e-9:
             minutes = self.plan.pause_timeout / 60
-            await self._begin_rollback(f"paused {minutes:g}m with no decision: {state.paused_reason}", state.paused_trigger)
+            alone = "" if self.options.headless else " and nobody attached to decide"
+            await self._begin_rollback(f"paused {minutes:g}m with no decision{alone}: {state.paused_reason}", state.paused_trigger)
             return
         if in_place and self.now() >= self._next_sample_t() - 1e-9:
             await self._check_drift()

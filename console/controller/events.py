@@ -171,6 +171,31 @@ class SupervisionResumed(Event):
 
 
 @dataclass(frozen=True)
+class ConsoleEvent(Event):
+    """A console coming or going, with the person at it."""
+
+    actor: str
+    watch_only: bool = False
+    """A read-only console or a follower of the events (attach --headless): it cannot decide a pause."""
+    consoles: int = 0
+    """Consoles that may act attached once this one came or went; at 0 nobody can decide a pause, so
+    pause_timeout applies as in a headless run."""
+
+
+@dataclass(frozen=True)
+class ConsoleAttached(ConsoleEvent):
+    name: ClassVar[str] = "attached"
+
+
+@dataclass(frozen=True)
+class ConsoleDetached(ConsoleEvent):
+    """A console left (or the controller that served it stopped: `reason` says so)."""
+
+    name: ClassVar[str] = "detached"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class RollbackStarted(Event):
     name: ClassVar[str] = "rollback_started"
     reason: str
@@ -310,6 +335,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Paused,
         Resumed,
         SupervisionResumed,
+        ConsoleAttached,
+        ConsoleDetached,
         RollbackStarted,
         RollbackVerified,
         RollbackFailed,

@@ -60,8 +60,8 @@ def plan_digest(plan: RolloutPlan) -> str:
     credentials (who is told and how samples are fetched, not what is decided).
     """
     decided = {
-        "stages": [dataclasses.asdict(stage) for stage in plan.stages],
-        "triggers": [dataclasses.asdict(trigger) for trigger in plan.triggers],
+        "stages": [_decided_by(stage) for stage in plan.stages],
+        "triggers": [_decided_by(trigger) for trigger in plan.triggers],
         "analysis": [plan.interval, plan.pause_timeout, plan.manual, plan.min_requests, plan.inconclusive_limit, plan.min_coverage],
         "queries": plan.metrics.queries,
         "labels": plan.metrics.prometheus.labels,
@@ -73,6 +73,14 @@ def plan_digest(plan: RolloutPlan) -> str:
     }
     canonical = json.dumps(decided, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _decided_by(item: Any) -> dict[str, Any]:
+    """A stage or trigger as a dict, less how its limits are shown (a check's `percent`): it decides nothing."""
+    def shown_left_out(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        return {key: value for key, value in pairs if key != "percent"}
+
+    return dataclasses.asdict(item, dict_factory=shown_left_out)
 
 
 def check_resume(plan: RolloutPlan, state: RolloutState, journal: Path, target_kind: str | None = None) -> str | None:

@@ -76,6 +76,15 @@ class RolloutState:
     """How the target differs from what the release left there, as last journaled."""
     drift_accepted: list[str] = field(default_factory=list)
     """The differences an operator's resume accepted."""
+    consoles: list[tuple[str, bool]] = field(default_factory=list)
+    """The consoles attached (actor, watch_only), as the journal says."""
+    alone_since: ev.ConsoleDetached | None = None
+    """The detach that left no console that may act, while none has attached since."""
+
+    @property
+    def acting_consoles(self) -> int:
+        """Consoles attached that can decide a pause (not read-only, not a follower of the events)."""
+        return sum(1 for _, watch_only in self.consoles if not watch_only)
 
     @property
     def finished(self) -> bool:
@@ -97,6 +106,8 @@ class RolloutState:
         handler = _HANDLERS.get(type(event))
         if handler:
             handler(self, event)
+        if self.finished:  # who watches is journaled only while there is a pause to decide
+            self.consoles, self.alone_since = [], None
         return self
 
 
@@ -180,6 +191,20 @@ def _supervision_resumed(state: RolloutState, event: ev.SupervisionResumed) -> N
         state.window = WindowStats()
 
 
+def _console_attached(state: RolloutState, event: ev.ConsoleAttached) -> None:
+    state.consoles.append((event.actor, event.watch_only))
+    if not event.watch_only:
+        state.alone_since = None
+
+
+def _console_detached(state: RolloutState, event: ev.ConsoleDetached) -> None:
+    console = (event.actor, event.watch_only)
+    if console in state.consoles:
+        state.consoles.remove(console)
+    if state.acting_consoles == 0 and not event.watch_only:
+        state.alone_since = event
+
+
 def _drift_detected(state: RolloutState, event: ev.DriftDetected) -> None:
     state.drift = list(event.changes)
     state.drift_accepted = [change for change in state.drift_accepted if change in state.drift]
@@ -228,6 +253,8 @@ _HANDLERS = {
     ev.Paused: _paused,
     ev.Resumed: _resumed,
     ev.SupervisionResumed: _supervision_resumed,
+    ev.ConsoleAttached: _console_attached,
+    ev.ConsoleDetached: _console_detached,
     ev.RollbackStarted: _rollback_started,
     ev.RollbackFailed: _rollback_failed,
     ev.RolledBack: _rolled_back,

@@ -1,4 +1,5 @@
 """`brahma flags FILE VERB ...`: one flag change (or the list) from the command line, no console.
+`create` makes the file when there is none yet.
 
 Exit codes: 0 done (or nothing to do), 1 the file could not be written (a folder Brahma may
 not write in, a writer that never let go), 2 invalid input (unknown verb or flag, bad
@@ -8,9 +9,11 @@ the line for JSON errors.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, TextIO
 
+from console.atomic import write_refusal
 from console.flags.backends import FileBackend
 from console.flags.errors import FlagError, FlagFileError, VersionConflict
 from console.flags.model import NEW_FLAG_KEY, Flag, FlagChange
@@ -28,8 +31,11 @@ Record = Callable[[tuple[FlagChange, ...]], None]
 def run_flags_command(path: str, argv: list[str], actor: str, out: TextIO, err: TextIO, record: Record = lambda changes: None) -> int:
     """Run one `brahma flags FILE ...` verb (no verb: list) and return the exit code; `record` journals the changes."""
     verb, args = (argv[0], argv[1:]) if argv else ("list", [])
-    if not Path(path).is_file():
-        err.write(f"{path}: no such file\n")
+    if not Path(path).is_file() and not (verb == "create" and not Path(path).exists()):
+        err.write(f"{path}: no such file" + (" (create NAME makes it, with the flag off)" if not Path(path).exists() else "") + "\n")
+        return EXIT_INVALID
+    if not Path(path).exists() and (refusal := write_refusal(Path(os.path.realpath(path)))):
+        err.write(f"{path}: cannot be created: {refusal}\n")
         return EXIT_INVALID
     store = FlagStore(FileBackend(path))
     reason = f"brahma flags {' '.join(argv)}"

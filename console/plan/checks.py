@@ -7,7 +7,7 @@ import operator
 import re
 from dataclasses import dataclass
 
-from console.units import UnitError, format_metric_value, parse_metric_value
+from console.units import FRACTION_METRICS, UnitError, format_metric_value, parse_metric_value
 
 _OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _CHECK = re.compile(r"^\s*(<=|>=|<|>)\s*(.+?)\s*$")
@@ -24,6 +24,8 @@ class Check:
     relative: bool = False
     consecutive: int = 1
     """Breaches in a row before a trigger acts (Argo's failureLimit + 1, Flagger's threshold)."""
+    percent: bool = False
+    """A business metric the plan declares a percentage: its fractions are shown as percentages."""
 
     def holds(self, canary: float | None, stable: float | None) -> bool | None:
         """True or False, or None when the data needed to tell is missing."""
@@ -44,19 +46,22 @@ class Check:
     def describe(self) -> str:
         if self.relative:
             return f"{self.op} {self.value:g}× stable"
-        return f"{self.op} {format_metric_value(self.metric, self.value)}"
+        return f"{self.op} {format_metric_value(self.metric, self.value, self.percent)}"
 
 
-def parse_check(metric: str, text: object, consecutive: int = 1) -> Check:
-    """Read "< 1%", ">= 99.9%", "< 500ms", "<= 1.2x stable"; raise UnitError when it cannot."""
+def parse_check(metric: str, text: object, consecutive: int = 1, unit: str | None = None) -> Check:
+    """Read "< 1%", ">= 99.9%", "< 500ms", "<= 1.2x stable"; raise UnitError when it cannot.
+
+    `unit`: how the plan writes this metric's limits (console.units.limit_unit)."""
     if not isinstance(text, str):
         raise UnitError(f"expected a comparison like \"< 1%\" or \"<= 1.2x stable\", got {text!r}")
     match = _CHECK.match(text)
     if not match:
         raise UnitError(f"expected a comparison like \"< 1%\" or \"<= 1.2x stable\", got {text!r}")
     op, operand = match.groups()
+    percent = unit is not None and metric not in FRACTION_METRICS
     relative = _RELATIVE.match(operand)
     if relative:
-        return Check(metric, op, float(relative.group(1)), relative=True, consecutive=consecutive)
-    return Check(metric, op, parse_metric_value(metric, operand), consecutive=consecutive)
+        return Check(metric, op, float(relative.group(1)), relative=True, consecutive=consecutive, percent=percent)
+    return Check(metric, op, parse_metric_value(metric, operand, unit), consecutive=consecutive, percent=percent)
 

@@ -24,7 +24,7 @@ from console.plan.model import (
 )
 from console.plan.names import RELEASE_NAME_MAX, release_name_problem
 from console.plan.problems import Path_, PlanError, Problem
-from console.units import UnitError, parse_duration
+from console.units import FRACTION_METRICS, LATENCY_METRICS, UnitError, limit_unit, parse_duration
 
 
 def _model_at(root: type[BaseModel], path: Path_) -> type[BaseModel] | None:
@@ -121,12 +121,15 @@ class _Compiler:
         self.document, self.spec = document, spec
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
-        self.known_metrics = sorted(defaults.BUILTIN_METRICS | set(spec.metrics.queries))
+        self.units = spec.metrics.units
+        business = set(spec.metrics.queries) | set(self.units)
+        self.known_metrics = sorted(defaults.BUILTIN_METRICS | business)
         self.provider = spec.metrics.provider or ("sim" if spec.target.kind == "sim" else "prometheus")
         builtin = defaults.BUILTIN_METRICS if self.provider == "sim" else defaults.PROMETHEUS_METRICS
         if spec.target.kind == "kubernetes":
             builtin = builtin | defaults.POD_HEALTH_METRICS  # read from the pods by the target
-        self.provided = builtin | set(spec.metrics.queries)
+        # The simulator gives a business metric the values its scenario names (none: inconclusive).
+        self.provided = builtin | set(spec.metrics.queries) | (business if self.provider == "sim" else set())
 
     def fail(self, path: Path_, message: str) -> None:
         self.problems.append(self.document.problem(path, message))
@@ -150,6 +153,26 @@ class _Compiler:
                                   f"{problem}; give the plan a name, e.g. `name: {example}`")
         return name
 
+    def image(self) -> bool:
+        """Whether the plan names an image; one whose tag moves (none, or :latest) is a warning."""
+        image = self.spec.image
+        if not image.strip():
+            self.fail(("image",), "the new version's image is required, e.g. registry.example.com/checkout:2.4.1")
+            return False
+        if image != image.strip():
+            self.fail(("image",), f"an image has no spaces around it: {image!r}")
+            return False
+        last = image.rsplit("/", 1)[-1]
+        if "@" in last:
+            return True  # a digest names one image for good
+        tag = last.rsplit(":", 1)[1] if ":" in last else None
+        if tag in (None, "latest"):
+            written = f"{image!r} has no tag, so it is :latest" if tag is None else f"{image!r} is :latest"
+            self.warn(("image",), f"{written}, which names whatever was pushed last: each pod that starts (the canary's, "
+                                  "one rescheduled, the rollout's at 100%) may pull another build, and the runbook cannot say "
+                                  "which ran; name a version (:2.4.1) or a digest (@sha256:...)")
+        return True
+
     def queries(self) -> None:
         for metric, query in self.spec.metrics.queries.items():
             if "{track}" not in query and "{matchers}" not in query:
@@ -159,6 +182,25 @@ class _Compiler:
     def flags_file(self) -> None:
         if self.spec.flags_file is not None and (problem := flags_file_problem(self.spec.flags_file)):
             self.fail(("flags_file",), problem)
+
+    def metric_units(self, judged: set[str]) -> None:
+        for metric in self.units:
+            path: Path_ = ("metrics", "units", metric)
+            if metric in defaults.BUILTIN_METRICS and metric not in FRACTION_METRICS:
+                kind = "in milliseconds" if metric in LATENCY_METRICS else "a count"
+                self.fail(path, f"{metric} is {kind}, not a percentage: only percentages take a unit")
+            elif metric not in judged:
+                self.warn(path, f"no stage or trigger judges {metric}: is its name the one the limits use?")
+
+    def check(self, metric: str, text: object, consecutive: int = 1) -> Check:
+        """One limit on `metric`, read in the unit its limits are written in; UnitError when it cannot be."""
+        try:
+            return parse_check(metric, text, consecutive, limit_unit(metric, self.units))
+        except UnitError as error:
+            if metric not in defaults.BUILTIN_METRICS and isinstance(text, str) and "%" in text:
+                raise UnitError(f"{error}: a percentage on {metric} needs its unit declared (metrics.units.{metric}: percent, "
+                                "its values fractions from 0 to 1)") from None
+            raise
 
     def metric_known(self, path: Path_, metric: str, written: bool) -> bool:
         """Whether the provider gives this metric; a default on a metric it lacks is left out quietly."""
@@ -180,7 +222,7 @@ class _Compiler:
                 continue
             for text in texts if isinstance(texts, list) else [texts]:
                 try:
-                    compiled.append(parse_check(metric, text))
+                    compiled.append(self.check(metric, text))
                 except UnitError as error:
                     self.fail((*path, metric), str(error))
         return tuple(compiled)
@@ -247,7 +289,7 @@ class _Compiler:
                     continue
                 try:
                     consecutive = trigger.consecutive or defaults.CONSECUTIVE[severity]
-                    triggers.append(Trigger(severity, parse_check(metric, trigger.when, consecutive)))
+                    triggers.append(Trigger(severity, self.check(metric, trigger.when, consecutive)))
                 except UnitError as error:
                     self.fail((*path, "when") if path in self.document.lines else path, str(error))
         return tuple(triggers)
@@ -270,9 +312,10 @@ class _Compiler:
         stages, triggers = self.stages(), self.triggers()
         stages += self.flag_steps(len(stages))
         self.preflight()
+        self.metric_units({check.metric for stage in stages for check in stage.criteria} | {t.check.metric for t in triggers})
         self.queries()
         self.flags_file()
-        release = self.release_name()
+        release = self.release_name() if self.image() else ""
         flag_names = [flag.name for flag in spec.flags]
         for index, name in enumerate(flag_names):
             if flag_names.index(name) != index:

@@ -124,6 +124,10 @@ class MetricsSpec(Strict):
     prometheus: PrometheusSpec = PrometheusSpec()
     queries: dict[str, str] = {}
     """PromQL per metric, with {app} and {track} placeholders; names a business metric or overrides a built-in one."""
+    units: dict[str, Literal["percent", "fraction"]] = {}
+    """How a metric's limits are written: `percent` ("> 98%", a business metric whose values are fractions
+    shown as percentages) or `fraction` ("< 0.05", 0 to 1). Built-in percentages (error_rate, success_rate,
+    cpu, memory) are `percent` unless declared `fraction`; a business metric left out is a plain number."""
 
 
 class FlagSpec(Strict):

@@ -12,7 +12,7 @@ from typing import Any
 from console.controller import events as ev
 from console.controller.journal import read_events
 from console.controller.state import RolloutState
-from console.narrate import flag_change, rollback_failed, rollout_clock, supervision_resumed, times_repeated
+from console.narrate import console_detached, flag_change, rollback_failed, rollout_clock, supervision_resumed, times_repeated
 from console.plan.checks import Check
 from console.report.judgement import SEVERITY_RANK, Limit, Moments, Tracks
 from console.units import format_duration, format_metric_value
@@ -121,6 +121,11 @@ class ReportData:
     pause_sample: ev.SampleTaken | None = None
     first_ts: str = ""
     last_ts: str = ""
+    percent_metrics: set[str] = field(default_factory=set)
+    """Business metrics the plan declared percentages: their values are shown as percentages too."""
+
+    def shown(self, metric: str, value: float | None) -> str:
+        return format_metric_value(metric, value, metric in self.percent_metrics)
 
     def stage(self, index: int) -> StageRecord | None:
         return next((s for s in self.stages if s.index == index), None)
@@ -161,7 +166,7 @@ def _checks(entries: Any) -> list[Check]:
     checks = []
     for entry in entries or ():
         try:
-            checks.append(Check(**{k: entry[k] for k in ("metric", "op", "value", "relative", "consecutive") if k in entry}))
+            checks.append(Check(**{k: entry[k] for k in ("metric", "op", "value", "relative", "consecutive", "percent") if k in entry}))
         except (TypeError, KeyError):
             continue  # a shape this report does not know: left out, not guessed
     return checks
@@ -176,6 +181,8 @@ def _started(data: ReportData, event: ev.RolloutStarted) -> None:
     for entry in event.triggers:
         for check in _checks([entry]):
             data.triggers.append(Limit(check, entry.get("severity", "warning")))
+    limits = [c for stage in data.stages for c in stage.criteria] + [limit.check for limit in data.triggers]
+    data.percent_metrics = {check.metric for check in limits if check.percent}
 
 
 def _close_current(data: ReportData, t: float, outcome: str, note: str = "") -> None:
@@ -313,6 +320,11 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
             data.timeline.append((event.t, event.ts, supervision_resumed(event)))
             if event.window_restarted:
                 data.issues.append((event.t, f"Unsupervised for {format_duration(event.unwatched_s)}: the stage's window started again"))
+        case ev.ConsoleDetached() if event.consoles == 0 and not event.watch_only:
+            data.timeline.append((event.t, event.ts, console_detached(event)))
+        case ev.ConsoleAttached() if data.state.alone_since is not None and not event.watch_only:
+            since = rollout_clock(data.state.alone_since.t)
+            data.timeline.append((event.t, event.ts, f"{event.actor} attached; no console that may act had been since `{since}`"))
         case ev.RollbackStarted():
             _rollback_started(data, event)
         case ev.RollbackVerified():
@@ -394,6 +406,6 @@ def held_without_acting(data: ReportData) -> list[tuple[float, str]]:
         span = f"at `{rollout_clock(first)}`" if samples == 1 else f"from `{rollout_clock(first)}` to `{rollout_clock(last)}`"
         kind = "Warning" if limit.kind == "warning" else "Critical trigger"
         said.append((first, f"{kind} {limit.check.metric} {limit.check.describe()} fired on {samples} sample{'s' if samples != 1 else ''} "
-                            f"{span} ({stages}), up to {format_metric_value(limit.check.metric, worst)}; "
+                            f"{span} ({stages}), up to {data.shown(limit.check.metric, worst)}; "
                             f"never {needed} in a row, so it did not {'roll back' if limit.kind == 'critical' else 'pause'}"))
     return said

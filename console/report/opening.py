@@ -10,7 +10,7 @@ from console.narrate import flag_state, rollout_clock
 from console.report.facts import ReportData, RollbackRecord, StageRecord, final_flags, held_on, held_without_acting, trigger_limit
 from console.report.judgement import SEVERITY_RANK, Limit
 from console.report.markdown import SUMMARY_WIDTH, bullet, table
-from console.units import format_duration, format_metric_value
+from console.units import format_duration
 
 def _versions(old: str, new: str) -> str:
     """`registry/app:1.0 → :1.1` when both share a repository, the two images otherwise."""
@@ -110,7 +110,7 @@ def _why_short(data: ReportData, rollback: RollbackRecord) -> str:
     pause = data.pauses[-1] if data.pauses and rollback.reason.startswith("paused") else None
     if limit is not None and sample is not None:
         value = (sample.metrics.get(limit.check.metric) or {}).get("canary")
-        why = f"{limit.check.metric} {format_metric_value(limit.check.metric, value)} {limit.check.describe()} ({limit.kind})"
+        why = f"{limit.check.metric} {data.shown(limit.check.metric, value)} {limit.check.describe()} ({limit.kind})"
         others = [part.split(" ", 1)[0] for part in rollback.reason.split("; ")[1:]]
         why += f", with {', '.join(others)}" if others and not pause else ""
     elif rollback.trigger == "inconclusive" and sample is not None:
@@ -205,6 +205,6 @@ def _breach_sample(data: ReportData, rollback: RollbackRecord) -> list[str]:
         canary, stable = values.get("canary"), values.get("stable")
         failed = [Limit(c, "criterion") for c in criteria if c.metric == metric and c.holds(canary, stable) is False]
         limits = sorted(held.get(metric, []) + failed, key=lambda limit: SEVERITY_RANK[limit.kind])
-        rows.append([metric, format_metric_value(metric, canary), format_metric_value(metric, stable), "; ".join(limit.describe() for limit in limits) or "none"])
+        rows.append([metric, data.shown(metric, canary), data.shown(metric, stable), "; ".join(limit.describe() for limit in limits) or "none"])
     lines = bullet(f"{which}, at `{rollout_clock(sample.t)}`" + (f" ({'; '.join(sample.errors)})" if sample.errors else "") + ":")
     return lines + [""] + table(["metric", "new version", "stable", "limits it broke"], rows) + [""]

@@ -11,7 +11,7 @@ from console.redact import redact
 from console.report.facts import ReportData, StageRecord, final_flags, held_without_acting
 from console.report.judgement import SEVERITY_RANK, STATUS_RULE, Limit, Moments, judge_metric, nearest_bound, relative_change
 from console.report.markdown import bullet, paragraph, plain, table, wall, wall_span
-from console.units import format_duration, format_metric_value
+from console.units import format_duration
 
 def changes(data: ReportData) -> list[str]:
     started, state = data.started, data.state
@@ -104,7 +104,7 @@ def timeline(data: ReportData) -> list[str]:
                 met = [c.holds(canary, stable) for c in criteria]
                 held = "—" if not met else "no data" if None in met else "yes" if all(met) else "no"
                 must = ", ".join(c.describe() for c in criteria) or "—"
-                rows.append([stage.name if i == 0 else "", metric, format_metric_value(metric, canary), format_metric_value(metric, stable), must, held])
+                rows.append([stage.name if i == 0 else "", metric, data.shown(metric, canary), data.shown(metric, stable), must, held])
             if not stage.judged:
                 rows.append([stage.name, "—", "—", "—", "—", "no samples"])
         lines += table(["stage", "metric", "new version", "stable", "must", "met"], rows) + [""]
@@ -124,10 +124,10 @@ def _window_limits(data: ReportData, stage: StageRecord) -> list[Limit]:
     return [Limit(c, "criterion") for c in stage.criteria] + data.triggers
 
 
-def _breaches_in(stage: StageRecord, metric: str) -> list[str]:
+def _breaches_in(data: ReportData, stage: StageRecord, metric: str) -> list[str]:
     holds = sorted((h for h in stage.holds.values() if h.limit.check.metric == metric), key=lambda h: SEVERITY_RANK[h.limit.kind])
-    said = [f"up to {format_metric_value(metric, h.worst)} ({h.limit.describe(in_a_row=False)})" for h in holds]
-    mean = format_metric_value(metric, stage.mean(metric, "canary"))
+    said = [f"up to {data.shown(metric, h.worst)} ({h.limit.describe(in_a_row=False)})" for h in holds]
+    mean = data.shown(metric, stage.mean(metric, "canary"))
     return said + [f"window mean {mean} (must be {failed})" for failed in stage.window_failures(metric)]
 
 
@@ -145,10 +145,10 @@ def metrics_summary(data: ReportData) -> list[str]:
     for metric in list(dict.fromkeys([*after_stage.metrics, *data.baseline])):
         before = data.baseline.get(metric, Moments())
         after = after_stage.metrics[metric].canary if metric in after_stage.metrics else Moments()
-        verdict = judge_metric(metric, before, after, limits, _breaches_in(after_stage, metric), after_stage.samples)
+        verdict = judge_metric(metric, before, after, limits, _breaches_in(data, after_stage, metric), after_stage.samples)
         nearest = nearest_bound(metric, limits, before.value)
         rows.append([
-            metric, format_metric_value(metric, before.value), format_metric_value(metric, after.value),
+            metric, data.shown(metric, before.value), data.shown(metric, after.value),
             relative_change(before.value, after.value), nearest[1].describe(in_a_row=False) if nearest else "—", str(verdict),
         ])
     return lines + table(["metric", "before", "after", "change", "limit", "status"], rows) + [""]

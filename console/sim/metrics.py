@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from console.metrics.base import HistoryPoint, Sample, TrackValues
+from console.plan.defaults import BUILTIN_METRICS
 from console.sim.scenario import Scenario, ScenarioEventSpec, TrackSpec
 from console.sim.target import SimTarget
 
@@ -28,6 +29,7 @@ def _track_metrics(values: dict[str, object], rng: random.Random) -> dict[str, f
         "memory": min(1.0, max(0.0, float(values["memory"]) + rng.uniform(-0.01, 0.01))),
         "health_check_failures": float(values["health_check_failures"]),
         "memory_oom_kills": float(values["memory_oom_kills"]),
+        **values["metrics"],  # type: ignore[dict-item]  # a plan's business metrics, as the scenario gives them
     }
 
 
@@ -69,7 +71,15 @@ class SimMetricSource:
         }
         requests = canary_rps * window_s if canary else None
         errors = ("simulated canary has no data",) if canary is None and canary_rps > 0 else ()
+        if canary is not None:
+            errors += tuple(f"the scenario gives {metric} no values" for metric in self.unknown(metrics))
         return Sample(values, requests, errors)
+
+    def unknown(self, metrics: Sequence[str]) -> list[str]:
+        """The metrics this source has no values for: business metrics the scenario does not name."""
+        named = {*self.scenario.stable["metrics"], *self.scenario.canary["metrics"]}  # type: ignore[misc]
+        named |= {name for event in self.scenario.events for name in event.set.metrics or ()}
+        return [m for m in metrics if m not in BUILTIN_METRICS and m not in named]
 
     async def sample(self, metrics: Sequence[str], t: float, window_s: float) -> Sample:
         return self.values_at(metrics, t, window_s)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from console.plan.defaults import BUILTIN_METRICS
 from console.plan.document import read_document
 from console.plan.loader import structure_problems
 from console.plan.model import Duration
@@ -35,6 +37,19 @@ class TrackSpec(BaseModel):
     memory_oom_kills: float | None = Field(default=None, ge=0)
     no_data: bool | None = None
     """True: the source returns nothing for this track."""
+    metrics: dict[str, float] | None = None
+    """A plan's business metrics by name, as their source gives them (a percentage as a fraction, 0.995);
+    a metric the scenario leaves out has no data (inconclusive)."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite(cls, metrics: dict[str, float] | None) -> dict[str, float] | None:
+        for name, value in (metrics or {}).items():
+            if name in BUILTIN_METRICS:
+                raise ValueError(f"{name} is built in: set it beside metrics, not in them")
+            if not math.isfinite(value):
+                raise ValueError(f"{name}: expected a finite number, got {value}")
+        return metrics
 
 
 class ScenarioEventSpec(BaseModel):
@@ -67,6 +82,7 @@ BASELINE = {
     "health_check_failures": 0.0,
     "memory_oom_kills": 0.0,
     "no_data": False,
+    "metrics": {},
 }
 
 
@@ -81,17 +97,25 @@ class Scenario:
     def track_at(self, track: str, t: float) -> dict[str, object]:
         """The track's behaviour at `t`: its baseline with every event up to `t` applied."""
         values = dict(self.stable if track == "stable" else self.canary)
+        values["metrics"] = dict(values["metrics"])  # type: ignore[call-overload]
         for event in self.events:
             if event.track != track or event.at > t:
                 continue
             progress = 1.0 if event.over <= 0 else min(1.0, (t - event.at) / event.over)
-            for key, target in event.set.model_dump(exclude_none=True).items():
-                start = values.get(key)
-                if isinstance(target, bool) or not isinstance(start, (int, float)) or isinstance(start, bool):
-                    values[key] = target
-                else:
-                    values[key] = start + (target - start) * progress
+            changes = event.set.model_dump(exclude_none=True)
+            _move(values["metrics"], changes.pop("metrics", {}), progress)  # type: ignore[arg-type]
+            _move(values, changes, progress)
         return values
+
+
+def _move(values: dict[str, object], targets: dict[str, object], progress: float) -> None:
+    """Each value `progress` of the way to its target (at once for a switch, or a value that had none)."""
+    for key, target in targets.items():
+        start = values.get(key)
+        if isinstance(target, bool) or not isinstance(start, (int, float)) or isinstance(start, bool):
+            values[key] = target
+        else:
+            values[key] = start + (target - start) * progress  # type: ignore[operator]
 
 
 def _scenario_file(name_or_path: str) -> Path:
@@ -113,5 +137,6 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise PlanError(sorted(structure_problems(document, error, ScenarioSpec), key=lambda p: p.line)) from None
     stable = {**BASELINE, **spec.stable.model_dump(exclude_none=True)}
     canary = {**stable, **spec.canary.model_dump(exclude_none=True)}
+    canary["metrics"] = {**stable["metrics"], **canary["metrics"]}  # type: ignore[dict-item]  # what canary leaves out follows stable
     return Scenario(spec.name, spec.seed, stable, canary, tuple(sorted(spec.events, key=lambda e: e.at)))
 

@@ -59,12 +59,13 @@ class SupervisorClient:
         self._send({"op": "command", "name": name, "actor": actor, "argument": argument})
         return self._receive() or {"reply": "command", "ok": False, "error": "the controller hung up"}
 
-    def attach(self, start: int = 0) -> Iterator[dict[str, Any]]:
+    def attach(self, start: int = 0, actor: str | None = None) -> Iterator[dict[str, Any]]:
         """Journal events from the `start`-th, then live ones; ends when the rollout finishes.
 
+        `actor`: who follows, journaled as attached (watching only: a follower cannot act).
         Raises TimeoutError when nothing arrives within the timeout (set it with `settimeout`).
         """
-        self._send({"op": "attach", "from": start})
+        self._send({"op": "attach", "from": start} | ({"actor": actor, "watch_only": True} if actor else {}))
         while (message := self._receive()) is not None:
             if "event" in message:
                 yield message

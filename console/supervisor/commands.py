@@ -15,6 +15,8 @@ from console.controller.identity import ResumeRefused, check_resume
 from console.controller.journal import JournalError, read_events
 from console.controller.state import fold
 from console.headless import printer
+from console.streams import guarded
+from console.actor import current_actor
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
 from console.plan.names import release_name_problem
@@ -22,7 +24,7 @@ from console.runner import REFUSALS, RunOptions, choose_kinds, report_refusal
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
-from console.supervisor.files import Launch, RolloutFiles, lock_holder, take_lock
+from console.supervisor.files import Launch, RolloutFiles, lock_held, lock_holder, take_lock
 
 
 PROMETHEUS_USERINFO = "BRAHMA_PROMETHEUS_USERINFO"
@@ -89,7 +91,6 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
     if lock is None:
         print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}); attach with: brahma attach {plan.name}", file=sys.stderr)
         return EXIT_ERROR
-    from console.actor import current_actor
     from console.runner import build_rollout
     from console.supervisor.server import SupervisorServer
 
@@ -139,11 +140,15 @@ def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> i
     from console.supervisor.remote import RemoteController
     from console.tui.app import run_console
 
-    controller = RemoteController(plan, files)
+    controller = RemoteController(plan, files, actor=current_actor(), watch_only=read_only)
     code = run_console(Rollout(controller, plan_flags(plan, files.journal), detached=True), read_only=read_only)
+    runbook = files.journal.with_suffix(".md")
     if not controller.state.finished and controller.pid is not None:
         print(f"brahma: detached; pid {controller.pid} keeps supervising {plan.name}. "
               f"Attach again with: brahma attach {plan.name} --state-dir {files.state_dir}", file=sys.stderr)
+        print(f"brahma: the runbook is written to {runbook} when the rollout ends (brahma report {files.journal} writes it now)", file=sys.stderr)
+    elif runbook.exists():
+        print(f"brahma: the runbook: {runbook}", file=sys.stderr)
     return code
 
 
@@ -153,12 +158,20 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         print(f"brahma: no rollout can be named {name!r}: {problem}", file=sys.stderr)
         return EXIT_INVALID
     if name is None:
-        candidates = [r.name for r in list_rollouts(state_dir) if r.unreadable is None and (r.running or not r.state.finished)]
-        if len(candidates) != 1:
-            print(f"brahma: name the rollout to attach to ({', '.join(candidates) or f'none in {state_dir}'})", file=sys.stderr)
+        listings = list_rollouts(state_dir) if state_dir.is_dir() else []
+        if len(listings) != 1 or listings[0].unreadable is not None:
+            if listings:
+                list_state_dir(state_dir)
+            print(f"brahma: {'no rollout' if not listings else 'name the rollout'} to attach to in {state_dir}"
+                  + (f": brahma attach NAME --state-dir {state_dir}" if listings else ""), file=sys.stderr)
             return EXIT_INVALID
-        name = candidates[0]
+        name = listings[0].name
     files = RolloutFiles(state_dir, name)
+    if not answers(files) and lock_held(files):
+        print(f"brahma: {name} is supervised by pid {lock_holder(files)}, which serves no console (a --headless run, or brahma demo): "
+              f"its events are in {files.journal} as they happen (brahma report {files.journal} writes the runbook so far); "
+              "once it has ended, brahma attach opens the console on it and can undo it", file=sys.stderr)
+        return EXIT_INVALID
     plan = None if headless else launched_plan(files)
     if not headless and plan is None:
         return EXIT_INVALID
@@ -172,7 +185,8 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         return report_refusal(error)
     if plan is not None:
         return attach_console(plan, files, read_only)
-    print_event = printer(sys.stdout, json_lines=False)
+    out = guarded(sys.stdout)  # type: ignore[arg-type]
+    print_event = printer(out, json_lines=False)
     try:
         if pid is None:  # finished: the journal tells the whole story
             for event in read_events(files.journal):
@@ -181,8 +195,10 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
             print(f"brahma: attached to {name} (controller pid {pid}); ctrl+c detaches, the controller keeps supervising", file=sys.stderr)
             with SupervisorClient(files.socket) as client:
                 client.settimeout(None)  # a person follows the stream: quiet stretches (a long pause) are normal
-                for message in client.attach(0):
+                for message in client.attach(0, current_actor()):
                     print_event(event_from_dict(message))
+                    if out.lost is not None:  # nobody reads any more: this follower leaves, the controller goes on
+                        return 0
         return EXIT_CODES.get(fold(read_events(files.journal)).phase, EXIT_ERROR)
     except SupervisorUnavailable as error:
         return report_unavailable(error)
@@ -199,8 +215,12 @@ def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
 
     launch = files.read_launch()
     if launch is None:
-        print(f"brahma: {files.name} in {files.state_dir} has no {files.launch.name}: it was not started by `brahma run`; "
-              "follow it with --headless", file=sys.stderr)
+        if not files.journal.exists():
+            print(f"brahma: no rollout {files.name} in {files.state_dir} (brahma ls --state-dir {files.state_dir} lists them)", file=sys.stderr)
+        else:  # a journal from before runs recorded how they were started
+            print(f"brahma: {files.name} in {files.state_dir} has no {files.launch.name}, so no controller can be started for it: "
+                  f"read it with brahma attach {files.name} --headless (or brahma report {files.journal}), and roll it back by "
+                  "running its plan again with the same --state-dir", file=sys.stderr)
         return None
     try:
         return load_plan(Path(launch.argv[0]))

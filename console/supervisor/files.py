@@ -127,6 +127,21 @@ def take_lock(files: RolloutFiles) -> IO[str] | None:
     return handle
 
 
+def lock_held(files: RolloutFiles) -> bool:
+    """Whether a process holds the rollout's lock now (a controller, a headless run, brahma demo)."""
+    try:
+        handle = open(files.lock, "rb")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 def lock_holder(files: RolloutFiles) -> int | None:
     """The pid the lock file names (meaningful only while the lock is held)."""
     try:

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import json
 import time
+from datetime import datetime
 from typing import Any, Callable
 
 from console.controller import events as ev
@@ -24,6 +25,7 @@ from console.plan.model import RolloutPlan
 from console.supervisor.client import SupervisorUnavailable, ensure_running
 from console.supervisor.files import RolloutFiles, socket_address
 from console.supervisor.limits import LINE_LIMIT, MAX_FLAG_CHANGES
+from console.units import format_duration
 
 READ_LIMIT = 4 * 1024 * 1024
 """One event line at most (a sample with many metrics, a pre-flight item's output)."""
@@ -64,8 +66,11 @@ class RemoteHistory:
 class RemoteController:
     """One console's connection to a rollout's controller; `run()` follows it until the rollout ends or `stop()`."""
 
-    def __init__(self, plan: RolloutPlan, files: RolloutFiles, monotonic: Callable[[], float] = time.monotonic):
+    def __init__(self, plan: RolloutPlan, files: RolloutFiles, monotonic: Callable[[], float] = time.monotonic,
+                 actor: str | None = None, watch_only: bool = False):
         self.plan, self.files = plan, files
+        self.actor, self.watch_only = actor, watch_only
+        """Who is at this console, journaled by the controller as attached; a watch_only one cannot decide a pause."""
         self.state = RolloutState()
         self.metrics = RemoteHistory(self)
         self.pid: int | None = None
@@ -206,7 +211,10 @@ class RemoteController:
         return False
 
     async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write((json.dumps({"op": "attach", "from": self._received}) + "\n").encode())
+        attach: dict[str, Any] = {"op": "attach", "from": self._received}
+        if self.actor is not None:
+            attach |= {"actor": self.actor, "watch_only": self.watch_only}
+        writer.write((json.dumps(attach) + "\n").encode())
         self._live = False
         while line := await reader.readline():
             if self._received % YIELD_EVERY == 0:
@@ -219,11 +227,28 @@ class RemoteController:
                 self.pid, self._speed = hello["pid"], hello["speed"] or 1.0
                 self._anchor, self._live = (hello["now"], self._monotonic()), True
                 self._notice(f"attached to the controller (pid {self.pid}); q leaves it supervising on its own")
+                if (alone := self._unattended()) is not None:
+                    self._notice(alone)
                 if self._rollback_waiting is not None:
                     self._send(self._rollback_waiting, "rollback was not sent")
                     self._rollback_waiting = None
             elif "reply" in message:
                 self._answered(message)
+
+    def _unattended(self) -> str | None:
+        """What the journal says of nobody watching, as a console attaches: since when no console that may
+        act was attached, and what that means for a pause."""
+        state = self.state
+        if state.finished or state.acting_consoles:
+            return None
+        timeout = format_duration(self.plan.pause_timeout)
+        if self.watch_only:
+            return f"this console only watches: with no console that may act attached, a pause rolls back after {timeout} (pause_timeout)"
+        if state.alone_since is None or state.alone_since.reason:
+            return None  # nobody left: their controller stopped, and supervision_resumed says for how long
+        since = datetime.fromisoformat(state.alone_since.ts).astimezone()
+        return (f"nobody was attached from {since:%H:%M} to {datetime.now().astimezone():%H:%M} (while nobody is, "
+                f"a pause rolls back after {timeout}, as in a headless run)")
 
     def _take(self, event: ev.Event) -> None:
         self._received += 1

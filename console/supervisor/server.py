@@ -1,7 +1,8 @@
 """The detached controller (`brahma supervise`): runs one rollout and serves it on a Unix socket.
 
 Protocol: newline-delimited JSON. A client sends
-  {"op": "attach", "from": N}     -> journal events from the N-th on, {"hello": {pid, speed, now,
+  {"op": "attach", "from": N, "actor": A, "watch_only": W}
+                                  -> journal events from the N-th on, {"hello": {pid, speed, now,
                                      attended}}, then new events live; requests on the same connection
   {"op": "command", "name": "rollback", "actor": A, "argument": "", "id": I}
                                   -> {"reply": "command", "id": I, "ok": true}
@@ -19,8 +20,11 @@ changes per request and connections are bounded (limits.py); a flag change is on
 turn of the loop.
 
 An attended controller (started for a console) waits for people as the console does: sign-offs,
-promotes in manual mode, pauses with no timeout. When its rollout has finished it stays while a
-console is attached (one may still undo the release), and exits once the last one leaves.
+promotes in manual mode, pauses with no timeout, while a console that may act is attached. A client
+that names its actor is journaled as it attaches and detaches (`watch_only` for a read-only console
+or a follower of the events, which cannot decide a pause); with none that may act attached, a pause
+times out as in a headless run. When its rollout has finished it stays while a console is attached
+(one may still undo the release), and exits once the last one leaves.
 """
 
 from __future__ import annotations
@@ -126,6 +130,22 @@ def hang_up(writer: asyncio.StreamWriter) -> None:
         writer.close()
 
 
+ACTOR_LIMIT = 200
+"""Characters of an attaching console's actor (user@host and the SSH client's address fit)."""
+
+
+def attach_actor(request: dict[str, Any]) -> tuple[str | None, bool]:
+    """Who attaches, and whether they only watch; (None, True) for a client that names nobody."""
+    actor, watch_only = request.get("actor"), request.get("watch_only", False)
+    if actor is None:
+        return None, True
+    if not isinstance(actor, str) or not 0 < len(actor) <= ACTOR_LIMIT or not actor.isprintable():
+        raise RequestError(f"actor: expected who attaches (user@host), at most {ACTOR_LIMIT} printable characters")
+    if not isinstance(watch_only, bool):
+        raise RequestError("watch_only: expected true or false")
+    return actor, watch_only
+
+
 def finite_number(value: Any, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1e15 < value < 1e15:
         raise RequestError(f"{field}: expected a number of seconds on the rollout clock")
@@ -165,6 +185,7 @@ class SupervisorServer:
 
     def __init__(self, rollout: Rollout, files: RolloutFiles, attended: bool = False):
         self.rollout, self.files, self.attended = rollout, files, attended
+        rollout.controller.options.consoles_attach = attended
         self.fanout = EventFanout()
         rollout.controller.subscribe(self.fanout)
         self.flag_records = FlagRecords(rollout.controller, rollout.flags)
@@ -190,6 +211,7 @@ class SupervisorServer:
         accepting = asyncio.create_task(self._accept(listening))
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, controller.stop)
+        self._forget_consoles_of_the_last_controller()
         if self.attended and controller.state.finished:
             # Taken up to be undone: the console that asked attaches at once; without it, nobody needs this.
             loop.call_later(UNDO_GRACE_S, self._leave_when_finished_and_alone)
@@ -209,6 +231,27 @@ class SupervisorServer:
             self._accept_failures.report()
             self._client_failures.report()
         return code
+
+    def _forget_consoles_of_the_last_controller(self) -> None:
+        """Consoles the journal shows attached were served by a controller that stopped: they are gone
+        (those still open attach again), so nobody decides a pause until someone does."""
+        controller = self.rollout.controller
+        for actor, watch_only in list(controller.state.consoles):  # none once the rollout finished
+            left = controller.state.acting_consoles - (not watch_only)
+            controller.emit(ev.ConsoleDetached(controller.state.last_t, actor=actor, watch_only=watch_only, consoles=left,
+                                               reason="the controller that served it stopped"))
+
+    def _console_came(self, actor: str | None, watch_only: bool) -> None:
+        controller = self.rollout.controller
+        if actor is not None and controller.state.started and not controller.state.finished:
+            consoles = controller.state.acting_consoles + (not watch_only)
+            controller.emit(ev.ConsoleAttached(controller.now(), actor=actor, watch_only=watch_only, consoles=consoles))
+
+    def _console_left(self, actor: str | None, watch_only: bool) -> None:
+        controller = self.rollout.controller
+        if actor is not None and (actor, watch_only) in controller.state.consoles:
+            consoles = controller.state.acting_consoles - (not watch_only)
+            controller.emit(ev.ConsoleDetached(controller.now(), actor=actor, watch_only=watch_only, consoles=consoles))
 
     async def _hang_up_all(self) -> None:
         """End every connection; a client that does not hang up must not keep the rollout from closing."""
@@ -290,10 +333,11 @@ class SupervisorServer:
                 if request.get("op") == "attach":
                     try:
                         start = event_number(request.get("from", 0))
+                        actor, watch_only = attach_actor(request)
                     except RequestError as error:
                         reply = refusal("attach", str(error))
                     else:
-                        await self._stream(start, reader, writer, bucket)
+                        await self._stream(start, reader, writer, bucket, actor, watch_only)
                         return
                 else:
                     reply = await self._answer(request)
@@ -340,13 +384,16 @@ class SupervisorServer:
         controller = self.rollout.controller
         return {"hello": {"pid": os.getpid(), "speed": controller.clock.speed, "now": controller.now(), "attended": self.attended}}
 
-    async def _stream(self, start: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bucket: TokenBucket) -> None:
-        """The journal from `start`, then live events; requests on the same connection are answered too."""
+    async def _stream(self, start: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bucket: TokenBucket,
+                      actor: str | None = None, watch_only: bool = False) -> None:
+        """The journal from `start`, then live events; requests on the same connection are answered too.
+        A console that names its actor is journaled attached now, and detached when its stream ends."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(CLIENT_BACKLOG)
         # Subscribe and count the journal's events with no await between: the queue takes every event
         # after the first `written`, and the replay sends those lines, so none is lost or sent twice.
         self.fanout.clients.add(queue)
         written = self.rollout.controller.journal.count
+        self._console_came(actor, watch_only)
         requests = asyncio.create_task(self._read_requests(reader, queue, bucket))
         try:
             await self._replay(start, written, writer)
@@ -358,6 +405,7 @@ class SupervisorServer:
         finally:
             self.fanout.clients.discard(queue)
             requests.cancel()
+            self._console_left(actor, watch_only)
             if self.attended:
                 self._leave_when_finished_and_alone()
 

@@ -30,6 +30,7 @@ from console.tui import view
 from console.tui.commands import RolloutCommands
 from console.tui.flag_editing import FlagEditing, flag_rows
 from console.tui.keymap import KeymapError, default_keymap_path, load_keymap
+from console.tui.terminal_watch import watch_terminal
 from widgets.chart_screen import ChartScreen
 from widgets.checklist import Checklist
 from widgets.confirm_screen import ConfirmScreen
@@ -46,6 +47,9 @@ HEADER_SIDES = 18
 REFRESH_S = 0.25
 """How often the panes are redrawn at most: events between two redraws are coalesced."""
 EXIT_QUIT_UNFINISHED = 130
+"""The console left a rollout unfinished with the controller inside it stopped (brahma demo)."""
+EXIT_DETACHED = 0
+"""The console left; its detached controller goes on supervising."""
 ACTING = {"rollback", "promote", "promote_full", "pause", "resume", "sign_off", "kill_flags", "inject"}
 LOG_STYLES = {ev.RollbackStarted: "bold red", ev.RollbackFailed: "bold red", ev.RolledBack: "bold red", ev.Paused: "yellow", ev.Completed: "bold green", ev.PreflightFailed: "bold red", ev.ErrorRaised: "red"}
 FAULTS = {
@@ -100,6 +104,8 @@ class BrahmaApp(FlagEditing, App[int]):
         self.keymap: dict[str, str] = {}
         """Binding id → keys, the overrides make_app applied (the rollback bar and status line name them)."""
         self.exit_code = EXIT_QUIT_UNFINISHED
+        self._leaving = False
+        """The terminal is gone and the console is on its way out."""
         self.title = f"Brahma · {self.plan.name}"
         self._fit_subtitle(80)
 
@@ -142,9 +148,23 @@ class BrahmaApp(FlagEditing, App[int]):
             self.controller.on_notice(self._on_connection_notice)
         self.run_controller()
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
+        watch_terminal(self, self.terminal_gone)
         self.refresh_view()
         self.refresh_flags()
         self.query_one(MetricTable).focus()
+
+    def terminal_gone(self, why: str) -> None:
+        """Nobody can see this console: a detached controller is only left (it goes on supervising); the
+        controller in here stops with it, saying so in its journal, and the report is written."""
+        if self._leaving:
+            return
+        self._leaving = True
+        state = self.controller.state
+        if not self.detached and state.started and not state.finished:
+            self.controller.emit(ev.ErrorRaised(self.controller.now(), where="console", message=(
+                f"the console's terminal is gone ({why}): the controller inside it stops with it and traffic stays where it "
+                "is; run the same command again to resume from the journal")))
+        self.shut_down()
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit_subtitle(event.size.width)
@@ -176,7 +196,8 @@ class BrahmaApp(FlagEditing, App[int]):
                 if values.get("canary") is not None:
                     self._last_seen[metric] = now
             return
-        line = describe(event)
+        # This console's own coming and going (and its session with a controller that died) the connection's notices tell.
+        line = None if isinstance(event, ev.ConsoleEvent) and event.actor == self.actor else describe(event)
         if line is not None:
             self.log_line(Text(f"{rollout_clock(event.t):>6} {line}", style=LOG_STYLES.get(type(event), "")))
         if isinstance(event, ev.FlagChanged):
@@ -463,7 +484,7 @@ class BrahmaApp(FlagEditing, App[int]):
         state = self.controller.state
         # A rollback stopped here is left unverified (exit 5); a detached controller goes on with it.
         ended = state.finished or (state.phase == "rolling_back" and not self.detached)
-        self.exit(self.controller.exit_code if ended else EXIT_QUIT_UNFINISHED)
+        self.exit(self.controller.exit_code if ended else EXIT_DETACHED if self.detached else EXIT_QUIT_UNFINISHED)
 
 
 def make_app(rollout: Rollout, *, read_only: bool = False, demo: bool = False, keymap: dict[str, str] | None = None, actor: str | None = None) -> BrahmaApp:

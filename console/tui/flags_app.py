@@ -16,6 +16,7 @@ from console.flags.errors import FlagError
 from console.flags.model import FlagChange
 from console.flags.store import FlagStore
 from console.tui.flag_editing import FlagEditing, flag_rows
+from console.tui.terminal_watch import watch_terminal
 from widgets.confirm_screen import ConfirmScreen
 from widgets.flag_panel import FlagPanel
 
@@ -48,6 +49,7 @@ class FlagEditorApp(FlagEditing, App[int]):
         self.refresh_flags()
         self.set_interval(RELOAD_S, self.refresh_flags)
         self.query_one(FlagPanel).focus()
+        watch_terminal(self, lambda why: self.exit(0))  # nobody sees it: what it wrote is in the file and journaled
 
     def refresh_flags(self) -> None:
         try:

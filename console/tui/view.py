@@ -11,7 +11,7 @@ from console.metrics.base import TrackValues
 from console.narrate import rollout_clock
 from console.plan.checks import Check
 from console.plan.model import RolloutPlan, Stage
-from console.units import FRACTION_METRICS, LATENCY_METRICS, format_metric_value
+from console.units import LATENCY_METRICS, format_metric_value, shown_as_percent
 from widgets.chart_screen import ChartData, Limit
 from widgets.checklist import ChecklistItem
 from widgets.metric_table import MetricRow
@@ -149,13 +149,14 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
         history = state.history.get(metric, ())
         canary, stable = (history[-1][1], history[-1][2]) if history else (None, None)
         checks = _limit_checks(plan, state, metric)
-        limits = _limits(metric, LABELS.get(metric, metric), checks)
+        percent = shown_as_percent(metric, plan.metrics.units)
+        limits = _limits(metric, LABELS.get(metric, metric), checks, percent)
         trend = tuple(h[1] for h in history)
         if not history:
             rows.append(MetricRow(metric, LABELS.get(metric, metric), (), "—", "—", verdict="idle", **limits))
             continue
         if canary is None:
-            rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, "no data", table_value(metric, stable), verdict="nodata", **limits))
+            rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, "no data", table_value(metric, stable, percent), verdict="nodata", **limits))
             continue
         verdict = "pass"
         for kind, check in checks:
@@ -166,11 +167,11 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
                 verdict = "warn"
             elif kind == "warning" and holds and verdict == "pass":
                 verdict = "warn"
-        rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, table_value(metric, canary), table_value(metric, stable), verdict=verdict, **limits))
+        rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, table_value(metric, canary, percent), table_value(metric, stable, percent), verdict=verdict, **limits))
     return rows
 
 
-def _limits(metric: str, label: str, checks: list[tuple[str, Check]]) -> dict:
+def _limits(metric: str, label: str, checks: list[tuple[str, Check]], percent: bool) -> dict:
     """A row's limits, the pass condition apart from what acts: its cells, the line under the table
     (what acts first, the goal last: a narrow line cuts what the table shows anyway), and the band
     its trend is drawn in."""
@@ -184,10 +185,10 @@ def _limits(metric: str, label: str, checks: list[tuple[str, Check]]) -> dict:
 
     parts = (("pauses", said(kinds["warning"])), ("rolls back", said(kinds["critical"])), ("must", " and ".join(map(compact_limit, kinds["criterion"]))))
     detail = f"{label}: " + (" · ".join(f"{what} {limits}" for what, limits in parts if limits) or "no limit in this stage")
-    return {"must": cell(kinds["criterion"]), "pauses": cell(kinds["warning"]), "rolls_back": cell(kinds["critical"]), "detail": detail, "band": trend_band(metric, checks)}
+    return {"must": cell(kinds["criterion"]), "pauses": cell(kinds["warning"]), "rolls_back": cell(kinds["critical"]), "detail": detail, "band": trend_band(checks, percent)}
 
 
-def trend_band(metric: str, checks: list[tuple[str, Check]]) -> tuple[float, float] | None:
+def trend_band(checks: list[tuple[str, Check]], percent: bool) -> tuple[float, float] | None:
     """The band a metric's trend is drawn in, set by its limits, so noise far inside them draws flat:
     from zero to the first bound the canary must stay under (0.01% against "< 1%" draws at the
     bottom), or centred on the bound it must stay over. None when it has no absolute limit."""
@@ -198,16 +199,16 @@ def trend_band(metric: str, checks: list[tuple[str, Check]]) -> tuple[float, flo
         return 0.0, min(uppers)
     if lowers:
         floor = max(lowers)
-        ceiling = 1.0 if metric in FRACTION_METRICS and floor < 1 else 2 * floor
+        ceiling = 1.0 if percent and floor < 1 else 2 * floor
         return 2 * floor - ceiling, ceiling
     return None
 
 
-def table_value(metric: str, value: float | None) -> str:
+def table_value(metric: str, value: float | None, percent: bool) -> str:
     """A value as the table shows it: two significant digits under 1% (0.0097%), so it fits 80 columns."""
-    if value is not None and metric in FRACTION_METRICS and 0 < value * 100 < 1:
+    if value is not None and percent and 0 < value * 100 < 1:
         return f"{value * 100:.2g}%"
-    return format_metric_value(metric, value)
+    return format_metric_value(metric, value, percent)
 
 
 COMPACT_OPERATORS = {"<=": "≤", ">=": "≥"}
@@ -218,7 +219,7 @@ def compact_limit(check: Check) -> str:
     op = COMPACT_OPERATORS.get(check.op, check.op)
     if check.relative:
         return f"{op}{check.value:g}×st"
-    return f"{op}{format_metric_value(check.metric, check.value)}"
+    return f"{op}{format_metric_value(check.metric, check.value, check.percent)}"
 
 
 def source_status(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, datetime]) -> str:
@@ -248,17 +249,18 @@ def checklist(plan: RolloutPlan, state: RolloutState) -> list[ChecklistItem]:
     return items
 
 
-def unit_of(metric: str) -> str:
+def unit_of(metric: str, percent: bool) -> str:
     if metric in LATENCY_METRICS:
         return "ms"
-    if metric in FRACTION_METRICS:
+    if percent:
         return "%"
     return "value"
 
 
 def chart_data(plan: RolloutPlan, state: RolloutState, metric: str, backfill: list[tuple[float, TrackValues]] = ()) -> ChartData:
     """Canary and stable over time (percent for fractions), the limits as lines."""
-    scale = 100.0 if metric in FRACTION_METRICS else 1.0
+    percent = shown_as_percent(metric, plan.metrics.units)
+    scale = 100.0 if percent else 1.0
     points = {t: TrackValues(v.canary, v.stable) for t, v in backfill}
     points.update({t: TrackValues(c, s) for t, c, s in state.history.get(metric, ())})
     times = sorted(points)
@@ -274,7 +276,7 @@ def chart_data(plan: RolloutPlan, state: RolloutState, metric: str, backfill: li
     )
     return ChartData(
         metric,
-        unit_of(metric),
+        unit_of(metric, percent),
         tuple(t / 60 for t in times),
         tuple(scaled(points[t].canary) for t in times),
         tuple(scaled(points[t].stable) for t in times),

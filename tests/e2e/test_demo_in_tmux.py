@@ -58,3 +58,41 @@ def test_a_percentage_typed_in_one_burst_is_set_whole(tmp_path):
     changes = [e for e in read_events(journal) if isinstance(e, ev.FlagChanged) and e.reason == "flag editor"]
     assert [(c.old["percentage"], c.new["percentage"]) for c in changes] == [(0, 40), (40, 30)]
     assert not changes[-1].new["enabled"]
+
+
+def test_make_demo_ends_well_after_the_demo_rolled_back_and_says_where_the_runbook_is(tmp_path):
+    """The demo's rollback made `brahma demo` exit 3, and `make demo` ended with a make error."""
+    from pathlib import Path
+
+    venv = Path(sys.executable).parent.parent  # the Makefile's own demo recipe, on this interpreter's venv
+    shell = f"make -s -C {ROOT} demo VENV={venv} STAMP=; echo \"make exited $?\"; sleep 30"
+    with TmuxTerminal(["sh", "-c", shell], 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"}) as terminal:
+        terminal.wait_for("RUNNING · new 5%")
+        terminal.press("e")
+        terminal.wait_for("ROLLED BACK", timeout_s=30)
+        terminal.press("q")
+        screen = terminal.wait_for("make exited", timeout_s=15)
+    assert "make exited 0" in screen and "Error" not in screen
+    assert "brahma: the runbook: /" in screen and "checkout-2.4.1.md" in screen
+
+
+def test_q_leaves_an_attached_console_with_exit_0_and_says_where_the_runbook_will_be(tmp_path):
+    from console.supervisor.client import SupervisorClient
+    from console.supervisor.files import RolloutFiles, lock_holder
+    from tests.e2e.supervisor_support import ROLLOUT, wait_until_gone
+
+    run = f"{sys.executable} -m console.cli run sample_configs/canary.yaml --state-dir {tmp_path} --speed 60; echo \"brahma exited $?\"; sleep 30"
+    files = RolloutFiles(tmp_path, ROLLOUT)
+    try:
+        with TmuxTerminal(["sh", "-c", run], 240, 24, cwd=ROOT, env={"TERM": "xterm-256color"}) as terminal:  # wide: no line is wrapped
+            terminal.wait_for("RUNNING · new 5%", timeout_s=20)
+            terminal.press("q")
+            screen = terminal.wait_for("brahma exited", timeout_s=15)
+        assert "brahma exited 0" in screen
+        assert f"the runbook is written to {files.journal.with_suffix('.md')} when the rollout ends" in screen
+    finally:
+        controller = lock_holder(files)
+        if controller is not None:
+            with SupervisorClient(files.socket) as client:
+                assert client.command("rollback", "tester@host")["ok"]
+            assert wait_until_gone(controller)

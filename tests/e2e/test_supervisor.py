@@ -56,6 +56,16 @@ def stop(state_dir, pid: int) -> None:
     assert wait_until_gone(pid)
 
 
+def roll_back_and_quit(console) -> None:
+    """The rollback key, confirmed, seen through on the console's screen; then q."""
+    console.press("C-r")
+    console.wait_for("Roll back (Enter / y)")
+    console.press("y")
+    console.wait_for("ROLLED BACK", timeout_s=20)
+    console.press("q")
+    assert console.wait_closed()
+
+
 @pytest.mark.parametrize("drop", ["kill-session", "sighup"])
 def test_the_controller_rolls_back_on_its_own_after_the_console_is_dropped(tmp_path, drop):
     fault_to_rollback_s = ssh_drop_then_fault(tmp_path, drop)
@@ -133,12 +143,7 @@ def test_two_consoles_of_the_same_release_share_one_controller_and_both_act(tmp_
             first.wait_for("PAUSED", timeout_s=10)  # the command of one console, seen on the other
             second.press("q")
             assert second.wait_closed()
-        first.press("C-r")
-        first.wait_for("Roll back (Enter / y)")
-        first.press("y")
-        first.wait_for("ROLLED BACK", timeout_s=10)
-        first.press("q")
-        assert first.wait_closed()
+        roll_back_and_quit(first)
     assert wait_until_gone(pid), "finished, and its last console gone: the controller leaves"
     events = journal_events(tmp_path)
     assert sum(isinstance(e, ev.RolloutStarted) for e in events) == 1
@@ -310,3 +315,71 @@ async def test_a_finished_release_is_undone_from_a_console_after_its_controller_
     assert rollback.trigger == "operator" and "oncall@laptop" in rollback.reason
     changes = json.loads(files.journal.with_suffix(".sim.json").read_text())["changes"]
     assert changes[-1]["op"] == "rollback", "the simulated cluster is back on stable"
+
+
+def test_a_pause_its_last_console_left_rolls_back_after_pause_timeout_and_the_journal_says_who_left(tmp_path):
+    """A controller started by a console stayed paused 40+ minutes once its console had left (pause_timeout 15m)."""
+    from tests.conftest import SAMPLES
+    from tests.e2e.tmux_terminal import TmuxTerminal
+
+    plan = tmp_path / "canary.yaml"
+    plan.write_text((SAMPLES / "canary.yaml").read_text().replace("pause_timeout: 15m", "pause_timeout: 2m", 1))
+    console = TmuxTerminal([sys.executable, "-m", "console.cli", "run", str(plan), "--state-dir", str(tmp_path), "--speed", FAST_SPEED], 100, 24, cwd=ROOT)
+    try:
+        console.wait_for("stage 1 started", timeout_s=15)
+        console.press("space")
+        console.wait_for("PAUSED", timeout_s=10)
+        console.press("q")
+        assert console.wait_closed()
+    finally:
+        console.close()
+    rollback = wait_for_event(tmp_path, lambda e: isinstance(e, ev.RollbackStarted), timeout_s=20)  # 2m at 120x: 1 s
+    events = journal_events(tmp_path)
+    [left] = [e for e in events if isinstance(e, ev.ConsoleDetached)]
+    assert [e.actor for e in events if isinstance(e, ev.ConsoleAttached)] == [left.actor] and left.consoles == 0
+    assert rollback.reason.startswith("paused 2m with no decision and nobody attached to decide: paused by ")
+    assert left.t + 120 - 1e-6 <= rollback.t < left.t + 150, "counted from when the console left, not from the pause"
+
+
+def test_a_finished_headless_run_is_opened_by_attach_and_its_rollback_key_undoes_it(tmp_path):
+    """`brahma attach RELEASE` of a headless run refused: it had no launch record."""
+    from tests.e2e.tmux_terminal import TmuxTerminal
+
+    done = brahma("run", "sample_configs/canary.yaml", "--headless", "--fast", "--state-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    attach = [sys.executable, "-m", "console.cli", "attach", "--state-dir", str(tmp_path)]  # no name: the only rollout there
+    with TmuxTerminal(attach, 80, 24, cwd=ROOT) as console:
+        console.wait_for("COMPLETE", timeout_s=15)
+        roll_back_and_quit(console)
+    events = journal_events(tmp_path)
+    assert [e.name for e in events if isinstance(e, (ev.Completed, ev.RollbackStarted, ev.RolledBack))] == ["completed", "rollback_started", "rolled_back"]
+    assert next(e for e in events if isinstance(e, ev.RollbackStarted)).trigger == "operator"
+    changes = json.loads(RolloutFiles(tmp_path, ROLLOUT).journal.with_suffix(".sim.json").read_text())["changes"]
+    assert changes[-1]["op"] == "rollback", "the simulated cluster is back on stable"
+
+
+def test_attach_says_plainly_why_it_cannot_open_a_console_and_what_to_run(tmp_path):
+    run = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "sample_configs/canary.yaml", "--headless", "--state-dir", str(tmp_path)],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "stage 1 started" in run.stdout.readline() + run.stdout.readline() + run.stdout.readline() + run.stdout.readline()
+        live = brahma("attach", ROLLOUT, "--state-dir", str(tmp_path))
+        assert live.returncode == 2 and live.stderr.startswith(f"brahma: {ROLLOUT} is supervised by pid {run.pid}, which serves no console (a --headless run")
+        assert "once it has ended, brahma attach opens the console on it and can undo it" in live.stderr
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=30)
+    RolloutFiles(tmp_path, ROLLOUT).launch.unlink()  # as a journal from before runs recorded their launch
+    old = brahma("attach", ROLLOUT, "--state-dir", str(tmp_path))
+    assert old.returncode == 2 and f"read it with brahma attach {ROLLOUT} --headless" in old.stderr and "Traceback" not in old.stderr
+
+
+def test_attach_with_no_name_lists_the_rollouts_when_there_is_not_exactly_one(tmp_path):
+    nothing = brahma("attach", "--state-dir", str(tmp_path / "empty"))
+    assert nothing.returncode == 2 and "no rollout to attach to in" in nothing.stderr
+    for plan in ("canary.yaml", "blue-green.yaml"):
+        assert brahma("run", f"sample_configs/{plan}", "--headless", "--fast", "--state-dir", str(tmp_path)).returncode == 0
+    several = brahma("attach", "--state-dir", str(tmp_path))
+    assert several.returncode == 2
+    assert several.stdout.splitlines()[0].startswith("ROLLOUT") and len(several.stdout.splitlines()) == 3, several.stdout
+    assert f"name the rollout to attach to in {tmp_path}: brahma attach NAME --state-dir {tmp_path}" in several.stderr

@@ -8,6 +8,7 @@ import pytest
 from console.controller.state import RolloutState
 from console.plan import load_plan
 from console.tui import view
+from console.units import shown_as_percent
 from tests.conftest import SAMPLES
 from tests.tui.console_fixtures import console_app, settle
 from widgets.sparkline_text import sparkline
@@ -64,7 +65,7 @@ def test_a_trend_band_comes_from_the_limits():
     state = RolloutState(stage=0)
 
     def band(metric):
-        return view.trend_band(metric, view._limit_checks(plan, state, metric))
+        return view.trend_band(view._limit_checks(plan, state, metric), shown_as_percent(metric, plan.metrics.units))
 
     assert band("error_rate") == (0.0, 0.005), "up to the first bound it must stay under: the 0.5% that pauses"
     assert band("latency_p99") == (0.0, 500.0)
@@ -77,3 +78,13 @@ def test_sparkline_within_a_band_clamps_and_without_one_starts_at_zero():
     assert sparkline([0.0001, 0.0002, 0.00015, 0.02], 4, (0.0, 0.01)) == "▁▁▁█"
     assert sparkline([40, 41, 39], 3) == "███", "39-41ms is flat, not the full range"
     assert sparkline([1.0, None, 0.5], 3, (0.0, 1.0)) == "█·▅"
+
+
+async def test_a_business_metric_declared_a_percentage_reads_as_one(tmp_path):
+    plan = load_plan(SAMPLES / "payments.yaml")
+    app = console_app(plan, tmp_path, scenario=str(SAMPLES / "scenarios" / "payments-dip.yaml"), stop_at=300)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 300)
+        payments = cells(app.query_one("#metrics"), "payment_success_rate")
+        assert (payments["canary"], payments["stable"], payments["must"]) == ("99.4%", "99.5%", ">98%")
+        assert "<95%" in (payments.get("rolls_back") or payments["trigger"]), "its trigger as written"
