@@ -43,7 +43,7 @@ from console.controller import events as ev  # noqa: E402
 from console.plan import load_plan  # noqa: E402
 from console.plan.model import RolloutPlan  # noqa: E402
 from console.runner import RunOptions, build_rollout, close_rollout  # noqa: E402
-from tests.prometheus_server import (  # noqa: E402
+from testbed.prometheus_server import (  # noqa: E402
     SCRAPE_INTERVAL_S,
     DemoStack,
     RolloutEvents,

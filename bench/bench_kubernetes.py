@@ -1,6 +1,6 @@
 """BENCH rollback latency per strategy, and the Kubernetes requests a stage transition and a sample cost.
 
-Against the Kubernetes API emulator (tests/kube_emulator, in this process, no step delay), with the
+Against the Kubernetes API emulator (testbed/kube_emulator, in this process, no step delay), with the
 sample plans and manifests (sample_configs/kubernetes*):
 
 - rollback_latency_<strategy>_s: the median, over several runs, of the rollback's duration as the
@@ -39,9 +39,9 @@ from console.controller import events as ev  # noqa: E402
 from console.controller.controller import ControllerOptions  # noqa: E402
 from console.plan import load_plan  # noqa: E402
 from console.targets.kubernetes import KubernetesTarget  # noqa: E402
-from tests.conftest import SAMPLES  # noqa: E402
-from tests.e2e.kubernetes_support import deployments, event, image, kube_rollout  # noqa: E402
-from tests.kube_emulator import KubeEmulator  # noqa: E402
+from testbed import SAMPLES  # noqa: E402
+from testbed.kubernetes_support import deployments, event, image, kube_rollout  # noqa: E402
+from testbed.kube_emulator import KubeEmulator  # noqa: E402
 
 RUNS = 7
 SAMPLES_MEASURED = 10

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from console.metrics.prometheus import BUILTIN_METRICS, PrometheusSource  # noqa: E402
 from console.plan.model import PrometheusSpec  # noqa: E402
-from tests.prometheus_server import prometheus_missing, prometheus_required, running_demo_stack  # noqa: E402
+from testbed.prometheus_server import prometheus_missing, prometheus_required, running_demo_stack  # noqa: E402
 
 WARMUP_SAMPLES = 5
 MEASURED_SAMPLES = 50

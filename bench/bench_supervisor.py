@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.supervisor_support import flood_during_fault, ssh_drop_then_fault  # noqa: E402
+from testbed.supervisor_support import flood_during_fault, ssh_drop_then_fault  # noqa: E402
 
 DAY_S = 86_400
 HOLD_BEFORE_END_S = 30

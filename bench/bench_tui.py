@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.tmux_terminal import TmuxTerminal  # noqa: E402
+from testbed.tmux_terminal import TmuxTerminal  # noqa: E402
 
 PLAN = ROOT / "sample_configs" / "canary.yaml"
 SPEED = 10

@@ -15,9 +15,7 @@ from console.preflight.checks import CHECKS
 from console.sim.metrics import SimMetricSource
 from console.sim.scenario import load_scenario
 from console.sim.target import SimTarget
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_configs"
+from testbed import ROOT, SAMPLES
 
 
 @pytest.fixture
@@ -83,6 +81,6 @@ def held_checks(monkeypatch) -> HeldChecks:
 
 
 # Real servers the end-to-end tests start and stop themselves.
-from tests.kube_emulator.fixtures import kube_emulator  # noqa: E402,F401
-from tests.prometheus_server import demo_service, demo_stack, prometheus_server  # noqa: E402,F401
+from testbed.kube_emulator.fixtures import kube_emulator  # noqa: E402,F401
+from testbed.prometheus_server import demo_service, demo_stack, prometheus_server  # noqa: E402,F401
 from tests.served_controller import served  # noqa: E402,F401

@@ -19,7 +19,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import MaxRetryError
 
-from tests.kube_emulator import KubeEmulator
+from testbed.kube_emulator import KubeEmulator
 
 
 KUBECTL = shutil.which("kubectl")
@@ -856,7 +856,7 @@ def test_stop_and_start_cut_the_api_and_bring_it_back(kube_emulator: KubeEmulato
 def test_the_command_prints_its_url_and_writes_a_kubeconfig(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.kube_emulator", "--kubeconfig", str(kubeconfig)],
+        [sys.executable, "-m", "testbed.kube_emulator", "--kubeconfig", str(kubeconfig)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

@@ -31,7 +31,7 @@ from console.targets.kube_objects import (
 )
 from console.targets.kubernetes import KubernetesTarget
 from tests.conftest import SAMPLES, plan_from
-from tests.kube_emulator import KubeEmulator
+from testbed.kube_emulator import KubeEmulator
 
 NEW_CHECKOUT = "registry.example.com/checkout:2.4.1"
 

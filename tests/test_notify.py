@@ -18,7 +18,7 @@ from console.controller import events as ev
 from console.controller.journal import read_events
 from console.runner import RunOptions, build_rollout, close_rollout
 from tests.conftest import ROOT, plan_from
-from tests.prometheus_server import free_port
+from testbed.prometheus_server import free_port
 
 
 @dataclass

@@ -459,7 +459,7 @@ def test_an_older_journal_still_makes_a_runbook(runs, tmp_path):
     ],
 )
 async def test_the_kubectl_commands_of_a_completed_release_undo_it_on_the_cluster(kube_emulator, tmp_path, manifest, plan_file, undone):
-    from tests.e2e.kubernetes_support import apply_sample, deployments, image, kube_rollout, kubectl
+    from testbed.kubernetes_support import apply_sample, deployments, image, kube_rollout, kubectl
 
     apply_sample(kube_emulator, manifest)
     rollout = kube_rollout(kube_emulator, tmp_path, plan_file)
@@ -479,7 +479,7 @@ async def test_the_kubectl_commands_of_a_completed_release_undo_it_on_the_cluste
 
 
 async def test_a_rolled_back_release_on_a_cluster_says_what_brahmas_rollback_did(kube_emulator, tmp_path):
-    from tests.e2e.kubernetes_support import apply_sample, kube_rollout
+    from testbed.kubernetes_support import apply_sample, kube_rollout
 
     apply_sample(kube_emulator, "rolling.yaml")
     rollout = kube_rollout(kube_emulator, tmp_path, "kubernetes-rolling.yaml", scenario="error-spike")

@@ -7,7 +7,7 @@ import sys
 from console.controller import events as ev
 from console.controller.journal import read_events
 from tests.conftest import ROOT
-from tests.e2e.tmux_terminal import TmuxTerminal
+from testbed.tmux_terminal import TmuxTerminal
 
 
 def demo(state_dir) -> TmuxTerminal:
@@ -79,7 +79,7 @@ def test_make_demo_ends_well_after_the_demo_rolled_back_and_says_where_the_runbo
 def test_q_leaves_an_attached_console_with_exit_0_and_says_where_the_runbook_will_be(tmp_path):
     from console.supervisor.client import SupervisorClient
     from console.supervisor.files import RolloutFiles, lock_holder
-    from tests.e2e.supervisor_support import ROLLOUT, wait_until_gone
+    from testbed.supervisor_support import ROLLOUT, wait_until_gone
 
     run = f"{sys.executable} -m console.cli run sample_configs/canary.yaml --state-dir {tmp_path} --speed 60; echo \"brahma exited $?\"; sleep 30"
     files = RolloutFiles(tmp_path, ROLLOUT)

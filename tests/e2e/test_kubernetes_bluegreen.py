@@ -8,7 +8,7 @@ import pytest
 
 from console.controller import events as ev
 from console.controller.controller import ControllerOptions
-from tests.e2e.kubernetes_support import (
+from testbed.kubernetes_support import (
     OPERATOR,
     ROLLBACK_BUDGET_S,
     api_gone_then_back,
@@ -22,7 +22,7 @@ from tests.e2e.kubernetes_support import (
     prepared_target,
     requests_answered,
 )
-from tests.kube_emulator import KubeEmulator
+from testbed.kube_emulator import KubeEmulator
 
 PLAN = "kubernetes-blue-green.yaml"
 OLD = "registry.example.com/billing:2.9.4"

@@ -15,7 +15,7 @@ from console.controller import events as ev
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
 from console.controller.rollback_pacing import MAX_RETRY_S
-from tests.e2e.kubernetes_support import (
+from testbed.kubernetes_support import (
     OPERATOR,
     ROLLBACK_BUDGET_S,
     api_gone_then_back,
@@ -29,7 +29,7 @@ from tests.e2e.kubernetes_support import (
     prepared_target,
     requests_answered,
 )
-from tests.kube_emulator import KubeEmulator
+from testbed.kube_emulator import KubeEmulator
 
 OLD = "registry.example.com/checkout:2.4.0"
 NEW = "registry.example.com/checkout:2.4.1"

@@ -8,7 +8,7 @@ import pytest
 
 from console.controller import events as ev
 from console.controller.controller import ControllerOptions
-from tests.e2e.kubernetes_support import (
+from testbed.kubernetes_support import (
     OPERATOR,
     ROLLBACK_BUDGET_S,
     apply_sample,
@@ -20,7 +20,7 @@ from tests.e2e.kubernetes_support import (
     prepared_target,
     requests_answered,
 )
-from tests.kube_emulator import KubeEmulator
+from testbed.kube_emulator import KubeEmulator
 
 PLAN = "kubernetes-rolling.yaml"
 OLD = "registry.example.com/search:1.8.2"

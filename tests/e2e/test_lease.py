@@ -28,8 +28,8 @@ from console.targets.kube_lease import LEASE_DURATION_S, LeaseHeld, RolloutLease
 from console.targets.base import TargetError
 from console.targets.kube_api import LEASES, KubeApi, load_api_client
 from tests.conftest import ROOT, SAMPLES
-from tests.e2e.kubernetes_support import apply_sample, event, kube_rollout, kubectl, kubectl_json, requests_answered
-from tests.kube_emulator import KubeEmulator
+from testbed.kubernetes_support import apply_sample, event, kube_rollout, kubectl, kubectl_json, requests_answered
+from testbed.kube_emulator import KubeEmulator
 
 ROLLOUT = "checkout-2.4.1"
 """The release of sample_configs/kubernetes-canary.yaml, in namespace default."""

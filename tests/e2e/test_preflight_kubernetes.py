@@ -12,7 +12,7 @@ import pytest
 from console.plan.model import PreflightSpec
 from console.preflight import CheckResult, Gate, PreflightContext
 from tests.conftest import plan_from
-from tests.kube_emulator import CONTEXT, KubeEmulator
+from testbed.kube_emulator import CONTEXT, KubeEmulator
 
 PLAN = "app: checkout\nimage: r/checkout:2.4.1\ntarget: {kind: kubernetes, namespace: default}\n"
 

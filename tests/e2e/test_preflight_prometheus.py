@@ -5,7 +5,7 @@ from __future__ import annotations
 from console.plan.model import PreflightSpec
 from console.preflight import CheckResult, Gate, PreflightContext
 from tests.conftest import plan_from
-from tests.prometheus_server import DemoStack, free_port
+from testbed.prometheus_server import DemoStack, free_port
 
 ERROR_RATIO = '(sum(rate(http_requests_total{{matchers},code=~"5.."}[{window}])) or vector(0)) / sum(rate(http_requests_total{{matchers}}[{window}]))'
 

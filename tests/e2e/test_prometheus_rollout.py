@@ -18,7 +18,7 @@ from console.controller import events as ev
 from console.plan import load_plan
 from console.runner import RunOptions, build_rollout, close_rollout
 from tests.conftest import ROOT, SAMPLES
-from tests.prometheus_server import (
+from testbed.prometheus_server import (
     DemoStack,
     RolloutEvents,
     is_healthy_sample,

@@ -11,7 +11,7 @@ import pytest
 from console.metrics.base import Sample
 from console.metrics.prometheus import BUILTIN_METRICS, PrometheusSource
 from console.plan.model import PrometheusSpec
-from tests.prometheus_server import DemoStack, free_port, wait_for_demo_rates
+from testbed.prometheus_server import DemoStack, free_port, wait_for_demo_rates
 
 APP = "checkout"
 SAMPLE_WINDOW_S = 1.0

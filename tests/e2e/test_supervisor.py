@@ -27,9 +27,9 @@ from console.supervisor.files import RolloutFiles, lock_holder
 from console.supervisor.remote import RemoteController
 from tests.conftest import ROOT
 from tests.served_controller import until
-from tests.e2e.socket_flood import FLOOD_ACTOR
+from testbed.socket_flood import FLOOD_ACTOR
 from tests.test_prometheus_parsing import CannedPrometheus, ok
-from tests.e2e.supervisor_support import (
+from testbed.supervisor_support import (
     FLOOD_INTERVAL_S, ROLLOUT, brahma, console_in_tmux, flood_during_fault, journal_events, ssh_drop_then_fault, supervise_detached,
     wait_for_event, wait_until_gone,
 )
@@ -320,7 +320,7 @@ async def test_a_finished_release_is_undone_from_a_console_after_its_controller_
 def test_a_pause_its_last_console_left_rolls_back_after_pause_timeout_and_the_journal_says_who_left(tmp_path):
     """A controller started by a console stayed paused 40+ minutes once its console had left (pause_timeout 15m)."""
     from tests.conftest import SAMPLES
-    from tests.e2e.tmux_terminal import TmuxTerminal
+    from testbed.tmux_terminal import TmuxTerminal
 
     plan = tmp_path / "canary.yaml"
     plan.write_text((SAMPLES / "canary.yaml").read_text().replace("pause_timeout: 15m", "pause_timeout: 2m", 1))
@@ -343,7 +343,7 @@ def test_a_pause_its_last_console_left_rolls_back_after_pause_timeout_and_the_jo
 
 def test_a_finished_headless_run_is_opened_by_attach_and_its_rollback_key_undoes_it(tmp_path):
     """`brahma attach RELEASE` of a headless run refused: it had no launch record."""
-    from tests.e2e.tmux_terminal import TmuxTerminal
+    from testbed.tmux_terminal import TmuxTerminal
 
     done = brahma("run", "sample_configs/canary.yaml", "--headless", "--fast", "--state-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr

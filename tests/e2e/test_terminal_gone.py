@@ -18,8 +18,8 @@ from console.controller.journal import read_events
 from console.supervisor.files import RolloutFiles, lock_holder
 from tests.conftest import ROOT
 from console.supervisor.client import SupervisorClient
-from tests.e2e.supervisor_support import ROLLOUT, wait_for_event, wait_until_gone
-from tests.e2e.tmux_terminal import TmuxTerminal
+from testbed.supervisor_support import ROLLOUT, wait_for_event, wait_until_gone
+from testbed.tmux_terminal import TmuxTerminal
 
 GONE_WITHIN_S = 3.0
 """The console leaves in about a second; the rest is room for a busy machine."""

@@ -28,8 +28,8 @@ from console.plan import load_plan
 from console.sim.metrics import SimMetricSource
 from console.sim.scenario import load_scenario
 from console.targets.kubernetes import KubernetesTarget
-from tests.conftest import SAMPLES
-from tests.kube_emulator import KubeEmulator
+from testbed import SAMPLES
+from testbed.kube_emulator import KubeEmulator
 
 KUBECTL = shutil.which("kubectl") or "kubectl"
 KUBECTL_TIMEOUT_S = 60

@@ -1,11 +1,11 @@
 """A Kubernetes API server emulator for tests: kubectl and the kubernetes client work against it.
 
-    from tests.kube_emulator import KubeEmulator
+    from testbed.kube_emulator import KubeEmulator
 
     with KubeEmulator() as kube:
         ...  # kube.url, kube.kubeconfig_path, kube.store, kube.fail(...), kube.deny(...)
 
-or as a command: `python -m tests.kube_emulator --kubeconfig PATH [--port N]`.
+or as a command: `python -m testbed.kube_emulator --kubeconfig PATH [--port N]`.
 """
 
 from .emulator import CONTEXT, DEFAULT_TOKEN, KubeEmulator

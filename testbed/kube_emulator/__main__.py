@@ -1,4 +1,4 @@
-"""`python -m tests.kube_emulator --kubeconfig PATH [--port N]`: serve until interrupted.
+"""`python -m testbed.kube_emulator --kubeconfig PATH [--port N]`: serve until interrupted.
 
 Prints the server's URL on stdout once it is ready, and writes a kubeconfig to PATH first.
 """
@@ -13,7 +13,7 @@ from .emulator import DEFAULT_TOKEN, KubeEmulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.kube_emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testbed.kube_emulator", description=__doc__)
     parser.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig (context: emulator)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the bearer token the server accepts")

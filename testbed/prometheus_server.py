@@ -3,7 +3,7 @@
 `PrometheusServer` runs the `prometheus` binary (Debian: `apt-get install prometheus`) on
 127.0.0.1 with a free port, a scratch storage dir and 1 s scrapes of a static target list; it can
 be killed and started again on the same port and data. `DemoServiceProcess` runs
-`python -m console.metrics.demo_service`. `running_demo_stack` wires the two and returns once
+`python -m testbed.demo_service`. `running_demo_stack` wires the two and returns once
 both tracks' rates are queryable.
 
 Fixtures (import them into a conftest): `prometheus_server` and `demo_service` are factories whose
@@ -38,8 +38,8 @@ import pytest
 from console.controller import events as ev
 from console.controller.controller import Controller
 from console.metrics.prometheus import RATE_WINDOW_SCRAPES
+from testbed import ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
 SCRAPE_INTERVAL_S = 1.0
 STARTUP_TIMEOUT_S = 30.0
@@ -197,7 +197,7 @@ class PrometheusServer:
 
 
 class DemoServiceProcess:
-    """`python -m console.metrics.demo_service` on a given port, with its fault knobs as methods."""
+    """`python -m testbed.demo_service` on a given port, with its fault knobs as methods."""
 
     def __init__(self, app: str = "checkout", port: int | None = None, extra_args: Sequence[str] = ()) -> None:
         self.app = app
@@ -210,9 +210,9 @@ class DemoServiceProcess:
     def start(self) -> None:
         """Start and wait for the line that says it serves."""
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "console.metrics.demo_service", "--port", str(self.port), "--app", self.app]
+            [sys.executable, "-m", "testbed.demo_service", "--port", str(self.port), "--app", self.app]
             + self._extra_args,
-            cwd=PROJECT_ROOT,
+            cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -1,4 +1,4 @@
-"""A flood on a controller's socket, run as a process of its own: `python -m tests.e2e.socket_flood SOCKET SECONDS`.
+"""A flood on a controller's socket, run as a process of its own: `python -m testbed.socket_flood SOCKET SECONDS`.
 
 Many connections held open, big `flags` requests claiming changes no flag file has, and junk lines
 (not JSON, JSON that is not a request, numbers no int or float holds, lines over any limit), all at

@@ -16,8 +16,8 @@ from typing import Callable
 from console.controller import events as ev
 from console.controller.journal import read_events
 from console.supervisor.files import RolloutFiles, lock_holder
-from tests.conftest import ROOT, SAMPLES
-from tests.e2e.tmux_terminal import TmuxTerminal
+from testbed import ROOT, SAMPLES
+from testbed.tmux_terminal import TmuxTerminal
 
 CANARY = SAMPLES / "canary.yaml"
 ROLLOUT = "checkout-2.4.1"
@@ -126,7 +126,7 @@ FLOOD_LONGEST_S = 60.0
 
 def flood_during_fault(state_dir: Path, descriptors: int | None = None) -> tuple[float, dict[str, int]]:
     """A detached controller of the sample canary sampled every second in real time, its socket flooded
-    (tests/e2e/socket_flood.py) from the moment it answers until it has rolled back a fault at
+    (testbed/socket_flood.py) from the moment it answers until it has rolled back a fault at
     FLOOD_FAULT_AT_S on its own. With `descriptors`, the controller may open only so many files.
 
     Returns (seconds from the fault to rollback_started on the rollout clock, what the flood saw).
@@ -145,7 +145,7 @@ def flood_during_fault(state_dir: Path, descriptors: int | None = None) -> tuple
     )
     assert started.returncode == 0, started.stderr
     pid = lock_holder(files)
-    flood = subprocess.run([sys.executable, "-m", "tests.e2e.socket_flood", str(files.socket), str(FLOOD_LONGEST_S)],
+    flood = subprocess.run([sys.executable, "-m", "testbed.socket_flood", str(files.socket), str(FLOOD_LONGEST_S)],
                            cwd=ROOT, capture_output=True, text=True, timeout=FLOOD_LONGEST_S + COMMAND_TIMEOUT_S)
     assert flood.returncode == 0, flood.stderr
     assert pid is not None and wait_until_gone(pid), f"the controller exits once the rollback is done; {flood.stdout}\n{files.log.read_text()[-3000:]}"

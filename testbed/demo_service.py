@@ -1,6 +1,6 @@
 """A stand-in service to try Brahma on a real Prometheus: synthetic traffic on both tracks, faults on demand.
 
-    python -m console.metrics.demo_service --port 8000 --app checkout
+    python -m testbed.demo_service --port 8000 --app checkout
 
 Serves, on one port:
 
@@ -199,7 +199,7 @@ def make_handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m console.metrics.demo_service", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m testbed.demo_service", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--app", default="checkout")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .api import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, Api
-from .controller import Controllers
+from .workloads import Controllers
 from .errors import bad_request
 from .faults import KINDS as FAULT_KINDS, Fault, Faults
 from .resources import NAMESPACES, PODS, ResourceType, resource_named
