@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.controller import events as ev  # noqa: E402
+from console.journal import events as ev  # noqa: E402
 from console.plan import load_plan  # noqa: E402
 from console.plan.model import RolloutPlan  # noqa: E402
 from console.runner import RunOptions, build_rollout, close_rollout  # noqa: E402

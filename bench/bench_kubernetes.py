@@ -35,7 +35,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.controller import events as ev  # noqa: E402
+from console.journal import events as ev  # noqa: E402
 from console.controller.controller import ControllerOptions  # noqa: E402
 from console.plan import load_plan  # noqa: E402
 from console.targets.kubernetes import KubernetesTarget  # noqa: E402

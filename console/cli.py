@@ -237,8 +237,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 def cmd_flags(args: argparse.Namespace) -> int:
     from console.actor import current_actor
-    from console.controller.events import FlagChanged
-    from console.controller.journal import Journal
+    from console.journal.events import FlagChanged
+    from console.journal.journal import Journal
     from console.flags.cli import run_flags_command
 
     if not args.verb:
@@ -258,7 +258,7 @@ def cmd_flags(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from console.controller.journal import JournalError
+    from console.journal.journal import JournalError
     from console.report import write_report
 
     try:

@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import TextIO
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
 from console.runner import Rollout, close_rollout, run_controller, say_rollback_unverified
 from console.narrate import describe, rollout_clock

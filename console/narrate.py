@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.units import format_duration
 
 

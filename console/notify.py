@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.narrate import describe, rollout_clock
 from console.plan.model import RolloutPlan, WebhookSpec
 from console.redact import redact

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Callable
 from console.atomic import write_refusal
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID, Controller, ControllerOptions
-from console.controller.events import ErrorRaised
+from console.journal.events import ErrorRaised
 from console.controller.identity import ResumeRefused
-from console.controller.journal import JournalError, read_events
-from console.controller.state import fold
+from console.journal.journal import JournalError, read_events
+from console.journal.state import fold
 from console.flags.backends import FileBackend
-from console.flags.release import ReleaseFlags
+from console.controller.release_flags import ReleaseFlags
 from console.flags.store import FlagStore
 from console.metrics.base import MetricSource
 from console.notify import Notifier

@@ -20,10 +20,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.clock import Clock, VirtualClock
 from console.controller.controller import Controller, ControllerOptions
-from console.controller.journal import read_events
+from console.journal.journal import read_events
 from console.plan import load_plan
 from console.sim.metrics import SimMetricSource
 from console.sim.scenario import load_scenario

@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 import pytest
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import Controller
 from console.metrics.prometheus import RATE_WINDOW_SCRAPES
 from testbed import ROOT

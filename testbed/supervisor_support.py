@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from console.controller import events as ev
-from console.controller.journal import read_events
+from console.journal import events as ev
+from console.journal.journal import read_events
 from console.supervisor.files import RolloutFiles, lock_holder
 from testbed import ROOT, SAMPLES
 from testbed.tmux_terminal import TmuxTerminal

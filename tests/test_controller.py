@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import ControllerOptions
-from console.controller.journal import read_events
-from console.controller.state import fold
+from console.journal.journal import read_events
+from console.journal.state import fold
 from console.targets.base import TargetError
 from console.report import write_report
 from tests.conftest import plan_from, sim_controller

@@ -31,13 +31,13 @@ from console.flags import (
     VersionConflict,
 )
 from console.atomic import ReadOnlyFileError, atomic_write
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import ControllerOptions
-from console.controller.journal import read_events
+from console.journal.journal import read_events
 from console.flags.cli import run_flags_command
 from console.flags.configmap import ConfigMapBackend
 from console.flags.model import definition_for, flag_from_definition, rollout_rules
-from console.flags.release import ReleaseFlags
+from console.controller.release_flags import ReleaseFlags
 from tests.conftest import plan_from, sim_controller
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from console.controller import events as ev
-from console.controller.journal import read_events
+from console.journal import events as ev
+from console.journal.journal import read_events
 from console.runner import RunOptions, build_rollout, close_rollout
 from tests.conftest import ROOT, plan_from
 from testbed.prometheus_server import free_port

@@ -20,9 +20,9 @@ import pytest
 from markdown_it import MarkdownIt
 
 from console.cli import main
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import ControllerOptions
-from console.controller.journal import Journal, read_events
+from console.journal.journal import Journal, read_events
 from console.plan import load_plan
 from console.plan.checks import Check
 from console.report import write_report

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.clock import VirtualClock
-from console.controller.journal import Journal, JournalError, read_events
+from console.journal.journal import Journal, JournalError, read_events
 from tests.conftest import ROOT, SAMPLES, sim_controller
 
 RUN = [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--json"]
@@ -232,7 +232,7 @@ async def test_a_plan_with_fewer_stages_than_the_journal_is_refused_not_an_index
 
 async def test_the_target_the_journal_ran_on_is_part_of_its_identity(canary_plan, tmp_path):
     from console.controller.identity import ResumeRefused, check_resume
-    from console.controller.state import fold
+    from console.journal.state import fold
 
     journal = await journal_left_at(canary_plan, tmp_path, 700)
     state = fold(read_events(journal))

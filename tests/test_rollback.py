@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from console.atomic import atomic_write
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.clock import VirtualClock
 from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
-from console.controller.journal import read_events
+from console.journal.journal import read_events
 from console.controller.rollback_pacing import MAX_RETRY_S, RETOLD_EVERY_S, RollbackPacing
 from console.runner import Rollout, RunOptions, build_rollout, sim_state_path
 from console.sim import target as sim_target

@@ -15,8 +15,8 @@ import logging
 
 import pytest
 
-from console.controller import events as ev
-from console.controller.journal import read_events
+from console.journal import events as ev
+from console.journal.journal import read_events
 from console.runner import plan_flags
 from console.supervisor import server as server_module
 from console.supervisor.client import answers
@@ -397,7 +397,7 @@ async def test_a_console_attaching_after_nobody_was_says_since_when(canary_plan,
 
 
 async def test_consoles_a_stopped_controller_served_are_journaled_gone_by_the_next(canary_plan, tmp_path):
-    from console.controller.journal import Journal
+    from console.journal.journal import Journal
 
     async with serving(canary_plan, tmp_path):
         pass

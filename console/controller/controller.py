@@ -16,13 +16,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.analysis import decide, judge_sample, judge_window
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.identity import check_resume, plan_digest, plan_identity
-from console.controller.journal import Journal, read_events
+from console.journal.journal import Journal, read_events
 from console.controller.rollback_pacing import RollbackPacing
-from console.controller.state import RolloutState, fold
+from console.journal.state import RolloutState, fold
 from console.metrics.base import MetricSource, Sample, TrackValues
 from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext

@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from console.controller import events as ev
-from console.controller.state import RolloutState
+from console.journal import events as ev
+from console.journal.state import RolloutState
 from console.plan.model import RolloutPlan
 
 IDENTITY_FIELDS = ("rollout", "app", "image", "strategy", "target", "stages")

@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from typing import TextIO
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import EXIT_COMPLETED, EXIT_GATE_FAILED
 from console.plan.model import RolloutPlan
 from console.preflight.gate import CheckResult, Gate, cannot_open

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console.controller import events as ev
-from console.controller.journal import read_events
-from console.controller.state import RolloutState
+from console.journal import events as ev
+from console.journal.journal import read_events
+from console.journal.state import RolloutState
 from console.narrate import console_detached, flag_change, rollback_failed, rollout_clock, supervision_resumed, times_repeated
 from console.plan.checks import Check
 from console.report.judgement import SEVERITY_RANK, Limit, Moments, Tracks

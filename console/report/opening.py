@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from console.controller.state import RolloutState
+from console.journal.state import RolloutState
 from console.narrate import flag_state, rollout_clock
 from console.report.facts import ReportData, RollbackRecord, StageRecord, final_flags, held_on, held_without_acting, trigger_limit
 from console.report.judgement import SEVERITY_RANK, Limit

@@ -4,7 +4,7 @@ Post-Deployment Actions."""
 
 from __future__ import annotations
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.narrate import flag_change, flag_state, rollout_clock
 from console.printable import printable
 from console.redact import redact

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from console.controller.controller import EXIT_INVALID
-from console.controller.journal import JournalError, read_events
-from console.controller.state import RolloutState, fold
+from console.journal.journal import JournalError, read_events
+from console.journal.state import RolloutState, fold
 from console.plan.names import release_name_problem
 from console.private_files import make_state_dir, open_private
 from console.supervisor.files import Launch, RolloutFiles, lock_holder, socket_address

@@ -10,10 +10,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from console.controller.controller import EXIT_CODES, EXIT_ERROR, EXIT_INVALID
-from console.controller.events import event_from_dict
+from console.journal.events import event_from_dict
 from console.controller.identity import ResumeRefused, check_resume
-from console.controller.journal import JournalError, read_events
-from console.controller.state import fold
+from console.journal.journal import JournalError, read_events
+from console.journal.state import fold
 from console.headless import printer
 from console.streams import guarded
 from console.actor import current_actor

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import Controller
 from console.flags.model import FlagChange
-from console.flags.release import ReleaseFlags
+from console.controller.release_flags import ReleaseFlags
 from console.supervisor.limits import FLAG_REQUESTS_WAITING, MAX_FLAG_CHANGES
 
 

@@ -16,10 +16,10 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import EXIT_CODES, EXIT_ERROR, FlagChangeRecord
-from console.controller.journal import read_events
-from console.controller.state import RolloutState
+from console.journal.journal import read_events
+from console.journal.state import RolloutState
 from console.metrics.base import HistoryPoint
 from console.plan.model import RolloutPlan
 from console.supervisor.client import SupervisorUnavailable, ensure_running

@@ -37,7 +37,7 @@ import socket
 import sys
 from typing import Any
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import COMMANDS, EXIT_ROLLBACK_UNVERIFIED
 from console.headless import printer
 from console.runner import Rollout, close_rollout, run_controller, say_rollback_unverified

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, RichLog, Static
 
 from console.actor import current_actor
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID
 from console.metrics.base import TrackValues
 from console.narrate import describe, rollout_clock

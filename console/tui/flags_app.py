@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header
 
 from console.actor import current_actor
-from console.controller import events as ev
-from console.controller.journal import Journal
+from console.journal import events as ev
+from console.journal.journal import Journal
 from console.flags.backends import FileBackend
 from console.flags.errors import FlagError
 from console.flags.model import FlagChange

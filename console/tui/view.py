@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Mapping
 
-from console.controller.state import RolloutState
+from console.journal.state import RolloutState
 from console.metrics.base import TrackValues
 from console.narrate import rollout_clock
 from console.plan.checks import Check

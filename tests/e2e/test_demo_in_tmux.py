@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from console.controller import events as ev
-from console.controller.journal import read_events
+from console.journal import events as ev
+from console.journal.journal import read_events
 from tests.conftest import ROOT
 from testbed.tmux_terminal import TmuxTerminal
 

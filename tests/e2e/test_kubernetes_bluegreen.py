@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.controller import ControllerOptions
 from testbed.kubernetes_support import (
     OPERATOR,

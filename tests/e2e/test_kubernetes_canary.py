@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
 from console.controller.rollback_pacing import MAX_RETRY_S

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
 from console.plan import load_plan

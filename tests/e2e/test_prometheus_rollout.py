@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.plan import load_plan
 from console.runner import RunOptions, build_rollout, close_rollout
 from tests.conftest import ROOT, SAMPLES

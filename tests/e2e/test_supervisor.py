@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.plan import load_plan
 from console.supervisor.client import SupervisorClient, answers
 from console.supervisor.commands import PROMETHEUS_USERINFO

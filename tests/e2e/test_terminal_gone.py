@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from console.controller import events as ev
-from console.controller.journal import read_events
+from console.journal import events as ev
+from console.journal.journal import read_events
 from console.supervisor.files import RolloutFiles, lock_holder
 from tests.conftest import ROOT
 from console.supervisor.client import SupervisorClient

@@ -10,7 +10,7 @@ from typing import Any
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
 from console.flags.backends import FileBackend
-from console.flags.release import ReleaseFlags
+from console.controller.release_flags import ReleaseFlags
 from console.flags.store import FlagStore
 from console.plan.model import RolloutPlan
 from console.runner import Rollout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.controller.journal import read_events
+from console.journal.journal import read_events
 from console.tui import view
 from console.tui.keymap import KeymapError, load_keymap
 from tests.conftest import SAMPLES, plan_from

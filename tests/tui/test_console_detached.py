@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from console.controller import events as ev
-from console.controller.journal import read_events
+from console.journal import events as ev
+from console.journal.journal import read_events
 from console.runner import Rollout, plan_flags
 from console.supervisor.remote import RemoteController
 from console.tui.app import make_app

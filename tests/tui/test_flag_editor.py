@@ -9,8 +9,8 @@ import sys
 import pytest
 from textual import events
 
-from console.controller import events as ev
-from console.controller.journal import Journal, read_events
+from console.journal import events as ev
+from console.journal.journal import Journal, read_events
 from console.flags.backends import FileBackend
 from console.flags.store import FlagStore
 from console.plan import load_plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.controller.state import RolloutState
+from console.journal.state import RolloutState
 from console.plan import load_plan
 from console.tui import view
 from console.units import shown_as_percent

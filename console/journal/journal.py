@@ -14,7 +14,7 @@ from typing import Iterator
 
 from console.atomic import fsync_directory
 from console.private_files import make_state_dir, open_private
-from console.controller.events import Event, event_from_dict
+from console.journal.events import Event, event_from_dict
 
 
 class JournalError(Exception):

@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from console.controller import events as ev
+from console.journal import events as ev
 from console.controller.analysis import WindowStats
 
 HISTORY_LENGTH = 120
