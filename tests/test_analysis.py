@@ -13,7 +13,7 @@ from console.controller.analysis import (
     judge_window,
     trigger_key,
 )
-from console.metrics.base import Sample, TrackValues
+from console.samples import Sample, TrackValues
 from tests.conftest import plan_from
 
 PLAN = plan_from(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from console.metrics.base import TrackValues
+from console.samples import TrackValues
 from console.plan import load_plan
 from console.plan.model import RolloutPlan
 from console.targets.base import TargetError

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
-from console.metrics.base import Sample, TrackValues
+from console.samples import Sample, TrackValues
 from console.plan.checks import Check
 from console.plan.defaults import TRAFFIC_METRICS
 from console.plan.model import Stage, Trigger

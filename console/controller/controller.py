@@ -23,10 +23,11 @@ from console.controller.identity import check_resume, plan_digest, plan_identity
 from console.journal.journal import Journal, read_events
 from console.controller.rollback_pacing import RollbackPacing
 from console.journal.state import RolloutState, fold
-from console.metrics.base import MetricSource, Sample, TrackValues
+from console.metrics.base import MetricSource
 from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext
 from console.preflight.gate import CheckResult, Gate, cannot_open
+from console.samples import Sample, TrackValues
 from console.targets.base import RollbackReadBack, RolloutFailed, Target
 
 EXIT_COMPLETED, EXIT_ERROR, EXIT_INVALID, EXIT_ROLLED_BACK, EXIT_GATE_FAILED = 0, 1, 2, 3, 4

@@ -2,33 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-
-@dataclass(frozen=True)
-class TrackValues:
-    """One metric on both tracks; None where the source returned nothing (never a pass)."""
-
-    canary: float | None
-    stable: float | None
-
-
-@dataclass(frozen=True)
-class Sample:
-    values: dict[str, TrackValues]
-    canary_requests: float | None
-    """Requests the canary served over the window the values cover (Prometheus: max(interval, 4 scrapes)),
-    the requests behind the judged rates; None when unknown."""
-    errors: tuple[str, ...] = field(default=())
-    """What went wrong fetching (timeouts, HTTP errors, several series where one was expected)."""
-
-
-@dataclass(frozen=True)
-class HistoryPoint:
-    t: float
-    canary: float | None
-    stable: float | None
+from console.samples import HistoryPoint, Sample
 
 
 class MetricSource(Protocol):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable, Sequence
 
-from console.metrics.base import HistoryPoint, MetricSource, Sample, TrackValues
+from console.metrics.base import MetricSource
 from console.plan.defaults import POD_HEALTH_METRICS
+from console.samples import HistoryPoint, Sample, TrackValues
 
 
 

@@ -44,7 +44,7 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from console.metrics.base import HistoryPoint, Sample, TrackValues
+from console.samples import HistoryPoint, Sample, TrackValues
 from console.plan.model import PrometheusSpec
 from console.printable import printable
 from console.redact import redact

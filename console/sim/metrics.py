@@ -6,7 +6,7 @@ import random
 from dataclasses import replace
 from typing import Sequence
 
-from console.metrics.base import HistoryPoint, Sample, TrackValues
+from console.samples import HistoryPoint, Sample, TrackValues
 from console.plan.defaults import BUILTIN_METRICS
 from console.sim.scenario import Scenario, ScenarioEventSpec, TrackSpec
 from console.sim.target import SimTarget

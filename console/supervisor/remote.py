@@ -20,7 +20,7 @@ from console.journal import events as ev
 from console.controller.controller import EXIT_CODES, EXIT_ERROR, FlagChangeRecord
 from console.journal.journal import read_events
 from console.journal.state import RolloutState
-from console.metrics.base import HistoryPoint
+from console.samples import HistoryPoint
 from console.plan.model import RolloutPlan
 from console.supervisor.client import SupervisorUnavailable, ensure_running
 from console.supervisor.files import RolloutFiles, socket_address

@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from console.metrics.base import TrackValues
+from console.samples import TrackValues
 from console.targets.base import RolloutFailed, TargetError
 
 TRACK_LABEL = "track"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.metrics.base import TrackValues
+from console.samples import TrackValues
 from console.plan.defaults import kubernetes_weight_problem
 from console.plan.model import RolloutPlan
 from console.targets.base import RollbackReadBack, TargetError, TargetStatus

@@ -22,7 +22,7 @@ from textual.widgets import Footer, Header, RichLog, Static
 from console.actor import current_actor
 from console.journal import events as ev
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID
-from console.metrics.base import TrackValues
+from console.samples import TrackValues
 from console.narrate import describe, rollout_clock
 from console.runner import Rollout, close_rollout
 from console.sim.metrics import SimMetricSource

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Mapping
 
 from console.journal.state import RolloutState
-from console.metrics.base import TrackValues
+from console.samples import TrackValues
 from console.narrate import rollout_clock
 from console.plan.checks import Check
 from console.plan.model import RolloutPlan, Stage

@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from console.metrics.base import Sample
+from console.samples import Sample
 from console.metrics.prometheus import BUILTIN_METRICS, PrometheusSource
 from console.plan.model import PrometheusSpec
 from testbed.prometheus_server import DemoStack, free_port, wait_for_demo_rates

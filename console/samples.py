@@ -1,0 +1,34 @@
+"""The vocabulary of a sample: one metric's value on both tracks, and a sample of every judged metric.
+
+Metric sources give samples; targets give some of their values too (a cluster's pod health); the
+analysis judges them. Each reads them here, so none of them imports another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TrackValues:
+    """One metric on both tracks; None where the source returned nothing (never a pass)."""
+
+    canary: float | None
+    stable: float | None
+
+
+@dataclass(frozen=True)
+class Sample:
+    values: dict[str, TrackValues]
+    canary_requests: float | None
+    """Requests the canary served over the window the values cover (Prometheus: max(interval, 4 scrapes)),
+    the requests behind the judged rates; None when unknown."""
+    errors: tuple[str, ...] = field(default=())
+    """What went wrong fetching (timeouts, HTTP errors, several series where one was expected)."""
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    t: float
+    canary: float | None
+    stable: float | None
