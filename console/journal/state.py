@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from console.journal import events as ev
-from console.controller.analysis import WindowStats
+from console.journal.window import WindowStats
 
 HISTORY_LENGTH = 120
 """Samples kept per metric for sparklines; older ones live only in the journal."""
