@@ -46,7 +46,7 @@ def supervise_a_day(state_dir: str) -> None:
     from console.journal import events as ev
     from console.plan import load_plan_text
     from console.runner import RunOptions, build_rollout
-    from console.supervisor.files import RolloutFiles
+    from console.journal.state_dir import RolloutFiles
     from console.supervisor.server import SupervisorServer
 
     plan = load_plan_text(PLAN_24H, "monitor-24h.yaml")
@@ -81,7 +81,7 @@ def supervise_a_day(state_dir: str) -> None:
 def attach_after_a_day(state_dir: Path, plan_name: str) -> float:
     """Seconds from connecting to the console's state being current (the hello after the replay)."""
     from console.plan import load_plan_text
-    from console.supervisor.files import RolloutFiles
+    from console.journal.state_dir import RolloutFiles
     from console.supervisor.remote import RemoteController
 
     remote = RemoteController(load_plan_text(PLAN_24H, "monitor-24h.yaml"), RolloutFiles(state_dir, plan_name))

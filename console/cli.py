@@ -168,9 +168,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from console.actor import current_actor
     from console.headless import run_headless
     from console.plan import load_plan
-    from console.runner import REFUSALS, build_rollout, choose_kinds, journal_path, refuse_unwritable_flags, report_refusal
+    from console.runner import REFUSALS, build_rollout, choose_kinds, refuse_unwritable_flags, report_refusal, rollout_files
     from console.supervisor.commands import attach, launch_of, run_supervised
-    from console.supervisor.files import RolloutFiles, lock_holder, take_lock
+    from console.supervisor.files import lock_holder, take_lock
 
     if args.headless and args.manual:
         print("brahma: --manual needs a person at the console; it cannot run with --headless", file=sys.stderr)
@@ -186,9 +186,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = _run_options(args, manual=args.manual, headless=args.headless)
         if not args.headless and not args.demo:
             choose_kinds(plan, options)  # arguments that do not fit are refused here, not in a log file
-            refuse_unwritable_flags(plan, journal_path(plan, args.state_dir))
+            refuse_unwritable_flags(plan, rollout_files(plan, options))
             return run_supervised(plan, args.plan, options, args.read_only)
-        files = RolloutFiles(args.state_dir, plan.name)
+        files = rollout_files(plan, options)
         # One controller per rollout, the lock held until this process ends. A state dir that does not
         # exist yet has no controller, and is created only once the input is known to be good.
         lock = take_lock(files) if args.state_dir.exists() else None
@@ -201,14 +201,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return report_refusal(error)
     # How a controller of this release is started again: `brahma attach` opens a console on it once it
     # has ended, whose rollback key undoes it as for a release run with a console.
-    files.write_launch(launch_of(args.plan, options, attended=False)[0])
+    launch_of(args.plan, options, attended=False)[0].write(files.launch)
     if args.headless:
         return asyncio.run(run_headless(rollout, json_lines=args.json))
     from console.tui.app import run_console
 
     code = run_console(rollout, read_only=args.read_only, demo=args.demo)
-    if (runbook := rollout.controller.journal.path.with_suffix(".md")).exists():
-        print(f"brahma: the runbook: {runbook}", file=sys.stderr)
+    if files.report.exists():
+        print(f"brahma: the runbook: {files.report}", file=sys.stderr)
     return code
 
 
@@ -239,13 +239,14 @@ def cmd_flags(args: argparse.Namespace) -> int:
     from console.actor import current_actor
     from console.journal.events import FlagChanged
     from console.journal.journal import Journal
+    from console.journal.state_dir import StateDir
     from console.flags.cli import run_flags_command
 
     if not args.verb:
         from console.tui.flags_app import run_flag_editor
 
         return run_flag_editor(args.file, args.state_dir)
-    journal = Journal(args.state_dir / "flags.jsonl")
+    journal = Journal(StateDir(args.state_dir).flags_journal)
 
     def record(changes) -> None:
         for c in changes:
@@ -320,11 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("brahma: interrupted; the journal keeps where the rollout was (run the same command to resume)", file=sys.stderr)
         return 130
     except Exception as error:  # the last guard: one line for the operator, the trace in a file
-        from console.private_files import make_state_dir, open_private
+        from console.journal.state_dir import StateDir
+        from console.private_files import open_private
 
-        log = Path(getattr(args, "state_dir", None) or ".") / "brahma-error.log"
+        state_dir = StateDir(Path(getattr(args, "state_dir", None) or "."))
+        log = state_dir.error_log
         try:
-            make_state_dir(log.parent)
+            state_dir.make()
             with open(open_private(log, os.O_WRONLY | os.O_TRUNC), "w") as file:
                 file.write(traceback.format_exc())
             where = f" (details in {log})"

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -17,8 +15,9 @@ from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID, Controller, ControllerOptions
 from console.journal.events import ErrorRaised
 from console.controller.identity import ResumeRefused
-from console.journal.journal import JournalError, read_events
-from console.journal.state import fold
+from console.journal.journal import JournalError
+from console.journal.state import read_state
+from console.journal.state_dir import RolloutFiles
 from console.flags.backends import FileBackend
 from console.controller.release_flags import ReleaseFlags
 from console.flags.store import FlagStore
@@ -31,6 +30,7 @@ from console.preflight import Gate, PreflightContext
 from console.targets.base import Target, TargetError
 
 if TYPE_CHECKING:
+    from console.sim.scenario import Scenario
     from console.targets.kube_lease import RolloutLease
     from console.supervisor.remote import RemoteController
 
@@ -70,25 +70,8 @@ def report_refusal(error: Exception) -> int:
     return EXIT_ERROR if isinstance(error, TargetError) else EXIT_INVALID
 
 
-def journal_path(plan: RolloutPlan, state_dir: Path) -> Path:
-    return state_dir / f"{plan.name}.jsonl"
-
-
-def archive_finished(journal: Path) -> Path | None:
-    """A finished rollout's journal (and simulator state) moved aside, so the same release can run again."""
-    if not journal.exists() or not fold(read_events(journal)).finished:
-        return None
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    archived = journal.with_name(f"{journal.stem}.{stamp}.jsonl")
-    shutil.move(journal, archived)
-    sim_state = sim_state_path(journal)
-    if sim_state.exists():
-        shutil.move(sim_state, sim_state.with_name(f"{journal.stem}.{stamp}.sim.json"))
-    return archived
-
-
-def sim_state_path(journal: Path) -> Path:
-    return journal.with_name(f"{journal.stem}.sim.json")
+def rollout_files(plan: RolloutPlan, options: RunOptions) -> RolloutFiles:
+    return RolloutFiles(options.state_dir, plan.name)
 
 
 def choose_kinds(plan: RolloutPlan, options: RunOptions) -> tuple[str, str]:
@@ -119,21 +102,25 @@ def previous_image(image: str) -> str:
     return f"{repository}:previous"
 
 
-def build_target_and_metrics(
-    plan: RolloutPlan, options: RunOptions, journal: Path, clock_to_wall: Callable[[float], float] | None = None
-) -> tuple[Target, MetricSource]:
-    target_kind, metrics_kind = choose_kinds(plan, options)
-    scenario = None
-    if metrics_kind == "sim":
-        from console.sim.scenario import load_scenario
+def simulator_scenario(plan: RolloutPlan, options: RunOptions) -> Scenario | None:
+    """The scenario the simulated metrics play (PlanError for a bad one); None when the metrics are not simulated."""
+    if choose_kinds(plan, options)[1] != "sim":
+        return None
+    from console.sim.scenario import load_scenario
 
-        scenario = load_scenario(options.scenario or plan.metrics.scenario)  # bad input fails before anything moves
-    if not options.undo:
-        archive_finished(journal)
+    return load_scenario(options.scenario or plan.metrics.scenario)
+
+
+def build_target_and_metrics(
+    plan: RolloutPlan, options: RunOptions, files: RolloutFiles, scenario: Scenario | None,
+    clock_to_wall: Callable[[float], float] | None = None,
+) -> tuple[Target, MetricSource]:
+    """The target, and the metric source: the simulator playing `scenario`, or Prometheus when there is none."""
+    target_kind, metrics_kind = choose_kinds(plan, options)
     if target_kind == "sim":
         from console.sim.target import SimTarget
 
-        target: Target = SimTarget(plan.strategy, plan.image, previous_image(plan.image), plan.target.replicas or 10, sim_state_path(journal))
+        target: Target = SimTarget(plan.strategy, plan.image, previous_image(plan.image), plan.target.replicas or 10, files.sim_state)
     else:
         from console.targets.kubernetes import KubernetesTarget
 
@@ -176,26 +163,26 @@ class Rollout:
     """The controller runs in a process of its own and is followed over its socket (a RemoteController)."""
 
 
-def flags_path(plan: RolloutPlan, journal: Path) -> Path | None:
+def flags_path(plan: RolloutPlan, files: RolloutFiles) -> Path | None:
     """The plan's flag file; on the simulator, one beside the journal stands in for the flag service."""
     if plan.flags_file:
         return Path(plan.flags_file)
     if plan.flags and plan.target.kind == "sim":
-        return journal.with_name(f"{journal.stem}.flags.json")
+        return files.sim_flags
     return None
 
 
-def plan_flags(plan: RolloutPlan, journal: Path) -> ReleaseFlags | None:
+def plan_flags(plan: RolloutPlan, files: RolloutFiles) -> ReleaseFlags | None:
     """The plan's flags in their store: the controller's and every attached console's, one file."""
-    path = flags_path(plan, journal)
+    path = flags_path(plan, files)
     return ReleaseFlags(FlagStore(FileBackend(path)), plan.flags) if path is not None else None
 
 
-def preflight_context(plan: RolloutPlan, options: RunOptions, journal: Path) -> PreflightContext:
+def preflight_context(plan: RolloutPlan, options: RunOptions) -> PreflightContext:
     """What this run's checks read: its flag file, its state dir (Terraform backups), its cluster and Prometheus."""
     return PreflightContext(
         plan,
-        flags_path=flags_path(plan, journal),
+        flags_path=flags_path(plan, rollout_files(plan, options)),
         state_dir=options.state_dir,
         kube_context=options.context,
         prometheus_url=options.prometheus_url,
@@ -214,47 +201,49 @@ def take_lease(plan: RolloutPlan, options: RunOptions, actor: str) -> RolloutLea
 
 
 def build_rollout(plan: RolloutPlan, options: RunOptions, actor: str) -> Rollout:
-    journal = journal_path(plan, options.state_dir)
-    refuse_unwritable_flags(plan, journal, options.undo)
+    files = rollout_files(plan, options)
+    refuse_unwritable_flags(plan, files, options.undo)
     lease = take_lease(plan, options, actor)  # before anything is read or moved for the run
     try:
-        return _build_rollout(plan, options, actor, journal, lease)
+        return _build_rollout(plan, options, actor, files, lease)
     except BaseException:
         if lease is not None:
             lease.release()  # this run never started: the next need not wait for the lease to expire
         raise
 
 
-def refuse_unwritable_flags(plan: RolloutPlan, journal: Path, undo: bool = False) -> None:
+def refuse_unwritable_flags(plan: RolloutPlan, files: RolloutFiles, undo: bool = False) -> None:
     """UsageError when a new run's flag file could not be written: its flags are created before the deploy and
     switched off by a rollback, so a run that could do neither must not start. A rollout under way (resumed)
     or an undo is never refused for it: supervising it matters more, and its rollback says why the flags stayed."""
-    path = flags_path(plan, journal)
+    path = flags_path(plan, files)
     if plan.flags_file is None or path is None or undo:
         return  # beside the journal, in the state dir Brahma made
-    if journal.exists() and not fold(read_events(journal)).finished:
+    if files.journal.exists() and not read_state(files.journal).finished:
         return
     if refusal := write_refusal(Path(os.path.realpath(path))):
         raise UsageError(f"{plan.source}: flags_file {plan.flags_file}: {refusal}; the plan's flags are created there before the "
                          "deploy and switched off there by a rollback, so nothing was started")
 
 
-def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, journal: Path, lease: RolloutLease | None) -> Rollout:
+def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, files: RolloutFiles, lease: RolloutLease | None) -> Rollout:
     def clock_to_wall(t: float) -> float:
         """Wall time of the rollout clock's `t` (for history queries): that far from now."""
         return time.time() - (controller.now() - t) / (controller.clock.speed or 1.0)
 
-    target, metrics = build_target_and_metrics(plan, options, journal, clock_to_wall)
+    scenario = simulator_scenario(plan, options)  # bad input fails before anything moves
+    if not options.undo:
+        files.archive_finished()  # a new run of the release: the finished one's journal is kept aside
+    target, metrics = build_target_and_metrics(plan, options, files, scenario, clock_to_wall)
     controller_options = ControllerOptions(headless=options.headless, manual=options.manual, exit_when_finished=options.headless,
                                            target_kind=choose_kinds(plan, options)[0])
-    context = preflight_context(plan, options, journal)
-    controller_options.gate = Gate(plan.preflight, context)
-    release_flags = plan_flags(plan, journal)
+    controller_options.gate = Gate(plan.preflight, preflight_context(plan, options))
+    release_flags = plan_flags(plan, files)
     if release_flags is not None:
         controller_options.flag_hooks.append(release_flags.on_rollback)
         controller_options.flag_setup = release_flags.create_missing
         controller_options.flag_step = release_flags.apply_step
-    controller = Controller(plan, target, metrics, journal, build_clock(options), controller_options, actor=actor)
+    controller = Controller(plan, target, metrics, files.journal, build_clock(options), controller_options, actor=actor)
     if controller.plan_changed:
         print(f"brahma: {controller.plan_changed}", file=sys.stderr)
     notifier = None

@@ -24,6 +24,7 @@ from console.journal import events as ev
 from console.controller.clock import Clock, VirtualClock
 from console.controller.controller import Controller, ControllerOptions
 from console.journal.journal import read_events
+from console.journal.state_dir import RolloutFiles
 from console.plan import load_plan
 from console.sim.metrics import SimMetricSource
 from console.sim.scenario import load_scenario
@@ -135,7 +136,7 @@ def kube_rollout(
     share = _TrafficShare()
     metrics = SimMetricSource(load_scenario(scenario), share)  # type: ignore[arg-type]
     controller = Controller(
-        plan, target, metrics, state_dir / f"{plan.name}.jsonl", VirtualClock(), options or ControllerOptions(), actor="tester@host",
+        plan, target, metrics, RolloutFiles(state_dir, plan.name).journal, VirtualClock(), options or ControllerOptions(), actor="tester@host",
         wall_clock=wall_clock,
     )
     share.controller = controller

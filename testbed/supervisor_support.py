@@ -15,7 +15,8 @@ from typing import Callable
 
 from console.journal import events as ev
 from console.journal.journal import read_events
-from console.supervisor.files import RolloutFiles, lock_holder
+from console.journal.state_dir import RolloutFiles
+from console.supervisor.files import lock_holder
 from testbed import ROOT, SAMPLES
 from testbed.tmux_terminal import TmuxTerminal
 

@@ -9,6 +9,7 @@ import pytest
 
 from console.controller.clock import VirtualClock
 from console.controller.controller import Controller, ControllerOptions
+from console.journal.state_dir import RolloutFiles
 from console.plan import load_plan, load_plan_text
 from console.plan.model import PreflightSpec, RolloutPlan
 from console.preflight.checks import CHECKS
@@ -32,10 +33,10 @@ def sim_controller(
     **controller_args,
 ) -> Controller:
     """A controller on the simulator, virtual time, journal and sim state in `state_dir`."""
-    journal = state_dir / f"{plan.name}.jsonl"
-    target = SimTarget(plan.strategy, plan.image, "registry.example.com/app:previous", 10, state_dir / f"{plan.name}.sim.json")
+    files = RolloutFiles(state_dir, plan.name)
+    target = SimTarget(plan.strategy, plan.image, "registry.example.com/app:previous", 10, files.sim_state)
     metrics = SimMetricSource(load_scenario(scenario), target)
-    return Controller(plan, target, metrics, journal, clock or VirtualClock(), options or ControllerOptions(), actor="tester@host", **controller_args)
+    return Controller(plan, target, metrics, files.journal, clock or VirtualClock(), options or ControllerOptions(), actor="tester@host", **controller_args)
 
 
 def plan_from(text: str) -> RolloutPlan:

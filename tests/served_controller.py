@@ -11,7 +11,7 @@ import pytest
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
 from console.runner import Rollout, plan_flags
-from console.supervisor.files import RolloutFiles
+from console.journal.state_dir import RolloutFiles
 from console.supervisor.server import SupervisorServer
 
 HELD_AT = 300.0
@@ -40,7 +40,7 @@ async def serving(plan, state_dir: Path, ready=lambda controller: controller.now
     options = ControllerOptions(headless=False, exit_when_finished=False)
     controller = sim_controller(plan, state_dir, options=options, clock=VirtualClock(stop_at=HELD_AT))
     files = RolloutFiles(state_dir, plan.name)
-    rollout = Rollout(controller, plan_flags(plan, files.journal))
+    rollout = Rollout(controller, plan_flags(plan, files))
     server = asyncio.create_task(SupervisorServer(rollout, files, attended=True).run())
     await until(lambda: files.socket.exists() and ready(controller))
     yield controller, files, server

@@ -9,7 +9,7 @@ import pytest
 from console.journal import events as ev
 from console.controller.controller import ControllerOptions
 from console.journal.journal import read_events
-from console.journal.state import fold
+from console.journal.state import read_state
 from console.targets.base import TargetError
 from console.report import write_report
 from tests.conftest import plan_from, sim_controller
@@ -201,7 +201,7 @@ async def test_the_journal_says_which_stages_a_promote_skipped(canary_plan, tmp_
     operator.when("sample", "promote", lambda e: e.stage == 1 and e.t >= 900)  # 25%'s window cut short
     operator.when("stage_started", "promote-full", lambda e: e.stage == 2)  # past 50%, whose window began
     assert await controller.run() == 0
-    state = fold(read_events(controller.journal.path))
+    state = read_state(controller.journal.path)
     assert state.passed_stages == [0, 3] and state.skipped_stages == [1, 2]
 
 
@@ -209,7 +209,7 @@ async def test_promote_full_from_the_first_stage_skips_the_stages_never_started(
     controller = sim_controller(canary_plan, tmp_path)
     Operator(controller, canary_plan).when("sample", "promote-full", lambda e: e.t >= 60)
     assert await controller.run() == 0
-    assert fold(read_events(controller.journal.path)).skipped_stages == [0, 1, 2]
+    assert read_state(controller.journal.path).skipped_stages == [0, 1, 2]
 
 
 async def test_a_promote_after_a_window_held_skips_nothing_and_one_past_the_last_window_skips_it(canary_plan, tmp_path):
@@ -219,7 +219,7 @@ async def test_a_promote_after_a_window_held_skips_nothing_and_one_past_the_last
         operator.when("awaiting_promote", "promote")
     operator.when("stage_started", "promote", lambda e: e.stage == 3)  # completes at once: monitoring cut short
     assert await controller.run() == 0
-    state = fold(read_events(controller.journal.path))
+    state = read_state(controller.journal.path)
     assert state.passed_stages == [0, 1, 2] and state.skipped_stages == [3]
 
 
@@ -438,7 +438,7 @@ async def test_blue_green_and_rolling_run_on_the_simulator(tmp_path):
 async def test_state_is_a_fold_over_the_journal(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path, "latency-creep")
     await controller.run()
-    replayed = fold(read_events(controller.journal.path))
+    replayed = read_state(controller.journal.path)
     assert (replayed.phase, replayed.stage, replayed.rollback_reason) == (
         controller.state.phase,
         controller.state.stage,

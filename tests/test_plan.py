@@ -409,13 +409,16 @@ def test_the_longest_name_fits_every_file_it_names_even_in_a_deep_state_dir(tmp_
     import socket
 
     from console.plan.names import RELEASE_NAME_MAX
-    from console.supervisor.files import RolloutFiles, socket_address
+    from console.journal.state_dir import RolloutFiles
+    from console.supervisor.files import socket_address
 
     deep = tmp_path.joinpath(*["d" * 50] * 4)
     deep.mkdir(parents=True)
     files = RolloutFiles(deep, "n" * RELEASE_NAME_MAX)
-    archived = [f"{files.name}.20261201T000000.jsonl", f"{files.name}.20261201T000000.sim.json"]
-    names = [files.journal.name, files.lock.name, files.socket.name, files.log.name, files.launch.name, f"{files.name}.md", *archived]
+    archived = RolloutFiles(deep, f"{files.name}.20261201T000000")
+    kept = (files.journal, files.sim_state, files.sim_flags, files.lock, files.socket, files.log, files.launch, files.report,
+            archived.journal, archived.sim_state)
+    names = [path.name for path in kept]
     assert max(len(name) for name in names) <= os.pathconf(deep, "PC_NAME_MAX")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -101,6 +101,20 @@ def test_a_finished_rollout_is_archived_and_the_release_runs_again(tmp_path):
     assert stage_starts(tmp_path / "checkout-2.4.1.jsonl") == [0, 1, 2, 3]
 
 
+async def test_archiving_moves_only_a_finished_rollout_aside_with_its_simulator_state(canary_plan, tmp_path):
+    from console.journal.state_dir import RolloutFiles
+
+    files = RolloutFiles(tmp_path, canary_plan.name)
+    assert files.archive_finished() is None, "no journal: nothing to move"
+    await journal_left_at(canary_plan, tmp_path, 700)
+    assert files.archive_finished() is None and files.journal.exists(), "a rollout under way stays where it is"
+    assert await sim_controller(canary_plan, tmp_path).run() == 0
+    archived = files.archive_finished()
+    assert archived is not None and not files.journal.exists() and not files.sim_state.exists()
+    assert stage_starts(archived) == [0, 1, 2, 3]
+    assert RolloutFiles.of_journal(archived).sim_state.exists(), "the simulator state moved beside its journal"
+
+
 def age_last_event(journal: Path, seconds: float) -> None:
     """Make the journal's last event `seconds` older: the controller was gone that long."""
     from datetime import datetime, timedelta
@@ -232,10 +246,10 @@ async def test_a_plan_with_fewer_stages_than_the_journal_is_refused_not_an_index
 
 async def test_the_target_the_journal_ran_on_is_part_of_its_identity(canary_plan, tmp_path):
     from console.controller.identity import ResumeRefused, check_resume
-    from console.journal.state import fold
+    from console.journal.state import read_state
 
     journal = await journal_left_at(canary_plan, tmp_path, 700)
-    state = fold(read_events(journal))
+    state = read_state(journal)
     assert check_resume(canary_plan, state, journal, "sim") is None
     with pytest.raises(ResumeRefused, match=r"target: journal kind sim, plan kind kubernetes, namespace default, deployment checkout"):
         check_resume(canary_plan, state, journal, "kubernetes")  # --target kubernetes on the command line
@@ -287,7 +301,8 @@ def brahma(*args: str) -> subprocess.CompletedProcess:
 async def test_a_detached_controller_s_refusal_of_another_plan_s_journal_is_exit_2(canary_plan, tmp_path):
     from console.runner import RunOptions
     from console.supervisor.commands import supervise_args
-    from console.supervisor.files import Launch, RolloutFiles
+    from console.journal.state_dir import RolloutFiles
+    from console.supervisor.files import Launch
 
     state_dir = tmp_path / "state"
     journal = await journal_left_at(canary_plan, state_dir, 700)
@@ -298,7 +313,7 @@ async def test_a_detached_controller_s_refusal_of_another_plan_s_journal_is_exit
         assert result.returncode == 2, (command, result.stderr)
         assert expected in result.stderr and f"mv {journal}" in result.stderr and "resuming" not in result.stderr
     # The plan a controller was started with, edited since: attach's restart refuses it, with or without a console.
-    RolloutFiles(state_dir, canary_plan.name).write_launch(Launch(supervise_args(other, RunOptions(state_dir=state_dir, fast=True)), {}))
+    Launch(supervise_args(other, RunOptions(state_dir=state_dir, fast=True)), {}).write(RolloutFiles(state_dir, canary_plan.name).launch)
     for console in ([], ["--headless"]):
         result = brahma("attach", "checkout-2.4.1", *console, "--state-dir", str(state_dir))
         assert result.returncode == 2, result.stderr

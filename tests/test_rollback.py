@@ -17,8 +17,9 @@ from console.journal import events as ev
 from console.controller.clock import VirtualClock
 from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
 from console.journal.journal import read_events
+from console.journal.state_dir import RolloutFiles
 from console.controller.rollback_pacing import MAX_RETRY_S, RETOLD_EVERY_S, RollbackPacing
-from console.runner import Rollout, RunOptions, build_rollout, sim_state_path
+from console.runner import Rollout, RunOptions, build_rollout
 from console.sim import target as sim_target
 from console.sim.target import SimTarget
 from console.targets.base import TargetError
@@ -79,7 +80,7 @@ async def test_a_rollback_whose_save_fails_is_never_rolled_back_until_the_saved_
     monkeypatch.setattr(sim_target, "atomic_write", saves)
     rollout = error_spike_rollout(tmp_path)
     controller = rollout.controller
-    state_file = sim_state_path(controller.journal.path)
+    state_file = RolloutFiles.of_journal(controller.journal.path).sim_state
     flag_when_first_failed: list[bool] = []
 
     def watch(event: ev.Event) -> None:
@@ -226,7 +227,6 @@ async def test_a_headless_run_stopped_by_sigterm_during_an_open_rollback_exits_5
 
 
 async def test_a_detached_controller_stays_while_the_rollback_is_open_and_sigterm_exits_5(canary_plan, tmp_path, capsys):
-    from console.supervisor.files import RolloutFiles
     from console.supervisor.server import SupervisorServer
 
     controller, target = broken_rollback(canary_plan, tmp_path, VirtualClock())

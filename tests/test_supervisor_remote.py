@@ -96,7 +96,7 @@ async def test_every_console_may_act_and_each_command_is_journaled_with_its_acto
 
 
 def flag_store(plan, files):
-    return plan_flags(plan, files.journal).store
+    return plan_flags(plan, files).store
 
 
 async def test_flag_changes_made_by_a_console_are_journaled_by_the_controller(canary_plan, served):

@@ -20,9 +20,9 @@ from console.journal import events as ev
 from console.controller.analysis import decide, judge_sample, judge_window
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.identity import check_resume, plan_digest, plan_identity
-from console.journal.journal import Journal, read_events
+from console.journal.journal import Journal
 from console.controller.rollback_pacing import RollbackPacing
-from console.journal.state import RolloutState, fold
+from console.journal.state import RolloutState, read_state
 from console.metrics.base import MetricSource
 from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext
@@ -131,7 +131,7 @@ class Controller:
         """Wall time for waits the world outside sets the pace of (a failing rollback's retries), which the
         rollout's clock, virtual under --fast, must not rush; tests pass a VirtualClock."""
         path = Path(journal_path)
-        self.state: RolloutState = fold(read_events(path)) if path.exists() else RolloutState()
+        self.state: RolloutState = read_state(path)
         self.plan_changed = check_resume(plan, self.state, path, self.options.target_kind)
         """Said when the plan was edited since the journal last ran it; ResumeRefused when it is another plan."""
         self.resumed = self.state.started and not self.state.finished

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 from console.journal import events as ev
+from console.journal.journal import read_events
 from console.journal.window import WindowStats
 
 HISTORY_LENGTH = 120
@@ -269,3 +271,10 @@ def fold(events: Iterable[ev.Event]) -> RolloutState:
     for event in events:
         state.apply(event)
     return state
+
+
+def read_state(journal: Path) -> RolloutState:
+    """The state of the rollout whose journal this is; a new one's (phase `new`) when there is no journal yet.
+
+    JournalError when the journal cannot be read."""
+    return fold(read_events(journal)) if journal.exists() else RolloutState()

@@ -25,7 +25,7 @@ from console.journal import events as ev
 from console.controller.controller import EXIT_COMPLETED, EXIT_GATE_FAILED
 from console.plan.model import RolloutPlan
 from console.preflight.gate import CheckResult, Gate, cannot_open
-from console.runner import RunOptions, journal_path, preflight_context
+from console.runner import RunOptions, preflight_context
 from console.units import format_duration
 
 SHOWN_OUTPUT_LINES = 8
@@ -92,7 +92,7 @@ async def run_preflight(
     progress = progress or ProgressLine(sys.stderr if json_lines else out)
     options = RunOptions()
     # The gate alone changes nothing: no Terraform state backup (that is for a run, before its first change).
-    context = replace(preflight_context(plan, options, journal_path(plan, options.state_dir)), state_dir=None)
+    context = replace(preflight_context(plan, options), state_dir=None)
     gate = Gate(plan.preflight, context)
     results: dict[str, CheckResult] = {}
     failed, interrupted = asyncio.Event(), asyncio.Event()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from console.atomic import atomic_write
+from console.journal.state_dir import RolloutFiles
 from console.report.facts import ReportData, collect
 from console.report.opening import rollback_section, summary
 from console.report.rollback_plan import rollback_plan
@@ -30,6 +31,6 @@ def render(data: ReportData) -> str:
 
 def write_report(journal: str | Path, output: str | Path | None = None) -> Path:
     journal = Path(journal)
-    target = Path(output) if output else journal.with_suffix(".md")
+    target = Path(output) if output else RolloutFiles.of_journal(journal).report
     atomic_write(target, render(collect(journal)).encode())
     return target

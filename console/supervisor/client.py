@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from console.controller.controller import EXIT_INVALID
-from console.journal.journal import JournalError, read_events
-from console.journal.state import RolloutState, fold
+from console.journal.journal import JournalError
+from console.journal.state import RolloutState, read_state
+from console.journal.state_dir import RolloutFiles
 from console.plan.names import release_name_problem
 from console.private_files import make_state_dir, open_private
-from console.supervisor.files import Launch, RolloutFiles, lock_holder, socket_address
+from console.supervisor.files import Launch, lock_holder, socket_address
 
 CONNECT_TIMEOUT_S = 2.0
 START_TIMEOUT_S = 15.0
@@ -124,9 +125,9 @@ def ensure_running(files: RolloutFiles, undo: bool = False) -> int | None:
     """
     if answers(files):
         return lock_holder(files)
-    if files.journal.exists() and fold(read_events(files.journal)).finished and not undo:
+    if read_state(files.journal).finished and not undo:
         return None
-    launch = files.read_launch()
+    launch = Launch.read(files.launch)
     if launch is None:
         raise SupervisorUnavailable(f"no controller answers for {files.name} and there is no {files.launch.name} to restart it from")
     missing = launch.missing()
@@ -155,7 +156,7 @@ def list_rollouts(state_dir: Path) -> list[RolloutListing]:
         if release_name_problem(journal.stem):
             continue  # another journal (flags.jsonl) or an archived run (name.STAMP.jsonl)
         try:
-            state = fold(read_events(journal))
+            state = read_state(journal)
         except JournalError as error:
             listings.append(RolloutListing(journal.stem, RolloutState(), False, None, str(error)))
             continue

@@ -13,7 +13,7 @@ from console.controller.controller import EXIT_CODES, EXIT_ERROR, EXIT_INVALID
 from console.journal.events import event_from_dict
 from console.controller.identity import ResumeRefused, check_resume
 from console.journal.journal import JournalError, read_events
-from console.journal.state import fold
+from console.journal.state import read_state
 from console.headless import printer
 from console.streams import guarded
 from console.actor import current_actor
@@ -24,7 +24,8 @@ from console.runner import REFUSALS, RunOptions, choose_kinds, report_refusal
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
-from console.supervisor.files import Launch, RolloutFiles, lock_held, lock_holder, take_lock
+from console.journal.state_dir import RolloutFiles
+from console.supervisor.files import Launch, lock_held, lock_holder, take_lock
 
 
 PROMETHEUS_USERINFO = "BRAHMA_PROMETHEUS_USERINFO"
@@ -100,7 +101,7 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
             rollout = build_rollout(plan, options, current_actor())
         except REFUSALS as error:
             return report_refusal(error)
-        files.write_launch(launch_of(plan_path, options, attended)[0])  # only a rollout that started can be restarted
+        launch_of(plan_path, options, attended)[0].write(files.launch)  # only a rollout that started can be restarted
         if rollout.controller.resumed:
             print(f"brahma: resuming rollout {plan.name} from {files.journal}", file=sys.stderr)
         return asyncio.run(SupervisorServer(rollout, files, attended).run())
@@ -111,13 +112,13 @@ def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read
     files = RolloutFiles(options.state_dir, plan.name)
     journal = files.journal
     try:
-        state = fold(read_events(journal)) if journal.exists() else None
+        state = read_state(journal)
         # Checked here too, so the console is never opened on a journal its plan does not describe.
-        changed = check_resume(plan, state, journal, choose_kinds(plan, options)[0]) if state is not None else None
+        changed = check_resume(plan, state, journal, choose_kinds(plan, options)[0])
         if answers(files):
             print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}): attaching", file=sys.stderr)
         else:
-            if state is not None and not state.finished:
+            if state.started and not state.finished:
                 print(f"brahma: resuming rollout {plan.name} from {journal}", file=sys.stderr)
                 if changed:
                     print(f"brahma: {changed}", file=sys.stderr)
@@ -141,8 +142,8 @@ def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> i
     from console.tui.app import run_console
 
     controller = RemoteController(plan, files, actor=current_actor(), watch_only=read_only)
-    code = run_console(Rollout(controller, plan_flags(plan, files.journal), detached=True), read_only=read_only)
-    runbook = files.journal.with_suffix(".md")
+    code = run_console(Rollout(controller, plan_flags(plan, files), detached=True), read_only=read_only)
+    runbook = files.report
     if not controller.state.finished and controller.pid is not None:
         print(f"brahma: detached; pid {controller.pid} keeps supervising {plan.name}. "
               f"Attach again with: brahma attach {plan.name} --state-dir {files.state_dir}", file=sys.stderr)
@@ -199,7 +200,7 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
                     print_event(event_from_dict(message))
                     if out.lost is not None:  # nobody reads any more: this follower leaves, the controller goes on
                         return 0
-        return EXIT_CODES.get(fold(read_events(files.journal)).phase, EXIT_ERROR)
+        return EXIT_CODES.get(read_state(files.journal).phase, EXIT_ERROR)
     except SupervisorUnavailable as error:
         return report_unavailable(error)
     except JournalError as error:
@@ -213,7 +214,7 @@ def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
     """The plan the rollout's controller was started with (its launch record names the file)."""
     from console.plan import load_plan
 
-    launch = files.read_launch()
+    launch = Launch.read(files.launch)
     if launch is None:
         if not files.journal.exists():
             print(f"brahma: no rollout {files.name} in {files.state_dir} (brahma ls --state-dir {files.state_dir} lists them)", file=sys.stderr)

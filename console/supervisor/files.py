@@ -1,4 +1,5 @@
-"""What a supervised rollout keeps beside its journal, and the lock that allows one controller per rollout."""
+"""What a supervised rollout keeps beside its journal (its launch record, its socket's address), and the lock that
+allows one controller per rollout. The files' names are the state dir's (console/journal/state_dir.py)."""
 
 from __future__ import annotations
 
@@ -11,50 +12,8 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from console.atomic import atomic_write
+from console.journal.state_dir import RolloutFiles
 from console.private_files import make_private, make_state_dir, open_private
-
-
-@dataclass(frozen=True)
-class RolloutFiles:
-    """The files of rollout `name` in `state_dir`; the journal is the one `brahma run` writes."""
-
-    state_dir: Path
-    name: str
-
-    def _file(self, suffix: str) -> Path:
-        return self.state_dir / f"{self.name}{suffix}"
-
-    @property
-    def journal(self) -> Path:
-        return self._file(".jsonl")
-
-    @property
-    def lock(self) -> Path:
-        return self._file(".lock")
-
-    @property
-    def socket(self) -> Path:
-        return self._file(".sock")
-
-    @property
-    def log(self) -> Path:
-        return self._file(".log")
-
-    @property
-    def launch(self) -> Path:
-        """The `brahma supervise` arguments, so `attach` can restart a controller that died."""
-        return self._file(".launch.json")
-
-    def write_launch(self, launch: Launch) -> None:
-        make_private(self.launch)  # replaced whole, and its mode kept: 0600 from the first byte
-        atomic_write(self.launch, json.dumps({"argv": launch.argv, "environment": launch.environment, "needs": launch.needs}).encode())
-
-    def read_launch(self) -> Launch | None:
-        try:
-            record = json.loads(self.launch.read_text())
-            return Launch(list(record["argv"]), dict(record["environment"]), dict(record.get("needs", {})))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
 
 
 LAUNCH_ENVIRONMENT = ("KUBECONFIG",)
@@ -86,6 +45,19 @@ class Launch:
     def missing(self) -> dict[str, str]:
         """What this launch needs that this process's environment lacks."""
         return {name: what for name, what in self.needs.items() if not os.environ.get(name)}
+
+    def write(self, path: Path) -> None:
+        make_private(path)  # replaced whole, and its mode kept: 0600 from the first byte
+        atomic_write(path, json.dumps({"argv": self.argv, "environment": self.environment, "needs": self.needs}).encode())
+
+    @classmethod
+    def read(cls, path: Path) -> "Launch | None":
+        """The launch record at `path`; None when there is none (or it cannot be read)."""
+        try:
+            record = json.loads(path.read_text())
+            return cls(list(record["argv"]), dict(record["environment"]), dict(record.get("needs", {})))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
 
 SOCKET_PATH_MAX = 107

@@ -23,7 +23,8 @@ from console.journal.state import RolloutState
 from console.samples import HistoryPoint
 from console.plan.model import RolloutPlan
 from console.supervisor.client import SupervisorUnavailable, ensure_running
-from console.supervisor.files import RolloutFiles, socket_address
+from console.journal.state_dir import RolloutFiles
+from console.supervisor.files import socket_address
 from console.supervisor.limits import LINE_LIMIT, MAX_FLAG_CHANGES
 from console.units import format_duration
 

@@ -41,7 +41,8 @@ from console.journal import events as ev
 from console.controller.controller import COMMANDS, EXIT_ROLLBACK_UNVERIFIED
 from console.headless import printer
 from console.runner import Rollout, close_rollout, run_controller, say_rollback_unverified
-from console.supervisor.files import RolloutFiles, socket_address
+from console.journal.state_dir import RolloutFiles
+from console.supervisor.files import socket_address
 from console.supervisor.flag_requests import FlagRecords, RequestError, parse_changes
 from console.supervisor.limits import (
     IN_FLIGHT, LINE_LIMIT, NEW_CONNECTIONS_BURST, NEW_CONNECTIONS_PER_S, SMALL_LINE, WRITE_TIMEOUT_S, CountedFailures, TokenBucket,

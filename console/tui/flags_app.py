@@ -11,6 +11,7 @@ from textual.widgets import Footer, Header
 from console.actor import current_actor
 from console.journal import events as ev
 from console.journal.journal import Journal
+from console.journal.state_dir import StateDir
 from console.flags.backends import FileBackend
 from console.flags.errors import FlagError
 from console.flags.model import FlagChange
@@ -76,7 +77,7 @@ class FlagEditorApp(FlagEditing, App[int]):
 
 
 def run_flag_editor(path: str, state_dir: Path = Path(".brahma")) -> int:
-    journal = Journal(state_dir / "flags.jsonl")
+    journal = Journal(StateDir(state_dir).flags_journal)
     try:
         return FlagEditorApp(FlagStore(FileBackend(path)), journal).run() or 0
     finally:

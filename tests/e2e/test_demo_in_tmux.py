@@ -78,7 +78,8 @@ def test_make_demo_ends_well_after_the_demo_rolled_back_and_says_where_the_runbo
 
 def test_q_leaves_an_attached_console_with_exit_0_and_says_where_the_runbook_will_be(tmp_path):
     from console.supervisor.client import SupervisorClient
-    from console.supervisor.files import RolloutFiles, lock_holder
+    from console.journal.state_dir import RolloutFiles
+    from console.supervisor.files import lock_holder
     from testbed.supervisor_support import ROLLOUT, wait_until_gone
 
     run = f"{sys.executable} -m console.cli run sample_configs/canary.yaml --state-dir {tmp_path} --speed 60; echo \"brahma exited $?\"; sleep 30"

@@ -23,7 +23,8 @@ from console.journal import events as ev
 from console.plan import load_plan
 from console.supervisor.client import SupervisorClient, answers
 from console.supervisor.commands import PROMETHEUS_USERINFO
-from console.supervisor.files import RolloutFiles, lock_holder
+from console.journal.state_dir import RolloutFiles
+from console.supervisor.files import lock_holder
 from console.supervisor.remote import RemoteController
 from tests.conftest import ROOT
 from tests.served_controller import until
@@ -165,7 +166,7 @@ def test_a_controller_killed_under_its_console_is_started_again_by_the_console(t
     events = journal_events(tmp_path)
     assert [e.stage for e in events if isinstance(e, ev.StageStarted)] == [0], "the stage resumed, not restarted"
     stop(tmp_path, restarted)
-    changes = json.loads(RolloutFiles(tmp_path, ROLLOUT).journal.with_suffix(".sim.json").read_text())["changes"]
+    changes = json.loads(RolloutFiles(tmp_path, ROLLOUT).sim_state.read_text())["changes"]
     assert [c["weight"] for c in changes if c["op"] == "set_weight"] == [5], "the traffic shift happened once"
 
 
@@ -232,7 +233,7 @@ def test_a_killed_controller_is_restarted_by_attach_and_resumes_without_repeatin
     assert sum(isinstance(e, ev.RolloutStarted) for e in events) == 1
     assert [e.stage for e in events if isinstance(e, ev.StageStarted)] == [0], "the stage resumed, not restarted"
     stop(tmp_path, restarted)
-    changes = json.loads(RolloutFiles(tmp_path, ROLLOUT).journal.with_suffix(".sim.json").read_text())["changes"]
+    changes = json.loads(RolloutFiles(tmp_path, ROLLOUT).sim_state.read_text())["changes"]
     assert [c["weight"] for c in changes if c["op"] == "set_weight"] == [5], "the traffic shift happened once"
 
 
@@ -313,7 +314,7 @@ async def test_a_finished_release_is_undone_from_a_console_after_its_controller_
     assert sum(isinstance(e, ev.RolloutStarted) for e in events) == 1, "the same release, not a new run"
     rollback = next(e for e in events if isinstance(e, ev.RollbackStarted))
     assert rollback.trigger == "operator" and "oncall@laptop" in rollback.reason
-    changes = json.loads(files.journal.with_suffix(".sim.json").read_text())["changes"]
+    changes = json.loads(files.sim_state.read_text())["changes"]
     assert changes[-1]["op"] == "rollback", "the simulated cluster is back on stable"
 
 
@@ -354,7 +355,7 @@ def test_a_finished_headless_run_is_opened_by_attach_and_its_rollback_key_undoes
     events = journal_events(tmp_path)
     assert [e.name for e in events if isinstance(e, (ev.Completed, ev.RollbackStarted, ev.RolledBack))] == ["completed", "rollback_started", "rolled_back"]
     assert next(e for e in events if isinstance(e, ev.RollbackStarted)).trigger == "operator"
-    changes = json.loads(RolloutFiles(tmp_path, ROLLOUT).journal.with_suffix(".sim.json").read_text())["changes"]
+    changes = json.loads(RolloutFiles(tmp_path, ROLLOUT).sim_state.read_text())["changes"]
     assert changes[-1]["op"] == "rollback", "the simulated cluster is back on stable"
 
 

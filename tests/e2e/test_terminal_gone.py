@@ -15,7 +15,8 @@ from pathlib import Path
 
 from console.journal import events as ev
 from console.journal.journal import read_events
-from console.supervisor.files import RolloutFiles, lock_holder
+from console.journal.state_dir import RolloutFiles
+from console.supervisor.files import lock_holder
 from tests.conftest import ROOT
 from console.supervisor.client import SupervisorClient
 from testbed.supervisor_support import ROLLOUT, wait_for_event, wait_until_gone

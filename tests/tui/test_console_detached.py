@@ -24,7 +24,7 @@ async def quit_console(pilot, app) -> None:
 
 
 def attached_app(plan, files, read_only: bool = False):
-    return make_app(Rollout(RemoteController(plan, files), plan_flags(plan, files.journal), detached=True), read_only=read_only, actor="captain@laptop")
+    return make_app(Rollout(RemoteController(plan, files), plan_flags(plan, files), detached=True), read_only=read_only, actor="captain@laptop")
 
 
 async def test_the_attached_console_shows_the_rollout_and_its_commands_are_journaled_with_the_actor(canary_plan, served):
