@@ -45,7 +45,7 @@ def supervise_a_day(state_dir: str) -> None:
     """In the child: the supervisor's own server and controller over 24h of virtual time; prints RSS by hour mark."""
     from console.journal import events as ev
     from console.plan import load_plan_text
-    from console.runner import RunOptions, build_rollout
+    from console.app.wiring import RunOptions, build_rollout
     from console.journal.state_dir import RolloutFiles
     from console.supervisor.server import SupervisorServer
 

@@ -10,7 +10,7 @@ import pytest
 
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
-from console.runner import Rollout, plan_flags
+from console.app.wiring import Rollout, plan_flags
 from console.journal.state_dir import RolloutFiles
 from console.supervisor.server import SupervisorServer
 

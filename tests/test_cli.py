@@ -130,7 +130,7 @@ def test_a_credential_the_shell_does_not_give_is_named_with_the_plan(tmp_path, c
 
 def test_headless_path_never_imports_textual(tmp_path):
     code = (
-        "import sys\nfrom console.cli import main\n"
+        "import sys\nfrom console.app.cli import main\n"
         f"code = main(['run', {str(SAMPLES / 'canary.yaml')!r}, '--headless', '--fast', '--state-dir', {str(tmp_path)!r}])\n"
         "assert code == 0, code\n"
         "loaded = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]\n"
@@ -140,7 +140,7 @@ def test_headless_path_never_imports_textual(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-DOMAIN = ["console.plan", "console.controller.controller", "console.sim.metrics", "console.preflight", "console.report", "console.runner", "console.headless", "console.supervisor.commands", "console.supervisor.server"]
+DOMAIN = ["console.plan", "console.controller.controller", "console.sim.metrics", "console.preflight", "console.report", "console.app.wiring", "console.app.headless", "console.app.supervision", "console.supervisor.server"]
 
 
 def test_the_domain_never_imports_textual():

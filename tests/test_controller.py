@@ -464,7 +464,7 @@ FLAGGED = (
 
 
 async def test_flag_enablement_steps_follow_promotion_each_held_like_a_stage(tmp_path):
-    from console.runner import RunOptions, build_rollout
+    from console.app.wiring import RunOptions, build_rollout
 
     rollout = build_rollout(plan_from(FLAGGED.format(scenario="healthy")), RunOptions(fast=True, state_dir=tmp_path), "tester@host")
     assert await rollout.controller.run() == 0
@@ -478,7 +478,7 @@ async def test_flag_enablement_steps_follow_promotion_each_held_like_a_stage(tmp
 
 
 async def test_a_breach_during_enablement_rolls_back_and_switches_the_flag_off(tmp_path):
-    from console.runner import RunOptions, build_rollout
+    from console.app.wiring import RunOptions, build_rollout
 
     scenario = tmp_path / "late-spike.yaml"
     scenario.write_text("name: late-spike\nevents:\n  - {at: 26m, track: canary, set: {error_rate: 0.05}}\n")

@@ -34,7 +34,7 @@ from console.atomic import ReadOnlyFileError, atomic_write
 from console.journal import events as ev
 from console.controller.controller import ControllerOptions
 from console.journal.journal import read_events
-from console.flags.cli import run_flags_command
+from console.app.flags import run_flags_command
 from console.flags.configmap import ConfigMapBackend
 from console.flags.model import definition_for, flag_from_definition, rollout_rules
 from console.controller.release_flags import ReleaseFlags
@@ -786,7 +786,7 @@ def test_cli_kill_with_no_new_flags_says_so(tmp_path):
 
 def test_the_flag_code_imports_neither_textual_nor_kubernetes_unless_asked():
     check = (
-        "import sys, console.flags, console.flags.cli\n"
+        "import sys, console.flags, console.app.flags\n"
         "assert 'kubernetes' not in sys.modules, 'kubernetes imported'\n"
         "import console.flags.configmap\n"
         "assert 'textual' not in sys.modules, 'textual imported'\n"

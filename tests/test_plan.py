@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from console.cli import main
+from console.app.cli import main
 from console.plan import PlanError, load_plan, load_plan_text
 from tests.conftest import SAMPLES, plan_from
 

@@ -298,7 +298,7 @@ async def test_a_broken_flag_file_fails_with_its_line(tmp_path):
 
 
 async def test_on_a_run_the_flags_check_sees_the_flags_created_before_the_gate(tmp_path):
-    from console.runner import RunOptions, build_rollout
+    from console.app.wiring import RunOptions, build_rollout
 
     plan = plan_from(FLAGGED + "preflight:\n  - {name: flags created disabled, kind: flags}\n")
     rollout = build_rollout(plan, RunOptions(fast=True, state_dir=tmp_path), "tester")

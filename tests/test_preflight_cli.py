@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from console.preflight.cli import ProgressLine, progress_text, run_preflight
+from console.app.preflight import ProgressLine, progress_text, run_preflight
 from tests.conftest import ROOT, plan_from
 from tests.test_preflight import running_commands, unique_sleep
 

@@ -19,7 +19,7 @@ from typing import ClassVar
 import pytest
 from markdown_it import MarkdownIt
 
-from console.cli import main
+from console.app.cli import main
 from console.journal import events as ev
 from console.controller.controller import ControllerOptions
 from console.journal.journal import Journal, read_events

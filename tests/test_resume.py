@@ -299,8 +299,8 @@ def brahma(*args: str) -> subprocess.CompletedProcess:
 
 
 async def test_a_detached_controller_s_refusal_of_another_plan_s_journal_is_exit_2(canary_plan, tmp_path):
-    from console.runner import RunOptions
-    from console.supervisor.commands import supervise_args
+    from console.app.wiring import RunOptions
+    from console.app.supervision import supervise_args
     from console.journal.state_dir import RolloutFiles
     from console.supervisor.files import Launch
 

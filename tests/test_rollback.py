@@ -19,7 +19,7 @@ from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
 from console.journal.journal import read_events
 from console.journal.state_dir import RolloutFiles
 from console.controller.rollback_pacing import MAX_RETRY_S, RETOLD_EVERY_S, RollbackPacing
-from console.runner import Rollout, RunOptions, build_rollout
+from console.app.wiring import Rollout, RunOptions, build_rollout
 from console.sim import target as sim_target
 from console.sim.target import SimTarget
 from console.targets.base import TargetError
@@ -194,7 +194,7 @@ async def test_an_operators_rollback_tries_the_open_rollback_again_at_once(canar
 
 
 async def test_a_stopped_open_rollback_is_listed_and_taken_up_by_the_next_controller(canary_plan, tmp_path, capsys):
-    from console.supervisor.commands import list_state_dir
+    from console.app.supervision import list_state_dir
 
     first, target = broken_rollback(canary_plan, tmp_path, VirtualClock())
     first.subscribe(lambda e: first.stop() if isinstance(e, ev.RollbackFailed) else None)
@@ -213,7 +213,7 @@ async def test_a_stopped_open_rollback_is_listed_and_taken_up_by_the_next_contro
 
 
 async def test_a_headless_run_stopped_by_sigterm_during_an_open_rollback_exits_5(canary_plan, tmp_path, capsys):
-    from console.headless import run_headless
+    from console.app.headless import run_headless
 
     controller, _ = broken_rollback(canary_plan, tmp_path, VirtualClock())
     controller.subscribe(lambda e: os.kill(os.getpid(), signal.SIGTERM) if isinstance(e, ev.RollbackFailed) else None)

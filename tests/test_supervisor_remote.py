@@ -17,7 +17,7 @@ import pytest
 
 from console.journal import events as ev
 from console.journal.journal import read_events
-from console.runner import plan_flags
+from console.app.wiring import plan_flags
 from console.supervisor import server as server_module
 from console.supervisor.client import answers
 from console.flags.model import FlagChange

@@ -39,8 +39,8 @@ from typing import Any
 
 from console.journal import events as ev
 from console.controller.controller import COMMANDS, EXIT_ROLLBACK_UNVERIFIED
-from console.headless import printer
-from console.runner import Rollout, close_rollout, run_controller, say_rollback_unverified
+from console.app.headless import printer
+from console.app.wiring import Rollout, close_rollout, run_controller, say_rollback_unverified
 from console.journal.state_dir import RolloutFiles
 from console.supervisor.files import socket_address
 from console.supervisor.flag_requests import FlagRecords, RequestError, parse_changes

@@ -22,7 +22,7 @@ import pytest
 from console.journal import events as ev
 from console.plan import load_plan
 from console.supervisor.client import SupervisorClient, answers
-from console.supervisor.commands import PROMETHEUS_USERINFO
+from console.app.supervision import PROMETHEUS_USERINFO
 from console.journal.state_dir import RolloutFiles
 from console.supervisor.files import lock_holder
 from console.supervisor.remote import RemoteController

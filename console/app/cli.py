@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 DEMO_SPEED = 60.0
 """The sample canary plan (1h45m planned) runs in under two minutes."""
-SAMPLE_PLAN = Path(__file__).resolve().parent.parent / "sample_configs" / "canary.yaml"
+SAMPLE_PLAN = Path(__file__).resolve().parent.parent.parent / "sample_configs" / "canary.yaml"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,7 +90,7 @@ def _add_rollout_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_options(args: argparse.Namespace, manual: bool, headless: bool):
-    from console.runner import RunOptions
+    from console.app.wiring import RunOptions
 
     return RunOptions(
         target=args.target, metrics=args.metrics, scenario=args.scenario, speed=args.speed, fast=args.fast,
@@ -166,10 +166,10 @@ def limits_as_read(plan: RolloutPlan) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from console.actor import current_actor
-    from console.headless import run_headless
+    from console.app.headless import run_headless
     from console.plan import load_plan
-    from console.runner import REFUSALS, build_rollout, choose_kinds, refuse_unwritable_flags, report_refusal, rollout_files
-    from console.supervisor.commands import attach, launch_of, run_supervised
+    from console.app.wiring import REFUSALS, build_rollout, choose_kinds, refuse_unwritable_flags, report_refusal, rollout_files
+    from console.app.supervision import attach, launch_of, run_supervised
     from console.supervisor.files import lock_holder, take_lock
 
     if args.headless and args.manual:
@@ -226,7 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     from console.plan import load_plan
-    from console.preflight.cli import run_preflight
+    from console.app.preflight import run_preflight
 
     try:
         plan = load_plan(args.plan)
@@ -240,7 +240,7 @@ def cmd_flags(args: argparse.Namespace) -> int:
     from console.journal.events import FlagChanged
     from console.journal.journal import Journal
     from console.journal.state_dir import StateDir
-    from console.flags.cli import run_flags_command
+    from console.app.flags import run_flags_command
 
     if not args.verb:
         from console.tui.flags_app import run_flag_editor
@@ -273,7 +273,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_supervise(args: argparse.Namespace) -> int:
     from console.plan import load_plan
-    from console.supervisor.commands import supervise
+    from console.app.supervision import supervise
 
     if args.manual and not args.attended:
         print("brahma: --manual needs a person at a console; an unattended controller cannot wait for one", file=sys.stderr)
@@ -294,13 +294,13 @@ def cmd_supervise(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from console.supervisor.commands import attach
+    from console.app.supervision import attach
 
     return attach(args.state_dir, args.rollout, args.headless, args.read_only)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from console.supervisor.commands import list_state_dir
+    from console.app.supervision import list_state_dir
 
     return list_state_dir(args.state_dir)
 

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from console.journal import events as ev
 from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
-from console.runner import Rollout, close_rollout, run_controller, say_rollback_unverified
+from console.app.wiring import Rollout, close_rollout, run_controller, say_rollback_unverified
 from console.narrate import describe, rollout_clock
 from console.streams import GuardedStream, guarded
 

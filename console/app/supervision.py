@@ -14,13 +14,13 @@ from console.journal.events import event_from_dict
 from console.controller.identity import ResumeRefused, check_resume
 from console.journal.journal import JournalError, read_events
 from console.journal.state import read_state
-from console.headless import printer
+from console.app.headless import printer
 from console.streams import guarded
 from console.actor import current_actor
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
 from console.plan.names import release_name_problem
-from console.runner import REFUSALS, RunOptions, choose_kinds, report_refusal
+from console.app.wiring import REFUSALS, RunOptions, choose_kinds, report_refusal
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
@@ -92,7 +92,7 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
     if lock is None:
         print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}); attach with: brahma attach {plan.name}", file=sys.stderr)
         return EXIT_ERROR
-    from console.runner import build_rollout
+    from console.app.wiring import build_rollout
     from console.supervisor.server import SupervisorServer
 
     options = take_secrets(options)
@@ -137,7 +137,7 @@ def report_unavailable(error: SupervisorUnavailable) -> int:
 
 
 def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> int:
-    from console.runner import Rollout, plan_flags
+    from console.app.wiring import Rollout, plan_flags
     from console.supervisor.remote import RemoteController
     from console.tui.app import run_console
 

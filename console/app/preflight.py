@@ -25,7 +25,7 @@ from console.journal import events as ev
 from console.controller.controller import EXIT_COMPLETED, EXIT_GATE_FAILED
 from console.plan.model import RolloutPlan
 from console.preflight.gate import CheckResult, Gate, cannot_open
-from console.runner import RunOptions, preflight_context
+from console.app.wiring import RunOptions, preflight_context
 from console.units import format_duration
 
 SHOWN_OUTPUT_LINES = 8
