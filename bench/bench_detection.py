@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from console.journal import events as ev  # noqa: E402
 from console.plan import load_plan  # noqa: E402
 from console.plan.model import RolloutPlan  # noqa: E402
-from console.app.wiring import RunOptions, build_rollout, close_rollout  # noqa: E402
+from console.app.wiring import RunOptions, build_rollout  # noqa: E402
+from console.rollout import close_rollout  # noqa: E402
 from testbed.prometheus_server import (  # noqa: E402
     SCRAPE_INTERVAL_S,
     DemoStack,

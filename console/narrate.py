@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import TextIO
+
 from console.journal import events as ev
+from console.streams import GuardedStream, guarded
 from console.units import format_duration
 
 
@@ -107,3 +111,20 @@ def flag_change(old: dict, new: dict) -> str:
     if not old:
         return f"created ({flag_state(new)})"
     return f"{flag_state(old)} → {flag_state(new)}"
+
+
+def event_printer(out: TextIO | GuardedStream, json_lines: bool):
+    """Prints each event on `out`, which stops taking them, quietly, once its reader has gone."""
+    out = guarded(out)  # type: ignore[arg-type]
+
+    def print_event(event: ev.Event) -> None:
+        if json_lines:
+            out.write(json.dumps(event.to_dict(), separators=(",", ":"), default=str) + "\n")
+        else:
+            line = describe(event)
+            if line is None:
+                return
+            out.write(f"[{rollout_clock(event.t):>7}] {line}\n")
+        out.flush()
+
+    return print_event

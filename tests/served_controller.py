@@ -10,7 +10,8 @@ import pytest
 
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
-from console.app.wiring import Rollout, plan_flags
+from console.app.wiring import plan_flags
+from console.rollout import Rollout
 from console.journal.state_dir import RolloutFiles
 from console.supervisor.server import SupervisorServer
 

@@ -16,7 +16,8 @@ import pytest
 
 from console.journal import events as ev
 from console.journal.journal import read_events
-from console.app.wiring import RunOptions, build_rollout, close_rollout
+from console.app.wiring import RunOptions, build_rollout
+from console.rollout import close_rollout
 from tests.conftest import ROOT, plan_from
 from testbed.prometheus_server import free_port
 

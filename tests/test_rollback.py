@@ -19,7 +19,8 @@ from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
 from console.journal.journal import read_events
 from console.journal.state_dir import RolloutFiles
 from console.controller.rollback_pacing import MAX_RETRY_S, RETOLD_EVERY_S, RollbackPacing
-from console.app.wiring import Rollout, RunOptions, build_rollout
+from console.app.wiring import RunOptions, build_rollout
+from console.rollout import Rollout
 from console.sim import target as sim_target
 from console.sim.target import SimTarget
 from console.targets.base import TargetError

@@ -6,16 +6,16 @@ as if nobody read it, and the journal says when printing stopped."""
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 from typing import TextIO
 
 from console.journal import events as ev
 from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
-from console.app.wiring import Rollout, close_rollout, run_controller, say_rollback_unverified
-from console.narrate import describe, rollout_clock
-from console.streams import GuardedStream, guarded
+from console.app.wiring import say_rollback_unverified
+from console.narrate import event_printer
+from console.rollout import Rollout, close_rollout, run_controller
+from console.streams import guarded
 
 
 def say_output_lost(controller, stream: str, error: Exception) -> None:
@@ -24,23 +24,6 @@ def say_output_lost(controller, stream: str, error: Exception) -> None:
         return  # the last event: nothing more would have been printed
     controller.emit(ev.ErrorRaised(controller.now(), where=stream, message=f"{stream} was closed ({type(error).__name__}): "
                                    "events are no longer printed; the rollout goes on, and the journal keeps every event"))
-
-
-def printer(out: TextIO | GuardedStream, json_lines: bool):
-    """Prints each event on `out`, which stops taking them, quietly, once its reader has gone."""
-    out = guarded(out)  # type: ignore[arg-type]
-
-    def print_event(event: ev.Event) -> None:
-        if json_lines:
-            out.write(json.dumps(event.to_dict(), separators=(",", ":"), default=str) + "\n")
-        else:
-            line = describe(event)
-            if line is None:
-                return
-            out.write(f"[{rollout_clock(event.t):>7}] {line}\n")
-        out.flush()
-
-    return print_event
 
 
 async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = None) -> int:
@@ -52,7 +35,7 @@ async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = 
         print(f"brahma: resuming rollout {state.rollout} at {where} from {controller.journal.path}", file=sys.stderr)
     out = guarded(out)  # type: ignore[arg-type]
     out.on_lost(lambda error: say_output_lost(controller, "stdout", error))
-    controller.subscribe(printer(out, json_lines))
+    controller.subscribe(event_printer(out, json_lines))
     # SIGTERM as ctrl+c: the step under way is cut short (each is safe to repeat), the journal and report closed.
     running = asyncio.ensure_future(run_controller(rollout))
     loop = asyncio.get_running_loop()

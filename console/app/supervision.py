@@ -14,7 +14,7 @@ from console.journal.events import event_from_dict
 from console.controller.identity import ResumeRefused, check_resume
 from console.journal.journal import JournalError, read_events
 from console.journal.state import read_state
-from console.app.headless import printer
+from console.narrate import event_printer
 from console.streams import guarded
 from console.actor import current_actor
 from console.plan.loader import PlanError
@@ -137,7 +137,8 @@ def report_unavailable(error: SupervisorUnavailable) -> int:
 
 
 def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> int:
-    from console.app.wiring import Rollout, plan_flags
+    from console.app.wiring import plan_flags
+    from console.rollout import Rollout
     from console.supervisor.remote import RemoteController
     from console.tui.app import run_console
 
@@ -187,7 +188,7 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
     if plan is not None:
         return attach_console(plan, files, read_only)
     out = guarded(sys.stdout)  # type: ignore[arg-type]
-    print_event = printer(out, json_lines=False)
+    print_event = event_printer(out, json_lines=False)
     try:
         if pid is None:  # finished: the journal tells the whole story
             for event in read_events(files.journal):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import time
@@ -13,7 +12,6 @@ from typing import TYPE_CHECKING, Callable
 from console.atomic import write_refusal
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID, Controller, ControllerOptions
-from console.journal.events import ErrorRaised
 from console.controller.identity import ResumeRefused
 from console.journal.journal import JournalError
 from console.journal.state import read_state
@@ -27,12 +25,13 @@ from console.plan.defaults import kubernetes_weight_problem
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
 from console.preflight import Gate, PreflightContext
+from console.rollout import Rollout
 from console.targets.base import Target, TargetError
 
 if TYPE_CHECKING:
     from console.sim.scenario import Scenario
-    from console.targets.kube_lease import RolloutLease
     from console.supervisor.remote import RemoteController
+    from console.targets.kube_lease import RolloutLease
 
 
 @dataclass
@@ -147,22 +146,6 @@ def build_target_and_metrics(
     return target, metrics
 
 
-@dataclass
-class Rollout:
-    """Everything one run is made of, for the headless runner and the console alike."""
-
-    controller: Controller | RemoteController
-    """In this process, or a detached one followed over its socket."""
-    flags: ReleaseFlags | None = None
-    """The plan's flags in their store (None when the plan has none)."""
-    notifier: Notifier | None = None
-    """The plan's webhooks (None when it has none)."""
-    lease: RolloutLease | None = None
-    """On a cluster: the Lease that makes this the rollout's only controller."""
-    detached: bool = False
-    """The controller runs in a process of its own and is followed over its socket (a RemoteController)."""
-
-
 def flags_path(plan: RolloutPlan, files: RolloutFiles) -> Path | None:
     """The plan's flag file; on the simulator, one beside the journal stands in for the flag service."""
     if plan.flags_file:
@@ -254,44 +237,9 @@ def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, files: Ro
     return Rollout(controller, release_flags, notifier, lease)
 
 
-async def close_rollout(rollout: Rollout) -> Path:
-    """Send the notifications still under way, close the journal and the clients, then write the report."""
-    from console.report import write_report
-
-    controller = rollout.controller
-    if rollout.notifier is not None:
-        await rollout.notifier.drain()
-    controller.journal.close()
-    await controller.target.close()
-    await controller.metrics.close()
-    return write_report(controller.journal.path)
-
-
 def say_rollback_unverified(controller: Controller | RemoteController) -> None:
     """On stderr: the controller stopped with the rollback still open, so the target may serve the new version."""
     state = controller.state
     failure = f" ({state.rollback_failure.detail})" if state.rollback_failure else ""
     print(f"brahma: stopped with the rollback of {state.rollout} not verified on the target{failure}; the new version "
           "may still serve traffic: run the same command again to go on with the rollback", file=sys.stderr)
-
-
-async def run_controller(rollout: Rollout) -> int:
-    """The controller's loop, keeping the rollout's Lease meanwhile when it has one.
-
-    A controller whose lease another took stops, and says so in the journal: two controllers acting
-    on one release would fight over its traffic.
-    """
-    controller, lease = rollout.controller, rollout.lease
-    if lease is None:
-        return await controller.run()
-
-    def lost(message: str) -> None:
-        controller.emit(ErrorRaised(controller.now(), where="lease", message=f"{message}; this controller stops supervising"))
-        controller.stop()
-
-    keeper = asyncio.create_task(lease.keep(lost))
-    try:
-        return await controller.run()
-    finally:
-        keeper.cancel()
-        await asyncio.to_thread(lease.release)

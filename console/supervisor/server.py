@@ -39,8 +39,9 @@ from typing import Any
 
 from console.journal import events as ev
 from console.controller.controller import COMMANDS, EXIT_ROLLBACK_UNVERIFIED
-from console.app.headless import printer
-from console.app.wiring import Rollout, close_rollout, run_controller, say_rollback_unverified
+from console.app.wiring import say_rollback_unverified
+from console.narrate import event_printer
+from console.rollout import Rollout, close_rollout, run_controller
 from console.journal.state_dir import RolloutFiles
 from console.supervisor.files import socket_address
 from console.supervisor.flag_requests import FlagRecords, RequestError, parse_changes
@@ -206,7 +207,7 @@ class SupervisorServer:
 
     async def run(self) -> int:
         controller = self.rollout.controller
-        controller.subscribe(printer(sys.stdout, json_lines=False))  # the log in the state dir tells the story
+        controller.subscribe(event_printer(sys.stdout, json_lines=False))  # the log in the state dir tells the story
         loop = asyncio.get_running_loop()
         listening = self._listen()
         accepting = asyncio.create_task(self._accept(listening))

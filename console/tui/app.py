@@ -24,7 +24,7 @@ from console.journal import events as ev
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID
 from console.samples import TrackValues
 from console.narrate import describe, rollout_clock
-from console.app.wiring import Rollout, close_rollout
+from console.rollout import Rollout, close_rollout
 from console.sim.metrics import SimMetricSource
 from console.tui import view
 from console.tui.commands import RolloutCommands

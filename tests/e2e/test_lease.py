@@ -23,7 +23,7 @@ from console.journal import events as ev
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
 from console.plan import load_plan
-from console.app.wiring import Rollout, run_controller
+from console.rollout import Rollout, run_controller
 from console.targets.kube_lease import LEASE_DURATION_S, LeaseHeld, RolloutLease, micro_time, parse_micro_time
 from console.targets.base import TargetError
 from console.targets.kube_api import LEASES, KubeApi, load_api_client

@@ -16,7 +16,8 @@ import sys
 
 from console.journal import events as ev
 from console.plan import load_plan
-from console.app.wiring import RunOptions, build_rollout, close_rollout
+from console.app.wiring import RunOptions, build_rollout
+from console.rollout import close_rollout
 from tests.conftest import ROOT, SAMPLES
 from testbed.prometheus_server import (
     DemoStack,

@@ -13,7 +13,7 @@ from console.flags.backends import FileBackend
 from console.controller.release_flags import ReleaseFlags
 from console.flags.store import FlagStore
 from console.plan.model import RolloutPlan
-from console.app.wiring import Rollout
+from console.rollout import Rollout
 from console.targets.base import TargetError
 from console.tui.app import BrahmaApp, make_app
 from tests.conftest import sim_controller

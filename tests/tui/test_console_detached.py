@@ -7,7 +7,8 @@ import asyncio
 
 from console.journal import events as ev
 from console.journal.journal import read_events
-from console.app.wiring import Rollout, plan_flags
+from console.app.wiring import plan_flags
+from console.rollout import Rollout
 from console.supervisor.remote import RemoteController
 from console.tui.app import make_app
 from tests.served_controller import until
