@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from console.journal import events as ev
 from console.narrate import describe, rollout_clock
 from console.plan.model import RolloutPlan, WebhookSpec
-from console.redact import redact
+from console.redact import redact, split_credentials
 
 TITLES = {
     "preflight_failed": ":no_entry: Pre-flight gate failed",
@@ -80,14 +80,11 @@ class Webhook:
 
     @classmethod
     def from_spec(cls, spec: WebhookSpec) -> Webhook:
-        # Imported here: the Prometheus client behind this module is loaded only when a plan has webhooks.
-        from console.metrics.prometheus import split_userinfo
-
         written = spec.url if spec.url is not None else os.environ.get(spec.url_env or "") or None
         if written is None:
             return cls(spec, None, f"{spec.kind} ${spec.url_env}")
         try:
-            url, auth = split_userinfo(written)
+            url, auth = split_credentials(written)
             parts = urlsplit(url)
             host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
         except ValueError:  # not a URL: the POST will say so

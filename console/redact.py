@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Sequence
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
@@ -22,3 +23,16 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """The URL without credentials, and the user and password it carried (for basic auth)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(parts.username), unquote(parts.password or ""))

@@ -20,7 +20,7 @@ import pytest
 import requests
 from prometheus_api_client import PrometheusApiClientException
 
-from console.redact import redact
+from console.redact import redact, split_credentials
 from console.metrics.prometheus import (
     BUILTIN_METRICS,
     PrometheusConfigError,
@@ -33,7 +33,6 @@ from console.metrics.prometheus import (
     rate_window,
     read_instant_result,
     read_range_result,
-    split_userinfo,
     summarize_problems,
 )
 from console.plan.model import PrometheusSpec
@@ -253,11 +252,11 @@ def test_redaction_strips_url_credentials_and_masks_secrets() -> None:
 
 
 def test_url_credentials_become_basic_auth() -> None:
-    assert split_userinfo("https://alice:pa%40ss@prom.example:9443/prom") == (
+    assert split_credentials("https://alice:pa%40ss@prom.example:9443/prom") == (
         "https://prom.example:9443/prom",
         ("alice", "pa@ss"),
     )
-    assert split_userinfo("http://prom:9090") == ("http://prom:9090", None)
+    assert split_credentials("http://prom:9090") == ("http://prom:9090", None)
 
 
 def test_the_repr_shows_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,7 +36,6 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 import yaml
@@ -47,7 +46,7 @@ from urllib3.util.retry import Retry
 from console.samples import HistoryPoint, Sample, TrackValues
 from console.plan.model import PrometheusSpec
 from console.printable import printable
-from console.redact import redact
+from console.redact import redact, split_credentials
 from console.units import parse_duration
 
 TRACKS = ("canary", "stable")
@@ -243,19 +242,6 @@ def summarize_problems(problems: Sequence[tuple[str, str, str]], queries: int) -
     )
 
 
-def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
-    """The URL without credentials, and the user and password it carried (for basic auth)."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url, None
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return clean, (unquote(parts.username), unquote(parts.password or ""))
-
-
 def _connection_cause(exc: BaseException) -> str:
     text = str(exc)
     causes = {
@@ -365,7 +351,7 @@ class PrometheusSource:
         *,
         scrape_interval_s: float | None = None,
     ) -> None:
-        url, url_auth = split_userinfo((url_override or spec.url).rstrip("/"))
+        url, url_auth = split_credentials((url_override or spec.url).rstrip("/"))
         credentials = _resolve_credentials(spec, url_auth)
         self._app = app
         self._url = url

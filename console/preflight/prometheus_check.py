@@ -24,12 +24,11 @@ from console.metrics.prometheus import (
     expand_query,
     label_matchers,
     read_instant_result,
-    split_userinfo,
 )
 from console.plan.model import COMPARISON, PreflightSpec
 from console.preflight.process import tail
 from console.preflight.context import PreflightContext
-from console.redact import redact
+from console.redact import redact, split_credentials
 
 OPERATORS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 PREFLIGHT_WINDOW = "5m"
@@ -79,7 +78,7 @@ def judge_result(result: Any, condition: str) -> tuple[bool, list[str]]:
 async def check_query(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
     plan = context.plan
     spec = plan.metrics.prometheus
-    url, url_auth = split_userinfo((context.prometheus_url or spec.url).rstrip("/"))
+    url, url_auth = split_credentials((context.prometheus_url or spec.url).rstrip("/"))
     try:
         credentials = _resolve_credentials(spec, url_auth)
     except PrometheusConfigError as error:
