@@ -79,7 +79,7 @@ async def rollback_duration(strategy: str, after_promotion: bool = False) -> flo
                 rollout.when(event(ev.RolledBack), lambda e: rollout.controller.stop())
             else:
                 rollout.when(event(ev.SampleTaken, stage=ROLLBACK_AT_STAGE[strategy]), roll_back)
-            if await rollout.run() != 3:
+            if await rollout.run() != "rolled_back":
                 raise RuntimeError(f"the {strategy} rollout did not roll back")
             return rollout.of(ev.RolledBack)[0].duration_s
 

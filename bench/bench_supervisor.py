@@ -73,9 +73,9 @@ def supervise_a_day(state_dir: str) -> None:
     controller.subscribe(hold_for_a_console)
     with open(Path(state_dir) / "supervisor.log", "w") as log:
         sys.stdout = log  # the narration goes to the log, as in the detached process
-        code = asyncio.run(SupervisorServer(rollout, RolloutFiles(Path(state_dir), plan.name)).run())
+        phase = asyncio.run(SupervisorServer(rollout, RolloutFiles(Path(state_dir), plan.name)).run())
         sys.stdout = sys.__stdout__
-    print(json.dumps({"exit": code, **rss}))
+    print(json.dumps({"phase": phase, **rss}))
 
 
 def attach_after_a_day(state_dir: Path, plan_name: str) -> float:
@@ -114,7 +114,7 @@ def controller_rss() -> dict[str, float]:
         finally:
             child.kill()
             child.stdout.close()
-    if figures.pop("exit") != 0:
+    if figures.pop("phase") != "completed":
         raise SystemExit("the 24h monitoring window did not complete")
     return {**figures, "attach_s": attach_s}
 

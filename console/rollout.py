@@ -34,8 +34,8 @@ class Rollout:
     """The controller runs in a process of its own and is followed over its socket (a RemoteController)."""
 
 
-async def run_controller(rollout: Rollout) -> int:
-    """The controller's loop, keeping the rollout's Lease meanwhile when it has one.
+async def run_controller(rollout: Rollout) -> str:
+    """The controller's loop, keeping the rollout's Lease meanwhile when it has one; the phase it stopped in.
 
     A controller whose lease another took stops, and says so in the journal: two controllers acting
     on one release would fight over its traffic.

@@ -105,7 +105,7 @@ class KubeRollout:
 
         self.controller.subscribe(listener)
 
-    async def run(self) -> int:
+    async def run(self) -> str:
         try:
             return await self.controller.run()
         finally:

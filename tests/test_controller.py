@@ -25,7 +25,7 @@ def of_type(journal: Path, kind):
 
 async def test_healthy_rollout_goes_through_every_stage_and_monitoring(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path)
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     journal = controller.journal.path
     assert [e.weight for e in of_type(journal, ev.StageStarted)] == [5, 25, 50, 100]
     assert [e.t for e in of_type(journal, ev.StageStarted)] == [0, 600, 1500, 2700]
@@ -37,7 +37,7 @@ async def test_healthy_rollout_goes_through_every_stage_and_monitoring(canary_pl
 
 async def test_error_spike_rolls_back_within_one_sample_of_the_fault(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path, "error-spike")
-    assert await controller.run() == 3
+    assert await controller.run() == "rolled_back"
     rollback = of_type(controller.journal.path, ev.RollbackStarted)[0]
     assert rollback.trigger == "error_rate"
     assert 17 * 60 <= rollback.t <= 17 * 60 + canary_plan.interval
@@ -48,7 +48,7 @@ async def test_error_spike_rolls_back_within_one_sample_of_the_fault(canary_plan
 
 async def test_latency_creep_pauses_then_headless_rolls_back_after_pause_timeout(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path, "latency-creep")
-    assert await controller.run() == 3
+    assert await controller.run() == "rolled_back"
     paused = of_type(controller.journal.path, ev.Paused)[0]
     rollback = of_type(controller.journal.path, ev.RollbackStarted)[0]
     assert paused.trigger == "latency_p99" and "500ms" in paused.reason
@@ -58,7 +58,7 @@ async def test_latency_creep_pauses_then_headless_rolls_back_after_pause_timeout
 
 async def test_no_data_is_never_promoted(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path, "no-data")
-    assert await controller.run() == 3
+    assert await controller.run() == "rolled_back"
     journal = controller.journal.path
     assert [e.weight for e in of_type(journal, ev.StageStarted)] == [5]
     assert not of_type(journal, ev.StagePassed)
@@ -67,7 +67,7 @@ async def test_no_data_is_never_promoted(canary_plan, tmp_path):
 
 async def test_flapping_under_the_consecutive_limit_does_not_roll_back(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path, "flapping")
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     journal = controller.journal.path
     breaches = [s for s in of_type(journal, ev.SampleTaken) if "error_rate" in s.breaches]
     assert len(breaches) >= 6, "the blips were seen"
@@ -97,7 +97,7 @@ async def test_operator_rollback_mid_stage_records_actor_and_reason(canary_plan,
     controller = sim_controller(canary_plan, tmp_path)
     operator = Operator(controller, canary_plan)
     operator.when("stage_started", "rollback", lambda e: e.stage == 1)
-    assert await controller.run() == 3
+    assert await controller.run() == "rolled_back"
     journal = controller.journal.path
     command = of_type(journal, ev.CommandIssued)[0]
     assert (command.command, command.actor) == ("rollback", "captain@laptop")
@@ -141,7 +141,7 @@ async def test_operator_rollback_cuts_short_a_shift_still_waiting_for_its_rollou
         controller.submit("rollback", "captain@laptop")
 
     operator = asyncio.create_task(roll_back_while_waiting())
-    assert await asyncio.wait_for(controller.run(), timeout=10) == 3, "the rollback did not wait for the shift"
+    assert await asyncio.wait_for(controller.run(), timeout=10) == "rolled_back", "the rollback did not wait for the shift"
     await operator
     assert target.given_up, "the shift was cancelled, never released"
     journal = controller.journal.path
@@ -174,7 +174,7 @@ class SlowShiftTarget:
 async def test_a_stage_window_starts_once_its_traffic_is_in_place(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path)
     controller.target = SlowShiftTarget(controller.target, controller.clock, slow_weight=25, wait_s=300)
-    assert await controller.run() == 0, "a third of the window spent waiting for the rollout is not a window with a hole"
+    assert await controller.run() == "completed", "a third of the window spent waiting for the rollout is not a window with a hole"
     journal = controller.journal.path
     started = next(e for e in of_type(journal, ev.StageStarted) if e.weight == 25)
     shifted = next(e for e in of_type(journal, ev.TrafficShifted) if e.weight == 25)
@@ -190,7 +190,7 @@ async def test_promote_skips_the_rest_of_the_window_and_promote_full_goes_to_100
     operator = Operator(controller, canary_plan)
     operator.when("stage_started", "promote", lambda e: e.stage == 0)
     operator.when("stage_started", "promote-full", lambda e: e.stage == 1)
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     starts = [(e.weight, e.t) for e in of_type(controller.journal.path, ev.StageStarted)]
     assert starts == [(5, 0), (25, 0), (100, 0)]
 
@@ -200,7 +200,7 @@ async def test_the_journal_says_which_stages_a_promote_skipped(canary_plan, tmp_
     operator = Operator(controller, canary_plan)
     operator.when("sample", "promote", lambda e: e.stage == 1 and e.t >= 900)  # 25%'s window cut short
     operator.when("stage_started", "promote-full", lambda e: e.stage == 2)  # past 50%, whose window began
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     state = read_state(controller.journal.path)
     assert state.passed_stages == [0, 3] and state.skipped_stages == [1, 2]
 
@@ -208,7 +208,7 @@ async def test_the_journal_says_which_stages_a_promote_skipped(canary_plan, tmp_
 async def test_promote_full_from_the_first_stage_skips_the_stages_never_started(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path)
     Operator(controller, canary_plan).when("sample", "promote-full", lambda e: e.t >= 60)
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     assert read_state(controller.journal.path).skipped_stages == [0, 1, 2]
 
 
@@ -218,7 +218,7 @@ async def test_a_promote_after_a_window_held_skips_nothing_and_one_past_the_last
     for _ in canary_plan.stages[:-1]:
         operator.when("awaiting_promote", "promote")
     operator.when("stage_started", "promote", lambda e: e.stage == 3)  # completes at once: monitoring cut short
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     state = read_state(controller.journal.path)
     assert state.passed_stages == [0, 1, 2] and state.skipped_stages == [3]
 
@@ -228,7 +228,7 @@ async def test_pause_and_resume_restart_the_window(canary_plan, tmp_path):
     operator = Operator(controller, canary_plan)
     operator.when("sample", "pause", lambda e: e.t == 300)
     operator.when("paused", "resume")
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     journal = controller.journal.path
     resumed = of_type(journal, ev.Resumed)[0]
     second = of_type(journal, ev.StageStarted)[1]
@@ -242,7 +242,7 @@ async def test_manual_mode_waits_for_promote_after_each_window(canary_plan, tmp_
     for _ in canary_plan.stages[:-1]:
         operator.when("awaiting_promote", "promote")
     controller.subscribe(lambda e: promote_at.append(e.t) if e.name == "awaiting_promote" else None)
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     assert promote_at == [600, 1500, 2700]
 
 
@@ -250,7 +250,7 @@ async def test_rollback_after_full_promotion_undoes_the_release(canary_plan, tmp
     controller = sim_controller(canary_plan, tmp_path, options=ControllerOptions(exit_when_finished=False))
     Operator(controller, canary_plan).when("completed", "rollback")
     controller.subscribe(lambda e: controller.stop() if e.name == "rolled_back" else None)
-    assert await controller.run() == 3
+    assert await controller.run() == "rolled_back"
     assert controller.target.cluster.stable_image.endswith(":previous")
     assert names(controller.journal.path)[-5:] == ["completed", "command", "rollback_started", "rollback_verified", "rolled_back"]
 
@@ -259,7 +259,7 @@ async def test_rollback_during_preflight_changes_nothing(tmp_path):
     plan = plan_from("app: a\nimage: r/a:2\npreflight:\n  - {name: code review, kind: manual}\n")
     controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False))
     controller.subscribe(lambda e: controller.submit("rollback", "captain@laptop") if e.name == "preflight_result" else None)
-    assert await controller.run() == 3
+    assert await controller.run() == "rolled_back"
     assert controller.target.cluster.changes == []
     assert "target_prepared" not in names(controller.journal.path)
 
@@ -268,7 +268,7 @@ async def test_manual_preflight_item_signed_off_records_who(tmp_path):
     plan = plan_from("app: a\nimage: r/a:2\npreflight:\n  - {name: code review, kind: manual}\n")
     controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False, exit_when_finished=True))
     controller.subscribe(lambda e: controller.submit("sign-off", "reviewer@desk", "code review") if e.name == "preflight_result" and e.status == "waiting" else None)
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     results = of_type(controller.journal.path, ev.PreflightResult)
     assert [(r.status, r.by) for r in results] == [("waiting", ""), ("pass", "reviewer@desk")]
 
@@ -276,7 +276,7 @@ async def test_manual_preflight_item_signed_off_records_who(tmp_path):
 async def test_headless_gate_fails_on_unsigned_manual_item_and_changes_nothing(tmp_path):
     plan = plan_from("app: a\nimage: r/a:2\npreflight:\n  - {name: code review, kind: manual}\n  - {name: notes, kind: manual, required: false}\n")
     controller = sim_controller(plan, tmp_path)
-    assert await controller.run() == 4
+    assert await controller.run() == "gate_failed"
     assert of_type(controller.journal.path, ev.PreflightFailed)[0].failed == ["code review"]
     assert controller.target.cluster.changes == []
 
@@ -314,7 +314,7 @@ async def test_a_sign_off_is_taken_while_the_checks_still_run(tmp_path, held_che
     assert controller.state.phase == "preflight" and controller.target.cluster.changes == []
     held_checks.finish("tests", True, "42 passed")
     held_checks.finish("scan", True)
-    assert await run == 0
+    assert await run == "completed"
     journal = controller.journal.path
     signed = next(r for r in of_type(journal, ev.PreflightResult) if r.item == "code review" and r.status == "pass")
     assert (signed.by, signed.output) == ("reviewer@desk", "signed off by reviewer@desk")
@@ -328,7 +328,7 @@ async def test_a_failed_required_check_closes_the_gate_at_once_without_waiting_f
     run = asyncio.create_task(controller.run())
     await until(controller, lambda s: s.preflight.get("scan") and s.preflight["scan"].status == "running", run)
     held_checks.finish("scan", False, "CVE-2024-0001 critical")
-    assert await asyncio.wait_for(run, 30) == 4, "no sign-off can open a gate a required check has failed"
+    assert await asyncio.wait_for(run, 30) == "gate_failed", "no sign-off can open a gate a required check has failed"
     assert held_checks.cancelled == ["tests"], "the check still running was stopped"
     journal = controller.journal.path
     assert of_type(journal, ev.PreflightFailed)[0].failed == ["scan"]
@@ -357,7 +357,7 @@ async def test_a_rollback_during_the_gate_stops_its_checks_and_changes_nothing(t
     run = asyncio.create_task(controller.run())
     await until(controller, lambda s: "scan" in s.preflight, run)
     controller.submit("rollback", "captain@laptop")
-    assert await asyncio.wait_for(run, 30) == 3
+    assert await asyncio.wait_for(run, 30) == "rolled_back"
     assert sorted(held_checks.cancelled) == ["scan", "tests"]
     journal = controller.journal.path
     assert names(journal)[-5:] == ["command", "preflight_result", "preflight_result", "rollback_started", "rolled_back"]
@@ -386,7 +386,7 @@ async def test_a_gate_taken_up_again_keeps_its_sign_offs_and_runs_its_checks_aga
     assert latest(second, "code review") == "pass", "the sign-off journaled before stands"
     held_checks.finish("tests", True)
     held_checks.finish("scan", True)
-    assert await asyncio.wait_for(run, 30) == 0
+    assert await asyncio.wait_for(run, 30) == "completed"
     assert held_checks.runs == ["tests", "scan", "tests", "scan"], "a passed check runs again: what held then may not now"
     reviews = [r.status for r in read_events(second.journal.path) if isinstance(r, ev.PreflightResult) and r.item == "code review"]
     assert reviews == ["waiting", "pass"], "no new wait for a sign-off already given"
@@ -404,7 +404,7 @@ async def test_a_per_stage_manual_gate_waits_for_a_promote_after_that_stage_only
     held = []
     controller.subscribe(lambda e: held.append(e.stage) if e.name == "awaiting_promote" else None)
     Operator(controller, plan).when("awaiting_promote", "promote")
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     assert held == [1]
     promoted = next(e for e in of_type(controller.journal.path, ev.StageStarted) if e.stage == 2)
     assert promoted.t == 1200, "stage 3 started at the promote, after stage 2's window held"
@@ -414,14 +414,14 @@ async def test_a_manual_last_stage_waits_for_the_promote_that_completes_the_rele
     plan = plan_from("app: a\nimage: r/a:2\nstages:\n  - {weight: 5, observe: 10m}\n  - {weight: 100, observe: 10m, manual: true}\n")
     controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False))
     Operator(controller, plan).when("awaiting_promote", "promote")
-    assert await controller.run() == 0
+    assert await controller.run() == "completed"
     assert names(controller.journal.path)[-4:] == ["stage_passed", "awaiting_promote", "command", "completed"]
 
 
 async def test_critical_breach_while_paused_still_rolls_back(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path, "error-spike", options=ControllerOptions(headless=False))
     Operator(controller, canary_plan).when("stage_started", "pause", lambda e: e.stage == 1)
-    assert await controller.run() == 3
+    assert await controller.run() == "rolled_back"
     journal = controller.journal.path
     assert of_type(journal, ev.Paused)[0].t == 600
     assert of_type(journal, ev.RollbackStarted)[0].trigger == "error_rate"
@@ -431,7 +431,7 @@ async def test_blue_green_and_rolling_run_on_the_simulator(tmp_path):
     for strategy, weights in (("blue-green", [0, 100]), ("rolling", [100])):
         plan = plan_from(f"app: a\nimage: r/a:2\nstrategy: {strategy}\nanalysis: {{min_requests: 20}}\n")
         controller = sim_controller(plan, tmp_path / strategy)
-        assert await controller.run() == 0, strategy
+        assert await controller.run() == "completed", strategy
         assert [c["weight"] for c in controller.target.cluster.changes] == weights
 
 
@@ -467,7 +467,7 @@ async def test_flag_enablement_steps_follow_promotion_each_held_like_a_stage(tmp
     from console.app.wiring import RunOptions, build_rollout
 
     rollout = build_rollout(plan_from(FLAGGED.format(scenario="healthy")), RunOptions(fast=True, state_dir=tmp_path), "tester@host")
-    assert await rollout.controller.run() == 0
+    assert await rollout.controller.run() == "completed"
     journal = rollout.controller.journal.path
     starts = [(e.stage_name, e.t) for e in of_type(journal, ev.StageStarted)]
     assert starts[2:] == [("new-flow: internal users", 1200), ("new-flow: 5%", 1500), ("new-flow: 50%", 1800), ("new-flow: 100%", 2100)]
@@ -483,7 +483,7 @@ async def test_a_breach_during_enablement_rolls_back_and_switches_the_flag_off(t
     scenario = tmp_path / "late-spike.yaml"
     scenario.write_text("name: late-spike\nevents:\n  - {at: 26m, track: canary, set: {error_rate: 0.05}}\n")
     rollout = build_rollout(plan_from(FLAGGED.format(scenario=scenario)), RunOptions(fast=True, state_dir=tmp_path), "tester@host")
-    assert await rollout.controller.run() == 3
+    assert await rollout.controller.run() == "rolled_back"
     rollback = of_type(rollout.controller.journal.path, ev.RollbackStarted)[0]
     assert rollback.trigger == "error_rate" and rollout.controller.state.stage == 3  # during "new-flow: 5%"
     assert rollout.flags.store.get("new-flow").enabled is False
@@ -510,7 +510,7 @@ class FailingShiftTarget:
 async def test_a_failing_shift_is_retried_with_backoff_and_its_errors_journaled_once_with_a_count(canary_plan, tmp_path):
     controller = sim_controller(canary_plan, tmp_path)
     target = controller.target = FailingShiftTarget(controller.target, controller.clock, failing_weight=25)
-    assert await asyncio.wait_for(controller.run(), timeout=10) == 3, "no tight loop: virtual time moves on"
+    assert await asyncio.wait_for(controller.run(), timeout=10) == "rolled_back", "no tight loop: virtual time moves on"
     gaps = [round(b - a, 6) for a, b in zip(target.attempts, target.attempts[1:])]
     assert gaps[:6] == [1, 2, 4, 8, 16, 30] and set(gaps[5:]) == {30}, "1s doubling, at most 30s apart"
     journal = controller.journal.path
@@ -540,7 +540,7 @@ async def test_a_resume_retries_a_failed_shift_at_once_and_a_new_error_is_journa
             controller.submit("rollback", "captain@laptop")
 
     controller.subscribe(on_event)
-    assert await asyncio.wait_for(controller.run(), timeout=10) == 3
+    assert await asyncio.wait_for(controller.run(), timeout=10) == "rolled_back"
     assert resumed_at[0] in target.attempts, "tried again the moment the operator resumed"
     lines = [(e.name, getattr(e, "repeated", None)) for e in read_events(controller.journal.path)]
     resumed = lines.index(("resumed", None))
@@ -556,7 +556,7 @@ async def test_the_sim_cluster_changed_by_someone_else_is_drift_that_pauses_then
         state_file.write_text(json.dumps({**cluster, "weight": 40}))
 
     controller.subscribe(lambda e: change_by_hand(e) if isinstance(e, ev.SampleTaken) and e.t == 900 else None)
-    assert await asyncio.wait_for(controller.run(), timeout=10) == 3
+    assert await asyncio.wait_for(controller.run(), timeout=10) == "rolled_back"
     journal = controller.journal.path
     drift = of_type(journal, ev.DriftDetected)
     assert [(d.t, d.changes, d.weight) for d in drift] == [(910, ["sim cluster weight: 25 → 40"], 25)], "found at the next sample, said once"
@@ -581,7 +581,7 @@ async def test_a_promote_is_refused_while_drift_stands_and_a_resume_accepts_it(c
             state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "replicas": 12}))
 
     controller.subscribe(change_by_hand)
-    assert await asyncio.wait_for(controller.run(), timeout=10) == 0
+    assert await asyncio.wait_for(controller.run(), timeout=10) == "completed"
     events = list(read_events(controller.journal.path))
     drifted = next(i for i, e in enumerate(events) if isinstance(e, ev.DriftDetected))
     refused = next(i for i, e in enumerate(events) if isinstance(e, ev.ErrorRaised) and e.where == "promote")
@@ -607,7 +607,7 @@ async def test_a_restarted_controller_does_not_re_apply_over_drift_nobody_accept
     first.journal.close()
     second = sim_controller(canary_plan, tmp_path)
     assert second.resumed and second.state.drift_standing == ["sim cluster weight: 25 → 40"]
-    assert await asyncio.wait_for(second.run(), timeout=10) == 3
+    assert await asyncio.wait_for(second.run(), timeout=10) == "rolled_back"
     assert [c["op"] for c in second.target.cluster.changes][-1] == "rollback"
     assert [c["weight"] for c in second.target.cluster.changes if c["op"] == "set_weight"] == [5, 25], "25% was not written over the 40%"
     assert len(of_type(second.journal.path, ev.DriftDetected)) == 1, "the restart found the same drift: not news"

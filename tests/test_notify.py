@@ -74,11 +74,11 @@ def plan_text(notify: str, scenario: str = "healthy") -> str:
     return f"name: checkout-2.4.1\napp: checkout\nimage: r/checkout:2.4.1\nmetrics: {{scenario: {scenario}}}\nnotify:\n{notify}"
 
 
-async def run(plan: str, state_dir: Path) -> tuple[int, list[ev.Event]]:
+async def run(plan: str, state_dir: Path) -> tuple[str, list[ev.Event]]:
     rollout = build_rollout(plan_from(plan), RunOptions(fast=True, state_dir=state_dir), "tester@host")
-    code = await rollout.controller.run()
+    phase = await rollout.controller.run()
     await close_rollout(rollout)
-    return code, list(read_events(rollout.controller.journal.path))
+    return phase, list(read_events(rollout.controller.journal.path))
 
 
 def of_type(events: list[ev.Event], kind: type) -> list:
@@ -116,8 +116,8 @@ async def test_payloads_slack_and_json(receiver, tmp_path):
         f"  - {{kind: slack, url: '{receiver.url}/slack', events: [rollback_started]}}\n"
         f"  - {{kind: json, url: '{receiver.url}/json', events: [rollback_started]}}\n"
     )
-    code, _ = await run(plan_text(notify, "error-spike"), tmp_path)
-    assert code == 3
+    phase, _ = await run(plan_text(notify, "error-spike"), tmp_path)
+    assert phase == "rolled_back"
     by_path = dict(zip(receiver.paths, receiver.received))
     slack = by_path["/slack"]
     assert slack["text"].startswith(":rotating_light: Rolling back: checkout-2.4.1: ROLLING BACK (error_rate): ")
@@ -131,8 +131,8 @@ async def test_payloads_slack_and_json(receiver, tmp_path):
 
 
 async def test_default_events_are_the_turning_points(receiver, tmp_path):
-    code, events = await run(plan_text(f"  - {{url: '{receiver.url}'}}\n", "latency-creep"), tmp_path)
-    assert code == 3
+    phase, events = await run(plan_text(f"  - {{url: '{receiver.url}'}}\n", "latency-creep"), tmp_path)
+    assert phase == "rolled_back"
     told = [e.about for e in of_type(events, ev.NotificationSent)]
     assert sorted(told) == ["paused", "rollback_started", "rolled_back"]
 
@@ -156,7 +156,7 @@ async def test_a_rollback_not_verified_for_a_minute_is_told_once(receiver, tmp_p
         return await rollback(before)
 
     target.rollback = failing_rollback
-    assert await controller.run() == 3
+    assert await controller.run() == "rolled_back"
     await close_rollout(rollout)
     events = list(read_events(controller.journal.path))
     assert len(of_type(events, ev.RollbackFailed)) == 1 + len(told), "journaled at once, then a minute on"
@@ -176,7 +176,7 @@ async def test_a_webhook_that_hangs_never_holds_the_rollback_up(receiver, tmp_pa
         "tester@host",
     )
     controller = rollout.controller
-    assert await controller.run() == 3, "the rollback finished while the webhook had not answered"
+    assert await controller.run() == "rolled_back", "the rollback finished while the webhook had not answered"
     assert controller.state.phase == "rolled_back"
     assert not [e for e in read_events(controller.journal.path) if isinstance(e, ev.NotificationSent)]
     receiver.hold.set()
@@ -187,8 +187,8 @@ async def test_a_webhook_that_hangs_never_holds_the_rollback_up(receiver, tmp_pa
 
 async def test_a_webhook_that_keeps_failing_is_shown_and_journaled(receiver, tmp_path):
     receiver.failures = 99
-    code, events = await run(plan_text(f"  - {{url: '{receiver.url}', events: [completed], attempts: 2, backoff: 10ms}}\n"), tmp_path)
-    assert code == 0, "a failed notification changes nothing about the release"
+    phase, events = await run(plan_text(f"  - {{url: '{receiver.url}', events: [completed], attempts: 2, backoff: 10ms}}\n"), tmp_path)
+    assert phase == "completed", "a failed notification changes nothing about the release"
     host = receiver.url.removeprefix("http://")
     [failed] = of_type(events, ev.NotificationSent)
     assert (failed.status, failed.attempts, failed.detail) == ("failed", 2, "HTTP 500")
@@ -223,8 +223,8 @@ async def test_a_secret_webhook_address_never_reaches_the_journal_or_the_report(
         "  - {kind: slack, url_env: BRAHMA_TEST_DEAD_URL, events: [completed], attempts: 1}\n"
         "  - {kind: slack, url_env: BRAHMA_TEST_UNSET_URL, events: [completed]}\n"
     )
-    code, events = await run(plan_text(notify), tmp_path)
-    assert code == 0
+    phase, events = await run(plan_text(notify), tmp_path)
+    assert phase == "completed"
     assert receiver.paths == [secret_path]
     assert receiver.authorizations == ["Basic aG9va3M6cGE1NXdvcmQ="], "user:password from the address, sent as basic auth"
     statuses = {(e.webhook, e.status, e.attempts) for e in of_type(events, ev.NotificationSent)}

@@ -302,7 +302,7 @@ async def test_on_a_run_the_flags_check_sees_the_flags_created_before_the_gate(t
 
     plan = plan_from(FLAGGED + "preflight:\n  - {name: flags created disabled, kind: flags}\n")
     rollout = build_rollout(plan, RunOptions(fast=True, state_dir=tmp_path), "tester")
-    assert await rollout.controller.run() == 0
+    assert await rollout.controller.run() == "completed"
     gate_result = rollout.controller.state.preflight["flags created disabled"]
     assert gate_result.status == "pass", gate_result.output
     await rollout.controller.target.close()

@@ -315,7 +315,7 @@ async def test_a_healthy_canary_with_noise_is_never_regressed_over_many_seeds(tm
     for seed in range(1, 9):
         controller = sim_controller(plan, tmp_path / str(seed), "healthy")
         controller.metrics.scenario = replace(healthy, seed=seed)
-        assert await controller.run() == 0
+        assert await controller.run() == "completed"
         controller.journal.close()
         run = finished(controller.journal.path)
         statuses = [status_of(run, metric) for metric in plan.metric_names]
@@ -463,7 +463,7 @@ async def test_the_kubectl_commands_of_a_completed_release_undo_it_on_the_cluste
 
     apply_sample(kube_emulator, manifest)
     rollout = kube_rollout(kube_emulator, tmp_path, plan_file)
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     run = finished(rollout.controller.journal.path)
     assert_plain_text(run.report)
     plan = run.section("Rollback Plan")
@@ -483,7 +483,7 @@ async def test_a_rolled_back_release_on_a_cluster_says_what_brahmas_rollback_did
 
     apply_sample(kube_emulator, "rolling.yaml")
     rollout = kube_rollout(kube_emulator, tmp_path, "kubernetes-rolling.yaml", scenario="error-spike")
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     run = finished(rollout.controller.journal.path)
     assert run.lines[4] == "- Now: stable serves 100% on registry.example.com/search:1.8.2 (verified); no flags"
     plan = " ".join(run.section("Rollback Plan").split())

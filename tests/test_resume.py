@@ -67,7 +67,7 @@ async def test_a_journal_cut_at_any_byte_loads_and_resumes(canary_plan, tmp_path
         state_dir.mkdir()
         (state_dir / reference.journal.path.name).write_bytes(content[:cut])
         controller = sim_controller(canary_plan, state_dir, "latency-creep")
-        assert await controller.run() == 3
+        assert await controller.run() == "rolled_back"
         controller.journal.close()
         starts = stage_starts(controller.journal.path)
         assert starts == sorted(set(starts)), f"cut at byte {cut}: a stage started twice: {starts}"
@@ -108,7 +108,7 @@ async def test_archiving_moves_only_a_finished_rollout_aside_with_its_simulator_
     assert files.archive_finished() is None, "no journal: nothing to move"
     await journal_left_at(canary_plan, tmp_path, 700)
     assert files.archive_finished() is None and files.journal.exists(), "a rollout under way stays where it is"
-    assert await sim_controller(canary_plan, tmp_path).run() == 0
+    assert await sim_controller(canary_plan, tmp_path).run() == "completed"
     archived = files.archive_finished()
     assert archived is not None and not files.journal.exists() and not files.sim_state.exists()
     assert stage_starts(archived) == [0, 1, 2, 3]

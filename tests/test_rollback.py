@@ -15,7 +15,7 @@ import pytest
 from console.atomic import atomic_write
 from console.journal import events as ev
 from console.controller.clock import VirtualClock
-from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
+from console.app.exits import EXIT_ROLLBACK_UNVERIFIED
 from console.journal.journal import read_events
 from console.journal.state_dir import RolloutFiles
 from console.controller.rollback_pacing import MAX_RETRY_S, RETOLD_EVERY_S, RollbackPacing
@@ -97,7 +97,7 @@ async def test_a_rollback_whose_save_fails_is_never_rolled_back_until_the_saved_
             assert (saved(state_file)["weight"], saved(state_file)["new_deployed"]) == (0, False), "rolled_back while the canary serves"
 
     controller.subscribe(watch)
-    assert await controller.run() == 3
+    assert await controller.run() == "rolled_back"
     journal = list(read_events(controller.journal.path))
     failed = [e for e in journal if isinstance(e, ev.RollbackFailed)]
     assert flag_when_first_failed == [False], "the flags went off while the target still failed"
@@ -167,7 +167,7 @@ def broken_rollback(canary_plan, tmp_path: Path, wall: VirtualClock):
 async def test_a_rollback_is_retried_for_as_long_as_the_controller_lives_and_a_stop_exits_5(canary_plan, tmp_path):
     controller, target = broken_rollback(canary_plan, tmp_path, VirtualClock())
     controller.subscribe(lambda e: controller.stop() if len(target.attempts) >= 400 else None)
-    assert await controller.run() == EXIT_ROLLBACK_UNVERIFIED
+    assert await controller.run() == "rolling_back"
     gaps = [b - a for a, b in zip(target.attempts, target.attempts[1:])]
     assert gaps[:6] == [1, 2, 4, 8, 10, 10] and set(gaps[4:]) == {MAX_RETRY_S}, "backoff capped at 10 s, never given up"
     failed = [e for e in read_events(controller.journal.path) if isinstance(e, ev.RollbackFailed)]
@@ -188,7 +188,7 @@ async def test_an_operators_rollback_tries_the_open_rollback_again_at_once(canar
     held = len(target.attempts)
     target.fixed = True
     controller.submit("rollback", "captain@laptop")
-    assert await asyncio.wait_for(running, 10) == 3
+    assert await asyncio.wait_for(running, 10) == "rolled_back"
     assert target.attempts[held:] == [100.0], "the next attempt came with the command, not 30 s later"
     names = [e.name for e in read_events(controller.journal.path)]
     assert names.count("rollback_started") == 1 and names[-3:] == ["command", "rollback_verified", "rolled_back"]
@@ -199,14 +199,14 @@ async def test_a_stopped_open_rollback_is_listed_and_taken_up_by_the_next_contro
 
     first, target = broken_rollback(canary_plan, tmp_path, VirtualClock())
     first.subscribe(lambda e: first.stop() if isinstance(e, ev.RollbackFailed) else None)
-    assert await first.run() == EXIT_ROLLBACK_UNVERIFIED
+    assert await first.run() == "rolling_back"
     first.journal.close()
     list_state_dir(tmp_path)
     assert "rolling_back" in capsys.readouterr().out
 
     second = sim_controller(canary_plan, tmp_path, "error-spike", wall_clock=VirtualClock())
     assert second.state.rollback_failure is not None, "the console shows the open rollback from the journal"
-    assert await second.run() == 3
+    assert await second.run() == "rolled_back"
     names = [e.name for e in read_events(second.journal.path)]
     assert names.count("rollback_started") == 1
     assert names[names.index("rollback_failed"):] == ["rollback_failed", "supervision_resumed", "rollback_verified", "rolled_back"]
@@ -228,12 +228,12 @@ async def test_a_headless_run_stopped_by_sigterm_during_an_open_rollback_exits_5
 
 
 async def test_a_detached_controller_stays_while_the_rollback_is_open_and_sigterm_exits_5(canary_plan, tmp_path, capsys):
-    from console.supervisor.server import SupervisorServer
+    from console.app.supervision import serve
 
     controller, target = broken_rollback(canary_plan, tmp_path, VirtualClock())
     # Attended and nobody attached: a finished rollout's controller would leave now; an open rollback's stays.
     controller.subscribe(lambda e: os.kill(os.getpid(), signal.SIGTERM) if isinstance(e, ev.RollbackFailed) and e.since_s >= 120 else None)
-    server = SupervisorServer(Rollout(controller), RolloutFiles(tmp_path, canary_plan.name), attended=True)
-    assert await asyncio.wait_for(server.run(), 30) == EXIT_ROLLBACK_UNVERIFIED
+    served = serve(Rollout(controller), RolloutFiles(tmp_path, canary_plan.name), attended=True)
+    assert await asyncio.wait_for(served, 30) == EXIT_ROLLBACK_UNVERIFIED
     assert len(target.attempts) > 10 and controller.state.phase == "rolling_back"
     assert "rollback of checkout-2.4.1 not verified on the target" in capsys.readouterr().err

@@ -67,7 +67,7 @@ async def test_a_canary_failing_payments_is_rolled_back_by_its_business_limit(tm
                      "stages:\n  - weight: 25\n    observe: 30m\n    criteria: {payment_success_rate: '> 98%'}\n"
                      "triggers:\n  critical: {payment_success_rate: '< 95%'}\n")
     controller = sim_controller(plan, tmp_path, str(scenario_file))
-    assert await controller.run() == 3
+    assert await controller.run() == "rolled_back"
     assert controller.state.rollback_reason.startswith("payment_success_rate 9") and "% < 95% (critical)" in controller.state.rollback_reason
 
 

@@ -63,7 +63,7 @@ async def test_a_console_sees_the_story_so_far_then_what_happens_live(canary_pla
         controller.submit("promote", "captain@laptop")  # a change made elsewhere arrives live
         await until(lambda: remote.state.stage == 1)
         assert remote.state.weight == 25
-    assert console.task.result() == remote.exit_code
+    assert console.task.result() == remote.state.phase
 
 
 async def test_the_console_reads_the_controller_clock_from_live_events_once_the_gate_is_signed_off(tmp_path):
@@ -158,20 +158,20 @@ async def test_an_attended_controller_stays_for_its_console_after_the_end_then_l
         console.remote.submit("pause", "late@laptop")  # a console is still attached: the controller still serves it
         await until(lambda: journaled(files, ev.CommandIssued, actor="late@laptop"))
         assert not server.done()
-    assert console.task.result() == 3
-    assert await asyncio.wait_for(server, 10) == 3
+    assert console.task.result() == "rolled_back"
+    assert await asyncio.wait_for(server, 10) == "rolled_back"
     assert not files.socket.exists()
 
 
 async def test_a_console_attaching_to_a_finished_rollout_reads_the_journal(canary_plan, served):
     controller, files, server = served
     controller.submit("rollback", "captain@laptop")
-    assert await asyncio.wait_for(server, 10) == 3, "finished with nobody attached: the controller leaves"
+    assert await asyncio.wait_for(server, 10) == "rolled_back", "finished with nobody attached: the controller leaves"
     console = Attached(canary_plan, files)
     await until(lambda: console.remote.state.phase == "rolled_back")
     assert console.remote.pid is None and not console.task.done(), "it stays: the release shown, an undo possible"
     console.remote.stop()
-    assert await asyncio.wait_for(console.task, 5) == 3
+    assert await asyncio.wait_for(console.task, 5) == "rolled_back"
 
 
 async def test_a_state_dir_deeper_than_a_socket_path_may_be_still_serves_its_consoles(canary_plan, tmp_path):

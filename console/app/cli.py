@@ -11,7 +11,8 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from console.controller.controller import EXIT_ERROR, EXIT_INVALID
+from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID
+from console.app.problems import REFUSALS, refuse, report_refusal, say, say_problems, say_warnings
 from console.plan.problems import PlanError
 
 if TYPE_CHECKING:
@@ -109,23 +110,8 @@ def _refuse_promotes_nobody_gives(plan) -> int | None:
             return None
         fields = ", ".join(f"stages[{index}].manual" for index in held)
         where = f"{fields}: {', '.join(plan.stages[index].name for index in held)} wait{'s' if len(held) == 1 else ''}"
-    print(
-        f"brahma: {plan.source}: {where} for an operator's promote, and a headless run has nobody to give it: "
-        "run it in the console, or leave manual out for CI",
-        file=sys.stderr,
-    )
-    return EXIT_INVALID
-
-
-def _print_problems(error: PlanError) -> int:
-    for problem in error.problems:
-        print(problem, file=sys.stderr)
-    return EXIT_INVALID
-
-
-def _print_warnings(plan: RolloutPlan) -> None:
-    for warning in plan.warnings:
-        print(warning.as_warning(), file=sys.stderr)
+    return refuse(f"{plan.source}: {where} for an operator's promote, and a headless run has nobody to give it: "
+                  "run it in the console, or leave manual out for CI")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -137,9 +123,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             plan = load_plan(path)
         except PlanError as error:
-            status = _print_problems(error)
+            status = say_problems(error)
             continue
-        _print_warnings(plan)
+        say_warnings(plan)
         print(f"{path}: valid: {plan.strategy} of {plan.image}, {len(plan.stages)} stages, {format_duration(plan.planned_duration)} planned")
         for line in limits_as_read(plan):
             print(f"  {line}")
@@ -168,19 +154,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from console.actor import current_actor
     from console.app.headless import run_headless
     from console.plan import load_plan
-    from console.app.wiring import REFUSALS, build_rollout, choose_kinds, refuse_unwritable_flags, report_refusal, rollout_files
+    from console.app.wiring import build_rollout, choose_kinds, refuse_unwritable_flags, rollout_files
     from console.app.supervision import attach, launch_of, run_supervised
     from console.supervisor.files import lock_holder, take_lock
 
     if args.headless and args.manual:
-        print("brahma: --manual needs a person at the console; it cannot run with --headless", file=sys.stderr)
-        return EXIT_INVALID
+        return refuse("--manual needs a person at the console; it cannot run with --headless")
     if args.json and not args.headless:
-        print("brahma: --json is for headless runs (add --headless)", file=sys.stderr)
-        return EXIT_INVALID
+        return refuse("--json is for headless runs (add --headless)")
     try:
         plan = load_plan(args.plan)
-        _print_warnings(plan)
+        say_warnings(plan)
         if args.headless and (refused := _refuse_promotes_nobody_gives(plan)) is not None:
             return refused
         options = _run_options(args, manual=args.manual, headless=args.headless)
@@ -193,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # exist yet has no controller, and is created only once the input is known to be good.
         lock = take_lock(files) if args.state_dir.exists() else None
         if lock is None and args.state_dir.exists():
-            print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}): following it", file=sys.stderr)
+            say(f"{plan.name} is already supervised (pid {lock_holder(files)}): following it")
             return attach(args.state_dir, plan.name, headless=True, read_only=True)
         rollout = build_rollout(plan, options, current_actor())
         lock = lock or take_lock(files)
@@ -204,11 +188,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     launch_of(args.plan, options, attended=False)[0].write(files.launch)
     if args.headless:
         return asyncio.run(run_headless(rollout, json_lines=args.json))
-    from console.tui.app import run_console
+    from console.app.console import open_console
 
-    code = run_console(rollout, read_only=args.read_only, demo=args.demo)
+    code = open_console(rollout, read_only=args.read_only, demo=args.demo)
     if files.report.exists():
-        print(f"brahma: the runbook: {files.report}", file=sys.stderr)
+        say(f"the runbook: {files.report}")
     return code
 
 
@@ -221,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="brahma-demo-"))
     argv = ["run", str(SAMPLE_PLAN), "--target", "sim", "--scenario", args.scenario, "--speed", str(args.speed), "--state-dir", str(state_dir), "--demo"]
     code = cmd_run(_parser().parse_args(argv + (["--headless"] if args.headless else [])))
-    return code if code in (EXIT_ERROR, EXIT_INVALID) else 0
+    return code if code in (EXIT_ERROR, EXIT_INVALID) else EXIT_COMPLETED
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
@@ -231,31 +215,14 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     try:
         plan = load_plan(args.plan)
     except PlanError as error:
-        return _print_problems(error)
+        return say_problems(error)
     return asyncio.run(run_preflight(plan, json_lines=args.json))
 
 
 def cmd_flags(args: argparse.Namespace) -> int:
-    from console.actor import current_actor
-    from console.journal.events import FlagChanged
-    from console.journal.journal import Journal
-    from console.journal.state_dir import StateDir
-    from console.app.flags import run_flags_command
+    from console.app.flags import run_flags
 
-    if not args.verb:
-        from console.tui.flags_app import run_flag_editor
-
-        return run_flag_editor(args.file, args.state_dir)
-    journal = Journal(StateDir(args.state_dir).flags_journal)
-
-    def record(changes) -> None:
-        for c in changes:
-            journal.append(FlagChanged.of(0.0, c))
-
-    try:
-        return run_flags_command(args.file, args.verb, current_actor(), sys.stdout, sys.stderr, record)
-    finally:
-        journal.close()
+    return run_flags(args.file, args.verb, args.state_dir)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -265,10 +232,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         output = write_report(args.journal, args.output)
     except JournalError as error:
-        print(f"brahma: {error}", file=sys.stderr)
-        return EXIT_INVALID
+        return refuse(str(error))
     print(output)
-    return 0
+    return EXIT_COMPLETED
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
@@ -276,16 +242,15 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     from console.app.supervision import supervise
 
     if args.manual and not args.attended:
-        print("brahma: --manual needs a person at a console; an unattended controller cannot wait for one", file=sys.stderr)
-        return EXIT_INVALID
+        return refuse("--manual needs a person at a console; an unattended controller cannot wait for one")
     try:
         plan = load_plan(args.plan)
     except PlanError as error:
-        return _print_problems(error)
+        return say_problems(error)
     if not (args.attended or args.undo) and (refused := _refuse_promotes_nobody_gives(plan)) is not None:
         return refused
     if args.detach:  # the person's command; the controller it starts does not repeat them in its log
-        _print_warnings(plan)
+        say_warnings(plan)
     # Unattended, nobody is at a console: a pause waits pause_timeout, then rolls back, as in headless runs.
     options = _run_options(args, manual=args.manual, headless=not (args.attended or args.undo))
     options.undo = args.undo
@@ -318,8 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print("brahma: interrupted; the journal keeps where the rollout was (run the same command to resume)", file=sys.stderr)
-        return 130
+        say("interrupted; the journal keeps where the rollout was (run the same command to resume)")
+        return EXIT_INTERRUPTED
     except Exception as error:  # the last guard: one line for the operator, the trace in a file
         from console.journal.state_dir import StateDir
         from console.private_files import open_private
@@ -333,13 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = f" (details in {log})"
         except OSError:
             where = ""
-        print(f"brahma: internal error: {type(error).__name__}: {error}{where}", file=sys.stderr)
+        say(f"internal error: {type(error).__name__}: {error}{where}")
         return EXIT_ERROR
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = shown
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,6 @@
-"""`brahma flags FILE VERB ...`: one flag change (or the list) from the command line, no console.
-`create` makes the file when there is none yet.
+"""`brahma flags FILE [VERB ...]`: the flag editor (no verb), or one flag change (or the list) from the
+command line, no console. `create` makes the file when there is none yet. Every change is journaled in
+the state dir's flags journal.
 
 Exit codes: 0 done (or nothing to do), 1 the file could not be written (a folder Brahma may
 not write in, a writer that never let go), 2 invalid input (unknown verb or flag, bad
@@ -10,22 +11,47 @@ the line for JSON errors.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Callable, TextIO
 
+from console.actor import current_actor
+from console.app.exits import EXIT_COMPLETED as EXIT_OK
+from console.app.exits import EXIT_ERROR as EXIT_WRITE_FAILED
+from console.app.exits import EXIT_INVALID
 from console.atomic import write_refusal
 from console.flags.backends import FileBackend
 from console.flags.errors import FlagError, FlagFileError, VersionConflict
 from console.flags.model import NEW_FLAG_KEY, Flag, FlagChange
 from console.flags.store import ChangeResult, FlagStore
+from console.journal.events import FlagChanged
+from console.journal.journal import Journal
+from console.journal.state_dir import StateDir
 from console.narrate import flag_change
 
 USAGE = (
     "usage: brahma flags FILE [list | enable NAME | disable NAME | set NAME PERCENT"
     " | allow NAME USER | disallow NAME USER | create NAME | kill [NAME...]]"
 )
-EXIT_OK, EXIT_WRITE_FAILED, EXIT_INVALID = 0, 1, 2
 Record = Callable[[tuple[FlagChange, ...]], None]
+
+
+def run_flags(path: str, argv: list[str], state_dir: Path) -> int:
+    """The editor on the flag file when no verb is given, or the verb; either way journaled in the state dir."""
+    journal = Journal(StateDir(state_dir).flags_journal)
+    try:
+        if not argv:
+            from console.tui.flags_app import FlagEditorApp
+
+            return FlagEditorApp(FlagStore(FileBackend(path)), journal).run() or EXIT_OK
+
+        def record(changes: tuple[FlagChange, ...]) -> None:
+            for change in changes:
+                journal.append(FlagChanged.of(0.0, change))
+
+        return run_flags_command(path, argv, current_actor(), sys.stdout, sys.stderr, record)
+    finally:
+        journal.close()
 
 
 def run_flags_command(path: str, argv: list[str], actor: str, out: TextIO, err: TextIO, record: Record = lambda changes: None) -> int:

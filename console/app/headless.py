@@ -11,8 +11,8 @@ import sys
 from typing import TextIO
 
 from console.journal import events as ev
-from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
-from console.app.wiring import say_rollback_unverified
+from console.app.exits import EXIT_ROLLBACK_UNVERIFIED, exit_code
+from console.app.problems import say, say_rollback_unverified
 from console.narrate import event_printer
 from console.rollout import Rollout, close_rollout, run_controller
 from console.streams import guarded
@@ -32,7 +32,7 @@ async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = 
     state = controller.state
     if controller.resumed:
         where = f"stage {state.stage + 1} ({state.weight}%)" if state.stage >= 0 else "pre-flight"
-        print(f"brahma: resuming rollout {state.rollout} at {where} from {controller.journal.path}", file=sys.stderr)
+        say(f"resuming rollout {state.rollout} at {where} from {controller.journal.path}")
     out = guarded(out)  # type: ignore[arg-type]
     out.on_lost(lambda error: say_output_lost(controller, "stdout", error))
     controller.subscribe(event_printer(out, json_lines))
@@ -42,13 +42,13 @@ async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, running.cancel)
     try:
-        return await running
+        return exit_code(await running)
     except asyncio.CancelledError:
         if not running.cancelled():
             raise
         if controller.state.phase != "rolling_back":
             raise KeyboardInterrupt from None  # told as any interruption: the journal keeps where the rollout was
-        say_rollback_unverified(controller)
+        say_rollback_unverified(controller.state)
         return EXIT_ROLLBACK_UNVERIFIED
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -21,11 +21,12 @@ import time
 from dataclasses import replace
 from typing import TextIO
 
+from console.app.exits import EXIT_COMPLETED, EXIT_GATE_FAILED, EXIT_INTERRUPTED
+from console.app.problems import say
+from console.app.wiring import RunOptions, preflight_context
 from console.journal import events as ev
-from console.controller.controller import EXIT_COMPLETED, EXIT_GATE_FAILED
 from console.plan.model import RolloutPlan
 from console.preflight.gate import CheckResult, Gate, cannot_open
-from console.app.wiring import RunOptions, preflight_context
 from console.units import format_duration
 
 SHOWN_OUTPUT_LINES = 8
@@ -34,7 +35,6 @@ MANUAL_NOTE = (
     "manual items cannot be signed off here: required ones keep the gate closed. "
     "Sign them off in the console (brahma run PLAN), or make them advisory (required: false) for CI."
 )
-EXIT_INTERRUPTED = 130
 INTERRUPTIONS = (signal.SIGINT, signal.SIGTERM)
 PROGRESS_EVERY_S = {True: 2.0, False: 30.0}
 """How often the checks still running are told: in place every few seconds on a terminal; in a log, a
@@ -140,7 +140,7 @@ async def run_preflight(
     for item in cancelled:
         show(CheckResult.cancelled(item, why, time.monotonic() - began))
     if interrupted.is_set() and not verdict.failed:
-        print("brahma: interrupted; the checks still running were stopped", file=sys.stderr)
+        say("interrupted; the checks still running were stopped")
         return EXIT_INTERRUPTED
     blocking = [*verdict.failed, *verdict.unsigned]
     final: ev.Event = ev.PreflightFailed(0.0, failed=blocking) if blocking else ev.PreflightPassed(0.0)

@@ -9,18 +9,20 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from console.controller.controller import EXIT_CODES, EXIT_ERROR, EXIT_INVALID
-from console.journal.events import event_from_dict
+from console.actor import current_actor
+from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INVALID, exit_code
+from console.app.problems import REFUSALS, refuse, report_refusal, report_unavailable, say, say_problems, say_rollback_unverified
+from console.app.wiring import RunOptions, choose_kinds
 from console.controller.identity import ResumeRefused, check_resume
+from console.journal.events import event_from_dict
 from console.journal.journal import JournalError, read_events
 from console.journal.state import read_state
 from console.narrate import event_printer
-from console.streams import guarded
-from console.actor import current_actor
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
 from console.plan.names import release_name_problem
-from console.app.wiring import REFUSALS, RunOptions, choose_kinds, report_refusal
+from console.rollout import Rollout
+from console.streams import guarded
 from console.supervisor.client import (
     SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
 )
@@ -87,13 +89,12 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
         except SupervisorUnavailable as error:
             return report_unavailable(error)
         print(f"{plan.name}: supervised by pid {pid}; follow it with: brahma attach {plan.name} --state-dir {options.state_dir}")
-        return 0
+        return EXIT_COMPLETED
     lock = take_lock(files)
     if lock is None:
-        print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}); attach with: brahma attach {plan.name}", file=sys.stderr)
+        say(f"{plan.name} is already supervised (pid {lock_holder(files)}); attach with: brahma attach {plan.name}")
         return EXIT_ERROR
     from console.app.wiring import build_rollout
-    from console.supervisor.server import SupervisorServer
 
     options = take_secrets(options)
     with lock:
@@ -103,8 +104,18 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
             return report_refusal(error)
         launch_of(plan_path, options, attended)[0].write(files.launch)  # only a rollout that started can be restarted
         if rollout.controller.resumed:
-            print(f"brahma: resuming rollout {plan.name} from {files.journal}", file=sys.stderr)
-        return asyncio.run(SupervisorServer(rollout, files, attended).run())
+            say(f"resuming rollout {plan.name} from {files.journal}")
+        return asyncio.run(serve(rollout, files, attended))
+
+
+async def serve(rollout: Rollout, files: RolloutFiles, attended: bool) -> int:
+    """The detached controller: the rollout served on its socket until it has ended; how it ended, as the exit code."""
+    from console.supervisor.server import SupervisorServer
+
+    phase = await SupervisorServer(rollout, files, attended).run()
+    if phase == "rolling_back":
+        say_rollback_unverified(rollout.controller.state)
+    return exit_code(phase)
 
 
 def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read_only: bool) -> int:
@@ -116,12 +127,12 @@ def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read
         # Checked here too, so the console is never opened on a journal its plan does not describe.
         changed = check_resume(plan, state, journal, choose_kinds(plan, options)[0])
         if answers(files):
-            print(f"brahma: {plan.name} is already supervised (pid {lock_holder(files)}): attaching", file=sys.stderr)
+            say(f"{plan.name} is already supervised (pid {lock_holder(files)}): attaching")
         else:
             if state.started and not state.finished:
-                print(f"brahma: resuming rollout {plan.name} from {journal}", file=sys.stderr)
+                say(f"resuming rollout {plan.name} from {journal}")
                 if changed:
-                    print(f"brahma: {changed}", file=sys.stderr)
+                    say(changed)
             start_launched(files, *launch_of(plan_path, options, attended=True))
     except (JournalError, ResumeRefused) as error:
         return report_refusal(error)
@@ -130,50 +141,40 @@ def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read
     return attach_console(plan, files, read_only)
 
 
-def report_unavailable(error: SupervisorUnavailable) -> int:
-    """Say why no controller answers; exit 2 when the one started refused its input (a plan, a journal), 1 otherwise."""
-    print(f"brahma: {error}", file=sys.stderr)
-    return error.exit_code if error.exit_code == EXIT_INVALID else EXIT_ERROR
-
-
 def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> int:
+    from console.app.console import open_console
     from console.app.wiring import plan_flags
-    from console.rollout import Rollout
     from console.supervisor.remote import RemoteController
-    from console.tui.app import run_console
 
     controller = RemoteController(plan, files, actor=current_actor(), watch_only=read_only)
-    code = run_console(Rollout(controller, plan_flags(plan, files), detached=True), read_only=read_only)
+    code = open_console(Rollout(controller, plan_flags(plan, files), detached=True), read_only=read_only)
     runbook = files.report
     if not controller.state.finished and controller.pid is not None:
-        print(f"brahma: detached; pid {controller.pid} keeps supervising {plan.name}. "
-              f"Attach again with: brahma attach {plan.name} --state-dir {files.state_dir}", file=sys.stderr)
-        print(f"brahma: the runbook is written to {runbook} when the rollout ends (brahma report {files.journal} writes it now)", file=sys.stderr)
+        say(f"detached; pid {controller.pid} keeps supervising {plan.name}. "
+            f"Attach again with: brahma attach {plan.name} --state-dir {files.state_dir}")
+        say(f"the runbook is written to {runbook} when the rollout ends (brahma report {files.journal} writes it now)")
     elif runbook.exists():
-        print(f"brahma: the runbook: {runbook}", file=sys.stderr)
+        say(f"the runbook: {runbook}")
     return code
 
 
 def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -> int:
     """The console on a supervised rollout (restarting its controller if it died); --headless prints its story."""
     if name is not None and (problem := release_name_problem(name)):  # it names files: never one outside the state dir
-        print(f"brahma: no rollout can be named {name!r}: {problem}", file=sys.stderr)
-        return EXIT_INVALID
+        return refuse(f"no rollout can be named {name!r}: {problem}")
     if name is None:
         listings = list_rollouts(state_dir) if state_dir.is_dir() else []
         if len(listings) != 1 or listings[0].unreadable is not None:
             if listings:
                 list_state_dir(state_dir)
-            print(f"brahma: {'no rollout' if not listings else 'name the rollout'} to attach to in {state_dir}"
-                  + (f": brahma attach NAME --state-dir {state_dir}" if listings else ""), file=sys.stderr)
-            return EXIT_INVALID
+            return refuse(f"{'no rollout' if not listings else 'name the rollout'} to attach to in {state_dir}"
+                          + (f": brahma attach NAME --state-dir {state_dir}" if listings else ""))
         name = listings[0].name
     files = RolloutFiles(state_dir, name)
     if not answers(files) and lock_held(files):
-        print(f"brahma: {name} is supervised by pid {lock_holder(files)}, which serves no console (a --headless run, or brahma demo): "
-              f"its events are in {files.journal} as they happen (brahma report {files.journal} writes the runbook so far); "
-              "once it has ended, brahma attach opens the console on it and can undo it", file=sys.stderr)
-        return EXIT_INVALID
+        return refuse(f"{name} is supervised by pid {lock_holder(files)}, which serves no console (a --headless run, or brahma demo): "
+                      f"its events are in {files.journal} as they happen (brahma report {files.journal} writes the runbook so far); "
+                      "once it has ended, brahma attach opens the console on it and can undo it")
     plan = None if headless else launched_plan(files)
     if not headless and plan is None:
         return EXIT_INVALID
@@ -194,21 +195,22 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
             for event in read_events(files.journal):
                 print_event(event)
         else:
-            print(f"brahma: attached to {name} (controller pid {pid}); ctrl+c detaches, the controller keeps supervising", file=sys.stderr)
+            say(f"attached to {name} (controller pid {pid}); ctrl+c detaches, the controller keeps supervising")
             with SupervisorClient(files.socket) as client:
                 client.settimeout(None)  # a person follows the stream: quiet stretches (a long pause) are normal
                 for message in client.attach(0, current_actor()):
                     print_event(event_from_dict(message))
                     if out.lost is not None:  # nobody reads any more: this follower leaves, the controller goes on
-                        return 0
-        return EXIT_CODES.get(read_state(files.journal).phase, EXIT_ERROR)
+                        return EXIT_COMPLETED
+        return exit_code(read_state(files.journal).phase)
     except SupervisorUnavailable as error:
         return report_unavailable(error)
     except JournalError as error:
         return report_refusal(error)
     except KeyboardInterrupt:
-        print(f"\nbrahma: detached; {name} is still supervised", file=sys.stderr)
-        return 0
+        print(file=sys.stderr)
+        say(f"detached; {name} is still supervised")
+        return EXIT_COMPLETED
 
 
 def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
@@ -218,18 +220,17 @@ def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
     launch = Launch.read(files.launch)
     if launch is None:
         if not files.journal.exists():
-            print(f"brahma: no rollout {files.name} in {files.state_dir} (brahma ls --state-dir {files.state_dir} lists them)", file=sys.stderr)
+            say(f"no rollout {files.name} in {files.state_dir} (brahma ls --state-dir {files.state_dir} lists them)")
         else:  # a journal from before runs recorded how they were started
-            print(f"brahma: {files.name} in {files.state_dir} has no {files.launch.name}, so no controller can be started for it: "
-                  f"read it with brahma attach {files.name} --headless (or brahma report {files.journal}), and roll it back by "
-                  "running its plan again with the same --state-dir", file=sys.stderr)
+            say(f"{files.name} in {files.state_dir} has no {files.launch.name}, so no controller can be started for it: "
+                f"read it with brahma attach {files.name} --headless (or brahma report {files.journal}), and roll it back by "
+                "running its plan again with the same --state-dir")
         return None
     try:
         return load_plan(Path(launch.argv[0]))
     except PlanError as error:
-        print(f"brahma: the plan {files.name} was started with no longer loads:", file=sys.stderr)
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
+        say(f"the plan {files.name} was started with no longer loads:")
+        say_problems(error)
         return None
 
 
@@ -238,7 +239,7 @@ def list_state_dir(state_dir: Path) -> int:
     listings = list_rollouts(state_dir) if state_dir.is_dir() else []
     if not listings:
         print(f"no rollouts in {state_dir}")
-        return 0
+        return EXIT_COMPLETED
     print(f"{'ROLLOUT':<28} {'PHASE':<16} {'STAGE':<14} CONTROLLER")
     for listing in listings:
         if listing.unreadable is not None:
@@ -248,4 +249,4 @@ def list_state_dir(state_dir: Path) -> int:
         stage = f"{state.stage + 1} ({state.weight}%)" if state.stage >= 0 else "-"
         controller = f"running (pid {listing.pid})" if listing.running else "none"
         print(f"{listing.name:<28} {state.phase:<16} {stage:<14} {controller}")
-    return EXIT_INVALID if any(listing.unreadable is not None for listing in listings) else 0
+    return EXIT_INVALID if any(listing.unreadable is not None for listing in listings) else EXIT_COMPLETED

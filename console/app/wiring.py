@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +10,8 @@ from typing import TYPE_CHECKING, Callable
 
 from console.atomic import write_refusal
 from console.controller.clock import Clock, RealClock, VirtualClock
-from console.controller.controller import EXIT_ERROR, EXIT_INVALID, Controller, ControllerOptions
-from console.controller.identity import ResumeRefused
-from console.journal.journal import JournalError
+from console.app.problems import UsageError, say
+from console.controller.controller import Controller, ControllerOptions
 from console.journal.state import read_state
 from console.journal.state_dir import RolloutFiles
 from console.flags.backends import FileBackend
@@ -22,15 +20,13 @@ from console.flags.store import FlagStore
 from console.metrics.base import MetricSource
 from console.notify import Notifier
 from console.plan.defaults import kubernetes_weight_problem
-from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
 from console.preflight import Gate, PreflightContext
 from console.rollout import Rollout
-from console.targets.base import Target, TargetError
+from console.targets.base import Target
 
 if TYPE_CHECKING:
     from console.sim.scenario import Scenario
-    from console.supervisor.remote import RemoteController
     from console.targets.kube_lease import RolloutLease
 
 
@@ -48,25 +44,6 @@ class RunOptions:
     context: str | None = None
     undo: bool = False
     """Take up a finished release to roll it back, instead of moving its journal aside for a new run."""
-
-
-class UsageError(Exception):
-    """Arguments that do not fit together (exit 2)."""
-
-
-REFUSALS = (PlanError, UsageError, ResumeRefused, JournalError, TargetError)
-"""Why a rollout may not be built: bad input (a plan, a scenario, arguments, a journal that is another
-plan's or is corrupt) or a cluster that says no."""
-
-
-def report_refusal(error: Exception) -> int:
-    """Say why the rollout was not built, on stderr; its exit code (2 for input, 1 for the cluster)."""
-    if isinstance(error, PlanError):
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_INVALID
-    print(f"brahma: {error}", file=sys.stderr)
-    return EXIT_ERROR if isinstance(error, TargetError) else EXIT_INVALID
 
 
 def rollout_files(plan: RolloutPlan, options: RunOptions) -> RolloutFiles:
@@ -129,8 +106,8 @@ def build_target_and_metrics(
 
         simulated = SimMetricSource(scenario, target)  # type: ignore[arg-type]
         if unnamed := simulated.unknown(plan.metric_names):
-            print(f"brahma: warning: the scenario {scenario.name} gives no values for {', '.join(unnamed)}: its samples are "
-                  "inconclusive, never a pass (give them under metrics: in its stable and canary)", file=sys.stderr)
+            say(f"warning: the scenario {scenario.name} gives no values for {', '.join(unnamed)}: its samples are "
+                "inconclusive, never a pass (give them under metrics: in its stable and canary)")
         metrics: MetricSource = simulated
     else:
         from console.metrics.prometheus import PrometheusConfigError, PrometheusSource
@@ -228,18 +205,10 @@ def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, files: Ro
         controller_options.flag_step = release_flags.apply_step
     controller = Controller(plan, target, metrics, files.journal, build_clock(options), controller_options, actor=actor)
     if controller.plan_changed:
-        print(f"brahma: {controller.plan_changed}", file=sys.stderr)
+        say(controller.plan_changed)
     notifier = None
     if plan.notify:
         # Deliveries journal through the controller; the controller never waits for them.
         notifier = Notifier(plan, controller.emit, controller.now)
         controller.subscribe(notifier)
     return Rollout(controller, release_flags, notifier, lease)
-
-
-def say_rollback_unverified(controller: Controller | RemoteController) -> None:
-    """On stderr: the controller stopped with the rollback still open, so the target may serve the new version."""
-    state = controller.state
-    failure = f" ({state.rollback_failure.detail})" if state.rollback_failure else ""
-    print(f"brahma: stopped with the rollback of {state.rollout} not verified on the target{failure}; the new version "
-          "may still serve traffic: run the same command again to go on with the rollback", file=sys.stderr)

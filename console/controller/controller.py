@@ -30,11 +30,6 @@ from console.preflight.gate import CheckResult, Gate, cannot_open
 from console.samples import Sample, TrackValues
 from console.targets.base import RollbackReadBack, RolloutFailed, Target
 
-EXIT_COMPLETED, EXIT_ERROR, EXIT_INVALID, EXIT_ROLLED_BACK, EXIT_GATE_FAILED = 0, 1, 2, 3, 4
-EXIT_ROLLBACK_UNVERIFIED = 5
-"""Stopped (SIGTERM, ctrl+c) while the target did not read back the rollback as done: it may still serve the new version."""
-EXIT_CODES = {"completed": EXIT_COMPLETED, "rolled_back": EXIT_ROLLED_BACK, "gate_failed": EXIT_GATE_FAILED, "rolling_back": EXIT_ROLLBACK_UNVERIFIED}
-
 COMMANDS = ("promote", "promote-full", "pause", "resume", "rollback", "sign-off")
 SHIFT_FIRST_RETRY_S = 1.0
 SHIFT_MAX_RETRY_S = 30.0
@@ -219,16 +214,13 @@ class Controller:
         for change in changes:
             self.emit(ev.FlagChanged.of(self.now(), change))
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT_CODES.get(self.state.phase, EXIT_ERROR)
-
     # -- the loop --------------------------------------------------------------------------
 
-    async def run(self) -> int:
+    async def run(self) -> str:
+        """Supervise the rollout until it has finished (or the loop was stopped); the phase it is in then."""
         state = self.state
         if state.finished and self.options.exit_when_finished:
-            return self.exit_code
+            return state.phase
         if not state.started:
             self.emit(self._rollout_started())
         if state.preflight_done:  # a finished release can still be undone: time goes on
@@ -247,7 +239,7 @@ class Controller:
             await self._stop_checks("supervision stopped; the check runs again when the rollout is taken up")
         if self._error_run is not None:
             self._write_repeats(self._error_run)
-        return self.exit_code
+        return state.phase
 
     def _rollout_started(self) -> ev.RolloutStarted:
         plan = self.plan

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from console.controller.controller import EXIT_INVALID
 from console.journal.journal import JournalError
 from console.journal.state import RolloutState, read_state
 from console.journal.state_dir import RolloutFiles
@@ -28,10 +27,12 @@ POLL_S = 0.05
 class SupervisorUnavailable(Exception):
     """No controller answers on the rollout's socket (and none could be started)."""
 
-    def __init__(self, message: str, exit_code: int | None = None):
+    def __init__(self, message: str, exit_code: int | None = None, refused: bool = False):
         super().__init__(message)
         self.exit_code = exit_code
-        """The controller's own exit code when it ended at once (2: the plan or the arguments were refused)."""
+        """The exit code of the controller started, when it ended at once (having refused its plan or arguments, say)."""
+        self.refused = refused
+        """No controller could be started from this shell for want of what only the operator can give (a credential)."""
 
 
 class SupervisorClient:
@@ -134,7 +135,7 @@ def ensure_running(files: RolloutFiles, undo: bool = False) -> int | None:
     if missing:  # started without it, the controller would run blind (or as nobody): say what to give it
         needed = "; ".join(f"{name} ({what})" for name, what in missing.items())
         raise SupervisorUnavailable(f"the controller of {files.name} cannot be restarted from this shell: it needs {needed}, "
-                                    "which is never written down; set it in this shell and attach again", EXIT_INVALID)
+                                    "which is never written down; set it in this shell and attach again", refused=True)
     return start_detached(files, replace(launch, argv=[*launch.argv, "--undo"]) if undo else launch)
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from console.journal import events as ev
-from console.controller.controller import EXIT_CODES, EXIT_ERROR, FlagChangeRecord
+from console.controller.controller import FlagChangeRecord
 from console.journal.journal import read_events
 from console.journal.state import RolloutState
 from console.samples import HistoryPoint
@@ -129,10 +129,6 @@ class RemoteController:
         t, at = self._anchor
         return t + (self._monotonic() - at) * self._speed
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT_CODES.get(self.state.phase, EXIT_ERROR)
-
     def stop(self) -> None:
         """Detach: the controller goes on supervising."""
         self._stopping = True
@@ -140,8 +136,9 @@ class RemoteController:
         if self._writer is not None:
             self._writer.close()
 
-    async def run(self) -> int:
-        """Follow the controller until detached; a finished release with none is shown, and can still be undone."""
+    async def run(self) -> str:
+        """Follow the controller until detached; a finished release with none is shown, and can still be undone.
+        The rollout's phase when this console stopped following it."""
         undo = False
         while not self._stopping:
             try:
@@ -166,7 +163,7 @@ class RemoteController:
             if self.state.finished:
                 continue  # it left with the release finished: the journal says the rest, an undo may follow
             self._notice(f"the controller (pid {self.pid}) stopped before the rollout ended; starting it again from the journal")
-        return self.exit_code
+        return self.state.phase
 
     # -- the connection --------------------------------------------------------------------
 

@@ -38,8 +38,7 @@ import sys
 from typing import Any
 
 from console.journal import events as ev
-from console.controller.controller import COMMANDS, EXIT_ROLLBACK_UNVERIFIED
-from console.app.wiring import say_rollback_unverified
+from console.controller.controller import COMMANDS
 from console.narrate import event_printer
 from console.rollout import Rollout, close_rollout, run_controller
 from console.journal.state_dir import RolloutFiles
@@ -205,7 +204,8 @@ class SupervisorServer:
         if controller.state.finished and not self.fanout.clients:
             controller.stop()
 
-    async def run(self) -> int:
+    async def run(self) -> str:
+        """Serve until the rollout has finished and nobody needs it (or a signal stops it); the phase it is in then."""
         controller = self.rollout.controller
         controller.subscribe(event_printer(sys.stdout, json_lines=False))  # the log in the state dir tells the story
         loop = asyncio.get_running_loop()
@@ -218,9 +218,7 @@ class SupervisorServer:
             # Taken up to be undone: the console that asked attaches at once; without it, nobody needs this.
             loop.call_later(UNDO_GRACE_S, self._leave_when_finished_and_alone)
         try:
-            code = await run_controller(self.rollout)
-            if code == EXIT_ROLLBACK_UNVERIFIED:
-                say_rollback_unverified(controller)
+            phase = await run_controller(self.rollout)
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
@@ -232,7 +230,7 @@ class SupervisorServer:
             await close_rollout(self.rollout)
             self._accept_failures.report()
             self._client_failures.report()
-        return code
+        return phase
 
     def _forget_consoles_of_the_last_controller(self) -> None:
         """Consoles the journal shows attached were served by a controller that stopped: they are gone

@@ -8,9 +8,7 @@ simulator or a 1 s sample interval never floods a slow SSH link.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
-from pathlib import Path
 
 from rich.text import Text
 from textual import events, work
@@ -21,7 +19,6 @@ from textual.widgets import Footer, Header, RichLog, Static
 
 from console.actor import current_actor
 from console.journal import events as ev
-from console.controller.controller import EXIT_ERROR, EXIT_INVALID
 from console.samples import TrackValues
 from console.narrate import describe, rollout_clock
 from console.rollout import Rollout, close_rollout
@@ -29,7 +26,6 @@ from console.sim.metrics import SimMetricSource
 from console.tui import view
 from console.tui.commands import RolloutCommands
 from console.tui.flag_editing import FlagEditing, flag_rows
-from console.tui.keymap import KeymapError, default_keymap_path, load_keymap
 from console.tui.terminal_watch import watch_terminal
 from widgets.chart_screen import ChartScreen
 from widgets.checklist import Checklist
@@ -46,10 +42,6 @@ HEADER_SIDES = 18
 """Cells of the header that are not its title: Textual's icon (8) and clock space (10)."""
 REFRESH_S = 0.25
 """How often the panes are redrawn at most: events between two redraws are coalesced."""
-EXIT_QUIT_UNFINISHED = 130
-"""The console left a rollout unfinished with the controller inside it stopped (brahma demo)."""
-EXIT_DETACHED = 0
-"""The console left; its detached controller goes on supervising."""
 ACTING = {"rollback", "promote", "promote_full", "pause", "resume", "sign_off", "kill_flags", "inject"}
 LOG_STYLES = {ev.RollbackStarted: "bold red", ev.RollbackFailed: "bold red", ev.RolledBack: "bold red", ev.Paused: "yellow", ev.Completed: "bold green", ev.PreflightFailed: "bold red", ev.ErrorRaised: "red"}
 FAULTS = {
@@ -60,8 +52,8 @@ FAULTS = {
 }
 
 
-class BrahmaApp(FlagEditing, App[int]):
-    """One rollout, supervised from the keyboard."""
+class BrahmaApp(FlagEditing, App[str]):
+    """One rollout, supervised from the keyboard. It returns the rollout's phase as it left it."""
 
     CSS_PATH = "brahma.tcss"
     TITLE = "Brahma"
@@ -103,7 +95,6 @@ class BrahmaApp(FlagEditing, App[int]):
         """Binding id → key, for the keys the status line offers."""
         self.keymap: dict[str, str] = {}
         """Binding id → keys, the overrides make_app applied (the rollback bar and status line name them)."""
-        self.exit_code = EXIT_QUIT_UNFINISHED
         self._leaving = False
         """The terminal is gone and the console is on its way out."""
         self.title = f"Brahma · {self.plan.name}"
@@ -481,10 +472,12 @@ class BrahmaApp(FlagEditing, App[int]):
         else:
             await self.workers.wait_for_complete(following)
             await close_rollout(self.rollout)
-        state = self.controller.state
-        # A rollback stopped here is left unverified (exit 5); a detached controller goes on with it.
-        ended = state.finished or (state.phase == "rolling_back" and not self.detached)
-        self.exit(self.controller.exit_code if ended else EXIT_DETACHED if self.detached else EXIT_QUIT_UNFINISHED)
+        self.exit(self.controller.state.phase)
+
+
+def binding_ids() -> set[str]:
+    """The bindings a keymap may move keys of."""
+    return {b.id for b in BrahmaApp.BINDINGS if isinstance(b, Binding) and b.id}
 
 
 def make_app(rollout: Rollout, *, read_only: bool = False, demo: bool = False, keymap: dict[str, str] | None = None, actor: str | None = None) -> BrahmaApp:
@@ -495,22 +488,3 @@ def make_app(rollout: Rollout, *, read_only: bool = False, demo: bool = False, k
         app.keymap = {"rollout.resume": keymap["rollout.pause"], **keymap} if "rollout.pause" in keymap else dict(keymap)
         app.set_keymap(app.keymap)
     return app
-
-
-def run_console(rollout: Rollout, *, read_only: bool = False, demo: bool = False, keymap_path: Path | None = None) -> int:
-    import sys
-
-    path = keymap_path or default_keymap_path()
-    known = {b.id for b in BrahmaApp.BINDINGS if isinstance(b, Binding) and b.id}
-    try:
-        keymap = load_keymap(path, known)
-    except KeymapError as error:
-        print(f"brahma: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    code = make_app(rollout, read_only=read_only, demo=demo, keymap=keymap).run()
-    if code is None:
-        # The app ended without shutting down (a crash): close what it left open.
-        if not rollout.detached:
-            asyncio.run(close_rollout(rollout))
-        return EXIT_ERROR
-    return code

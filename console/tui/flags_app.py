@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header
@@ -11,8 +9,6 @@ from textual.widgets import Footer, Header
 from console.actor import current_actor
 from console.journal import events as ev
 from console.journal.journal import Journal
-from console.journal.state_dir import StateDir
-from console.flags.backends import FileBackend
 from console.flags.errors import FlagError
 from console.flags.model import FlagChange
 from console.flags.store import FlagStore
@@ -25,7 +21,7 @@ RELOAD_S = 1.0
 """How often the list is read again, so changes by other operators show up."""
 
 
-class FlagEditorApp(FlagEditing, App[int]):
+class FlagEditorApp(FlagEditing, App[None]):
     """Every flag of one flagd file: toggle, percentages, allowed users, the kill switch."""
 
     TITLE = "Brahma flags"
@@ -50,7 +46,7 @@ class FlagEditorApp(FlagEditing, App[int]):
         self.refresh_flags()
         self.set_interval(RELOAD_S, self.refresh_flags)
         self.query_one(FlagPanel).focus()
-        watch_terminal(self, lambda why: self.exit(0))  # nobody sees it: what it wrote is in the file and journaled
+        watch_terminal(self, lambda why: self.exit())  # nobody sees it: what it wrote is in the file and journaled
 
     def refresh_flags(self) -> None:
         try:
@@ -74,11 +70,3 @@ class FlagEditorApp(FlagEditing, App[int]):
             ConfirmScreen("Kill switch", f"Switch off: {', '.join(new)}. Apps see it within a second.", "Switch off (Enter / y)"),
             lambda ok: self.run_change(lambda store: store.kill(new, actor=actor, reason="kill switch"), "kill switch") if ok else None,
         )
-
-
-def run_flag_editor(path: str, state_dir: Path = Path(".brahma")) -> int:
-    journal = Journal(StateDir(state_dir).flags_journal)
-    try:
-        return FlagEditorApp(FlagStore(FileBackend(path)), journal).run() or 0
-    finally:
-        journal.close()

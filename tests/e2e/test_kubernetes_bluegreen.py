@@ -63,7 +63,7 @@ async def test_green_is_previewed_then_takes_all_traffic_and_blue_is_kept(kube, 
         during_preview["green_ready"] = len(kube.list("pods", selector="app=billing,colour=green"))
 
     rollout.when(event(ev.SampleTaken, stage=0), look)
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     assert [e.weight for e in rollout.of(ev.StageStarted)] == [0, 100]
     assert during_preview == {"selector": "blue", "green_ready": 4}
     assert_green_serves(kube)
@@ -77,7 +77,7 @@ async def test_green_is_previewed_then_takes_all_traffic_and_blue_is_kept(kube, 
 
 async def test_an_error_spike_after_the_switch_switches_back(kube, tmp_path):
     rollout = kube_rollout(kube, tmp_path, PLAN, scenario="error-spike")
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     started = rollout.of(ev.RollbackStarted)[0]
     assert started.trigger == "error_rate"
     assert started.t > rollout.of(ev.StageStarted)[-1].t and rollout.of(ev.StageStarted)[-1].weight == 100, "after the switch"
@@ -88,7 +88,7 @@ async def test_an_error_spike_after_the_switch_switches_back(kube, tmp_path):
 async def test_the_rollback_key_during_the_preview_keeps_blue(kube, tmp_path):
     rollout = kube_rollout(kube, tmp_path, PLAN)
     rollout.when(event(ev.SampleTaken, stage=0), lambda e: rollout.controller.submit("rollback", OPERATOR))
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     assert rollout.of(ev.RollbackStarted)[0].trigger == "operator"
     assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
     assert_blue_serves(kube)
@@ -98,7 +98,7 @@ async def test_a_rollback_after_full_promotion_switches_back_to_blue(kube, tmp_p
     rollout = kube_rollout(kube, tmp_path, PLAN, options=ControllerOptions(exit_when_finished=False))
     rollout.when(event(ev.Completed), lambda e: rollout.controller.submit("rollback", OPERATOR))
     rollout.when(event(ev.RolledBack), lambda e: rollout.controller.stop())
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
     assert_blue_serves(kube)
 
@@ -106,7 +106,7 @@ async def test_a_rollback_after_full_promotion_switches_back_to_blue(kube, tmp_p
 async def test_a_conflict_storm_on_the_switch_is_retried_through(kube, tmp_path):
     rollout = kube_rollout(kube, tmp_path, PLAN)
     rollout.when(event(ev.SampleTaken, stage=0), lambda e: kube.fail(code=409, count=5, verb="update", resource="services"))
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     assert requests_answered(kube, 409) == 5
     assert not rollout.of(ev.ErrorRaised) and not rollout.of(ev.Paused)
     assert_green_serves(kube)
@@ -115,7 +115,7 @@ async def test_a_conflict_storm_on_the_switch_is_retried_through(kube, tmp_path)
 async def test_the_api_going_away_during_the_preview_pauses_the_switch(kube, tmp_path):
     rollout = kube_rollout(kube, tmp_path, PLAN, retry_budget_s=0.3)
     api_gone_then_back(rollout, stage=0)
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     error = next(e for e in rollout.of(ev.ErrorRaised) if e.where != "target.drift")  # samples meanwhile cannot read it either
     assert error.where == "target.set_weight" and "unreachable" in error.message
     assert_green_serves(kube)
@@ -138,7 +138,7 @@ async def test_green_past_its_progress_deadline_fails_the_preview_and_blue_keeps
     kubectl(kube, "patch", "deployment/billing-blue", "-p", '{"spec": {"progressDeadlineSeconds": 1}}')
     kube.break_image(NEW)
     rollout = kube_rollout(kube, tmp_path, PLAN)
-    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    assert await asyncio.wait_for(rollout.run(), 30) == "rolled_back"
     started = rollout.of(ev.RollbackStarted)[0]
     assert started.trigger == "progress_deadline" and "deployment/billing-green" in started.reason
     assert not rollout.of(ev.Paused)
@@ -149,7 +149,7 @@ async def test_a_failed_smoke_check_fails_the_preview_and_blue_keeps_serving(kub
     stray = {"name": "stray", "labels": {"app": "billing", "colour": "green"}}
     kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": stray, "spec": {"containers": [{"name": "billing", "image": OLD}]}})
     rollout = kube_rollout(kube, tmp_path, PLAN)
-    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    assert await asyncio.wait_for(rollout.run(), 30) == "rolled_back"
     started = rollout.of(ev.RollbackStarted)[0]
     assert started.trigger == "smoke_check" and "1 of another version" in started.reason
     assert selected_colour(kube) == "blue", "never switched"
@@ -159,7 +159,7 @@ async def test_a_switch_made_by_hand_during_the_preview_is_reported_and_pauses(k
     rollout = kube_rollout(kube, tmp_path, PLAN)
     switch = '{"spec": {"selector": {"colour": "green"}}}'
     rollout.when(event(ev.SampleTaken, stage=0), lambda e: kubectl(kube, "patch", "service/billing", "-p", switch))
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     assert rollout.of(ev.DriftDetected)[0].changes == ["service/billing spec.selector.colour: blue → green (by kubectl-patch)"]
     assert [e.weight for e in rollout.of(ev.StageStarted)] == [0], "no switch stage on top of it"
     assert rollout.of(ev.RollbackStarted)[0].trigger == "drift"

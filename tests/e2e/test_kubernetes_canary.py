@@ -78,7 +78,7 @@ async def test_a_healthy_canary_is_promoted_stage_by_stage(kube_emulator, tmp_pa
     for stage in range(3):
         rollout.when(event(ev.SampleTaken, stage=stage), look)
 
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     assert [e.weight for e in rollout.of(ev.StageStarted)] == [5, 25, 50, 100]
     assert not rollout.of(ev.ErrorRaised)
     if plan_file == REPLICAS_PLAN:
@@ -98,7 +98,7 @@ async def test_a_healthy_canary_is_promoted_stage_by_stage(kube_emulator, tmp_pa
 async def test_the_diff_and_the_state_before_are_journaled_from_a_server_side_dry_run(kube_emulator, tmp_path, plan_file):
     rollout = kube_rollout(kube_emulator, tmp_path, plan_file)
     served_before = len(kube_emulator.requests)
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     prepared = rollout.of(ev.TargetPrepared)[0]
     assert prepared.before["images"] == {"checkout": OLD} and prepared.before["replicas"] == 10
     assert any("create deployment/checkout-canary" in line for line in prepared.changes)
@@ -110,7 +110,7 @@ async def test_the_diff_and_the_state_before_are_journaled_from_a_server_side_dr
 
 async def test_an_error_spike_rolls_back_to_stable_automatically(kube_emulator, tmp_path, plan_file):
     rollout = kube_rollout(kube_emulator, tmp_path, plan_file, scenario="error-spike")
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     started = rollout.of(ev.RollbackStarted)[0]
     assert started.trigger == "error_rate"
     assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
@@ -120,7 +120,7 @@ async def test_an_error_spike_rolls_back_to_stable_automatically(kube_emulator, 
 async def test_the_rollback_key_mid_stage_restores_stable(kube_emulator, tmp_path, replica_canary):
     rollout = kube_rollout(kube_emulator, tmp_path, replica_canary)
     rollout.when(event(ev.SampleTaken, stage=1), lambda e: rollout.controller.submit("rollback", OPERATOR))
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     started = rollout.of(ev.RollbackStarted)[0]
     assert started.trigger == "operator" and OPERATOR in started.reason
     assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
@@ -131,7 +131,7 @@ async def test_a_rollback_after_full_promotion_puts_the_old_image_back(kube_emul
     rollout = kube_rollout(kube_emulator, tmp_path, replica_canary, options=ControllerOptions(exit_when_finished=False))
     rollout.when(event(ev.Completed), lambda e: rollout.controller.submit("rollback", OPERATOR))
     rollout.when(event(ev.RolledBack), lambda e: rollout.controller.stop())
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     assert_stable_serves_alone(kube_emulator, replica_canary, OLD)
     history = kubectl(kube_emulator, "rollout", "history", "deployment/checkout")
     assert "brahma: rollback of checkout-2.4.1" in history
@@ -141,7 +141,7 @@ async def test_a_conflict_storm_is_retried_through(kube_emulator, tmp_path, repl
     rollout = kube_rollout(kube_emulator, tmp_path, replica_canary)
     # Every update of the next stage's canary meets a conflict, five times over: each is read again and retried.
     rollout.when(event(ev.SampleTaken, stage=0), lambda e: kube_emulator.fail(code=409, count=5, verb="update"))
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     assert requests_answered(kube_emulator, 409) == 5
     assert not rollout.of(ev.ErrorRaised) and not rollout.of(ev.Paused)
     assert_stable_serves_alone(kube_emulator, replica_canary, NEW)
@@ -150,7 +150,7 @@ async def test_a_conflict_storm_is_retried_through(kube_emulator, tmp_path, repl
 async def test_the_api_going_away_mid_stage_pauses_then_the_rollout_resumes(kube_emulator, tmp_path, replica_canary):
     rollout = kube_rollout(kube_emulator, tmp_path, replica_canary, retry_budget_s=0.3)
     api_gone_then_back(rollout, stage=1)
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     error = next(e for e in rollout.of(ev.ErrorRaised) if e.where != "target.drift")  # samples meanwhile cannot read it either
     assert error.where == "target.set_weight" and "unreachable" in error.message
     assert "failed to shift traffic" in rollout.of(ev.Paused)[0].reason
@@ -169,7 +169,7 @@ async def test_the_rollback_key_cuts_short_a_stage_whose_rollout_never_becomes_a
     assert canary_written, "stage 1's canary is written and its rollout awaited"
     asked_at = time.monotonic()
     rollout.controller.submit("rollback", OPERATOR)
-    assert await asyncio.wait_for(running, timeout=30) == 3
+    assert await asyncio.wait_for(running, timeout=30) == "rolled_back"
     assert rolled_back_at[0] - asked_at < ROLLBACK_BUDGET_S, f"the rollback waited (the rollout timeout is {rollout_timeout_s:g}s)"
     journal = [e.name for e in rollout.journal()]
     assert journal[journal.index("stage_started"):] == ["stage_started", "command", "rollback_started", "rollback_verified", "rolled_back"]
@@ -232,7 +232,7 @@ async def test_a_rollback_through_a_minute_long_api_outage_ends_with_stable_serv
     rollout.when(event(ev.SampleTaken, stage=1), api_goes_away)
     rollout.when(lambda e: isinstance(e, ev.RollbackFailed) and e.since_s >= 60, api_comes_back)
     rollout.when(event(ev.RolledBack), lambda e: seen.setdefault("rolled_back", wall.now()))
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     failed = rollout.of(ev.RollbackFailed)
     assert (failed[0].reason, failed[0].attempts) == ("rollback", 1) and "unreachable" in failed[0].detail
     assert failed[-1].since_s >= 60 and len(failed) <= 3, "journaled at once and a minute on, not at every attempt"
@@ -247,7 +247,7 @@ async def test_a_canary_past_its_progress_deadline_fails_the_stage_and_rolls_bac
     kubectl(kube_emulator, "patch", "deployment/checkout", "-p", '{"spec": {"progressDeadlineSeconds": 1}}')
     kube_emulator.break_image(NEW)  # the canary copies stable's spec: its deadline too
     rollout = kube_rollout(kube_emulator, tmp_path, plan_file)
-    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    assert await asyncio.wait_for(rollout.run(), 30) == "rolled_back"
     started = rollout.of(ev.RollbackStarted)[0]
     assert started.trigger == "progress_deadline"
     assert "deployment/checkout-canary exceeded its progress deadline" in started.reason
@@ -268,7 +268,7 @@ async def test_a_scaled_canary_pauses_the_rollout_and_a_resume_puts_its_replicas
     rollout.when(event(ev.Paused, trigger="drift"), lambda e: rollout.controller.submit("resume", OPERATOR))
     after_resume: list[int] = []
     rollout.when(event(ev.DriftResolved), lambda e: after_resume.append(canary_replicas_now(kube_emulator)))
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     drift = rollout.of(ev.DriftDetected)[0]
     assert (drift.changes, drift.weight) == (["deployment/checkout-canary spec.replicas: 3 → 7 (by kubectl (scale))"], 25)
     paused = rollout.of(ev.Paused)[0]
@@ -280,7 +280,7 @@ async def test_a_scaled_canary_pauses_the_rollout_and_a_resume_puts_its_replicas
 async def test_a_deleted_canary_is_not_recreated_behind_the_operator_and_headless_rolls_back(kube_emulator, tmp_path, replica_canary):
     rollout = kube_rollout(kube_emulator, tmp_path, replica_canary)
     rollout.when(event(ev.SampleTaken, stage=1), lambda e: kubectl(kube_emulator, "delete", "deployment/checkout-canary"))
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     assert rollout.of(ev.DriftDetected)[0].changes == ["deployment/checkout-canary deleted"]
     started = rollout.of(ev.RollbackStarted)[0]
     assert started.trigger == "drift" and started.reason.startswith("paused 15m with no decision: the target changed beside")
@@ -295,7 +295,7 @@ async def test_a_hotfix_on_stable_holds_promotion_and_the_rollback_leaves_it(kub
     rollout.when(event(ev.SampleTaken, stage=1), lambda e: kubectl(kube_emulator, "set", "image", "deployment/checkout", f"checkout={HOTFIX}"))
     rollout.when(event(ev.Paused, trigger="drift"), lambda e: rollout.controller.submit("promote", OPERATOR))
     rollout.when(event(ev.ErrorRaised, where="promote"), lambda e: rollout.controller.submit("rollback", OPERATOR))
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     hotfix = f"deployment/checkout spec.template.spec.containers[checkout].image: {OLD} → {HOTFIX} (by kubectl-set)"
     assert rollout.of(ev.DriftDetected)[0].changes == [hotfix]
     refused = next(e for e in rollout.of(ev.ErrorRaised) if e.where == "promote")
@@ -310,7 +310,7 @@ async def test_a_hotfix_on_stable_is_promoted_over_only_after_the_operator_resum
     rollout = kube_rollout(kube_emulator, tmp_path, replica_canary, options=ControllerOptions(headless=False))
     rollout.when(event(ev.SampleTaken, stage=1), lambda e: kubectl(kube_emulator, "set", "image", "deployment/checkout", f"checkout={HOTFIX}"))
     rollout.when(event(ev.Paused, trigger="drift"), lambda e: rollout.controller.submit("resume", OPERATOR))
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     journal = [(e.name, getattr(e, "actor", None)) for e in rollout.journal()]
     drifted, resumed = journal.index(("drift_detected", None)), journal.index(("command", OPERATOR))
     promoted = max(i for i, (name, _) in enumerate(journal) if name == "stage_started")

@@ -48,7 +48,7 @@ def assert_runs(kube: KubeEmulator, wanted_image: str) -> None:
 
 async def test_the_image_is_rolled_out_in_place(kube, tmp_path):
     rollout = kube_rollout(kube, tmp_path, PLAN)
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     assert_runs(kube, NEW)
     assert history(kube) == ["1 <none>", f"2 {RELEASED}"]
     changes = rollout.of(ev.TargetPrepared)[0].changes
@@ -58,7 +58,7 @@ async def test_the_image_is_rolled_out_in_place(kube, tmp_path):
 
 async def test_an_error_spike_undoes_to_the_previous_revision(kube, tmp_path):
     rollout = kube_rollout(kube, tmp_path, PLAN, scenario="error-spike")
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     assert rollout.of(ev.RollbackStarted)[0].trigger == "error_rate"
     assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
     assert_runs(kube, OLD)
@@ -69,7 +69,7 @@ async def test_an_error_spike_undoes_to_the_previous_revision(kube, tmp_path):
 async def test_the_rollback_key_mid_stage_undoes(kube, tmp_path):
     rollout = kube_rollout(kube, tmp_path, PLAN)
     rollout.when(event(ev.SampleTaken, stage=0), lambda e: rollout.controller.submit("rollback", OPERATOR))
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
     assert_runs(kube, OLD)
 
@@ -78,7 +78,7 @@ async def test_a_rollback_after_full_promotion_undoes(kube, tmp_path):
     rollout = kube_rollout(kube, tmp_path, PLAN, options=ControllerOptions(exit_when_finished=False))
     rollout.when(event(ev.Completed), lambda e: rollout.controller.submit("rollback", OPERATOR))
     rollout.when(event(ev.RolledBack), lambda e: rollout.controller.stop())
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     assert_runs(kube, OLD)
     assert history(kube)[-1] == f"3 {UNDONE}"
 
@@ -86,7 +86,7 @@ async def test_a_rollback_after_full_promotion_undoes(kube, tmp_path):
 async def test_a_conflict_storm_on_the_image_update_is_retried_through(kube, tmp_path):
     rollout = kube_rollout(kube, tmp_path, PLAN)
     rollout.when(event(ev.TargetPrepared), lambda e: kube.fail(code=409, count=5, verb="update"))
-    assert await rollout.run() == 0
+    assert await rollout.run() == "completed"
     assert requests_answered(kube, 409) == 5
     assert not rollout.of(ev.ErrorRaised)
     assert_runs(kube, NEW)
@@ -100,7 +100,7 @@ async def test_the_api_going_away_mid_stage_delays_the_rollback_until_it_is_back
         rollout.controller.submit("rollback", OPERATOR)
 
     rollout.when(event(ev.SampleTaken, stage=0), outage_then_rollback)
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     failed = rollout.of(ev.RollbackFailed)
     assert failed and "unreachable" in failed[0].detail, "the controller tried again"
     assert rollout.of(ev.RolledBack)
@@ -112,7 +112,7 @@ async def test_a_rollout_past_its_progress_deadline_fails_the_stage_and_is_undon
     kubectl(kube, "patch", "deployment/search", "-p", '{"spec": {"progressDeadlineSeconds": 1}}')
     kube.break_image(NEW)  # its pods never get Ready
     rollout = kube_rollout(kube, tmp_path, PLAN, options=ControllerOptions(headless=headless))
-    assert await asyncio.wait_for(rollout.run(), 30) == 3, "rolled back by itself, with nobody to decide"
+    assert await asyncio.wait_for(rollout.run(), 30) == "rolled_back", "rolled back by itself, with nobody to decide"
     started = rollout.of(ev.RollbackStarted)[0]
     assert started.trigger == "progress_deadline"
     assert "rolling (100%) cannot come up: deployment/search exceeded its progress deadline" in started.reason
@@ -141,7 +141,7 @@ async def test_a_watch_that_never_answers_does_not_hang_the_stage(kube, tmp_path
     rollout = kube_rollout(kube, tmp_path, PLAN)
     rollout.target.api.watch_timeout_s = 1
     kube.silence_watches(hang=True)  # every watch opens and says nothing, past its timeoutSeconds
-    assert await asyncio.wait_for(rollout.run(), 30) == 0
+    assert await asyncio.wait_for(rollout.run(), 30) == "completed"
     assert_runs(kube, NEW)
 
 
@@ -156,7 +156,7 @@ async def test_the_rollback_key_cuts_a_stage_waiting_on_a_watch_that_never_answe
         rollout.controller.submit("rollback", OPERATOR)
 
     operator = asyncio.create_task(roll_back_while_watching())
-    assert await asyncio.wait_for(rollout.run(), 30) == 3
+    assert await asyncio.wait_for(rollout.run(), 30) == "rolled_back"
     await operator
     assert rollout.of(ev.RolledBack)[0].duration_s < ROLLBACK_BUDGET_S
     assert_runs(kube, OLD)
@@ -166,7 +166,7 @@ async def test_a_hotfix_set_mid_stage_is_reported_and_the_rollback_leaves_it(kub
     hotfix = "registry.example.com/search:1.8.3-hotfix"
     rollout = kube_rollout(kube, tmp_path, PLAN)
     rollout.when(event(ev.SampleTaken, stage=0), lambda e: kubectl(kube, "set", "image", "deployment/search", f"search={hotfix}"))
-    assert await rollout.run() == 3
+    assert await rollout.run() == "rolled_back"
     assert rollout.of(ev.DriftDetected)[0].changes == [
         f"deployment/search spec.template.spec.containers[search].image: {NEW} → {hotfix} (by kubectl-set)"
     ]

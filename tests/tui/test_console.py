@@ -9,7 +9,7 @@ from console.tui import view
 from console.tui.keymap import KeymapError, load_keymap
 from tests.conftest import SAMPLES, plan_from
 from console.controller.clock import VirtualClock
-from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
+from console.app.exits import EXIT_INTERRUPTED, EXIT_ROLLBACK_UNVERIFIED, console_exit_code
 from tests.tui.console_fixtures import UnreachableRollbackTarget, console_app, settle
 from widgets.chart_screen import ChartScreen
 from widgets.confirm_screen import ConfirmScreen
@@ -99,7 +99,7 @@ async def test_quitting_with_the_rollback_unverified_warns_and_exits_5(plan, tmp
         assert isinstance(app.screen, ConfirmScreen) and "nobody tries the rollback again" in app.screen.body
         await pilot.press("enter")
         await pilot.pause()
-    assert app.return_value == EXIT_ROLLBACK_UNVERIFIED
+    assert console_exit_code(app.return_value, detached=False) == EXIT_ROLLBACK_UNVERIFIED
 
 
 async def test_rollback_confirm_takes_y_and_cancels_on_n_or_escape(plan, tmp_path):
@@ -356,7 +356,7 @@ async def test_quitting_mid_rollout_asks_and_says_what_stops(plan, tmp_path):
         assert "no automatic rollback" in app.screen.body and "Traffic stays where it is" in app.screen.body
         await pilot.press("enter")
         await app.workers.wait_for_complete()
-    assert app.return_value == 130
+    assert console_exit_code(app.return_value, detached=False) == EXIT_INTERRUPTED
     assert (tmp_path / f"{plan.name}.jsonl").with_suffix(".md").exists(), "the report is written on the way out"
 
 

@@ -7,6 +7,7 @@ import asyncio
 
 from console.journal import events as ev
 from console.journal.journal import read_events
+from console.app.exits import console_exit_code
 from console.app.wiring import plan_flags
 from console.rollout import Rollout
 from console.supervisor.remote import RemoteController
@@ -47,7 +48,7 @@ async def test_the_attached_console_shows_the_rollout_and_its_commands_are_journ
         await until(lambda: app.controller.state.phase == "rolled_back")
         app.refresh_view()
         assert app.query_one(RollbackBar).phase == "rolled_back"
-    assert await asyncio.wait_for(server, 10) == 3, "the last console left a finished rollout: its controller leaves too"
+    assert await asyncio.wait_for(server, 10) == "rolled_back", "the last console left a finished rollout: its controller leaves too"
 
 
 async def test_quitting_an_attached_console_detaches_at_once_and_the_controller_goes_on(canary_plan, served):
@@ -57,7 +58,7 @@ async def test_quitting_an_attached_console_detaches_at_once_and_the_controller_
         await until(lambda: app.controller.pid is not None)
         await quit_console(pilot, app)
         assert not isinstance(app.screen, ConfirmScreen), "nothing stops when this console goes: no question"
-    assert app.return_value == 0, "detached: the rollout goes on, nothing failed"
+    assert console_exit_code(app.return_value, detached=True) == 0, "detached: the rollout goes on, nothing failed"
     assert not server.done() and controller.state.phase == "running"
     controller.submit("promote", "someone@else")  # still supervising, still acting
     await until(lambda: controller.state.stage == 1)
