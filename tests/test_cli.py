@@ -140,11 +140,98 @@ def test_headless_path_never_imports_textual(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-DOMAIN = ["console.plan", "console.controller.controller", "console.sim.metrics", "console.preflight", "console.report", "console.app.wiring", "console.app.headless", "console.app.supervision", "console.supervisor.server"]
+@pytest.mark.parametrize(
+    ("phase", "detached", "code"),
+    [("completed", False, 0), ("rolled_back", True, 3), ("gate_failed", False, 4), ("rolling_back", False, 5),
+     ("rolling_back", True, 0), ("running", True, 0), ("paused", False, 130), ("preflight", False, 130)],
+)
+def test_how_a_console_was_left_is_the_exit_code(phase, detached, code):
+    from console.app.exits import console_exit_code
+
+    assert console_exit_code(phase, detached) == code
 
 
-def test_the_domain_never_imports_textual():
-    code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in DOMAIN) + "assert 'textual' not in sys.modules\n"
+FOUNDATION = {"console.units", "console.atomic", "console.private_files", "console.redact", "console.printable", "console.streams",
+              "console.actor", "console.samples"}
+"""Modules every layer may use; they import nothing of Brahma."""
+DOMAIN_LAYERS: dict[str, set[str]] = {
+    "console.flags": set(),
+    "console.plan": {"console.flags"},
+    "console.journal": set(),
+    "console.targets": {"console.plan"},
+    "console.metrics": {"console.plan"},
+    "console.sim": {"console.plan", "console.targets", "console.metrics"},
+    "console.preflight": {"console.plan", "console.flags", "console.targets", "console.metrics"},
+    "console.controller": {"console.plan", "console.flags", "console.journal", "console.targets", "console.metrics", "console.preflight"},
+    "console.narrate": {"console.journal"},
+    "console.report": {"console.plan", "console.journal", "console.narrate"},
+    "console.notify": {"console.plan", "console.journal", "console.narrate"},
+}
+"""The domain, and what of it each package may import besides the foundation."""
+DOMAIN = set(DOMAIN_LAYERS)
+MAY_IMPORT: dict[str, set[str]] = {
+    **{module: set() for module in FOUNDATION},
+    **{package: FOUNDATION | below for package, below in DOMAIN_LAYERS.items()},
+    "console.rollout": FOUNDATION | DOMAIN,
+    "console.supervisor": FOUNDATION | DOMAIN | {"console.rollout"},
+    "console.tui": FOUNDATION | DOMAIN | {"console.rollout", "widgets"},
+    "console.app": FOUNDATION | DOMAIN | {"console.rollout", "console.supervisor", "console.tui"},
+    "console.cli": {"console.app"},
+    "widgets": set(),
+}
+"""Who may import whom: each part imports only what lies below it, so no arrow runs back up. The application
+(console/app) is on top; nothing imports it but the entry point, and nothing imports the console (console/tui)
+but the application."""
+TEXTUAL_ALLOWED = {"console.tui", "widgets"}
+
+
+def part_of(module: str) -> str:
+    """The package or top-level module of console/ (or widgets) that `module` belongs to."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "console" else parts[0]
+
+
+def imports_at_run_time(path: Path) -> list[tuple[str, int]]:
+    """Every module `path` imports, wherever the import stands, but for type annotations alone (TYPE_CHECKING)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    type_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If) and ast.unparse(block.test).endswith("TYPE_CHECKING")
+                 for statement in block.body for node in ast.walk(statement)}
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, node.lineno))
+    return found
+
+
+def test_every_part_imports_only_what_lies_below_it():
+    sources = sorted((ROOT / "console").rglob("*.py")) + sorted((ROOT / "widgets").glob("*.py"))
+    wrong = []
+    for path in sources:
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        if module in ("console.__init__", "widgets.__init__"):
+            continue
+        part = part_of(module)
+        assert part in MAY_IMPORT, f"{path.relative_to(ROOT)} belongs to no layer: add {part} to MAY_IMPORT and README's Layout"
+        for imported, line in imports_at_run_time(path):
+            top = imported.split(".")[0]
+            if top == "textual" and part not in TEXTUAL_ALLOWED:
+                wrong.append(f"{path.relative_to(ROOT)}:{line}: {part} imports textual")
+            if top in ("console", "widgets", "tests", "testbed") and part_of(imported) != part and part_of(imported) not in MAY_IMPORT[part]:
+                wrong.append(f"{path.relative_to(ROOT)}:{line}: {part} imports {imported}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_nothing_but_the_console_loads_textual():
+    modules = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                     for path in (ROOT / "console").rglob("*.py") if part_of(".".join(path.relative_to(ROOT).parts)) != "console.tui")
+    modules = [module for module in modules if module != "console.cli.__main__"]  # it runs brahma
+    code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules) + "assert 'textual' not in sys.modules\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
 
