@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from console.controller.controller import Controller
 from console.controller.release_flags import ReleaseFlags
 from console.journal.events import ErrorRaised
+from console.journal.state import Phase
 from console.notify import Notifier
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class Rollout:
     """The controller runs in a process of its own and is followed over its socket (a RemoteController)."""
 
 
-async def run_controller(rollout: Rollout) -> str:
+async def run_controller(rollout: Rollout) -> Phase:
     """The controller's loop, keeping the rollout's Lease meanwhile when it has one; the phase it stopped in.
 
     A controller whose lease another took stops, and says so in the journal: two controllers acting

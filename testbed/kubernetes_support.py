@@ -24,6 +24,7 @@ from console.journal import events as ev
 from console.controller.clock import Clock, VirtualClock
 from console.controller.controller import Controller, ControllerOptions
 from console.journal.journal import read_events
+from console.journal.state import Phase
 from console.journal.state_dir import RolloutFiles
 from console.plan import load_plan
 from console.sim.metrics import SimMetricSource
@@ -80,7 +81,7 @@ class _TrafficShare:
     @property
     def cluster(self) -> SimpleNamespace:
         state = self.controller.state if self.controller else None
-        deployed = state is not None and state.stage >= 0 and state.phase not in ("rolling_back", "rolled_back")
+        deployed = state is not None and state.stage >= 0 and state.phase not in (Phase.ROLLING_BACK, Phase.ROLLED_BACK)
         return SimpleNamespace(weight=state.weight if state else 0, new_deployed=deployed)
 
 
@@ -105,7 +106,7 @@ class KubeRollout:
 
         self.controller.subscribe(listener)
 
-    async def run(self) -> str:
+    async def run(self) -> Phase:
         try:
             return await self.controller.run()
         finally:

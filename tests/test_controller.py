@@ -9,7 +9,7 @@ import pytest
 from console.journal import events as ev
 from console.controller.controller import ControllerOptions
 from console.journal.journal import read_events
-from console.journal.state import read_state
+from console.journal.state import Phase, read_state
 from console.targets.base import TargetError
 from console.report import write_report
 from tests.conftest import plan_from, sim_controller
@@ -21,6 +21,26 @@ def names(journal: Path) -> list[str]:
 
 def of_type(journal: Path, kind):
     return [e for e in read_events(journal) if isinstance(e, kind)]
+
+
+@pytest.mark.parametrize(
+    ("phase", "before_first_change", "active", "stable_serves_all", "finished"),
+    [
+        (Phase.NEW, True, False, True, False),
+        (Phase.PREFLIGHT, True, False, True, False),
+        (Phase.RUNNING, False, True, False, False),
+        (Phase.PAUSED, False, True, False, False),
+        (Phase.AWAITING_PROMOTE, False, True, False, False),
+        (Phase.ROLLING_BACK, False, False, False, False),
+        (Phase.ROLLED_BACK, False, False, True, True),
+        (Phase.COMPLETED, False, False, False, True),
+        (Phase.GATE_FAILED, False, False, True, True),
+    ],
+)
+def test_what_each_phase_says(phase, before_first_change, active, stable_serves_all, finished):
+    assert (phase.before_first_change, phase.active, phase.stable_serves_all, phase.finished) == (
+        before_first_change, active, stable_serves_all, finished)
+    assert json.dumps({"phase": phase}) == f'{{"phase": "{phase.value}"}}' and f"{phase}" == phase.value, "written as it always was"
 
 
 async def test_healthy_rollout_goes_through_every_stage_and_monitoring(canary_plan, tmp_path):

@@ -5,6 +5,8 @@ The domain says how a rollout ended (its phase); only the application turns that
 
 from __future__ import annotations
 
+from console.journal.state import Phase
+
 EXIT_COMPLETED = 0
 """Promoted to 100% and the monitoring window held (and, for the commands that change nothing, done)."""
 EXIT_ERROR = 1
@@ -20,21 +22,22 @@ EXIT_INTERRUPTED = 130
 """Stopped by the operator (ctrl+c, SIGTERM, quitting brahma demo mid-rollout) with the rollout unfinished: the
 journal keeps where it was."""
 
-OUTCOMES = {"completed": EXIT_COMPLETED, "rolled_back": EXIT_ROLLED_BACK, "gate_failed": EXIT_GATE_FAILED, "rolling_back": EXIT_ROLLBACK_UNVERIFIED}
+OUTCOMES = {Phase.COMPLETED: EXIT_COMPLETED, Phase.ROLLED_BACK: EXIT_ROLLED_BACK, Phase.GATE_FAILED: EXIT_GATE_FAILED,
+            Phase.ROLLING_BACK: EXIT_ROLLBACK_UNVERIFIED}
 """How a rollout that stopped in each phase ends the process; any other phase is an internal error."""
 
 
-def exit_code(phase: str) -> int:
+def exit_code(phase: Phase) -> int:
     """The exit code of a run whose controller stopped with its rollout in `phase`."""
     return OUTCOMES.get(phase, EXIT_ERROR)
 
 
-def console_exit_code(phase: str, detached: bool) -> int:
+def console_exit_code(phase: Phase, detached: bool) -> int:
     """The exit code of a console that left its rollout in `phase`.
 
     A finished rollout's console exits with its outcome. Leaving one under way, a console detaches (0:
     its controller goes on supervising), or stops the controller inside it (brahma demo: interrupted),
     which leaves an open rollback unverified (5)."""
-    if phase in OUTCOMES and (phase != "rolling_back" or not detached):
+    if phase in OUTCOMES and (phase != Phase.ROLLING_BACK or not detached):
         return exit_code(phase)
     return EXIT_COMPLETED if detached else EXIT_INTERRUPTED

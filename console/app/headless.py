@@ -11,6 +11,7 @@ import sys
 from typing import TextIO
 
 from console.journal import events as ev
+from console.journal.state import Phase
 from console.app.exits import EXIT_ROLLBACK_UNVERIFIED, exit_code
 from console.app.problems import say, say_rollback_unverified
 from console.narrate import event_printer
@@ -46,7 +47,7 @@ async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = 
     except asyncio.CancelledError:
         if not running.cancelled():
             raise
-        if controller.state.phase != "rolling_back":
+        if controller.state.phase != Phase.ROLLING_BACK:
             raise KeyboardInterrupt from None  # told as any interruption: the journal keeps where the rollout was
         say_rollback_unverified(controller.state)
         return EXIT_ROLLBACK_UNVERIFIED

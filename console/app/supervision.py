@@ -16,7 +16,7 @@ from console.app.wiring import RunOptions, choose_kinds
 from console.controller.identity import ResumeRefused, check_resume
 from console.journal.events import event_from_dict
 from console.journal.journal import JournalError, read_events
-from console.journal.state import read_state
+from console.journal.state import Phase, read_state
 from console.narrate import event_printer
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
@@ -113,7 +113,7 @@ async def serve(rollout: Rollout, files: RolloutFiles, attended: bool) -> int:
     from console.supervisor.server import SupervisorServer
 
     phase = await SupervisorServer(rollout, files, attended).run()
-    if phase == "rolling_back":
+    if phase == Phase.ROLLING_BACK:
         say_rollback_unverified(rollout.controller.state)
     return exit_code(phase)
 

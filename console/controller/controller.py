@@ -22,7 +22,7 @@ from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.identity import check_resume, plan_digest, plan_identity
 from console.journal.journal import Journal
 from console.controller.rollback_pacing import RollbackPacing
-from console.journal.state import RolloutState, read_state
+from console.journal.state import Phase, RolloutState, read_state
 from console.metrics.base import MetricSource
 from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext
@@ -216,7 +216,7 @@ class Controller:
 
     # -- the loop --------------------------------------------------------------------------
 
-    async def run(self) -> str:
+    async def run(self) -> Phase:
         """Supervise the rollout until it has finished (or the loop was stopped); the phase it is in then."""
         state = self.state
         if state.finished and self.options.exit_when_finished:
@@ -270,12 +270,12 @@ class Controller:
         self._clock_started, self._clock_started_t = True, t
         if self.resumed:
             # A window with a hole in it was not observed whole: it starts again rather than pass on less.
-            missed = state.phase == "running" and t >= self._next_sample_t() + self.plan.interval
+            missed = state.phase == Phase.RUNNING and t >= self._next_sample_t() + self.plan.interval
             self.emit(ev.SupervisionResumed(t, unwatched_s=round(unwatched, 3), window_restarted=missed, digest=plan_digest(self.plan)))
 
     async def _wait(self) -> None:
         retry_at = self._rollback_pacing.next_at
-        if self.state.phase == "rolling_back" and retry_at is not None:
+        if self.state.phase == Phase.ROLLING_BACK and retry_at is not None:
             await self.wall_clock.wait_until(retry_at, self._wake)
             self._wake.clear()
             return
@@ -295,7 +295,7 @@ class Controller:
         state = self.state
         if state.finished or not self._clock_started:
             return None
-        if state.phase == "rolling_back" or state.stage < 0:
+        if state.phase == Phase.ROLLING_BACK or state.stage < 0:
             return self.now()
         if self._weight_confirmed_for != state.stage:  # no samples before the stage's traffic is in place
             due = self.now() if self._shift_retry_at is None else self._shift_retry_at
@@ -308,7 +308,7 @@ class Controller:
         """When a pause with no decision rolls back: pause_timeout after it, when nobody can decide it
         (headless), or after the last console left when that was later; None while someone can."""
         state = self.state
-        if state.phase != "paused":
+        if state.phase != Phase.PAUSED:
             return None
         if self.options.headless:
             return state.paused_t + self.plan.pause_timeout
@@ -389,7 +389,7 @@ class Controller:
         """A manual item waiting for its sign-off passes, signed by `actor`; any other sign-off changes nothing."""
         state = self.state
         item, current = self._gate.item(item_name), state.preflight.get(item_name)
-        gate_open = state.phase == "preflight" and not state.preflight_done  # a failed or passed gate is over
+        gate_open = state.phase == Phase.PREFLIGHT and not state.preflight_done  # a failed or passed gate is over
         if gate_open and item is not None and current is not None and current.status == "waiting":
             self._journal_result(CheckResult.signed_off(item, actor))
 
@@ -413,11 +413,11 @@ class Controller:
             self.emit(ev.CommandIssued(self.now(), command=command.name, actor=command.actor, argument=command.argument))
         rollback = next((c for c in pending if c.name == "rollback"), None)
         if rollback:
-            if self.state.phase in ("preflight", "new"):
+            if self.state.phase.before_first_change:
                 await self._abort_before_start(rollback.actor)
-            elif self.state.phase == "rolling_back":
+            elif self.state.phase == Phase.ROLLING_BACK:
                 self._rollback_pacing.retry_now()  # the rollback still open: its next attempt now
-            elif self.state.phase not in ("rolled_back", "gate_failed"):
+            elif not self.state.phase.stable_serves_all:
                 await self._begin_rollback(f"rolled back by {rollback.actor}", "operator")
             return
         for command in pending:
@@ -426,9 +426,9 @@ class Controller:
     async def _apply_command(self, command: PendingCommand) -> None:
         state = self.state
         last = len(self.plan.stages) - 1
-        if command.name == "pause" and state.phase in ("running", "awaiting_promote"):
+        if command.name == "pause" and state.phase in (Phase.RUNNING, Phase.AWAITING_PROMOTE):
             self.emit(ev.Paused(self.now(), reason=f"paused by {command.actor}", trigger="operator"))
-        elif command.name == "resume" and state.phase == "paused":
+        elif command.name == "resume" and state.phase == Phase.PAUSED:
             drifted = bool(state.drift_standing)
             self.emit(ev.Resumed(self.now()))
             self._shift_retry_at = None  # a failed shift is tried again at once
@@ -451,7 +451,7 @@ class Controller:
 
     async def _reconcile(self) -> None:
         state = self.state
-        if state.phase == "rolling_back":
+        if state.phase == Phase.ROLLING_BACK:
             await self._finish_rollback()
             return
         if state.target_before is None:
@@ -506,7 +506,7 @@ class Controller:
         except Exception as error:  # any target or flag store failure must reach the operator, not kill the loop
             where, trigger, what = ("flags", "flags", "the flag step failed") if shifted else ("target.set_weight", "target", "the target failed to shift traffic")
             self.emit(ev.ErrorRaised(self.now(), where=where, message=str(error)))
-            if self.state.phase == "running":
+            if self.state.phase == Phase.RUNNING:
                 self.emit(ev.Paused(self.now(), reason=f"{what}: {error}", trigger=trigger))
             self._shift_retry_at = self.now() + self._shift_backoff_s
             self._shift_backoff_s = min(self._shift_backoff_s * 2, SHIFT_MAX_RETRY_S)
@@ -560,7 +560,7 @@ class Controller:
             return
         appeared = [change for change in found if change not in state.drift and change not in state.drift_accepted]
         self.emit(ev.DriftDetected(self.now(), changes=found, weight=state.weight))
-        if appeared and state.phase in ("running", "awaiting_promote"):
+        if appeared and state.phase in (Phase.RUNNING, Phase.AWAITING_PROMOTE):
             more = f" (and {len(appeared) - 1} more)" if len(appeared) > 1 else ""
             self.emit(ev.Paused(self.now(), reason=f"the target changed beside the release: {appeared[0]}{more}", trigger="drift"))
 
@@ -570,7 +570,7 @@ class Controller:
         t = self.now()
         sample = await self.metrics.sample(plan.metric_names, t, plan.interval)
         judgement = judge_sample(sample, stage, plan.triggers, plan.min_requests)
-        streaks, decision = decide(judgement, state.streaks, sample, plan.inconclusive_limit, pause_on_warning=state.phase == "running")
+        streaks, decision = decide(judgement, state.streaks, sample, plan.inconclusive_limit, pause_on_warning=state.phase == Phase.RUNNING)
         self.emit(
             ev.SampleTaken(
                 t,
@@ -590,7 +590,7 @@ class Controller:
         if decision.action == "pause":
             self.emit(ev.Paused(t, reason=decision.reason, trigger=decision.trigger))
             return
-        if state.phase == "running" and t >= state.window_started_t + stage.observe - 1e-9:
+        if state.phase == Phase.RUNNING and t >= state.window_started_t + stage.observe - 1e-9:
             await self._end_window()
 
     async def _end_window(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -15,7 +16,40 @@ from console.journal.window import WindowStats
 HISTORY_LENGTH = 120
 """Samples kept per metric for sparklines; older ones live only in the journal."""
 
-PHASES = ("new", "preflight", "running", "paused", "awaiting_promote", "rolling_back", "rolled_back", "completed", "gate_failed")
+
+
+class Phase(StrEnum):
+    """Where a rollout is. Its values are the names journals, reports and `brahma ls` have always used."""
+
+    NEW = "new"
+    PREFLIGHT = "preflight"
+    RUNNING = "running"
+    PAUSED = "paused"
+    AWAITING_PROMOTE = "awaiting_promote"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+    COMPLETED = "completed"
+    GATE_FAILED = "gate_failed"
+
+    @property
+    def before_first_change(self) -> bool:
+        """Nothing has changed on the target yet: the journal is new, or the gate is still open."""
+        return self in (Phase.NEW, Phase.PREFLIGHT)
+
+    @property
+    def active(self) -> bool:
+        """A stage is under way: traffic is on the new version and samples are judged."""
+        return self in (Phase.RUNNING, Phase.PAUSED, Phase.AWAITING_PROMOTE)
+
+    @property
+    def stable_serves_all(self) -> bool:
+        """The new version serves nothing: it never did (nothing changed yet, the gate failed), or the rollback is verified."""
+        return self.before_first_change or self in (Phase.GATE_FAILED, Phase.ROLLED_BACK)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more happens unless someone undoes the release."""
+        return self in (Phase.ROLLED_BACK, Phase.COMPLETED, Phase.GATE_FAILED)
 
 
 @dataclass
@@ -35,7 +69,7 @@ class RolloutState:
     app: str = ""
     image: str = ""
     strategy: str = ""
-    phase: str = "new"
+    phase: Phase = Phase.NEW
     stage: int = -1
     weight: int = 0
     stage_started_t: float = 0.0
@@ -67,7 +101,6 @@ class RolloutState:
     last_verdict: str = ""
     last_errors: list[str] = field(default_factory=list)
     last_good_sample_t: float | None = None
-    started: bool = False
     first_event: str = ""
     """The name of the journal's first event: a rollout's journal begins with rollout_started."""
     start: ev.RolloutStarted | None = None
@@ -89,8 +122,13 @@ class RolloutState:
         return sum(1 for _, watch_only in self.consoles if not watch_only)
 
     @property
+    def started(self) -> bool:
+        """The journal has begun: rollout_started is in it."""
+        return self.phase != Phase.NEW
+
+    @property
     def finished(self) -> bool:
-        return self.phase in ("rolled_back", "completed", "gate_failed")
+        return self.phase.finished
 
     @property
     def drift_standing(self) -> list[str]:
@@ -99,8 +137,7 @@ class RolloutState:
 
     @property
     def active(self) -> bool:
-        """A stage is under way: traffic is on the new version and samples are judged."""
-        return self.phase in ("running", "paused", "awaiting_promote")
+        return self.phase.active
 
     def apply(self, event: ev.Event) -> "RolloutState":
         self.last_t, self.last_ts = event.t, event.ts
@@ -115,7 +152,7 @@ class RolloutState:
 
 def _rollout_started(state: RolloutState, event: ev.RolloutStarted) -> None:
     state.rollout, state.app, state.image, state.strategy = event.rollout, event.app, event.image, event.strategy
-    state.phase, state.started = "preflight", True
+    state.phase = Phase.PREFLIGHT
     state.start, state.plan_digest = event, event.digest
 
 
@@ -130,7 +167,7 @@ def _preflight_passed(state: RolloutState, event: ev.PreflightPassed) -> None:
 
 
 def _preflight_failed(state: RolloutState, event: ev.PreflightFailed) -> None:
-    state.phase = "gate_failed"
+    state.phase = Phase.GATE_FAILED
 
 
 def _target_prepared(state: RolloutState, event: ev.TargetPrepared) -> None:
@@ -141,7 +178,7 @@ def _stage_started(state: RolloutState, event: ev.StageStarted) -> None:
     if state.active and event.stage > state.stage:  # a promote: the stages it went past, unless they held
         unpassed = range(state.stage, event.stage)
         state.skipped_stages += [stage for stage in unpassed if stage not in state.passed_stages]
-    state.phase, state.stage, state.weight = "running", event.stage, event.weight
+    state.phase, state.stage, state.weight = Phase.RUNNING, event.stage, event.weight
     state.stage_started_t = state.window_started_t = event.t
     state.window = WindowStats()
     state.streaks = {}
@@ -156,7 +193,7 @@ def _sample(state: RolloutState, event: ev.SampleTaken) -> None:
     state.last_sample_t = event.t
     state.last_verdict, state.last_errors = event.verdict, event.errors
     state.streaks = dict(event.streaks)
-    if state.phase == "running":
+    if state.phase == Phase.RUNNING:
         state.window.add(event.metrics, conclusive=not event.inconclusive)
     if not event.inconclusive:
         state.last_good_sample_t = event.t
@@ -170,17 +207,17 @@ def _stage_passed(state: RolloutState, event: ev.StagePassed) -> None:
 
 
 def _awaiting_promote(state: RolloutState, event: ev.AwaitingPromote) -> None:
-    state.phase = "awaiting_promote"
+    state.phase = Phase.AWAITING_PROMOTE
 
 
 def _paused(state: RolloutState, event: ev.Paused) -> None:
-    state.phase, state.paused_reason, state.paused_t = "paused", event.reason, event.t
+    state.phase, state.paused_reason, state.paused_t = Phase.PAUSED, event.reason, event.t
     state.paused_trigger = event.trigger
 
 
 def _resumed(state: RolloutState, event: ev.Resumed) -> None:
     # The window starts again: a stage passes only on a whole window that held.
-    state.phase, state.paused_reason = "running", ""
+    state.phase, state.paused_reason = Phase.RUNNING, ""
     state.drift_accepted = list(state.drift)
     state.window_started_t = event.t
     state.window = WindowStats()
@@ -218,7 +255,7 @@ def _drift_resolved(state: RolloutState, event: ev.DriftResolved) -> None:
 
 def _rollback_started(state: RolloutState, event: ev.RollbackStarted) -> None:
     state.phase, state.rollback_reason, state.rollback_trigger, state.rollback_t = (
-        "rolling_back",
+        Phase.ROLLING_BACK,
         event.reason,
         event.trigger,
         event.t,
@@ -231,14 +268,14 @@ def _rollback_failed(state: RolloutState, event: ev.RollbackFailed) -> None:
 
 
 def _rolled_back(state: RolloutState, event: ev.RolledBack) -> None:
-    state.phase, state.weight, state.rollback_duration_s = "rolled_back", 0, event.duration_s
+    state.phase, state.weight, state.rollback_duration_s = Phase.ROLLED_BACK, 0, event.duration_s
     state.rollback_failure = None
 
 
 def _completed(state: RolloutState, event: ev.Completed) -> None:
     if state.active and state.stage not in state.passed_stages:  # promoted past the last window
         state.skipped_stages.append(state.stage)
-    state.phase = "completed"
+    state.phase = Phase.COMPLETED
 
 
 _HANDLERS = {

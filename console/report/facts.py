@@ -11,7 +11,7 @@ from typing import Any
 
 from console.journal import events as ev
 from console.journal.journal import read_events
-from console.journal.state import RolloutState
+from console.journal.state import Phase, RolloutState
 from console.narrate import console_detached, flag_change, rollback_failed, rollout_clock, supervision_resumed, times_repeated
 from console.plan.checks import Check
 from console.report.judgement import SEVERITY_RANK, Limit, Moments, Tracks
@@ -255,12 +255,12 @@ def _journaled_trigger(data: ReportData, parsed: Limit) -> Limit:
 
 def _rollback_started(data: ReportData, event: ev.RollbackStarted) -> None:
     state = data.state
-    stage = data.current if state.phase != "completed" else None
-    if state.phase == "paused" and data.pause_sample is not None:
+    stage = data.current if state.phase != Phase.COMPLETED else None
+    if state.phase == Phase.PAUSED and data.pause_sample is not None:
         sample = data.pause_sample  # a pause that timed out: the breach is the one that paused it
     else:
         sample = data.last_sample if state.stage >= 0 else None
-    data.rollback = RollbackRecord(event.t, event.reason, event.trigger, stage, state.weight, state.phase == "completed", sample)
+    data.rollback = RollbackRecord(event.t, event.reason, event.trigger, stage, state.weight, state.phase == Phase.COMPLETED, sample)
     _close_current(data, event.t, "rolled back")
     data.timeline.append((event.t, event.ts, f"rollback started ({event.trigger}): {event.reason}"))
     data.issues.append((event.t, f"Rollback started ({event.trigger}): {event.reason}"))

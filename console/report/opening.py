@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from console.journal.state import RolloutState
+from console.journal.state import Phase, RolloutState
 from console.narrate import flag_state, rollout_clock
 from console.report.facts import ReportData, RollbackRecord, StageRecord, final_flags, held_on, held_without_acting, trigger_limit
 from console.report.judgement import SEVERITY_RANK, Limit
@@ -41,10 +41,10 @@ def _flags_now(data: ReportData) -> str:
 
 def _outcome_word(state: RolloutState) -> str:
     return {
-        "completed": "completed",
-        "rolled_back": "rolled back",
-        "gate_failed": "stopped at the pre-flight gate",
-        "rolling_back": "ROLLBACK NOT VERIFIED",
+        Phase.COMPLETED: "completed",
+        Phase.ROLLED_BACK: "rolled back",
+        Phase.GATE_FAILED: "stopped at the pre-flight gate",
+        Phase.ROLLING_BACK: "ROLLBACK NOT VERIFIED",
     }.get(state.phase, f"unfinished ({state.phase.replace('_', ' ')})")
 
 
@@ -54,7 +54,7 @@ def summary(data: ReportData) -> list[str]:
     lines = [f"# Release {title}: {_outcome_word(state)}", ""]
     if started is None:
         return lines + ["The journal has no rollout_started line: it is not a whole rollout's journal.", ""]
-    versions = _versions(data.old_image, started.image) if data.prepared else f"{started.image} (nothing was changed)" if state.phase == "gate_failed" else started.image
+    versions = _versions(data.old_image, started.image) if data.prepared else f"{started.image} (nothing was changed)" if state.phase == Phase.GATE_FAILED else started.image
     # A blue-green release's stages say more by name (preview, switch) than by weight alone.
     weights = " → ".join(f"{s.name} {s.weight}%" if started.strategy == "blue-green" else f"{s.weight}%" for s in data.stages)
     released = f"- Released: {started.app} {versions}, {started.strategy} {weights}".rstrip()
@@ -76,14 +76,14 @@ def _stage_phrase(stage: StageRecord | None, t: float) -> str:
 def _what_happened(data: ReportData) -> str:
     state, rollback = data.state, data.rollback
     last = data.stages[-1] if data.stages else None
-    if rollback is not None and state.phase in ("rolled_back", "rolling_back"):
-        verb = "rolled back" if state.phase == "rolled_back" else "rolling back (not verified)"
+    if rollback is not None and state.phase in (Phase.ROLLED_BACK, Phase.ROLLING_BACK):
+        verb = "rolled back" if state.phase == Phase.ROLLED_BACK else "rolling back (not verified)"
         if rollback.after_completion:
             return f"completed, then {verb} at {rollout_clock(rollback.t)}: {_why_short(data, rollback)}"
         if rollback.stage is None:
             return f"{verb} before any change: {rollback.reason}"
         return f"{verb} {_stage_phrase(rollback.stage, rollback.t)}: {_why_short(data, rollback)}"
-    if state.phase == "completed":
+    if state.phase == Phase.COMPLETED:
         actual = format_duration(last.ended_t or 0) if last else "0s"
         planned = format_duration(data.started.planned_s) if data.started else "?"
         skipped = [s for s in data.stages if s.outcome == "skipped"]
@@ -91,15 +91,15 @@ def _what_happened(data: ReportData) -> str:
         said += f"; {len(skipped)} stage{'s' if len(skipped) != 1 else ''} skipped by promote" if skipped else "; every window held"
         fired = held_without_acting(data)
         return said + (f"; {len(fired)} trigger{'s' if len(fired) != 1 else ''} fired without acting (Issues)" if fired else "")
-    if state.phase == "gate_failed":
+    if state.phase == Phase.GATE_FAILED:
         failed = [r.item for r in data.preflight.values() if r.required and r.status not in ("pass", "cancelled")]
         return f"stopped at the pre-flight gate: {len(failed)} required item{'s' if len(failed) != 1 else ''} did not pass ({_few(failed)})"
     stage = data.current
-    if state.phase == "paused":
+    if state.phase == Phase.PAUSED:
         return f"paused {_stage_phrase(stage, state.paused_t)}: {state.paused_reason}"
-    if state.phase == "awaiting_promote":
+    if state.phase == Phase.AWAITING_PROMOTE:
         return f"{stage.name if stage else 'a stage'} held its window and waits for a promote"
-    if state.phase == "running" and stage is not None:
+    if state.phase == Phase.RUNNING and stage is not None:
         return f"running, {_stage_phrase(stage, state.last_t)} (journal ends at {rollout_clock(state.last_t)})"
     return "the pre-flight gate had not finished when the journal ends"
 
@@ -126,17 +126,17 @@ def _few(items: list[str], limit: int = 3) -> str:
 
 def _state_now(data: ReportData) -> str:
     state, rollback, flags = data.state, data.rollback, _flags_now(data)
-    if state.phase == "rolling_back":
+    if state.phase == Phase.ROLLING_BACK:
         return "ROLLBACK NOT VERIFIED: the new version may still serve traffic (see Rollback Plan)"
-    if state.phase == "rolled_back":
+    if state.phase == Phase.ROLLED_BACK:
         verified = rollback.verified if rollback else None
         if rollback is not None and rollback.stage is None and not rollback.after_completion:
             return f"nothing was changed: the running version serves as before; {flags}"
         check = "verified" if verified and verified.healthy else f"not verified healthy: {verified.detail}" if verified else "not verified"
         return f"stable serves 100% on {data.old_image} ({check}); {flags}"
-    if state.phase == "completed":
+    if state.phase == Phase.COMPLETED:
         return f"the new version serves 100% on {data.started.image if data.started else '?'}; {flags}"
-    if state.phase == "gate_failed":
+    if state.phase == Phase.GATE_FAILED:
         return f"nothing was changed: the running version serves as before; {flags}"
     if state.active:
         return f"UNFINISHED: the new version serves {state.weight}%; a person decides (see Rollback Plan); {flags}"
@@ -145,14 +145,14 @@ def _state_now(data: ReportData) -> str:
 
 def rollback_section(data: ReportData) -> list[str]:
     rollback = data.rollback
-    if rollback is None or data.state.phase not in ("rolled_back", "rolling_back"):
+    if rollback is None or data.state.phase not in (Phase.ROLLED_BACK, Phase.ROLLING_BACK):
         return []
     lines = ["## Why it was rolled back", ""]
     when = "after the release had completed" if rollback.after_completion else _stage_phrase(rollback.stage, rollback.t)
     lines += bullet(f"Decision at `{rollout_clock(rollback.t)}`, {when}: {rollback.reason}")
     lines += bullet(f"Trigger: {_trigger_text(data, rollback)}")
     lines += _breach_sample(data, rollback)
-    if data.state.phase == "rolling_back":
+    if data.state.phase == Phase.ROLLING_BACK:
         failures = len(rollback.failures)
         lines += bullet(
             "NOT VERIFIED: the target has not read back stable serving all traffic"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from console.journal.state import Phase
 from console.report.facts import ReportData
 from console.report.markdown import bullet, code_block, paragraph, plain, table
 
@@ -25,7 +26,7 @@ def rollback_plan(data: ReportData) -> list[str]:
     lines += bullet(f"Automatic: {ROLLBACK_METHODS.get(started.strategy, 'traffic back to stable')}, then flags marked disable_on_rollback switched off, then stable verified.")
     lines.append("")
     lines += _what_to_do_now(data)
-    if data.on_cluster and state.phase not in ("gate_failed",):
+    if data.on_cluster and state.phase != Phase.GATE_FAILED:
         lines += _by_hand_on_the_cluster(data)
     elif data.prepared is not None:
         lines += paragraph("On the simulator there is nothing to change by hand: Brahma's own commands above are the whole way back.") + [""]
@@ -50,13 +51,13 @@ def _what_to_do_now(data: ReportData) -> list[str]:
     name, state_dir = started.rollout, data.journal.parent
     attach = f"brahma attach {name} --state-dir {state_dir}"
     run = f"brahma run {started.plan} --state-dir {state_dir}"
-    if state.phase == "completed":
+    if state.phase == Phase.COMPLETED:
         return paragraph("To undo this release, open the console on it and press ctrl+r, then Enter: a controller takes the journal up and rolls it back.") + [""] + code_block([attach]) + [""]
-    if state.phase == "rolled_back":
+    if state.phase == Phase.ROLLED_BACK:
         return paragraph(f"Nothing to undo: stable serves 100%. To release again once fixed (this journal is kept beside the new one):") + [""] + code_block([run + (" --headless" if started.headless else "")]) + [""]
-    if state.phase == "gate_failed":
+    if state.phase == Phase.GATE_FAILED:
         return paragraph("Nothing was changed, so nothing to roll back. Make the failed items pass, then run the release again:") + [""] + code_block([run]) + [""]
-    if state.phase == "rolling_back":
+    if state.phase == Phase.ROLLING_BACK:
         said = paragraph(
             "The rollback is NOT verified: the new version may still serve traffic. Check the target by hand now, "
             "and take the rollback up again (it retries from the journal until the target reads back stable serving all):"
@@ -106,7 +107,7 @@ def _by_hand_on_the_cluster(data: ReportData) -> list[str]:
         ]
     else:
         return []
-    done = data.state.phase == "rolled_back"
+    done = data.state.phase == Phase.ROLLED_BACK
     said = (
         "Brahma's rollback did this on the cluster; by hand (if Brahma cannot), in the cluster the release ran on:"
         if done else "By hand, without Brahma, in the cluster the release ran on (what its rollback does):"

@@ -5,6 +5,7 @@ Post-Deployment Actions."""
 from __future__ import annotations
 
 from console.journal import events as ev
+from console.journal.state import Phase
 from console.narrate import flag_change, flag_state, rollout_clock
 from console.printable import printable
 from console.redact import redact
@@ -75,10 +76,10 @@ def validation(data: ReportData) -> list[str]:
 def _stage_outcome(data: ReportData, stage: StageRecord) -> str:
     state = data.state
     outcome = stage.outcome
-    if stage.index == state.stage and state.phase == "awaiting_promote":
+    if stage.index == state.stage and state.phase == Phase.AWAITING_PROMOTE:
         outcome = "passed, waiting for a promote"
     elif outcome == "running" and stage.index == state.stage:
-        outcome = {"paused": "paused", "rolling_back": "rolling back"}.get(state.phase, "running")
+        outcome = {Phase.PAUSED: "paused", Phase.ROLLING_BACK: "rolling back"}.get(state.phase, "running")
     return f"{outcome} ({stage.note})" if stage.note else outcome
 
 
@@ -207,13 +208,13 @@ UNJUDGED = ("pass", "cancelled")
 def follow_ups(data: ReportData) -> list[str]:
     state = data.state
     actions = []
-    if state.phase == "rolling_back":
+    if state.phase == Phase.ROLLING_BACK:
         actions.append("Check by hand that stable serves all traffic (Rollback Plan), then take the rollback up again until it is verified.")
-    if state.phase in ("rolled_back", "rolling_back"):
+    if state.phase in (Phase.ROLLED_BACK, Phase.ROLLING_BACK):
         actions.append(f"Find the cause of the rollback ({state.rollback_trigger}): {state.rollback_reason}")
-    if state.phase == "rolled_back":
+    if state.phase == Phase.ROLLED_BACK:
         actions.append("Fix, then run the release again; the journal of this attempt is kept beside the new one.")
-    if state.phase == "gate_failed":
+    if state.phase == Phase.GATE_FAILED:
         blocking = [r.item for r in data.preflight.values() if r.required and r.status not in UNJUDGED]
         actions.append(f"Make the failed pre-flight items pass ({', '.join(blocking)}), then run the release again.")
     advisory = [r.item for r in data.preflight.values() if not r.required and r.status not in UNJUDGED]
@@ -232,10 +233,10 @@ def follow_ups(data: ReportData) -> list[str]:
         actions.append("Look into the errors the controller carried on through (listed under Issues).")
     if state.drift:
         actions.append(f"Reconcile what was changed beside the release and is still there: {'; '.join(state.drift)}.")
-    if state.phase == "completed":
+    if state.phase == Phase.COMPLETED:
         if data.started and data.started.strategy == "blue-green":
             actions.append("Retire the old colour when the rollback window has passed.")
         actions.append("Enable the release's flags gradually and remove them once fully on.")
-    if state.active or state.phase in ("new", "preflight"):
+    if state.active or state.phase.before_first_change:
         actions.append("The rollout is unfinished: take it up (Rollback Plan) and decide.")
     return actions

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from console.journal import events as ev
 from console.controller.controller import FlagChangeRecord
 from console.journal.journal import read_events
-from console.journal.state import RolloutState
+from console.journal.state import Phase, RolloutState
 from console.samples import HistoryPoint
 from console.plan.model import RolloutPlan
 from console.supervisor.client import SupervisorUnavailable, ensure_running
@@ -136,7 +136,7 @@ class RemoteController:
         if self._writer is not None:
             self._writer.close()
 
-    async def run(self) -> str:
+    async def run(self) -> Phase:
         """Follow the controller until detached; a finished release with none is shown, and can still be undone.
         The rollout's phase when this console stopped following it."""
         undo = False

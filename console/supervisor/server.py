@@ -38,6 +38,7 @@ import sys
 from typing import Any
 
 from console.journal import events as ev
+from console.journal.state import Phase
 from console.controller.controller import COMMANDS
 from console.narrate import event_printer
 from console.rollout import Rollout, close_rollout, run_controller
@@ -204,7 +205,7 @@ class SupervisorServer:
         if controller.state.finished and not self.fanout.clients:
             controller.stop()
 
-    async def run(self) -> str:
+    async def run(self) -> Phase:
         """Serve until the rollout has finished and nobody needs it (or a signal stops it); the phase it is in then."""
         controller = self.rollout.controller
         controller.subscribe(event_printer(sys.stdout, json_lines=False))  # the log in the state dir tells the story

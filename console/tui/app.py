@@ -19,6 +19,7 @@ from textual.widgets import Footer, Header, RichLog, Static
 
 from console.actor import current_actor
 from console.journal import events as ev
+from console.journal.state import Phase
 from console.samples import TrackValues
 from console.narrate import describe, rollout_clock
 from console.rollout import Rollout, close_rollout
@@ -222,7 +223,7 @@ class BrahmaApp(FlagEditing, App[str]):
         self._show_detail(self.query_one(Checklist))
         if not self.read_only:
             bar = self.query_one(RollbackBar)
-            bar.phase = "unverified" if state.rollback_failure else {"rolling_back": "rolling_back", "rolled_back": "rolled_back", "gate_failed": "idle"}.get(state.phase, "ready")
+            bar.phase = "unverified" if state.rollback_failure else {Phase.ROLLING_BACK: "rolling_back", Phase.ROLLED_BACK: "rolled_back", Phase.GATE_FAILED: "idle"}.get(state.phase, "ready")
             bar.detail = self._bar_detail()
         if isinstance(self.screen, ChartScreen):
             self.screen.draw(view.chart_data(self.plan, state, self.screen.data.metric))
@@ -234,7 +235,7 @@ class BrahmaApp(FlagEditing, App[str]):
     def _highlight_the_cause(self, state) -> None:
         """The metric a pause or rollback is about gets the cursor, scrolled into view (a tall status
         line leaves a short table), once, as it happens: the operator's own moves are never fought."""
-        cause = {"paused": state.paused_trigger, "rolling_back": state.rollback_trigger}.get(state.phase)
+        cause = {Phase.PAUSED: state.paused_trigger, Phase.ROLLING_BACK: state.rollback_trigger}.get(state.phase)
         table = self.query_one(MetricTable)
         if cause and cause in table.rows:
             table.move_cursor(row=table.get_row_index(cause))
@@ -253,9 +254,9 @@ class BrahmaApp(FlagEditing, App[str]):
 
     def _bar_detail(self) -> str:
         state = self.controller.state
-        if state.phase == "rolled_back" and state.rollback_duration_s is not None:
+        if state.phase == Phase.ROLLED_BACK and state.rollback_duration_s is not None:
             return f"stable serves 100% · took {state.rollback_duration_s:.3f}s"
-        if state.phase == "completed":
+        if state.phase == Phase.COMPLETED:
             return "undo the release"
         if state.active:
             return f"new {state.weight}% → 0%"
@@ -284,9 +285,9 @@ class BrahmaApp(FlagEditing, App[str]):
         if action in ("promote", "promote_full"):
             return True if state.active else None
         if action == "pause":
-            return True if state.phase in ("running", "awaiting_promote") else (False if state.phase == "paused" else None)
+            return True if state.phase in (Phase.RUNNING, Phase.AWAITING_PROMOTE) else (False if state.phase == Phase.PAUSED else None)
         if action == "resume":
-            return state.phase == "paused"
+            return state.phase == Phase.PAUSED
         if action == "sign_off":
             return True if any(item.status == "waiting" for item in state.preflight.values()) else None
         if action == "kill_flags":
@@ -300,11 +301,11 @@ class BrahmaApp(FlagEditing, App[str]):
         state = self.controller.state
         if isinstance(self.screen, ConfirmScreen):
             return
-        if state.phase == "rolling_back":
+        if state.phase == Phase.ROLLING_BACK:
             self.submit("rollback")  # the rollback is open: its next attempt now, no question asked
             self.notify("Trying the rollback again now.", title="Roll back")
             return
-        if state.phase in ("rolled_back", "gate_failed"):
+        if state.phase in (Phase.ROLLED_BACK, Phase.GATE_FAILED):
             self.notify("Nothing to roll back: stable already serves all traffic.", title="Roll back")
             return
         self.push_screen(
@@ -316,9 +317,9 @@ class BrahmaApp(FlagEditing, App[str]):
         state = self.controller.state
         flags = [f.name for f in self.plan.flags if f.disable_on_rollback]
         flag_text = f" Flags switched off: {', '.join(flags)}." if flags else ""
-        if state.phase in ("new", "preflight"):
+        if state.phase.before_first_change:
             return "Nothing has changed yet: this stops the release before its first change."
-        if state.phase == "completed":
+        if state.phase == Phase.COMPLETED:
             return f"The release is complete: this undoes it and stable ({self.plan.strategy}) serves 100% again.{flag_text}"
         return f"The new version serves {state.weight}% of traffic. All of it goes back to stable now.{flag_text}"
 
@@ -446,7 +447,7 @@ class BrahmaApp(FlagEditing, App[str]):
         if state.finished or not state.started or self.detached:
             self.shut_down()
             return
-        if state.phase == "rolling_back":
+        if state.phase == Phase.ROLLING_BACK:
             body = (
                 "The rollback is not verified on the target yet. The controller runs inside this console: when it "
                 "quits, nobody tries the rollback again and the new version may still serve traffic. "

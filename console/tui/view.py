@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Mapping
 
-from console.journal.state import RolloutState
+from console.journal.state import Phase, RolloutState
 from console.samples import TrackValues
 from console.narrate import rollout_clock
 from console.plan.checks import Check
@@ -29,7 +29,7 @@ def stage_track(plan: RolloutPlan, state: RolloutState, now: float, keys: Mappin
 
 def next_steps(plan: RolloutPlan, state: RolloutState, keys: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """What a person can do about a pause, by key: space resume · p promote to 50% · ctrl+r roll back."""
-    if state.phase != "paused":
+    if state.phase != Phase.PAUSED:
         return ()
     following = plan.stages[state.stage + 1] if state.stage + 1 < len(plan.stages) else None
     promote = f"promote to {stage_label(following)}" if following else "complete the release"
@@ -42,7 +42,7 @@ def window_elapsed(state: RolloutState, now: float) -> float:
     count stops while paused (a resume starts the window again)."""
     if state.shifted_stage != state.stage:
         return 0.0
-    end = {"running": now, "paused": state.paused_t}.get(state.phase, state.last_sample_t or now)
+    end = {Phase.RUNNING: now, Phase.PAUSED: state.paused_t}.get(state.phase, state.last_sample_t or now)
     return max(0.0, end - state.window_started_t)
 
 
@@ -89,7 +89,7 @@ def stage_label(stage: Stage) -> str:
 
 
 def _stage_status(index: int, state: RolloutState) -> StageStatus:
-    if index == state.stage and state.phase in ("rolling_back", "rolled_back"):
+    if index == state.stage and state.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK):
         return "failed"  # where the rollback happened, even in a stage whose window had held
     if index in state.passed_stages:
         return "done"
@@ -101,24 +101,24 @@ def _stage_status(index: int, state: RolloutState) -> StageStatus:
 def state_line(state: RolloutState) -> tuple[str, str]:
     split = f"new {state.weight}% · stable {100 - state.weight}%"
     match state.phase:
-        case "new" | "preflight":
+        case Phase.NEW | Phase.PREFLIGHT:
             waiting = any(item.status == "waiting" for item in state.preflight.values())
             return ("PRE-FLIGHT: waiting for sign-off (s)" if waiting else "PRE-FLIGHT: checks running"), "idle"
-        case "running":
+        case Phase.RUNNING:
             return f"RUNNING · {split}", "ok"
-        case "paused":
+        case Phase.PAUSED:
             return f"PAUSED · {state.paused_reason}", "warn"
-        case "awaiting_promote":
+        case Phase.AWAITING_PROMOTE:
             return f"HELD · waiting for promote (p) · {split}", "warn"
-        case "rolling_back" if state.rollback_failure:
+        case Phase.ROLLING_BACK if state.rollback_failure:
             return f"ROLLBACK NOT VERIFIED · retrying · {state.rollback_failure.detail}", "bad"
-        case "rolling_back":
+        case Phase.ROLLING_BACK:
             return f"ROLLING BACK · {state.rollback_reason}", "bad"
-        case "rolled_back":
+        case Phase.ROLLED_BACK:
             return f"ROLLED BACK · {state.rollback_reason}", "bad"
-        case "completed":
+        case Phase.COMPLETED:
             return "COMPLETE · the new version serves 100%", "ok"
-        case "gate_failed":
+        case Phase.GATE_FAILED:
             return "GATE FAILED · nothing was changed", "bad"
     return state.phase, "idle"
 
@@ -242,7 +242,7 @@ def checklist(plan: RolloutPlan, state: RolloutState) -> list[ChecklistItem]:
     for spec in plan.preflight:
         result = state.preflight.get(spec.name)
         if result is None:
-            items.append(ChecklistItem(spec.name, "running" if state.phase == "preflight" else "pending", spec.required))
+            items.append(ChecklistItem(spec.name, "running" if state.phase == Phase.PREFLIGHT else "pending", spec.required))
         else:
             status = CHECKLIST_STATES.get(result.status, "fail")  # a status this version does not know never reads as passed
             items.append(ChecklistItem(spec.name, status, spec.required, result.duration_s, result.by, result.output))
