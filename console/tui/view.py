@@ -14,7 +14,7 @@ from console.plan.model import RolloutPlan, Stage
 from console.units import LATENCY_METRICS, format_metric_value, shown_as_percent
 from widgets.chart_screen import ChartData, Limit
 from widgets.checklist import ChecklistItem
-from widgets.metric_table import MetricRow
+from widgets.metric_table import MetricRow, Verdict
 from widgets.stage_track import StageInfo, StageStatus, TrackState
 
 
@@ -148,9 +148,8 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
     for metric in plan.metric_names:
         history = state.history.get(metric, ())
         canary, stable = (history[-1][1], history[-1][2]) if history else (None, None)
-        checks = _limit_checks(plan, state, metric)
         percent = shown_as_percent(metric, plan.metrics.units)
-        limits = _limits(metric, LABELS.get(metric, metric), checks, percent)
+        limits = _limits(metric, LABELS.get(metric, metric), _limit_checks(plan, state, metric), percent)
         trend = tuple(h[1] for h in history)
         if not history:
             rows.append(MetricRow(metric, LABELS.get(metric, metric), (), "—", "—", verdict="idle", **limits))
@@ -158,17 +157,23 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
         if canary is None:
             rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, "no data", table_value(metric, stable, percent), verdict="nodata", **limits))
             continue
-        verdict = "pass"
-        for kind, check in checks:
-            holds = check.holds(canary, stable)
-            if kind == "critical" and holds:
-                verdict = "fail"
-            elif kind == "criterion" and holds is False and verdict == "pass":
-                verdict = "warn"
-            elif kind == "warning" and holds and verdict == "pass":
-                verdict = "warn"
-        rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, table_value(metric, canary, percent), table_value(metric, stable, percent), verdict=verdict, **limits))
+        rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, table_value(metric, canary, percent), table_value(metric, stable, percent), verdict=row_verdict(state, metric), **limits))
     return rows
+
+
+ROW_VERDICTS: dict[str, Verdict] = {"pass": "pass", "inconclusive": "nodata", "unmet": "warn", "warning": "warn", "critical": "fail"}
+"""The controller's verdict on a metric (analysis.MetricVerdict) as the table marks it."""
+
+
+def row_verdict(state: RolloutState, metric: str) -> Verdict:
+    """The controller's verdict on `metric`, as its journal says: the last sample's, and the metric a
+    rollback or a pause names (a window that failed on its means among them). No check judged it: idle."""
+    verdict = ROW_VERDICTS.get(state.last_verdicts.get(metric, ""), "idle")
+    if state.phase in ("rolling_back", "rolled_back") and state.rollback_trigger == metric:
+        return "fail"
+    if state.phase == "paused" and state.paused_trigger == metric and verdict in ("idle", "pass"):
+        return "warn"
+    return verdict
 
 
 def _limits(metric: str, label: str, checks: list[tuple[str, Check]], percent: bool) -> dict:
