@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
+from console.metric_catalogue import TRAFFIC_METRICS
 from console.metrics.base import Sample, TrackValues
 from console.plan.checks import Check
-from console.plan.defaults import TRAFFIC_METRICS
 from console.plan.model import Stage, Trigger
 from console.units import format_metric_value
 

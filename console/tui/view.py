@@ -11,7 +11,8 @@ from console.metrics.base import TrackValues
 from console.narrate import rollout_clock
 from console.plan.checks import Check
 from console.plan.model import RolloutPlan, Stage
-from console.units import LATENCY_METRICS, format_metric_value, shown_as_percent
+from console.metric_catalogue import CATALOGUE, label
+from console.units import format_metric_value, shown_as_percent
 from widgets.chart_screen import ChartData, Limit
 from widgets.checklist import ChecklistItem
 from widgets.metric_table import MetricRow, Verdict
@@ -131,33 +132,21 @@ def _limit_checks(plan: RolloutPlan, state: RolloutState, metric: str) -> list[t
     return checks
 
 
-LABELS = {
-    "error_rate": "errors",
-    "success_rate": "success",
-    "latency_p50": "p50",
-    "latency_p95": "p95",
-    "latency_p99": "p99",
-    "health_check_failures": "hc fails",
-    "memory_oom_kills": "OOM kills",
-    "throughput": "req/s",
-}
-
-
 def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, datetime]) -> list[MetricRow]:
     rows = []
     for metric in plan.metric_names:
         history = state.history.get(metric, ())
         canary, stable = (history[-1][1], history[-1][2]) if history else (None, None)
         percent = shown_as_percent(metric, plan.metrics.units)
-        limits = _limits(metric, LABELS.get(metric, metric), _limit_checks(plan, state, metric), percent)
+        limits = _limits(metric, label(metric), _limit_checks(plan, state, metric), percent)
         trend = tuple(h[1] for h in history)
         if not history:
-            rows.append(MetricRow(metric, LABELS.get(metric, metric), (), "—", "—", verdict="idle", **limits))
+            rows.append(MetricRow(metric, label(metric), (), "—", "—", verdict="idle", **limits))
             continue
         if canary is None:
-            rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, "no data", table_value(metric, stable, percent), verdict="nodata", **limits))
+            rows.append(MetricRow(metric, label(metric), trend, "no data", table_value(metric, stable, percent), verdict="nodata", **limits))
             continue
-        rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, table_value(metric, canary, percent), table_value(metric, stable, percent), verdict=row_verdict(state, metric), **limits))
+        rows.append(MetricRow(metric, label(metric), trend, table_value(metric, canary, percent), table_value(metric, stable, percent), verdict=row_verdict(state, metric), **limits))
     return rows
 
 
@@ -254,12 +243,15 @@ def checklist(plan: RolloutPlan, state: RolloutState) -> list[ChecklistItem]:
     return items
 
 
+CHART_UNITS = {"ms": "ms", "rps": "req/s"}
+"""A built-in metric's unit as a chart's title says it; percentages say %, other numbers "value"."""
+
+
 def unit_of(metric: str, percent: bool) -> str:
-    if metric in LATENCY_METRICS:
-        return "ms"
-    if percent:
-        return "%"
-    return "value"
+    known = CATALOGUE.get(metric)
+    if known and known.unit in CHART_UNITS:
+        return CHART_UNITS[known.unit]
+    return "%" if percent else "value"
 
 
 def chart_data(plan: RolloutPlan, state: RolloutState, metric: str, backfill: list[tuple[float, TrackValues]] = ()) -> ChartData:
