@@ -60,6 +60,9 @@ async def test_rollback_key_asks_then_rolls_back_on_enter(plan, tmp_path, where)
         assert "captain@laptop" in state.rollback_reason
         assert app.query_one(RollbackBar).phase == "rolled_back"
         assert controller.target.cluster.weight == 0
+        await pilot.pause()
+        offered = {active.binding.action for active in app.screen.active_bindings.values()}
+        assert not offered & {"promote", "promote_full", "pause"}, "a rolled-back release has nothing to promote or hold"
 
 
 def unreachable_rollback(plan, tmp_path):
