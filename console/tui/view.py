@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Mapping
 
 from console.controller.state import RolloutState
+from console.metric_catalogue import CATALOGUE, label
 from console.metrics.base import TrackValues
 from console.narrate import rollout_clock
 from console.plan.checks import Check
 from console.plan.model import RolloutPlan, Stage
-from console.metric_catalogue import CATALOGUE, label
 from console.units import format_metric_value, shown_as_percent
 from widgets.chart_screen import ChartData, Limit
 from widgets.checklist import ChecklistItem
@@ -138,15 +138,15 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
         history = state.history.get(metric, ())
         canary, stable = (history[-1][1], history[-1][2]) if history else (None, None)
         percent = shown_as_percent(metric, plan.metrics.units)
-        limits = _limits(metric, label(metric), _limit_checks(plan, state, metric), percent)
+        shown = label(metric)
+        limits = _limits(metric, shown, _limit_checks(plan, state, metric), percent)
         trend = tuple(h[1] for h in history)
         if not history:
-            rows.append(MetricRow(metric, label(metric), (), "—", "—", verdict="idle", **limits))
-            continue
-        if canary is None:
-            rows.append(MetricRow(metric, label(metric), trend, "no data", table_value(metric, stable, percent), verdict="nodata", **limits))
-            continue
-        rows.append(MetricRow(metric, label(metric), trend, table_value(metric, canary, percent), table_value(metric, stable, percent), verdict=row_verdict(state, metric), **limits))
+            rows.append(MetricRow(metric, shown, (), "—", "—", verdict="idle", **limits))
+        elif canary is None:
+            rows.append(MetricRow(metric, shown, trend, "no data", table_value(metric, stable, percent), verdict="nodata", **limits))
+        else:
+            rows.append(MetricRow(metric, shown, trend, table_value(metric, canary, percent), table_value(metric, stable, percent), verdict=row_verdict(state, metric), **limits))
     return rows
 
 
@@ -165,7 +165,7 @@ def row_verdict(state: RolloutState, metric: str) -> Verdict:
     return verdict
 
 
-def _limits(metric: str, label: str, checks: list[tuple[str, Check]], percent: bool) -> dict:
+def _limits(metric: str, shown: str, checks: list[tuple[str, Check]], percent: bool) -> dict:
     """A row's limits, the pass condition apart from what acts: its cells, the line under the table
     (what acts first, the goal last: a narrow line cuts what the table shows anyway), and the band
     its trend is drawn in."""
@@ -178,7 +178,7 @@ def _limits(metric: str, label: str, checks: list[tuple[str, Check]], percent: b
         return " or ".join(compact_limit(c) + (f" ×{c.consecutive}" if c.consecutive > 1 else "") for c in of)
 
     parts = (("pauses", said(kinds["warning"])), ("rolls back", said(kinds["critical"])), ("must", " and ".join(map(compact_limit, kinds["criterion"]))))
-    detail = f"{label}: " + (" · ".join(f"{what} {limits}" for what, limits in parts if limits) or "no limit in this stage")
+    detail = f"{shown}: " + (" · ".join(f"{what} {limits}" for what, limits in parts if limits) or "no limit in this stage")
     return {"must": cell(kinds["criterion"]), "pauses": cell(kinds["warning"]), "rolls_back": cell(kinds["critical"]), "detail": detail, "band": trend_band(checks, percent)}
 
 
