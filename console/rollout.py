@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console.controller.controller import Controller
+from console.controller.handle import ControllerHandle
 from console.controller.release_flags import ReleaseFlags
 from console.journal.events import ErrorRaised
 from console.journal.state import Phase
 from console.notify import Notifier
 
 if TYPE_CHECKING:
-    from console.supervisor.remote import RemoteController
     from console.targets.kube_lease import RolloutLease
 
 
@@ -23,8 +22,8 @@ if TYPE_CHECKING:
 class Rollout:
     """Everything one run is made of, for the headless runner and the console alike."""
 
-    controller: Controller | RemoteController
-    """In this process, or a detached one followed over its socket."""
+    controller: ControllerHandle
+    """In this process (a Controller), or a detached one followed over its socket (a RemoteController)."""
     flags: ReleaseFlags | None = None
     """The plan's flags in their store (None when the plan has none)."""
     notifier: Notifier | None = None

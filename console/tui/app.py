@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, RichLog, Static
 
 from console.actor import current_actor
+from console.controller.handle import ConnectedHandle, ControllerHandle, JournalingHandle
 from console.journal import events as ev
 from console.journal.state import Phase
 from console.samples import TrackValues
@@ -82,7 +83,7 @@ class BrahmaApp(FlagEditing, App[str]):
     def __init__(self, rollout: Rollout, *, read_only: bool = False, demo: bool = False, actor: str | None = None):
         super().__init__()
         self.rollout = rollout
-        self.controller = rollout.controller
+        self.controller: ControllerHandle = rollout.controller
         self.plan = rollout.controller.plan
         self.detached = rollout.detached
         """The controller lives in its own process: quitting the console leaves it supervising."""
@@ -136,7 +137,7 @@ class BrahmaApp(FlagEditing, App[str]):
         if self.read_only:
             bar.phase = "read_only"
         self.controller.subscribe(self._on_controller_event)
-        if self.detached:
+        if isinstance(self.controller, ConnectedHandle):
             self.controller.on_notice(self._on_connection_notice)
         self.run_controller()
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
@@ -152,7 +153,7 @@ class BrahmaApp(FlagEditing, App[str]):
             return
         self._leaving = True
         state = self.controller.state
-        if not self.detached and state.started and not state.finished:
+        if isinstance(self.controller, JournalingHandle) and state.started and not state.finished:
             self.controller.emit(ev.ErrorRaised(self.controller.now(), where="console", message=(
                 f"the console's terminal is gone ({why}): the controller inside it stops with it and traffic stays where it "
                 "is; run the same command again to resume from the journal")))
@@ -282,6 +283,8 @@ class BrahmaApp(FlagEditing, App[str]):
         state = self.controller.state
         if action == "inject":
             return self.sim_metrics is not None
+        if state.finished and action in ("promote", "promote_full", "pause"):
+            return False  # nothing left to promote or hold: the footer stops offering it
         if action in ("promote", "promote_full"):
             return True if state.active else None
         if action == "pause":
