@@ -8,7 +8,7 @@ once, when it ends, on its means.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
 from console.journal.window import WindowStats

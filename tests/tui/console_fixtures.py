@@ -68,7 +68,7 @@ async def console_on(where: str, plan: RolloutPlan, state_dir: Path) -> AsyncIte
         yield app, app.controller
         return
     async with serving(plan, state_dir, ready=lambda controller: True) as (controller, files, _):
-        rollout = Rollout(RemoteController(plan, files), plan_flags(plan, files.journal), detached=True)
+        rollout = Rollout(RemoteController(plan, files), plan_flags(plan, files), detached=True)
         yield make_app(rollout, actor="captain@laptop"), controller
 
 
