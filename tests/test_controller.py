@@ -611,3 +611,33 @@ async def test_a_restarted_controller_does_not_re_apply_over_drift_nobody_accept
     assert [c["op"] for c in second.target.cluster.changes][-1] == "rollback"
     assert [c["weight"] for c in second.target.cluster.changes if c["op"] == "set_weight"] == [5, 25], "25% was not written over the 40%"
     assert len(of_type(second.journal.path, ev.DriftDetected)) == 1, "the restart found the same drift: not news"
+
+
+# --- listeners: a console widget or a notifier that fails never stops the rollout ----------------
+
+
+async def test_a_listener_that_raises_mid_step_is_journaled_and_the_rollout_reaches_its_end(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+
+    def broken_widget(event):
+        raise RuntimeError("widget gone")  # on every event, the errors it causes included
+
+    controller.subscribe(broken_widget)
+    assert await controller.run() == 0
+    journal = controller.journal.path
+    assert names(journal)[-2:] == ["completed", "error"] and controller.target.cluster.weight == 100
+    errors = of_type(journal, ev.ErrorRaised)
+    assert {e.where for e in errors} == {"listener test_a_listener_that_raises_mid_step_is_journaled_and_the_rollout_reaches_its_end.<locals>.broken_widget"}
+    assert errors[0].message == "on rollout_started: widget gone"
+    sample_errors = [e.t for e in errors if e.message == "on sample: widget gone"]
+    assert sample_errors and all(b - a >= 60 for a, b in zip(sample_errors, sample_errors[1:])), "the same failure at most once a minute"
+
+
+async def test_a_listener_that_raises_on_the_rollback_does_not_leave_the_canary_serving(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, "error-spike")
+    controller.subscribe(lambda e: 1 / 0 if e.name == "rollback_started" else None)
+    assert await controller.run() == 3
+    journal = controller.journal.path
+    assert names(journal)[-4:] == ["rollback_started", "error", "rollback_verified", "rolled_back"]
+    assert of_type(journal, ev.ErrorRaised)[0].message == "on rollback_started: division by zero"
+    assert controller.target.cluster.weight == 0 and controller.target.cluster.stable_image.endswith(":previous")

@@ -157,6 +157,9 @@ class Controller:
         self._checks_began = 0.0
         self._arrived: list[CheckResult] = []
         """Check results in since the loop's last step: the next one journals them."""
+        self._listener_failures: dict[tuple[str, str], float] = {}
+        """When each listener's failure was last journaled."""
+        self._telling_listener_failure = False
 
     # -- talking out and in ----------------------------------------------------------------
 
@@ -208,10 +211,29 @@ class Controller:
     def _record(self, event: ev.Event) -> None:
         self.journal.append(event)
         self.state.apply(event)
+        failures = []
         for listener in self._listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception as error:  # a console widget or a notifier that fails must not stop the rollout
+                failures.append((f"listener {_listener_name(listener)}", f"on {event.name}: {_error_text(error)}"))
         if isinstance(event, ev.ConsoleEvent):
             self._wake.set()  # a pause's deadline comes or goes with the people who can decide it
+        for where, message in failures:
+            self._listener_failed(where, message)
+
+    def _listener_failed(self, where: str, message: str) -> None:
+        """Journal a listener's failure, at most once a minute for the same one (a broken widget fails on every
+        event); a listener failing again on that error is not journaled again, which would never end."""
+        last = self._listener_failures.get((where, message))
+        if self._telling_listener_failure or (last is not None and self.now() < last + ERROR_REPEATS_EVERY_S):
+            return
+        self._listener_failures[(where, message)] = self.now()
+        self._telling_listener_failure = True
+        try:
+            self.emit(ev.ErrorRaised(self.now(), where=where, message=message))
+        finally:
+            self._telling_listener_failure = False
 
     def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
         """Journal flag changes made beside the rollout (the kill switch, an editor)."""
@@ -719,6 +741,10 @@ _NO_VALUES = TrackValues(None, None)
 
 def _error_text(error: Exception) -> str:
     return str(error) or type(error).__name__
+
+
+def _listener_name(listener: Callable[[ev.Event], None]) -> str:
+    return getattr(listener, "__qualname__", None) or type(listener).__qualname__
 
 
 def _finite(value: float | None) -> float | None:
