@@ -641,3 +641,25 @@ async def test_a_listener_that_raises_on_the_rollback_does_not_leave_the_canary_
     assert names(journal)[-4:] == ["rollback_started", "error", "rollback_verified", "rolled_back"]
     assert of_type(journal, ev.ErrorRaised)[0].message == "on rollback_started: division by zero"
     assert controller.target.cluster.weight == 0 and controller.target.cluster.stable_image.endswith(":previous")
+
+
+class Killed(BaseException):
+    """The process dies (SIGKILL, the machine): nothing of the controller runs after it."""
+
+
+async def test_a_run_killed_right_after_a_window_held_moves_on_without_judging_it_again(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+
+    def kill_after_the_first_window(event):
+        if event.name == "stage_passed":
+            raise Killed
+
+    controller.subscribe(kill_after_the_first_window)
+    with pytest.raises(Killed):
+        await controller.run()
+    resumed = sim_controller(canary_plan, tmp_path)
+    assert await resumed.run() == 0
+    journal = resumed.journal.path
+    assert [e.stage for e in of_type(journal, ev.StagePassed)] == [0, 1, 2, 3], "the held window was journaled once"
+    assert [e.t for e in of_type(journal, ev.StageStarted)] == [0, 600, 1500, 2700]
+    assert [c["weight"] for c in resumed.target.cluster.changes] == [5, 25, 50, 100]

@@ -299,7 +299,7 @@ class Controller:
         self._clock_started, self._clock_started_t = True, t
         if self.resumed:
             # A window with a hole in it was not observed whole: it starts again rather than pass on less.
-            missed = state.phase == "running" and t >= self._next_sample_t() + self.plan.interval
+            missed = state.phase == "running" and not state.window_held and t >= self._next_sample_t() + self.plan.interval
             self.emit(ev.SupervisionResumed(t, unwatched_s=round(unwatched, 3), window_restarted=missed, digest=plan_digest(self.plan)))
 
     async def _wait(self) -> None:
@@ -324,7 +324,7 @@ class Controller:
         state = self.state
         if state.finished or not self._clock_started:
             return None
-        if state.phase == "rolling_back" or state.stage < 0:
+        if state.phase == "rolling_back" or state.stage < 0 or (state.phase == "running" and state.window_held):
             return self.now()
         if self._weight_confirmed_for != state.stage:  # no samples before the stage's traffic is in place
             due = self.now() if self._shift_retry_at is None else self._shift_retry_at
@@ -447,7 +447,7 @@ class Controller:
             elif self.state.phase == "rolling_back":
                 self._rollback_pacing.retry_now()  # the rollback still open: its next attempt now
             elif self.state.phase not in ("rolled_back", "gate_failed"):
-                await self._begin_rollback(f"rolled back by {rollback.actor}", "operator")
+                self._begin_rollback(f"rolled back by {rollback.actor}", "operator")
             return
         for command in pending:
             await self._apply_command(command)
@@ -489,6 +489,9 @@ class Controller:
         if state.stage < 0:
             await self._start_stage(0)
             return
+        if state.phase == "running" and state.window_held:
+            await self._move_on()
+            return
         if not state.active:
             return
         if state.drift_standing and state.shifted_stage == state.stage:  # a restart does not re-apply over drift nobody accepted
@@ -500,7 +503,7 @@ class Controller:
         if deadline is not None and self.now() >= deadline - 1e-9:
             minutes = self.plan.pause_timeout / 60
             alone = "" if self.options.headless else " and nobody attached to decide"
-            await self._begin_rollback(f"paused {minutes:g}m with no decision{alone}: {state.paused_reason}", state.paused_trigger)
+            self._begin_rollback(f"paused {minutes:g}m with no decision{alone}: {state.paused_reason}", state.paused_trigger)
             return
         if in_place and self.now() >= self._next_sample_t() - 1e-9:
             await self._check_drift()
@@ -530,7 +533,7 @@ class Controller:
             if stage.flag_step is not None and self.options.flag_step is not None:
                 self.record_flag_changes(await self.options.flag_step(stage.flag_step, self.actor))
         except RolloutFailed as error:  # waiting longer changes nothing: the stage has failed
-            await self._begin_rollback(f"{stage.name} ({stage.weight}%) cannot come up: {error}", error.trigger)
+            self._begin_rollback(f"{stage.name} ({stage.weight}%) cannot come up: {error}", error.trigger)
             return False
         except Exception as error:  # any target or flag store failure must reach the operator, not kill the loop
             where, trigger, what = ("flags", "flags", "the flag step failed") if shifted else ("target.set_weight", "target", "the target failed to shift traffic")
@@ -614,15 +617,16 @@ class Controller:
             )
         )
         if decision.action == "rollback":
-            await self._begin_rollback(decision.reason, decision.trigger)
+            self._begin_rollback(decision.reason, decision.trigger)
             return
         if decision.action == "pause":
             self.emit(ev.Paused(t, reason=decision.reason, trigger=decision.trigger))
             return
         if state.phase == "running" and t >= state.window_started_t + stage.observe - 1e-9:
-            await self._end_window()
+            self._end_window()
 
-    async def _end_window(self) -> None:
+    def _end_window(self) -> None:
+        """Journal the window's verdict; the loop's next step acts on it (moves on, or rolls back)."""
         state, plan = self.state, self.plan
         stage = plan.stages[state.stage]
         verdict = judge_window(stage, state.window, plan.interval, plan.min_coverage)
@@ -630,16 +634,20 @@ class Controller:
         if verdict.outcome == "pass":
             summary = {m: {"canary": v.canary, "stable": v.stable} for m, v in verdict.means.items()}
             self.emit(ev.StagePassed(t, stage=state.stage, summary=summary))
-            if plan.waits_for_promote(state.stage, self.options.manual):
-                self.emit(ev.AwaitingPromote(t, stage=state.stage))
-            elif state.stage == len(plan.stages) - 1:
-                await self._complete()
-            else:
-                await self._start_stage(state.stage + 1)
         elif verdict.outcome == "fail" and not self.manual:
-            await self._begin_rollback(verdict.reason, verdict.metric)
+            self._begin_rollback(verdict.reason, verdict.metric)
         else:
             self.emit(ev.Paused(t, reason=verdict.reason, trigger=verdict.metric))
+
+    async def _move_on(self) -> None:
+        """The stage's window held: wait for a promote where the plan says so, else the next stage, or complete."""
+        state, plan = self.state, self.plan
+        if plan.waits_for_promote(state.stage, self.options.manual):
+            self.emit(ev.AwaitingPromote(self.now(), stage=state.stage))
+        elif state.stage == len(plan.stages) - 1:
+            await self._complete()
+        else:
+            await self._start_stage(state.stage + 1)
 
     async def _complete(self) -> None:
         try:
@@ -650,11 +658,11 @@ class Controller:
 
     # -- rollback --------------------------------------------------------------------------
 
-    async def _begin_rollback(self, reason: str, trigger: str) -> None:
+    def _begin_rollback(self, reason: str, trigger: str) -> None:
+        """Journal the decision; the loop's next step rolls back (the step that takes a rollback up after a crash)."""
         self._rollback_began = self._monotonic()
         self._rollback_pacing, self._rollback_flags_off = RollbackPacing(), False
         self.emit(ev.RollbackStarted(self.now(), reason=reason, trigger=trigger))
-        await self._finish_rollback()
 
     async def _finish_rollback(self) -> None:
         """One attempt: traffic back to stable, flags off, the target read back, then stable's metrics.

@@ -41,6 +41,8 @@ class RolloutState:
     shifted_stage: int = -1
     """The last stage whose traffic share was confirmed in place (traffic_shifted)."""
     window: WindowStats = field(default_factory=WindowStats)
+    window_held: bool = False
+    """The stage's window held (stage_passed) and has not started again: the loop moves on from it."""
     streaks: dict[str, int] = field(default_factory=dict)
     last_sample_t: float | None = None
     last_t: float = 0.0
@@ -141,7 +143,7 @@ def _stage_started(state: RolloutState, event: ev.StageStarted) -> None:
         state.skipped_stages += [stage for stage in unpassed if stage not in state.passed_stages]
     state.phase, state.stage, state.weight = "running", event.stage, event.weight
     state.stage_started_t = state.window_started_t = event.t
-    state.window = WindowStats()
+    state.window, state.window_held = WindowStats(), False
     state.streaks = {}
 
 
@@ -165,6 +167,7 @@ def _sample(state: RolloutState, event: ev.SampleTaken) -> None:
 
 def _stage_passed(state: RolloutState, event: ev.StagePassed) -> None:
     state.passed_stages.append(event.stage)
+    state.window_held = True
 
 
 def _awaiting_promote(state: RolloutState, event: ev.AwaitingPromote) -> None:
@@ -181,7 +184,7 @@ def _resumed(state: RolloutState, event: ev.Resumed) -> None:
     state.phase, state.paused_reason = "running", ""
     state.drift_accepted = list(state.drift)
     state.window_started_t = event.t
-    state.window = WindowStats()
+    state.window, state.window_held = WindowStats(), False
 
 
 def _supervision_resumed(state: RolloutState, event: ev.SupervisionResumed) -> None:
