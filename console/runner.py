@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from console.atomic import write_refusal
-from console.controller.clock import Clock, RealClock, VirtualClock
+from console.controller.clock import Clock, PacedClock, RealClock, VirtualClock
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID, Controller, ControllerOptions
 from console.controller.events import ErrorRaised
 from console.controller.identity import ResumeRefused
@@ -110,7 +110,9 @@ def choose_kinds(plan: RolloutPlan, options: RunOptions) -> tuple[str, str]:
 def build_clock(options: RunOptions) -> Clock:
     if options.fast:
         return VirtualClock()
-    return RealClock(options.speed or 1.0)
+    if options.speed:
+        return PacedClock(options.speed)
+    return RealClock()
 
 
 def previous_image(image: str) -> str:

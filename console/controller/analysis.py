@@ -15,7 +15,7 @@ from console.metrics.base import Sample, TrackValues
 from console.plan.checks import Check
 from console.plan.defaults import TRAFFIC_METRICS
 from console.plan.model import Stage, Trigger
-from console.units import format_metric_value
+from console.units import format_duration, format_metric_value
 
 INCONCLUSIVE_STREAK = "inconclusive"
 
@@ -160,11 +160,15 @@ class WindowStats:
 
     samples: int = 0
     conclusive: int = 0
+    covered_s: float = 0.0
+    """Window time that conclusive samples measured: what coverage is judged on."""
     metrics: dict[str, MetricTotals] = field(default_factory=dict)
 
-    def add(self, metrics: Mapping[str, Mapping[str, float | None]], conclusive: bool) -> None:
+    def add(self, metrics: Mapping[str, Mapping[str, float | None]], conclusive: bool, covered_s: float) -> None:
+        """A sample's values; `covered_s`, the part of the window it measured (counted only when conclusive)."""
         self.samples += 1
         self.conclusive += conclusive
+        self.covered_s += covered_s if conclusive else 0.0
         for name, values in metrics.items():
             self.metrics.setdefault(name, MetricTotals()).add(values.get("canary"), values.get("stable"))
 
@@ -181,13 +185,19 @@ class WindowJudgement:
     """The first metric that failed or had no data."""
 
 
-def judge_window(stage: Stage, window: WindowStats, interval: float, min_coverage: float) -> WindowJudgement:
-    """Whether the whole window held the stage's criteria, judged on its means and its coverage."""
+def judge_window(stage: Stage, window: WindowStats, elapsed_s: float, min_coverage: float) -> WindowJudgement:
+    """Whether the whole window held the stage's criteria, judged on its means and its coverage.
+
+    Coverage is the share of the window's time (`elapsed_s`, from its start to its last sample, at least
+    the stage's observe) that conclusive samples measured: samples landing late cost nothing while they
+    measure the time since the one before, and a hole or an inconclusive sample costs its time.
+    """
     means = window.means()
-    expected = max(1, math.floor(stage.observe / interval + 1e-9))
-    coverage = window.conclusive / expected
-    if coverage < min_coverage:
-        reason = f"only {window.conclusive} of {expected} samples had usable data ({coverage:.0%} < {min_coverage:.0%})"
+    length = max(stage.observe, elapsed_s)
+    coverage = window.covered_s / length if length > 0 else 1.0
+    if coverage < min_coverage - 1e-9:
+        covered = format_duration(window.covered_s)
+        reason = f"usable data covered only {covered} of the {format_duration(length)} window ({coverage:.0%} < {min_coverage:.0%})"
         return WindowJudgement("inconclusive", reason, means, "coverage")
     failed: list[tuple[str, str]] = []
     unknown: list[str] = []

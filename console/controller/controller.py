@@ -42,6 +42,9 @@ ERROR_REPEATS_EVERY_S = 60.0
 """While the same error goes on, how often the journal is told how many more times it happened."""
 DRIFT_CHECK_TIMEOUT_S = 2.0
 """The longest a drift check may hold up a sample or a rollback (it is a few reads)."""
+SAMPLE_SPAN_LIMIT = 2
+"""A sample landing late measures at most this many intervals: a longer average would hide a spike the
+triggers must see, so a longer gap is a hole in the window's coverage."""
 
 class FlagChangeRecord(Protocol):
     flag: str
@@ -600,7 +603,8 @@ class Controller:
         state, plan = self.state, self.plan
         stage = plan.stages[state.stage]
         t = self.now()
-        sample = await self.metrics.sample(plan.metric_names, t, plan.interval)
+        span = self._sample_span(t)
+        sample = await self.metrics.sample(plan.metric_names, t, span)
         judgement = judge_sample(sample, stage, plan.triggers, plan.min_requests)
         streaks, decision = decide(judgement, state.streaks, sample, plan.inconclusive_limit, pause_on_warning=state.phase == "running")
         self.emit(
@@ -614,6 +618,7 @@ class Controller:
                 inconclusive=list(judgement.inconclusive),
                 errors=list(sample.errors),
                 streaks=streaks,
+                span_s=round(span, 6),
             )
         )
         if decision.action == "rollback":
@@ -625,12 +630,21 @@ class Controller:
         if state.phase == "running" and t >= state.window_started_t + stage.observe - 1e-9:
             self._end_window()
 
+    def _sample_span(self, t: float) -> float:
+        """The time a sample at `t` measures: its interval, or the time since the stage's last sample when it
+        lands late (a controller or a source slower than the interval), so late samples leave no hole in the
+        window; never more than SAMPLE_SPAN_LIMIT intervals, beyond which the gap is one."""
+        state, interval = self.state, self.plan.interval
+        last = state.last_sample_t
+        since_last = t - last if last is not None and last >= state.stage_started_t else interval
+        return min(max(interval, since_last), SAMPLE_SPAN_LIMIT * interval)
+
     def _end_window(self) -> None:
         """Journal the window's verdict; the loop's next step acts on it (moves on, or rolls back)."""
         state, plan = self.state, self.plan
         stage = plan.stages[state.stage]
-        verdict = judge_window(stage, state.window, plan.interval, plan.min_coverage)
         t = self.now()
+        verdict = judge_window(stage, state.window, t - state.window_started_t, plan.min_coverage)
         if verdict.outcome == "pass":
             summary = {m: {"canary": v.canary, "stable": v.stable} for m, v in verdict.means.items()}
             self.emit(ev.StagePassed(t, stage=state.stage, summary=summary))
