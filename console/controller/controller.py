@@ -137,7 +137,8 @@ class Controller:
         self.plan_changed = check_resume(plan, self.state, path, self.options.target_kind)
         """Said when the plan was edited since the journal last ran it; ResumeRefused when it is another plan."""
         self.resumed = self.state.started and not self.state.finished
-        self.journal = Journal(path)
+        self.journal = Journal(path, sync_every_s=plan.interval)
+        """Group commit: on disk before every action (`_journal_to_disk`), else at most once per interval of wall time."""
         self._pending: list[PendingCommand] = []
         self._wake = asyncio.Event()
         self._rollback_pending = asyncio.Event()
@@ -238,6 +239,10 @@ class Controller:
         finally:
             self._telling_listener_failure = False
 
+    def _journal_to_disk(self) -> None:
+        """Write-ahead: what the journal says so far is on disk before the target or the flag store is touched."""
+        self.journal.sync()
+
     def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
         """Journal flag changes made beside the rollout (the kill switch, an editor)."""
         for change in changes:
@@ -271,6 +276,7 @@ class Controller:
             await self._stop_checks("supervision stopped; the check runs again when the rollout is taken up")
         if self._error_run is not None:
             self._write_repeats(self._error_run)
+        self._journal_to_disk()
         return self.exit_code
 
     def _rollout_started(self) -> ev.RolloutStarted:
@@ -382,6 +388,7 @@ class Controller:
         an alert), while the sign-offs already journaled stand.
         """
         if self.options.flag_setup is not None:
+            self._journal_to_disk()
             self.record_flag_changes(await self.options.flag_setup(self.actor, "created disabled before the deploy"))
         for item in self._gate.automated:
             self._journal_result(CheckResult.running(item))
@@ -487,6 +494,7 @@ class Controller:
             await self._finish_rollback()
             return
         if state.target_before is None:
+            self._journal_to_disk()
             before, changes = await self.target.prepare()
             self.emit(ev.TargetPrepared(self.now(), before=before, changes=changes))
         if state.stage < 0:
@@ -534,6 +542,7 @@ class Controller:
                 return False
             shifted = True
             if stage.flag_step is not None and self.options.flag_step is not None:
+                self._journal_to_disk()
                 self.record_flag_changes(await self.options.flag_step(stage.flag_step, self.actor))
         except RolloutFailed as error:  # waiting longer changes nothing: the stage has failed
             self._begin_rollback(f"{stage.name} ({stage.weight}%) cannot come up: {error}", error.trigger)
@@ -562,6 +571,7 @@ class Controller:
         """
         if self._rollback_pending.is_set():
             return False
+        self._journal_to_disk()
         shift = asyncio.create_task(self.target.set_weight(self.state.weight))
         rollback = asyncio.create_task(self._rollback_pending.wait())
         try:
@@ -664,6 +674,7 @@ class Controller:
             await self._start_stage(state.stage + 1)
 
     async def _complete(self) -> None:
+        self._journal_to_disk()
         try:
             await self.target.finish()
         except Exception as error:  # the release is out; tidying up is reported, not fatal
@@ -710,6 +721,7 @@ class Controller:
 
         The read-back decides, even after a rollback call that failed: a call that failed tidying up
         (a leftover Service) with the traffic back on stable is done, and its error is journaled."""
+        self._journal_to_disk()
         try:
             await self.target.rollback(before)
             failed = ""
@@ -731,6 +743,7 @@ class Controller:
         reason = self.state.rollback_reason
         done = True
         for hook in self.options.flag_hooks:
+            self._journal_to_disk()
             try:
                 self.record_flag_changes(await hook(self.actor, f"rollback: {reason}"))
             except Exception as error:  # a flag store that fails must not stop the rollback
