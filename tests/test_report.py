@@ -697,3 +697,26 @@ def test_a_gate_closed_at_once_asks_to_fix_what_failed_not_what_it_cancelled(tmp
     ])).read_text()
     assert re.search(r"\| all tests pass +\| command +\| yes +\| cancelled +\| brahma +\|[^|]+\| 2\.00s +\| cancelled: the gate cannot open", report)
     assert "- [ ] Make the failed pre-flight items pass (security scan), then run the release again." in report
+
+
+def test_a_breach_while_paused_is_the_one_that_rolled_back_not_the_one_that_paused(tmp_path):
+    """Paused on latency, then rolled back on errors before anybody decided: the runbook's breach is the error."""
+    slow = {"error_rate": {"canary": 0.0002, "stable": 0.0001}, "latency_p99": {"canary": 700.0, "stable": 240.0}}
+    failing = {"error_rate": {"canary": 0.0214, "stable": 0.0001}, "latency_p99": {"canary": 668.0, "stable": 239.0}}
+    journal = write_journal(tmp_path / "checkout-2.4.1.jsonl", [
+        STARTED,
+        ev.PreflightPassed(0.0),
+        ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
+        ev.SampleTaken(396.0, stage=0, metrics=slow, requests=900.0, verdict="breach", breaches=["latency_p99"]),
+        ev.Paused(396.0, reason="latency_p99 700ms > 500ms (warning, 2 samples in a row)", trigger="latency_p99"),
+        ev.SampleTaken(1008.0, stage=0, metrics=failing, requests=900.0, verdict="breach", breaches=["error_rate", "latency_p99"]),
+        ev.RollbackStarted(1009.0, reason="error_rate 2.14% > 1% (critical)", trigger="error_rate"),
+        ev.RollbackVerified(1031.0, healthy=True, detail="stable within every critical limit (5 checked)"),
+        ev.RolledBack(1031.0, duration_s=0.37),
+    ])
+    report = write_report(journal).read_text()
+    why = report.split("## Why it was rolled back\n\n", 1)[1].split("\n## ", 1)[0]
+    assert "The sample that breached, at `16:48`" in why, why
+    assert re.search(r"\| error_rate +\| 2\.14% +\| 0\.01% +\|", why), why
+    assert "- Happened: rolled back 16m49s into stage 1 at 5%: error_rate 2.14% > 1% (critical)" in report
+    assert "paused 10m13s undecided" not in report

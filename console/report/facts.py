@@ -256,7 +256,7 @@ def _journaled_trigger(data: ReportData, parsed: Limit) -> Limit:
 def _rollback_started(data: ReportData, event: ev.RollbackStarted) -> None:
     state = data.state
     stage = data.current if state.phase != "completed" else None
-    if state.phase == "paused" and data.pause_sample is not None:
+    if state.phase == "paused" and data.pause_sample is not None and event.reason.startswith("paused"):
         sample = data.pause_sample  # a pause that timed out: the breach is the one that paused it
     else:
         sample = data.last_sample if state.stage >= 0 else None

@@ -290,6 +290,8 @@ class BrahmaApp(FlagEditing, App[int]):
         state = self.controller.state
         if action == "inject":
             return self.sim_metrics is not None
+        if state.finished and action in ("promote", "promote_full", "pause"):
+            return False  # nothing left to promote or hold: the footer stops offering it
         if action in ("promote", "promote_full"):
             return True if state.active else None
         if action == "pause":
