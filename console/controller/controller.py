@@ -629,6 +629,7 @@ class Controller:
                 errors=list(sample.errors),
                 streaks=streaks,
                 span_s=round(span, 6),
+                verdicts=dict(judgement.verdicts),
             )
         )
         if decision.action == "rollback":

@@ -133,6 +133,10 @@ class SampleTaken(Event):
     """The rollout time the sample measured, ending at `t`: its interval, or the time since the stage's last
     sample when it lands late. Its share of an observation window counts as covered when it is conclusive;
     None in older journals (covers nothing)."""
+    verdicts: dict[str, str] = field(default_factory=dict)
+    """metric → how this sample judged it (analysis.MetricVerdict): pass, inconclusive, unmet (a stage
+    criterion: the window decides), warning or critical (that trigger's breach condition held). Only the
+    metrics a check judged; empty in older journals, whose values the console shows unjudged."""
 
 
 @dataclass(frozen=True)
