@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/brahma demo
 
 test: $(STAMP)
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2 --dist worksteal
 
 bench: $(STAMP)
 	$(PYTHON) bench/run.py

@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.metrics.prometheus import BUILTIN_METRICS, PrometheusSource  # noqa: E402
+from console.metric_catalogue import REQUEST_METRICS  # noqa: E402
+from console.metrics.prometheus import PrometheusSource  # noqa: E402
 from console.plan.model import PrometheusSpec  # noqa: E402
 from tests.prometheus_server import prometheus_missing, prometheus_required, running_demo_stack  # noqa: E402
 
@@ -34,7 +35,7 @@ async def sample_durations_ms(url: str) -> list[float]:
     try:
         for index in range(WARMUP_SAMPLES + MEASURED_SAMPLES):
             started = time.perf_counter()
-            sample = await source.sample(BUILTIN_METRICS, t=0.0, window_s=SAMPLE_WINDOW_S)
+            sample = await source.sample(REQUEST_METRICS, t=0.0, window_s=SAMPLE_WINDOW_S)
             elapsed_ms = (time.perf_counter() - started) * 1000
             if sample.errors:
                 raise RuntimeError(f"the sample had errors: {sample.errors}")

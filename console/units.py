@@ -6,6 +6,8 @@ import math
 import re
 from typing import Mapping
 
+from console.metric_catalogue import FRACTION_METRICS, LATENCY_METRICS
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -47,9 +49,6 @@ def format_duration(seconds: float) -> str:
     return "".join(parts) or "0s"
 
 
-# Metrics measured as fractions and shown as percentages, and those measured in milliseconds.
-FRACTION_METRICS = frozenset({"error_rate", "success_rate", "cpu", "memory"})
-LATENCY_METRICS = frozenset({"latency_p50", "latency_p95", "latency_p99"})
 LIMIT_UNITS = ("percent", "fraction")
 """How a plan may say a percentage metric's limits are written (metrics.units): with their % (the
 built-ins' way), or as fractions from 0 to 1. Either way the values are fractions, shown as percentages."""

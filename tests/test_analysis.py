@@ -78,6 +78,24 @@ def test_decisions(samples, action, trigger):
     assert (decision.action, decision.trigger) == (action, trigger)
 
 
+@pytest.mark.parametrize(
+    "taken, verdicts",
+    [
+        (sample(), {"error_rate": "pass", "latency_p99": "pass", "success_rate": "pass", "health_check_failures": "pass"}),
+        (sample(error_rate=0.006), {"error_rate": "warning"}),  # over the criterion too: the worse verdict
+        (sample(error_rate=0.02), {"error_rate": "critical"}),
+        (sample(latency_p99=450), {"latency_p99": "unmet"}),  # a criterion alone: the window decides
+        (sample(latency_p99=TrackValues(300, None)), {"latency_p99": "inconclusive"}),  # "<= 1.2x stable" without stable
+        (sample(requests=10, error_rate=0.02), {"error_rate": "inconclusive", "memory_oom_kills": "pass"}),  # set aside
+        (sample(cpu=0.85), {"cpu": "warning"}),
+    ],
+)
+def test_each_metric_has_the_verdict_of_its_worst_check(taken, verdicts):
+    judged = judge_sample(taken, STAGE, TRIGGERS, PLAN.min_requests).verdicts
+    assert {metric: judged[metric] for metric in verdicts} == verdicts
+    assert "throughput" not in judged and set(judged) <= set(HEALTHY), "only what a check judged"
+
+
 def test_critical_acts_even_when_traffic_is_thin_for_counts():
     # OOM kills do not depend on traffic: judged even under min_requests.
     _, decision = run([sample(requests=5, memory_oom_kills=2)])

@@ -504,9 +504,10 @@ def test_only_percentages_take_a_unit_and_a_unit_nothing_judges_is_a_warning():
     assert problems("app: a\nimage: r/a:2\nmetrics:\n  units: {latency_p99: percent, memory_oom_kills: fraction, cpu: ratio}\n") == [
         "plan.yaml:4: metrics.units.cpu: Input should be 'percent' or 'fraction'",
     ]
-    assert problems("app: a\nimage: r/a:2\nmetrics:\n  units:\n    latency_p99: percent\n    memory_oom_kills: fraction\n") == [
+    assert problems("app: a\nimage: r/a:2\nmetrics:\n  units:\n    latency_p99: percent\n    memory_oom_kills: fraction\n    throughput: percent\n") == [
         "plan.yaml:5: metrics.units.latency_p99: latency_p99 is in milliseconds, not a percentage: only percentages take a unit",
         "plan.yaml:6: metrics.units.memory_oom_kills: memory_oom_kills is a count, not a percentage: only percentages take a unit",
+        "plan.yaml:7: metrics.units.throughput: throughput is in requests per second, not a percentage: only percentages take a unit",
     ]
     plan = plan_from("app: a\nimage: r/a:2\nmetrics:\n  units: {paymnet_success_rate: percent}\n")
     assert [p.as_warning() for p in plan.warnings] == [

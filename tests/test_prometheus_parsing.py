@@ -20,9 +20,9 @@ import pytest
 import requests
 from prometheus_api_client import PrometheusApiClientException
 
+from console.metric_catalogue import REQUEST_METRICS
 from console.redact import redact
 from console.metrics.prometheus import (
-    BUILTIN_METRICS,
     PrometheusConfigError,
     PrometheusSource,
     Reading,
@@ -329,7 +329,7 @@ def source_at(url: str, **spec: object) -> PrometheusSource:
     return PrometheusSource("checkout", PrometheusSpec(url=url, **spec), {}, scrape_interval_s=1)
 
 
-async def sample(source: PrometheusSource, metrics=BUILTIN_METRICS):
+async def sample(source: PrometheusSource, metrics=REQUEST_METRICS):
     try:
         return await source.sample(metrics, t=0.0, window_s=1.0)
     finally:

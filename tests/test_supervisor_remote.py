@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import inspect
 import json
 import logging
 
@@ -441,3 +442,21 @@ async def test_an_attach_naming_nobody_or_a_bad_actor(canary_plan, served):
         while "hello" not in json.loads(await asyncio.wait_for(reader.readline(), 10)):
             pass
     assert not journaled(files, ev.ConsoleAttached)
+
+
+def test_the_in_process_and_the_remote_controller_show_a_console_the_same_face(canary_plan, tmp_path):
+    """Both are ControllerHandles, their methods taking what the protocol says; each can do one thing
+    besides: the one in this process journals for the console, the remote one tells of its connection."""
+    from console.controller.handle import ConnectedHandle, ControllerHandle, JournalingHandle
+    from console.supervisor.files import RolloutFiles
+    from tests.conftest import sim_controller
+
+    local, remote = sim_controller(canary_plan, tmp_path), RemoteController(canary_plan, RolloutFiles(tmp_path, canary_plan.name))
+    assert isinstance(local, ControllerHandle) and isinstance(remote, ControllerHandle)
+    assert (isinstance(local, JournalingHandle), isinstance(local, ConnectedHandle)) == (True, False)
+    assert (isinstance(remote, JournalingHandle), isinstance(remote, ConnectedHandle)) == (False, True)
+    methods = ("subscribe", "submit", "record_flag_changes", "now", "stop", "run")
+    for name in methods:
+        wanted = list(inspect.signature(getattr(ControllerHandle, name)).parameters)
+        for controller in (local, remote):
+            assert ["self", *inspect.signature(getattr(controller, name)).parameters] == wanted, f"{type(controller).__name__}.{name}"

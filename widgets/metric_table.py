@@ -14,7 +14,7 @@ from widgets.keyed_table import KeyedTable
 from widgets.sparkline_text import sparkline
 
 Verdict = Literal["pass", "warn", "fail", "nodata", "idle"]
-"""idle: nothing is judged yet (before the first stage)."""
+"""idle: nothing judges it (before the first stage, or no limit on it in this stage)."""
 VERDICT_MARKS = {"pass": "✓", "warn": "!", "fail": "✗", "nodata": "?", "idle": "·"}
 VERDICT_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "nodata": "yellow", "idle": "dim"}
 ROLLS_BACK, PAUSES = "⟲", "⏸"

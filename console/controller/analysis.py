@@ -11,15 +11,22 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Mapping
 
+from console.metric_catalogue import TRAFFIC_METRICS
 from console.metrics.base import Sample, TrackValues
 from console.plan.checks import Check
-from console.plan.defaults import TRAFFIC_METRICS
 from console.units import format_metric_value
 
 if TYPE_CHECKING:
     from console.plan.model import Stage, Trigger
 
 INCONCLUSIVE_STREAK = "inconclusive"
+
+MetricVerdict = Literal["pass", "inconclusive", "unmet", "warning", "critical"]
+"""How one sample judged one metric: every check of it held; no usable value (missing, or set aside on
+too little traffic); a stage criterion not met (the window decides the stage); a warning or critical
+trigger's breach condition held (whether or not its streak acts yet)."""
+VERDICT_RANK: dict[str, int] = {"pass": 0, "inconclusive": 1, "unmet": 2, "warning": 3, "critical": 4}
+"""A metric judged by several checks takes the worst of their verdicts."""
 
 
 def trigger_key(trigger: Trigger) -> str:
@@ -40,6 +47,8 @@ class SampleJudgement:
     """Metrics judged on this sample that had no usable value."""
     thin_traffic: str = ""
     """Why rates and latencies were set aside: fewer canary requests than min_requests."""
+    verdicts: dict[str, MetricVerdict] = field(default_factory=dict)
+    """Each metric a check judged, and how (the console shows these, never a judgement of its own)."""
 
 
 def usable_values(sample: Sample, min_requests: int) -> dict[str, TrackValues]:
@@ -55,18 +64,23 @@ def judge_sample(sample: Sample, stage: Stage, triggers: tuple[Trigger, ...], mi
     values = usable_values(sample, min_requests)
     missing = TrackValues(None, None)
     inconclusive: list[str] = []
+    verdicts: dict[str, MetricVerdict] = {}
 
-    def outcome(check: Check) -> bool | None:
+    def outcome(check: Check, breach: bool, breached: MetricVerdict) -> bool | None:
+        """Whether `check` holds; `breach`: the result that is a breach, said of the metric as `breached`."""
         track = values.get(check.metric, missing)
         result = check.holds(track.canary, track.stable)
         if result is None and check.metric not in inconclusive:
             inconclusive.append(check.metric)
+        verdict: MetricVerdict = "inconclusive" if result is None else breached if result is breach else "pass"
+        if VERDICT_RANK[verdict] >= VERDICT_RANK[verdicts.get(check.metric, "pass")]:
+            verdicts[check.metric] = verdict
         return result
 
-    failed = tuple(check for check in stage.criteria if outcome(check) is False)
+    failed = tuple(check for check in stage.criteria if outcome(check, False, "unmet") is False)
     held, clear = [], []
     for trigger in triggers:
-        result = outcome(trigger.check)
+        result = outcome(trigger.check, True, trigger.severity)
         if result is True:
             held.append(trigger)
         elif result is False:
@@ -75,7 +89,7 @@ def judge_sample(sample: Sample, stage: Stage, triggers: tuple[Trigger, ...], mi
     thin = ""
     if sample.canary_requests is not None and sample.canary_requests < min_requests:
         thin = f"the canary served {sample.canary_requests:.0f} requests, fewer than min_requests {min_requests}"
-    return SampleJudgement(verdict, failed, tuple(held), tuple(clear), tuple(inconclusive), thin)
+    return SampleJudgement(verdict, failed, tuple(held), tuple(clear), tuple(inconclusive), thin, verdicts)
 
 
 @dataclass(frozen=True)

@@ -589,6 +589,7 @@ class Controller:
                 inconclusive=list(judgement.inconclusive),
                 errors=list(sample.errors),
                 streaks=streaks,
+                verdicts=dict(judgement.verdicts),
             )
         )
         if decision.action == "rollback":

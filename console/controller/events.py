@@ -129,6 +129,10 @@ class SampleTaken(Event):
     errors: list[str] = field(default_factory=list)
     streaks: dict[str, int] = field(default_factory=dict)
     """Breaches (and inconclusive samples) in a row so far, so a resumed run counts on."""
+    verdicts: dict[str, str] = field(default_factory=dict)
+    """metric → how this sample judged it (analysis.MetricVerdict): pass, inconclusive, unmet (a stage
+    criterion: the window decides), warning or critical (that trigger's breach condition held). Only the
+    metrics a check judged; empty in older journals, whose values the console shows unjudged."""
 
 
 @dataclass(frozen=True)

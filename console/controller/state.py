@@ -63,6 +63,8 @@ class RolloutState:
     """Stages a promote went past before their window held: cut short, or never started (promote-full)."""
     history: dict[str, deque[tuple[float, float | None, float | None]]] = field(default_factory=dict)
     last_verdict: str = ""
+    last_verdicts: dict[str, str] = field(default_factory=dict)
+    """How the last sample judged each metric a check judged (the sample event's verdicts)."""
     last_errors: list[str] = field(default_factory=list)
     last_good_sample_t: float | None = None
     started: bool = False
@@ -152,7 +154,7 @@ def _traffic_shifted(state: RolloutState, event: ev.TrafficShifted) -> None:
 
 def _sample(state: RolloutState, event: ev.SampleTaken) -> None:
     state.last_sample_t = event.t
-    state.last_verdict, state.last_errors = event.verdict, event.errors
+    state.last_verdict, state.last_verdicts, state.last_errors = event.verdict, event.verdicts, event.errors
     state.streaks = dict(event.streaks)
     if state.phase == "running":
         state.window.add(event.metrics, conclusive=not event.inconclusive)

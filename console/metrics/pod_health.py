@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable, Sequence
 
+from console.metric_catalogue import POD_HEALTH_METRICS
 from console.metrics.base import HistoryPoint, MetricSource, Sample, TrackValues
-from console.plan.defaults import POD_HEALTH_METRICS
 
 
 

@@ -44,6 +44,7 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from console.metric_catalogue import REQUEST_METRICS
 from console.metrics.base import HistoryPoint, Sample, TrackValues
 from console.plan.model import PrometheusSpec
 from console.printable import printable
@@ -69,23 +70,24 @@ def _latency_quantile(quantile: float) -> str:
     )
 
 
-BUILTIN_QUERIES: dict[str, str] = {
+_REQUEST_SERIES_QUERIES = {
     "error_rate": _ERROR_RATIO,
     "success_rate": f"1 - ({_ERROR_RATIO})",
     "latency_p50": _latency_quantile(0.5),
     "latency_p95": _latency_quantile(0.95),
     "latency_p99": _latency_quantile(0.99),
     "throughput": _REQUEST_RATE,
+}
+BUILTIN_QUERIES: dict[str, str] = {
+    **{metric: _REQUEST_SERIES_QUERIES[metric] for metric in REQUEST_METRICS},
     REQUESTS_METRIC: "sum(increase(http_requests_total{{matchers}}[{window}]))",
 }
-"""PromQL per metric in canonical units (fractions, milliseconds, requests/s).
+"""PromQL for the catalogue's metrics read from the request series, in their units (fractions,
+milliseconds, requests/s).
 
 cpu, memory, health_check_failures and memory_oom_kills have no template: exporters do not label
 them with app and track, and cpu or memory as a fraction needs a limit that only the platform
 knows. They stay None (inconclusive) unless the plan gives a query."""
-
-BUILTIN_METRICS = tuple(name for name in BUILTIN_QUERIES if name != REQUESTS_METRIC)
-"""The judged metrics the source can sample with no plan queries."""
 
 RATE_WINDOW_SCRAPES = 4
 STALE_AFTER_SCRAPES = 3

@@ -7,7 +7,8 @@ import operator
 import re
 from dataclasses import dataclass
 
-from console.units import FRACTION_METRICS, UnitError, format_metric_value, parse_metric_value
+from console.metric_catalogue import FRACTION_METRICS
+from console.units import UnitError, format_metric_value, parse_metric_value
 
 _OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _CHECK = re.compile(r"^\s*(<=|>=|<|>)\s*(.+?)\s*$")

@@ -65,24 +65,3 @@ CONSECUTIVE = {"critical": 1, "warning": 2}
 
 MONITORING_OBSERVE = "60m"
 """The post-rollout monitoring window added when a plan's stages stop short of 100%."""
-
-BUILTIN_METRICS = frozenset(
-    {
-        "error_rate",
-        "success_rate",
-        "latency_p50",
-        "latency_p95",
-        "latency_p99",
-        "throughput",
-        "cpu",
-        "memory",
-        "health_check_failures",
-        "memory_oom_kills",
-    }
-)
-# What the Prometheus source has built-in queries for; anything else needs a query in the plan.
-PROMETHEUS_METRICS = frozenset({"error_rate", "success_rate", "latency_p50", "latency_p95", "latency_p99", "throughput"})
-# What a Kubernetes target reads from the pods themselves.
-POD_HEALTH_METRICS = frozenset({"health_check_failures", "memory_oom_kills"})
-# Rates and latencies mean little on a handful of requests; counts and resource use do not depend on traffic.
-TRAFFIC_METRICS = frozenset({"error_rate", "success_rate", "latency_p50", "latency_p95", "latency_p99"})

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from console.metric_catalogue import BUILTIN_METRICS, CATALOGUE, FRACTION_METRICS, POD_HEALTH_METRICS, REQUEST_METRICS, UNIT_WORDS
 from console.plan import defaults
 from console.plan.checks import Check, parse_check
 from console.plan.document import Document, collector_paused, parse_document, read_document
@@ -24,7 +25,7 @@ from console.plan.model import (
 )
 from console.plan.names import RELEASE_NAME_MAX, release_name_problem
 from console.plan.problems import Path_, PlanError, Problem
-from console.units import FRACTION_METRICS, LATENCY_METRICS, UnitError, limit_unit, parse_duration
+from console.units import UnitError, limit_unit, parse_duration
 
 
 def _model_at(root: type[BaseModel], path: Path_) -> type[BaseModel] | None:
@@ -123,11 +124,11 @@ class _Compiler:
         self.warnings: list[Problem] = []
         self.units = spec.metrics.units
         business = set(spec.metrics.queries) | set(self.units)
-        self.known_metrics = sorted(defaults.BUILTIN_METRICS | business)
+        self.known_metrics = sorted(BUILTIN_METRICS | business)
         self.provider = spec.metrics.provider or ("sim" if spec.target.kind == "sim" else "prometheus")
-        builtin = defaults.BUILTIN_METRICS if self.provider == "sim" else defaults.PROMETHEUS_METRICS
+        builtin = BUILTIN_METRICS if self.provider == "sim" else frozenset(REQUEST_METRICS)
         if spec.target.kind == "kubernetes":
-            builtin = builtin | defaults.POD_HEALTH_METRICS  # read from the pods by the target
+            builtin = builtin | POD_HEALTH_METRICS  # read from the pods by the target
         # The simulator gives a business metric the values its scenario names (none: inconclusive).
         self.provided = builtin | set(spec.metrics.queries) | (business if self.provider == "sim" else set())
 
@@ -186,9 +187,8 @@ class _Compiler:
     def metric_units(self, judged: set[str]) -> None:
         for metric in self.units:
             path: Path_ = ("metrics", "units", metric)
-            if metric in defaults.BUILTIN_METRICS and metric not in FRACTION_METRICS:
-                kind = "in milliseconds" if metric in LATENCY_METRICS else "a count"
-                self.fail(path, f"{metric} is {kind}, not a percentage: only percentages take a unit")
+            if metric in BUILTIN_METRICS and metric not in FRACTION_METRICS:
+                self.fail(path, f"{metric} is {UNIT_WORDS[CATALOGUE[metric].unit]}, not a percentage: only percentages take a unit")
             elif metric not in judged:
                 self.warn(path, f"no stage or trigger judges {metric}: is its name the one the limits use?")
 
@@ -197,7 +197,7 @@ class _Compiler:
         try:
             return parse_check(metric, text, consecutive, limit_unit(metric, self.units))
         except UnitError as error:
-            if metric not in defaults.BUILTIN_METRICS and isinstance(text, str) and "%" in text:
+            if metric not in BUILTIN_METRICS and isinstance(text, str) and "%" in text:
                 raise UnitError(f"{error}: a percentage on {metric} needs its unit declared (metrics.units.{metric}: percent, "
                                 "its values fractions from 0 to 1)") from None
             raise

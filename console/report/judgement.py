@@ -6,10 +6,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from console import metric_catalogue
 from console.plan.checks import Check
 
-# Without limits to tell, for these a higher value is worse; for the rest (success_rate, throughput) a lower one.
-HIGHER_IS_WORSE = {"error_rate", "latency_p50", "latency_p95", "latency_p99", "cpu", "memory", "health_check_failures", "memory_oom_kills"}
 SIGNIFICANCE_Z = 3.0
 """A difference larger than this many standard errors is not noise."""
 HEADROOM_SHARE = 0.5
@@ -94,7 +93,7 @@ class Verdict:
 
 def higher_is_worse(metric: str, limits: list[Limit]) -> bool:
     own = [limit for limit in limits if limit.check.metric == metric]
-    return own[0].bounds_above if own else metric in HIGHER_IS_WORSE
+    return own[0].bounds_above if own else metric_catalogue.higher_is_worse(metric)
 
 
 def nearest_bound(metric: str, limits: list[Limit], stable: float | None) -> tuple[float, Limit] | None:

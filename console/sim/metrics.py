@@ -6,8 +6,8 @@ import random
 from dataclasses import replace
 from typing import Sequence
 
+from console.metric_catalogue import BUILTIN_METRICS
 from console.metrics.base import HistoryPoint, Sample, TrackValues
-from console.plan.defaults import BUILTIN_METRICS
 from console.sim.scenario import Scenario, ScenarioEventSpec, TrackSpec
 from console.sim.target import SimTarget
 

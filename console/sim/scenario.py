@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from console.plan.defaults import BUILTIN_METRICS
+from console.metric_catalogue import BUILTIN_METRICS
 from console.plan.document import read_document
 from console.plan.loader import structure_problems
 from console.plan.model import Duration

@@ -23,6 +23,7 @@ from textual.widgets import Footer, Header, RichLog, Static
 from console.actor import current_actor
 from console.controller import events as ev
 from console.controller.controller import EXIT_ERROR, EXIT_INVALID
+from console.controller.handle import ConnectedHandle, ControllerHandle, JournalingHandle
 from console.metrics.base import TrackValues
 from console.narrate import describe, rollout_clock
 from console.tui import view
@@ -91,7 +92,7 @@ class BrahmaApp(FlagEditing, App[int]):
     def __init__(self, rollout: Rollout, *, read_only: bool = False, demo: bool = False, actor: str | None = None):
         super().__init__()
         self.rollout = rollout
-        self.controller = rollout.controller
+        self.controller: ControllerHandle = rollout.controller
         self.plan = rollout.controller.plan
         self.detached = rollout.detached
         """The controller lives in its own process: quitting the console leaves it supervising."""
@@ -151,7 +152,7 @@ class BrahmaApp(FlagEditing, App[int]):
         if self.read_only:
             bar.phase = "read_only"
         self.controller.subscribe(self._on_controller_event)
-        if self.detached:
+        if isinstance(self.controller, ConnectedHandle):
             self.controller.on_notice(self._on_connection_notice)
         self.run_controller()
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
@@ -167,7 +168,7 @@ class BrahmaApp(FlagEditing, App[int]):
             return
         self._leaving = True
         state = self.controller.state
-        if not self.detached and state.started and not state.finished:
+        if isinstance(self.controller, JournalingHandle) and state.started and not state.finished:
             self.controller.emit(ev.ErrorRaised(self.controller.now(), where="console", message=(
                 f"the console's terminal is gone ({why}): the controller inside it stops with it and traffic stays where it "
                 "is; run the same command again to resume from the journal")))

@@ -7,14 +7,15 @@ from datetime import datetime
 from typing import Mapping
 
 from console.controller.state import RolloutState
+from console.metric_catalogue import CATALOGUE, label
 from console.metrics.base import TrackValues
 from console.narrate import rollout_clock
 from console.plan.checks import Check
 from console.plan.model import RolloutPlan, Stage
-from console.units import LATENCY_METRICS, format_metric_value, shown_as_percent
+from console.units import format_metric_value, shown_as_percent
 from widgets.chart_screen import ChartData, Limit
 from widgets.checklist import ChecklistItem
-from widgets.metric_table import MetricRow
+from widgets.metric_table import MetricRow, Verdict
 from widgets.stage_track import StageInfo, StageStatus, TrackState
 
 
@@ -131,47 +132,40 @@ def _limit_checks(plan: RolloutPlan, state: RolloutState, metric: str) -> list[t
     return checks
 
 
-LABELS = {
-    "error_rate": "errors",
-    "success_rate": "success",
-    "latency_p50": "p50",
-    "latency_p95": "p95",
-    "latency_p99": "p99",
-    "health_check_failures": "hc fails",
-    "memory_oom_kills": "OOM kills",
-    "throughput": "req/s",
-}
-
-
 def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, datetime]) -> list[MetricRow]:
     rows = []
     for metric in plan.metric_names:
         history = state.history.get(metric, ())
         canary, stable = (history[-1][1], history[-1][2]) if history else (None, None)
-        checks = _limit_checks(plan, state, metric)
         percent = shown_as_percent(metric, plan.metrics.units)
-        limits = _limits(metric, LABELS.get(metric, metric), checks, percent)
+        shown = label(metric)
+        limits = _limits(metric, shown, _limit_checks(plan, state, metric), percent)
         trend = tuple(h[1] for h in history)
         if not history:
-            rows.append(MetricRow(metric, LABELS.get(metric, metric), (), "—", "—", verdict="idle", **limits))
-            continue
-        if canary is None:
-            rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, "no data", table_value(metric, stable, percent), verdict="nodata", **limits))
-            continue
-        verdict = "pass"
-        for kind, check in checks:
-            holds = check.holds(canary, stable)
-            if kind == "critical" and holds:
-                verdict = "fail"
-            elif kind == "criterion" and holds is False and verdict == "pass":
-                verdict = "warn"
-            elif kind == "warning" and holds and verdict == "pass":
-                verdict = "warn"
-        rows.append(MetricRow(metric, LABELS.get(metric, metric), trend, table_value(metric, canary, percent), table_value(metric, stable, percent), verdict=verdict, **limits))
+            rows.append(MetricRow(metric, shown, (), "—", "—", verdict="idle", **limits))
+        elif canary is None:
+            rows.append(MetricRow(metric, shown, trend, "no data", table_value(metric, stable, percent), verdict="nodata", **limits))
+        else:
+            rows.append(MetricRow(metric, shown, trend, table_value(metric, canary, percent), table_value(metric, stable, percent), verdict=row_verdict(state, metric), **limits))
     return rows
 
 
-def _limits(metric: str, label: str, checks: list[tuple[str, Check]], percent: bool) -> dict:
+ROW_VERDICTS: dict[str, Verdict] = {"pass": "pass", "inconclusive": "nodata", "unmet": "warn", "warning": "warn", "critical": "fail"}
+"""The controller's verdict on a metric (analysis.MetricVerdict) as the table marks it."""
+
+
+def row_verdict(state: RolloutState, metric: str) -> Verdict:
+    """The controller's verdict on `metric`, as its journal says: the last sample's, and the metric a
+    rollback or a pause names (a window that failed on its means among them). No check judged it: idle."""
+    verdict = ROW_VERDICTS.get(state.last_verdicts.get(metric, ""), "idle")
+    if state.phase in ("rolling_back", "rolled_back") and state.rollback_trigger == metric:
+        return "fail"
+    if state.phase == "paused" and state.paused_trigger == metric and verdict in ("idle", "pass"):
+        return "warn"
+    return verdict
+
+
+def _limits(metric: str, shown: str, checks: list[tuple[str, Check]], percent: bool) -> dict:
     """A row's limits, the pass condition apart from what acts: its cells, the line under the table
     (what acts first, the goal last: a narrow line cuts what the table shows anyway), and the band
     its trend is drawn in."""
@@ -184,7 +178,7 @@ def _limits(metric: str, label: str, checks: list[tuple[str, Check]], percent: b
         return " or ".join(compact_limit(c) + (f" ×{c.consecutive}" if c.consecutive > 1 else "") for c in of)
 
     parts = (("pauses", said(kinds["warning"])), ("rolls back", said(kinds["critical"])), ("must", " and ".join(map(compact_limit, kinds["criterion"]))))
-    detail = f"{label}: " + (" · ".join(f"{what} {limits}" for what, limits in parts if limits) or "no limit in this stage")
+    detail = f"{shown}: " + (" · ".join(f"{what} {limits}" for what, limits in parts if limits) or "no limit in this stage")
     return {"must": cell(kinds["criterion"]), "pauses": cell(kinds["warning"]), "rolls_back": cell(kinds["critical"]), "detail": detail, "band": trend_band(checks, percent)}
 
 
@@ -249,12 +243,15 @@ def checklist(plan: RolloutPlan, state: RolloutState) -> list[ChecklistItem]:
     return items
 
 
+CHART_UNITS = {"ms": "ms", "rps": "req/s"}
+"""A built-in metric's unit as a chart's title says it; percentages say %, other numbers "value"."""
+
+
 def unit_of(metric: str, percent: bool) -> str:
-    if metric in LATENCY_METRICS:
-        return "ms"
-    if percent:
-        return "%"
-    return "value"
+    known = CATALOGUE.get(metric)
+    if known and known.unit in CHART_UNITS:
+        return CHART_UNITS[known.unit]
+    return "%" if percent else "value"
 
 
 def chart_data(plan: RolloutPlan, state: RolloutState, metric: str, backfill: list[tuple[float, TrackValues]] = ()) -> ChartData:

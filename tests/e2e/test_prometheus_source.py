@@ -8,8 +8,9 @@ from typing import Callable
 
 import pytest
 
+from console.metric_catalogue import REQUEST_METRICS
 from console.metrics.base import Sample
-from console.metrics.prometheus import BUILTIN_METRICS, PrometheusSource
+from console.metrics.prometheus import PrometheusSource
 from console.plan.model import PrometheusSpec
 from tests.prometheus_server import DemoStack, free_port, wait_for_demo_rates
 
@@ -41,7 +42,7 @@ async def sample_until(
 async def test_a_sample_has_both_tracks_of_every_default_metric_in_canonical_units(demo_stack: DemoStack) -> None:
     source = make_source(demo_stack.prometheus.url)
     try:
-        sample = await source.sample(list(BUILTIN_METRICS), t=0.0, window_s=SAMPLE_WINDOW_S)
+        sample = await source.sample(list(REQUEST_METRICS), t=0.0, window_s=SAMPLE_WINDOW_S)
     finally:
         await source.close()
     assert sample.errors == ()
@@ -182,7 +183,7 @@ async def test_a_killed_prometheus_gives_none_and_an_error_then_values_again(pro
     wait_for_demo_rates(prometheus, APP)
     # Told the interval: its first sample comes after the kill, when the server cannot be asked.
     source = make_source(prometheus.url, scrape_interval_s=1.0)
-    metrics = list(BUILTIN_METRICS)
+    metrics = list(REQUEST_METRICS)
     try:
         prometheus.kill()
         down = await source.sample(metrics, t=0.0, window_s=SAMPLE_WINDOW_S)

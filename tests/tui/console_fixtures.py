@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
@@ -13,10 +14,16 @@ from console.flags.backends import FileBackend
 from console.flags.release import ReleaseFlags
 from console.flags.store import FlagStore
 from console.plan.model import RolloutPlan
-from console.runner import Rollout
+from console.controller.controller import Controller
+from console.runner import Rollout, plan_flags
+from console.supervisor.remote import RemoteController
 from console.targets.base import TargetError
 from console.tui.app import BrahmaApp, make_app
 from tests.conftest import sim_controller
+from tests.served_controller import HELD_AT, serving
+
+CONTROLLERS = ("in_process", "remote")
+"""Where a console's controller runs: in the console's process, or in its own behind the supervisor's socket."""
 
 
 def fixed_monotonic():
@@ -48,6 +55,20 @@ def console_app(
     if target is not None:
         controller.target = target
     return make_app(Rollout(controller, flags), demo=demo, read_only=read_only, keymap=keymap, actor="captain@laptop")
+
+
+@contextlib.asynccontextmanager
+async def console_on(where: str, plan: RolloutPlan, state_dir: Path) -> AsyncIterator[tuple[BrahmaApp, Controller]]:
+    """(a console, the controller it supervises) held at HELD_AT: the controller in the console (as in
+    brahma demo), or served on a real Unix socket by the supervisor's server and followed by a
+    RemoteController (as brahma run and attach do; the server runs in this process, on virtual time)."""
+    if where == "in_process":
+        app = console_app(plan, state_dir, stop_at=HELD_AT)
+        yield app, app.controller
+        return
+    async with serving(plan, state_dir, ready=lambda controller: True) as (controller, files, _):
+        rollout = Rollout(RemoteController(plan, files), plan_flags(plan, files.journal), detached=True)
+        yield make_app(rollout, actor="captain@laptop"), controller
 
 
 async def settle(pilot, app: BrahmaApp, until=lambda state: True, rounds: int = 200) -> None:

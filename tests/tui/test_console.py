@@ -10,7 +10,7 @@ from console.tui.keymap import KeymapError, load_keymap
 from tests.conftest import SAMPLES, plan_from
 from console.controller.clock import VirtualClock
 from console.controller.controller import EXIT_ROLLBACK_UNVERIFIED
-from tests.tui.console_fixtures import UnreachableRollbackTarget, console_app, settle
+from tests.tui.console_fixtures import CONTROLLERS, UnreachableRollbackTarget, console_app, console_on, settle
 from widgets.chart_screen import ChartScreen
 from widgets.confirm_screen import ConfirmScreen
 from widgets.keys_screen import KeysScreen
@@ -47,9 +47,9 @@ async def test_mid_stage_shows_stage_metrics_flags_and_the_rollback_bar(plan, tm
         assert app.query_one(RollbackBar).region.height == 3, "the rollback control is big and visible at 80x24"
 
 
-async def test_rollback_key_asks_then_rolls_back_on_enter(plan, tmp_path):
-    app = console_app(plan, tmp_path, stop_at=300)
-    async with app.run_test(size=SMALL) as pilot:
+@pytest.mark.parametrize("where", CONTROLLERS)
+async def test_rollback_key_asks_then_rolls_back_on_enter(plan, tmp_path, where):
+    async with console_on(where, plan, tmp_path) as (app, controller), app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, running)
         await pilot.press("ctrl+r")
         assert isinstance(app.screen, ConfirmScreen)
@@ -59,7 +59,7 @@ async def test_rollback_key_asks_then_rolls_back_on_enter(plan, tmp_path):
         assert state.phase == "rolled_back" and state.rollback_trigger == "operator"
         assert "captain@laptop" in state.rollback_reason
         assert app.query_one(RollbackBar).phase == "rolled_back"
-        assert app.controller.target.cluster.weight == 0
+        assert controller.target.cluster.weight == 0
         await pilot.pause()
         offered = {active.binding.action for active in app.screen.active_bindings.values()}
         assert not offered & {"promote", "promote_full", "pause"}, "a rolled-back release has nothing to promote or hold"
@@ -130,9 +130,9 @@ async def test_rollback_is_two_keys_from_a_chart(plan, tmp_path):
         assert app.controller.state.phase == "rolled_back"
 
 
-async def test_promote_pause_resume_and_promote_full(plan, tmp_path):
-    app = console_app(plan, tmp_path, stop_at=300)
-    async with app.run_test(size=SMALL) as pilot:
+@pytest.mark.parametrize("where", CONTROLLERS)
+async def test_promote_pause_resume_and_promote_full(plan, tmp_path, where):
+    async with console_on(where, plan, tmp_path) as (app, controller), app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, running)
         await pilot.press("p", "enter")
         await settle(pilot, app, lambda s: s.stage == 1)
@@ -145,7 +145,7 @@ async def test_promote_pause_resume_and_promote_full(plan, tmp_path):
         await settle(pilot, app, lambda s: s.phase == "running")
         await pilot.press("P", "y")
         await settle(pilot, app, lambda s: s.stage == 3)
-        assert app.controller.target.cluster.weight == 100
+        assert controller.target.cluster.weight == 100
 
 
 async def test_promote_asks_first_saying_what_it_cuts_short(plan, tmp_path):
@@ -263,13 +263,13 @@ async def test_help_lists_every_key(plan, tmp_path):
         assert not isinstance(app.screen, KeysScreen)
 
 
-async def test_gate_waits_for_sign_off_and_records_who(tmp_path):
-    app = console_app(plan_from(GATED), tmp_path, stop_at=120)
-    async with app.run_test(size=SMALL) as pilot:
+@pytest.mark.parametrize("where", CONTROLLERS)
+async def test_gate_waits_for_sign_off_and_records_who(tmp_path, where):
+    async with console_on(where, plan_from(GATED), tmp_path) as (app, controller), app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, lambda s: "code review" in s.preflight and "tests" in s.preflight)
         assert app.controller.state.phase == "preflight"
         assert app.query_one(StageTrack).track.state == "PRE-FLIGHT: waiting for sign-off (s)"
-        assert app.controller.target.cluster.changes == [], "the deploy cannot start before the gate passes"
+        assert controller.target.cluster.changes == [], "the deploy cannot start before the gate passes"
         await pilot.press("s")
         await settle(pilot, app, running)
         assert app.controller.state.preflight["code review"].by == "captain@laptop"

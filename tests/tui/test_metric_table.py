@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from console.controller import events as ev
 from console.controller.state import RolloutState
 from console.plan import load_plan
+from console.plan.checks import Check
 from console.tui import view
 from console.units import shown_as_percent
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, plan_from
 from tests.tui.console_fixtures import console_app, settle
 from widgets.sparkline_text import sparkline
 
@@ -88,3 +90,46 @@ async def test_a_business_metric_declared_a_percentage_reads_as_one(tmp_path):
         payments = cells(app.query_one("#metrics"), "payment_success_rate")
         assert (payments["canary"], payments["stable"], payments["must"]) == ("99.4%", "99.5%", ">98%")
         assert "<95%" in (payments.get("rolls_back") or payments["trigger"]), "its trigger as written"
+
+
+THIN_TRAFFIC = "app: checkout\nimage: r/checkout:2.4.1\nanalysis:\n  min_requests: 100000\n"
+FAILING_CANARY = "name: failing\nseed: 3\nstable: {error_rate: 0.0001, latency_p99_ms: 240, rps: 2000}\ncanary: {error_rate: 0.03, latency_p99_ms: 1500}\n"
+
+
+async def test_a_metric_the_controller_set_aside_on_too_little_traffic_reads_inconclusive_not_red(tmp_path):
+    """The canary fails 3% of requests, but serves 1,000 a sample where min_requests is 100,000: the
+    controller sets its rates and latencies aside (inconclusive) and rolls nothing back; the table says so."""
+    scenario = tmp_path / "failing.yaml"
+    scenario.write_text(FAILING_CANARY)
+    app = console_app(plan_from(THIN_TRAFFIC), tmp_path, scenario=str(scenario), stop_at=20)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, lambda s: s.last_sample_t == 20)
+        state = app.controller.state
+        assert state.phase == "running" and state.last_verdict == "inconclusive", "the controller judged nothing on so few requests"
+        table = app.query_one("#metrics")
+        for metric in ("error_rate", "latency_p99", "success_rate"):
+            row = cells(table, metric)
+            assert row["verdict"] == "?", f"{metric}: the controller's inconclusive, not a breach of the console's own"
+        measured = state.history["error_rate"][-1][1]
+        assert measured > 0.01 and cells(table, "error_rate")["canary"] == view.table_value("error_rate", measured, True), "what was measured still shows"
+
+
+def test_the_table_marks_what_the_controller_journaled_and_judges_nothing_itself(plan, monkeypatch):
+    """Values the console would judge otherwise, marked as the journal says: a breach of the controller's
+    where the value looks fine, inconclusive where it looks bad; a metric no check judged is not passed."""
+    monkeypatch.setattr(Check, "holds", lambda *args: pytest.fail("the console judged a metric itself"))
+    state = RolloutState()
+    state.apply(ev.StageStarted(0.0, stage=0, stage_name="5%", weight=5, observe_s=600.0))
+    values = {"error_rate": 0.0002, "latency_p99": 900.0, "success_rate": 0.999, "cpu": 0.3, "latency_p50": 40.0}
+    verdicts = {"error_rate": "critical", "latency_p99": "inconclusive", "success_rate": "unmet", "cpu": "pass"}
+    metrics = {metric: {"canary": value, "stable": value} for metric, value in values.items()}
+    state.apply(ev.SampleTaken(10.0, stage=0, metrics=metrics, requests=20.0, verdict="breach", verdicts=verdicts))
+
+    def marks() -> dict[str, str]:
+        return {row.name: row.verdict for row in view.metric_rows(plan, state, {}) if row.name in values}
+
+    assert marks() == {"error_rate": "fail", "latency_p99": "nodata", "success_rate": "warn", "cpu": "pass", "latency_p50": "idle"}
+    state.apply(ev.Paused(10.0, reason="no window data for latency_p50", trigger="latency_p50"))
+    assert marks()["latency_p50"] == "warn", "the metric a pause names"
+    state.apply(ev.RollbackStarted(10.0, reason="5% window failed: cpu mean ...", trigger="cpu"))
+    assert marks()["cpu"] == "fail", "the metric a rollback names, a window's failure on its mean among them"

@@ -1,0 +1,81 @@
+"""A rollout's controller as a console sees it, wherever it runs.
+
+`Controller` (in the console's own process: `brahma demo`, the tests) and the supervisor's
+`RemoteController` (a detached controller followed over its socket: `brahma run`, `brahma attach`)
+both are one. The console reads the state they fold from the same journal, and talks to them only
+through what is here; what one of them can do beside it is a protocol of its own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # annotations only: the console's first frame imports this
+    from console.controller.controller import FlagChangeRecord
+    from console.controller.events import Event
+    from console.controller.state import RolloutState
+    from console.metrics.base import HistoryPoint
+    from console.plan.model import RolloutPlan
+
+
+class MetricHistory(Protocol):
+    """What a console asks of the controller's metric source: past values for its charts."""
+
+    async def history(self, metric: str, start_t: float, end_t: float, step_s: float) -> list[HistoryPoint]: ...
+
+
+@runtime_checkable
+class ControllerHandle(Protocol):
+    """The face every controller shows a console: its plan, the state folded from its events, its
+    events as they come, and the operators' commands going in."""
+
+    @property
+    def plan(self) -> RolloutPlan: ...
+
+    @property
+    def state(self) -> RolloutState:
+        """The fold of every event so far: what the console shows, verdicts included, is read here."""
+        ...
+
+    @property
+    def metrics(self) -> MetricHistory: ...
+
+    @property
+    def exit_code(self) -> int:
+        """What `brahma run` exits with for the rollout as it stands (design §3)."""
+        ...
+
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
+        """`listener` is told of every event after it is journaled."""
+
+    def submit(self, name: str, actor: str, argument: str = "") -> None:
+        """An operator's command (controller.COMMANDS), journaled with its actor."""
+
+    def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
+        """Journal flag changes a console made beside the rollout (the kill switch, the flag editor)."""
+
+    def now(self) -> float:
+        """The rollout's clock: seconds since the first stage started (t <= 0 before)."""
+        ...
+
+    def stop(self) -> None:
+        """The console is leaving: one in this process stops at its next step, one over a socket is
+        only left, and goes on supervising."""
+
+    async def run(self) -> int:
+        """Supervise (or follow) the rollout until it ends or `stop()`; the exit code."""
+        ...
+
+
+@runtime_checkable
+class JournalingHandle(ControllerHandle, Protocol):
+    """A controller in the console's own process: the console journals through it why it stops."""
+
+    def emit(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class ConnectedHandle(ControllerHandle, Protocol):
+    """A controller followed over its socket: it also tells the operator about the connection."""
+
+    def on_notice(self, listener: Callable[[str], None]) -> None: ...
