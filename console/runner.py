@@ -23,7 +23,6 @@ from console.flags.backends import FileBackend
 from console.flags.release import ReleaseFlags
 from console.flags.store import FlagStore
 from console.metrics.base import MetricSource
-from console.notify import Notifier
 from console.plan.defaults import kubernetes_weight_problem
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
@@ -31,6 +30,7 @@ from console.preflight import Gate, PreflightContext
 from console.targets.base import Target, TargetError
 
 if TYPE_CHECKING:
+    from console.notify import Notifier
     from console.targets.kube_lease import RolloutLease
     from console.supervisor.remote import RemoteController
 
@@ -261,6 +261,8 @@ def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, journal: 
         print(f"brahma: {controller.plan_changed}", file=sys.stderr)
     notifier = None
     if plan.notify:
+        from console.notify import Notifier  # its HTTP client loads only for a plan with webhooks
+
         # Deliveries journal through the controller; the controller never waits for them.
         notifier = Notifier(plan, controller.emit, controller.now)
         controller.subscribe(notifier)

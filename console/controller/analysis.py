@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import TYPE_CHECKING, Literal, Mapping
 
 from console.metric_catalogue import TRAFFIC_METRICS
 from console.metrics.base import Sample, TrackValues
 from console.plan.checks import Check
-from console.plan.model import Stage, Trigger
 from console.units import format_duration, format_metric_value
+
+if TYPE_CHECKING:
+    from console.plan.model import Stage, Trigger
 
 INCONCLUSIVE_STREAK = "inconclusive"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import events, work
@@ -25,8 +26,6 @@ from console.controller.controller import EXIT_ERROR, EXIT_INVALID
 from console.controller.handle import ConnectedHandle, ControllerHandle, JournalingHandle
 from console.metrics.base import TrackValues
 from console.narrate import describe, rollout_clock
-from console.runner import Rollout, close_rollout
-from console.sim.metrics import SimMetricSource
 from console.tui import view
 from console.tui.commands import RolloutCommands
 from console.tui.flag_editing import FlagEditing, flag_rows
@@ -42,6 +41,9 @@ from widgets.metric_table import MetricTable
 from widgets.rollback_bar import RollbackBar
 from widgets.stage_track import StageTrack
 from widgets.text_screen import TextScreen
+
+if TYPE_CHECKING:
+    from console.runner import Rollout
 
 HEADER_SIDES = 18
 """Cells of the header that are not its title: Textual's icon (8) and clock space (10)."""
@@ -96,7 +98,12 @@ class BrahmaApp(FlagEditing, App[int]):
         """The controller lives in its own process: quitting the console leaves it supervising."""
         self.read_only = read_only
         self.actor = actor or current_actor()
-        self.sim_metrics = self.controller.metrics if demo and isinstance(self.controller.metrics, SimMetricSource) else None
+        self.sim_metrics = None
+        """The demo's simulated canary, which the fault keys change."""
+        if demo:
+            from console.sim.metrics import SimMetricSource
+
+            self.sim_metrics = self.controller.metrics if isinstance(self.controller.metrics, SimMetricSource) else None
         self._dirty = True
         self._phase = ""
         self._last_seen: dict[str, datetime] = {}
@@ -482,6 +489,8 @@ class BrahmaApp(FlagEditing, App[int]):
             for worker in following:
                 worker.cancel()  # it may be waiting to restart a controller: nothing to finish
         else:
+            from console.runner import close_rollout
+
             await self.workers.wait_for_complete(following)
             await close_rollout(self.rollout)
         state = self.controller.state
@@ -514,6 +523,8 @@ def run_console(rollout: Rollout, *, read_only: bool = False, demo: bool = False
     if code is None:
         # The app ended without shutting down (a crash): close what it left open.
         if not rollout.detached:
+            from console.runner import close_rollout
+
             asyncio.run(close_rollout(rollout))
         return EXIT_ERROR
     return code
