@@ -24,7 +24,7 @@ from console.plan import load_plan_text
 from console.preflight import Gate, PreflightContext
 plan = load_plan_text(sys.argv[1], "bench.yaml")
 started = time.monotonic()
-[result] = asyncio.run(Gate(plan.preflight, PreflightContext(plan)).run(lambda result: None))
+[result] = asyncio.run(Gate(plan.preflight, PreflightContext(plan)).run_checks(lambda result: None))
 print(json.dumps({"status": result.status, "output": result.output, "seconds": time.monotonic() - started,
                   "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """

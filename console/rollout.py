@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console.controller.handle import ControllerHandle
-from console.controller.release_flags import ReleaseFlags
 from console.journal.events import ErrorRaised
-from console.journal.state import Phase
-from console.notify import Notifier
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: the console's first frame imports this module
+    from console.controller.handle import ControllerHandle
+    from console.controller.release_flags import ReleaseFlags
+    from console.journal.state import Phase
+    from console.notify import Notifier
     from console.targets.kube_lease import RolloutLease
 
 

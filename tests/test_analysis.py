@@ -14,6 +14,7 @@ from console.controller.analysis import (
     trigger_key,
 )
 from console.samples import Sample, TrackValues
+from console.units import format_duration
 from tests.conftest import plan_from
 
 PLAN = plan_from(
@@ -135,11 +136,11 @@ def test_reasons_say_what_breached():
     assert decision.reason.startswith("error_rate 3.1% > 1% (critical)")
 
 
-def window_of(*samples: Sample) -> WindowStats:
+def window_of(*samples: Sample, span_s: float = 10) -> WindowStats:
     window = WindowStats()
     for s in samples:
         judgement = judge_sample(s, STAGE, TRIGGERS, PLAN.min_requests)
-        window.add({m: {"canary": v.canary, "stable": v.stable} for m, v in s.values.items()}, not judgement.inconclusive)
+        window.add({m: {"canary": v.canary, "stable": v.stable} for m, v in s.values.items()}, not judgement.inconclusive, span_s)
     return window
 
 
@@ -150,14 +151,31 @@ def window_of(*samples: Sample) -> WindowStats:
         ([sample()] * 5 + [sample(error_rate=0.03)], "fail", "error_rate"),  # window mean 0.58% > 0.5%
         ([sample(latency_p99=TrackValues(300, 240))] * 6, "fail", "latency_p99"),  # 300 > 1.2 × 240
         ([sample(latency_p99=TrackValues(280, 240))] * 6, "pass", ""),
-        ([sample()] * 4, "inconclusive", "coverage"),  # 4 of 6 expected samples < 80%
+        ([sample()] * 4, "inconclusive", "coverage"),  # 40s of the 60s window < 80%
         ([sample()] * 4 + [sample(requests=1)] * 2, "inconclusive", "coverage"),
         ([sample()] * 5 + [sample(error_rate=0.004)], "pass", ""),
     ],
 )
 def test_window_judgement(samples, outcome, metric):
-    verdict = judge_window(STAGE, window_of(*samples), interval=10, min_coverage=0.8)
+    verdict = judge_window(STAGE, window_of(*samples), elapsed_s=60, min_coverage=0.8)
     assert (verdict.outcome, verdict.metric) == (outcome, metric), verdict.reason
+
+
+@pytest.mark.parametrize(
+    "samples, span_s, elapsed_s, outcome",
+    [
+        (4, 15, 60, "pass"),  # four late samples, each measuring the 15s since the one before: the window is covered
+        (5, 12, 60, "pass"),
+        (4, 10, 60, "inconclusive"),  # late but measuring only their interval: 20s of the window nobody measured
+        (6, 10, 90, "inconclusive"),  # the window's last sample 30s late: a hole at its end
+        (6, 10, 70, "pass"),  # 60s of 70s: 86%
+    ],
+)
+def test_window_coverage_is_the_share_of_its_time_samples_measured(samples, span_s, elapsed_s, outcome):
+    verdict = judge_window(STAGE, window_of(*[sample()] * samples, span_s=span_s), elapsed_s, min_coverage=0.8)
+    assert verdict.outcome == outcome, verdict.reason
+    if outcome == "inconclusive":
+        assert verdict.metric == "coverage" and f"covered only {format_duration(samples * span_s)} of the" in verdict.reason
 
 
 def test_window_memory_is_constant():
@@ -179,7 +197,7 @@ def test_judgement_never_crashes(samples):
     streaks, decision = run(samples)
     assert decision.action in ("continue", "pause", "rollback")
     assert all(isinstance(n, int) and n > 0 for n in streaks.values())
-    verdict = judge_window(STAGE, window_of(*samples), 10, 0.8)
+    verdict = judge_window(STAGE, window_of(*samples), 60, 0.8)
     assert verdict.outcome in ("pass", "fail", "inconclusive")
     for means in verdict.means.values():
         assert means.canary is None or math.isfinite(means.canary)

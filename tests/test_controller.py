@@ -2,17 +2,22 @@
 
 import asyncio
 import json
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from console.journal import events as ev
+from console.controller.clock import PacedClock
 from console.controller.controller import ControllerOptions
+from console.journal import events as ev
 from console.journal.journal import read_events
 from console.journal.state import Phase, read_state
+from console.samples import Sample, TrackValues
 from console.targets.base import TargetError
 from console.report import write_report
-from tests.conftest import plan_from, sim_controller
+from tests.conftest import ROOT, SAMPLES, plan_from, sim_controller
 
 
 def names(journal: Path) -> list[str]:
@@ -631,3 +636,176 @@ async def test_a_restarted_controller_does_not_re_apply_over_drift_nobody_accept
     assert [c["op"] for c in second.target.cluster.changes][-1] == "rollback"
     assert [c["weight"] for c in second.target.cluster.changes if c["op"] == "set_weight"] == [5, 25], "25% was not written over the 40%"
     assert len(of_type(second.journal.path, ev.DriftDetected)) == 1, "the restart found the same drift: not news"
+
+
+# --- listeners: a console widget or a notifier that fails never stops the rollout ----------------
+
+
+async def test_a_listener_that_raises_mid_step_is_journaled_and_the_rollout_reaches_its_end(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+
+    def broken_widget(event):
+        raise RuntimeError("widget gone")  # on every event, the errors it causes included
+
+    controller.subscribe(broken_widget)
+    assert await controller.run() == "completed"
+    journal = controller.journal.path
+    assert names(journal)[-2:] == ["completed", "error"] and controller.target.cluster.weight == 100
+    errors = of_type(journal, ev.ErrorRaised)
+    assert {e.where for e in errors} == {"listener test_a_listener_that_raises_mid_step_is_journaled_and_the_rollout_reaches_its_end.<locals>.broken_widget"}
+    assert errors[0].message == "on rollout_started: widget gone"
+    sample_errors = [e.t for e in errors if e.message == "on sample: widget gone"]
+    assert sample_errors and all(b - a >= 60 for a, b in zip(sample_errors, sample_errors[1:])), "the same failure at most once a minute"
+
+
+async def test_a_listener_that_raises_on_the_rollback_does_not_leave_the_canary_serving(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path, "error-spike")
+    controller.subscribe(lambda e: 1 / 0 if e.name == "rollback_started" else None)
+    assert await controller.run() == "rolled_back"
+    journal = controller.journal.path
+    assert names(journal)[-4:] == ["rollback_started", "error", "rollback_verified", "rolled_back"]
+    assert of_type(journal, ev.ErrorRaised)[0].message == "on rollback_started: division by zero"
+    assert controller.target.cluster.weight == 0 and controller.target.cluster.stable_image.endswith(":previous")
+
+
+class Killed(BaseException):
+    """The process dies (SIGKILL, the machine): nothing of the controller runs after it."""
+
+
+async def test_a_run_killed_right_after_a_window_held_moves_on_without_judging_it_again(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+
+    def kill_after_the_first_window(event):
+        if event.name == "stage_passed":
+            raise Killed
+
+    controller.subscribe(kill_after_the_first_window)
+    with pytest.raises(Killed):
+        await controller.run()
+    resumed = sim_controller(canary_plan, tmp_path)
+    assert await resumed.run() == "completed"
+    journal = resumed.journal.path
+    assert [e.stage for e in of_type(journal, ev.StagePassed)] == [0, 1, 2, 3], "the held window was journaled once"
+    assert [e.t for e in of_type(journal, ev.StageStarted)] == [0, 600, 1500, 2700]
+    assert [c["weight"] for c in resumed.target.cluster.changes] == [5, 25, 50, 100]
+
+
+# --- coverage by time: late samples that measure the time cost nothing; holes and no data do ----
+
+
+class SlowSource:
+    """A sim metric source whose answers take `took(n)` seconds of rollout time (n: the sample's number)."""
+
+    def __init__(self, inner, clock, took):
+        self.inner, self.clock, self.took = inner, clock, took
+        self.spans: list[float] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def sample(self, metrics, t, window_s):
+        self.spans.append(window_s)
+        await self.clock.wait_until(self.clock.now() + self.took(len(self.spans)), asyncio.Event())
+        return await self.inner.sample(metrics, t, window_s)
+
+
+@pytest.mark.parametrize("slower", [1.2, 1.5, 1.9])
+async def test_samples_landing_late_from_a_slow_source_still_cover_the_window(canary_plan, tmp_path, slower):
+    controller = sim_controller(canary_plan, tmp_path)
+    source = controller.metrics = SlowSource(controller.metrics, controller.clock, lambda n: slower * canary_plan.interval)
+    assert await controller.run() == "completed", "a healthy canary whose source is slower than the interval is promoted"
+    journal = controller.journal.path
+    assert not of_type(journal, ev.Paused)
+    assert max(source.spans) == pytest.approx(slower * canary_plan.interval), "each sample measured the time since the one before"
+    samples = of_type(journal, ev.SampleTaken)
+    assert len(samples) < 6300 / canary_plan.interval / 1.15, "fewer samples than the windows' length over the interval"
+
+
+async def test_a_source_with_holes_longer_than_two_intervals_gives_low_coverage_and_is_never_promoted(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    controller.metrics = SlowSource(controller.metrics, controller.clock, lambda n: 60 if n % 4 == 0 else 0)  # a minute's hole every fourth sample
+    assert await controller.run() == "rolled_back"
+    journal = controller.journal.path
+    paused = of_type(journal, ev.Paused)[0]
+    assert paused.trigger == "coverage" and "usable data covered only" in paused.reason, paused.reason
+    assert not of_type(journal, ev.StagePassed) and [e.weight for e in of_type(journal, ev.StageStarted)] == [5]
+
+
+class GappySource:
+    """A sim metric source with no data on every `every`-th sample: missing samples, truly."""
+
+    def __init__(self, inner, every: int):
+        self.inner, self.every, self.count = inner, every, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def sample(self, metrics, t, window_s):
+        self.count += 1
+        if self.count % self.every == 0:
+            return Sample({m: TrackValues(None, None) for m in metrics}, None, ("no data in the range",))
+        return await self.inner.sample(metrics, t, window_s)
+
+
+async def test_a_source_missing_samples_gives_low_coverage_and_is_never_promoted(canary_plan, tmp_path):
+    controller = sim_controller(canary_plan, tmp_path)
+    controller.metrics = GappySource(controller.metrics, every=3)  # a third missing, never three in a row
+    assert await controller.run() == "rolled_back"
+    journal = controller.journal.path
+    paused = of_type(journal, ev.Paused)[0]
+    assert paused.trigger == "coverage" and "(67% < 80%)" in paused.reason, paused.reason
+    assert paused.t == 600 and not of_type(journal, ev.StagePassed)
+
+
+# --- simulated time (--speed) never runs ahead of the controller ---------------------------------
+
+
+async def test_the_paced_clock_moves_only_while_the_controller_waits_and_at_most_at_its_speed():
+    wall = [100.0]
+    clock = PacedClock(speed=100, monotonic=lambda: wall[0])
+    clock.start(50)
+    wall[0] += 30  # the controller worked 30s of wall time: 3000s at speed 100, held back
+    assert clock.now() == 50
+    wake = asyncio.Event()
+    waiting = asyncio.create_task(clock.wait_until(60, wake))
+    await asyncio.sleep(0)
+    wall[0] += 0.05
+    assert clock.now() == pytest.approx(55)
+    wall[0] += 1
+    assert clock.now() == 60, "never past what the controller waits for"
+    wake.set()
+    await waiting
+    wall[0] += 30
+    assert clock.now() == 60
+
+
+class SlowController:
+    """A sim metric source that holds the wall clock: every sample costs `cost_s` of wall time, far past the interval."""
+
+    def __init__(self, inner, wall, cost_s):
+        self.inner, self.wall, self.cost_s = inner, wall, cost_s
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def sample(self, metrics, t, window_s):
+        self.wall[0] += self.cost_s
+        return await self.inner.sample(metrics, t, window_s)
+
+
+async def test_a_controller_slower_than_the_paced_clock_holds_it_back_and_misses_no_sample(canary_plan, tmp_path):
+    wall = [0.0]
+    speed = 1e6  # an interval is 10µs of wall time; each sample costs a second of it
+    controller = sim_controller(canary_plan, tmp_path, clock=PacedClock(speed, monotonic=lambda: wall[0]))
+    controller.metrics = SlowController(controller.metrics, wall, cost_s=1.0)
+    assert await controller.run() == "completed"
+    samples = [e.t for e in of_type(controller.journal.path, ev.SampleTaken)]
+    assert samples == pytest.approx([canary_plan.interval * n for n in range(1, len(samples) + 1)])
+    assert len(samples) == 6300 / canary_plan.interval
+
+
+def test_a_healthy_minimal_plan_at_speed_20000_is_promoted():
+    command = [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "minimal.yaml"), "--headless", "--speed", "20000", "--scenario", "healthy"]
+    with tempfile.TemporaryDirectory() as state_dir:
+        result = subprocess.run([*command, "--state-dir", state_dir], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import random
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 
 from console.journal import events as ev
 from console.controller.clock import VirtualClock
+from console.controller.controller import ControllerOptions
 from console.journal.journal import Journal, JournalError, read_events
 from tests.conftest import ROOT, SAMPLES, sim_controller
 
@@ -348,3 +350,142 @@ def test_a_journal_line_nested_past_the_json_parser_is_corruption_at_its_line(tm
     path.write_text('{"event":"resumed","t":1,"ts":"x"}\n' + "[" * 100_000 + "]" * 100_000 + '\n{"event":"resumed","t":2,"ts":"x"}\n')
     with pytest.raises(JournalError, match=r"r.jsonl:2: not a journal event"):
         list(read_events(path))
+
+
+# -- write-ahead by group commit: what is on disk before the target or the flag store is touched -----
+
+
+class Disk:
+    """What of a journal is on disk: its size at its last fsync (a machine going down loses the rest)."""
+
+    def __init__(self, monkeypatch, journal: Path):
+        self.journal, self.synced, self.fsyncs = journal, 0, 0
+        fsync = os.fsync
+
+        def counted(fd: int) -> None:
+            fsync(fd)
+            if self.journal.exists() and os.path.samestat(os.fstat(fd), self.journal.stat()):
+                self.synced, self.fsyncs = os.fstat(fd).st_size, self.fsyncs + 1
+
+        monkeypatch.setattr(os, "fsync", counted)
+
+    def events(self) -> list[ev.Event]:
+        on_disk = self.journal.with_name("on-disk.jsonl")
+        on_disk.write_bytes(self.journal.read_bytes()[: self.synced])
+        return list(read_events(on_disk))
+
+    def holds_everything(self) -> bool:
+        return self.synced == self.journal.stat().st_size
+
+
+class WatchedTarget:
+    """A sim target that, at every action, notes whether the journal was on disk and what it said there."""
+
+    def __init__(self, inner, disk: Disk):
+        self.inner, self.disk, self.cluster = inner, disk, inner.cluster
+        self.actions: list[tuple[str, bool, str]] = []
+        """(action, everything journaled was on disk, the last event on disk)."""
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _note(self, action: str) -> None:
+        self.actions.append((action, self.disk.holds_everything(), self.disk.events()[-1].name))
+
+    async def prepare(self):
+        self._note("prepare")
+        return await self.inner.prepare()
+
+    async def set_weight(self, weight):
+        self._note(f"set_weight {weight}")
+        assert [e.weight for e in self.disk.events() if isinstance(e, ev.StageStarted)][-1] == weight, "the intent is on disk"
+        return await self.inner.set_weight(weight)
+
+    async def rollback(self, before):
+        self._note("rollback")
+        return await self.inner.rollback(before)
+
+    async def finish(self):
+        self._note("finish")
+        return await self.inner.finish()
+
+
+def journal_on_wall(controller, wall: list[float]) -> None:
+    """The controller's journal, its group commit reading the test's wall clock."""
+    controller.journal.close()
+    controller.journal = Journal(controller.journal.path, sync_every_s=controller.plan.interval, monotonic=lambda: wall[0])
+
+
+class WallPerSample:
+    """A sim metric source each of whose samples takes a second of wall time; the machine goes down at sample `down_at`."""
+
+    def __init__(self, inner, wall: list[float], down_at: int | None = None):
+        self.inner, self.wall, self.down_at, self.taken = inner, wall, down_at, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def sample(self, metrics, t, window_s):
+        self.taken += 1
+        self.wall[0] += 1.0
+        if self.taken == self.down_at:
+            raise MachineDown
+        return await self.inner.sample(metrics, t, window_s)
+
+
+class MachineDown(BaseException):
+    """Power lost: nothing of the controller runs after it, and the disk keeps only what was fsync'd."""
+
+
+@pytest.mark.parametrize("scenario", ["healthy", "error-spike"])
+async def test_the_journal_is_on_disk_before_every_action_and_synced_in_groups_otherwise(canary_plan, tmp_path, monkeypatch, scenario):
+    disk = Disk(monkeypatch, tmp_path / f"{canary_plan.name}.jsonl")
+    wall = [0.0]
+    flag_actions: list[tuple[str, bool]] = []
+
+    def flag_hook(action: str):
+        async def hook(actor: str, reason: str) -> list:
+            flag_actions.append((action, disk.holds_everything()))
+            return []
+
+        return hook
+
+    options = ControllerOptions(flag_setup=flag_hook("setup"), flag_hooks=[flag_hook("rollback")])
+    controller = sim_controller(canary_plan, tmp_path, scenario, options)
+    journal_on_wall(controller, wall)
+    target = controller.target = WatchedTarget(controller.target, disk)
+    source = controller.metrics = WallPerSample(controller.metrics, wall)
+    assert await controller.run() == ("completed" if scenario == "healthy" else "rolled_back")
+    assert all(on_disk for _, on_disk, _ in target.actions) and all(on_disk for _, on_disk in flag_actions), (target.actions, flag_actions)
+    if scenario == "healthy":
+        assert [a for a, _, _ in target.actions] == ["prepare", "set_weight 5", "set_weight 25", "set_weight 50", "set_weight 100", "finish"]
+    else:
+        assert ("rollback", True, "rollback_started") in target.actions and ("rollback", True) in flag_actions
+    assert disk.holds_everything(), "the rollout's end is on disk"
+    periodic_at_most = source.taken / canary_plan.interval + 1  # a second of wall time a sample: one sync per ten
+    assert disk.fsyncs <= periodic_at_most + len(target.actions) + len(flag_actions) + 2, (disk.fsyncs, controller.journal.count)
+
+
+@pytest.mark.parametrize("down_at", [5, 63, 157, 404, 628])
+async def test_a_machine_down_loses_only_unsynced_samples_which_the_next_run_takes_again(canary_plan, tmp_path, monkeypatch, down_at):
+    journal = tmp_path / f"{canary_plan.name}.jsonl"
+    disk = Disk(monkeypatch, journal)
+    wall = [0.0]
+    first = sim_controller(canary_plan, tmp_path)
+    journal_on_wall(first, wall)
+    first.metrics = WallPerSample(first.metrics, wall, down_at=down_at)
+    with pytest.raises(MachineDown):
+        await first.run()
+    written = list(read_events(journal))
+    os.truncate(journal, disk.synced)  # the machine came back with what was on disk
+    lost = [e.t for e in written[len(list(read_events(journal))):] if isinstance(e, ev.SampleTaken)]
+    assert lost, "the crash lost samples that were journaled but not yet on disk"
+
+    second = sim_controller(canary_plan, tmp_path)
+    assert await second.run() == "completed"
+    events = list(read_events(journal))
+    assert stage_starts(journal) == [0, 1, 2, 3]
+    assert [c["weight"] for c in second.target.cluster.changes] == [5, 25, 50, 100], "every traffic shift happened exactly once"
+    taken = [e.t for e in events if isinstance(e, ev.SampleTaken)]
+    assert set(lost) <= set(taken) and len(taken) == len(set(taken)), "the lost samples were taken again, each once"
+    assert [e.stage for e in events if isinstance(e, ev.StagePassed)] == [0, 1, 2, 3]

@@ -67,6 +67,23 @@ async def test_a_console_sees_the_story_so_far_then_what_happens_live(canary_pla
     assert console.task.result() == remote.state.phase
 
 
+async def test_a_console_takes_the_journal_from_the_state_dir_before_the_socket_and_is_sent_only_what_follows(canary_plan, served):
+    controller, files, _ = served
+    remote = RemoteController(canary_plan, files)
+    seen: list[ev.Event] = []
+    remote.subscribe(seen.append)
+    following = asyncio.create_task(remote.run())
+    await asyncio.sleep(0)  # one turn of the loop: no answer can have come over the socket yet
+    journal = list(read_events(files.journal))
+    assert remote.state.stage == 0 and remote.state.phase == "running", "the console's first frame shows where the rollout is"
+    assert seen == journal
+    await until(lambda: remote.pid is not None)
+    assert len(remote.state.history["error_rate"]) == len(controller.state.history["error_rate"]), "nothing was taken twice"
+    assert [e.name for e in seen[:len(journal)]] == [e.name for e in journal]
+    remote.stop()
+    await following
+
+
 async def test_the_console_reads_the_controller_clock_from_live_events_once_the_gate_is_signed_off(tmp_path):
     plan = plan_from("app: checkout\nimage: r/checkout:2.4.1\npreflight:\n  - {name: code review, kind: manual}\n")
     waiting = lambda controller: "code review" in controller.state.preflight  # noqa: E731

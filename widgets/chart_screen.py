@@ -8,7 +8,6 @@ from typing import Literal
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
-from textual_plotext import PlotextPlot
 
 
 LimitKind = Literal["must", "pauses", "rolls back"]
@@ -75,7 +74,10 @@ class ChartScreen(ModalScreen[None]):
         self.data = data
 
     def compose(self) -> ComposeResult:
-        yield PlotextPlot()
+        from textual_plotext import PlotextPlot  # plotext loads with the first chart, not with the screen that offers it
+
+        self.plot = PlotextPlot()
+        yield self.plot
 
     def on_mount(self) -> None:
         self.draw(self.data)
@@ -83,7 +85,7 @@ class ChartScreen(ModalScreen[None]):
     def draw(self, data: ChartData) -> None:
         """Redraw with new data (the console calls this as samples arrive)."""
         self.data = data
-        plot = self.query_one(PlotextPlot)
+        plot = self.plot
         plt = plot.plt
         plt.clear_data()
         plt.title(f"{data.metric} ({data.unit}) — canary vs stable")

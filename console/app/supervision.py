@@ -7,6 +7,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from console.actor import current_actor
@@ -51,11 +52,11 @@ def launch_of(plan_path: Path, options: RunOptions, attended: bool) -> tuple[Lau
     return Launch.here(argv, {PROMETHEUS_USERINFO: f"the user:password of --prometheus {url}"}), {PROMETHEUS_USERINFO: userinfo}
 
 
-def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str]) -> int:
+def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], meanwhile: Callable[[], object] | None = None) -> int:
     """start_detached, the secrets in the environment: this process keeps them too, so that it can restart
     the controller (a console does when its controller dies under it)."""
     os.environ.update(secrets)
-    return start_detached(files, launch)
+    return start_detached(files, launch, meanwhile=meanwhile)
 
 
 def take_secrets(options: RunOptions) -> RunOptions:
@@ -133,12 +134,19 @@ def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read
                 say(f"resuming rollout {plan.name} from {journal}")
                 if changed:
                     say(changed)
-            start_launched(files, *launch_of(plan_path, options, attended=True))
+            # The console's modules load while the controller starts, on another core: it opens as the controller answers.
+            start_launched(files, *launch_of(plan_path, options, attended=True), meanwhile=load_console)
     except (JournalError, ResumeRefused) as error:
         return report_refusal(error)
     except SupervisorUnavailable as error:
         return report_unavailable(error)
     return attach_console(plan, files, read_only)
+
+
+def load_console() -> None:
+    """Import what the console needs to open (textual, its widgets, the remote controller)."""
+    import console.supervisor.remote  # noqa: F401
+    import console.tui.app  # noqa: F401
 
 
 def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> int:

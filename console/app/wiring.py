@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from console.atomic import write_refusal
-from console.controller.clock import Clock, RealClock, VirtualClock
 from console.app.problems import UsageError, say
+from console.controller.clock import Clock, PacedClock, RealClock, VirtualClock
 from console.controller.controller import Controller, ControllerOptions
 from console.journal.state import read_state
 from console.journal.state_dir import RolloutFiles
@@ -18,7 +18,6 @@ from console.flags.backends import FileBackend
 from console.controller.release_flags import ReleaseFlags
 from console.flags.store import FlagStore
 from console.metrics.base import MetricSource
-from console.notify import Notifier
 from console.plan.defaults import kubernetes_weight_problem
 from console.plan.model import RolloutPlan
 from console.preflight import Gate, PreflightContext
@@ -69,7 +68,9 @@ def choose_kinds(plan: RolloutPlan, options: RunOptions) -> tuple[str, str]:
 def build_clock(options: RunOptions) -> Clock:
     if options.fast:
         return VirtualClock()
-    return RealClock(options.speed or 1.0)
+    if options.speed:
+        return PacedClock(options.speed)
+    return RealClock()
 
 
 def previous_image(image: str) -> str:
@@ -208,6 +209,8 @@ def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, files: Ro
         say(controller.plan_changed)
     notifier = None
     if plan.notify:
+        from console.notify import Notifier  # its HTTP client loads only for a plan with webhooks
+
         # Deliveries journal through the controller; the controller never waits for them.
         notifier = Notifier(plan, controller.emit, controller.now)
         controller.subscribe(notifier)

@@ -7,16 +7,17 @@ once, when it ends, on its means.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import TYPE_CHECKING, Literal, Mapping
 
 from console.journal.window import WindowStats
 from console.metric_catalogue import TRAFFIC_METRICS
 from console.plan.checks import Check
-from console.plan.model import Stage, Trigger
 from console.samples import Sample, TrackValues
-from console.units import format_metric_value
+from console.units import format_duration, format_metric_value
+
+if TYPE_CHECKING:
+    from console.plan.model import Stage, Trigger
 
 INCONCLUSIVE_STREAK = "inconclusive"
 
@@ -147,13 +148,19 @@ class WindowJudgement:
     """The first metric that failed or had no data."""
 
 
-def judge_window(stage: Stage, window: WindowStats, interval: float, min_coverage: float) -> WindowJudgement:
-    """Whether the whole window held the stage's criteria, judged on its means and its coverage."""
+def judge_window(stage: Stage, window: WindowStats, elapsed_s: float, min_coverage: float) -> WindowJudgement:
+    """Whether the whole window held the stage's criteria, judged on its means and its coverage.
+
+    Coverage is the share of the window's time (`elapsed_s`, from its start to its last sample, at least
+    the stage's observe) that conclusive samples measured: samples landing late cost nothing while they
+    measure the time since the one before, and a hole or an inconclusive sample costs its time.
+    """
     means = window.means()
-    expected = max(1, math.floor(stage.observe / interval + 1e-9))
-    coverage = window.conclusive / expected
-    if coverage < min_coverage:
-        reason = f"only {window.conclusive} of {expected} samples had usable data ({coverage:.0%} < {min_coverage:.0%})"
+    length = max(stage.observe, elapsed_s)
+    coverage = window.covered_s / length if length > 0 else 1.0
+    if coverage < min_coverage - 1e-9:
+        covered = format_duration(window.covered_s)
+        reason = f"usable data covered only {covered} of the {format_duration(length)} window ({coverage:.0%} < {min_coverage:.0%})"
         return WindowJudgement("inconclusive", reason, means, "coverage")
     failed: list[tuple[str, str]] = []
     unknown: list[str] = []

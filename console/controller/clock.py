@@ -1,4 +1,4 @@
-"""The rollout's clock: real (optionally sped up) for people, virtual for tests and --fast.
+"""The rollout's clock: real for a release, paced for the simulator's --speed, virtual for tests and --fast.
 
 Readings are seconds on the rollout clock `t` (0 when the first stage starts). The controller
 never reads time any other way, so a virtual clock runs a two-hour rollout in milliseconds.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 class Clock(Protocol):
@@ -27,21 +27,22 @@ class Clock(Protocol):
 
 
 class RealClock:
-    """Wall time, `speed` times faster (the simulator's --speed)."""
+    """Wall time: a real release's pace."""
 
-    def __init__(self, speed: float = 1.0):
-        self.speed = speed
+    speed = 1.0
+
+    def __init__(self) -> None:
         self._base_t = 0.0
         self._base_monotonic = time.monotonic()
 
     def now(self) -> float:
-        return self._base_t + (time.monotonic() - self._base_monotonic) * self.speed
+        return self._base_t + time.monotonic() - self._base_monotonic
 
     def start(self, t: float) -> None:
         self._base_t, self._base_monotonic = t, time.monotonic()
 
     async def wait_until(self, t: float, wake: asyncio.Event) -> None:
-        delay = (t - self.now()) / self.speed
+        delay = t - self.now()
         if delay <= 0 or wake.is_set():
             await asyncio.sleep(0)
             return
@@ -49,6 +50,46 @@ class RealClock:
             await asyncio.wait_for(wake.wait(), delay)
         except TimeoutError:
             pass
+
+
+class PacedClock:
+    """Simulated time at `speed` times real time (the simulator's --speed) that never runs ahead of the controller.
+
+    It moves only while the controller waits, and then at most `speed` times as fast as the wall: a
+    controller (or a metric source) slower than that holds the simulated time back, where a clock that
+    ran on would make it miss the samples it fell behind on.
+    """
+
+    def __init__(self, speed: float, monotonic: Callable[[], float] = time.monotonic):
+        self.speed = speed
+        self._monotonic = monotonic
+        self._t = 0.0
+        """The reading where the controller's last wait ended; it stays there while the controller works."""
+        self._waiting: tuple[float, float] | None = None
+        """While the controller waits: when the wait began (monotonic) and the reading it waits for."""
+
+    def now(self) -> float:
+        if self._waiting is None:
+            return self._t
+        began, until = self._waiting
+        return min(until, self._t + (self._monotonic() - began) * self.speed)
+
+    def start(self, t: float) -> None:
+        self._t = t
+
+    async def wait_until(self, t: float, wake: asyncio.Event) -> None:
+        if t <= self._t or wake.is_set():
+            await asyncio.sleep(0)
+            return
+        self._waiting = (self._monotonic(), t)
+        reached_t = False
+        try:
+            await asyncio.wait_for(wake.wait(), (t - self._t) / self.speed)
+        except TimeoutError:
+            reached_t = True
+        finally:
+            self._t = t if reached_t else self.now()
+            self._waiting = None
 
 
 class VirtualClock:

@@ -38,6 +38,9 @@ ERROR_REPEATS_EVERY_S = 60.0
 """While the same error goes on, how often the journal is told how many more times it happened."""
 DRIFT_CHECK_TIMEOUT_S = 2.0
 """The longest a drift check may hold up a sample or a rollback (it is a few reads)."""
+SAMPLE_SPAN_LIMIT = 2
+"""A sample landing late measures at most this many intervals: a longer average would hide a spike the
+triggers must see, so a longer gap is a hole in the window's coverage."""
 
 class FlagChangeRecord(Protocol):
     flag: str
@@ -130,7 +133,8 @@ class Controller:
         self.plan_changed = check_resume(plan, self.state, path, self.options.target_kind)
         """Said when the plan was edited since the journal last ran it; ResumeRefused when it is another plan."""
         self.resumed = self.state.started and not self.state.finished
-        self.journal = Journal(path)
+        self.journal = Journal(path, sync_every_s=plan.interval)
+        """Group commit: on disk before every action (`_journal_to_disk`), else at most once per interval of wall time."""
         self._pending: list[PendingCommand] = []
         self._wake = asyncio.Event()
         self._rollback_pending = asyncio.Event()
@@ -153,6 +157,9 @@ class Controller:
         self._checks_began = 0.0
         self._arrived: list[CheckResult] = []
         """Check results in since the loop's last step: the next one journals them."""
+        self._listener_failures: dict[tuple[str, str], float] = {}
+        """When each listener's failure was last journaled."""
+        self._telling_listener_failure = False
 
     # -- talking out and in ----------------------------------------------------------------
 
@@ -204,10 +211,33 @@ class Controller:
     def _record(self, event: ev.Event) -> None:
         self.journal.append(event)
         self.state.apply(event)
+        failures = []
         for listener in self._listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception as error:  # a console widget or a notifier that fails must not stop the rollout
+                failures.append((f"listener {_listener_name(listener)}", f"on {event.name}: {_error_text(error)}"))
         if isinstance(event, ev.ConsoleEvent):
             self._wake.set()  # a pause's deadline comes or goes with the people who can decide it
+        for where, message in failures:
+            self._listener_failed(where, message)
+
+    def _listener_failed(self, where: str, message: str) -> None:
+        """Journal a listener's failure, at most once a minute for the same one (a broken widget fails on every
+        event); a listener failing again on that error is not journaled again, which would never end."""
+        last = self._listener_failures.get((where, message))
+        if self._telling_listener_failure or (last is not None and self.now() < last + ERROR_REPEATS_EVERY_S):
+            return
+        self._listener_failures[(where, message)] = self.now()
+        self._telling_listener_failure = True
+        try:
+            self.emit(ev.ErrorRaised(self.now(), where=where, message=message))
+        finally:
+            self._telling_listener_failure = False
+
+    def _journal_to_disk(self) -> None:
+        """Write-ahead: what the journal says so far is on disk before the target or the flag store is touched."""
+        self.journal.sync()
 
     def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
         """Journal flag changes made beside the rollout (the kill switch, an editor)."""
@@ -239,6 +269,7 @@ class Controller:
             await self._stop_checks("supervision stopped; the check runs again when the rollout is taken up")
         if self._error_run is not None:
             self._write_repeats(self._error_run)
+        self._journal_to_disk()
         return state.phase
 
     def _rollout_started(self) -> ev.RolloutStarted:
@@ -270,7 +301,7 @@ class Controller:
         self._clock_started, self._clock_started_t = True, t
         if self.resumed:
             # A window with a hole in it was not observed whole: it starts again rather than pass on less.
-            missed = state.phase == Phase.RUNNING and t >= self._next_sample_t() + self.plan.interval
+            missed = state.phase == Phase.RUNNING and not state.window_held and t >= self._next_sample_t() + self.plan.interval
             self.emit(ev.SupervisionResumed(t, unwatched_s=round(unwatched, 3), window_restarted=missed, digest=plan_digest(self.plan)))
 
     async def _wait(self) -> None:
@@ -295,7 +326,7 @@ class Controller:
         state = self.state
         if state.finished or not self._clock_started:
             return None
-        if state.phase == Phase.ROLLING_BACK or state.stage < 0:
+        if state.phase == Phase.ROLLING_BACK or state.stage < 0 or (state.phase == Phase.RUNNING and state.window_held):
             return self.now()
         if self._weight_confirmed_for != state.stage:  # no samples before the stage's traffic is in place
             due = self.now() if self._shift_retry_at is None else self._shift_retry_at
@@ -350,6 +381,7 @@ class Controller:
         an alert), while the sign-offs already journaled stand.
         """
         if self.options.flag_setup is not None:
+            self._journal_to_disk()
             self.record_flag_changes(await self.options.flag_setup(self.actor, "created disabled before the deploy"))
         for item in self._gate.automated:
             self._journal_result(CheckResult.running(item))
@@ -418,7 +450,7 @@ class Controller:
             elif self.state.phase == Phase.ROLLING_BACK:
                 self._rollback_pacing.retry_now()  # the rollback still open: its next attempt now
             elif not self.state.phase.stable_serves_all:
-                await self._begin_rollback(f"rolled back by {rollback.actor}", "operator")
+                self._begin_rollback(f"rolled back by {rollback.actor}", "operator")
             return
         for command in pending:
             await self._apply_command(command)
@@ -455,10 +487,14 @@ class Controller:
             await self._finish_rollback()
             return
         if state.target_before is None:
+            self._journal_to_disk()
             before, changes = await self.target.prepare()
             self.emit(ev.TargetPrepared(self.now(), before=before, changes=changes))
         if state.stage < 0:
             await self._start_stage(0)
+            return
+        if state.phase == Phase.RUNNING and state.window_held:
+            await self._move_on()
             return
         if not state.active:
             return
@@ -471,7 +507,7 @@ class Controller:
         if deadline is not None and self.now() >= deadline - 1e-9:
             minutes = self.plan.pause_timeout / 60
             alone = "" if self.options.headless else " and nobody attached to decide"
-            await self._begin_rollback(f"paused {minutes:g}m with no decision{alone}: {state.paused_reason}", state.paused_trigger)
+            self._begin_rollback(f"paused {minutes:g}m with no decision{alone}: {state.paused_reason}", state.paused_trigger)
             return
         if in_place and self.now() >= self._next_sample_t() - 1e-9:
             await self._check_drift()
@@ -499,9 +535,10 @@ class Controller:
                 return False
             shifted = True
             if stage.flag_step is not None and self.options.flag_step is not None:
+                self._journal_to_disk()
                 self.record_flag_changes(await self.options.flag_step(stage.flag_step, self.actor))
         except RolloutFailed as error:  # waiting longer changes nothing: the stage has failed
-            await self._begin_rollback(f"{stage.name} ({stage.weight}%) cannot come up: {error}", error.trigger)
+            self._begin_rollback(f"{stage.name} ({stage.weight}%) cannot come up: {error}", error.trigger)
             return False
         except Exception as error:  # any target or flag store failure must reach the operator, not kill the loop
             where, trigger, what = ("flags", "flags", "the flag step failed") if shifted else ("target.set_weight", "target", "the target failed to shift traffic")
@@ -527,6 +564,7 @@ class Controller:
         """
         if self._rollback_pending.is_set():
             return False
+        self._journal_to_disk()
         shift = asyncio.create_task(self.target.set_weight(self.state.weight))
         rollback = asyncio.create_task(self._rollback_pending.wait())
         try:
@@ -568,7 +606,8 @@ class Controller:
         state, plan = self.state, self.plan
         stage = plan.stages[state.stage]
         t = self.now()
-        sample = await self.metrics.sample(plan.metric_names, t, plan.interval)
+        span = self._sample_span(t)
+        sample = await self.metrics.sample(plan.metric_names, t, span)
         judgement = judge_sample(sample, stage, plan.triggers, plan.min_requests)
         streaks, decision = decide(judgement, state.streaks, sample, plan.inconclusive_limit, pause_on_warning=state.phase == Phase.RUNNING)
         self.emit(
@@ -582,38 +621,54 @@ class Controller:
                 inconclusive=list(judgement.inconclusive),
                 errors=list(sample.errors),
                 streaks=streaks,
+                span_s=round(span, 6),
                 verdicts=dict(judgement.verdicts),
             )
         )
         if decision.action == "rollback":
-            await self._begin_rollback(decision.reason, decision.trigger)
+            self._begin_rollback(decision.reason, decision.trigger)
             return
         if decision.action == "pause":
             self.emit(ev.Paused(t, reason=decision.reason, trigger=decision.trigger))
             return
         if state.phase == Phase.RUNNING and t >= state.window_started_t + stage.observe - 1e-9:
-            await self._end_window()
+            self._end_window()
 
-    async def _end_window(self) -> None:
+    def _sample_span(self, t: float) -> float:
+        """The time a sample at `t` measures: its interval, or the time since the stage's last sample when it
+        lands late (a controller or a source slower than the interval), so late samples leave no hole in the
+        window; never more than SAMPLE_SPAN_LIMIT intervals, beyond which the gap is one."""
+        state, interval = self.state, self.plan.interval
+        last = state.last_sample_t
+        since_last = t - last if last is not None and last >= state.stage_started_t else interval
+        return min(max(interval, since_last), SAMPLE_SPAN_LIMIT * interval)
+
+    def _end_window(self) -> None:
+        """Journal the window's verdict; the loop's next step acts on it (moves on, or rolls back)."""
         state, plan = self.state, self.plan
         stage = plan.stages[state.stage]
-        verdict = judge_window(stage, state.window, plan.interval, plan.min_coverage)
         t = self.now()
+        verdict = judge_window(stage, state.window, t - state.window_started_t, plan.min_coverage)
         if verdict.outcome == "pass":
             summary = {m: {"canary": v.canary, "stable": v.stable} for m, v in verdict.means.items()}
             self.emit(ev.StagePassed(t, stage=state.stage, summary=summary))
-            if plan.waits_for_promote(state.stage, self.options.manual):
-                self.emit(ev.AwaitingPromote(t, stage=state.stage))
-            elif state.stage == len(plan.stages) - 1:
-                await self._complete()
-            else:
-                await self._start_stage(state.stage + 1)
         elif verdict.outcome == "fail" and not self.manual:
-            await self._begin_rollback(verdict.reason, verdict.metric)
+            self._begin_rollback(verdict.reason, verdict.metric)
         else:
             self.emit(ev.Paused(t, reason=verdict.reason, trigger=verdict.metric))
 
+    async def _move_on(self) -> None:
+        """The stage's window held: wait for a promote where the plan says so, else the next stage, or complete."""
+        state, plan = self.state, self.plan
+        if plan.waits_for_promote(state.stage, self.options.manual):
+            self.emit(ev.AwaitingPromote(self.now(), stage=state.stage))
+        elif state.stage == len(plan.stages) - 1:
+            await self._complete()
+        else:
+            await self._start_stage(state.stage + 1)
+
     async def _complete(self) -> None:
+        self._journal_to_disk()
         try:
             await self.target.finish()
         except Exception as error:  # the release is out; tidying up is reported, not fatal
@@ -622,11 +677,11 @@ class Controller:
 
     # -- rollback --------------------------------------------------------------------------
 
-    async def _begin_rollback(self, reason: str, trigger: str) -> None:
+    def _begin_rollback(self, reason: str, trigger: str) -> None:
+        """Journal the decision; the loop's next step rolls back (the step that takes a rollback up after a crash)."""
         self._rollback_began = self._monotonic()
         self._rollback_pacing, self._rollback_flags_off = RollbackPacing(), False
         self.emit(ev.RollbackStarted(self.now(), reason=reason, trigger=trigger))
-        await self._finish_rollback()
 
     async def _finish_rollback(self) -> None:
         """One attempt: traffic back to stable, flags off, the target read back, then stable's metrics.
@@ -660,6 +715,7 @@ class Controller:
 
         The read-back decides, even after a rollback call that failed: a call that failed tidying up
         (a leftover Service) with the traffic back on stable is done, and its error is journaled."""
+        self._journal_to_disk()
         try:
             await self.target.rollback(before)
             failed = ""
@@ -681,6 +737,7 @@ class Controller:
         reason = self.state.rollback_reason
         done = True
         for hook in self.options.flag_hooks:
+            self._journal_to_disk()
             try:
                 self.record_flag_changes(await hook(self.actor, f"rollback: {reason}"))
             except Exception as error:  # a flag store that fails must not stop the rollback
@@ -713,6 +770,10 @@ _NO_VALUES = TrackValues(None, None)
 
 def _error_text(error: Exception) -> str:
     return str(error) or type(error).__name__
+
+
+def _listener_name(listener: Callable[[ev.Event], None]) -> str:
+    return getattr(listener, "__qualname__", None) or type(listener).__qualname__
 
 
 def _finite(value: float | None) -> float | None:

@@ -129,6 +129,10 @@ class SampleTaken(Event):
     errors: list[str] = field(default_factory=list)
     streaks: dict[str, int] = field(default_factory=dict)
     """Breaches (and inconclusive samples) in a row so far, so a resumed run counts on."""
+    span_s: float | None = None
+    """The rollout time the sample measured, ending at `t`: its interval, or the time since the stage's last
+    sample when it lands late. Its share of an observation window counts as covered when it is conclusive;
+    None in older journals (covers nothing)."""
     verdicts: dict[str, str] = field(default_factory=dict)
     """metric → how this sample judged it (analysis.MetricVerdict): pass, inconclusive, unmet (a stage
     criterion: the window decides), warning or critical (that trigger's breach condition held). Only the

@@ -1,4 +1,9 @@
-"""The journal: append-only JSON lines, one event each, fsync'd, so a crash at any instant loads.
+"""The journal: append-only JSON lines, one event each, so a crash at any instant loads.
+
+Every line reaches the operating system as it is appended (a killed process loses nothing). It reaches
+the disk by group commit: `sync()` before the controller acts on the target or the flag store, at once
+for a rollback and a rollout's end, and otherwise at most once per `sync_every_s`; a machine that goes
+down loses at most the samples since, which the next run takes again.
 
 A process killed mid-write leaves at most one incomplete last line; loading drops it and the next
 append starts on a fresh line. A broken line anywhere else is corruption and is reported with its
@@ -9,12 +14,16 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from console.atomic import fsync_directory
 from console.private_files import make_state_dir, open_private
-from console.journal.events import Event, event_from_dict
+from console.journal.events import FINAL_EVENTS, Event, RollbackStarted, event_from_dict
+
+SYNCED_AT_ONCE = frozenset({*FINAL_EVENTS, RollbackStarted.name})
+"""Events on disk as soon as they are journaled: a rollback decided, and a rollout's end."""
 
 
 class JournalError(Exception):
@@ -43,10 +52,14 @@ def read_events(path: str | Path) -> Iterator[Event]:
 
 
 class Journal:
-    """An open journal: events are appended and fsync'd one by one."""
+    """An open journal: events are appended, and fsync'd in groups (every one when `sync_every_s` is 0)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, sync_every_s: float = 0.0, monotonic: Callable[[], float] = time.monotonic):
         self.path = Path(path)
+        self.sync_every_s = sync_every_s
+        self._monotonic = monotonic
+        self._synced_at = -float("inf")
+        self._unsynced = False
         make_state_dir(self.path.parent)
         new = not self.path.exists()
         self._file = os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "ab")
@@ -71,8 +84,17 @@ class Journal:
         line = json.dumps(event.to_dict(), separators=(",", ":"), allow_nan=False, default=str) + "\n"
         self._file.write(line.encode())
         self._file.flush()
-        os.fsync(self._file.fileno())
         self.count += 1
+        self._unsynced = True
+        if event.name in SYNCED_AT_ONCE or self._monotonic() >= self._synced_at + self.sync_every_s:
+            self.sync()
+
+    def sync(self) -> None:
+        """Every event appended so far on disk (write-ahead: before the target or the flag store is touched)."""
+        if self._unsynced and not self._file.closed:
+            os.fsync(self._file.fileno())
+            self._unsynced, self._synced_at = False, self._monotonic()
 
     def close(self) -> None:
+        self.sync()
         self._file.close()

@@ -77,6 +77,8 @@ class RolloutState:
     shifted_stage: int = -1
     """The last stage whose traffic share was confirmed in place (traffic_shifted)."""
     window: WindowStats = field(default_factory=WindowStats)
+    window_held: bool = False
+    """The stage's window held (stage_passed) and has not started again: the loop moves on from it."""
     streaks: dict[str, int] = field(default_factory=dict)
     last_sample_t: float | None = None
     last_t: float = 0.0
@@ -182,7 +184,7 @@ def _stage_started(state: RolloutState, event: ev.StageStarted) -> None:
         state.skipped_stages += [stage for stage in unpassed if stage not in state.passed_stages]
     state.phase, state.stage, state.weight = Phase.RUNNING, event.stage, event.weight
     state.stage_started_t = state.window_started_t = event.t
-    state.window = WindowStats()
+    state.window, state.window_held = WindowStats(), False
     state.streaks = {}
 
 
@@ -196,7 +198,9 @@ def _sample(state: RolloutState, event: ev.SampleTaken) -> None:
     state.last_verdict, state.last_verdicts, state.last_errors = event.verdict, event.verdicts, event.errors
     state.streaks = dict(event.streaks)
     if state.phase == Phase.RUNNING:
-        state.window.add(event.metrics, conclusive=not event.inconclusive)
+        # The part of the sample's span inside the window: the first one after a (re)start measured traffic before it.
+        covered = max(0.0, min(event.span_s or 0.0, event.t - state.window_started_t))
+        state.window.add(event.metrics, conclusive=not event.inconclusive, covered_s=covered)
     if not event.inconclusive:
         state.last_good_sample_t = event.t
     for metric, values in event.metrics.items():
@@ -206,6 +210,7 @@ def _sample(state: RolloutState, event: ev.SampleTaken) -> None:
 
 def _stage_passed(state: RolloutState, event: ev.StagePassed) -> None:
     state.passed_stages.append(event.stage)
+    state.window_held = True
 
 
 def _awaiting_promote(state: RolloutState, event: ev.AwaitingPromote) -> None:
@@ -222,7 +227,7 @@ def _resumed(state: RolloutState, event: ev.Resumed) -> None:
     state.phase, state.paused_reason = Phase.RUNNING, ""
     state.drift_accepted = list(state.drift)
     state.window_started_t = event.t
-    state.window = WindowStats()
+    state.window, state.window_held = WindowStats(), False
 
 
 def _supervision_resumed(state: RolloutState, event: ev.SupervisionResumed) -> None:

@@ -46,11 +46,15 @@ class WindowStats:
 
     samples: int = 0
     conclusive: int = 0
+    covered_s: float = 0.0
+    """Window time that conclusive samples measured: what coverage is judged on."""
     metrics: dict[str, MetricTotals] = field(default_factory=dict)
 
-    def add(self, metrics: Mapping[str, Mapping[str, float | None]], conclusive: bool) -> None:
+    def add(self, metrics: Mapping[str, Mapping[str, float | None]], conclusive: bool, covered_s: float) -> None:
+        """A sample's values; `covered_s`, the part of the window it measured (counted only when conclusive)."""
         self.samples += 1
         self.conclusive += conclusive
+        self.covered_s += covered_s if conclusive else 0.0
         for name, values in metrics.items():
             self.metrics.setdefault(name, MetricTotals()).add(values.get("canary"), values.get("stable"))
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from console.plan.model import PreflightSpec
-from console.preflight.checks import CHECKS
 from console.preflight.context import PreflightContext
 from console.printable import printable
 from console.redact import redact
@@ -107,6 +106,8 @@ class Gate:
         return GateVerdict(tuple(failed), tuple(unfinished), tuple(unsigned))
 
     async def _run_one(self, item: PreflightSpec) -> CheckResult:
+        from console.preflight.checks import CHECKS  # their HTTP and process clients load with the first check, not with the controller
+
         check = CHECKS.get(item.kind)
         if check is None:
             return CheckResult(item.name, item.kind, "error", item.required, f"{item.kind} checks are not available in this version")

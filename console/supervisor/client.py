@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from console.journal.journal import JournalError
 from console.journal.state import RolloutState, read_state
@@ -94,10 +94,11 @@ def answers(files: RolloutFiles) -> bool:
     return True
 
 
-def start_detached(files: RolloutFiles, launch: Launch, timeout: float = START_TIMEOUT_S) -> int:
+def start_detached(files: RolloutFiles, launch: Launch, timeout: float = START_TIMEOUT_S, meanwhile: Callable[[], object] | None = None) -> int:
     """Start `brahma supervise` in its own session (it outlives this terminal) and wait until it answers.
 
-    Returns the controller's pid. Its output goes to the rollout's log in the state dir.
+    Returns the controller's pid. Its output goes to the rollout's log in the state dir. `meanwhile` runs
+    once the controller is started, before the wait: a console loads itself while its controller starts.
     """
     make_state_dir(files.state_dir)
     with os.fdopen(open_private(files.log, os.O_WRONLY | os.O_APPEND), "ab") as log:
@@ -106,6 +107,8 @@ def start_detached(files: RolloutFiles, launch: Launch, timeout: float = START_T
             [sys.executable, "-m", "console.cli", "supervise", *launch.argv], env={**os.environ, **launch.environment},
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
         )
+    if meanwhile is not None:
+        meanwhile()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if answers(files):

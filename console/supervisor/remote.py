@@ -16,9 +16,9 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from console.journal import events as ev
 from console.controller.controller import FlagChangeRecord
-from console.journal.journal import read_events
+from console.journal import events as ev
+from console.journal.journal import JournalError, read_events
 from console.journal.state import Phase, RolloutState
 from console.samples import HistoryPoint
 from console.plan.model import RolloutPlan
@@ -139,6 +139,7 @@ class RemoteController:
     async def run(self) -> Phase:
         """Follow the controller until detached; a finished release with none is shown, and can still be undone.
         The rollout's phase when this console stopped following it."""
+        await self._read_journal()
         undo = False
         while not self._stopping:
             try:
@@ -199,14 +200,26 @@ class RemoteController:
                 await asyncio.sleep(RESTART_RETRY_S)
                 continue
             if pid is None:  # finished while nobody was connected: the journal tells the rest
-                for event in itertools.islice(read_events(self.files.journal), self._received, None):
-                    self._take(event)
+                await self._read_journal()
                 return False
             if self.pid is not None and pid != self.pid:
                 self._notice(f"controller restarted (pid {pid}); it resumes from the journal")
             self.pid = pid
             return True
         return False
+
+    async def _read_journal(self) -> None:
+        """The journal's events this console has not taken yet, read from the state dir: on attaching, the console
+        opens on where the rollout is (before its first frame, not after a replay over the socket), and the
+        attach asks the controller only for what follows. What cannot be read is left to the controller's replay."""
+        try:
+            events = read_events(self.files.journal) if self.files.journal.exists() else iter(())
+            for event in itertools.islice(events, self._received, None):
+                if self._received and self._received % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a long journal is taken in turns: the console's keys stay live
+                self._take(event)
+        except JournalError:
+            return
 
     async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         attach: dict[str, Any] = {"op": "attach", "from": self._received}

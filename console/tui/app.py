@@ -9,6 +9,7 @@ simulator or a 1 s sample interval never floods a slow SSH link.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import events, work
@@ -23,8 +24,6 @@ from console.journal import events as ev
 from console.journal.state import Phase
 from console.samples import TrackValues
 from console.narrate import describe, rollout_clock
-from console.rollout import Rollout, close_rollout
-from console.sim.metrics import SimMetricSource
 from console.tui import view
 from console.tui.commands import RolloutCommands
 from console.tui.flag_editing import FlagEditing, flag_rows
@@ -39,6 +38,9 @@ from widgets.metric_table import MetricTable
 from widgets.rollback_bar import RollbackBar
 from widgets.stage_track import StageTrack
 from widgets.text_screen import TextScreen
+
+if TYPE_CHECKING:
+    from console.rollout import Rollout
 
 HEADER_SIDES = 18
 """Cells of the header that are not its title: Textual's icon (8) and clock space (10)."""
@@ -89,7 +91,12 @@ class BrahmaApp(FlagEditing, App[str]):
         """The controller lives in its own process: quitting the console leaves it supervising."""
         self.read_only = read_only
         self.actor = actor or current_actor()
-        self.sim_metrics = self.controller.metrics if demo and isinstance(self.controller.metrics, SimMetricSource) else None
+        self.sim_metrics = None
+        """The demo's simulated canary, which the fault keys change."""
+        if demo:
+            from console.sim.metrics import SimMetricSource
+
+            self.sim_metrics = self.controller.metrics if isinstance(self.controller.metrics, SimMetricSource) else None
         self._dirty = True
         self._phase = ""
         self._last_seen: dict[str, datetime] = {}
@@ -474,6 +481,8 @@ class BrahmaApp(FlagEditing, App[str]):
             for worker in following:
                 worker.cancel()  # it may be waiting to restart a controller: nothing to finish
         else:
+            from console.rollout import close_rollout
+
             await self.workers.wait_for_complete(following)
             await close_rollout(self.rollout)
         self.exit(self.controller.state.phase)
