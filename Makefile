@@ -16,6 +16,8 @@ demo: $(STAMP)
 	$(VENV)/bin/brahma demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(PYTHON) -m pytest -q -n 2 --dist worksteal
 
 bench: $(STAMP)

@@ -39,10 +39,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from console.app.wiring import RunOptions, build_rollout  # noqa: E402
 from console.journal import events as ev  # noqa: E402
 from console.plan import load_plan  # noqa: E402
 from console.plan.model import RolloutPlan  # noqa: E402
-from console.app.wiring import RunOptions, build_rollout  # noqa: E402
 from console.rollout import close_rollout  # noqa: E402
 from testbed.prometheus_server import (  # noqa: E402
     SCRAPE_INTERVAL_S,
@@ -78,9 +78,7 @@ async def detection_latency_s(stack: DemoStack, plan: RolloutPlan, state_dir: Pa
         await asyncio.sleep(fault_delay_s)
         injected = time.time()
         await asyncio.to_thread(stack.demo.fault, "canary", error_rate=FAULT_ERROR_RATE)
-        rollback = await events.wait_for(
-            lambda e: isinstance(e, ev.RollbackStarted), "rollback_started", EVENT_TIMEOUT_S, len(events.seen)
-        )
+        rollback = await events.wait_for(lambda e: isinstance(e, ev.RollbackStarted), "rollback_started", EVENT_TIMEOUT_S, len(events.seen))
         if rollback.trigger not in INJECTED_BREACHES:
             raise RuntimeError(f"rolled back on {rollback.trigger}, not the injected error rate: {rollback.reason}")
     finally:

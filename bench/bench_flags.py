@@ -62,9 +62,7 @@ def kill_to_default_s(directory: Path) -> float:
     store = FlagStore(FileBackend(path))
     store.create(FLAG, actor="bench")
     store.set_percentage(FLAG, 100, actor="bench")
-    provider = FlagdProvider(
-        resolver_type=ResolverType.FILE, offline_flag_source_path=str(path), deadline_ms=POLL_INTERVAL_MS
-    )
+    provider = FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path), deadline_ms=POLL_INTERVAL_MS)
     domain = f"bench-{uuid.uuid4()}"
     api.set_provider_and_wait(provider, domain)
     client = api.get_client(domain)
@@ -128,10 +126,7 @@ def concurrent_writers(directory: Path) -> tuple[int, int, int]:
     finally:
         done.set()
         reader.join()
-    present = sum(
-        len(set(store.get(flag).allowed_users) & {f"{prefix}-{i}" for i in range(CHANGES_PER_WRITER)})
-        for prefix, flag in writers.items()
-    )
+    present = sum(len(set(store.get(flag).allowed_users) & {f"{prefix}-{i}" for i in range(CHANGES_PER_WRITER)}) for prefix, flag in writers.items())
     return len(writers) * CHANGES_PER_WRITER - present, invalid_reads[0], conflicts
 
 

@@ -35,13 +35,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.journal import events as ev  # noqa: E402
 from console.controller.controller import ControllerOptions  # noqa: E402
+from console.journal import events as ev  # noqa: E402
 from console.plan import load_plan  # noqa: E402
 from console.targets.kubernetes import KubernetesTarget  # noqa: E402
 from testbed import SAMPLES  # noqa: E402
-from testbed.kubernetes_support import deployments, event, image, kube_rollout  # noqa: E402
 from testbed.kube_emulator import KubeEmulator  # noqa: E402
+from testbed.kubernetes_support import deployments, event, image, kube_rollout  # noqa: E402
 
 RUNS = 7
 SAMPLES_MEASURED = 10

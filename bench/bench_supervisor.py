@@ -43,10 +43,10 @@ def resident_mb() -> float:
 
 def supervise_a_day(state_dir: str) -> None:
     """In the child: the supervisor's own server and controller over 24h of virtual time; prints RSS by hour mark."""
-    from console.journal import events as ev
-    from console.plan import load_plan_text
     from console.app.wiring import RunOptions, build_rollout
+    from console.journal import events as ev
     from console.journal.state_dir import RolloutFiles
+    from console.plan import load_plan_text
     from console.supervisor.server import SupervisorServer
 
     plan = load_plan_text(PLAN_24H, "monitor-24h.yaml")
@@ -80,8 +80,8 @@ def supervise_a_day(state_dir: str) -> None:
 
 def attach_after_a_day(state_dir: Path, plan_name: str) -> float:
     """Seconds from connecting to the console's state being current (the hello after the replay)."""
-    from console.plan import load_plan_text
     from console.journal.state_dir import RolloutFiles
+    from console.plan import load_plan_text
     from console.supervisor.remote import RemoteController
 
     remote = RemoteController(load_plan_text(PLAN_24H, "monitor-24h.yaml"), RolloutFiles(state_dir, plan_name))

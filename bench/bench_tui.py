@@ -116,8 +116,11 @@ def main() -> None:
     print(f"BENCH tui_confirm_latency_max_ms {max(latencies):.1f} ms")
     print(f"BENCH tui_bytes_per_s {bytes_per_s:.0f} B/s")
     print(f"BENCH tui_cpu_percent {cpu_percent:.2f} %")
-    print(f"bench_tui: first frames (s) run {' '.join(f'{t:.2f}' for t in run)}; attach {' '.join(f'{t:.2f}' for t in attach)}; "
-          f"bare {' '.join(f'{t:.2f}' for t in bare)}; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    print(
+        f"bench_tui: first frames (s) run {' '.join(f'{t:.2f}' for t in run)}; attach {' '.join(f'{t:.2f}' for t in attach)}; "
+        f"bare {' '.join(f'{t:.2f}' for t in bare)}; load average {os.getloadavg()[0]:.2f}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

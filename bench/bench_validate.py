@@ -54,7 +54,9 @@ def main() -> None:
         big_yaml = folder / "big.yaml"
         big_yaml.write_text(preflight_items(1 << 20, "  - {{name: check-{n}, kind: manual}}\n", "app: checkout\nimage: r/checkout:2.4.1\npreflight:\n"))
         big_hcl = folder / "big.hcl"
-        big_hcl.write_text(preflight_items(64 << 10, 'preflight {{\n  name = "check-{n}"\n  kind = "manual"\n}}\n', 'app = "checkout"\nimage = "r/checkout:2.4.1"\n'))
+        big_hcl.write_text(
+            preflight_items(64 << 10, 'preflight {{\n  name = "check-{n}"\n  kind = "manual"\n}}\n', 'app = "checkout"\nimage = "r/checkout:2.4.1"\n')
+        )
         huge = folder / "huge.yaml"
         with open(huge, "w") as file:
             file.write("app: checkout\nimage: r/checkout:2.4.1\n")

@@ -128,8 +128,9 @@ def compare(a: Path, b: Path) -> int:
     manifests = [json.loads((recording / MANIFEST).read_text()) for recording in (a, b)]
     places = [{manifest["directory"]: "<recording>", manifest["repository"]: "<repository>"} for manifest in manifests]
     runs = [{(run["plan"], run["scenario"]): run for run in manifest["runs"]} for manifest in manifests]
-    differences = [f"{plan} {scenario}: recorded only in {(a, b)[0 if key in runs[0] else 1]}"
-                   for key in sorted(set(runs[0]) ^ set(runs[1])) for plan, scenario in [key]]
+    differences = [
+        f"{plan} {scenario}: recorded only in {(a, b)[0 if key in runs[0] else 1]}" for key in sorted(set(runs[0]) ^ set(runs[1])) for plan, scenario in [key]
+    ]
     for key in sorted(set(runs[0]) & set(runs[1])):
         differences += compare_run(a, b, runs[0][key], runs[1][key], *places)
     for line in differences:

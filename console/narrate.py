@@ -87,7 +87,9 @@ def console_detached(event: ev.ConsoleDetached) -> str:
 
 def rollback_failed(event: ev.RollbackFailed) -> str:
     """`the target failed to roll back (3 attempts, 1m): ...`: what the journal says of an open rollback."""
-    what = {"rollback": "the target failed to roll back", "read_back": "the target could not be read back"}.get(event.reason, "the target does not serve stable alone")
+    what = {"rollback": "the target failed to roll back", "read_back": "the target could not be read back"}.get(
+        event.reason, "the target does not serve stable alone"
+    )
     tries = f"{event.attempts} attempt{'s' if event.attempts != 1 else ''}" + (f", {format_duration(event.since_s)}" if event.since_s else "")
     return f"{what} ({tries}): {event.detail}"
 

@@ -25,9 +25,10 @@ import json
 import os
 import urllib.error
 import urllib.request
-from http.client import HTTPException
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from http.client import HTTPException
+from typing import Any
 from urllib.parse import urlsplit
 
 from console.journal import events as ev

@@ -10,7 +10,8 @@ to its end.
 from __future__ import annotations
 
 import os
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 
 class GuardedStream:

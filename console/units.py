@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from console.metric_catalogue import FRACTION_METRICS, LATENCY_METRICS
 
@@ -100,8 +100,10 @@ def parse_metric_value(metric: str, value: object, unit: str | None = None) -> f
         return round(number / 100.0, 12)
     if unit == "fraction":
         if not 0 <= number <= 1:
-            raise UnitError(f"{metric}'s limits are fractions from 0 to 1 (metrics.units.{metric}: fraction), got {value!r}: "
-                            f"write {_shown(number / 100)} for {_shown(number)}%, or \"{_shown(number)}%\"")
+            raise UnitError(
+                f"{metric}'s limits are fractions from 0 to 1 (metrics.units.{metric}: fraction), got {value!r}: "
+                f'write {_shown(number / 100)} for {_shown(number)}%, or "{_shown(number)}%"'
+            )
         return number
     raise UnitError(_bare_percentage(metric, number, value))
 
@@ -112,9 +114,11 @@ def _bare_percentage(metric: str, number: float, value: object) -> str:
     if not 0 <= number <= 100:
         return f"{unitless}; a percentage is from 0% to 100%"
     if number > 1 or number == 0:
-        return f"{unitless}: write \"{_shown(number)}%\" for {_shown(number)} percent"
-    return (f"{unitless}: write \"{_shown(number * 100)}%\" if {_shown(number)} is a fraction, \"{_shown(number)}%\" if it is a "
-            f"percentage, or declare metrics.units.{metric}: fraction to write this metric's limits as fractions")
+        return f'{unitless}: write "{_shown(number)}%" for {_shown(number)} percent'
+    return (
+        f'{unitless}: write "{_shown(number * 100)}%" if {_shown(number)} is a fraction, "{_shown(number)}%" if it is a '
+        f"percentage, or declare metrics.units.{metric}: fraction to write this metric's limits as fractions"
+    )
 
 
 def _shown(number: float) -> str:

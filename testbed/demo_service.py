@@ -23,11 +23,11 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from statistics import NormalDist
-from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -39,7 +39,25 @@ LATENCY_SIGMA = 0.5
 CLIENT_ERROR_SHARE = 0.02
 """404s in every track's traffic: client errors that must not count as failures."""
 LATENCY_BUCKETS_S = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    10.0,
 )
 _GOLDEN_RATIO_FRACTION = (math.sqrt(5) - 1) / 2
 _STANDARD_NORMAL = NormalDist()
@@ -96,9 +114,7 @@ class DemoService:
     def __init__(self, app: str, profiles: dict[str, TrackProfile], spike_error_rate: float) -> None:
         self.app = app
         self.registry = CollectorRegistry()
-        self._requests = Counter(
-            "http_requests", "Requests served.", ["app", "track", "code"], registry=self.registry
-        )
+        self._requests = Counter("http_requests", "Requests served.", ["app", "track", "code"], registry=self.registry)
         self._duration = Histogram(
             "http_request_duration_seconds",
             "Time to serve a request.",

@@ -20,9 +20,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from console.journal import events as ev
 from console.controller.clock import Clock, VirtualClock
 from console.controller.controller import Controller, ControllerOptions
+from console.journal import events as ev
 from console.journal.journal import read_events
 from console.journal.state import Phase
 from console.journal.state_dir import RolloutFiles
@@ -137,7 +137,13 @@ def kube_rollout(
     share = _TrafficShare()
     metrics = SimMetricSource(load_scenario(scenario), share)  # type: ignore[arg-type]
     controller = Controller(
-        plan, target, metrics, RolloutFiles(state_dir, plan.name).journal, VirtualClock(), options or ControllerOptions(), actor="tester@host",
+        plan,
+        target,
+        metrics,
+        RolloutFiles(state_dir, plan.name).journal,
+        VirtualClock(),
+        options or ControllerOptions(),
+        actor="tester@host",
         wall_clock=wall_clock,
     )
     share.controller = controller

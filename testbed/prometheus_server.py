@@ -28,15 +28,16 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import pytest
 
-from console.journal import events as ev
 from console.controller.controller import Controller
+from console.journal import events as ev
 from console.metrics.prometheus import RATE_WINDOW_SCRAPES
 from testbed import ROOT
 
@@ -96,7 +97,6 @@ def _http_json(url: str, method: str = "GET", timeout_s: float = 5.0) -> dict:
         return json.load(response)
 
 
-
 def stop_process(process: subprocess.Popen) -> None:
     """Terminate, then kill if it will not go within the timeout."""
     process.terminate()
@@ -105,6 +105,7 @@ def stop_process(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
 
 class PrometheusServer:
     """One Prometheus process scraping `targets` ("host:port") every second, with its data in `data_dir`."""
@@ -210,8 +211,7 @@ class DemoServiceProcess:
     def start(self) -> None:
         """Start and wait for the line that says it serves."""
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "testbed.demo_service", "--port", str(self.port), "--app", self.app]
-            + self._extra_args,
+            [sys.executable, "-m", "testbed.demo_service", "--port", str(self.port), "--app", self.app] + self._extra_args,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -329,9 +329,7 @@ class RolloutEvents:
         self.seen.append(event)
         self._arrived.set()
 
-    async def wait_for(
-        self, matches: Callable[[ev.Event], bool], what: str, timeout_s: float, since: int = 0
-    ) -> ev.Event:
+    async def wait_for(self, matches: Callable[[ev.Event], bool], what: str, timeout_s: float, since: int = 0) -> ev.Event:
         """The first event at position `since` or later that `matches`; TimeoutError naming `what` after the deadline."""
         checked = since
         try:

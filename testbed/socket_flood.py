@@ -58,7 +58,7 @@ class Flood:
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         try:
             return await asyncio.wait_for(asyncio.open_unix_connection(self.socket_path, limit=1 << 24), CONNECT_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.seen["connect timed out"] += 1
             return None
         except OSError as error:
@@ -88,7 +88,7 @@ class Flood:
             if reply:
                 answer = json.loads(reply)
                 self.seen[f"ok={answer.get('ok')}"] += 1
-        except (OSError, asyncio.TimeoutError, ValueError) as error:
+        except (TimeoutError, OSError, ValueError) as error:
             self.seen[f"exchange failed: {type(error).__name__}"] += 1
         finally:
             writer.close()
@@ -110,7 +110,7 @@ class Flood:
                     writer.write(line)
                     await asyncio.wait_for(writer.drain(), CONNECT_TIMEOUT_S)
                     self.seen["junk sent"] += 1
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 self.seen["junk connection closed"] += 1
             writer.close()
 
@@ -121,7 +121,7 @@ class Flood:
         tasks += [asyncio.create_task(self.send_junk(i)) for i in range(JUNK_CLIENTS)]
         try:
             await asyncio.wait_for(self.gone.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         for task in tasks:
             task.cancel()

@@ -9,9 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from console.journal import events as ev
 from console.journal.journal import read_events
@@ -29,8 +29,15 @@ COMMAND_TIMEOUT_S = 30
 
 
 def brahma(*args: str, env: dict[str, str] | None = None, umask: int | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=COMMAND_TIMEOUT_S, umask=-1 if umask is None else umask)
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        umask=-1 if umask is None else umask,
+    )
 
 
 def write_fault_scenario(directory: Path, at_s: float = FAULT_AT_S) -> Path:
@@ -142,12 +149,21 @@ def flood_during_fault(state_dir: Path, descriptors: int | None = None) -> tuple
 
     started = subprocess.run(
         [sys.executable, "-m", "console.cli", "supervise", str(plan), "--state-dir", str(state_dir), "--detach", "--speed", "1", "--scenario", str(scenario)],
-        cwd=ROOT, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, preexec_fn=limit_descriptors if descriptors else None,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        preexec_fn=limit_descriptors if descriptors else None,
     )
     assert started.returncode == 0, started.stderr
     pid = lock_holder(files)
-    flood = subprocess.run([sys.executable, "-m", "testbed.socket_flood", str(files.socket), str(FLOOD_LONGEST_S)],
-                           cwd=ROOT, capture_output=True, text=True, timeout=FLOOD_LONGEST_S + COMMAND_TIMEOUT_S)
+    flood = subprocess.run(
+        [sys.executable, "-m", "testbed.socket_flood", str(files.socket), str(FLOOD_LONGEST_S)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=FLOOD_LONGEST_S + COMMAND_TIMEOUT_S,
+    )
     assert flood.returncode == 0, flood.stderr
     assert pid is not None and wait_until_gone(pid), f"the controller exits once the rollback is done; {flood.stdout}\n{files.log.read_text()[-3000:]}"
     rollback = next(e for e in journal_events(state_dir) if isinstance(e, ev.RollbackStarted))

@@ -74,7 +74,7 @@ class TmuxTerminal:
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=TMUX_TIMEOUT_S)
 
-    def __enter__(self) -> "TmuxTerminal":
+    def __enter__(self) -> TmuxTerminal:
         return self
 
     def __exit__(self, *exc) -> None:

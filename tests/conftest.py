@@ -16,7 +16,7 @@ from console.preflight.checks import CHECKS
 from console.sim.metrics import SimMetricSource
 from console.sim.scenario import load_scenario
 from console.sim.target import SimTarget
-from testbed import ROOT, SAMPLES
+from testbed import ROOT, SAMPLES  # noqa: F401 (tests import ROOT from here)
 
 
 @pytest.fixture

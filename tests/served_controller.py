@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from console.app.wiring import plan_flags
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
-from console.app.wiring import plan_flags
-from console.rollout import Rollout
 from console.journal.state_dir import RolloutFiles
+from console.rollout import Rollout
 from console.supervisor.server import SupervisorServer
 
 HELD_AT = 300.0

@@ -19,7 +19,13 @@ def brahma(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     "scenario, code, last",
-    [("healthy", 0, "completed"), ("error-spike", 3, "rolled_back"), ("latency-creep", 3, "rolled_back"), ("no-data", 3, "rolled_back"), ("flapping", 0, "completed")],
+    [
+        ("healthy", 0, "completed"),
+        ("error-spike", 3, "rolled_back"),
+        ("latency-creep", 3, "rolled_back"),
+        ("no-data", 3, "rolled_back"),
+        ("flapping", 0, "completed"),
+    ],
 )
 def test_headless_exit_codes_and_json_lines(tmp_path, scenario, code, last):
     result = brahma("run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--json", "--scenario", scenario, "--state-dir", str(tmp_path))
@@ -54,8 +60,18 @@ def test_error_spike_report_has_the_incident(tmp_path):
     result = brahma("report", str(journal))
     assert result.returncode == 0
     report = (tmp_path / "checkout-2.4.1.md").read_text()
-    sections = ["## Why it was rolled back", "## Changes", "## Pre-Deployment Validation", "## Timeline", "## Metrics Summary",
-                "## Feature Flags", "## Notifications", "## Issues Encountered", "## Rollback Plan", "## Post-Deployment Actions"]
+    sections = [
+        "## Why it was rolled back",
+        "## Changes",
+        "## Pre-Deployment Validation",
+        "## Timeline",
+        "## Metrics Summary",
+        "## Feature Flags",
+        "## Notifications",
+        "## Issues Encountered",
+        "## Rollback Plan",
+        "## Post-Deployment Actions",
+    ]
     assert [line for line in report.splitlines() if line.startswith("## ")] == sections
     assert report.splitlines()[2] == "- Released: checkout registry.example.com/checkout:previous → :2.4.1, canary 5% → 25% → 50% → 100%"
     assert report.splitlines()[4] == "- Now: stable serves 100% on registry.example.com/checkout:previous (verified); flags off (new-checkout-flow)"
@@ -120,8 +136,10 @@ def test_a_bad_scenario_file_names_its_line(tmp_path):
 @pytest.mark.parametrize("console", [[], ["--headless"]])
 def test_a_credential_the_shell_does_not_give_is_named_with_the_plan(tmp_path, console):
     plan = tmp_path / "plan.yaml"
-    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nmetrics:\n  provider: prometheus\n"
-                    "  prometheus: {url: 'http://127.0.0.1:9', token_env: BRAHMA_TEST_UNSET_TOKEN}\n")
+    plan.write_text(
+        "app: checkout\nimage: r/checkout:2.4.1\nmetrics:\n  provider: prometheus\n"
+        "  prometheus: {url: 'http://127.0.0.1:9', token_env: BRAHMA_TEST_UNSET_TOKEN}\n"
+    )
     result = brahma("run", str(plan), *console, "--state-dir", str(tmp_path / "s"))
     assert result.returncode == 2, result.stderr
     assert f"brahma: {plan}: metrics.prometheus.token_env: environment variable BRAHMA_TEST_UNSET_TOKEN is not set" in result.stderr
@@ -142,8 +160,16 @@ def test_headless_path_never_imports_textual(tmp_path):
 
 @pytest.mark.parametrize(
     ("phase", "detached", "code"),
-    [("completed", False, 0), ("rolled_back", True, 3), ("gate_failed", False, 4), ("rolling_back", False, 5),
-     ("rolling_back", True, 0), ("running", True, 0), ("paused", False, 130), ("preflight", False, 130)],
+    [
+        ("completed", False, 0),
+        ("rolled_back", True, 3),
+        ("gate_failed", False, 4),
+        ("rolling_back", False, 5),
+        ("rolling_back", True, 0),
+        ("running", True, 0),
+        ("paused", False, 130),
+        ("preflight", False, 130),
+    ],
 )
 def test_how_a_console_was_left_is_the_exit_code(phase, detached, code):
     from console.app.exits import console_exit_code
@@ -151,8 +177,17 @@ def test_how_a_console_was_left_is_the_exit_code(phase, detached, code):
     assert console_exit_code(phase, detached) == code
 
 
-FOUNDATION = {"console.metric_catalogue", "console.units", "console.atomic", "console.private_files", "console.redact", "console.printable",
-              "console.streams", "console.actor", "console.samples"}
+FOUNDATION = {
+    "console.metric_catalogue",
+    "console.units",
+    "console.atomic",
+    "console.private_files",
+    "console.redact",
+    "console.printable",
+    "console.streams",
+    "console.actor",
+    "console.samples",
+}
 """Modules every layer may use; they import nothing of Brahma but each other."""
 DOMAIN_LAYERS: dict[str, set[str]] = {
     "console.flags": set(),
@@ -196,8 +231,13 @@ def imports_at_run_time(path: Path) -> list[tuple[str, int]]:
     import ast
 
     tree = ast.parse(path.read_text())
-    type_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If) and ast.unparse(block.test).endswith("TYPE_CHECKING")
-                 for statement in block.body for node in ast.walk(statement)}
+    type_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and ast.unparse(block.test).endswith("TYPE_CHECKING")
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
     found = []
     for node in ast.walk(tree):
         if id(node) in type_only:
@@ -230,8 +270,11 @@ def test_every_part_imports_only_what_lies_below_it():
 
 
 def test_nothing_but_the_console_loads_textual():
-    modules = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-                     for path in (ROOT / "console").rglob("*.py") if part_of(".".join(path.relative_to(ROOT).parts)) != "console.tui")
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in (ROOT / "console").rglob("*.py")
+        if part_of(".".join(path.relative_to(ROOT).parts)) != "console.tui"
+    )
     modules = [module for module in modules if module != "console.cli.__main__"]  # it runs brahma
     code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules) + "assert 'textual' not in sys.modules\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
@@ -293,14 +336,26 @@ def test_a_state_dir_and_its_journals_are_the_operators_alone_whatever_the_umask
     def with_umask() -> None:
         os.umask(umask)
 
-    run = subprocess.run([sys.executable, "-m", "console.cli", "run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--state-dir", str(state_dir)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120, preexec_fn=with_umask)
+    run = subprocess.run(
+        [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--state-dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        preexec_fn=with_umask,
+    )
     assert run.returncode == 0, run.stderr
     assert mode(state_dir) == 0o700
     assert mode(state_dir / "checkout-2.4.1.jsonl") == mode(state_dir / "checkout-2.4.1.lock") == 0o600
     flag_file = state_dir / "checkout-2.4.1.flags.json"
-    edit = subprocess.run([sys.executable, "-m", "console.cli", "flags", "--state-dir", str(flags_dir), str(flag_file), "enable", "new-checkout-flow"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120, preexec_fn=with_umask)
+    edit = subprocess.run(
+        [sys.executable, "-m", "console.cli", "flags", "--state-dir", str(flags_dir), str(flag_file), "enable", "new-checkout-flow"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        preexec_fn=with_umask,
+    )
     assert edit.returncode == 0, edit.stderr
     assert mode(flags_dir) == 0o700 and mode(flags_dir / "flags.jsonl") == 0o600
 
@@ -310,8 +365,10 @@ def test_a_bare_number_on_a_percentage_never_runs_and_with_its_unit_the_failing_
     scenario = tmp_path / "failing.yaml"
     scenario.write_text("name: failing\nstable: {error_rate: 0.001}\ncanary: {error_rate: 0.19}\n")
     plan = tmp_path / "plan.yaml"
-    written = "app: checkout\nimage: r/checkout:2.4.1\nstages:\n  - weight: 5\n    observe: 1m\n    criteria: {error_rate: '< 5'}\n" \
-              "triggers:\n  critical: {error_rate: '> 5'}\n"
+    written = (
+        "app: checkout\nimage: r/checkout:2.4.1\nstages:\n  - weight: 5\n    observe: 1m\n    criteria: {error_rate: '< 5'}\n"
+        "triggers:\n  critical: {error_rate: '> 5'}\n"
+    )
     plan.write_text(written)
     state_dir = tmp_path / "s"
     refused = brahma("run", str(plan), "--headless", "--fast", "--scenario", str(scenario), "--state-dir", str(state_dir))
@@ -330,8 +387,9 @@ def test_a_bare_number_on_a_percentage_never_runs_and_with_its_unit_the_failing_
 
 def run_with_output_closed(args: list[str], lines: int, stderr_too: bool = False) -> tuple[int, str]:
     """`brahma ARGS | head -LINES` (with `2>&1` when stderr_too): the exit code, and stderr when it was kept apart."""
-    process = subprocess.Popen([sys.executable, "-m", "console.cli", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE, text=True, cwd=ROOT
+    )
     try:
         for _ in range(lines):
             process.stdout.readline()
@@ -359,8 +417,10 @@ def test_a_closed_stdout_stops_the_printing_never_the_supervision(tmp_path, scen
 def test_a_closed_pipe_for_stdout_and_stderr_ends_a_failed_gate_as_ever(tmp_path):
     """With `2>&1 | head -3` on a plan whose gate fails, the run hung."""
     plan = tmp_path / "gated.yaml"
-    plan.write_text("app: checkout\nimage: r/checkout:2.4.1\npreflight:\n"
-                    "  - {name: fails, kind: command, argv: ['false']}\n  - {name: passes, kind: command, argv: ['true']}\n")
+    plan.write_text(
+        "app: checkout\nimage: r/checkout:2.4.1\npreflight:\n"
+        "  - {name: fails, kind: command, argv: ['false']}\n  - {name: passes, kind: command, argv: ['true']}\n"
+    )
     returncode, _ = run_with_output_closed(["run", str(plan), "--headless", "--fast", "--state-dir", str(tmp_path / "s")], 2, stderr_too=True)
     assert returncode == 4
     assert json.loads((tmp_path / "s" / "checkout-2.4.1.jsonl").read_text().splitlines()[-1])["event"] == "preflight_failed"
@@ -372,8 +432,14 @@ def test_a_stderr_closed_before_the_run_starts_never_stops_it(tmp_path):
     read, write = os.pipe()
     os.close(read)  # nobody will ever read stderr
     try:
-        result = subprocess.run([sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--json", "--state-dir", str(tmp_path / "s")],
-                                stdout=subprocess.PIPE, stderr=write, text=True, cwd=ROOT, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--json", "--state-dir", str(tmp_path / "s")],
+            stdout=subprocess.PIPE,
+            stderr=write,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
     finally:
         os.close(write)
     assert result.returncode == 0
@@ -385,9 +451,11 @@ def test_a_flag_file_whose_folder_is_missing_is_refused_naming_it_before_anythin
     """The gated sample without a deploy/ folder was `internal error: FileNotFoundError: ... deploy/flags.json.lock`, exit 1."""
     result = brahma("run", str(SAMPLES / "canary-gated.yaml"), "--target", "sim", "--metrics", "sim", *console, "--state-dir", "state", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
-    assert result.stderr == (f"brahma: {SAMPLES / 'canary-gated.yaml'}: flags_file deploy/flags.json: its folder {tmp_path / 'deploy'} "
-                             "does not exist; the plan's flags are created there before the deploy and switched off there by a rollback, "
-                             "so nothing was started\n")
+    assert result.stderr == (
+        f"brahma: {SAMPLES / 'canary-gated.yaml'}: flags_file deploy/flags.json: its folder {tmp_path / 'deploy'} "
+        "does not exist; the plan's flags are created there before the deploy and switched off there by a rollback, "
+        "so nothing was started\n"
+    )
     assert list(tmp_path.iterdir()) == [], "no state dir, no journal: nothing started"
 
 
@@ -402,15 +470,19 @@ def test_a_read_only_flag_file_is_refused_before_anything_starts(tmp_path):
     assert not (tmp_path / "state").exists() and flags.read_text() == '{"flags": {}}\n'
 
 
-@pytest.mark.parametrize(("image", "said"), [("r/checkout", "'r/checkout' has no tag, so it is :latest"), ("r/checkout:latest", "'r/checkout:latest' is :latest")])
+@pytest.mark.parametrize(
+    ("image", "said"), [("r/checkout", "'r/checkout' has no tag, so it is :latest"), ("r/checkout:latest", "'r/checkout:latest' is :latest")]
+)
 def test_an_image_whose_tag_moves_is_a_warning_naming_the_risk(tmp_path, image, said):
     plan = tmp_path / "plan.yaml"
     plan.write_text(f"app: checkout\nimage: {image}\n")
     result = brahma("validate", str(plan))
     assert result.returncode == 0, result.stderr
-    assert result.stderr == (f"{plan}:2: warning: image: {said}, which names whatever was pushed last: each pod that starts (the canary's, "
-                             "one rescheduled, the rollout's at 100%) may pull another build, and the runbook cannot say which ran; "
-                             "name a version (:2.4.1) or a digest (@sha256:...)\n")
+    assert result.stderr == (
+        f"{plan}:2: warning: image: {said}, which names whatever was pushed last: each pod that starts (the canary's, "
+        "one rescheduled, the rollout's at 100%) may pull another build, and the runbook cannot say which ran; "
+        "name a version (:2.4.1) or a digest (@sha256:...)\n"
+    )
 
 
 def test_an_empty_image_is_invalid(tmp_path):
@@ -428,8 +500,13 @@ def test_a_rollout_under_way_is_resumed_though_its_flag_file_became_read_only(tm
     journal = tmp_path / "state" / "checkout-2.4.1.jsonl"
     plan = tmp_path / "plan.yaml"
     plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nflags_file: deploy/flags.json\nflags: [{name: new-checkout-flow}]\n")
-    process = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--json", "--state-dir", "state"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--json", "--state-dir", "state"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         while json.loads(process.stdout.readline())["event"] != "traffic_shifted":
             pass

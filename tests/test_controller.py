@@ -14,9 +14,9 @@ from console.controller.controller import ControllerOptions
 from console.journal import events as ev
 from console.journal.journal import read_events
 from console.journal.state import Phase, read_state
+from console.report import write_report
 from console.samples import Sample, TrackValues
 from console.targets.base import TargetError
-from console.report import write_report
 from tests.conftest import ROOT, SAMPLES, plan_from, sim_controller
 
 
@@ -43,8 +43,7 @@ def of_type(journal: Path, kind):
     ],
 )
 def test_what_each_phase_says(phase, before_first_change, active, stable_serves_all, finished):
-    assert (phase.before_first_change, phase.active, phase.stable_serves_all, phase.finished) == (
-        before_first_change, active, stable_serves_all, finished)
+    assert (phase.before_first_change, phase.active, phase.stable_serves_all, phase.finished) == (before_first_change, active, stable_serves_all, finished)
     assert json.dumps({"phase": phase}) == f'{{"phase": "{phase.value}"}}' and f"{phase}" == phase.value, "written as it always was"
 
 
@@ -292,7 +291,9 @@ async def test_rollback_during_preflight_changes_nothing(tmp_path):
 async def test_manual_preflight_item_signed_off_records_who(tmp_path):
     plan = plan_from("app: a\nimage: r/a:2\npreflight:\n  - {name: code review, kind: manual}\n")
     controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False, exit_when_finished=True))
-    controller.subscribe(lambda e: controller.submit("sign-off", "reviewer@desk", "code review") if e.name == "preflight_result" and e.status == "waiting" else None)
+    controller.subscribe(
+        lambda e: controller.submit("sign-off", "reviewer@desk", "code review") if e.name == "preflight_result" and e.status == "waiting" else None
+    )
     assert await controller.run() == "completed"
     results = of_type(controller.journal.path, ev.PreflightResult)
     assert [(r.status, r.by) for r in results] == [("waiting", ""), ("pass", "reviewer@desk")]
@@ -344,7 +345,9 @@ async def test_a_sign_off_is_taken_while_the_checks_still_run(tmp_path, held_che
     signed = next(r for r in of_type(journal, ev.PreflightResult) if r.item == "code review" and r.status == "pass")
     assert (signed.by, signed.output) == ("reviewer@desk", "signed off by reviewer@desk")
     raw = [json.loads(line) for line in journal.read_text().splitlines()]
-    assert {"event": "command", "name": "sign-off", "actor": "reviewer@desk", "argument": "code review"}.items() <= next(r for r in raw if r["event"] == "command").items()
+    assert {"event": "command", "name": "sign-off", "actor": "reviewer@desk", "argument": "code review"}.items() <= next(
+        r for r in raw if r["event"] == "command"
+    ).items()
     assert names(journal).index("preflight_passed") > names(journal).index("command"), "the gate opened once both were in"
 
 
@@ -419,10 +422,7 @@ async def test_a_gate_taken_up_again_keeps_its_sign_offs_and_runs_its_checks_aga
 
 async def test_a_per_stage_manual_gate_waits_for_a_promote_after_that_stage_only(tmp_path):
     plan = plan_from(
-        "app: a\nimage: r/a:2\nstages:\n"
-        "  - {weight: 5, observe: 10m}\n"
-        "  - {weight: 25, observe: 10m, manual: true}\n"
-        "  - {weight: 100, observe: 10m}\n"
+        "app: a\nimage: r/a:2\nstages:\n  - {weight: 5, observe: 10m}\n  - {weight: 25, observe: 10m, manual: true}\n  - {weight: 100, observe: 10m}\n"
     )
     assert [s.manual for s in plan.stages] == [False, True, False]
     controller = sim_controller(plan, tmp_path, options=ControllerOptions(headless=False))

@@ -25,8 +25,14 @@ CANARY = str(SAMPLES / "canary.yaml")
 ROLLOUT = "checkout-2.4.1"
 CLIENTS = ["plotext", "textual_plotext", "kubernetes", "prometheus_api_client", "urllib3", "requests"]
 """Third-party modules neither path needs on the simulator: the chart's, the cluster's and Prometheus's."""
-ELSEWHERE = ["console.metrics.prometheus", "console.metrics.pod_health", "console.targets.kubernetes", "console.targets.kube_api",
-             "console.preflight.checks", "console.notify"]
+ELSEWHERE = [
+    "console.metrics.prometheus",
+    "console.metrics.pod_health",
+    "console.targets.kubernetes",
+    "console.targets.kube_api",
+    "console.preflight.checks",
+    "console.notify",
+]
 """Brahma's own parts for a cluster, Prometheus, pre-flight checks and webhooks, none of which the sample canary has."""
 HEADLESS_DEFERRED = [*CLIENTS, *ELSEWHERE, "textual", "rich", "widgets", "console.tui"]
 CONSOLE_DEFERRED = [*CLIENTS, *ELSEWHERE, "console.sim", "console.report", "console.supervisor.server"]
@@ -104,8 +110,13 @@ def test_the_console_first_frame_of_brahma_run_imports_neither_the_chart_nor_the
 
 
 def test_the_console_first_frame_of_brahma_attach_imports_neither_the_chart_nor_the_clients_nor_the_controller_parts(tmp_path, controller_stopped_after):
-    started = subprocess.run([sys.executable, "-m", "console.cli", "supervise", CANARY, "--speed", "60", "--state-dir", str(tmp_path), "--detach"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+    started = subprocess.run(
+        [sys.executable, "-m", "console.cli", "supervise", CANARY, "--speed", "60", "--state-dir", str(tmp_path), "--detach"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert started.returncode == 0, started.stderr
     deadline = time.monotonic() + 30
     while not any(isinstance(e, ev.StageStarted) for e in read_events(controller_stopped_after.journal)):

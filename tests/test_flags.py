@@ -18,6 +18,10 @@ import pytest
 from kubernetes.client import V1ConfigMap, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
+from console.app.flags import run_flags_command
+from console.atomic import ReadOnlyFileError, atomic_write
+from console.controller.controller import ControllerOptions
+from console.controller.release_flags import ReleaseFlags
 from console.flags import (
     NEW_FLAG_KEY,
     FileBackend,
@@ -30,14 +34,10 @@ from console.flags import (
     UnknownFlagError,
     VersionConflict,
 )
-from console.atomic import ReadOnlyFileError, atomic_write
-from console.journal import events as ev
-from console.controller.controller import ControllerOptions
-from console.journal.journal import read_events
-from console.app.flags import run_flags_command
 from console.flags.configmap import ConfigMapBackend
 from console.flags.model import definition_for, flag_from_definition, rollout_rules
-from console.controller.release_flags import ReleaseFlags
+from console.journal import events as ev
+from console.journal.journal import read_events
 from tests.conftest import plan_from, sim_controller
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,9 +230,7 @@ def test_a_minified_file_stays_minified(tmp_path):
 def test_creating_the_first_flag_writes_a_new_document(tmp_path):
     path = tmp_path / "flags.json"
     result = FlagStore(FileBackend(path)).create("dark-mode", actor="ci", reason="before deploy")
-    assert result.changes == (
-        FlagChange("dark-mode", None, Flag("dark-mode", False, 0, new=True).to_dict(), "ci", "before deploy"),
-    )
+    assert result.changes == (FlagChange("dark-mode", None, Flag("dark-mode", False, 0, new=True).to_dict(), "ci", "before deploy"),)
     document = json.loads(path.read_text())
     assert document["$schema"] == "https://flagd.dev/schema/v0/flags.json"
     assert document["flags"]["dark-mode"]["state"] == "DISABLED"
@@ -422,7 +420,10 @@ def test_brahma_flags_on_a_read_only_file_is_exit_2_and_changes_nothing(flag_fil
     flag_file.chmod(0o444)
     result = subprocess.run(
         [sys.executable, "-m", "console.cli", "flags", "--state-dir", str(tmp_path / "state"), str(flag_file), "set", "new-checkout", "25"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"{flag_file}: " + READ_ONLY.format(uid=flag_file.stat().st_uid) + "\n"
@@ -677,9 +678,7 @@ def test_missing_configmap_and_api_errors_are_reported():
             raise ApiException(status=500, reason="Internal Server Error")
 
     with pytest.raises(ApiException):
-        FlagStore(ConfigMapBackend(Broken(config_map({"flags.json": SAMPLE})), "shop", "flags")).disable(
-            "search-v2", actor="a"
-        )
+        FlagStore(ConfigMapBackend(Broken(config_map({"flags.json": SAMPLE})), "shop", "flags")).disable("search-v2", actor="a")
 
 
 # --- the command line -------------------------------------------------------------------------
@@ -705,9 +704,7 @@ def test_cli_lists_flags_as_a_table(flag_file):
 
 def test_cli_changes_one_flag_and_says_what_changed(flag_file):
     assert run(flag_file, "set", "new-checkout", "25%") == (0, "new-checkout: on, 0% → on, 25%\n", "")
-    assert run(flag_file, "allow", "new-checkout", "qa-1")[1] == (
-        "new-checkout: on, 25% → on, 25% + 1 allowed user\n"
-    )
+    assert run(flag_file, "allow", "new-checkout", "qa-1")[1] == ("new-checkout: on, 25% → on, 25% + 1 allowed user\n")
     assert run(flag_file, "disable", "search-v2")[1] == "search-v2: on, 100% → off, 100%\n"
     assert run(flag_file, "disable", "search-v2")[1] == "no change: the file already says so\n"
     assert run(flag_file, "enable", "search-v2")[0] == 0

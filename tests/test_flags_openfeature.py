@@ -11,9 +11,9 @@ import os
 import stat
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from openfeature import api
@@ -123,8 +123,7 @@ def test_a_running_provider_sees_brahmas_changes(store, client):
 
     store.kill([FLAG], actor="oncall", reason="error spike")
     wait_until(
-        lambda: client.get_boolean_details(FLAG, False, EvaluationContext(targeting_key="user-1")).reason
-        == Reason.DISABLED,
+        lambda: client.get_boolean_details(FLAG, False, EvaluationContext(targeting_key="user-1")).reason == Reason.DISABLED,
         "the kill",
     )
 

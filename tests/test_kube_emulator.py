@@ -21,7 +21,6 @@ from urllib3.exceptions import MaxRetryError
 
 from testbed.kube_emulator import KubeEmulator
 
-
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 REPO = Path(__file__).resolve().parent.parent
@@ -90,21 +89,15 @@ def deployment(name: str = "web", image: str = "nginx:1.25", replicas: int = 3, 
     }
 
 
-def kubectl(
-    kube: KubeEmulator, *args: str, stdin: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
+def kubectl(kube: KubeEmulator, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "KUBECONFIG": str(kube.kubeconfig_path),
         "KUBECACHEDIR": str(kube.kubeconfig_path.parent / "kube-cache"),
     }
-    result = subprocess.run(
-        [KUBECTL or "kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([KUBECTL or "kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
     if check and result.returncode != 0:
-        raise AssertionError(
-            f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-        )
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
 
 
@@ -239,9 +232,7 @@ def test_kubectl_apply_server_dry_run_stores_nothing(kube_emulator: KubeEmulator
     assert kube_emulator.wait_idle()
     before = kube_emulator.get("deployments", "web")
 
-    result = kubectl(
-        kube_emulator, "apply", "--dry-run=server", "-f", "-", stdin=APP_MANIFEST.replace("nginx:1.25", "nginx:9.9")
-    )
+    result = kubectl(kube_emulator, "apply", "--dry-run=server", "-f", "-", stdin=APP_MANIFEST.replace("nginx:1.25", "nginx:9.9"))
 
     assert "deployment.apps/web configured (server dry run)" in result.stdout
     assert kube_emulator.get("deployments", "web") == before
@@ -373,15 +364,12 @@ def test_stale_update_is_a_409_conflict(kube_emulator: KubeEmulator, apps: clien
     assert raised.value.status == 409
     assert (body["kind"], body["status"], body["reason"], body["code"]) == ("Status", "Failure", "Conflict", 409)
     assert body["message"] == (
-        'Operation cannot be fulfilled on deployments.apps "web": the object has been modified; '
-        "please apply your changes to the latest version and try again"
+        'Operation cannot be fulfilled on deployments.apps "web": the object has been modified; please apply your changes to the latest version and try again'
     )
     assert apps.read_namespaced_deployment("web", "default").spec.replicas == 4
 
 
-def test_update_with_the_current_version_succeeds_and_bumps_it(
-    kube_emulator: KubeEmulator, core: client.CoreV1Api
-) -> None:
+def test_update_with_the_current_version_succeeds_and_bumps_it(kube_emulator: KubeEmulator, core: client.CoreV1Api) -> None:
     created = core.create_namespaced_config_map("default", {"metadata": {"name": "flags"}, "data": {"a": "1"}})
     created.data["a"] = "2"
 
@@ -433,9 +421,7 @@ def test_creating_an_existing_name_is_409_already_exists(kube_emulator: KubeEmul
     ],
     ids=["no-containers", "selector-mismatch", "negative-replicas"],
 )
-def test_invalid_deployment_is_a_422(
-    kube_emulator: KubeEmulator, apps: client.AppsV1Api, change, field, message
-) -> None:
+def test_invalid_deployment_is_a_422(kube_emulator: KubeEmulator, apps: client.AppsV1Api, change, field, message) -> None:
     manifest = deployment()
     change(manifest)
 
@@ -445,9 +431,7 @@ def test_invalid_deployment_is_a_422(
     body = status_body(raised.value)
     assert (raised.value.status, body["reason"]) == (422, "Invalid")
     assert body["message"] == f'Deployment.apps "web" is invalid: {field}: {message}'
-    assert {"field": field, "message": message} in [
-        {k: cause[k] for k in ("field", "message")} for cause in body["details"]["causes"]
-    ]
+    assert {"field": field, "message": message} in [{k: cause[k] for k in ("field", "message")} for cause in body["details"]["causes"]]
     assert kube_emulator.list("deployments") == []
 
 
@@ -460,17 +444,12 @@ def test_denied_request_is_a_403(kube_emulator: KubeEmulator, core: client.CoreV
 
     body = status_body(raised.value)
     assert (raised.value.status, body["reason"]) == (403, "Forbidden")
-    assert body["message"] == (
-        'services "web" is forbidden: User "emulator" cannot patch resource "services" '
-        'in API group "" in the namespace "default"'
-    )
+    assert body["message"] == ('services "web" is forbidden: User "emulator" cannot patch resource "services" in API group "" in the namespace "default"')
     assert core.read_namespaced_service("web", "default").metadata.name == "web"
 
 
 def test_a_wrong_token_is_401(kube_emulator: KubeEmulator) -> None:
-    request = urllib.request.Request(
-        f"{kube_emulator.url}/api/v1/namespaces", headers={"Authorization": "Bearer wrong"}
-    )
+    request = urllib.request.Request(f"{kube_emulator.url}/api/v1/namespaces", headers={"Authorization": "Bearer wrong"})
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request, timeout=5)
 
@@ -480,13 +459,9 @@ def test_a_wrong_token_is_401(kube_emulator: KubeEmulator) -> None:
 # --- the kubernetes client: reads, writes, watches ------------------------------------------------
 
 
-def test_a_lease_taken_with_a_stale_version_conflicts(
-    kube_emulator: KubeEmulator, api_client: client.ApiClient
-) -> None:
+def test_a_lease_taken_with_a_stale_version_conflicts(kube_emulator: KubeEmulator, api_client: client.ApiClient) -> None:
     leases = client.CoordinationV1Api(api_client)
-    lease = leases.create_namespaced_lease(
-        "default", {"metadata": {"name": "brahma-web"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}
-    )
+    lease = leases.create_namespaced_lease("default", {"metadata": {"name": "brahma-web"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}})
     lease.spec.holder_identity = "b"
     leases.replace_namespaced_lease("brahma-web", "default", lease)
 
@@ -519,9 +494,7 @@ def test_patch_types(kube_emulator: KubeEmulator, apps: client.AppsV1Api, api_cl
     manifest["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "envoy:1"})
     apps.create_namespaced_deployment("default", manifest)
 
-    strategic = apps.patch_namespaced_deployment(
-        "web", "default", {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}}
-    )
+    strategic = apps.patch_namespaced_deployment("web", "default", {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}})
     assert [(c.name, c.image) for c in strategic.spec.template.spec.containers] == [
         ("web", "nginx:2"),
         ("sidecar", "envoy:1"),
@@ -535,9 +508,7 @@ def test_patch_types(kube_emulator: KubeEmulator, apps: client.AppsV1Api, api_cl
     )
     assert [(c.name, c.image) for c in merged.spec.template.spec.containers] == [("web", "nginx:3")]
 
-    json_patched = apps.patch_namespaced_deployment(
-        "web", "default", [{"op": "replace", "path": "/spec/replicas", "value": 1}]
-    )
+    json_patched = apps.patch_namespaced_deployment("web", "default", [{"op": "replace", "path": "/spec/replicas", "value": 1}])
     assert json_patched.spec.replicas == 1
 
     custom = client.CustomObjectsApi(api_client)
@@ -577,9 +548,7 @@ def test_watch_sees_modified_events_and_resumes(kube_emulator: KubeEmulator, app
     start = apps.list_namespaced_deployment("default").metadata.resource_version
 
     def change_image() -> None:
-        apps.patch_namespaced_deployment(
-            "web", "default", {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}}
-        )
+        apps.patch_namespaced_deployment("web", "default", {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}})
 
     threading.Timer(0.1, change_image).start()
     seen = []
@@ -601,16 +570,12 @@ def test_watch_sees_modified_events_and_resumes(kube_emulator: KubeEmulator, app
             event["object"].metadata.resource_version,
             event["object"].spec.template.spec.containers[0].image,
         )
-        for event in watch.Watch().stream(
-            apps.list_namespaced_deployment, "default", resource_version=start, timeout_seconds=1
-        )
+        for event in watch.Watch().stream(apps.list_namespaced_deployment, "default", resource_version=start, timeout_seconds=1)
     ]
     assert replay[: len(seen)] == seen
 
 
-def test_watch_reports_objects_leaving_the_selector_as_deleted(
-    kube_emulator: KubeEmulator, core: client.CoreV1Api
-) -> None:
+def test_watch_reports_objects_leaving_the_selector_as_deleted(kube_emulator: KubeEmulator, core: client.CoreV1Api) -> None:
     core.create_namespaced_config_map("default", {"metadata": {"name": "flags", "labels": {"track": "canary"}}})
     start = core.list_namespaced_config_map("default").metadata.resource_version
     core.patch_namespaced_config_map("flags", "default", {"metadata": {"labels": {"track": "stable"}}})
@@ -637,9 +602,7 @@ def test_a_silent_watch_sends_nothing_then_ends_at_its_timeout(kube_emulator: Ku
     threading.Timer(0.1, lambda: apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 4}})).start()
 
     started = time.monotonic()
-    missed = list(
-        watch.Watch().stream(apps.list_namespaced_deployment, "default", resource_version=start, timeout_seconds=1)
-    )
+    missed = list(watch.Watch().stream(apps.list_namespaced_deployment, "default", resource_version=start, timeout_seconds=1))
     assert missed == [] and 1 <= time.monotonic() - started < 3
     assert kube_emulator.faults.snapshot() == [], "one watch silenced, as asked"
     seen = watch.Watch().stream(apps.list_namespaced_deployment, "default", resource_version=start, timeout_seconds=1)
@@ -662,11 +625,7 @@ def test_watch_from_a_compacted_version_is_410_gone(tmp_path: Path) -> None:
         core = client.CoreV1Api(config.new_client_from_config(config_file=str(kube.kubeconfig_path)))
 
         with pytest.raises(ApiException) as raised:
-            list(
-                watch.Watch().stream(
-                    core.list_namespaced_config_map, "default", resource_version="2", timeout_seconds=1
-                )
-            )
+            list(watch.Watch().stream(core.list_namespaced_config_map, "default", resource_version="2", timeout_seconds=1))
 
         assert raised.value.status == 410
 
@@ -689,9 +648,7 @@ def test_rollouts_make_revisioned_replicasets_and_keep_the_history_limit(kube_em
     kube_emulator.create(deployment(revisionHistoryLimit=1))
     for image in ("nginx:2", "nginx:3"):
         assert kube_emulator.wait_idle()
-        kube_emulator.patch(
-            "deployments", "web", {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}}
-        )
+        kube_emulator.patch("deployments", "web", {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}})
     assert kube_emulator.wait_idle()
 
     live = kube_emulator.get("deployments", "web")
@@ -705,10 +662,13 @@ def test_rollouts_make_revisioned_replicasets_and_keep_the_history_limit(kube_em
     assert revision(live) == "3"
     assert (replicasets[0]["spec"]["replicas"], newest["spec"]["replicas"]) == (0, 3)
     status = live["status"]
-    assert {
-        k: status[k]
-        for k in ("observedGeneration", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
-    } == {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}
+    assert {k: status[k] for k in ("observedGeneration", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas")} == {
+        "observedGeneration": 3,
+        "replicas": 3,
+        "updatedReplicas": 3,
+        "readyReplicas": 3,
+        "availableReplicas": 3,
+    }
     assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == [
         ("Available", "True", "MinimumReplicasAvailable"),
         ("Progressing", "True", "NewReplicaSetAvailable"),
@@ -726,9 +686,7 @@ def test_step_delay_rolls_out_in_visible_steps(tmp_path: Path) -> None:
         def rolled_out() -> bool:
             replicas_seen.append(sorted(rs["spec"]["replicas"] for rs in replicasets_of(kube)))
             status = kube.get("deployments", "web")["status"]
-            return (
-                status.get("observedGeneration") == 2 and status.get("updatedReplicas") == status.get("replicas") == 4
-            )
+            return status.get("observedGeneration") == 2 and status.get("updatedReplicas") == status.get("replicas") == 4
 
         kube.patch(
             "deployments",

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from console.samples import TrackValues
 from console.plan import load_plan
 from console.plan.model import RolloutPlan
+from console.samples import TrackValues
 from console.targets.base import TargetError
 from console.targets.kube_api import DEPLOYMENTS
 from console.targets.kube_objects import (
@@ -30,8 +30,8 @@ from console.targets.kube_objects import (
     with_canary_weight,
 )
 from console.targets.kubernetes import KubernetesTarget
-from tests.conftest import SAMPLES, plan_from
 from testbed.kube_emulator import KubeEmulator
+from tests.conftest import SAMPLES, plan_from
 
 NEW_CHECKOUT = "registry.example.com/checkout:2.4.1"
 
@@ -212,9 +212,7 @@ def test_stage_weights_a_strategy_cannot_honour_are_refused(strategy, weights, k
 @pytest.fixture
 async def canary(kube_emulator: KubeEmulator):
     apply_manifests(kube_emulator, "canary.yaml")
-    target = KubernetesTarget.from_plan(
-        sample_plan("kubernetes-canary.yaml"), kubeconfig=str(kube_emulator.kubeconfig_path), retry_budget_s=0.5
-    )
+    target = KubernetesTarget.from_plan(sample_plan("kubernetes-canary.yaml"), kubeconfig=str(kube_emulator.kubeconfig_path), retry_budget_s=0.5)
     yield target
     await target.close()
 
@@ -222,9 +220,7 @@ async def canary(kube_emulator: KubeEmulator):
 @pytest.fixture
 async def blue_green(kube_emulator: KubeEmulator):
     apply_manifests(kube_emulator, "blue-green.yaml")
-    target = KubernetesTarget.from_plan(
-        sample_plan("kubernetes-blue-green.yaml"), kubeconfig=str(kube_emulator.kubeconfig_path), retry_budget_s=0.5
-    )
+    target = KubernetesTarget.from_plan(sample_plan("kubernetes-blue-green.yaml"), kubeconfig=str(kube_emulator.kubeconfig_path), retry_budget_s=0.5)
     yield target
     await target.close()
 
@@ -240,8 +236,7 @@ async def test_prepare_changes_nothing_and_sends_every_write_as_a_dry_run(kube_e
     assert writes and all(r.query.get("dryRun") == "All" for r in writes)
     assert [d["metadata"]["name"] for d in kube_emulator.list("deployments")] == ["checkout"]
     assert changes[0] == (
-        "stage 1 (5%): create deployment/checkout-canary (image checkout=registry.example.com/checkout:2.4.1, "
-        "1 replicas, selector app=checkout,track=canary)"
+        "stage 1 (5%): create deployment/checkout-canary (image checkout=registry.example.com/checkout:2.4.1, 1 replicas, selector app=checkout,track=canary)"
     )
     assert before == {
         "strategy": "canary",
@@ -485,7 +480,13 @@ def test_drift_names_the_field_and_who_changed_it_from_managed_fields():
             "name": "web",
             "managedFields": [
                 {"manager": "brahma", "operation": "Update", "time": "2026-01-01T00:00:01Z", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
-                {"manager": "kubectl", "operation": "Update", "subresource": "scale", "time": "2026-01-01T00:00:02Z", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                {
+                    "manager": "kubectl",
+                    "operation": "Update",
+                    "subresource": "scale",
+                    "time": "2026-01-01T00:00:02Z",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                },
             ],
         },
         "spec": {"replicas": 7, "template": {"spec": {"containers": [{"name": "web", "image": "web:hotfix"}]}}},

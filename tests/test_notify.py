@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from console.app.wiring import RunOptions, build_rollout
 from console.journal import events as ev
 from console.journal.journal import read_events
-from console.app.wiring import RunOptions, build_rollout
 from console.rollout import close_rollout
-from tests.conftest import ROOT, plan_from
 from testbed.prometheus_server import free_port
+from tests.conftest import ROOT, plan_from
 
 
 @dataclass
@@ -91,7 +91,10 @@ def test_a_webhook_that_fails_twice_is_delivered_on_the_third_attempt(receiver, 
     plan.write_text(plan_text(f"  - {{kind: json, url: '{receiver.url}/deploys', events: [completed], backoff: 10ms}}\n"))
     result = subprocess.run(
         [sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--json", "--state-dir", str(tmp_path)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     printed = [json.loads(line) for line in result.stdout.splitlines()]
@@ -125,7 +128,12 @@ async def test_payloads_slack_and_json(receiver, tmp_path):
     assert "image `r/checkout:2.4.1`" in slack["blocks"][1]["elements"][0]["text"]
     payload = by_path["/json"]
     assert {k: payload[k] for k in ("source", "event", "rollout", "app", "image", "strategy")} == {
-        "source": "brahma", "event": "rollback_started", "rollout": "checkout-2.4.1", "app": "checkout", "image": "r/checkout:2.4.1", "strategy": "canary",
+        "source": "brahma",
+        "event": "rollback_started",
+        "rollout": "checkout-2.4.1",
+        "app": "checkout",
+        "image": "r/checkout:2.4.1",
+        "strategy": "canary",
     }
     assert payload["details"]["trigger"] == "error_rate"
 

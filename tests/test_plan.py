@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from console.app.cli import main
 from console.plan import PlanError, load_plan, load_plan_text
@@ -178,7 +179,26 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=20,
 )
-plan_keys = st.sampled_from(["app", "image", "strategy", "stages", "triggers", "interval", "analysis", "metrics", "target", "weight", "observe", "criteria", "critical", "warning", "flags", "preflight"])
+plan_keys = st.sampled_from(
+    [
+        "app",
+        "image",
+        "strategy",
+        "stages",
+        "triggers",
+        "interval",
+        "analysis",
+        "metrics",
+        "target",
+        "weight",
+        "observe",
+        "criteria",
+        "critical",
+        "warning",
+        "flags",
+        "preflight",
+    ]
+)
 plan_like = st.dictionaries(plan_keys, json_values, max_size=8)
 
 
@@ -216,8 +236,9 @@ def test_prometheus_plans_judge_only_what_the_provider_gives():
 # -- input that cannot be misused: bounded documents, no key twice, strict numbers -------------------
 
 LAUGHS = "".join(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n" for previous, name in zip("abcdefgh", "bcdefghi"))
-ALIAS_BOMB = 'app: checkout\nimage: r/checkout:2.4.1\nmetrics:\n  queries:\n    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
-    "    " + line + "\n" for line in LAUGHS.splitlines()
+ALIAS_BOMB = (
+    'app: checkout\nimage: r/checkout:2.4.1\nmetrics:\n  queries:\n    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    + "".join("    " + line + "\n" for line in LAUGHS.splitlines())
 )
 
 
@@ -337,7 +358,11 @@ def test_the_duplicate_that_once_ran_50_percent_is_refused_by_validate(tmp_path)
         ("stages:\n  - weight", "'5'", "stages[0].weight: Input should be a valid integer"),
         ("analysis:\n  min_requests", "true", "analysis.min_requests: Input should be a valid integer"),
         ("analysis:\n  min_coverage", "true", "analysis.min_coverage: Input should be a valid number"),
-        ("triggers:\n  critical:\n    error_rate: {when: '> 1%', consecutive", "true}", "triggers.critical.error_rate.consecutive: Input should be a valid integer"),
+        (
+            "triggers:\n  critical:\n    error_rate: {when: '> 1%', consecutive",
+            "true}",
+            "triggers.critical.error_rate.consecutive: Input should be a valid integer",
+        ),
         ("target:\n  replicas", "true", "target.replicas: Input should be a valid integer"),
         ("manual", "1", "manual: Input should be a valid boolean"),
         ("flags:\n  - name: f\n    schedule", "[5, true]", "flags[0].schedule[1]: Input should be a valid integer"),
@@ -408,16 +433,26 @@ def test_the_longest_name_fits_every_file_it_names_even_in_a_deep_state_dir(tmp_
     import os
     import socket
 
-    from console.plan.names import RELEASE_NAME_MAX
     from console.journal.state_dir import RolloutFiles
+    from console.plan.names import RELEASE_NAME_MAX
     from console.supervisor.files import socket_address
 
     deep = tmp_path.joinpath(*["d" * 50] * 4)
     deep.mkdir(parents=True)
     files = RolloutFiles(deep, "n" * RELEASE_NAME_MAX)
     archived = RolloutFiles(deep, f"{files.name}.20261201T000000")
-    kept = (files.journal, files.sim_state, files.sim_flags, files.lock, files.socket, files.log, files.launch, files.report,
-            archived.journal, archived.sim_state)
+    kept = (
+        files.journal,
+        files.sim_state,
+        files.sim_flags,
+        files.lock,
+        files.socket,
+        files.log,
+        files.launch,
+        files.report,
+        archived.journal,
+        archived.sim_state,
+    )
     names = [path.name for path in kept]
     assert max(len(name) for name in names) <= os.pathconf(deep, "PC_NAME_MAX")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -464,7 +499,9 @@ def test_the_flag_file_must_be_a_flag_file_or_none_yet(tmp_path):
         "/dev/null": "/dev/null is under /dev: a kernel interface, not a flag file",
         str(tmp_path / "link"): f"{tmp_path / 'link'} is under /dev: a kernel interface, not a flag file",
         "/proc/self/environ": "/proc/self/environ is under /proc: a kernel interface, not a flag file",
-        str(tmp_path / "notes.txt"): f"{tmp_path / 'notes.txt'} is not a flagd flag file (line 1: invalid JSON: Expecting value (column 1)): name the flag file your apps read",
+        str(
+            tmp_path / "notes.txt"
+        ): f"{tmp_path / 'notes.txt'} is not a flagd flag file (line 1: invalid JSON: Expecting value (column 1)): name the flag file your apps read",
     }
     for path, message in cases.items():
         assert problems(f"app: a\nimage: r/a:2\nflags_file: {path}\n") == [f"plan.yaml:3: flags_file: {message}"]
@@ -482,7 +519,7 @@ def test_a_bare_number_on_a_percentage_is_refused_with_what_to_write():
     assert problems(text) == [
         "plan.yaml:6: stages[0].criteria.error_rate: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent",
         "plan.yaml:7: stages[0].criteria.success_rate: success_rate is a percentage and '0.95' has no unit: write \"95%\" if 0.95 is a "
-        "fraction, \"0.95%\" if it is a percentage, or declare metrics.units.success_rate: fraction to write this metric's limits as fractions",
+        'fraction, "0.95%" if it is a percentage, or declare metrics.units.success_rate: fraction to write this metric\'s limits as fractions',
         "plan.yaml:8: stages[0].criteria.cpu: a percentage is from 0% to 100%, got '150%'",
         "plan.yaml:11: triggers.critical.error_rate.when: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent",
         "plan.yaml:13: triggers.warning.memory.when: memory is a percentage and '85' has no unit: write \"85%\" for 85 percent",
@@ -536,9 +573,11 @@ def test_a_business_metric_declared_a_percentage_reads_its_limits_as_written():
 
 def test_validate_prints_every_limit_as_it_was_read(tmp_path):
     plan = tmp_path / "plan.yaml"
-    plan.write_text("app: a\nimage: r/a:2\nstages:\n  - weight: 5\n    observe: 5m\n    criteria: {error_rate: '< 5%'}\n"
-                    "triggers:\n  critical: {error_rate: '> 1%', success_rate: null, latency_p99: null, health_check_failures: null, memory_oom_kills: null}\n"
-                    "  warning: {cpu: {when: '> 90%', consecutive: 3}, error_rate: null, latency_p99: null, memory: null}\n")
+    plan.write_text(
+        "app: a\nimage: r/a:2\nstages:\n  - weight: 5\n    observe: 5m\n    criteria: {error_rate: '< 5%'}\n"
+        "triggers:\n  critical: {error_rate: '> 1%', success_rate: null, latency_p99: null, health_check_failures: null, memory_oom_kills: null}\n"
+        "  warning: {cpu: {when: '> 90%', consecutive: 3}, error_rate: null, latency_p99: null, memory: null}\n"
+    )
     result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1:] == [

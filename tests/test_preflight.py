@@ -223,8 +223,8 @@ def staging() -> Iterator[str]:
     "path, fields, status, first_line",
     [
         ("/healthz", {}, "pass", "HTTP 200 (expected 200)"),
-        ("/healthz", {"body_contains": '"version":"2.4.1"'}, "pass", "HTTP 200 (expected 200 and a body with '\"version\":\"2.4.1\"')"),
-        ("/healthz", {"body_contains": '"version":"2.5.0"'}, "fail", "HTTP 200 (expected 200 and a body with '\"version\":\"2.5.0\"')"),
+        ("/healthz", {"body_contains": '"version":"2.4.1"'}, "pass", 'HTTP 200 (expected 200 and a body with \'"version":"2.4.1"\')'),
+        ("/healthz", {"body_contains": '"version":"2.5.0"'}, "fail", 'HTTP 200 (expected 200 and a body with \'"version":"2.5.0"\')'),
         ("/broken", {}, "fail", "HTTP 503 (expected 200)"),
         ("/broken", {"status": 503}, "pass", "HTTP 503 (expected 503)"),
     ],
@@ -314,9 +314,15 @@ async def test_on_a_run_the_flags_check_sees_the_flags_created_before_the_gate(t
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("{name: p, kind: prometheus, query: up, condition: about 3}", 'test.yaml:4: preflight[0].condition: expected something like "< 0.001", "> 0" or "== 1", got \'about 3\''),
+        (
+            "{name: p, kind: prometheus, query: up, condition: about 3}",
+            'test.yaml:4: preflight[0].condition: expected something like "< 0.001", "> 0" or "== 1", got \'about 3\'',
+        ),
         ("{name: p, kind: prometheus, query: up}", 'test.yaml:4: preflight[0]: a prometheus check needs a condition, like "< 0.001" or "> 0"'),
-        ("{name: k, kind: kubernetes, objects: [pod/x]}", 'test.yaml:4: preflight[0].objects[0]: expected something like "deployment/checkout" or "service/checkout", got \'pod/x\''),
+        (
+            "{name: k, kind: kubernetes, objects: [pod/x]}",
+            'test.yaml:4: preflight[0].objects[0]: expected something like "deployment/checkout" or "service/checkout", got \'pod/x\'',
+        ),
         ("{name: t, kind: terraform}", "test.yaml:4: preflight[0].dir: a terraform check needs dir"),
     ],
 )
@@ -343,8 +349,12 @@ def vector(*values: tuple[dict, str]) -> list[dict]:
         (vector(({}, "0.0004")), "< 0.001", True, ["{} = 0.0004: holds < 0.001"]),
         (vector(({}, "0.02")), "< 0.001", False, ["{} = 0.02: FAILS < 0.001"]),
         ([NOW, "3"], "> 0", True, ["scalar = 3: holds > 0"]),
-        (vector(({"__name__": "ALERTS", "alertname": "HighErrors"}, "1"), ({"__name__": "ALERTS", "alertname": "SlowCheckout"}, "0")), "== 0", False,
-         ['ALERTS{alertname="HighErrors"} = 1: FAILS == 0', 'ALERTS{alertname="SlowCheckout"} = 0: holds == 0']),
+        (
+            vector(({"__name__": "ALERTS", "alertname": "HighErrors"}, "1"), ({"__name__": "ALERTS", "alertname": "SlowCheckout"}, "0")),
+            "== 0",
+            False,
+            ['ALERTS{alertname="HighErrors"} = 1: FAILS == 0', 'ALERTS{alertname="SlowCheckout"} = 0: holds == 0'],
+        ),
         (vector(({}, "NaN")), "< 0.001", False, ["{} = no value (NaN (0/0: no requests in the window?)): FAILS < 0.001"]),
     ],
 )
@@ -367,12 +377,28 @@ def deployment(replicas=4, available=4, updated=4, total=4, generation=2, observ
         "metadata": {"name": "checkout", "generation": generation},
         "spec": {
             "replicas": replicas,
-            "template": {"spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}}, {"name": "sidecar", "resources": {"requests": {"cpu": "50m"}}}]}},
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "app", "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}},
+                        {"name": "sidecar", "resources": {"requests": {"cpu": "50m"}}},
+                    ]
+                }
+            },
             **spec,
         },
         "status": {
-            "observedGeneration": observed, "replicas": total, "availableReplicas": available, "updatedReplicas": updated,
-            "conditions": [{"type": "Available", "status": available_condition, "reason": "MinimumReplicasAvailable" if available_condition == "True" else "MinimumReplicasUnavailable"}],
+            "observedGeneration": observed,
+            "replicas": total,
+            "availableReplicas": available,
+            "updatedReplicas": updated,
+            "conditions": [
+                {
+                    "type": "Available",
+                    "status": available_condition,
+                    "reason": "MinimumReplicasAvailable" if available_condition == "True" else "MinimumReplicasUnavailable",
+                }
+            ],
         },
     }
 
@@ -418,9 +444,21 @@ def test_the_release_needs_room_for_its_extra_pods():
 def test_room_is_counted_node_by_node():
     need = Resources(Decimal("0.5"), Decimal(2**30))
     nodes = [
-        {"metadata": {"name": "n1"}, "spec": {}, "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}, "conditions": [{"type": "Ready", "status": "True"}]}},
-        {"metadata": {"name": "n2"}, "spec": {"unschedulable": True}, "status": {"allocatable": {"cpu": "64", "memory": "256Gi"}, "conditions": [{"type": "Ready", "status": "True"}]}},
-        {"metadata": {"name": "n3"}, "spec": {}, "status": {"allocatable": {"cpu": "64", "memory": "256Gi"}, "conditions": [{"type": "Ready", "status": "False"}]}},
+        {
+            "metadata": {"name": "n1"},
+            "spec": {},
+            "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}, "conditions": [{"type": "Ready", "status": "True"}]},
+        },
+        {
+            "metadata": {"name": "n2"},
+            "spec": {"unschedulable": True},
+            "status": {"allocatable": {"cpu": "64", "memory": "256Gi"}, "conditions": [{"type": "Ready", "status": "True"}]},
+        },
+        {
+            "metadata": {"name": "n3"},
+            "spec": {},
+            "status": {"allocatable": {"cpu": "64", "memory": "256Gi"}, "conditions": [{"type": "Ready", "status": "False"}]},
+        },
     ]
     # n1: 2 CPU - 1 CPU used leaves 2 pods of 0.5; 4Gi - 2Gi leaves 2 pods of 1Gi. n2 and n3 take none.
     assert room_on_nodes(nodes, [pod(True, "n1"), pod(True, "n1"), pod(True, "n2")], need) == 2
@@ -429,7 +467,10 @@ def test_room_is_counted_node_by_node():
 def test_the_tightest_quota_limits_the_room():
     need = Resources(Decimal("0.25"), Decimal(256 * 2**20))
     quotas = [
-        {"metadata": {"name": "compute"}, "status": {"hard": {"requests.cpu": "4", "requests.memory": "8Gi"}, "used": {"requests.cpu": "3500m", "requests.memory": "2Gi"}}},
+        {
+            "metadata": {"name": "compute"},
+            "status": {"hard": {"requests.cpu": "4", "requests.memory": "8Gi"}, "used": {"requests.cpu": "3500m", "requests.memory": "2Gi"}},
+        },
         {"metadata": {"name": "objects"}, "status": {"hard": {"pods": "20"}, "used": {"pods": "19"}}},
     ]
     assert room_in_quotas(quotas, need) == (1, "objects (pods)")

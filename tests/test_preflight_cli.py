@@ -26,7 +26,7 @@ preflight:
   - {name: unit tests, kind: command, argv: ["%(python)s", "-c", "print('42 passed')"]}
   - {name: security scan, kind: command, argv: ["%(python)s", "-c", "import sys; print('CVE-2024-0001 critical'); sys.exit(1)"]}
   - {name: benchmarks, kind: file, path: /nonexistent/bench.json, required: false}
-""" % {"python": sys.executable}
+""".replace("%(python)s", sys.executable)
 
 
 def brahma(*args: str) -> subprocess.CompletedProcess:
@@ -115,7 +115,9 @@ def test_preflight_of_an_invalid_plan_is_exit_2(tmp_path):
 def test_a_timed_out_check_leaves_no_process_behind_and_no_traceback(tmp_path):
     background, foreground = unique_sleep(787), unique_sleep(788)
     argv = ["sh", "-c", f"sleep {background} & exec sleep {foreground}"]
-    plan = write_plan(tmp_path, f"app: checkout\nimage: r/checkout:2\npreflight:\n  - {{name: slow, kind: command, argv: {json.dumps(argv)}, timeout: 500ms}}\n")
+    plan = write_plan(
+        tmp_path, f"app: checkout\nimage: r/checkout:2\npreflight:\n  - {{name: slow, kind: command, argv: {json.dumps(argv)}, timeout: 500ms}}\n"
+    )
     result = brahma("preflight", str(plan))
     assert result.returncode == 4
     assert "  FAIL  slow (command, " in result.stdout and "        timed out after 0.5s" in result.stdout
@@ -221,7 +223,9 @@ def test_the_progress_line_is_rare_in_a_log_and_rewritten_in_place_on_a_terminal
 def test_preflight_alone_stopped_by_sigterm_leaves_no_check_running(tmp_path):
     sleeper = ["sleep", f"{700 + os.getpid() % 1000 / 1000:.3f}"]
     plan = write_plan(tmp_path, f"app: checkout\nimage: r/checkout:2\npreflight:\n  - {{name: soak, kind: command, argv: {sleeper!r}, timeout: 15m}}\n")
-    process = subprocess.Popen([sys.executable, "-m", "console.cli", "preflight", str(plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "preflight", str(plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
     try:
         deadline = time.monotonic() + 30
         while " ".join(sleeper) not in running_commands() and time.monotonic() < deadline:

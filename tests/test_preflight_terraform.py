@@ -67,12 +67,18 @@ def test_the_sample_matches_the_gated_sample_plan():
     "target, expected",
     [
         ("{kind: kubernetes, namespace: shop, deployment: web}", ['the plan\'s deployment "web" is not declared (declared deployments: checkout)']),
-        ("{kind: kubernetes, namespace: payments}", [
-            'kubernetes_deployment_v1.checkout is in namespace "shop", the plan uses "payments"',
-            'kubernetes_service_v1.checkout is in namespace "shop", the plan uses "payments"',
-        ]),
+        (
+            "{kind: kubernetes, namespace: payments}",
+            [
+                'kubernetes_deployment_v1.checkout is in namespace "shop", the plan uses "payments"',
+                'kubernetes_service_v1.checkout is in namespace "shop", the plan uses "payments"',
+            ],
+        ),
         ("{kind: kubernetes, namespace: shop, replicas: 4}", ["kubernetes_deployment_v1.checkout declares 10 replicas, the plan 4"]),
-        ("{kind: kubernetes, namespace: shop, preview_service: checkout-preview}", ['the plan\'s service "checkout-preview" is not declared (declared services: checkout)']),
+        (
+            "{kind: kubernetes, namespace: shop, preview_service: checkout-preview}",
+            ['the plan\'s service "checkout-preview" is not declared (declared services: checkout)'],
+        ),
     ],
 )
 def test_mismatches_between_the_plan_and_the_code(target, expected):
@@ -171,8 +177,7 @@ async def test_plan_with_no_changes_is_exit_0_and_the_state_is_backed_up_before_
 async def test_a_state_larger_than_the_output_kept_in_memory_is_backed_up_whole(offline_copy, tmp_path):
     (offline_copy / "inventory.tf").write_text(
         # 1000 hosts of 10 racks each: about 270 KB of state (range() gives at most 1024 values).
-        'resource "terraform_data" "inventory" {\n'
-        '  input = [for n in range(1000) : "host-${n}: ${join(" ", [for m in range(10) : "rack-${m}"])}"]\n}\n'
+        'resource "terraform_data" "inventory" {\n  input = [for n in range(1000) : "host-${n}: ${join(" ", [for m in range(10) : "rack-${m}"])}"]\n}\n'
     )
     terraform(offline_copy, "apply", "-auto-approve")
     result = await check(offline_copy, state_dir=tmp_path / "state")

@@ -12,16 +12,15 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 import requests
 from prometheus_api_client import PrometheusApiClientException
 
 from console.metric_catalogue import REQUEST_METRICS
-from console.redact import redact, split_credentials
 from console.metrics.prometheus import (
     PrometheusConfigError,
     PrometheusSource,
@@ -36,6 +35,7 @@ from console.metrics.prometheus import (
     summarize_problems,
 )
 from console.plan.model import PrometheusSpec
+from console.redact import redact, split_credentials
 
 NOW = 1_700_000_000.0
 STALE_AFTER_S = 3.0
@@ -169,10 +169,7 @@ def test_placeholders_are_filled_and_promql_braces_kept() -> None:
         window="4s",
         matchers=matchers,
     )
-    assert query == (
-        'sum(rate(x{app="checkout",track="canary",namespace="prod",code=~"5.."}[4s]))'
-        ' / sum(y{app="checkout",track="canary"})'
-    )
+    assert query == ('sum(rate(x{app="checkout",track="canary",namespace="prod",code=~"5.."}[4s])) / sum(y{app="checkout",track="canary"})')
 
 
 def test_label_values_are_escaped_for_promql() -> None:
@@ -214,9 +211,7 @@ def api_error(status: int, body: dict | bytes) -> PrometheusApiClientException:
 
 def test_a_rejected_query_quotes_prometheus() -> None:
     error = {"status": "error", "errorType": "bad_data", "error": 'invalid parameter "query": parse error'}
-    assert describe_failure(api_error(400, error), SERVER, 5) == (
-        'Prometheus rejected the query: invalid parameter "query": parse error'
-    )
+    assert describe_failure(api_error(400, error), SERVER, 5) == ('Prometheus rejected the query: invalid parameter "query": parse error')
 
 
 def test_refused_credentials_do_not_echo_the_body() -> None:
@@ -229,9 +224,7 @@ def test_a_server_error_names_the_status() -> None:
 
 
 def test_a_timeout_names_the_limit() -> None:
-    assert describe_failure(requests.ReadTimeout("read timed out"), SERVER, 2.5) == (
-        "Prometheus at http://prom:9090 did not answer within 2.5s"
-    )
+    assert describe_failure(requests.ReadTimeout("read timed out"), SERVER, 2.5) == ("Prometheus at http://prom:9090 did not answer within 2.5s")
 
 
 def test_a_refused_connection_says_so() -> None:
@@ -261,9 +254,7 @@ def test_url_credentials_become_basic_auth() -> None:
 
 def test_the_repr_shows_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROM_TOKEN", "tok-s3cret")
-    source = PrometheusSource(
-        "checkout", PrometheusSpec(url="https://bob:pw-s3cret@prom:9090", token_env="PROM_TOKEN"), {}
-    )
+    source = PrometheusSource("checkout", PrometheusSpec(url="https://bob:pw-s3cret@prom:9090", token_env="PROM_TOKEN"), {})
     assert repr(source) == "PrometheusSource(app='checkout', url='https://prom:9090')"
     asyncio.run(source.close())
 
@@ -378,9 +369,7 @@ async def test_a_plan_query_that_returns_several_series_is_missing_data_with_a_p
         source = source_at(canned.url)
         result = await sample(source, ["error_rate"])
     assert result.values["error_rate"].canary is None
-    assert result.errors == (
-        "all queries: the query returns 2 series where one was expected: fix the plan's query, e.g. wrap it in sum()",
-    )
+    assert result.errors == ("all queries: the query returns 2 series where one was expected: fix the plan's query, e.g. wrap it in sum()",)
 
 
 async def test_a_server_answering_for_another_app_gives_no_values_and_names_its_labels() -> None:
@@ -390,8 +379,7 @@ async def test_a_server_answering_for_another_app_gives_no_values_and_names_its_
     assert result.values["error_rate"].canary is None and result.values["latency_p99"].stable is None
     assert result.canary_requests is None, "too little traffic is not judged on another app's requests either"
     assert result.errors == (
-        'all queries: the series is labelled app="payments", not app="checkout": '
-        "select the plan's series with {matchers} (or {app} and {track})",
+        'all queries: the series is labelled app="payments", not app="checkout": select the plan\'s series with {matchers} (or {app} and {track})',
     )
 
 
@@ -402,8 +390,7 @@ async def test_the_stable_series_in_the_canarys_answer_is_refused_for_the_canary
     assert result.values["error_rate"].canary is None
     assert result.values["error_rate"].stable == 0.001
     assert result.errors[0] == (
-        'error_rate (canary): the series is labelled track="stable", not track="canary": '
-        "select the plan's series with {matchers} (or {app} and {track})"
+        'error_rate (canary): the series is labelled track="stable", not track="canary": select the plan\'s series with {matchers} (or {app} and {track})'
     )
 
 

@@ -14,14 +14,13 @@ import re
 import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from markdown_it import MarkdownIt
 
 from console.app.cli import main
-from console.journal import events as ev
 from console.controller.controller import ControllerOptions
+from console.journal import events as ev
 from console.journal.journal import Journal, read_events
 from console.plan import load_plan
 from console.plan.checks import Check
@@ -30,7 +29,7 @@ from console.report.judgement import Limit, Moments, judge_metric
 from console.report.markdown import SUMMARY_WIDTH
 from console.sim.scenario import load_scenario
 from console.units import format_metric_value
-from tests.conftest import SAMPLES, plan_from, sim_controller
+from tests.conftest import SAMPLES, sim_controller
 
 SECTIONS = [
     "## Changes",
@@ -302,8 +301,7 @@ def test_an_identical_new_version_is_rarely_called_regressed():
     """A/A: canary and stable from the same distribution, with no limit to lean on; tolerance 0.5%."""
     seeds = 2000
     regressed = sum(
-        judge_metric("latency_p50", noisy(100, 0.3, 60, seed), noisy(100, 0.3, 60, seed + seeds), [], [], 60).status == "regressed"
-        for seed in range(seeds)
+        judge_metric("latency_p50", noisy(100, 0.3, 60, seed), noisy(100, 0.3, 60, seed + seeds), [], [], 60).status == "regressed" for seed in range(seeds)
     )
     assert regressed <= seeds * 0.005
 
@@ -348,6 +346,7 @@ async def test_stages_a_promote_cut_short_or_jumped_over_show_as_skipped(tmp_pat
 
 async def test_a_stage_promoted_after_its_window_held_passed(tmp_path, monkeypatch):
     no_fsync(monkeypatch)
+
     def captain(controller):
         on_event(controller, "awaiting_promote", "promote", lambda e: e.stage == 0)
         controller.subscribe(lambda e: controller.stop() if e.name == "awaiting_promote" and e.stage == 1 else None)
@@ -412,13 +411,23 @@ def cut_at_rollback(source: Path, target: Path, *extra: dict) -> Path:
 
 
 def test_a_rollback_not_verified_says_the_new_version_may_still_serve(runs, tmp_path):
-    failed = {"event": "rollback_failed", "t": 1021.0, "ts": "2026-01-05T10:17:01+00:00", "reason": "not_verified",
-              "detail": "stable serves 75%, not 100%", "attempts": 3, "since_s": 4.5, "retry_in_s": 4.0}
+    failed = {
+        "event": "rollback_failed",
+        "t": 1021.0,
+        "ts": "2026-01-05T10:17:01+00:00",
+        "reason": "not_verified",
+        "detail": "stable serves 75%, not 100%",
+        "attempts": 3,
+        "since_s": 4.5,
+        "retry_in_s": 4.0,
+    }
     run = finished(cut_at_rollback(runs["canary-error-spike"].journal, tmp_path / "checkout-2.4.1.jsonl", failed))
     assert run.report.startswith("# Release checkout-2.4.1: ROLLBACK NOT VERIFIED")
     assert run.lines[3].startswith("- Happened: rolling back (not verified) 7m into stage 2 at 25%: error_rate ")
     assert run.lines[4] == "- Now: ROLLBACK NOT VERIFIED: the new version may still serve traffic (see Rollback Plan)"
-    assert "`17:01` Rollback NOT verified: the target does not serve stable alone (3 attempts, 4s): stable serves 75%, not 100%" in flat(run.section("Issues Encountered"))
+    assert "`17:01` Rollback NOT verified: the target does not serve stable alone (3 attempts, 4s): stable serves 75%, not 100%" in flat(
+        run.section("Issues Encountered")
+    )
     assert "Time to rollback" not in run.report, "no rollback time for a rollback that has not finished"
     plan = SAMPLES / "canary.yaml"
     assert f"```sh\nbrahma run {plan} --state-dir {tmp_path} --headless\n```" in run.section("Rollback Plan")
@@ -495,8 +504,15 @@ async def test_a_rolled_back_release_on_a_cluster_says_what_brahmas_rollback_did
 # --- journals written by hand: the gate, flags, notifications, secrets --------------------------
 
 STARTED = ev.RolloutStarted(
-    0.0, rollout="checkout-2.4.1", app="checkout", image="r/checkout:2.4.1", strategy="canary", plan="plan.yaml",
-    stages=[{"name": "stage 1", "weight": 5, "observe_s": 600}], planned_s=600, actor="captain@laptop",
+    0.0,
+    rollout="checkout-2.4.1",
+    app="checkout",
+    image="r/checkout:2.4.1",
+    strategy="canary",
+    plan="plan.yaml",
+    stages=[{"name": "stage 1", "weight": 5, "observe_s": 600}],
+    planned_s=600,
+    actor="captain@laptop",
     rollback_plan="weight 0, flags off",
 )
 
@@ -510,27 +526,56 @@ def write_journal(path: Path, events: list[ev.Event]) -> Path:
 
 
 def rolled_back_release(path: Path) -> Path:
-    return write_journal(path, [
-        STARTED,
-        ev.FlagChanged(0.0, flag="new-flow", old={}, new={"enabled": False, "percentage": 0}, actor="brahma", reason="created disabled before the deploy"),
-        ev.PreflightResult(0.0, item="unit tests", kind="command", status="pass", required=True, output="exit 0\n42 passed", duration_s=1.5, by="brahma"),
-        ev.PreflightResult(0.0, item="code review", kind="manual", status="waiting", required=True, output="waiting for a sign-off"),
-        ev.PreflightResult(0.0, item="code review", kind="manual", status="pass", required=True, output="signed off by reviewer@desk", by="reviewer@desk"),
-        ev.PreflightResult(0.0, item="benchmarks", kind="command", status="fail", required=False, output="exit 1\np99 +18% over budget\nsee bench.txt", duration_s=3.0, by="brahma"),
-        ev.PreflightResult(0.0, item="infrastructure", kind="terraform", status="pass", required=True, output="terraform plan: no changes (exit 0)\nstate backed up to .brahma/x.json", by="brahma"),
-        ev.PreflightPassed(0.0),
-        ev.TargetPrepared(0.0, before={"stable_image": "r/checkout:2.4.0"}, changes=["create canary"]),
-        ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
-        ev.SupervisionResumed(60.0, unwatched_s=45.0, window_restarted=True),
-        ev.CommandIssued(120.0, command="pause", actor="captain@laptop"),
-        ev.RollbackStarted(170.0, reason="error_rate 3% > 1%", trigger="error_rate"),
-        ev.NotificationSent(170.2, webhook="slack hooks.slack.com", about="rollback_started", status="sent", attempts=3, detail="HTTP 200 after HTTP 500, HTTP 500"),
-        ev.FlagChanged(170.0, flag="new-flow", old={"enabled": True, "percentage": 5}, new={"enabled": False, "percentage": 5}, actor="brahma", reason="rollback: error_rate 3% > 1%"),
-        ev.RollbackVerified(170.0, healthy=True, detail="stable within every critical limit (5 checked)"),
-        ev.RolledBack(170.0, duration_s=0.012),
-        ev.NotificationSent(171.0, webhook="json deploys.example.com", about="rolled_back", status="failed", attempts=4, detail="HTTP 503"),
-        ev.ErrorRaised(171.0, where="notify json deploys.example.com", message="rolled_back not delivered after 4 attempts: HTTP 503"),
-    ])
+    return write_journal(
+        path,
+        [
+            STARTED,
+            ev.FlagChanged(0.0, flag="new-flow", old={}, new={"enabled": False, "percentage": 0}, actor="brahma", reason="created disabled before the deploy"),
+            ev.PreflightResult(0.0, item="unit tests", kind="command", status="pass", required=True, output="exit 0\n42 passed", duration_s=1.5, by="brahma"),
+            ev.PreflightResult(0.0, item="code review", kind="manual", status="waiting", required=True, output="waiting for a sign-off"),
+            ev.PreflightResult(0.0, item="code review", kind="manual", status="pass", required=True, output="signed off by reviewer@desk", by="reviewer@desk"),
+            ev.PreflightResult(
+                0.0,
+                item="benchmarks",
+                kind="command",
+                status="fail",
+                required=False,
+                output="exit 1\np99 +18% over budget\nsee bench.txt",
+                duration_s=3.0,
+                by="brahma",
+            ),
+            ev.PreflightResult(
+                0.0,
+                item="infrastructure",
+                kind="terraform",
+                status="pass",
+                required=True,
+                output="terraform plan: no changes (exit 0)\nstate backed up to .brahma/x.json",
+                by="brahma",
+            ),
+            ev.PreflightPassed(0.0),
+            ev.TargetPrepared(0.0, before={"stable_image": "r/checkout:2.4.0"}, changes=["create canary"]),
+            ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
+            ev.SupervisionResumed(60.0, unwatched_s=45.0, window_restarted=True),
+            ev.CommandIssued(120.0, command="pause", actor="captain@laptop"),
+            ev.RollbackStarted(170.0, reason="error_rate 3% > 1%", trigger="error_rate"),
+            ev.NotificationSent(
+                170.2, webhook="slack hooks.slack.com", about="rollback_started", status="sent", attempts=3, detail="HTTP 200 after HTTP 500, HTTP 500"
+            ),
+            ev.FlagChanged(
+                170.0,
+                flag="new-flow",
+                old={"enabled": True, "percentage": 5},
+                new={"enabled": False, "percentage": 5},
+                actor="brahma",
+                reason="rollback: error_rate 3% > 1%",
+            ),
+            ev.RollbackVerified(170.0, healthy=True, detail="stable within every critical limit (5 checked)"),
+            ev.RolledBack(170.0, duration_s=0.012),
+            ev.NotificationSent(171.0, webhook="json deploys.example.com", about="rolled_back", status="failed", attempts=4, detail="HTTP 503"),
+            ev.ErrorRaised(171.0, where="notify json deploys.example.com", message="rolled_back not delivered after 4 attempts: HTTP 503"),
+        ],
+    )
 
 
 def test_the_runbook_of_a_rolled_back_release(tmp_path):
@@ -573,11 +618,14 @@ def test_a_release_with_no_notifications_says_so(tmp_path):
 
 def test_secrets_in_outputs_are_masked_in_the_runbook(tmp_path):
     output = "GET https://deployer:hunter2@staging.example.com/healthz?token=abc123\nAuthorization: Bearer eyJhbGciOi.secret"
-    journal = write_journal(tmp_path / "r.jsonl", [
-        STARTED,
-        ev.PreflightResult(0.0, item="staging", kind="http", status="fail", required=True, output=output, by="brahma"),
-        ev.PreflightFailed(0.0, failed=["staging"]),
-    ])
+    journal = write_journal(
+        tmp_path / "r.jsonl",
+        [
+            STARTED,
+            ev.PreflightResult(0.0, item="staging", kind="http", status="fail", required=True, output=output, by="brahma"),
+            ev.PreflightFailed(0.0, failed=["staging"]),
+        ],
+    )
     report = write_report(journal).read_text()
     for secret in ("hunter2", "abc123", "eyJhbGciOi"):
         assert secret not in report
@@ -615,16 +663,23 @@ def test_brahma_report_writes_it_again_from_any_journal(tmp_path, capsys):
 def open_rollback(path: Path, verified: bool) -> Path:
     """A rollback whose target failed twice (the second journaled a minute on), then read back stable alone, or not yet."""
     failure = dict(reason="rollback", detail="the Kubernetes API at https://k8s:6443 is unreachable: Connection refused")
-    return write_journal(path, [
-        STARTED,
-        ev.PreflightPassed(0.0),
-        ev.TargetPrepared(0.0, before={"stable_image": "r/checkout:2.4.0"}, changes=["create canary"]),
-        ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
-        ev.RollbackStarted(170.0, reason="error_rate 3% > 1%", trigger="error_rate"),
-        ev.RollbackFailed(173.0, **failure, attempts=1, since_s=0.0, retry_in_s=1.0),
-        ev.RollbackFailed(234.0, **failure, attempts=7, since_s=61.0, retry_in_s=30.0),
-        *([ev.RolledBack(266.0, duration_s=96.0, read_back="deployment/checkout runs checkout=r/checkout:2.4.0; no deployment/checkout-canary")] if verified else []),
-    ])
+    return write_journal(
+        path,
+        [
+            STARTED,
+            ev.PreflightPassed(0.0),
+            ev.TargetPrepared(0.0, before={"stable_image": "r/checkout:2.4.0"}, changes=["create canary"]),
+            ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
+            ev.RollbackStarted(170.0, reason="error_rate 3% > 1%", trigger="error_rate"),
+            ev.RollbackFailed(173.0, **failure, attempts=1, since_s=0.0, retry_in_s=1.0),
+            ev.RollbackFailed(234.0, **failure, attempts=7, since_s=61.0, retry_in_s=30.0),
+            *(
+                [ev.RolledBack(266.0, duration_s=96.0, read_back="deployment/checkout runs checkout=r/checkout:2.4.0; no deployment/checkout-canary")]
+                if verified
+                else []
+            ),
+        ],
+    )
 
 
 def test_an_unverified_rollback_heads_the_runbook_and_its_issues(tmp_path):
@@ -651,11 +706,14 @@ def test_a_rollback_verified_after_failures_keeps_them_and_what_was_read_back(tm
 def test_terminal_control_in_an_older_journals_outputs_is_neutralised_in_the_runbook(tmp_path):
     # Journals written before outputs were neutralised where they are captured still hold it.
     output = "exit 1\n\x1b[31mFAILED\x1b[0m 3 tests\x1b]0;owned\x07\nFAIL\rPASS"
-    journal = write_journal(tmp_path / "r.jsonl", [
-        STARTED,
-        ev.PreflightResult(0.0, item="unit tests", kind="command", status="fail", required=True, output=output, by="brahma"),
-        ev.PreflightFailed(0.0, failed=["unit tests"]),
-    ])
+    journal = write_journal(
+        tmp_path / "r.jsonl",
+        [
+            STARTED,
+            ev.PreflightResult(0.0, item="unit tests", kind="command", status="fail", required=True, output=output, by="brahma"),
+            ev.PreflightFailed(0.0, failed=["unit tests"]),
+        ],
+    )
     report = write_report(journal).read_text()
     assert "| 0.00s | FAIL␍PASS |" in report
     assert "~~~\nexit 1\nFAILED 3 tests\nFAIL␍PASS\n~~~" in report
@@ -665,16 +723,20 @@ def test_terminal_control_in_an_older_journals_outputs_is_neutralised_in_the_run
 def test_stages_a_promote_went_past_read_skipped_never_passed(tmp_path):
     planned = [{"name": name, "weight": weight, "observe_s": 600} for name, weight in (("stage 1", 5), ("stage 2", 25), ("stage 3", 50), ("monitoring", 100))]
     started = ev.RolloutStarted(**{**STARTED.__dict__, "stages": planned, "planned_s": 2400})
-    journal = write_journal(tmp_path / "r.jsonl", [
-        started, ev.PreflightPassed(0.0),
-        ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
-        ev.StagePassed(600.0, stage=0, summary={}),
-        ev.StageStarted(600.0, stage=1, stage_name="stage 2", weight=25, observe_s=600),
-        ev.CommandIssued(700.0, command="promote-full", actor="captain@laptop"),
-        ev.StageStarted(700.0, stage=3, stage_name="monitoring", weight=100, observe_s=600),
-        ev.CommandIssued(800.0, command="promote", actor="captain@laptop"),
-        ev.Completed(800.0),
-    ])
+    journal = write_journal(
+        tmp_path / "r.jsonl",
+        [
+            started,
+            ev.PreflightPassed(0.0),
+            ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
+            ev.StagePassed(600.0, stage=0, summary={}),
+            ev.StageStarted(600.0, stage=1, stage_name="stage 2", weight=25, observe_s=600),
+            ev.CommandIssued(700.0, command="promote-full", actor="captain@laptop"),
+            ev.StageStarted(700.0, stage=3, stage_name="monitoring", weight=100, observe_s=600),
+            ev.CommandIssued(800.0, command="promote", actor="captain@laptop"),
+            ev.Completed(800.0),
+        ],
+    )
     timeline = write_report(journal).read_text().split("## Timeline", 1)[1].split("\n\n", 2)[1]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in timeline.splitlines()[2:]]
     assert [(row[0], row[5]) for row in rows] == [
@@ -686,15 +748,30 @@ def test_stages_a_promote_went_past_read_skipped_never_passed(tmp_path):
 
 
 def test_a_gate_closed_at_once_asks_to_fix_what_failed_not_what_it_cancelled(tmp_path):
-    report = write_report(write_journal(tmp_path / "checkout-2.4.1.jsonl", [
-        STARTED,
-        ev.PreflightResult(0.0, item="all tests pass", kind="command", status="running", required=True, by="brahma"),
-        ev.PreflightResult(0.0, item="security scan", kind="command", status="running", required=True, by="brahma"),
-        ev.PreflightResult(0.0, item="security scan", kind="command", status="fail", required=True, output="exit 1\nCVE-2024-0001", duration_s=2.0, by="brahma"),
-        ev.PreflightResult(0.0, item="all tests pass", kind="command", status="cancelled", required=True,
-                           output="cancelled: the gate cannot open: security scan failed", duration_s=2.0, by="brahma"),
-        ev.PreflightFailed(0.0, failed=["security scan"]),
-    ])).read_text()
+    report = write_report(
+        write_journal(
+            tmp_path / "checkout-2.4.1.jsonl",
+            [
+                STARTED,
+                ev.PreflightResult(0.0, item="all tests pass", kind="command", status="running", required=True, by="brahma"),
+                ev.PreflightResult(0.0, item="security scan", kind="command", status="running", required=True, by="brahma"),
+                ev.PreflightResult(
+                    0.0, item="security scan", kind="command", status="fail", required=True, output="exit 1\nCVE-2024-0001", duration_s=2.0, by="brahma"
+                ),
+                ev.PreflightResult(
+                    0.0,
+                    item="all tests pass",
+                    kind="command",
+                    status="cancelled",
+                    required=True,
+                    output="cancelled: the gate cannot open: security scan failed",
+                    duration_s=2.0,
+                    by="brahma",
+                ),
+                ev.PreflightFailed(0.0, failed=["security scan"]),
+            ],
+        )
+    ).read_text()
     assert re.search(r"\| all tests pass +\| command +\| yes +\| cancelled +\| brahma +\|[^|]+\| 2\.00s +\| cancelled: the gate cannot open", report)
     assert "- [ ] Make the failed pre-flight items pass (security scan), then run the release again." in report
 
@@ -703,17 +780,20 @@ def test_a_breach_while_paused_is_the_one_that_rolled_back_not_the_one_that_paus
     """Paused on latency, then rolled back on errors before anybody decided: the runbook's breach is the error."""
     slow = {"error_rate": {"canary": 0.0002, "stable": 0.0001}, "latency_p99": {"canary": 700.0, "stable": 240.0}}
     failing = {"error_rate": {"canary": 0.0214, "stable": 0.0001}, "latency_p99": {"canary": 668.0, "stable": 239.0}}
-    journal = write_journal(tmp_path / "checkout-2.4.1.jsonl", [
-        STARTED,
-        ev.PreflightPassed(0.0),
-        ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
-        ev.SampleTaken(396.0, stage=0, metrics=slow, requests=900.0, verdict="breach", breaches=["latency_p99"]),
-        ev.Paused(396.0, reason="latency_p99 700ms > 500ms (warning, 2 samples in a row)", trigger="latency_p99"),
-        ev.SampleTaken(1008.0, stage=0, metrics=failing, requests=900.0, verdict="breach", breaches=["error_rate", "latency_p99"]),
-        ev.RollbackStarted(1009.0, reason="error_rate 2.14% > 1% (critical)", trigger="error_rate"),
-        ev.RollbackVerified(1031.0, healthy=True, detail="stable within every critical limit (5 checked)"),
-        ev.RolledBack(1031.0, duration_s=0.37),
-    ])
+    journal = write_journal(
+        tmp_path / "checkout-2.4.1.jsonl",
+        [
+            STARTED,
+            ev.PreflightPassed(0.0),
+            ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
+            ev.SampleTaken(396.0, stage=0, metrics=slow, requests=900.0, verdict="breach", breaches=["latency_p99"]),
+            ev.Paused(396.0, reason="latency_p99 700ms > 500ms (warning, 2 samples in a row)", trigger="latency_p99"),
+            ev.SampleTaken(1008.0, stage=0, metrics=failing, requests=900.0, verdict="breach", breaches=["error_rate", "latency_p99"]),
+            ev.RollbackStarted(1009.0, reason="error_rate 2.14% > 1% (critical)", trigger="error_rate"),
+            ev.RollbackVerified(1031.0, healthy=True, detail="stable within every critical limit (5 checked)"),
+            ev.RolledBack(1031.0, duration_s=0.37),
+        ],
+    )
     report = write_report(journal).read_text()
     why = report.split("## Why it was rolled back\n\n", 1)[1].split("\n## ", 1)[0]
     assert "The sample that breached, at `16:48`" in why, why

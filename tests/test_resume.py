@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from console.journal import events as ev
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
+from console.journal import events as ev
 from console.journal.journal import Journal, JournalError, read_events
 from tests.conftest import ROOT, SAMPLES, sim_controller
 
@@ -175,8 +175,13 @@ async def journal_left_at(plan, state_dir: Path, t: float) -> Path:
 
 
 def brahma_run(plan: Path, state_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--state-dir", str(state_dir), *extra],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--state-dir", str(state_dir), *extra],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def canary_variant(tmp_path: Path, old: str, new: str, name: str = "variant.yaml") -> Path:
@@ -220,8 +225,10 @@ async def test_a_plan_for_another_app_and_image_does_not_resume_the_journal(cana
     payments.write_text("name: checkout-2.4.1\napp: payments\nimage: r/payments:9.9\n")
     result = brahma_run(payments, tmp_path / "state")
     assert result.returncode == 2, result.stderr
-    assert f"brahma: {journal} is the journal of another plan than {payments}: app: journal checkout, plan payments; " \
-           f"image: journal registry.example.com/checkout:2.4.1, plan r/payments:9.9;" in result.stderr
+    assert (
+        f"brahma: {journal} is the journal of another plan than {payments}: app: journal checkout, plan payments; "
+        f"image: journal registry.example.com/checkout:2.4.1, plan r/payments:9.9;" in result.stderr
+    )
     assert f"to start afresh, move the journal aside: mv {journal} {journal.with_name('checkout-2.4.1.old.jsonl')}" in result.stderr
     assert journal.read_bytes() == written and (tmp_path / "state" / "checkout-2.4.1.sim.json").read_bytes() == sim_state, "nothing moved"
 
@@ -241,8 +248,10 @@ async def test_a_plan_with_fewer_stages_than_the_journal_is_refused_not_an_index
     plan.write_text("name: checkout-2.4.1\napp: checkout\nimage: registry.example.com/checkout:2.4.1\nstages: [{weight: 5}, {weight: 25}]\n")
     result = brahma_run(plan, tmp_path / "state")
     assert result.returncode == 2, result.stderr
-    assert ("stages: journal stage 1 5% 600s -> stage 2 25% 900s -> stage 3 50% 1200s -> monitoring 100% 3600s, "
-            "plan stage 1 5% 600s -> stage 2 25% 600s -> monitoring 100% 3600s") in result.stderr
+    assert (
+        "stages: journal stage 1 5% 600s -> stage 2 25% 900s -> stage 3 50% 1200s -> monitoring 100% 3600s, "
+        "plan stage 1 5% 600s -> stage 2 25% 600s -> monitoring 100% 3600s"
+    ) in result.stderr
     assert "IndexError" not in result.stderr and "internal error" not in result.stderr
 
 
@@ -262,11 +271,13 @@ async def test_a_limit_edited_mid_rollout_applies_on_resume_and_the_journal_says
     from console.plan import load_plan
 
     journal = await journal_left_at(canary_plan, tmp_path / "state", 700)
-    edited = canary_variant(tmp_path, "cpu: {when: \"> 80%\"", "cpu: {when: \"> 90%\"")
+    edited = canary_variant(tmp_path, 'cpu: {when: "> 80%"', 'cpu: {when: "> 90%"')
     result = brahma_run(edited, tmp_path / "state")
     assert result.returncode == 0, result.stderr
-    assert f"brahma: {edited} changed since {journal} last ran it (digest {plan_digest(canary_plan)[:12]} -> {plan_digest(load_plan(edited))[:12]}): " \
-           "the rollout goes on from where it was, under the plan as it is now" in result.stderr
+    assert (
+        f"brahma: {edited} changed since {journal} last ran it (digest {plan_digest(canary_plan)[:12]} -> {plan_digest(load_plan(edited))[:12]}): "
+        "the rollout goes on from where it was, under the plan as it is now" in result.stderr
+    )
     archived = next((tmp_path / "state").glob("checkout-2.4.1.*.jsonl"), None) or journal
     resumed = [e for e in read_events(archived) if isinstance(e, ev.SupervisionResumed)]
     assert [e.digest for e in resumed] == [plan_digest(load_plan(edited))]
@@ -301,8 +312,8 @@ def brahma(*args: str) -> subprocess.CompletedProcess:
 
 
 async def test_a_detached_controller_s_refusal_of_another_plan_s_journal_is_exit_2(canary_plan, tmp_path):
-    from console.app.wiring import RunOptions
     from console.app.supervision import supervise_args
+    from console.app.wiring import RunOptions
     from console.journal.state_dir import RolloutFiles
     from console.supervisor.files import Launch
 
@@ -333,8 +344,12 @@ async def test_a_corrupt_journal_line_is_exit_2_with_its_line_and_ls_lists_the_o
     lines[4] = '{"event": "sample", "t": 1'
     journal.write_text("\n".join(lines) + "\n")
     where = f"{journal}:5: not a journal event"
-    for command in (["run", str(SAMPLES / "canary.yaml"), "--headless", "--fast"], ["run", str(SAMPLES / "canary.yaml")],
-                    ["attach", "checkout-2.4.1", "--headless"], ["report", str(journal)]):
+    for command in (
+        ["run", str(SAMPLES / "canary.yaml"), "--headless", "--fast"],
+        ["run", str(SAMPLES / "canary.yaml")],
+        ["attach", "checkout-2.4.1", "--headless"],
+        ["report", str(journal)],
+    ):
         result = brahma(*command, *(["--state-dir", str(state_dir)] if command[0] != "report" else []))
         assert result.returncode == 2, (command, result.stderr)
         assert where in result.stderr and "internal error" not in result.stderr and "Traceback" not in result.stderr
@@ -478,7 +493,7 @@ async def test_a_machine_down_loses_only_unsynced_samples_which_the_next_run_tak
         await first.run()
     written = list(read_events(journal))
     os.truncate(journal, disk.synced)  # the machine came back with what was on disk
-    lost = [e.t for e in written[len(list(read_events(journal))):] if isinstance(e, ev.SampleTaken)]
+    lost = [e.t for e in written[len(list(read_events(journal))) :] if isinstance(e, ev.SampleTaken)]
     assert lost, "the crash lost samples that were journaled but not yet on disk"
 
     second = sim_controller(canary_plan, tmp_path)

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from console.atomic import atomic_write
-from console.journal import events as ev
-from console.controller.clock import VirtualClock
 from console.app.exits import EXIT_ROLLBACK_UNVERIFIED
+from console.app.wiring import RunOptions, build_rollout
+from console.atomic import atomic_write
+from console.controller.clock import VirtualClock
+from console.controller.rollback_pacing import MAX_RETRY_S, RETOLD_EVERY_S, RollbackPacing
+from console.journal import events as ev
 from console.journal.journal import read_events
 from console.journal.state_dir import RolloutFiles
-from console.controller.rollback_pacing import MAX_RETRY_S, RETOLD_EVERY_S, RollbackPacing
-from console.app.wiring import RunOptions, build_rollout
 from console.rollout import Rollout
 from console.sim import target as sim_target
 from console.sim.target import SimTarget
@@ -209,7 +209,7 @@ async def test_a_stopped_open_rollback_is_listed_and_taken_up_by_the_next_contro
     assert await second.run() == "rolled_back"
     names = [e.name for e in read_events(second.journal.path)]
     assert names.count("rollback_started") == 1
-    assert names[names.index("rollback_failed"):] == ["rollback_failed", "supervision_resumed", "rollback_verified", "rolled_back"]
+    assert names[names.index("rollback_failed") :] == ["rollback_failed", "supervision_resumed", "rollback_verified", "rolled_back"]
     assert second.target.cluster.weight == 0
 
 

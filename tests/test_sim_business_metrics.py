@@ -18,9 +18,11 @@ from tests.conftest import ROOT, SAMPLES, plan_from
 @pytest.fixture
 def scenario_file(tmp_path):
     path = tmp_path / "payments.yaml"
-    path.write_text("name: payments\nstable: {metrics: {payment_success_rate: 0.995, basket_eur: 41}}\n"
-                    "canary: {metrics: {payment_success_rate: 0.99}}\n"
-                    "events:\n  - {at: 10m, track: canary, set: {metrics: {payment_success_rate: 0.9}}, over: 10m}\n")
+    path.write_text(
+        "name: payments\nstable: {metrics: {payment_success_rate: 0.995, basket_eur: 41}}\n"
+        "canary: {metrics: {payment_success_rate: 0.99}}\n"
+        "events:\n  - {at: 10m, track: canary, set: {metrics: {payment_success_rate: 0.9}}, over: 10m}\n"
+    )
     return path
 
 
@@ -63,17 +65,24 @@ def test_a_scenario_s_business_metrics_are_numbers_and_never_a_built_in_s_name(t
 async def test_a_canary_failing_payments_is_rolled_back_by_its_business_limit(tmp_path, scenario_file):
     from tests.conftest import sim_controller
 
-    plan = plan_from("app: p\nimage: r/p:2\nmetrics:\n  units: {payment_success_rate: percent}\n"
-                     "stages:\n  - weight: 25\n    observe: 30m\n    criteria: {payment_success_rate: '> 98%'}\n"
-                     "triggers:\n  critical: {payment_success_rate: '< 95%'}\n")
+    plan = plan_from(
+        "app: p\nimage: r/p:2\nmetrics:\n  units: {payment_success_rate: percent}\n"
+        "stages:\n  - weight: 25\n    observe: 30m\n    criteria: {payment_success_rate: '> 98%'}\n"
+        "triggers:\n  critical: {payment_success_rate: '< 95%'}\n"
+    )
     controller = sim_controller(plan, tmp_path, str(scenario_file))
     assert await controller.run() == "rolled_back"
     assert controller.state.rollback_reason.startswith("payment_success_rate 9") and "% < 95% (critical)" in controller.state.rollback_reason
 
 
 def test_the_sample_business_plan_runs_on_the_simulator_and_rolls_back_on_payments(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "console.cli", "run", str(SAMPLES / "payments.yaml"), "--headless", "--fast", "--json",
-                             "--state-dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "payments.yaml"), "--headless", "--fast", "--json", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 3, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     rollback = next(e for e in events if e["event"] == "rollback_started")
@@ -83,7 +92,24 @@ def test_the_sample_business_plan_runs_on_the_simulator_and_rolls_back_on_paymen
 
 
 def test_a_run_says_when_its_scenario_gives_a_judged_business_metric_no_values(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "console.cli", "run", str(SAMPLES / "payments.yaml"), "--headless", "--fast",
-                             "--scenario", "healthy", "--state-dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "run",
+            str(SAMPLES / "payments.yaml"),
+            "--headless",
+            "--fast",
+            "--scenario",
+            "healthy",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert "brahma: warning: the scenario healthy gives no values for payment_success_rate: its samples are inconclusive, never a pass" in result.stderr
     assert result.returncode == 3, "inconclusive past its limit pauses, and a headless pause rolls back"

@@ -16,12 +16,12 @@ import logging
 
 import pytest
 
+from console.app.wiring import plan_flags
+from console.flags.model import FlagChange
 from console.journal import events as ev
 from console.journal.journal import read_events
-from console.app.wiring import plan_flags
 from console.supervisor import server as server_module
 from console.supervisor.client import answers
-from console.flags.model import FlagChange
 from console.supervisor.flag_requests import borne_out
 from console.supervisor.limits import LINE_LIMIT, MAX_FLAG_CHANGES, CountedFailures, TokenBucket, connection_cap
 from console.supervisor.remote import RemoteController, flag_batches
@@ -79,7 +79,7 @@ async def test_a_console_takes_the_journal_from_the_state_dir_before_the_socket_
     assert seen == journal
     await until(lambda: remote.pid is not None)
     assert len(remote.state.history["error_rate"]) == len(controller.state.history["error_rate"]), "nothing was taken twice"
-    assert [e.name for e in seen[:len(journal)]] == [e.name for e in journal]
+    assert [e.name for e in seen[: len(journal)]] == [e.name for e in journal]
     remote.stop()
     await following
 
@@ -135,9 +135,11 @@ async def test_a_flag_change_the_flag_file_does_not_hold_is_refused_and_never_jo
     store = flag_store(canary_plan, files)
     store.create("new-checkout-flow", actor="ops@laptop")
     off = store.get("new-checkout-flow").to_dict()
-    claimed = [{"flag": "new-checkout-flow", "old": off, "new": {**off, "enabled": True}, "actor": "liar@laptop"},  # the file says off
-               {"flag": "no-such-flag", "old": None, "new": {"enabled": True}, "actor": "liar@laptop"},
-               {"flag": "new-checkout-flow", "old": {**off, "enabled": True}, "new": off, "actor": "liar@laptop"}]  # no change at all
+    claimed = [
+        {"flag": "new-checkout-flow", "old": off, "new": {**off, "enabled": True}, "actor": "liar@laptop"},  # the file says off
+        {"flag": "no-such-flag", "old": None, "new": {"enabled": True}, "actor": "liar@laptop"},
+        {"flag": "new-checkout-flow", "old": {**off, "enabled": True}, "new": off, "actor": "liar@laptop"},
+    ]  # no change at all
     async with attached(canary_plan, files) as console:
         first = await console.remote.request({"op": "flags", "changes": claimed[:2]})
         assert first["ok"] is False and first["journaled"] == 0 and "not what the flag file holds" in first["error"]
@@ -238,14 +240,29 @@ async def ask(connection, line: bytes) -> dict | None:
 
 
 MALFORMED = [
-    b"not json\n", b"[1]\n", b"null\n", b"12\n", b'"attach"\n', b"[" * 50_000 + b"\n",
-    b'{"op": "attach", "from": 1e400}\n', b'{"op": "attach", "from": [1]}\n', b'{"op": "attach", "from": null}\n',
-    b'{"op": "attach", "from": -1}\n', b'{"op": "attach", "from": true}\n', b'{"op": "attach", "from": 1.5}\n',
-    b'{"op": "attach", "from": ' + b"9" * 400 + b"}\n", b'{"op": "attach", "from": ' + b"9" * 5000 + b"}\n",
-    b'{"op": "history", "metric": "error_rate", "start": 1e400}\n', b'{"op": "history", "metric": ["x"], "start": 0}\n',
-    b'{"op": "flags", "changes": [1, null, "x"]}\n', b'{"op": "flags", "changes": {"flag": "f"}}\n', b'{"op": "flags"}\n',
-    b'{"op": "command", "name": ["rollback"], "actor": {"a": 1}}\n', b'{"op": "command", "name": "pause", "actor": 7}\n',
-    b'{"op": 1e400}\n', b'{"op": "nope", "id": [1]}\n',
+    b"not json\n",
+    b"[1]\n",
+    b"null\n",
+    b"12\n",
+    b'"attach"\n',
+    b"[" * 50_000 + b"\n",
+    b'{"op": "attach", "from": 1e400}\n',
+    b'{"op": "attach", "from": [1]}\n',
+    b'{"op": "attach", "from": null}\n',
+    b'{"op": "attach", "from": -1}\n',
+    b'{"op": "attach", "from": true}\n',
+    b'{"op": "attach", "from": 1.5}\n',
+    b'{"op": "attach", "from": ' + b"9" * 400 + b"}\n",
+    b'{"op": "attach", "from": ' + b"9" * 5000 + b"}\n",
+    b'{"op": "history", "metric": "error_rate", "start": 1e400}\n',
+    b'{"op": "history", "metric": ["x"], "start": 0}\n',
+    b'{"op": "flags", "changes": [1, null, "x"]}\n',
+    b'{"op": "flags", "changes": {"flag": "f"}}\n',
+    b'{"op": "flags"}\n',
+    b'{"op": "command", "name": ["rollback"], "actor": {"a": 1}}\n',
+    b'{"op": "command", "name": "pause", "actor": 7}\n',
+    b'{"op": 1e400}\n',
+    b'{"op": "nope", "id": [1]}\n',
 ]
 
 
@@ -338,14 +355,16 @@ def test_failures_of_a_kind_are_told_once_then_counted_each_period():
     now[0] = 60.0
     failures.report()
     failures.record(OSError(errno.EMFILE, "Too many open files"))
-    assert said == ["accept failed: EMFILE (Too many open files); the controller goes on; counted once a minute",
-                    "accept failed: EMFILE ×1,234 in the last minute"]
+    assert said == [
+        "accept failed: EMFILE (Too many open files); the controller goes on; counted once a minute",
+        "accept failed: EMFILE ×1,234 in the last minute",
+    ]
 
 
 def test_a_consoles_flag_changes_go_in_requests_the_controller_takes():
     small = [{"flag": f"f{i}", "old": None, "new": {"enabled": True}, "actor": "a", "reason": ""} for i in range(250)]
     assert [len(batch) for batch in flag_batches(small)] == [MAX_FLAG_CHANGES, MAX_FLAG_CHANGES, 50]
-    big = [{**change, "new": {"allowed_users": ["user-%05d" % n for n in range(2000)]}} for change in small[:20]]
+    big = [{**change, "new": {"allowed_users": [f"user-{n:05d}" for n in range(2000)]}} for change in small[:20]]
     batches = flag_batches(big)
     assert sum(map(len, batches)) == 20 and all(len(json.dumps({"op": "flags", "changes": b})) < LINE_LIMIT for b in batches)
     assert flag_batches([]) == []
@@ -363,8 +382,12 @@ async def test_consoles_are_journaled_as_they_attach_and_leave_with_their_actor(
         await until(lambda: journaled(files, ev.ConsoleDetached, actor="bob@desk"))
     await until(lambda: journaled(files, ev.ConsoleDetached, actor="alice@laptop"))
     said = [(e.name, e.actor, e.watch_only, e.consoles) for e in read_events(files.journal) if isinstance(e, (ev.ConsoleAttached, ev.ConsoleDetached))]
-    assert said == [("attached", "alice@laptop", False, 1), ("attached", "bob@desk", True, 1),
-                    ("detached", "bob@desk", True, 1), ("detached", "alice@laptop", False, 0)]
+    assert said == [
+        ("attached", "alice@laptop", False, 1),
+        ("attached", "bob@desk", True, 1),
+        ("detached", "bob@desk", True, 1),
+        ("detached", "alice@laptop", False, 0),
+    ]
     assert controller.state.consoles == [] and controller.state.alone_since.actor == "alice@laptop"
 
 
@@ -427,8 +450,9 @@ async def test_consoles_a_stopped_controller_served_are_journaled_gone_by_the_ne
         assert [(e.reason, e.consoles) for e in gone] == [("the controller that served it stopped", 0)]
         assert controller.state.acting_consoles == 0
         async with attached(canary_plan, files, actor="alice@laptop") as console:
-            assert not [line for line in console.notices if line.startswith("nobody was attached")], \
+            assert not [line for line in console.notices if line.startswith("nobody was attached")], (
                 "nobody left: the controller stopped under them, and its successor says how long nobody watched"
+            )
 
 
 async def test_an_attach_naming_nobody_or_a_bad_actor(canary_plan, served):

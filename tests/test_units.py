@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from console.units import UnitError, format_duration, format_metric_value, parse_duration, parse_metric_value
 
@@ -44,11 +45,14 @@ def test_bad_metric_values(metric, text):
 @pytest.mark.parametrize(
     "text, said",
     [
-        ("5", 'error_rate is a percentage and \'5\' has no unit: write "5%" for 5 percent'),
+        ("5", "error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent"),
         ("150", "error_rate is a percentage and '150' has no unit; a percentage is from 0% to 100%"),
-        ("0.05", 'error_rate is a percentage and \'0.05\' has no unit: write "5%" if 0.05 is a fraction, "0.05%" if it is a percentage, '
-                 "or declare metrics.units.error_rate: fraction to write this metric's limits as fractions"),
-        ("0", 'error_rate is a percentage and \'0\' has no unit: write "0%" for 0 percent'),
+        (
+            "0.05",
+            'error_rate is a percentage and \'0.05\' has no unit: write "5%" if 0.05 is a fraction, "0.05%" if it is a percentage, '
+            "or declare metrics.units.error_rate: fraction to write this metric's limits as fractions",
+        ),
+        ("0", "error_rate is a percentage and '0' has no unit: write \"0%\" for 0 percent"),
         (0.05, "error_rate is a percentage and 0.05 has no unit"),
         ("150%", "a percentage is from 0% to 100%, got '150%'"),
         ("-1%", "a percentage is from 0% to 100%, got '-1%'"),
@@ -65,8 +69,11 @@ def test_fractions_when_the_plan_says_so():
     assert parse_metric_value("error_rate", "0.05", "fraction") == 0.05
     assert parse_metric_value("error_rate", "5%", "fraction") == 0.05, "a percentage still reads as one"
     assert parse_metric_value("payment_success_rate", "98%", "percent") == pytest.approx(0.98)
-    with pytest.raises(UnitError, match=r"error_rate's limits are fractions from 0 to 1 \(metrics.units.error_rate: fraction\), "
-                                        r"got '5': write 0.05 for 5%, or \"5%\""):
+    with pytest.raises(
+        UnitError,
+        match=r"error_rate's limits are fractions from 0 to 1 \(metrics.units.error_rate: fraction\), "
+        r"got '5': write 0.05 for 5%, or \"5%\"",
+    ):
         parse_metric_value("error_rate", "5", "fraction")
     with pytest.raises(UnitError, match="expected a number, got '98%'"):
         parse_metric_value("payment_success_rate", "98%")

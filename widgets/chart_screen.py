@@ -9,7 +9,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
 
-
 LimitKind = Literal["must", "pauses", "rolls back"]
 LIMIT_COLORS = {"must": "green", "pauses": "yellow", "rolls back": "red"}
 MARGIN = 0.05

@@ -14,7 +14,14 @@ from widgets.keyed_table import KeyedTable
 ItemState = Literal["pending", "running", "pass", "fail", "waiting", "error"]
 STATE_MARKS = {"pending": "·", "running": "…", "pass": "✓", "fail": "✗", "waiting": "⧗", "error": "✗"}
 STATE_STYLES = {"pending": "dim", "running": "cyan", "pass": "green", "fail": "bold red", "waiting": "yellow", "error": "bold red"}
-STATE_WORDS = {"pending": "not run yet", "running": "running", "pass": "passed", "fail": "failed", "waiting": "waiting for a sign-off (s)", "error": "could not run"}
+STATE_WORDS = {
+    "pending": "not run yet",
+    "running": "running",
+    "pass": "passed",
+    "fail": "failed",
+    "waiting": "waiting for a sign-off (s)",
+    "error": "could not run",
+}
 COLUMNS = (("mark", "", 2), ("item", "", None), ("time", "", 6))
 
 

@@ -6,8 +6,8 @@ writes the flag store and journals the change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rich.text import Text
 from textual.binding import Binding

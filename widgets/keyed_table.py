@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from textual import events
+from collections.abc import Sequence
 
 from rich.text import Text
+from textual import events
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
-
 
 Column = tuple[str, str, "int | None"]
 """(key, header, width); a width of None takes the room the other columns leave."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 BARS = "▁▂▃▄▅▆▇█"
 GAP = "·"
@@ -22,7 +22,4 @@ def sparkline(values: Sequence[float | None], width: int, band: tuple[float, flo
     low, high = band if band is not None else (min(0.0, *known), max(known))
     span = high - low
     top = len(BARS) - 1
-    return "".join(
-        GAP if v is None else BARS[0 if span <= 0 else max(0, min(top, int((v - low) / span * top + 0.5)))]
-        for v in recent
-    )
+    return "".join(GAP if v is None else BARS[0 if span <= 0 else max(0, min(top, int((v - low) / span * top + 0.5)))] for v in recent)

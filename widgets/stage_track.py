@@ -111,7 +111,12 @@ class StageTrack(Widget):
     def watch_track(self, track: TrackState) -> None:
         if not self.is_mounted:
             return
-        lines = (("stages", self._stages_line(track)), ("window", self._window_bar(track)), ("state", Text(track.state, style=self._style(track.tone))), ("hint", self._hint_line(track)))
+        lines = (
+            ("stages", self._stages_line(track)),
+            ("window", self._window_bar(track)),
+            ("state", Text(track.state, style=self._style(track.tone))),
+            ("hint", self._hint_line(track)),
+        )
         for child_id, text in lines:
             if self._shown.get(child_id) != text:
                 self._shown[child_id] = text

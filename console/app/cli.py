@@ -8,8 +8,9 @@ import asyncio
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID
 from console.app.problems import REFUSALS, refuse, report_refusal, say, say_problems, say_warnings
@@ -67,8 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     flags = commands.add_parser("flags", help="the flag editor, or one change")
     flags.add_argument("file")
     flags.add_argument("--state-dir", type=Path, default=Path(".brahma"), help="where flags.jsonl journals every change")
-    flags.add_argument("verb", nargs=argparse.REMAINDER, help="list | create NAME | enable NAME | disable NAME | set NAME PERCENT | "
-                                                               "allow NAME USER | disallow NAME USER | kill [NAME...]")
+    flags.add_argument(
+        "verb",
+        nargs=argparse.REMAINDER,
+        help="list | create NAME | enable NAME | disable NAME | set NAME PERCENT | allow NAME USER | disallow NAME USER | kill [NAME...]",
+    )
 
     report = commands.add_parser("report", help="write the runbook again from a journal, and print where")
     report.add_argument("journal", type=Path)
@@ -94,8 +98,16 @@ def _run_options(args: argparse.Namespace, manual: bool, headless: bool):
     from console.app.wiring import RunOptions
 
     return RunOptions(
-        target=args.target, metrics=args.metrics, scenario=args.scenario, speed=args.speed, fast=args.fast,
-        manual=manual, headless=headless, state_dir=args.state_dir, prometheus_url=args.prometheus, context=args.context,
+        target=args.target,
+        metrics=args.metrics,
+        scenario=args.scenario,
+        speed=args.speed,
+        fast=args.fast,
+        manual=manual,
+        headless=headless,
+        state_dir=args.state_dir,
+        prometheus_url=args.prometheus,
+        context=args.context,
     )
 
 
@@ -110,8 +122,9 @@ def _refuse_promotes_nobody_gives(plan) -> int | None:
             return None
         fields = ", ".join(f"stages[{index}].manual" for index in held)
         where = f"{fields}: {', '.join(plan.stages[index].name for index in held)} wait{'s' if len(held) == 1 else ''}"
-    return refuse(f"{plan.source}: {where} for an operator's promote, and a headless run has nobody to give it: "
-                  "run it in the console, or leave manual out for CI")
+    return refuse(
+        f"{plan.source}: {where} for an operator's promote, and a headless run has nobody to give it: run it in the console, or leave manual out for CI"
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -141,8 +154,11 @@ def limits_as_read(plan: RolloutPlan) -> list[str]:
         in_a_row = f" ({check.consecutive} in a row)" if check.consecutive > 1 else ""
         return f"{check.metric} {check.describe()}{in_a_row}"
 
-    lines = [f"{stage.name} ({stage.weight}%, {format_duration(stage.observe)}): "
-             + (", ".join(f"{said(check)} (must)" for check in stage.criteria) or "no criteria") for stage in plan.stages]
+    lines = [
+        f"{stage.name} ({stage.weight}%, {format_duration(stage.observe)}): "
+        + (", ".join(f"{said(check)} (must)" for check in stage.criteria) or "no criteria")
+        for stage in plan.stages
+    ]
     for severity, action in (("critical", "rolls back if"), ("warning", "pauses if")):
         triggers = [said(t.check) for t in plan.triggers if t.severity == severity]
         if triggers:
@@ -153,9 +169,9 @@ def limits_as_read(plan: RolloutPlan) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     from console.actor import current_actor
     from console.app.headless import run_headless
-    from console.plan import load_plan
-    from console.app.wiring import build_rollout, choose_kinds, refuse_unwritable_flags, rollout_files
     from console.app.supervision import attach, launch_of, run_supervised
+    from console.app.wiring import build_rollout, choose_kinds, refuse_unwritable_flags, rollout_files
+    from console.plan import load_plan
     from console.supervisor.files import lock_holder, take_lock
 
     if args.headless and args.manual:
@@ -209,8 +225,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from console.plan import load_plan
     from console.app.preflight import run_preflight
+    from console.plan import load_plan
 
     try:
         plan = load_plan(args.plan)
@@ -238,8 +254,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
-    from console.plan import load_plan
     from console.app.supervision import supervise
+    from console.plan import load_plan
 
     if args.manual and not args.attended:
         return refuse("--manual needs a person at a console; an unattended controller cannot wait for one")
@@ -270,7 +286,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return list_state_dir(args.state_dir)
 
 
-COMMANDS = {"supervise": cmd_supervise, "attach": cmd_attach, "ls": cmd_ls, "demo": cmd_demo, "run": cmd_run, "validate": cmd_validate, "preflight": cmd_preflight, "flags": cmd_flags, "report": cmd_report}
+COMMANDS = {
+    "supervise": cmd_supervise,
+    "attach": cmd_attach,
+    "ls": cmd_ls,
+    "demo": cmd_demo,
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "preflight": cmd_preflight,
+    "flags": cmd_flags,
+    "report": cmd_report,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

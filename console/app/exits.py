@@ -22,8 +22,12 @@ EXIT_INTERRUPTED = 130
 """Stopped by the operator (ctrl+c, SIGTERM, quitting brahma demo mid-rollout) with the rollout unfinished: the
 journal keeps where it was."""
 
-OUTCOMES = {Phase.COMPLETED: EXIT_COMPLETED, Phase.ROLLED_BACK: EXIT_ROLLED_BACK, Phase.GATE_FAILED: EXIT_GATE_FAILED,
-            Phase.ROLLING_BACK: EXIT_ROLLBACK_UNVERIFIED}
+OUTCOMES = {
+    Phase.COMPLETED: EXIT_COMPLETED,
+    Phase.ROLLED_BACK: EXIT_ROLLED_BACK,
+    Phase.GATE_FAILED: EXIT_GATE_FAILED,
+    Phase.ROLLING_BACK: EXIT_ROLLBACK_UNVERIFIED,
+}
 """How a rollout that stopped in each phase ends the process; any other phase is an internal error."""
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from console.actor import current_actor
 from console.app.exits import EXIT_COMPLETED as EXIT_OK
@@ -29,10 +30,7 @@ from console.journal.journal import Journal
 from console.journal.state_dir import StateDir
 from console.narrate import flag_change
 
-USAGE = (
-    "usage: brahma flags FILE [list | enable NAME | disable NAME | set NAME PERCENT"
-    " | allow NAME USER | disallow NAME USER | create NAME | kill [NAME...]]"
-)
+USAGE = "usage: brahma flags FILE [list | enable NAME | disable NAME | set NAME PERCENT | allow NAME USER | disallow NAME USER | create NAME | kill [NAME...]]"
 Record = Callable[[tuple[FlagChange, ...]], None]
 
 

@@ -10,10 +10,10 @@ import signal
 import sys
 from typing import TextIO
 
-from console.journal import events as ev
-from console.journal.state import Phase
 from console.app.exits import EXIT_ROLLBACK_UNVERIFIED, exit_code
 from console.app.problems import say, say_rollback_unverified
+from console.journal import events as ev
+from console.journal.state import Phase
 from console.narrate import event_printer
 from console.rollout import Rollout, close_rollout, run_controller
 from console.streams import guarded
@@ -23,8 +23,13 @@ def say_output_lost(controller, stream: str, error: Exception) -> None:
     """Journal that `stream` went away: the events after it are in the journal only, and the rollout goes on."""
     if controller.state.finished:
         return  # the last event: nothing more would have been printed
-    controller.emit(ev.ErrorRaised(controller.now(), where=stream, message=f"{stream} was closed ({type(error).__name__}): "
-                                   "events are no longer printed; the rollout goes on, and the journal keeps every event"))
+    controller.emit(
+        ev.ErrorRaised(
+            controller.now(),
+            where=stream,
+            message=f"{stream} was closed ({type(error).__name__}): events are no longer printed; the rollout goes on, and the journal keeps every event",
+        )
+    )
 
 
 async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = None) -> int:

@@ -85,9 +85,7 @@ class ProgressLine:
             self._shown = False
 
 
-async def run_preflight(
-    plan: RolloutPlan, json_lines: bool, out: TextIO | None = None, progress: ProgressLine | None = None
-) -> int:
+async def run_preflight(plan: RolloutPlan, json_lines: bool, out: TextIO | None = None, progress: ProgressLine | None = None) -> int:
     out = out or sys.stdout
     progress = progress or ProgressLine(sys.stderr if json_lines else out)
     options = RunOptions()

@@ -66,5 +66,7 @@ def report_unavailable(error: SupervisorUnavailable) -> int:
 def say_rollback_unverified(state: RolloutState) -> None:
     """The controller stopped with the rollback still open, so the target may serve the new version."""
     failure = f" ({state.rollback_failure.detail})" if state.rollback_failure else ""
-    say(f"stopped with the rollback of {state.rollout} not verified on the target{failure}; the new version "
-        "may still serve traffic: run the same command again to go on with the rollback")
+    say(
+        f"stopped with the rollback of {state.rollout} not verified on the target{failure}; the new version "
+        "may still serve traffic: run the same command again to go on with the rollback"
+    )

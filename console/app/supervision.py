@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from console.actor import current_actor
@@ -18,6 +18,7 @@ from console.controller.identity import ResumeRefused, check_resume
 from console.journal.events import event_from_dict
 from console.journal.journal import JournalError, read_events
 from console.journal.state import Phase, read_state
+from console.journal.state_dir import RolloutFiles
 from console.narrate import event_printer
 from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
@@ -25,11 +26,14 @@ from console.plan.names import release_name_problem
 from console.rollout import Rollout
 from console.streams import guarded
 from console.supervisor.client import (
-    SupervisorClient, SupervisorUnavailable, answers, ensure_running, list_rollouts, start_detached,
+    SupervisorClient,
+    SupervisorUnavailable,
+    answers,
+    ensure_running,
+    list_rollouts,
+    start_detached,
 )
-from console.journal.state_dir import RolloutFiles
 from console.supervisor.files import Launch, lock_held, lock_holder, take_lock
-
 
 PROMETHEUS_USERINFO = "BRAHMA_PROMETHEUS_USERINFO"
 """The user:password of a --prometheus URL, handed to a detached controller in its environment: a password
@@ -74,8 +78,14 @@ def supervise_args(plan_path: Path, options: RunOptions, attended: bool = False)
     # A scenario file is kept by absolute path: the restart may run from another directory.
     scenario = str(Path(options.scenario).resolve()) if options.scenario and Path(options.scenario).exists() else options.scenario
     argv = [str(plan_path.resolve()), "--state-dir", str(options.state_dir.resolve())]
-    for flag, value in (("--target", options.target), ("--metrics", options.metrics), ("--scenario", scenario),
-                        ("--speed", options.speed), ("--prometheus", options.prometheus_url), ("--context", options.context)):
+    for flag, value in (
+        ("--target", options.target),
+        ("--metrics", options.metrics),
+        ("--scenario", scenario),
+        ("--speed", options.speed),
+        ("--prometheus", options.prometheus_url),
+        ("--context", options.context),
+    ):
         if value is not None:
             argv += [flag, str(value)]
     switches = (("--fast", options.fast), ("--manual", options.manual), ("--attended", attended))
@@ -158,8 +168,7 @@ def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> i
     code = open_console(Rollout(controller, plan_flags(plan, files), detached=True), read_only=read_only)
     runbook = files.report
     if not controller.state.finished and controller.pid is not None:
-        say(f"detached; pid {controller.pid} keeps supervising {plan.name}. "
-            f"Attach again with: brahma attach {plan.name} --state-dir {files.state_dir}")
+        say(f"detached; pid {controller.pid} keeps supervising {plan.name}. Attach again with: brahma attach {plan.name} --state-dir {files.state_dir}")
         say(f"the runbook is written to {runbook} when the rollout ends (brahma report {files.journal} writes it now)")
     elif runbook.exists():
         say(f"the runbook: {runbook}")
@@ -175,14 +184,18 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         if len(listings) != 1 or listings[0].unreadable is not None:
             if listings:
                 list_state_dir(state_dir)
-            return refuse(f"{'no rollout' if not listings else 'name the rollout'} to attach to in {state_dir}"
-                          + (f": brahma attach NAME --state-dir {state_dir}" if listings else ""))
+            return refuse(
+                f"{'no rollout' if not listings else 'name the rollout'} to attach to in {state_dir}"
+                + (f": brahma attach NAME --state-dir {state_dir}" if listings else "")
+            )
         name = listings[0].name
     files = RolloutFiles(state_dir, name)
     if not answers(files) and lock_held(files):
-        return refuse(f"{name} is supervised by pid {lock_holder(files)}, which serves no console (a --headless run, or brahma demo): "
-                      f"its events are in {files.journal} as they happen (brahma report {files.journal} writes the runbook so far); "
-                      "once it has ended, brahma attach opens the console on it and can undo it")
+        return refuse(
+            f"{name} is supervised by pid {lock_holder(files)}, which serves no console (a --headless run, or brahma demo): "
+            f"its events are in {files.journal} as they happen (brahma report {files.journal} writes the runbook so far); "
+            "once it has ended, brahma attach opens the console on it and can undo it"
+        )
     plan = None if headless else launched_plan(files)
     if not headless and plan is None:
         return EXIT_INVALID
@@ -230,9 +243,11 @@ def launched_plan(files: RolloutFiles) -> RolloutPlan | None:
         if not files.journal.exists():
             say(f"no rollout {files.name} in {files.state_dir} (brahma ls --state-dir {files.state_dir} lists them)")
         else:  # a journal from before runs recorded how they were started
-            say(f"{files.name} in {files.state_dir} has no {files.launch.name}, so no controller can be started for it: "
+            say(
+                f"{files.name} in {files.state_dir} has no {files.launch.name}, so no controller can be started for it: "
                 f"read it with brahma attach {files.name} --headless (or brahma report {files.journal}), and roll it back by "
-                "running its plan again with the same --state-dir")
+                "running its plan again with the same --state-dir"
+            )
         return None
     try:
         return load_plan(Path(launch.argv[0]))

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from console.atomic import write_refusal
 from console.app.problems import UsageError, say
+from console.atomic import write_refusal
 from console.controller.clock import Clock, PacedClock, RealClock, VirtualClock
 from console.controller.controller import Controller, ControllerOptions
+from console.controller.release_flags import ReleaseFlags
+from console.flags.backends import FileBackend
+from console.flags.store import FlagStore
 from console.journal.state import read_state
 from console.journal.state_dir import RolloutFiles
-from console.flags.backends import FileBackend
-from console.controller.release_flags import ReleaseFlags
-from console.flags.store import FlagStore
 from console.metrics.base import MetricSource
 from console.plan.defaults import kubernetes_weight_problem
 from console.plan.model import RolloutPlan
@@ -89,7 +90,10 @@ def simulator_scenario(plan: RolloutPlan, options: RunOptions) -> Scenario | Non
 
 
 def build_target_and_metrics(
-    plan: RolloutPlan, options: RunOptions, files: RolloutFiles, scenario: Scenario | None,
+    plan: RolloutPlan,
+    options: RunOptions,
+    files: RolloutFiles,
+    scenario: Scenario | None,
     clock_to_wall: Callable[[float], float] | None = None,
 ) -> tuple[Target, MetricSource]:
     """The target, and the metric source: the simulator playing `scenario`, or Prometheus when there is none."""
@@ -107,14 +111,18 @@ def build_target_and_metrics(
 
         simulated = SimMetricSource(scenario, target)  # type: ignore[arg-type]
         if unnamed := simulated.unknown(plan.metric_names):
-            say(f"warning: the scenario {scenario.name} gives no values for {', '.join(unnamed)}: its samples are "
-                "inconclusive, never a pass (give them under metrics: in its stable and canary)")
+            say(
+                f"warning: the scenario {scenario.name} gives no values for {', '.join(unnamed)}: its samples are "
+                "inconclusive, never a pass (give them under metrics: in its stable and canary)"
+            )
         metrics: MetricSource = simulated
     else:
         from console.metrics.prometheus import PrometheusConfigError, PrometheusSource
 
         try:
-            metrics = PrometheusSource(plan.app, plan.metrics.prometheus, plan.metrics.queries, url_override=options.prometheus_url, clock_to_wall=clock_to_wall)
+            metrics = PrometheusSource(
+                plan.app, plan.metrics.prometheus, plan.metrics.queries, url_override=options.prometheus_url, clock_to_wall=clock_to_wall
+            )
         except PrometheusConfigError as error:  # a credential this shell does not give: the operator's to fix
             raise UsageError(f"{plan.source}: {error}") from None
     if target_kind == "kubernetes" and metrics_kind == "prometheus":
@@ -183,8 +191,10 @@ def refuse_unwritable_flags(plan: RolloutPlan, files: RolloutFiles, undo: bool =
     if files.journal.exists() and not read_state(files.journal).finished:
         return
     if refusal := write_refusal(Path(os.path.realpath(path))):
-        raise UsageError(f"{plan.source}: flags_file {plan.flags_file}: {refusal}; the plan's flags are created there before the "
-                         "deploy and switched off there by a rollback, so nothing was started")
+        raise UsageError(
+            f"{plan.source}: flags_file {plan.flags_file}: {refusal}; the plan's flags are created there before the "
+            "deploy and switched off there by a rollback, so nothing was started"
+        )
 
 
 def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, files: RolloutFiles, lease: RolloutLease | None) -> Rollout:
@@ -196,8 +206,9 @@ def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, files: Ro
     if not options.undo:
         files.archive_finished()  # a new run of the release: the finished one's journal is kept aside
     target, metrics = build_target_and_metrics(plan, options, files, scenario, clock_to_wall)
-    controller_options = ControllerOptions(headless=options.headless, manual=options.manual, exit_when_finished=options.headless,
-                                           target_kind=choose_kinds(plan, options)[0])
+    controller_options = ControllerOptions(
+        headless=options.headless, manual=options.manual, exit_when_finished=options.headless, target_kind=choose_kinds(plan, options)[0]
+    )
     controller_options.gate = Gate(plan.preflight, preflight_context(plan, options))
     release_flags = plan_flags(plan, files)
     if release_flags is not None:

@@ -7,8 +7,9 @@ once, when it ends, on its means.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Mapping
+from typing import TYPE_CHECKING, Literal
 
 from console.journal.window import WindowStats
 from console.metric_catalogue import TRAFFIC_METRICS
@@ -54,10 +55,7 @@ class SampleJudgement:
 def usable_values(sample: Sample, min_requests: int) -> dict[str, TrackValues]:
     """The sample's values, with rates and latencies dropped when the canary saw too little traffic."""
     thin = sample.canary_requests is None or sample.canary_requests < min_requests
-    return {
-        metric: TrackValues(None, values.stable) if thin and metric in TRAFFIC_METRICS else values
-        for metric, values in sample.values.items()
-    }
+    return {metric: TrackValues(None, values.stable) if thin and metric in TRAFFIC_METRICS else values for metric, values in sample.values.items()}
 
 
 def judge_sample(sample: Sample, stage: Stage, triggers: tuple[Trigger, ...], min_requests: int) -> SampleJudgement:

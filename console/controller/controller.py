@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
-from console.journal import events as ev
 from console.controller.analysis import decide, judge_sample, judge_window
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.identity import check_resume, plan_digest, plan_identity
-from console.journal.journal import Journal
 from console.controller.rollback_pacing import RollbackPacing
+from console.journal import events as ev
+from console.journal.journal import Journal
 from console.journal.state import Phase, RolloutState, read_state
 from console.metrics.base import MetricSource
 from console.plan.model import FlagStep, RolloutPlan
@@ -41,6 +42,7 @@ DRIFT_CHECK_TIMEOUT_S = 2.0
 SAMPLE_SPAN_LIMIT = 2
 """A sample landing late measures at most this many intervals: a longer average would hide a spike the
 triggers must see, so a longer gap is a hole in the window's coverage."""
+
 
 class FlagChangeRecord(Protocol):
     flag: str
@@ -294,7 +296,7 @@ class Controller:
         state = self.state
         unwatched = 0.0
         if (self.resumed or state.finished) and state.last_ts:
-            gap = (datetime.now(timezone.utc) - datetime.fromisoformat(state.last_ts)).total_seconds()
+            gap = (datetime.now(UTC) - datetime.fromisoformat(state.last_ts)).total_seconds()
             unwatched = max(0.0, gap) * self.clock.speed
         t = max(0.0, state.last_t + unwatched)
         self.clock.start(t)
@@ -468,7 +470,13 @@ class Controller:
                 self._weight_confirmed_for = None
         elif command.name in ("promote", "promote-full") and state.active and state.drift_standing:
             changes = "; ".join(state.drift_standing)
-            self.emit(ev.ErrorRaised(self.now(), where=command.name, message=f"not done: the target changed beside the release ({changes}); resume to accept the changes, or roll back"))
+            self.emit(
+                ev.ErrorRaised(
+                    self.now(),
+                    where=command.name,
+                    message=f"not done: the target changed beside the release ({changes}); resume to accept the changes, or roll back",
+                )
+            )
         elif command.name == "promote" and state.active:
             if state.stage < last:
                 await self._start_stage(state.stage + 1)
@@ -541,7 +549,9 @@ class Controller:
             self._begin_rollback(f"{stage.name} ({stage.weight}%) cannot come up: {error}", error.trigger)
             return False
         except Exception as error:  # any target or flag store failure must reach the operator, not kill the loop
-            where, trigger, what = ("flags", "flags", "the flag step failed") if shifted else ("target.set_weight", "target", "the target failed to shift traffic")
+            where, trigger, what = (
+                ("flags", "flags", "the flag step failed") if shifted else ("target.set_weight", "target", "the target failed to shift traffic")
+            )
             self.emit(ev.ErrorRaised(self.now(), where=where, message=str(error)))
             if self.state.phase == Phase.RUNNING:
                 self.emit(ev.Paused(self.now(), reason=f"{what}: {error}", trigger=trigger))
@@ -748,8 +758,16 @@ class Controller:
     def _rollback_not_verified(self, failure: RollbackUnverified) -> None:
         pacing, wall = self._rollback_pacing, self.wall_clock.now()
         if pacing.failed(wall, failure.reason, failure.detail):
-            self.emit(ev.RollbackFailed(self.now(), reason=failure.reason, detail=failure.detail, attempts=pacing.attempts,
-                                        since_s=round(pacing.since(wall), 3), retry_in_s=pacing.backoff_s))
+            self.emit(
+                ev.RollbackFailed(
+                    self.now(),
+                    reason=failure.reason,
+                    detail=failure.detail,
+                    attempts=pacing.attempts,
+                    since_s=round(pacing.since(wall), 3),
+                    retry_in_s=pacing.backoff_s,
+                )
+            )
 
     async def _verify_stable(self) -> None:
         sample = await self.metrics.sample(self.plan.metric_names, self.now(), self.plan.interval)
@@ -781,10 +799,7 @@ def _finite(value: float | None) -> float | None:
 
 
 def _metrics_dict(sample: Sample) -> dict[str, dict[str, float | None]]:
-    return {
-        metric: {"canary": _round(_finite(v.canary)), "stable": _round(_finite(v.stable))}
-        for metric, v in sample.values.items()
-    }
+    return {metric: {"canary": _round(_finite(v.canary)), "stable": _round(_finite(v.stable))} for metric, v in sample.values.items()}
 
 
 def _round(value: float | None) -> float | None:

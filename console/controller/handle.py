@@ -8,7 +8,8 @@ through what is here; what one of them can do beside it is a protocol of its own
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # annotations only: the console's first frame imports this
     from console.controller.controller import FlagChangeRecord

@@ -77,6 +77,7 @@ def plan_digest(plan: RolloutPlan) -> str:
 
 def _decided_by(item: Any) -> dict[str, Any]:
     """A stage or trigger as a dict, less how its limits are shown (a check's `percent`): it decides nothing."""
+
     def shown_left_out(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         return {key: value for key, value in pairs if key != "percent"}
 
@@ -107,8 +108,10 @@ def check_resume(plan: RolloutPlan, state: RolloutState, journal: Path, target_k
     if differences:
         raise ResumeRefused(f"{journal} is the journal of another plan than {plan.source or 'this one'}: " + "; ".join(differences) + f"; {afresh}")
     if state.plan_digest and state.plan_digest != current["digest"]:
-        return (f"{plan.source or 'the plan'} changed since {journal} last ran it (digest {state.plan_digest[:12]} -> {current['digest'][:12]}): "
-                "the rollout goes on from where it was, under the plan as it is now")
+        return (
+            f"{plan.source or 'the plan'} changed since {journal} last ran it (digest {state.plan_digest[:12]} -> {current['digest'][:12]}): "
+            "the rollout goes on from where it was, under the plan as it is now"
+        )
     return None
 
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from console.atomic import NEW_FILE_MODE, ReadOnlyFileError, atomic_write
 from console.flags.errors import FlagFileError, VersionConflict
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -93,5 +95,3 @@ class FileBackend:
             yield
         finally:
             os.close(descriptor)
-
-

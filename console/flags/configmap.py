@@ -49,9 +49,7 @@ class ConfigMapBackend:
         config_map = copy.deepcopy(based_on.origin)
         config_map.data = {**(config_map.data or {}), self.key: text}
         try:
-            self._api.replace_namespaced_config_map(
-                self.name, self.namespace, config_map, field_manager=_FIELD_MANAGER
-            )
+            self._api.replace_namespaced_config_map(self.name, self.namespace, config_map, field_manager=_FIELD_MANAGER)
         except ApiException as error:
             if error.status == _CONFLICT:
                 raise VersionConflict(f"{self.source} changed since it was read") from error

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from console.flags.errors import FlagFileError, UnknownFlagError
 from console.flags.model import Flag, flag_from_definition
@@ -141,10 +142,7 @@ class FlagDocument:
             start, end = target.start + 1, target.end - 1
             opening, closing = "", ("" if one_line else self._newline + owner_indent)
         separator = " " if one_line else self._newline + indent
-        members = ",".join(
-            f"{separator}{_json(key)}: {self._render(value, indent, one_line)}"
-            for key, value in values.items()
-        )
+        members = ",".join(f"{separator}{_json(key)}: {self._render(value, indent, one_line)}" for key, value in values.items())
         return _Splice(start, end, opening + members + closing)
 
     def _render(self, value: Any, indent: str, one_line: bool) -> str:

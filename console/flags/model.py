@@ -17,8 +17,9 @@ Any other targeting was written by someone else: Brahma shows such a flag read-o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 NEW_FLAG_KEY = "brahma.new"
 """Flag metadata key marking a flag created for a release: the kill switch turns these off."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from numbers import Integral
-from typing import Callable, Iterable
 
 from console.flags.backends import FlagBackend
 from console.flags.document import FlagDocument
@@ -111,9 +111,7 @@ class FlagStore:
             flags = [document.flag(name) for name in dict.fromkeys(names)]
             read_only = [flag.name for flag in flags if flag.read_only]
             if read_only:
-                raise ReadOnlyFlagError(
-                    f"{', '.join(read_only)}: targeting not written by Brahma; change it where it was written"
-                )
+                raise ReadOnlyFlagError(f"{', '.join(read_only)}: targeting not written by Brahma; change it where it was written")
             return [(flag, changed) for flag in flags if (changed := transform(flag)) != flag]
 
         return self._update(edit, actor, reason)
@@ -132,9 +130,7 @@ class FlagStore:
                 # Jitter so two writers that collided do not collide again in lockstep.
                 time.sleep(random.uniform(0, _BACKOFF_STEP_S * (attempt + 1)))
                 continue
-            changes = tuple(
-                FlagChange(new.name, old.to_dict() if old else None, new.to_dict(), actor, reason) for old, new in edits
-            )
+            changes = tuple(FlagChange(new.name, old.to_dict() if old else None, new.to_dict(), actor, reason) for old, new in edits)
             return ChangeResult(changes, attempt)
         raise VersionConflict(f"{self.backend.source} kept changing: gave up after {self._max_attempts} attempts")
 

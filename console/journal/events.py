@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 
 def wall_time() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,18 @@ class PreflightResult(Event):
     by: str = ""
 
     @classmethod
-    def of(cls, t: float, result: Any) -> "PreflightResult":
+    def of(cls, t: float, result: Any) -> PreflightResult:
         """The journal record of a gate's result (anything with item, kind, status, required, output, duration_s, by)."""
-        return cls(t, item=result.item, kind=result.kind, status=result.status, required=result.required,
-                   output=result.output, duration_s=round(result.duration_s, 3), by=result.by)
+        return cls(
+            t,
+            item=result.item,
+            kind=result.kind,
+            status=result.status,
+            required=result.required,
+            output=result.output,
+            duration_s=round(result.duration_s, 3),
+            by=result.by,
+        )
 
 
 @dataclass(frozen=True)
@@ -261,7 +269,7 @@ class FlagChanged(Event):
     reason: str = ""
 
     @classmethod
-    def of(cls, t: float, change: Any) -> "FlagChanged":
+    def of(cls, t: float, change: Any) -> FlagChanged:
         """The journal record of a flag store's change (anything with flag, old, new, actor, reason)."""
         return cls(t, flag=change.flag, old=change.old or {}, new=change.new, actor=change.actor, reason=change.reason)
 

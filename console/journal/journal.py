@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from console.atomic import fsync_directory
-from console.private_files import make_state_dir, open_private
 from console.journal.events import FINAL_EVENTS, Event, RollbackStarted, event_from_dict
+from console.private_files import make_state_dir, open_private
 
 SYNCED_AT_ONCE = frozenset({*FINAL_EVENTS, RollbackStarted.name})
 """Events on disk as soon as they are journaled: a rollback decided, and a rollout's end."""

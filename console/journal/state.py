@@ -4,10 +4,11 @@ all read it the same way."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from console.journal import events as ev
 from console.journal.journal import read_events
@@ -15,7 +16,6 @@ from console.journal.window import WindowStats
 
 HISTORY_LENGTH = 120
 """Samples kept per metric for sparklines; older ones live only in the journal."""
-
 
 
 class Phase(StrEnum):
@@ -143,7 +143,7 @@ class RolloutState:
     def active(self) -> bool:
         return self.phase.active
 
-    def apply(self, event: ev.Event) -> "RolloutState":
+    def apply(self, event: ev.Event) -> RolloutState:
         self.last_t, self.last_ts = event.t, event.ts
         self.first_event = self.first_event or event.name
         handler = _HANDLERS.get(type(event))
@@ -161,9 +161,7 @@ def _rollout_started(state: RolloutState, event: ev.RolloutStarted) -> None:
 
 
 def _preflight_result(state: RolloutState, event: ev.PreflightResult) -> None:
-    state.preflight[event.item] = PreflightItemState(
-        event.item, event.kind, event.status, event.required, event.output, event.duration_s, event.by
-    )
+    state.preflight[event.item] = PreflightItemState(event.item, event.kind, event.status, event.required, event.output, event.duration_s, event.by)
 
 
 def _preflight_passed(state: RolloutState, event: ev.PreflightPassed) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from console.journal.state import read_state
@@ -101,7 +101,7 @@ class RolloutFiles:
         the archived journal, or None when there is no finished rollout to move."""
         if not self.journal.exists() or not read_state(self.journal).finished:
             return None
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         archived = RolloutFiles(self.state_dir, f"{self.name}.{stamp}")
         shutil.move(self.journal, archived.journal)
         if self.sim_state.exists():

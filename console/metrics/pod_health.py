@@ -3,12 +3,11 @@ from the cluster itself (failing readiness, restarts, OOMKilled), one list reque
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from console.metric_catalogue import POD_HEALTH_METRICS
 from console.metrics.base import MetricSource
 from console.samples import HistoryPoint, Sample, TrackValues
-
 
 
 class WithPodHealth:

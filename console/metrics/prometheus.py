@@ -30,12 +30,13 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import requests
 import yaml
@@ -63,10 +64,7 @@ _ERROR_RATIO = f"({_SERVER_ERROR_RATE} or vector(0)) / {_REQUEST_RATE}"
 
 
 def _latency_quantile(quantile: float) -> str:
-    return (
-        f"histogram_quantile({quantile}, sum by (le) "
-        "(rate(http_request_duration_seconds_bucket{{matchers}}[{window}]))) * 1000"
-    )
+    return f"histogram_quantile({quantile}, sum by (le) (rate(http_request_duration_seconds_bucket{{{{matchers}}}}[{{window}}]))) * 1000"
 
 
 _REQUEST_SERIES_QUERIES = {
@@ -186,9 +184,7 @@ def _is_sample_pair(result: Any) -> bool:
     return isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict)
 
 
-def read_instant_result(
-    result: Any, evaluated_at: float, stale_after_s: float, wanted: Mapping[str, str] | None = None
-) -> Reading:
+def read_instant_result(result: Any, evaluated_at: float, stale_after_s: float, wanted: Mapping[str, str] | None = None) -> Reading:
     """The single value in an instant query's `data.result`, or None and why.
 
     Prometheus sends values as strings ("0.01", "NaN", "+Inf") beside a timestamp; a vector holds
@@ -206,8 +202,7 @@ def read_instant_result(
     elif len(result) > 1:
         return Reading(
             None,
-            f"the query returns {len(result)} series where one was expected: "
-            "fix the plan's query, e.g. wrap it in sum()",
+            f"the query returns {len(result)} series where one was expected: fix the plan's query, e.g. wrap it in sum()",
         )
     elif "value" not in result[0]:
         return Reading(None, "the query returns a range vector: use rate(), last_over_time() or similar")
@@ -239,9 +234,7 @@ def summarize_problems(problems: Sequence[tuple[str, str, str]], queries: int) -
     tracks_by_metric_problem: dict[tuple[str, str], list[str]] = {}
     for metric, track, problem in problems:
         tracks_by_metric_problem.setdefault((metric, problem), []).append(track)
-    return tuple(
-        f"{metric} ({', '.join(tracks)}): {problem}" for (metric, problem), tracks in tracks_by_metric_problem.items()
-    )
+    return tuple(f"{metric} ({', '.join(tracks)}): {problem}" for (metric, problem), tracks in tracks_by_metric_problem.items())
 
 
 def _connection_cause(exc: BaseException) -> str:
@@ -324,9 +317,7 @@ def _resolve_credentials(spec: PrometheusSpec, url_auth: tuple[str, str] | None)
         try:
             return _Credentials(bearer_token=Path(spec.token_file).read_text().strip())
         except OSError as exc:
-            raise PrometheusConfigError(
-                f"metrics.prometheus.token_file: cannot read {spec.token_file} ({exc.strerror})"
-            ) from None
+            raise PrometheusConfigError(f"metrics.prometheus.token_file: cannot read {spec.token_file} ({exc.strerror})") from None
     if spec.username_env or spec.password_env:
         username = _env_secret(spec.username_env, "username_env") if spec.username_env else ""
         password = _env_secret(spec.password_env, "password_env") if spec.password_env else ""
@@ -391,9 +382,7 @@ class PrometheusSource:
         wanted = dict.fromkeys(pairs)
         unqueryable = list(dict.fromkeys(metric for metric, _ in wanted if metric not in self._queries))
         calls = {
-            (metric, track): partial(
-                self._query_instant, *self._expand(self._queries[metric], track, window), evaluated_at, stale_after_s
-            )
+            (metric, track): partial(self._query_instant, *self._expand(self._queries[metric], track, window), evaluated_at, stale_after_s)
             for metric, track in wanted
             if metric in self._queries
         }
@@ -404,14 +393,9 @@ class PrometheusSource:
             reading = readings.get((metric, track))
             return reading.value if reading else None
 
-        problems = [
-            (metric, track, reading.problem)
-            for (metric, track), reading in readings.items()
-            if reading.problem
-        ]
+        problems = [(metric, track, reading.problem) for (metric, track), reading in readings.items() if reading.problem]
         errors = summarize_problems(problems, len(calls)) + tuple(
-            f"{metric}: no query (no standard Prometheus series); add metrics.queries.{metric} to the plan"
-            for metric in unqueryable
+            f"{metric}: no query (no standard Prometheus series); add metrics.queries.{metric} to the plan" for metric in unqueryable
         )
         return Sample(
             values={metric: TrackValues(value(metric, "canary"), value(metric, "stable")) for metric in metrics},
@@ -427,10 +411,7 @@ class PrometheusSource:
         start_wall, end_wall = self.clock_to_wall(start_t), self.clock_to_wall(end_t)
         step_s = max(step_s, (end_wall - start_wall) / MAX_POINTS_PER_SERIES)
         window = promql_duration(rate_window(step_s, await self._scrape_interval()))
-        calls = {
-            track: partial(self._query_range, *self._expand(template, track, window), start_wall, end_wall, step_s)
-            for track in TRACKS
-        }
+        calls = {track: partial(self._query_range, *self._expand(template, track, window), start_wall, end_wall, step_s) for track in TRACKS}
         series = await self._run_in_threads(calls, {})
         timestamps = sorted(set(series["canary"]) | set(series["stable"]))
         return [
@@ -471,15 +452,13 @@ class PrometheusSource:
         except Exception as exc:  # the boundary: any failure, a malformed answer too, becomes a reason
             return Reading(None, self._describe(exc))
 
-    def _query_range(
-        self, query: str, labels: dict[str, str], start_wall: float, end_wall: float, step_s: float
-    ) -> dict[float, float | None]:
+    def _query_range(self, query: str, labels: dict[str, str], start_wall: float, end_wall: float, step_s: float) -> dict[float, float | None]:
         # The client rounds both ends to whole seconds: round inwards so no point falls outside the span asked for.
         try:
             result = self._client.custom_query_range(
                 query,
-                start_time=datetime.fromtimestamp(math.ceil(start_wall), timezone.utc),
-                end_time=datetime.fromtimestamp(math.floor(end_wall), timezone.utc),
+                start_time=datetime.fromtimestamp(math.ceil(start_wall), UTC),
+                end_time=datetime.fromtimestamp(math.floor(end_wall), UTC),
                 step=f"{step_s:g}",
             )
             return read_range_result(result, labels)

@@ -14,8 +14,12 @@ if TYPE_CHECKING:
     from console.plan.model import RolloutPlan, Stage, Trigger
 
 _HOMES = {
-    "PlanError": "console.plan.loader", "Problem": "console.plan.loader", "load_plan": "console.plan.loader",
-    "load_plan_text": "console.plan.loader", "RolloutPlan": "console.plan.model", "Stage": "console.plan.model",
+    "PlanError": "console.plan.loader",
+    "Problem": "console.plan.loader",
+    "load_plan": "console.plan.loader",
+    "load_plan_text": "console.plan.loader",
+    "RolloutPlan": "console.plan.model",
+    "Stage": "console.plan.model",
     "Trigger": "console.plan.model",
 }
 

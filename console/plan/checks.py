@@ -55,14 +55,13 @@ def parse_check(metric: str, text: object, consecutive: int = 1, unit: str | Non
 
     `unit`: how the plan writes this metric's limits (console.units.limit_unit)."""
     if not isinstance(text, str):
-        raise UnitError(f"expected a comparison like \"< 1%\" or \"<= 1.2x stable\", got {text!r}")
+        raise UnitError(f'expected a comparison like "< 1%" or "<= 1.2x stable", got {text!r}')
     match = _CHECK.match(text)
     if not match:
-        raise UnitError(f"expected a comparison like \"< 1%\" or \"<= 1.2x stable\", got {text!r}")
+        raise UnitError(f'expected a comparison like "< 1%" or "<= 1.2x stable", got {text!r}')
     op, operand = match.groups()
     percent = unit is not None and metric not in FRACTION_METRICS
     relative = _RELATIVE.match(operand)
     if relative:
         return Check(metric, op, float(relative.group(1)), relative=True, consecutive=consecutive, percent=percent)
     return Check(metric, op, parse_metric_value(metric, operand, unit), consecutive=consecutive, percent=percent)
-

@@ -99,9 +99,7 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     triggers = data.get("triggers")
     if isinstance(triggers, dict):
         data["triggers"] = {
-            severity: {m: ({"when": t} if isinstance(t, str) else t) for m, t in entries.items()}
-            if isinstance(entries, dict)
-            else entries
+            severity: {m: ({"when": t} if isinstance(t, str) else t) for m, t in entries.items()} if isinstance(entries, dict) else entries
             for severity, entries in triggers.items()
         }
     return data
@@ -150,8 +148,11 @@ class _Compiler:
         if problem := release_name_problem(name):
             fitted = re.sub(r"[^A-Za-z0-9._-]+", "-", name)[:RELEASE_NAME_MAX].strip(".-_")
             example = fitted if fitted and release_name_problem(fitted) is None else "checkout-2.4.1"
-            self.fail(("image",), f"app and the image's tag make the release name {name!r}, which cannot name the rollout's files: "
-                                  f"{problem}; give the plan a name, e.g. `name: {example}`")
+            self.fail(
+                ("image",),
+                f"app and the image's tag make the release name {name!r}, which cannot name the rollout's files: "
+                f"{problem}; give the plan a name, e.g. `name: {example}`",
+            )
         return name
 
     def image(self) -> bool:
@@ -169,16 +170,21 @@ class _Compiler:
         tag = last.rsplit(":", 1)[1] if ":" in last else None
         if tag in (None, "latest"):
             written = f"{image!r} has no tag, so it is :latest" if tag is None else f"{image!r} is :latest"
-            self.warn(("image",), f"{written}, which names whatever was pushed last: each pod that starts (the canary's, "
-                                  "one rescheduled, the rollout's at 100%) may pull another build, and the runbook cannot say "
-                                  "which ran; name a version (:2.4.1) or a digest (@sha256:...)")
+            self.warn(
+                ("image",),
+                f"{written}, which names whatever was pushed last: each pod that starts (the canary's, "
+                "one rescheduled, the rollout's at 100%) may pull another build, and the runbook cannot say "
+                "which ran; name a version (:2.4.1) or a digest (@sha256:...)",
+            )
         return True
 
     def queries(self) -> None:
         for metric, query in self.spec.metrics.queries.items():
             if "{track}" not in query and "{matchers}" not in query:
-                self.warn(("metrics", "queries", metric), "the query has no {track} (nor {matchers}): canary and stable read "
-                                                          "the same series, so the canary is never told apart from stable")
+                self.warn(
+                    ("metrics", "queries", metric),
+                    "the query has no {track} (nor {matchers}): canary and stable read the same series, so the canary is never told apart from stable",
+                )
 
     def flags_file(self) -> None:
         if self.spec.flags_file is not None and (problem := flags_file_problem(self.spec.flags_file)):
@@ -198,8 +204,9 @@ class _Compiler:
             return parse_check(metric, text, consecutive, limit_unit(metric, self.units))
         except UnitError as error:
             if metric not in BUILTIN_METRICS and isinstance(text, str) and "%" in text:
-                raise UnitError(f"{error}: a percentage on {metric} needs its unit declared (metrics.units.{metric}: percent, "
-                                "its values fractions from 0 to 1)") from None
+                raise UnitError(
+                    f"{error}: a percentage on {metric} needs its unit declared (metrics.units.{metric}: percent, its values fractions from 0 to 1)"
+                ) from None
             raise
 
     def metric_known(self, path: Path_, metric: str, written: bool) -> bool:

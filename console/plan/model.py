@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Optional, Union, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -66,9 +66,9 @@ class TriggerSpec(Strict):
 class TriggersSpec(Strict):
     """Checked on every sample while any stage runs; a metric set to null switches a default off."""
 
-    critical: dict[str, Optional["TriggerSpec"]] = {}
+    critical: dict[str, TriggerSpec | None] = {}
     """Immediate automatic rollback."""
-    warning: dict[str, Optional["TriggerSpec"]] = {}
+    warning: dict[str, TriggerSpec | None] = {}
     """Pause the rollout and call for a human."""
 
 
@@ -136,7 +136,7 @@ class FlagSpec(Strict):
     """Created with this release: kept disabled before deploy and switched off by the kill switch."""
     disable_on_rollback: bool = True
     """Switched off as part of every rollback."""
-    schedule: list[Union[Literal["internal"], int]] | None = None
+    schedule: list[Literal["internal"] | int] | None = None
     """Enablement after promotion, each step held and judged like a stage: e.g. [internal, 5, 25, 50, 100]."""
     internal_users: list[str] = []
     """Who "internal" switches the flag on for (targeting keys)."""
@@ -172,7 +172,7 @@ class PreflightSpec(Strict):
     """flags: the flags that must exist and be disabled; default: the plan's flags marked new."""
 
     @model_validator(mode="after")
-    def _prometheus_needs_a_condition(self) -> "PreflightSpec":
+    def _prometheus_needs_a_condition(self) -> PreflightSpec:
         if self.kind == "prometheus" and self.condition is None:
             raise ValueError('a prometheus check needs a condition, like "< 0.001" or "> 0"')
         return self
@@ -201,7 +201,7 @@ class WebhookSpec(Strict):
     """Wait before the second attempt, doubled before each further one."""
 
     @model_validator(mode="after")
-    def _one_address(self) -> "WebhookSpec":
+    def _one_address(self) -> WebhookSpec:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("a webhook needs either url or url_env (not both)")
         return self

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from console.plan.model import PreflightSpec
 from console.preflight.context import PreflightContext

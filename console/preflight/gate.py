@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 from console.plan.model import PreflightSpec
 from console.preflight.context import PreflightContext
@@ -37,19 +37,19 @@ class CheckResult:
         return self.required and self.status in FAILED
 
     @classmethod
-    def running(cls, item: PreflightSpec) -> "CheckResult":
+    def running(cls, item: PreflightSpec) -> CheckResult:
         return cls(item.name, item.kind, "running", item.required, "", 0.0, "brahma")
 
     @classmethod
-    def waiting(cls, item: PreflightSpec) -> "CheckResult":
+    def waiting(cls, item: PreflightSpec) -> CheckResult:
         return cls(item.name, item.kind, "waiting", item.required, "waiting for a sign-off")
 
     @classmethod
-    def signed_off(cls, item: PreflightSpec, actor: str) -> "CheckResult":
+    def signed_off(cls, item: PreflightSpec, actor: str) -> CheckResult:
         return cls(item.name, item.kind, "pass", item.required, f"signed off by {actor}", 0.0, actor)
 
     @classmethod
-    def cancelled(cls, item: PreflightSpec, why: str, duration_s: float) -> "CheckResult":
+    def cancelled(cls, item: PreflightSpec, why: str, duration_s: float) -> CheckResult:
         return cls(item.name, item.kind, "cancelled", item.required, f"cancelled: {why}", duration_s, "brahma")
 
 

@@ -14,9 +14,10 @@ import asyncio
 import codecs
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Mapping
+from typing import IO
 
 OUTPUT_LIMIT = 4000
 """Characters of a check's output the journal keeps (a command check's: bytes, head and tail)."""
@@ -49,7 +50,7 @@ class KeptOutput:
         if room > 0:
             self.head += data[:room]
             data = data[room:]
-        self.tail += data[-self.tail_limit:]
+        self.tail += data[-self.tail_limit :]
         del self.tail[: max(0, len(self.tail) - self.tail_limit)]
 
     def text(self) -> str:

@@ -26,18 +26,15 @@ from console.metrics.prometheus import (
     read_instant_result,
 )
 from console.plan.model import COMPARISON, PreflightSpec
-from console.preflight.process import tail
 from console.preflight.context import PreflightContext
+from console.preflight.process import tail
 from console.redact import redact, split_credentials
 
 OPERATORS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 PREFLIGHT_WINDOW = "5m"
 """What {window} stands for in a pre-flight query: recent enough to be "now", long enough for rate()."""
 SHOWN_SERIES = 20
-NO_DATA_HINT = (
-    "count() and sum() return nothing rather than 0 when no series match: "
-    "append `or vector(0)` if no series means zero"
-)
+NO_DATA_HINT = "count() and sum() return nothing rather than 0 when no series match: append `or vector(0)` if no series means zero"
 
 
 def parse_condition(text: str) -> tuple[str, float]:
@@ -84,12 +81,13 @@ async def check_query(item: PreflightSpec, context: PreflightContext) -> tuple[b
     except PrometheusConfigError as error:
         return False, str(error)
     query = expand_query(
-        item.query or "", app=plan.app, track="stable", window=PREFLIGHT_WINDOW,
+        item.query or "",
+        app=plan.app,
+        track="stable",
+        window=PREFLIGHT_WINDOW,
         matchers=label_matchers(plan.app, "stable", spec.labels),
     )
-    client = PrometheusConnect(
-        url=url, headers=credentials.headers, auth=credentials.basic, retry=Retry(total=0, raise_on_status=False), timeout=item.timeout
-    )
+    client = PrometheusConnect(url=url, headers=credentials.headers, auth=credentials.basic, retry=Retry(total=0, raise_on_status=False), timeout=item.timeout)
     try:
         result = await asyncio.to_thread(client.custom_query, query)
     except Exception as error:  # the boundary: any failure becomes the check's output

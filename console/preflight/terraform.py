@@ -25,14 +25,14 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from console.plan.model import PreflightSpec, RolloutPlan
-from console.private_files import make_state_dir
-from console.preflight.process import run_program, tail
 from console.preflight.context import PreflightContext
+from console.preflight.process import run_program, tail
+from console.private_files import make_state_dir
 
 KUBERNETES_KINDS = {
     "kubernetes_deployment": "deployment",
@@ -162,7 +162,10 @@ def _declared(type_: str, name: str, body: dict[str, Any], file: str, variables:
         container = _first(_first(_first(spec.get("template")).get("spec")).get("container"))
         image = _resolve(container.get("image"), variables)
     return Declared(
-        type_, name, file, kind,
+        type_,
+        name,
+        file,
+        kind,
         object_name=_resolve(metadata.get("name"), variables),
         namespace=_resolve(metadata.get("namespace"), variables),
         replicas=replicas,
@@ -179,12 +182,7 @@ def read_directory(directory: str | Path) -> Inventory:
     if not files:
         raise FileNotFoundError(f"{directory}: no *.tf files")
     documents = [(path.name, parse_file(path)) for path in files]
-    variables = {
-        name: _first(body).get("default")
-        for _, document in documents
-        for block in document.get("variable", [])
-        for name, body in block.items()
-    }
+    variables = {name: _first(body).get("default") for _, document in documents for block in document.get("variable", []) for name, body in block.items()}
     inventory = Inventory(directory, [name for name, _ in documents])
     for file, document in documents:
         for block in document.get("resource", []):
@@ -245,7 +243,7 @@ def is_initialised(directory: Path) -> bool:
 async def back_up_state(binary: str, directory: Path, state_dir: Path, release: str, timeout: float) -> tuple[bool, str]:
     """`state pull` straight into a file only its owner reads (state holds secrets), renamed in place
     once whole: the state is never held in the output a check keeps, which is bounded."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     backup = state_dir / f"{release}.tfstate.{stamp}.json"
     make_state_dir(state_dir)
     temporary = backup.with_name(f".{backup.name}.tmp")

@@ -15,7 +15,14 @@ from console.report.facts import ReportData, collect
 from console.report.opening import rollback_section, summary
 from console.report.rollback_plan import rollback_plan
 from console.report.sections import (
-    changes, feature_flags, issues, metrics_summary, notifications, post_deployment, timeline, validation,
+    changes,
+    feature_flags,
+    issues,
+    metrics_summary,
+    notifications,
+    post_deployment,
+    timeline,
+    validation,
 )
 
 SECTIONS = (summary, rollback_section, changes, validation, timeline, metrics_summary, feature_flags, notifications, issues, rollback_plan, post_deployment)

@@ -248,7 +248,9 @@ def _journaled_trigger(data: ReportData, parsed: Limit) -> Limit:
     """The plan's trigger the key names (with its consecutive count), or the key's own reading of it."""
     for limit in data.triggers:
         check, other = limit.check, parsed.check
-        if (limit.kind, check.metric, check.op, check.relative) == (parsed.kind, other.metric, other.op, other.relative) and math.isclose(check.value, other.value, rel_tol=1e-5):
+        if (limit.kind, check.metric, check.op, check.relative) == (parsed.kind, other.metric, other.op, other.relative) and math.isclose(
+            check.value, other.value, rel_tol=1e-5
+        ):
             return limit
     return parsed
 
@@ -341,7 +343,12 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
         case ev.Completed():
             current = data.current
             if current is not None and current.ended_t is None:
-                _close_current(data, event.t, "skipped", f"promoted{_by(data.last_command)} after {format_duration(event.t - (current.started_t or 0))} of {format_duration(current.planned_s)}")
+                _close_current(
+                    data,
+                    event.t,
+                    "skipped",
+                    f"promoted{_by(data.last_command)} after {format_duration(event.t - (current.started_t or 0))} of {format_duration(current.planned_s)}",
+                )
             data.timeline.append((event.t, event.ts, "completed"))
         case ev.CommandIssued():
             data.last_command = event
@@ -405,7 +412,12 @@ def held_without_acting(data: ReportData) -> list[tuple[float, str]]:
         first, last = holds[0][1].first_t, holds[-1][1].last_t
         span = f"at `{rollout_clock(first)}`" if samples == 1 else f"from `{rollout_clock(first)}` to `{rollout_clock(last)}`"
         kind = "Warning" if limit.kind == "warning" else "Critical trigger"
-        said.append((first, f"{kind} {limit.check.metric} {limit.check.describe()} fired on {samples} sample{'s' if samples != 1 else ''} "
-                            f"{span} ({stages}), up to {data.shown(limit.check.metric, worst)}; "
-                            f"never {needed} in a row, so it did not {'roll back' if limit.kind == 'critical' else 'pause'}"))
+        said.append(
+            (
+                first,
+                f"{kind} {limit.check.metric} {limit.check.describe()} fired on {samples} sample{'s' if samples != 1 else ''} "
+                f"{span} ({stages}), up to {data.shown(limit.check.metric, worst)}; "
+                f"never {needed} in a row, so it did not {'roll back' if limit.kind == 'critical' else 'pause'}",
+            )
+        )
     return said

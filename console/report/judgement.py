@@ -100,9 +100,9 @@ def nearest_bound(metric: str, limits: list[Limit], stable: float | None) -> tup
     """The limit the new version would reach first going the worse way, and its value."""
     worse_up = higher_is_worse(metric, limits)
     bounds = [
-        (value, limit) for limit in limits
-        if limit.check.metric == metric and limit.bounds_above == worse_up
-        and (value := limit.check.limit(stable)) is not None
+        (value, limit)
+        for limit in limits
+        if limit.check.metric == metric and limit.bounds_above == worse_up and (value := limit.check.limit(stable)) is not None
     ]
     if not bounds:
         return None

@@ -12,6 +12,7 @@ from console.report.judgement import SEVERITY_RANK, Limit
 from console.report.markdown import SUMMARY_WIDTH, bullet, table
 from console.units import format_duration
 
+
 def _versions(old: str, new: str) -> str:
     """`registry/app:1.0 → :1.1` when both share a repository, the two images otherwise."""
     old_repo, _, old_tag = old.rpartition(":")
@@ -54,7 +55,13 @@ def summary(data: ReportData) -> list[str]:
     lines = [f"# Release {title}: {_outcome_word(state)}", ""]
     if started is None:
         return lines + ["The journal has no rollout_started line: it is not a whole rollout's journal.", ""]
-    versions = _versions(data.old_image, started.image) if data.prepared else f"{started.image} (nothing was changed)" if state.phase == Phase.GATE_FAILED else started.image
+    versions = (
+        _versions(data.old_image, started.image)
+        if data.prepared
+        else f"{started.image} (nothing was changed)"
+        if state.phase == Phase.GATE_FAILED
+        else started.image
+    )
     # A blue-green release's stages say more by name (preview, switch) than by weight alone.
     weights = " → ".join(f"{s.name} {s.weight}%" if started.strategy == "blue-green" else f"{s.weight}%" for s in data.stages)
     released = f"- Released: {started.app} {versions}, {started.strategy} {weights}".rstrip()

@@ -23,7 +23,9 @@ def rollback_plan(data: ReportData) -> list[str]:
     lines = ["## Rollback Plan", ""]
     if started is None:
         return lines
-    lines += bullet(f"Automatic: {ROLLBACK_METHODS.get(started.strategy, 'traffic back to stable')}, then flags marked disable_on_rollback switched off, then stable verified.")
+    lines += bullet(
+        f"Automatic: {ROLLBACK_METHODS.get(started.strategy, 'traffic back to stable')}, then flags marked disable_on_rollback switched off, then stable verified."
+    )
     lines.append("")
     lines += _what_to_do_now(data)
     if data.on_cluster and state.phase != Phase.GATE_FAILED:
@@ -52,11 +54,23 @@ def _what_to_do_now(data: ReportData) -> list[str]:
     attach = f"brahma attach {name} --state-dir {state_dir}"
     run = f"brahma run {started.plan} --state-dir {state_dir}"
     if state.phase == Phase.COMPLETED:
-        return paragraph("To undo this release, open the console on it and press ctrl+r, then Enter: a controller takes the journal up and rolls it back.") + [""] + code_block([attach]) + [""]
+        return (
+            paragraph("To undo this release, open the console on it and press ctrl+r, then Enter: a controller takes the journal up and rolls it back.")
+            + [""]
+            + code_block([attach])
+            + [""]
+        )
     if state.phase == Phase.ROLLED_BACK:
-        return paragraph(f"Nothing to undo: stable serves 100%. To release again once fixed (this journal is kept beside the new one):") + [""] + code_block([run + (" --headless" if started.headless else "")]) + [""]
+        return (
+            paragraph("Nothing to undo: stable serves 100%. To release again once fixed (this journal is kept beside the new one):")
+            + [""]
+            + code_block([run + (" --headless" if started.headless else "")])
+            + [""]
+        )
     if state.phase == Phase.GATE_FAILED:
-        return paragraph("Nothing was changed, so nothing to roll back. Make the failed items pass, then run the release again:") + [""] + code_block([run]) + [""]
+        return (
+            paragraph("Nothing was changed, so nothing to roll back. Make the failed items pass, then run the release again:") + [""] + code_block([run]) + [""]
+        )
     if state.phase == Phase.ROLLING_BACK:
         said = paragraph(
             "The rollback is NOT verified: the new version may still serve traffic. Check the target by hand now, "
@@ -64,10 +78,14 @@ def _what_to_do_now(data: ReportData) -> list[str]:
         )
         return said + [""] + code_block([attach if started.headless is False else run + (" --headless" if started.headless else "")]) + [""]
     if started.headless:
-        said = paragraph("It ran headless and is unfinished. The same command takes it up where the journal ends; to decide by hand instead (resume, promote, or ctrl+r then Enter to roll back), open the console on it:")
+        said = paragraph(
+            "It ran headless and is unfinished. The same command takes it up where the journal ends; to decide by hand instead (resume, promote, or ctrl+r then Enter to roll back), open the console on it:"
+        )
         return said + [""] + code_block([run + " --headless", run]) + [""]
     if started.headless is False:
-        said = paragraph("It ran at a console and is unfinished. Attach to it (this restarts its controller if it died); ctrl+r then Enter rolls back, space resumes, p promotes:")
+        said = paragraph(
+            "It ran at a console and is unfinished. Attach to it (this restarts its controller if it died); ctrl+r then Enter rolls back, space resumes, p promotes:"
+        )
         return said + [""] + code_block([attach]) + [""]
     said = paragraph("It is unfinished. Running the release again takes it up where the journal ends (and attaches if a controller still supervises it):")
     return said + [""] + code_block([run]) + [""]
@@ -85,13 +103,19 @@ def _by_hand_on_the_cluster(data: ReportData) -> list[str]:
             patch = [{"op": "replace", "path": f"/spec/rules/{i}/backendRefs", "value": refs} for i, refs in enumerate(before.get("route_backends") or [])]
             commands.append(f"{kubectl} patch httproute/{before['httproute']} --type=json -p '{json.dumps(patch, separators=(',', ':'))}'")
         commands.append(f"{kubectl} delete deployment/{before['canary_deployment']} --ignore-not-found")
-        commands += ["# stable's image as it was (it changed only if the release was promoted)", f"{kubectl} set image deployment/{before['deployment']} {images}"]
+        commands += [
+            "# stable's image as it was (it changed only if the release was promoted)",
+            f"{kubectl} set image deployment/{before['deployment']} {images}",
+        ]
         if before.get("canary_service") and not before.get("canary_service_existed"):
             commands.append(f"{kubectl} delete service/{before['canary_service']} --ignore-not-found")
         commands.append(f"{kubectl} rollout status deployment/{before['deployment']}")
     elif strategy == "blue-green":
         selector = json.dumps([{"op": "replace", "path": "/spec/selector", "value": before.get("selector") or {}}], separators=(",", ":"))
-        commands = ["# the active Service selects the old colour again: this is the rollback", f"{kubectl} patch service/{before['service']} --type=json -p '{selector}'"]
+        commands = [
+            "# the active Service selects the old colour again: this is the rollback",
+            f"{kubectl} patch service/{before['service']} --type=json -p '{selector}'",
+        ]
         tidy = []
         if before.get("preview_selector") is None:
             tidy.append(f"{kubectl} delete service/{before['preview_service']} --ignore-not-found")
@@ -110,6 +134,7 @@ def _by_hand_on_the_cluster(data: ReportData) -> list[str]:
     done = data.state.phase == Phase.ROLLED_BACK
     said = (
         "Brahma's rollback did this on the cluster; by hand (if Brahma cannot), in the cluster the release ran on:"
-        if done else "By hand, without Brahma, in the cluster the release ran on (what its rollback does):"
+        if done
+        else "By hand, without Brahma, in the cluster the release ran on (what its rollback does):"
     )
     return paragraph(said) + [""] + code_block(commands) + [""]

@@ -14,6 +14,7 @@ from console.report.judgement import SEVERITY_RANK, STATUS_RULE, Limit, Moments,
 from console.report.markdown import bullet, paragraph, plain, table, wall, wall_span
 from console.units import format_duration
 
+
 def changes(data: ReportData) -> list[str]:
     started, state = data.started, data.state
     lines = ["## Changes", ""]
@@ -52,9 +53,11 @@ def validation(data: ReportData) -> list[str]:
     results = list(data.preflight.values())
     gate = data.gate
     verdict = (
-        f"The gate passed at {wall(gate.ts)}." if isinstance(gate, ev.PreflightPassed) else
-        f"The gate FAILED at {wall(gate.ts)}: nothing was changed." if isinstance(gate, ev.PreflightFailed) else
-        "The gate had not finished when the journal ends."
+        f"The gate passed at {wall(gate.ts)}."
+        if isinstance(gate, ev.PreflightPassed)
+        else f"The gate FAILED at {wall(gate.ts)}: nothing was changed."
+        if isinstance(gate, ev.PreflightFailed)
+        else "The gate had not finished when the journal ends."
     )
     if not results:
         return lines + [f"The plan has no pre-flight items. {verdict if gate else ''}".rstrip(), ""]
@@ -96,7 +99,9 @@ def timeline(data: ReportData) -> list[str]:
     lines += table(["stage", "weight", "start", "planned", "actual", "outcome"], rows) + [""]
     observed = [s for s in data.stages if s.started_t is not None]
     if observed:
-        lines += paragraph("The window's means of the metrics each stage judged, new version beside stable, and whether the means met the stage's criteria:") + [""]
+        lines += paragraph(
+            "The window's means of the metrics each stage judged, new version beside stable, and whether the means met the stage's criteria:"
+        ) + [""]
         rows = []
         for stage in observed:
             for i, metric in enumerate(stage.judged):
@@ -148,10 +153,16 @@ def metrics_summary(data: ReportData) -> list[str]:
         after = after_stage.metrics[metric].canary if metric in after_stage.metrics else Moments()
         verdict = judge_metric(metric, before, after, limits, _breaches_in(data, after_stage, metric), after_stage.samples)
         nearest = nearest_bound(metric, limits, before.value)
-        rows.append([
-            metric, data.shown(metric, before.value), data.shown(metric, after.value),
-            relative_change(before.value, after.value), nearest[1].describe(in_a_row=False) if nearest else "—", str(verdict),
-        ])
+        rows.append(
+            [
+                metric,
+                data.shown(metric, before.value),
+                data.shown(metric, after.value),
+                relative_change(before.value, after.value),
+                nearest[1].describe(in_a_row=False) if nearest else "—",
+                str(verdict),
+            ]
+        )
     return lines + table(["metric", "before", "after", "change", "limit", "status"], rows) + [""]
 
 
@@ -186,7 +197,12 @@ def issues(data: ReportData) -> list[str]:
     issues += held_without_acting(data)
     for stage in data.stages:
         if stage.outcome == "skipped":
-            issues.append((stage.started_t if stage.started_t is not None else (stage.ended_t or 0.0), f"{stage.name} skipped: {stage.note}; its window was not observed whole"))
+            issues.append(
+                (
+                    stage.started_t if stage.started_t is not None else (stage.ended_t or 0.0),
+                    f"{stage.name} skipped: {stage.note}; its window was not observed whole",
+                )
+            )
     for t, text in sorted(issues, key=lambda issue: issue[0]):
         lines += bullet(f"`{rollout_clock(t)}` {text}")
     if not issues:

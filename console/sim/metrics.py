@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from console.metric_catalogue import BUILTIN_METRICS
 from console.samples import HistoryPoint, Sample, TrackValues
@@ -65,10 +65,7 @@ class SimMetricSource:
             else:
                 tracks[track] = {**measured, "throughput": rps}
         canary, stable = tracks["canary"], tracks["stable"]
-        values = {
-            metric: TrackValues(canary.get(metric) if canary else None, stable.get(metric) if stable else None)
-            for metric in metrics
-        }
+        values = {metric: TrackValues(canary.get(metric) if canary else None, stable.get(metric) if stable else None) for metric in metrics}
         requests = canary_rps * window_s if canary else None
         errors = ("simulated canary has no data",) if canary is None and canary_rps > 0 else ()
         if canary is not None:

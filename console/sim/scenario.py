@@ -139,4 +139,3 @@ def load_scenario(name_or_path: str) -> Scenario:
     canary = {**stable, **spec.canary.model_dump(exclude_none=True)}
     canary["metrics"] = {**stable["metrics"], **canary["metrics"]}  # type: ignore[dict-item]  # what canary leaves out follows stable
     return Scenario(spec.name, spec.seed, stable, canary, tuple(sorted(spec.events, key=lambda e: e.at)))
-

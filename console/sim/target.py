@@ -53,7 +53,11 @@ class SimTarget:
         cluster = self.cluster
         before = {"stable_image": cluster.stable_image, "weight": cluster.weight, "replicas": cluster.replicas}
         changes = {
-            "canary": [f"create canary {self.image} beside stable {cluster.stable_image}", "shift traffic by stage weights", f"promote: stable image → {self.image}"],
+            "canary": [
+                f"create canary {self.image} beside stable {cluster.stable_image}",
+                "shift traffic by stage weights",
+                f"promote: stable image → {self.image}",
+            ],
             "blue-green": [f"deploy green {self.image} beside blue {cluster.stable_image}", "switch all traffic to green", "keep blue for the rollback window"],
             "rolling": [f"set image {cluster.stable_image} → {self.image} in place"],
         }[self.strategy]

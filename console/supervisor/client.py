@@ -8,9 +8,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from console.journal.journal import JournalError
 from console.journal.state import RolloutState, read_state
@@ -79,7 +80,7 @@ class SupervisorClient:
         self._lines.close()
         self._socket.close()
 
-    def __enter__(self) -> "SupervisorClient":
+    def __enter__(self) -> SupervisorClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -104,8 +105,13 @@ def start_detached(files: RolloutFiles, launch: Launch, timeout: float = START_T
     with os.fdopen(open_private(files.log, os.O_WRONLY | os.O_APPEND), "ab") as log:
         said_before = log.tell()
         process = subprocess.Popen(
-            [sys.executable, "-m", "console.cli", "supervise", *launch.argv], env={**os.environ, **launch.environment},
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+            [sys.executable, "-m", "console.cli", "supervise", *launch.argv],
+            env={**os.environ, **launch.environment},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
         )
     if meanwhile is not None:
         meanwhile()
@@ -137,8 +143,11 @@ def ensure_running(files: RolloutFiles, undo: bool = False) -> int | None:
     missing = launch.missing()
     if missing:  # started without it, the controller would run blind (or as nobody): say what to give it
         needed = "; ".join(f"{name} ({what})" for name, what in missing.items())
-        raise SupervisorUnavailable(f"the controller of {files.name} cannot be restarted from this shell: it needs {needed}, "
-                                    "which is never written down; set it in this shell and attach again", refused=True)
+        raise SupervisorUnavailable(
+            f"the controller of {files.name} cannot be restarted from this shell: it needs {needed}, "
+            "which is never written down; set it in this shell and attach again",
+            refused=True,
+        )
     return start_detached(files, replace(launch, argv=[*launch.argv, "--undo"]) if undo else launch)
 
 

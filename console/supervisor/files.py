@@ -6,15 +6,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from console.atomic import atomic_write
 from console.journal.state_dir import RolloutFiles
 from console.private_files import make_private, make_state_dir, open_private
-
 
 LAUNCH_ENVIRONMENT = ("KUBECONFIG",)
 """Variables that choose where a rollout runs: a restart from another shell must find the same cluster.
@@ -33,7 +33,7 @@ class Launch:
     down, and a restart takes the values from its own environment."""
 
     @classmethod
-    def here(cls, argv: list[str], needs: dict[str, str] | None = None) -> "Launch":
+    def here(cls, argv: list[str], needs: dict[str, str] | None = None) -> Launch:
         """`argv` with this process's LAUNCH_ENVIRONMENT, its paths made absolute."""
         environment = {
             name: os.pathsep.join(os.path.abspath(part) for part in os.environ[name].split(os.pathsep) if part)
@@ -51,7 +51,7 @@ class Launch:
         atomic_write(path, json.dumps({"argv": self.argv, "environment": self.environment, "needs": self.needs}).encode())
 
     @classmethod
-    def read(cls, path: Path) -> "Launch | None":
+    def read(cls, path: Path) -> Launch | None:
         """The launch record at `path`; None when there is none (or it cannot be read)."""
         try:
             record = json.loads(path.read_text())

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from console.journal import events as ev
 from console.controller.controller import Controller
-from console.flags.model import FlagChange
 from console.controller.release_flags import ReleaseFlags
+from console.flags.model import FlagChange
+from console.journal import events as ev
 from console.supervisor.limits import FLAG_REQUESTS_WAITING, MAX_FLAG_CHANGES
 
 
@@ -34,7 +34,8 @@ def parse_changes(raw: Any) -> list[FlagChange]:
             and isinstance(change.get("flag"), str)
             and isinstance(change.get("new"), dict)
             and isinstance(change.get("old"), (dict, type(None)))
-            and isinstance(change.get("actor"), str) and change["actor"]
+            and isinstance(change.get("actor"), str)
+            and change["actor"]
             and isinstance(change.get("reason", ""), str)
         ):
             raise RequestError(f"changes[{number}]: expected {{flag, old, new, actor, reason}} with an actor")
@@ -103,6 +104,8 @@ class FlagRecords:
         refused = sorted({change.flag for change, borne in zip(changes, verdicts) if not borne})
         reply: dict[str, Any] = {"reply": "flags", "ok": not refused, "journaled": sum(verdicts)}
         if refused:
-            reply["error"] = (f"{len(verdicts) - sum(verdicts)} of {len(verdicts)} changes are not what the flag file holds "
-                              f"({', '.join(refused[:5])}{', ...' if len(refused) > 5 else ''}); only changes found there are journaled")
+            reply["error"] = (
+                f"{len(verdicts) - sum(verdicts)} of {len(verdicts)} changes are not what the flag file holds "
+                f"({', '.join(refused[:5])}{', ...' if len(refused) > 5 else ''}); only changes found there are journaled"
+            )
         return reply

@@ -11,7 +11,7 @@ import errno
 import resource
 import time
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 LINE_LIMIT = 256 * 1024
 """Bytes in one request line; a longer one is refused and its connection closed."""

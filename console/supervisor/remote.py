@@ -13,17 +13,18 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from console.controller.controller import FlagChangeRecord
 from console.journal import events as ev
 from console.journal.journal import JournalError, read_events
 from console.journal.state import Phase, RolloutState
-from console.samples import HistoryPoint
-from console.plan.model import RolloutPlan
-from console.supervisor.client import SupervisorUnavailable, ensure_running
 from console.journal.state_dir import RolloutFiles
+from console.plan.model import RolloutPlan
+from console.samples import HistoryPoint
+from console.supervisor.client import SupervisorUnavailable, ensure_running
 from console.supervisor.files import socket_address
 from console.supervisor.limits import LINE_LIMIT, MAX_FLAG_CHANGES
 from console.units import format_duration
@@ -56,7 +57,7 @@ def flag_batches(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 class RemoteHistory:
     """`metrics.history` answered by the controller's own metric source."""
 
-    def __init__(self, remote: "RemoteController"):
+    def __init__(self, remote: RemoteController):
         self._remote = remote
 
     async def history(self, metric: str, start_t: float, end_t: float, step_s: float) -> list[HistoryPoint]:
@@ -67,8 +68,9 @@ class RemoteHistory:
 class RemoteController:
     """One console's connection to a rollout's controller; `run()` follows it until the rollout ends or `stop()`."""
 
-    def __init__(self, plan: RolloutPlan, files: RolloutFiles, monotonic: Callable[[], float] = time.monotonic,
-                 actor: str | None = None, watch_only: bool = False):
+    def __init__(
+        self, plan: RolloutPlan, files: RolloutFiles, monotonic: Callable[[], float] = time.monotonic, actor: str | None = None, watch_only: bool = False
+    ):
         self.plan, self.files = plan, files
         self.actor, self.watch_only = actor, watch_only
         """Who is at this console, journaled by the controller as attached; a watch_only one cannot decide a pause."""
@@ -258,8 +260,10 @@ class RemoteController:
         if state.alone_since is None or state.alone_since.reason:
             return None  # nobody left: their controller stopped, and supervision_resumed says for how long
         since = datetime.fromisoformat(state.alone_since.ts).astimezone()
-        return (f"nobody was attached from {since:%H:%M} to {datetime.now().astimezone():%H:%M} (while nobody is, "
-                f"a pause rolls back after {timeout}, as in a headless run)")
+        return (
+            f"nobody was attached from {since:%H:%M} to {datetime.now().astimezone():%H:%M} (while nobody is, "
+            f"a pause rolls back after {timeout}, as in a headless run)"
+        )
 
     def _take(self, event: ev.Event) -> None:
         self._received += 1

@@ -37,17 +37,25 @@ import socket
 import sys
 from typing import Any
 
+from console.controller.controller import COMMANDS
 from console.journal import events as ev
 from console.journal.state import Phase
-from console.controller.controller import COMMANDS
+from console.journal.state_dir import RolloutFiles
 from console.narrate import event_printer
 from console.rollout import Rollout, close_rollout, run_controller
-from console.journal.state_dir import RolloutFiles
 from console.supervisor.files import socket_address
 from console.supervisor.flag_requests import FlagRecords, RequestError, parse_changes
 from console.supervisor.limits import (
-    IN_FLIGHT, LINE_LIMIT, NEW_CONNECTIONS_BURST, NEW_CONNECTIONS_PER_S, SMALL_LINE, WRITE_TIMEOUT_S, CountedFailures, TokenBucket,
-    connection_cap, long_line_budget,
+    IN_FLIGHT,
+    LINE_LIMIT,
+    NEW_CONNECTIONS_BURST,
+    NEW_CONNECTIONS_PER_S,
+    SMALL_LINE,
+    WRITE_TIMEOUT_S,
+    CountedFailures,
+    TokenBucket,
+    connection_cap,
+    long_line_budget,
 )
 
 CLIENT_BACKLOG = 10_000
@@ -239,8 +247,9 @@ class SupervisorServer:
         controller = self.rollout.controller
         for actor, watch_only in list(controller.state.consoles):  # none once the rollout finished
             left = controller.state.acting_consoles - (not watch_only)
-            controller.emit(ev.ConsoleDetached(controller.state.last_t, actor=actor, watch_only=watch_only, consoles=left,
-                                               reason="the controller that served it stopped"))
+            controller.emit(
+                ev.ConsoleDetached(controller.state.last_t, actor=actor, watch_only=watch_only, consoles=left, reason="the controller that served it stopped")
+            )
 
     def _console_came(self, actor: str | None, watch_only: bool) -> None:
         controller = self.rollout.controller
@@ -385,8 +394,9 @@ class SupervisorServer:
         controller = self.rollout.controller
         return {"hello": {"pid": os.getpid(), "speed": controller.clock.speed, "now": controller.now(), "attended": self.attended}}
 
-    async def _stream(self, start: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bucket: TokenBucket,
-                      actor: str | None = None, watch_only: bool = False) -> None:
+    async def _stream(
+        self, start: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bucket: TokenBucket, actor: str | None = None, watch_only: bool = False
+    ) -> None:
         """The journal from `start`, then live events; requests on the same connection are answered too.
         A console that names its actor is journaled attached now, and detached when its stream ends."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(CLIENT_BACKLOG)

@@ -103,9 +103,7 @@ class _Watch:
 
 def _timed_out(error: Exception) -> bool:
     """A read that waited its whole timeout: for a watch, the end of its window, not a failure."""
-    return isinstance(error, urllib3.exceptions.ReadTimeoutError) or isinstance(
-        getattr(error, "reason", None), urllib3.exceptions.ReadTimeoutError
-    )
+    return isinstance(error, urllib3.exceptions.ReadTimeoutError) or isinstance(getattr(error, "reason", None), urllib3.exceptions.ReadTimeoutError)
 
 
 def load_api_client(context: str | None = None, kubeconfig: str | None = None) -> ApiClient:
@@ -121,8 +119,10 @@ def load_api_client(context: str | None = None, kubeconfig: str | None = None) -
     try:
         if existing:
             config.load_kube_config(
-                config_file=os.pathsep.join(existing), context=context,
-                client_configuration=configuration, persist_config=False,
+                config_file=os.pathsep.join(existing),
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
             )
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=configuration)
@@ -174,9 +174,7 @@ class KubeApi:
 
     async def list(self, kind: Kind, selector: str) -> list[dict[str, Any]]:
         """Objects of `kind` whose labels match `selector` (label selector syntax)."""
-        found = await self._retrying(
-            lambda: self._send("list", kind, "", "GET", kind.path(self.namespace), [("labelSelector", selector)])
-        )
+        found = await self._retrying(lambda: self._send("list", kind, "", "GET", kind.path(self.namespace), [("labelSelector", selector)]))
         return found.get("items") or []
 
     async def converge(
@@ -253,7 +251,7 @@ class KubeApi:
             self._open_watches.add(watch)
             try:
                 current = await self._retrying(
-                    lambda: asyncio.to_thread(self._watch_until, watch, kind, name, since, done, seconds)
+                    lambda: asyncio.to_thread(self._watch_until, watch, kind, name, since, done, seconds)  # noqa: B023 (awaited in this iteration)
                 )
                 if not done(current):
                     current = await self.get(kind, name)
@@ -297,9 +295,7 @@ class KubeApi:
         # A thread of its own rather than a lock: the lease calls this KubeApi from other event loops too.
         return await asyncio.get_running_loop().run_in_executor(self._writer, request)
 
-    def _request(
-        self, verb: str, kind: Kind, name: str, method: str, path: str, query: list[tuple[str, str]], body: Any
-    ) -> dict[str, Any]:
+    def _request(self, verb: str, kind: Kind, name: str, method: str, path: str, query: list[tuple[str, str]], body: Any) -> dict[str, Any]:
         """One request, blocking; the answer's JSON, or the failure as the targets see it."""
         try:
             response = self._call(method, path, query, body, self.request_timeout)
@@ -315,7 +311,11 @@ class KubeApi:
         if body is not None:
             headers["Content-Type"] = "application/json"
         request = self.client.param_serialize(
-            method=method, resource_path=path, query_params=query, header_params=headers, body=body,
+            method=method,
+            resource_path=path,
+            query_params=query,
+            header_params=headers,
+            body=body,
             auth_settings=["BearerToken"],
         )
         return self.client.call_api(*request, _request_timeout=timeout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from console.targets.base import RollbackReadBack, RolloutFailed, TargetError, TargetStatus
@@ -27,8 +27,8 @@ from console.targets.kube_objects import (
     replicas_of,
     rollout_settled,
     selector_string,
-    serving_problems,
     service_spec,
+    serving_problems,
     updated,
     with_images,
     with_selector,
@@ -125,12 +125,13 @@ class BlueGreenStrategy(Strategy):
         current_new, new_dry = await api.converge(
             DEPLOYMENTS, new_name, lambda cur: self._new_colour(colours, cur), read=colours.deployments[colours.new], dry_run=True
         )
-        preview, preview_dry = await api.converge(
-            SERVICES, release.preview_service, lambda cur: self._preview(colours, cur), dry_run=True
-        )
+        preview, preview_dry = await api.converge(SERVICES, release.preview_service, lambda cur: self._preview(colours, cur), dry_run=True)
         _, switch_dry = await api.converge(
-            SERVICES, release.service, lambda cur: with_selector(colours.service, colours.selecting(colours.new)),
-            read=colours.service, dry_run=True,
+            SERVICES,
+            release.service,
+            lambda cur: with_selector(colours.service, colours.selecting(colours.new)),
+            read=colours.service,
+            dry_run=True,
         )
         changes = describe_change("preview (0%)", "deployment", current_new, new_dry) if new_dry else []
         changes += describe_change("preview (0%)", "service", preview, preview_dry) if preview_dry else []
@@ -158,15 +159,15 @@ class BlueGreenStrategy(Strategy):
     async def set_weight(self, weight: int) -> bool:
         colours = await self._colours()
         new_name = self._deployment_name(colours.new)
-        current, written = await self.api.converge(
-            DEPLOYMENTS, new_name, lambda cur: self._new_colour(colours, cur), read=colours.deployments[colours.new]
-        )
+        current, written = await self.api.converge(DEPLOYMENTS, new_name, lambda cur: self._new_colour(colours, cur), read=colours.deployments[colours.new])
         deployment = await self._rolled_out(written or self._needed(current, DEPLOYMENTS, new_name))
         _, preview = await self.api.converge(SERVICES, self.release.preview_service, lambda cur: self._preview(colours, cur))
         await self._smoke_check(colours, deployment)
         serving = colours.new if weight >= 100 else colours.old
         _, switched = await self.api.converge(
-            SERVICES, self.release.service, lambda cur: with_selector(colours.service, colours.selecting(serving)),
+            SERVICES,
+            self.release.service,
+            lambda cur: with_selector(colours.service, colours.selecting(serving)),
             read=colours.service,
         )
         return bool(written or preview or switched)
@@ -200,9 +201,7 @@ class BlueGreenStrategy(Strategy):
         if before["preview_selector"] is None:
             changed |= await api.delete(SERVICES, before["preview_service"])
         else:
-            _, preview = await api.converge(
-                SERVICES, before["preview_service"], lambda cur: cur and with_selector(cur, before["preview_selector"])
-            )
+            _, preview = await api.converge(SERVICES, before["preview_service"], lambda cur: cur and with_selector(cur, before["preview_selector"]))
             changed |= preview is not None
         if not before["new_existed"]:
             changed |= await api.delete(DEPLOYMENTS, before["new_deployment"])
@@ -225,7 +224,9 @@ class BlueGreenStrategy(Strategy):
         problems = serving_problems(active, before["images"], self.release.image)
         if selector != before["selector"]:
             problems.insert(0, f"service/{before['service']} selects {selector_string(selector)}, not {selector_string(before['selector'])}")
-        observed = f"service/{before['service']} selects {selector_string(selector)}; deployment/{before['active_deployment']} runs {images_text(images_of(active))}"
+        observed = (
+            f"service/{before['service']} selects {selector_string(selector)}; deployment/{before['active_deployment']} runs {images_text(images_of(active))}"
+        )
         return RollbackReadBack(observed, tuple(problems))
 
     async def drift(self, weight: int, before: dict[str, Any]) -> list[str]:
@@ -252,7 +253,7 @@ class BlueGreenStrategy(Strategy):
         old = colours.deployments[colours.old]
         if old is None or colours.active != colours.new:
             return
-        until = datetime.now(timezone.utc) + timedelta(seconds=self.release.rollback_window_s)
+        until = datetime.now(UTC) + timedelta(seconds=self.release.rollback_window_s)
         stamp = {KEEP_UNTIL_ANNOTATION: until.isoformat(timespec="seconds")}
         await self.api.converge(DEPLOYMENTS, name_of(old), lambda cur: cur and updated(cur, cur["spec"], {}, stamp), read=old)
 

@@ -27,10 +27,10 @@ from console.targets.kube_objects import (
     rollout_settled,
     route_backends,
     route_weight,
-    selects,
     selector_string,
-    serving_problems,
+    selects,
     service_spec,
+    serving_problems,
     template_labels,
     updated,
     with_backends,
@@ -117,9 +117,7 @@ class CanaryStrategy(Strategy):
         service = await api.get(SERVICES, release.service) if route else await api.find(SERVICES, release.service)
         self._check_traffic(stable, service)
         first = f"stage 1 ({release.first_weight}%)"
-        canary, canary_dry = await api.converge(
-            DEPLOYMENTS, self.canary_name, lambda cur: self._canary(stable, cur, release.first_weight), dry_run=True
-        )
+        canary, canary_dry = await api.converge(DEPLOYMENTS, self.canary_name, lambda cur: self._canary(stable, cur, release.first_weight), dry_run=True)
         changes = describe_change(first, "deployment", canary, canary_dry) if canary_dry else []
         canary_service = None
         if route is not None and service is not None:
@@ -205,7 +203,8 @@ class CanaryStrategy(Strategy):
         changed = False
         if before["httproute"]:
             _, written = await self.api.converge(
-                HTTPROUTES, before["httproute"],
+                HTTPROUTES,
+                before["httproute"],
                 lambda cur: with_backends(self._needed(cur, HTTPROUTES, before["httproute"]), before["route_backends"]),
             )
             changed = written is not None

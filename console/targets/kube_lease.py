@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from console.plan.model import RolloutPlan
@@ -48,14 +48,11 @@ class LeaseHeld(TargetError):
 
     def __init__(self, rollout: str, holder: str, lease: str, namespace: str, renewed_ago_s: float):
         self.holder = holder
-        super().__init__(
-            f"{rollout} is supervised by {holder} (Lease {lease} in namespace {namespace}, "
-            f"renewed {max(0, round(renewed_ago_s))}s ago)"
-        )
+        super().__init__(f"{rollout} is supervised by {holder} (Lease {lease} in namespace {namespace}, renewed {max(0, round(renewed_ago_s))}s ago)")
 
 
 def micro_time(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime(MICRO_TIME_FORMAT)
+    return datetime.fromtimestamp(seconds, UTC).strftime(MICRO_TIME_FORMAT)
 
 
 def parse_micro_time(text: Any) -> float | None:
@@ -64,7 +61,7 @@ def parse_micro_time(text: Any) -> float | None:
         parsed = datetime.fromisoformat(text)
     except (TypeError, ValueError):
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def lease_name(rollout: str) -> str:
@@ -193,9 +190,7 @@ class RolloutLease:
                 # Live until renewTime + leaseDurationSeconds; without a renewTime it cannot show it is.
                 if holder and renewed is not None and renewed + duration >= now:
                     raise LeaseHeld(self.rollout, holder, self.name, self.namespace, now - renewed)
-                spec.update(
-                    holderIdentity=self.holder, acquireTime=stamp, leaseTransitions=spec.get("leaseTransitions", 0) + 1
-                )
+                spec.update(holderIdentity=self.holder, acquireTime=stamp, leaseTransitions=spec.get("leaseTransitions", 0) + 1)
         # The API takes whole seconds (at least 1); a shorter duration only shortens the renewal interval.
         lease["spec"].update(leaseDurationSeconds=max(1, math.ceil(self.duration_s)), renewTime=stamp)
         return lease
@@ -212,4 +207,3 @@ class RolloutLease:
             except TargetError as error:
                 where = f"the Lease {self.name} in namespace {self.namespace}"
                 raise TargetError(f"cannot {doing} {where}: {error}") from None
-

@@ -110,11 +110,7 @@ def rollout_done(deployment: dict[str, Any]) -> bool:
         message = f"deployment/{name_of(deployment)} exceeded its progress deadline: {progressing.get('message', '')}"
         raise RolloutFailed(message, "progress_deadline")
     updated = status.get("updatedReplicas", 0)
-    return (
-        updated >= replicas_of(deployment)
-        and status.get("replicas", 0) <= updated
-        and status.get("availableReplicas", 0) >= updated
-    )
+    return updated >= replicas_of(deployment) and status.get("replicas", 0) <= updated and status.get("availableReplicas", 0) >= updated
 
 
 def rollout_settled(deployment: dict[str, Any]) -> bool:
@@ -183,9 +179,7 @@ def updated(obj: dict[str, Any], spec: dict[str, Any], labels: dict[str, str], a
     return changed
 
 
-def new_object(
-    like: dict[str, Any], name: str, spec: dict[str, Any], labels: dict[str, str], annotations: dict[str, str]
-) -> dict[str, Any]:
+def new_object(like: dict[str, Any], name: str, spec: dict[str, Any], labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
     """A manifest for a new object of `like`'s kind: `like`'s labels plus `labels`, only `annotations`."""
     metadata: dict[str, Any] = {"name": name, "labels": {**(like["metadata"].get("labels") or {}), **labels}}
     if annotations:
@@ -334,9 +328,7 @@ def image_field(container: str) -> FieldPath:
 def changed_by(obj: dict[str, Any], field: FieldPath) -> str:
     """Who last set `field` (or a field under it), as managedFields say: a manager other than Brahma, else ""."""
     owners = [
-        entry
-        for entry in obj["metadata"].get("managedFields") or []
-        if entry.get("manager") != FIELD_MANAGER and _owns(entry.get("fieldsV1") or {}, field)
+        entry for entry in obj["metadata"].get("managedFields") or [] if entry.get("manager") != FIELD_MANAGER and _owns(entry.get("fieldsV1") or {}, field)
     ]
     if not owners:
         return ""
@@ -359,9 +351,7 @@ def drift_line(obj: dict[str, Any], kind: str, what: str, left: Any, found: Any,
     return f"{kind}/{name_of(obj)} {what}: {_show(left)} → {_show(found)}" + (f" (by {who})" if who else "")
 
 
-def deployment_drift(
-    deployment: dict[str, Any] | None, name: str, images: dict[str, str], replicas: int | None = None
-) -> list[str]:
+def deployment_drift(deployment: dict[str, Any] | None, name: str, images: dict[str, str], replicas: int | None = None) -> list[str]:
     """How a Deployment differs from the images (by container) and replicas Brahma left it with."""
     if deployment is None:
         return [f"deployment/{name} deleted"]

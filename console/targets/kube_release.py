@@ -13,7 +13,7 @@ from typing import Any
 
 from console.plan.model import RolloutPlan
 from console.targets.base import RollbackReadBack, TargetError, TargetStatus
-from console.targets.kube_api import DEPLOYMENTS, KubeApi, Kind, NotFound
+from console.targets.kube_api import DEPLOYMENTS, Kind, KubeApi, NotFound
 from console.targets.kube_objects import (
     describe_change,
     images_of,

@@ -95,8 +95,10 @@ class RollingStrategy(Strategy):
         self._check_before(before)
         deployment = await self.api.get(DEPLOYMENTS, before["deployment"])
         status = deployment.get("status") or {}
-        observed = (f"deployment/{before['deployment']} runs {images_text(images_of(deployment))}, revision {revision_of(deployment)}, "
-                    f"{status.get('updatedReplicas', 0)} updated, {status.get('availableReplicas', 0)} available")
+        observed = (
+            f"deployment/{before['deployment']} runs {images_text(images_of(deployment))}, revision {revision_of(deployment)}, "
+            f"{status.get('updatedReplicas', 0)} updated, {status.get('availableReplicas', 0)} available"
+        )
         return RollbackReadBack(observed, tuple(serving_problems(deployment, before["images"], self.release.image)))
 
     async def status(self) -> TargetStatus:

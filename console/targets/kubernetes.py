@@ -25,18 +25,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.samples import TrackValues
 from console.plan.defaults import kubernetes_weight_problem
 from console.plan.model import RolloutPlan
+from console.samples import TrackValues
 from console.targets.base import RollbackReadBack, TargetError, TargetStatus
 from console.targets.kube_api import PODS, RETRY_BUDGET_S, KubeApi, load_api_client
-from console.targets.kube_objects import RestartBaseline, pod_health, restart_baseline
 from console.targets.kube_bluegreen import BlueGreenStrategy
 from console.targets.kube_canary import CanaryStrategy
+from console.targets.kube_objects import RestartBaseline, pod_health, restart_baseline
 from console.targets.kube_release import ROLLOUT_TIMEOUT_S, Release, Strategy
 from console.targets.kube_rolling import RollingStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {"canary": CanaryStrategy, "blue-green": BlueGreenStrategy, "rolling": RollingStrategy}
+
+
 class KubernetesTarget:
     """The Target protocol on a cluster; every call idempotent, every blocking call in a thread."""
 

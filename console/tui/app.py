@@ -22,8 +22,8 @@ from console.actor import current_actor
 from console.controller.handle import ConnectedHandle, ControllerHandle, JournalingHandle
 from console.journal import events as ev
 from console.journal.state import Phase
-from console.samples import TrackValues
 from console.narrate import describe, rollout_clock
+from console.samples import TrackValues
 from console.tui import view
 from console.tui.commands import RolloutCommands
 from console.tui.flag_editing import FlagEditing, flag_rows
@@ -47,7 +47,15 @@ HEADER_SIDES = 18
 REFRESH_S = 0.25
 """How often the panes are redrawn at most: events between two redraws are coalesced."""
 ACTING = {"rollback", "promote", "promote_full", "pause", "resume", "sign_off", "kill_flags", "inject"}
-LOG_STYLES = {ev.RollbackStarted: "bold red", ev.RollbackFailed: "bold red", ev.RolledBack: "bold red", ev.Paused: "yellow", ev.Completed: "bold green", ev.PreflightFailed: "bold red", ev.ErrorRaised: "red"}
+LOG_STYLES = {
+    ev.RollbackStarted: "bold red",
+    ev.RollbackFailed: "bold red",
+    ev.RolledBack: "bold red",
+    ev.Paused: "yellow",
+    ev.Completed: "bold green",
+    ev.PreflightFailed: "bold red",
+    ev.ErrorRaised: "red",
+}
 FAULTS = {
     "error": ("an error spike (3% errors)", {"error_rate": 0.03}),
     "latency": ("a latency spike (p99 700ms)", {"latency_p99_ms": 700}),
@@ -161,9 +169,16 @@ class BrahmaApp(FlagEditing, App[str]):
         self._leaving = True
         state = self.controller.state
         if isinstance(self.controller, JournalingHandle) and state.started and not state.finished:
-            self.controller.emit(ev.ErrorRaised(self.controller.now(), where="console", message=(
-                f"the console's terminal is gone ({why}): the controller inside it stops with it and traffic stays where it "
-                "is; run the same command again to resume from the journal")))
+            self.controller.emit(
+                ev.ErrorRaised(
+                    self.controller.now(),
+                    where="console",
+                    message=(
+                        f"the console's terminal is gone ({why}): the controller inside it stops with it and traffic stays where it "
+                        "is; run the same command again to resume from the journal"
+                    ),
+                )
+            )
         self.shut_down()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -231,7 +246,11 @@ class BrahmaApp(FlagEditing, App[str]):
         self._show_detail(self.query_one(Checklist))
         if not self.read_only:
             bar = self.query_one(RollbackBar)
-            bar.phase = "unverified" if state.rollback_failure else {Phase.ROLLING_BACK: "rolling_back", Phase.ROLLED_BACK: "rolled_back", Phase.GATE_FAILED: "idle"}.get(state.phase, "ready")
+            bar.phase = (
+                "unverified"
+                if state.rollback_failure
+                else {Phase.ROLLING_BACK: "rolling_back", Phase.ROLLED_BACK: "rolled_back", Phase.GATE_FAILED: "idle"}.get(state.phase, "ready")
+            )
             bar.detail = self._bar_detail()
         if isinstance(self.screen, ChartScreen):
             self.screen.draw(view.chart_data(self.plan, state, self.screen.data.metric))
@@ -417,7 +436,9 @@ class BrahmaApp(FlagEditing, App[str]):
     def action_kill_flags(self) -> None:
         names = [f.name for f in self.plan.flags if f.new]
         self.push_screen(
-            ConfirmScreen("Kill switch", f"Switch off every new flag of this release: {', '.join(names)}. Apps see it within a second.", "Switch off (Enter / y)"),
+            ConfirmScreen(
+                "Kill switch", f"Switch off every new flag of this release: {', '.join(names)}. Apps see it within a second.", "Switch off (Enter / y)"
+            ),
             lambda confirmed: self.call_later(self.kill_flags) if confirmed else None,
         )
 

@@ -4,7 +4,7 @@ journaled with who did it, and a conflict with another writer said plainly."""
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from console.flags.errors import FlagError, VersionConflict
 from console.flags.model import Flag, FlagChange

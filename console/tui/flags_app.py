@@ -7,11 +7,11 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header
 
 from console.actor import current_actor
-from console.journal import events as ev
-from console.journal.journal import Journal
 from console.flags.errors import FlagError
 from console.flags.model import FlagChange
 from console.flags.store import FlagStore
+from console.journal import events as ev
+from console.journal.journal import Journal
 from console.tui.flag_editing import FlagEditing, flag_rows
 from console.tui.terminal_watch import watch_terminal
 from widgets.confirm_screen import ConfirmScreen

@@ -35,7 +35,7 @@ def load_keymap(path: Path, known_ids: set[str]) -> dict[str, str]:
         if binding_id not in known_ids:
             raise KeymapError(f"{path}: {binding_id}: no such binding (known: {', '.join(sorted(known_ids))})")
         if not isinstance(keys, str) or not keys.strip():
-            raise KeymapError(f"{path}: {binding_id}: keys are a string like \"ctrl+b\" or \"ctrl+b,f12\"")
+            raise KeymapError(f'{path}: {binding_id}: keys are a string like "ctrl+b" or "ctrl+b,f12"')
         if binding_id == ROLLBACK_BINDING and not all(k.strip().startswith(MODIFIERS) for k in keys.split(",")):
             raise KeymapError(f"{path}: {binding_id}: the rollback key needs a modifier (ctrl+, alt+) so it is never pressed by accident")
         keymap[binding_id] = keys

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import termios
-from typing import Callable
+from collections.abc import Callable
 
 from textual.app import App
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Mapping
 
 from console.journal.state import Phase, RolloutState
 from console.metric_catalogue import CATALOGUE, label
-from console.samples import TrackValues
 from console.narrate import rollout_clock
 from console.plan.checks import Check
 from console.plan.model import RolloutPlan, Stage
+from console.samples import TrackValues
 from console.units import format_metric_value, shown_as_percent
 from widgets.chart_screen import ChartData, Limit
 from widgets.checklist import ChecklistItem
@@ -55,7 +55,11 @@ def promote_question(plan: RolloutPlan, state: RolloutState, now: float, *, full
     if not full and unobserved <= 0:
         return None
     title = f"Promote to {stage_label(plan.stages[target])} now?" if target < len(plan.stages) else "Complete the release now?"
-    said = [f"The {stage_label(current)} window has {rollout_clock(math.ceil(unobserved))} left unobserved." if unobserved > 0 else f"The {stage_label(current)} window held."]
+    said = [
+        f"The {stage_label(current)} window has {rollout_clock(math.ceil(unobserved))} left unobserved."
+        if unobserved > 0
+        else f"The {stage_label(current)} window held."
+    ]
     passed_over = [stage_label(stage) for stage in plan.stages[state.stage + 1 : target]]
     if passed_over:
         their = "its window" if len(passed_over) == 1 else "their windows"
@@ -146,7 +150,17 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
         elif canary is None:
             rows.append(MetricRow(metric, shown, trend, "no data", table_value(metric, stable, percent), verdict="nodata", **limits))
         else:
-            rows.append(MetricRow(metric, shown, trend, table_value(metric, canary, percent), table_value(metric, stable, percent), verdict=row_verdict(state, metric), **limits))
+            rows.append(
+                MetricRow(
+                    metric,
+                    shown,
+                    trend,
+                    table_value(metric, canary, percent),
+                    table_value(metric, stable, percent),
+                    verdict=row_verdict(state, metric),
+                    **limits,
+                )
+            )
     return rows
 
 
@@ -179,7 +193,13 @@ def _limits(metric: str, shown: str, checks: list[tuple[str, Check]], percent: b
 
     parts = (("pauses", said(kinds["warning"])), ("rolls back", said(kinds["critical"])), ("must", " and ".join(map(compact_limit, kinds["criterion"]))))
     detail = f"{shown}: " + (" · ".join(f"{what} {limits}" for what, limits in parts if limits) or "no limit in this stage")
-    return {"must": cell(kinds["criterion"]), "pauses": cell(kinds["warning"]), "rolls_back": cell(kinds["critical"]), "detail": detail, "band": trend_band(checks, percent)}
+    return {
+        "must": cell(kinds["criterion"]),
+        "pauses": cell(kinds["warning"]),
+        "rolls_back": cell(kinds["critical"]),
+        "detail": detail,
+        "band": trend_band(checks, percent),
+    }
 
 
 def trend_band(checks: list[tuple[str, Check]], percent: bool) -> tuple[float, float] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import invalid
@@ -220,7 +220,7 @@ def _micro_time(value: Any) -> str:
         parsed = datetime.fromisoformat(value)
     except ValueError as error:
         raise Undecodable(f"parsing time {json.dumps(value)}: {error}") from None
-    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def decode_typed_fields(resource: ResourceType, obj: dict[str, Any]) -> None:
@@ -266,9 +266,7 @@ def _validate_labels(labels: Any, field: str) -> list[Cause]:
 
 def _validate_metadata(resource: ResourceType, obj: dict[str, Any]) -> list[Cause]:
     metadata = obj["metadata"]
-    return _validate_name(resource, metadata.get("name", "")) + _validate_labels(
-        metadata.get("labels"), "metadata.labels"
-    )
+    return _validate_name(resource, metadata.get("name", "")) + _validate_labels(metadata.get("labels"), "metadata.labels")
 
 
 def _validate_port_number(field: str, port: Any) -> list[Cause]:
@@ -344,11 +342,7 @@ def _validate_strategy(strategy: dict[str, Any]) -> list[Cause]:
         return [unsupported("spec.strategy.type", kind, ("Recreate", "RollingUpdate"))]
     rolling = strategy.get("rollingUpdate")
     if kind == "Recreate":
-        return (
-            [forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'")]
-            if rolling
-            else []
-        )
+        return [forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'")] if rolling else []
     causes, numbers = [], {}
     for field in ("maxSurge", "maxUnavailable"):
         value = (rolling or {}).get(field)
@@ -460,11 +454,7 @@ def _validate_httproute(obj: dict[str, Any], old: dict[str, Any] | None, resourc
             field = f"spec.rules[{rule_index}].backendRefs[{ref_index}]"
             weight = backend.get("weight")
             if not isinstance(weight, int) or not 0 <= weight <= 1_000_000:
-                bound = (
-                    "greater than or equal to 0"
-                    if isinstance(weight, int) and weight < 0
-                    else "less than or equal to 1000000"
-                )
+                bound = "greater than or equal to 0" if isinstance(weight, int) and weight < 0 else "less than or equal to 1000000"
                 causes.append(bad_value(f"{field}.weight", weight, f"{field}.weight in body should be {bound}"))
             if "port" in backend:
                 causes += _validate_port_number(f"{field}.port", backend["port"])

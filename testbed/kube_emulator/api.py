@@ -125,9 +125,7 @@ class Api:
         metadata = obj["metadata"]
         if resource.namespaced:
             if metadata.get("namespace") not in (None, "", namespace):
-                raise bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request"
-                )
+                raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
             metadata["namespace"] = namespace
         else:
             metadata.pop("namespace", None)
@@ -146,9 +144,7 @@ class Api:
             metadata.update(uid=str(uuid.uuid4()), creationTimestamp=self.now())
             if resource.tracks_generation:
                 metadata["generation"] = 1
-            metadata["managedFields"] = managed_fields.recorded(
-                [], None, obj, manager, resource.group_version, self.now(), applied=applied
-            )
+            metadata["managedFields"] = managed_fields.recorded([], None, obj, manager, resource.group_version, self.now(), applied=applied)
             if dry_run:
                 return obj
             return self.store.create(resource, obj)
@@ -170,9 +166,7 @@ class Api:
                 return scale_view(self._scale(resource, current, replicas, dry_run, manager))
             obj = self._decoded(resource, body)
             if obj["metadata"].get("name") not in (None, name):
-                raise bad_request(
-                    f"the name of the object ({obj['metadata']['name']}) does not match the name on the URL ({name})"
-                )
+                raise bad_request(f"the name of the object ({obj['metadata']['name']}) does not match the name on the URL ({name})")
             obj["metadata"]["name"] = name
             expected = obj["metadata"].get("resourceVersion")
             return self._write(resource, current, obj, subresource, expected, dry_run, manager)
@@ -264,22 +258,15 @@ class Api:
             raise bad_request(f"the body of the request is not a {resource.kind} object")
         obj = prune_nulls(copy.deepcopy(body))
         if obj.get("apiVersion") not in (None, resource.group_version):
-            raise bad_request(
-                f"the API version in the data ({obj['apiVersion']}) does not match the expected "
-                f"API version ({resource.group_version})"
-            )
+            raise bad_request(f"the API version in the data ({obj['apiVersion']}) does not match the expected API version ({resource.group_version})")
         if obj.get("kind") not in (None, resource.kind):
-            raise bad_request(
-                f"the kind in the data ({obj['kind']}) does not match the expected kind ({resource.kind})"
-            )
+            raise bad_request(f"the kind in the data ({obj['kind']}) does not match the expected kind ({resource.kind})")
         obj.update(kind=resource.kind, apiVersion=resource.group_version)
         obj.setdefault("metadata", {}).pop("managedFields", None)
         try:
             decode_typed_fields(resource, obj)
         except Undecodable as error:
-            raise bad_request(
-                f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: {error}'
-            ) from None
+            raise bad_request(f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: {error}') from None
         return obj
 
     def _default(self, resource: ResourceType, obj: dict[str, Any]) -> None:
@@ -288,9 +275,7 @@ class Api:
         elif resource.kind in DEFAULTERS:
             DEFAULTERS[resource.kind](obj)
 
-    def _patched(
-        self, resource: ResourceType, content_type: str, base: dict[str, Any], document: Any
-    ) -> dict[str, Any]:
+    def _patched(self, resource: ResourceType, content_type: str, base: dict[str, Any], document: Any) -> dict[str, Any]:
         try:
             if content_type == JSON_PATCH:
                 return patches.json_patch(base, document)
@@ -309,9 +294,7 @@ class Api:
             f"{JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}" + (f", {STRATEGIC_MERGE_PATCH}" if resource.builtin else "")
         )
 
-    def _scale(
-        self, resource: ResourceType, current: dict[str, Any], replicas: Any, dry_run: bool, manager: str
-    ) -> dict[str, Any]:
+    def _scale(self, resource: ResourceType, current: dict[str, Any], replicas: Any, dry_run: bool, manager: str) -> dict[str, Any]:
         if "scale" not in resource.subresources:
             raise not_found(resource, current["metadata"]["name"])
         scaled = copy.deepcopy(current)
@@ -368,9 +351,7 @@ class Api:
             current["metadata"]["managedFields"] = ownership
             return current
         now = self.now()
-        metadata["managedFields"] = managed_fields.recorded(
-            ownership, current, new, manager, resource.group_version, now, subresource, applied
-        )
+        metadata["managedFields"] = managed_fields.recorded(ownership, current, new, manager, resource.group_version, now, subresource, applied)
         if dry_run:
             return new
         return self.store.replace(resource, new)
@@ -394,16 +375,14 @@ class Api:
             raise conflict(
                 resource,
                 name,
-                f"Precondition failed: UID in precondition: {preconditions['uid']}, "
-                f"UID in object meta: {metadata['uid']}",
+                f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {metadata['uid']}",
             )
         version = preconditions.get("resourceVersion")
         if version and version != metadata["resourceVersion"]:
             raise conflict(
                 resource,
                 name,
-                f"Precondition failed: ResourceVersion in precondition: {version}, "
-                f"ResourceVersion in object meta: {metadata['resourceVersion']}",
+                f"Precondition failed: ResourceVersion in precondition: {version}, ResourceVersion in object meta: {metadata['resourceVersion']}",
             )
 
     def _delete_tree(self, resource: ResourceType, obj: dict[str, Any], propagation: str) -> dict[str, Any]:

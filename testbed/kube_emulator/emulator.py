@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from .api import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, Api
-from .workloads import Controllers
 from .errors import bad_request
-from .faults import KINDS as FAULT_KINDS, Fault, Faults
+from .faults import KINDS as FAULT_KINDS
+from .faults import Fault, Faults
 from .resources import NAMESPACES, PODS, ResourceType, resource_named
 from .server import HttpServer, RequestRecord
 from .store import Store
+from .workloads import Controllers
 
 DEFAULT_TOKEN = "emulator-token"
 CONTEXT = "emulator"
@@ -96,9 +97,7 @@ class KubeEmulator:
                 self.controllers.start()
             server = HttpServer((self.host, self._port), self)
             self._port = server.server_address[1]
-            self._server_thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-emulator-http", daemon=True
-            )
+            self._server_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-emulator-http", daemon=True)
             self._server_thread.start()
             self._server = server
             self._write_kubeconfig()
@@ -319,10 +318,7 @@ class KubeEmulator:
                 return 200, document, None
         except TypeError as error:
             raise bad_request(f"bad settings for a {kind} fault: {error}") from None
-        raise bad_request(
-            f"unknown fault kind {kind!r}: {', '.join(FAULT_KINDS)}, outage, lose_pods, pod_health, "
-            "break_image or heal_image"
-        )
+        raise bad_request(f"unknown fault kind {kind!r}: {', '.join(FAULT_KINDS)}, outage, lose_pods, pod_health, break_image or heal_image")
 
 
 def _change_container(
@@ -361,6 +357,4 @@ def _set_pod_ready(status: dict[str, Any], unready: list[str], now: str) -> None
         condition.pop("reason", None)
         condition.pop("message", None)
         if unready:
-            condition.update(
-                reason="ContainersNotReady", message=f"containers with unready status: [{' '.join(unready)}]"
-            )
+            condition.update(reason="ContainersNotReady", message=f"containers with unready status: [{' '.join(unready)}]")

@@ -40,9 +40,7 @@ def not_found(resource: Any, name: str) -> ApiError:
 
 
 def already_exists(resource: Any, name: str) -> ApiError:
-    return ApiError(
-        409, "AlreadyExists", f'{resource.qualified_plural} "{name}" already exists', _details(resource, name)
-    )
+    return ApiError(409, "AlreadyExists", f'{resource.qualified_plural} "{name}" already exists', _details(resource, name))
 
 
 def conflict(resource: Any, name: str, why: str) -> ApiError:
@@ -55,18 +53,13 @@ def conflict(resource: Any, name: str, why: str) -> ApiError:
 
 
 def stale_write(resource: Any, name: str) -> ApiError:
-    return conflict(
-        resource, name, "the object has been modified; please apply your changes to the latest version and try again"
-    )
+    return conflict(resource, name, "the object has been modified; please apply your changes to the latest version and try again")
 
 
 def forbidden(resource: Any, name: str, verb: str, namespace: str | None, user: str) -> ApiError:
     subject = f'{resource.qualified_plural} "{name}"' if name else resource.qualified_plural
     scope = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-    message = (
-        f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource.plural}" '
-        f'in API group "{resource.group}"{scope}'
-    )
+    message = f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource.plural}" in API group "{resource.group}"{scope}'
     return ApiError(403, "Forbidden", message, _details(resource, name))
 
 

@@ -1,6 +1,6 @@
 """Pytest fixtures. To offer them to every test, add this line to tests/conftest.py:
 
-    from testbed.kube_emulator.fixtures import kube_emulator  # noqa: F401
+from testbed.kube_emulator.fixtures import kube_emulator  # noqa: F401
 """
 
 from __future__ import annotations

@@ -174,11 +174,7 @@ def _merge_keyed_list(original: list[Any], patch: list[Any], key: str, path: tup
         if not isinstance(item, dict):
             raise PatchError(f"list items merged by {key!r} must be objects")
         position = next(
-            (
-                i
-                for i, existing in enumerate(result)
-                if isinstance(existing, dict) and existing.get(key) == item.get(key)
-            ),
+            (i for i, existing in enumerate(result) if isinstance(existing, dict) and existing.get(key) == item.get(key)),
             None,
         )
         if item.get("$patch") == "delete":

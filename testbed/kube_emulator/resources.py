@@ -241,12 +241,7 @@ def _openapi_path_key(group_version: str) -> str:
 
 
 def openapi_v3_root() -> dict[str, Any]:
-    return {
-        "paths": {
-            _openapi_path_key(gv): {"serverRelativeURL": f"/openapi/v3/{_openapi_path_key(gv)}?hash=emulator"}
-            for gv in group_versions()
-        }
-    }
+    return {"paths": {_openapi_path_key(gv): {"serverRelativeURL": f"/openapi/v3/{_openapi_path_key(gv)}?hash=emulator"} for gv in group_versions()}}
 
 
 _PATCH_PARAMETERS = [

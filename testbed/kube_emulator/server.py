@@ -186,9 +186,7 @@ class Handler(BaseHTTPRequestHandler):
             self._recorded = True
             url = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-            self.emulator.requests.append(
-                RequestRecord(self.command, "/" + url.path.strip("/"), query, self.headers.get("Content-Type"), self._status)
-            )
+            self.emulator.requests.append(RequestRecord(self.command, "/" + url.path.strip("/"), query, self.headers.get("Content-Type"), self._status))
 
     # --- routing --------------------------------------------------------------------------------
 
@@ -286,8 +284,7 @@ class Handler(BaseHTTPRequestHandler):
         if body and ("protobuf" in content_type or "cbor" in content_type):
             # kubectl's typed clients (kubectl create configmap/deployment, kubectl run) send protobuf.
             raise unsupported_media_type(
-                f"the kube emulator reads JSON request bodies only, not {content_type}; "
-                "use kubectl apply -f or kubectl create -f instead"
+                f"the kube emulator reads JSON request bodies only, not {content_type}; use kubectl apply -f or kubectl create -f instead"
             )
         api = self.emulator.api
         dry_run = query.get("dryRun") == "All"
@@ -304,9 +301,7 @@ class Handler(BaseHTTPRequestHandler):
         if verb == "create":
             return self._send_json(201, api.create(resource, namespace or "", _json_body(body), dry_run, manager))
         if verb == "update":
-            return self._send_json(
-                200, api.update(resource, namespace or "", name or "", _json_body(body), subresource, dry_run, manager)
-            )
+            return self._send_json(200, api.update(resource, namespace or "", name or "", _json_body(body), subresource, dry_run, manager))
         if verb == "patch":
             obj, created = api.patch(
                 resource,
@@ -324,21 +319,15 @@ class Handler(BaseHTTPRequestHandler):
         propagation = query.get("propagationPolicy") or options.get("propagationPolicy")
         dry_run = dry_run or "All" in (options.get("dryRun") or [])
         if verb == "deletecollection":
-            deleted = api.delete_collection(
-                resource, namespace, query.get("labelSelector"), query.get("fieldSelector"), propagation, dry_run
-            )
+            deleted = api.delete_collection(resource, namespace, query.get("labelSelector"), query.get("fieldSelector"), propagation, dry_run)
             return self._send_list(resource, deleted, str(self.emulator.store.resource_version), query)
-        deleted_obj = api.delete(
-            resource, namespace or "", name or "", propagation, options.get("preconditions"), dry_run
-        )
+        deleted_obj = api.delete(resource, namespace or "", name or "", propagation, options.get("preconditions"), dry_run)
         if resource.returns_deleted_object:
             return self._send_json(200, deleted_obj)
         details = {"name": name, "kind": resource.plural, "uid": deleted_obj["metadata"]["uid"]}
         if resource.group:
             details["group"] = resource.group
-        self._send_json(
-            200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
-        )
+        self._send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 
     def _send_object(self, resource: ResourceType, obj: dict[str, Any]) -> None:
         table_version = _wants_table(self.headers.get("Accept", ""))
@@ -346,9 +335,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_json(200, table(resource, [obj], None, "Metadata", table_version))
         self._send_json(200, obj)
 
-    def _send_list(
-        self, resource: ResourceType, items: list[dict[str, Any]], version: str, query: dict[str, str]
-    ) -> None:
+    def _send_list(self, resource: ResourceType, items: list[dict[str, Any]], version: str, query: dict[str, str]) -> None:
         table_version = _wants_table(self.headers.get("Accept", ""))
         if table_version:
             include = query.get("includeObject", "Metadata")
@@ -365,9 +352,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- watch ----------------------------------------------------------------------------------
 
-    def _watch(
-        self, resource: ResourceType, namespace: str | None, query: dict[str, str], silenced: Fault | None = None
-    ) -> None:
+    def _watch(self, resource: ResourceType, namespace: str | None, query: dict[str, str], silenced: Fault | None = None) -> None:
         """Stream watch events as newline-delimited JSON in a chunked response, until timeout or shutdown.
 
         Under a silent_watch fault the stream opens and sends nothing: it ends at timeoutSeconds, or

@@ -73,9 +73,7 @@ class Store:
             self._record("ADDED", resource, stored, None)
             return copy.deepcopy(stored)
 
-    def replace(
-        self, resource: ResourceType, obj: dict[str, Any], expected_version: str | None = None
-    ) -> dict[str, Any]:
+    def replace(self, resource: ResourceType, obj: dict[str, Any], expected_version: str | None = None) -> dict[str, Any]:
         """Store a new state; with `expected_version`, only if the object is still at that version."""
         with self.lock:
             key = _key(obj)
@@ -108,9 +106,7 @@ class Store:
             start = bisect.bisect_right(self._history_versions, resource_version)
             return self._history[start:]
 
-    def wait_for_change(
-        self, after_version: int, timeout: float, cancelled: Callable[[], bool] = lambda: False
-    ) -> None:
+    def wait_for_change(self, after_version: int, timeout: float, cancelled: Callable[[], bool] = lambda: False) -> None:
         """Block until the store moves past `after_version`, `timeout` passes, or `cancelled()` (on a notify)."""
         with self.changed:
             self.changed.wait_for(lambda: self._revision > after_version or cancelled(), timeout)

@@ -123,9 +123,7 @@ def _pod(obj: dict[str, Any], now: float) -> list[Any]:
 def _service(obj: dict[str, Any], now: float) -> list[Any]:
     spec = obj.get("spec") or {}
     ports = ",".join(
-        f"{p['port']}:{p['nodePort']}/{p.get('protocol', 'TCP')}"
-        if p.get("nodePort")
-        else f"{p['port']}/{p.get('protocol', 'TCP')}"
+        f"{p['port']}:{p['nodePort']}/{p.get('protocol', 'TCP')}" if p.get("nodePort") else f"{p['port']}/{p.get('protocol', 'TCP')}"
         for p in spec.get("ports") or []
     )
     ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
@@ -161,9 +159,7 @@ def _column(name: str, kind: str = "string", description: str = "", priority: in
 
 
 _NAME = _column("Name", fmt="name", description="Name must be unique within a namespace.")
-_AGE = _column(
-    "Age", description="CreationTimestamp is a timestamp representing the server time when this object was created."
-)
+_AGE = _column("Age", description="CreationTimestamp is a timestamp representing the server time when this object was created.")
 _WIDE = [_column("Containers", priority=1), _column("Images", priority=1), _column("Selector", priority=1)]
 
 _PRINTERS: dict[str, tuple[list[dict[str, Any]], Row]] = {

@@ -388,9 +388,7 @@ class Controllers:
     @staticmethod
     def _surplus(pods: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
         """Like the real controller, scale down unready pods first, then the youngest."""
-        youngest_first = sorted(
-            pods, key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]), reverse=True
-        )
+        youngest_first = sorted(pods, key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]), reverse=True)
         return sorted(youngest_first, key=is_pod_ready)[:count]
 
     def _update_replicaset_status(self, replicaset: dict[str, Any]) -> None:
@@ -420,9 +418,7 @@ class Controllers:
 
     def _owned_replicasets(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
         uid = deployment["metadata"]["uid"]
-        return [
-            rs for rs in self.store.list(REPLICASETS, deployment["metadata"]["namespace"]) if controller_uid(rs) == uid
-        ]
+        return [rs for rs in self.store.list(REPLICASETS, deployment["metadata"]["namespace"]) if controller_uid(rs) == uid]
 
     def _sync_deployment(self, namespace: str, name: str) -> None:
         deployment = self.store.get(DEPLOYMENTS, namespace, name)
@@ -454,18 +450,10 @@ class Controllers:
     ) -> dict[str, str]:
         """The Deployment's annotations (change-cause among them) copied over, and the revision."""
         annotations = dict(existing)
-        annotations.update(
-            {
-                k: v
-                for k, v in (deployment["metadata"].get("annotations") or {}).items()
-                if k not in _NOT_COPIED_TO_REPLICASETS
-            }
-        )
+        annotations.update({k: v for k, v in (deployment["metadata"].get("annotations") or {}).items() if k not in _NOT_COPIED_TO_REPLICASETS})
         surge, _ = surge_and_unavailable(deployment)
         desired = deployment["spec"]["replicas"]
-        annotations.update(
-            {REVISION: str(revision), DESIRED_REPLICAS: str(desired), MAX_REPLICAS: str(desired + surge)}
-        )
+        annotations.update({REVISION: str(revision), DESIRED_REPLICAS: str(desired), MAX_REPLICAS: str(desired + surge)})
         return annotations
 
     def _create_replicaset(self, deployment: dict[str, Any], template_hash: str, revision: int) -> dict[str, Any]:
@@ -506,9 +494,7 @@ class Controllers:
         if annotations == current:
             return replicaset
         replicaset["metadata"]["annotations"] = annotations
-        return self.api.update(
-            REPLICASETS, replicaset["metadata"]["namespace"], replicaset["metadata"]["name"], replicaset
-        )
+        return self.api.update(REPLICASETS, replicaset["metadata"]["namespace"], replicaset["metadata"]["name"], replicaset)
 
     def _record_revision(self, deployment: dict[str, Any], revision: int) -> dict[str, Any]:
         annotations = deployment["metadata"].setdefault("annotations", {})
@@ -596,9 +582,7 @@ class Controllers:
         surge, _ = surge_and_unavailable(deployment)
         desired = deployment["spec"]["replicas"]
         replicaset["spec"]["replicas"] = replicas
-        replicaset["metadata"].setdefault("annotations", {}).update(
-            {DESIRED_REPLICAS: str(desired), MAX_REPLICAS: str(desired + surge)}
-        )
+        replicaset["metadata"].setdefault("annotations", {}).update({DESIRED_REPLICAS: str(desired), MAX_REPLICAS: str(desired + surge)})
         metadata = replicaset["metadata"]
         self.api.update(REPLICASETS, metadata["namespace"], metadata["name"], replicaset)
 
@@ -624,9 +608,7 @@ class Controllers:
         desired = deployment["spec"]["replicas"]
         _, max_unavailable = surge_and_unavailable(deployment)
         if available >= desired - max_unavailable:
-            _set_condition(
-                conditions, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", now
-            )
+            _set_condition(conditions, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", now)
         else:
             _set_condition(
                 conditions,

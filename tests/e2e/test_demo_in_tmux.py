@@ -6,8 +6,8 @@ import sys
 
 from console.journal import events as ev
 from console.journal.journal import read_events
-from tests.conftest import ROOT
 from testbed.tmux_terminal import TmuxTerminal
+from tests.conftest import ROOT
 
 
 def demo(state_dir) -> TmuxTerminal:
@@ -65,7 +65,7 @@ def test_make_demo_ends_well_after_the_demo_rolled_back_and_says_where_the_runbo
     from pathlib import Path
 
     venv = Path(sys.executable).parent.parent  # the Makefile's own demo recipe, on this interpreter's venv
-    shell = f"make -s -C {ROOT} demo VENV={venv} STAMP=; echo \"make exited $?\"; sleep 30"
+    shell = f'make -s -C {ROOT} demo VENV={venv} STAMP=; echo "make exited $?"; sleep 30'
     with TmuxTerminal(["sh", "-c", shell], 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"}) as terminal:
         terminal.wait_for("RUNNING · new 5%")
         terminal.press("e")
@@ -77,12 +77,12 @@ def test_make_demo_ends_well_after_the_demo_rolled_back_and_says_where_the_runbo
 
 
 def test_q_leaves_an_attached_console_with_exit_0_and_says_where_the_runbook_will_be(tmp_path):
-    from console.supervisor.client import SupervisorClient
     from console.journal.state_dir import RolloutFiles
+    from console.supervisor.client import SupervisorClient
     from console.supervisor.files import lock_holder
     from testbed.supervisor_support import ROLLOUT, wait_until_gone
 
-    run = f"{sys.executable} -m console.cli run sample_configs/canary.yaml --state-dir {tmp_path} --speed 60; echo \"brahma exited $?\"; sleep 30"
+    run = f'{sys.executable} -m console.cli run sample_configs/canary.yaml --state-dir {tmp_path} --speed 60; echo "brahma exited $?"; sleep 30'
     files = RolloutFiles(tmp_path, ROLLOUT)
     try:
         with TmuxTerminal(["sh", "-c", run], 240, 24, cwd=ROOT, env={"TERM": "xterm-256color"}) as terminal:  # wide: no line is wrapped

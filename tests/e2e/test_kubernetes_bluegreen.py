@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from console.journal import events as ev
 from console.controller.controller import ControllerOptions
+from console.journal import events as ev
+from testbed.kube_emulator import KubeEmulator
 from testbed.kubernetes_support import (
     OPERATOR,
     ROLLBACK_BUDGET_S,
@@ -22,7 +23,6 @@ from testbed.kubernetes_support import (
     prepared_target,
     requests_answered,
 )
-from testbed.kube_emulator import KubeEmulator
 
 PLAN = "kubernetes-blue-green.yaml"
 OLD = "registry.example.com/billing:2.9.4"

@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from console.journal import events as ev
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
 from console.controller.rollback_pacing import MAX_RETRY_S
+from console.journal import events as ev
+from testbed.kube_emulator import KubeEmulator
 from testbed.kubernetes_support import (
     OPERATOR,
     ROLLBACK_BUDGET_S,
@@ -29,7 +30,6 @@ from testbed.kubernetes_support import (
     prepared_target,
     requests_answered,
 )
-from testbed.kube_emulator import KubeEmulator
 
 OLD = "registry.example.com/checkout:2.4.0"
 NEW = "registry.example.com/checkout:2.4.1"
@@ -172,7 +172,7 @@ async def test_the_rollback_key_cuts_short_a_stage_whose_rollout_never_becomes_a
     assert await asyncio.wait_for(running, timeout=30) == "rolled_back"
     assert rolled_back_at[0] - asked_at < ROLLBACK_BUDGET_S, f"the rollback waited (the rollout timeout is {rollout_timeout_s:g}s)"
     journal = [e.name for e in rollout.journal()]
-    assert journal[journal.index("stage_started"):] == ["stage_started", "command", "rollback_started", "rollback_verified", "rolled_back"]
+    assert journal[journal.index("stage_started") :] == ["stage_started", "command", "rollback_started", "rollback_verified", "rolled_back"]
     started = rollout.of(ev.RollbackStarted)[0]
     assert started.trigger == "operator" and OPERATOR in started.reason
     assert not rollout.of(ev.Paused) and not rollout.of(ev.ErrorRaised)

@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from console.journal import events as ev
 from console.controller.controller import ControllerOptions
+from console.journal import events as ev
+from testbed.kube_emulator import KubeEmulator
 from testbed.kubernetes_support import (
     OPERATOR,
     ROLLBACK_BUDGET_S,
@@ -20,7 +21,6 @@ from testbed.kubernetes_support import (
     prepared_target,
     requests_answered,
 )
-from testbed.kube_emulator import KubeEmulator
 
 PLAN = "kubernetes-rolling.yaml"
 OLD = "registry.example.com/search:1.8.2"
@@ -167,9 +167,7 @@ async def test_a_hotfix_set_mid_stage_is_reported_and_the_rollback_leaves_it(kub
     rollout = kube_rollout(kube, tmp_path, PLAN)
     rollout.when(event(ev.SampleTaken, stage=0), lambda e: kubectl(kube, "set", "image", "deployment/search", f"search={hotfix}"))
     assert await rollout.run() == "rolled_back"
-    assert rollout.of(ev.DriftDetected)[0].changes == [
-        f"deployment/search spec.template.spec.containers[search].image: {NEW} → {hotfix} (by kubectl-set)"
-    ]
+    assert rollout.of(ev.DriftDetected)[0].changes == [f"deployment/search spec.template.spec.containers[search].image: {NEW} → {hotfix} (by kubectl-set)"]
     assert rollout.of(ev.RollbackStarted)[0].trigger == "drift", "headless: paused for a person, then rolled back"
     assert_runs(kube, hotfix)
     assert not any(UNDONE in row for row in history(kube)), "not undone over the hotfix"

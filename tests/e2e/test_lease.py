@@ -19,17 +19,17 @@ from typing import Any
 
 import pytest
 
-from console.journal import events as ev
 from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
+from console.journal import events as ev
 from console.plan import load_plan
 from console.rollout import Rollout, run_controller
-from console.targets.kube_lease import LEASE_DURATION_S, LeaseHeld, RolloutLease, micro_time, parse_micro_time
 from console.targets.base import TargetError
 from console.targets.kube_api import LEASES, KubeApi, load_api_client
-from tests.conftest import ROOT, SAMPLES
-from testbed.kubernetes_support import apply_sample, event, kube_rollout, kubectl, kubectl_json, requests_answered
+from console.targets.kube_lease import LEASE_DURATION_S, LeaseHeld, RolloutLease, micro_time, parse_micro_time
 from testbed.kube_emulator import KubeEmulator
+from testbed.kubernetes_support import apply_sample, event, kube_rollout, kubectl, kubectl_json, requests_answered
+from tests.conftest import ROOT, SAMPLES
 
 ROLLOUT = "checkout-2.4.1"
 """The release of sample_configs/kubernetes-canary.yaml, in namespace default."""
@@ -56,9 +56,7 @@ class Clock:
         self.now += seconds
 
 
-def lease_of(
-    kube: KubeEmulator, holder: str, clock: Clock, rollout: str = ROLLOUT, retry_budget_s: float = 3.0
-) -> RolloutLease:
+def lease_of(kube: KubeEmulator, holder: str, clock: Clock, rollout: str = ROLLOUT, retry_budget_s: float = 3.0) -> RolloutLease:
     api = KubeApi(load_api_client(kubeconfig=str(kube.kubeconfig_path)), "default", retry_budget_s=retry_budget_s)
     return RolloutLease(api, "default", rollout, holder, clock=clock)
 
@@ -135,9 +133,7 @@ def test_a_second_controller_is_told_who_supervises_the_rollout(kube_emulator):
         lease_of(kube_emulator, BOB, clock).acquire()
 
     assert held.value.holder == ALICE
-    assert str(held.value) == (
-        f"{ROLLOUT} is supervised by {ALICE} (Lease {LEASE} in namespace default, renewed 4s ago)"
-    )
+    assert str(held.value) == (f"{ROLLOUT} is supervised by {ALICE} (Lease {LEASE} in namespace default, renewed 4s ago)")
     assert spec_seen(kube_emulator)["holderIdentity"] == ALICE
 
 
@@ -220,10 +216,7 @@ async def test_keep_renews_until_another_holder_takes_the_lease(kube_emulator):
     steal(kube_emulator, MALLORY, renewed=clock.now)
     await asyncio.wait_for(keeping, timeout=10)
 
-    assert lost == [
-        f"another controller took the rollout over: {ROLLOUT} is supervised by {MALLORY} "
-        f"(Lease {LEASE} in namespace default, renewed 0s ago)"
-    ]
+    assert lost == [f"another controller took the rollout over: {ROLLOUT} is supervised by {MALLORY} (Lease {LEASE} in namespace default, renewed 0s ago)"]
     assert spec_seen(kube_emulator)["holderIdentity"] == MALLORY
 
 
@@ -345,18 +338,15 @@ def test_the_emulator_keeps_micro_times_in_their_canonical_form(kube_emulator):
         ),
         (
             {"acquireTime": 1796016179},
-            'failed: 400 Lease in version "v1" cannot be handled as a Lease: '
-            "json: cannot unmarshal number into Go value of type string",
+            'failed: 400 Lease in version "v1" cannot be handled as a Lease: json: cannot unmarshal number into Go value of type string',
         ),
         (
             {"leaseDurationSeconds": 0},
-            f'failed: 422 Lease.coordination.k8s.io "{LEASE}" is invalid: '
-            "spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0",
+            f'failed: 422 Lease.coordination.k8s.io "{LEASE}" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0',
         ),
         (
             {"leaseTransitions": -1},
-            f'failed: 422 Lease.coordination.k8s.io "{LEASE}" is invalid: '
-            "spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0",
+            f'failed: 422 Lease.coordination.k8s.io "{LEASE}" is invalid: spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0',
         ),
     ],
 )
@@ -376,8 +366,14 @@ def test_a_second_machine_is_refused_while_another_controller_holds_the_lease(ku
     bob.acquire()
     plan = SAMPLES / "kubernetes-canary.yaml"
     environment = {**os.environ, "KUBECONFIG": str(kube_emulator.kubeconfig_path)}
-    refused = subprocess.run([sys.executable, "-m", "console.cli", command[0], str(plan), *command[1:], "--state-dir", str(tmp_path)],
-                             cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "console.cli", command[0], str(plan), *command[1:], "--state-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 1, refused.stderr
     assert f"checkout-2.4.1 is supervised by {BOB} (Lease {LEASE} in namespace default" in refused.stderr
     assert "Traceback" not in refused.stderr

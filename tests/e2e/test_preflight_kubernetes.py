@@ -11,8 +11,8 @@ import pytest
 
 from console.plan.model import PreflightSpec
 from console.preflight import CheckResult, Gate, PreflightContext
-from tests.conftest import plan_from
 from testbed.kube_emulator import CONTEXT, KubeEmulator
+from tests.conftest import plan_from
 
 PLAN = "app: checkout\nimage: r/checkout:2.4.1\ntarget: {kind: kubernetes, namespace: default}\n"
 
@@ -53,8 +53,7 @@ async def test_ready_objects_pass_and_capacity_is_said_to_be_unchecked(cluster):
     assert result.output.splitlines() == [
         f"namespace default on {cluster.url}",
         "deployment/checkout: ready, 3/3 available",
-        "capacity: the canary release adds up to 2 pods of cpu 250m, memory 256Mi; "
-        "NOT CHECKED: quotas not readable (HTTP 404), nodes not readable (HTTP 404)",
+        "capacity: the canary release adds up to 2 pods of cpu 250m, memory 256Mi; NOT CHECKED: quotas not readable (HTTP 404), nodes not readable (HTTP 404)",
         "service/checkout: 3 ready endpoints",
     ]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from console.plan.model import PreflightSpec
 from console.preflight import CheckResult, Gate, PreflightContext
-from tests.conftest import plan_from
 from testbed.prometheus_server import DemoStack, free_port
+from tests.conftest import plan_from
 
 ERROR_RATIO = '(sum(rate(http_requests_total{{matchers},code=~"5.."}[{window}])) or vector(0)) / sum(rate(http_requests_total{{matchers}}[{window}]))'
 
@@ -69,4 +69,3 @@ async def test_a_missing_token_variable_fails_before_any_query(demo_stack: DemoS
 async def test_the_command_line_server_overrides_the_plan(demo_stack: DemoStack):
     result = await check(f"http://127.0.0.1:{free_port()}", 'count(up{job="brahma-test"})', "== 1", prometheus_url=demo_stack.prometheus.url)
     assert result.status == "pass", result.output
-

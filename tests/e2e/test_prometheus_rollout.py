@@ -14,11 +14,10 @@ import json
 import subprocess
 import sys
 
+from console.app.wiring import RunOptions, build_rollout
 from console.journal import events as ev
 from console.plan import load_plan
-from console.app.wiring import RunOptions, build_rollout
 from console.rollout import close_rollout
-from tests.conftest import ROOT, SAMPLES
 from testbed.prometheus_server import (
     DemoStack,
     RolloutEvents,
@@ -27,6 +26,7 @@ from testbed.prometheus_server import (
     running_demo_stack,
     wait_for_canary_errors_to_clear,
 )
+from tests.conftest import ROOT, SAMPLES
 
 DEMO_PLAN = SAMPLES / "prometheus-demo.yaml"
 HEALTHY_SAMPLES_BEFORE_FAULT = 3
@@ -100,9 +100,7 @@ async def test_prometheus_down_mid_stage_pauses_and_resumes_cleanly_once_it_is_b
             # Down until past the end of the stage's window: a stage never passes on missing data.
             stage_started = next(e for e in events.seen if isinstance(e, ev.StageStarted))
             window_end = stage_started.t + first_stage.observe
-            await events.wait_for(
-                lambda e: is_sample(e) and e.t > window_end, "a sample past the window's end", window_end + EVENT_TIMEOUT_S
-            )
+            await events.wait_for(lambda e: is_sample(e) and e.t > window_end, "a sample past the window's end", window_end + EVENT_TIMEOUT_S)
             down = [e for e in events.seen[killed_at:] if is_sample(e)]
             assert down and all(e.verdict == "inconclusive" for e in down)
             assert not any(isinstance(e, ev.StagePassed) for e in events.seen)
@@ -117,9 +115,7 @@ async def test_prometheus_down_mid_stage_pauses_and_resumes_cleanly_once_it_is_b
             controller.submit("resume", "tester@host")
             resumed = await events.wait_for(lambda e: isinstance(e, ev.Resumed), "resumed", EVENT_TIMEOUT_S, restarted_at)
             resumed_at = events.seen.index(resumed)
-            passed = await events.wait_for(
-                lambda e: isinstance(e, ev.StagePassed), "stage 1 passing", first_stage.observe + EVENT_TIMEOUT_S, resumed_at
-            )
+            passed = await events.wait_for(lambda e: isinstance(e, ev.StagePassed), "stage 1 passing", first_stage.observe + EVENT_TIMEOUT_S, resumed_at)
             next_stage = await events.wait_for(lambda e: isinstance(e, ev.StageStarted), "stage 2", EVENT_TIMEOUT_S, resumed_at)
         finally:
             controller.stop()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
 from console.metric_catalogue import REQUEST_METRICS
 from console.metrics.prometheus import PrometheusSource
-from console.samples import Sample
 from console.plan.model import PrometheusSpec
+from console.samples import Sample
 from testbed.prometheus_server import DemoStack, free_port, wait_for_demo_rates
 
 APP = "checkout"
@@ -25,9 +25,7 @@ def make_source(url: str, queries: dict[str, str] | None = None, **kwargs) -> Pr
     return PrometheusSource(APP, PrometheusSpec(url=url, timeout=2.0), queries or {}, **kwargs)
 
 
-async def sample_until(
-    source: PrometheusSource, metrics: list[str], done: Callable[[Sample], bool], what: str
-) -> Sample:
+async def sample_until(source: PrometheusSource, metrics: list[str], done: Callable[[Sample], bool], what: str) -> Sample:
     """Sample every 250 ms until `done` holds; fail with the last sample after the deadline."""
     deadline = time.monotonic() + DETECTION_TIMEOUT_S
     while True:
@@ -100,8 +98,7 @@ async def test_a_canary_error_rate_of_5_percent_shows_up_within_seconds(demo_sta
 async def test_nan_and_empty_results_are_none_with_a_reason(demo_stack: DemoStack) -> None:
     queries = {
         # No observations at all: histogram_quantile over zero rates is NaN.
-        "idle_p99": "histogram_quantile(0.99, sum by (le) "
-        "(rate(http_request_duration_seconds_bucket{{matchers}}[{window}]) * 0))",
+        "idle_p99": "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{matchers}}[{window}]) * 0))",
         "missing": "sum(no_such_series{{matchers}})",
     }
     source = make_source(demo_stack.prometheus.url, queries)
@@ -124,10 +121,7 @@ async def test_a_query_returning_several_series_is_none_with_a_plain_error(demo_
         await source.close()
     assert sample.values["by_code"].canary is None
     assert sample.values["error_rate"].canary == 0.0
-    assert sample.errors == (
-        "by_code (canary, stable): the query returns 2 series where one was expected: "
-        "fix the plan's query, e.g. wrap it in sum()",
-    )
+    assert sample.errors == ("by_code (canary, stable): the query returns 2 series where one was expected: fix the plan's query, e.g. wrap it in sum()",)
 
 
 REFUSED = "select the plan's series with {matchers} (or {app} and {track})"
@@ -192,9 +186,7 @@ async def test_a_killed_prometheus_gives_none_and_an_error_then_values_again(pro
         assert down.errors == (f"all queries: cannot reach Prometheus at {prometheus.url} (connection refused)",)
 
         prometheus.start()
-        back = await sample_until(
-            source, metrics, lambda sample: sample.errors == () and sample.canary_requests, "values after the restart"
-        )
+        back = await sample_until(source, metrics, lambda sample: sample.errors == () and sample.canary_requests, "values after the restart")
         assert back.values["throughput"].stable > 0
     finally:
         await source.close()

@@ -19,21 +19,29 @@ from pathlib import Path
 
 import pytest
 
+from console.app.supervision import PROMETHEUS_USERINFO
 from console.journal import events as ev
+from console.journal.state_dir import RolloutFiles
 from console.plan import load_plan
 from console.supervisor.client import SupervisorClient, answers
-from console.app.supervision import PROMETHEUS_USERINFO
-from console.journal.state_dir import RolloutFiles
 from console.supervisor.files import lock_holder
 from console.supervisor.remote import RemoteController
+from testbed.socket_flood import FLOOD_ACTOR
+from testbed.supervisor_support import (
+    FLOOD_INTERVAL_S,
+    ROLLOUT,
+    brahma,
+    console_in_tmux,
+    flood_during_fault,
+    journal_events,
+    ssh_drop_then_fault,
+    supervise_detached,
+    wait_for_event,
+    wait_until_gone,
+)
 from tests.conftest import ROOT
 from tests.served_controller import until
-from testbed.socket_flood import FLOOD_ACTOR
 from tests.test_prometheus_parsing import CannedPrometheus, ok
-from testbed.supervisor_support import (
-    FLOOD_INTERVAL_S, ROLLOUT, brahma, console_in_tmux, flood_during_fault, journal_events, ssh_drop_then_fault, supervise_detached,
-    wait_for_event, wait_until_gone,
-)
 
 FAST_SPEED = "120"
 """Stage 1 (10 minutes) lasts 5 s of wall time."""
@@ -241,8 +249,13 @@ def attach_until(state_dir, found, env: dict[str, str] | None = None) -> int:
     """`brahma attach` from a shell with no KUBECONFIG (and `env`) restarts the dead controller; the new
     controller's pid once the journal shows `found`."""
     shell = {name: value for name, value in os.environ.items() if name != "KUBECONFIG"} | (env or {})
-    attach = subprocess.Popen([sys.executable, "-m", "console.cli", "attach", ROLLOUT, "--headless", "--state-dir", str(state_dir)],
-                              cwd=ROOT, env=shell, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    attach = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "attach", ROLLOUT, "--headless", "--state-dir", str(state_dir)],
+        cwd=ROOT,
+        env=shell,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_event(state_dir, found, timeout_s=20)
     finally:
@@ -279,8 +292,9 @@ def test_the_socket_refuses_another_user():
             socket_path = str(RolloutFiles(state_dir, ROLLOUT).socket)
 
             def connect_as_nobody() -> str:
-                return subprocess.run([str(SYSTEM_PYTHON), "-c", CONNECT_AS_ANOTHER_USER, socket_path], user="nobody",
-                                      capture_output=True, text=True, timeout=30).stdout.strip()
+                return subprocess.run(
+                    [str(SYSTEM_PYTHON), "-c", CONNECT_AS_ANOTHER_USER, socket_path], user="nobody", capture_output=True, text=True, timeout=30
+                ).stdout.strip()
 
             assert connect_as_nobody() == "refused"
             os.chmod(socket_path, 0o666)
@@ -320,8 +334,8 @@ async def test_a_finished_release_is_undone_from_a_console_after_its_controller_
 
 def test_a_pause_its_last_console_left_rolls_back_after_pause_timeout_and_the_journal_says_who_left(tmp_path):
     """A controller started by a console stayed paused 40+ minutes once its console had left (pause_timeout 15m)."""
-    from tests.conftest import SAMPLES
     from testbed.tmux_terminal import TmuxTerminal
+    from tests.conftest import SAMPLES
 
     plan = tmp_path / "canary.yaml"
     plan.write_text((SAMPLES / "canary.yaml").read_text().replace("pause_timeout: 15m", "pause_timeout: 2m", 1))
@@ -360,8 +374,13 @@ def test_a_finished_headless_run_is_opened_by_attach_and_its_rollback_key_undoes
 
 
 def test_attach_says_plainly_why_it_cannot_open_a_console_and_what_to_run(tmp_path):
-    run = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "sample_configs/canary.yaml", "--headless", "--state-dir", str(tmp_path)],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "run", "sample_configs/canary.yaml", "--headless", "--state-dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "stage 1 started" in run.stdout.readline() + run.stdout.readline() + run.stdout.readline() + run.stdout.readline()
         live = brahma("attach", ROLLOUT, "--state-dir", str(tmp_path))

@@ -16,11 +16,11 @@ from pathlib import Path
 from console.journal import events as ev
 from console.journal.journal import read_events
 from console.journal.state_dir import RolloutFiles
-from console.supervisor.files import lock_holder
-from tests.conftest import ROOT
 from console.supervisor.client import SupervisorClient
+from console.supervisor.files import lock_holder
 from testbed.supervisor_support import ROLLOUT, wait_for_event, wait_until_gone
 from testbed.tmux_terminal import TmuxTerminal
+from tests.conftest import ROOT
 
 GONE_WITHIN_S = 3.0
 """The console leaves in about a second; the rest is room for a busy machine."""
@@ -90,8 +90,7 @@ def test_the_demo_under_make_leaves_when_the_tmux_server_is_killed_and_its_contr
         terminal.close()  # the tmux server killed: the pty is gone, the hang-up reaches make only
     took = gone_within(pid, GONE_WITHIN_S)
     assert took is not None, "the demo ran on with no terminal"
-    assert said_gone(state_dir).startswith("the console's terminal is gone (its terminal answers Input/output error): "
-                                           "the controller inside it stops with it")
+    assert said_gone(state_dir).startswith("the console's terminal is gone (its terminal answers Input/output error): the controller inside it stops with it")
     assert (state_dir / f"{ROLLOUT}.md").read_text().startswith(f"# Release {ROLLOUT}: unfinished"), "the report is written"
 
 
@@ -109,7 +108,7 @@ def test_the_demo_sent_sighup_leaves_with_its_journal_and_report(tmp_path):
 def test_the_demo_whose_parent_is_killed_leaves_though_its_terminal_stays(tmp_path):
     state_dir = tmp_path / "state"
     parent = f"import subprocess, sys; subprocess.call([sys.executable, '-m', 'console.cli', 'demo', '--state-dir', {str(state_dir)!r}])"
-    with TmuxTerminal(["sh", "-c", f"{sys.executable} -c \"{parent}\"; sleep 30"], 80, 24, cwd=ROOT) as terminal:
+    with TmuxTerminal(["sh", "-c", f'{sys.executable} -c "{parent}"; sleep 30'], 80, 24, cwd=ROOT) as terminal:
         terminal.wait_for("RUNNING · new 5%")
         pid = console_pid(state_dir)
         parent_pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

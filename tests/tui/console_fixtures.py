@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
+from console.app.wiring import plan_flags
 from console.controller.clock import VirtualClock
-from console.controller.controller import ControllerOptions
-from console.flags.backends import FileBackend
+from console.controller.controller import Controller, ControllerOptions
 from console.controller.release_flags import ReleaseFlags
+from console.flags.backends import FileBackend
 from console.flags.store import FlagStore
 from console.plan.model import RolloutPlan
-from console.app.wiring import plan_flags
-from console.controller.controller import Controller
 from console.rollout import Rollout
 from console.supervisor.remote import RemoteController
 from console.targets.base import TargetError

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from console.app.exits import EXIT_INTERRUPTED, EXIT_ROLLBACK_UNVERIFIED, console_exit_code
+from console.controller.clock import VirtualClock
 from console.journal.journal import read_events
 from console.tui import view
 from console.tui.keymap import KeymapError, load_keymap
 from tests.conftest import SAMPLES, plan_from
-from console.controller.clock import VirtualClock
-from console.app.exits import EXIT_INTERRUPTED, EXIT_ROLLBACK_UNVERIFIED, console_exit_code
 from tests.tui.console_fixtures import CONTROLLERS, UnreachableRollbackTarget, console_app, console_on, settle
 from widgets.chart_screen import ChartScreen
 from widgets.confirm_screen import ConfirmScreen

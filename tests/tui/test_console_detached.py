@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from console.journal import events as ev
-from console.journal.journal import read_events
 from console.app.exits import console_exit_code
 from console.app.wiring import plan_flags
+from console.journal import events as ev
+from console.journal.journal import read_events
 from console.rollout import Rollout
 from console.supervisor.remote import RemoteController
 from console.tui.app import make_app

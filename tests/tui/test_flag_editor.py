@@ -9,10 +9,10 @@ import sys
 import pytest
 from textual import events
 
-from console.journal import events as ev
-from console.journal.journal import Journal, read_events
 from console.flags.backends import FileBackend
 from console.flags.store import FlagStore
+from console.journal import events as ev
+from console.journal.journal import Journal, read_events
 from console.plan import load_plan
 from console.tui.flags_app import FlagEditorApp
 from tests.conftest import ROOT, SAMPLES
@@ -101,7 +101,12 @@ async def test_a_read_only_flag_file_is_refused_with_a_notice_and_nothing_journa
         await press_on(pilot, app, "new-checkout", "plus")
         await drain(pilot, app)
     journal.close()
-    assert notices == [("new-checkout +5%: not changed", f"{flag_file}: read-only (mode 0444, owner uid {flag_file.stat().st_uid}): not changed (make it writable to change its flags)")]
+    assert notices == [
+        (
+            "new-checkout +5%: not changed",
+            f"{flag_file}: read-only (mode 0444, owner uid {flag_file.stat().st_uid}): not changed (make it writable to change its flags)",
+        )
+    ]
     assert not [e for e in read_events(tmp_path / "flags.jsonl") if isinstance(e, ev.FlagChanged)]
 
 
@@ -161,7 +166,10 @@ def test_cli_verbs_journal_their_changes(flag_file, tmp_path):
     state_dir = tmp_path / "state"
     result = subprocess.run(
         [sys.executable, "-m", "console.cli", "flags", "--state-dir", str(state_dir), str(flag_file), "set", "new-checkout", "25"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     changes = [e for e in read_events(state_dir / "flags.jsonl") if isinstance(e, ev.FlagChanged)]

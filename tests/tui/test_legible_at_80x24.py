@@ -56,7 +56,9 @@ async def test_a_pre_flight_item_too_long_for_its_row_is_said_in_full_when_highl
         await pilot.press("down")
         await pilot.pause()
         assert str(app.query_one("#checklist-detail").content).startswith("migrations tested on a copy of production: passed")
-        assert sum(column.width for column in checklist.columns.values()) <= checklist.scrollable_content_region.width, "the state marks and times are never cut off"
+        assert sum(column.width for column in checklist.columns.values()) <= checklist.scrollable_content_region.width, (
+            "the state marks and times are never cut off"
+        )
 
 
 async def test_at_120x40_every_pre_flight_item_and_metric_shows_with_no_blank_rows(tmp_path):

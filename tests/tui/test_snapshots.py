@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from console.controller.clock import VirtualClock
 from console.plan import load_plan
 from tests.conftest import SAMPLES, plan_from
-from console.controller.clock import VirtualClock
 from tests.tui.console_fixtures import HeldRollbackTarget, UnreachableRollbackTarget, console_app, settle
 
 SIZES = [(80, 24), (120, 40)]
