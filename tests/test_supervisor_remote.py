@@ -107,7 +107,7 @@ async def test_every_console_may_act_and_each_command_is_journaled_with_its_acto
         alice.remote.submit("pause", "alice@laptop")
         await until(lambda: bob.remote.state.phase == "paused")
         bob.remote.submit("resume", "bob@desk")
-        await until(lambda: alice.remote.state.phase == "running")
+        await until(lambda: alice.remote.state.phase == bob.remote.state.phase == "running")  # each hears it on its own socket
         commands = [(e.command, e.actor) for e in journaled(files, ev.CommandIssued)]
         assert commands == [("pause", "alice@laptop"), ("resume", "bob@desk")]
         assert alice.remote.state.phase == bob.remote.state.phase == controller.state.phase == "running"
