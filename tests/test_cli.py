@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SAMPLES
+from tests.test_report import SECTIONS
 
 
 def brahma(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -60,19 +61,7 @@ def test_error_spike_report_has_the_incident(tmp_path):
     result = brahma("report", str(journal))
     assert result.returncode == 0
     report = (tmp_path / "checkout-2.4.1.md").read_text()
-    sections = [
-        "## Why it was rolled back",
-        "## Changes",
-        "## Pre-Deployment Validation",
-        "## Timeline",
-        "## Metrics Summary",
-        "## Feature Flags",
-        "## Notifications",
-        "## Issues Encountered",
-        "## Rollback Plan",
-        "## Post-Deployment Actions",
-    ]
-    assert [line for line in report.splitlines() if line.startswith("## ")] == sections
+    assert [line for line in report.splitlines() if line.startswith("## ")] == ["## Why it was rolled back", *SECTIONS]
     assert report.splitlines()[2] == "- Released: checkout registry.example.com/checkout:previous → :2.4.1, canary 5% → 25% → 50% → 100%"
     assert report.splitlines()[4] == "- Now: stable serves 100% on registry.example.com/checkout:previous (verified); flags off (new-checkout-flow)"
     assert "Rollback started (error_rate): error_rate" in report
