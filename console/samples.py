@@ -18,6 +18,18 @@ class TrackValues:
 
 
 @dataclass(frozen=True)
+class TrackCounts:
+    """What one track served over a sample's interval: the counts its rates and quantiles are derived from,
+    and the evidence the judge weighs (Prometheus' increase() may give fractions)."""
+
+    requests: float
+    errors: float
+    latency_buckets: tuple[tuple[float, float], ...] = ()
+    """(upper bound in seconds, requests that took at most that long): cumulative, bounds ascending, the
+    last one inf (so its count is `requests`); empty when the source has no latency histogram."""
+
+
+@dataclass(frozen=True)
 class Sample:
     values: dict[str, TrackValues]
     canary_requests: float | None
@@ -25,6 +37,9 @@ class Sample:
     the requests behind the judged rates; None when unknown."""
     errors: tuple[str, ...] = field(default=())
     """What went wrong fetching (timeouts, HTTP errors, several series where one was expected)."""
+    canary_counts: TrackCounts | None = None
+    """The canary's counts over the sample's interval; None when the source gives none."""
+    stable_counts: TrackCounts | None = None
 
 
 @dataclass(frozen=True)
