@@ -6,6 +6,7 @@ analysis judges them. Each reads them here, so none of them imports another.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -27,6 +28,16 @@ class TrackCounts:
     latency_buckets: tuple[tuple[float, float], ...] = ()
     """(upper bound in seconds, requests that took at most that long): cumulative, bounds ascending, the
     last one inf (so its count is `requests`); empty when the source has no latency histogram."""
+
+    def to_dict(self) -> dict[str, object]:
+        """As journaled: the inf bound written as null, since JSON has no infinity."""
+        buckets = [[None if math.isinf(bound) else bound, count] for bound, count in self.latency_buckets]
+        return {"requests": self.requests, "errors": self.errors, "latency_buckets": buckets}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> TrackCounts:
+        buckets = tuple((math.inf if bound is None else float(bound), float(count)) for bound, count in data.get("latency_buckets") or ())  # type: ignore[union-attr]
+        return cls(float(data["requests"]), float(data["errors"]), buckets)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

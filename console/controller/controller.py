@@ -633,6 +633,7 @@ class Controller:
                 streaks=streaks,
                 span_s=round(span, 6),
                 verdicts=dict(judgement.verdicts),
+                counts=_counts_dict(sample),
             )
         )
         if decision.action == "rollback":
@@ -800,6 +801,11 @@ def _finite(value: float | None) -> float | None:
 
 def _metrics_dict(sample: Sample) -> dict[str, dict[str, float | None]]:
     return {metric: {"canary": _round(_finite(v.canary)), "stable": _round(_finite(v.stable))} for metric, v in sample.values.items()}
+
+
+def _counts_dict(sample: Sample) -> dict[str, dict[str, object]]:
+    tracks = (("canary", sample.canary_counts), ("stable", sample.stable_counts))
+    return {track: counts.to_dict() for track, counts in tracks if counts is not None}
 
 
 def _round(value: float | None) -> float | None:

@@ -145,6 +145,9 @@ class SampleTaken(Event):
     """metric → how this sample judged it (analysis.MetricVerdict): pass, inconclusive, unmet (a stage
     criterion: the window decides), warning or critical (that trigger's breach condition held). Only the
     metrics a check judged; empty in older journals, whose values the console shows unjudged."""
+    counts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """track → samples.TrackCounts.to_dict(): the requests, errors and latency buckets each track served in
+    the sample's interval, the judge's evidence; only the tracks the source counted (empty in older journals)."""
 
 
 @dataclass(frozen=True)
