@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import TextIO
 
+from console import strict_json
 from console.journal import events as ev
 from console.streams import GuardedStream, guarded
 from console.units import format_duration
@@ -121,7 +121,7 @@ def event_printer(out: TextIO | GuardedStream, json_lines: bool):
 
     def print_event(event: ev.Event) -> None:
         if json_lines:
-            out.write(json.dumps(event.to_dict(), separators=(",", ":"), default=str) + "\n")
+            out.write(strict_json.dumps(event.to_dict()) + "\n")
         else:
             line = describe(event)
             if line is None:

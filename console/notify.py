@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import urllib.error
 import urllib.request
@@ -31,6 +30,7 @@ from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlsplit
 
+from console import strict_json
 from console.journal import events as ev
 from console.narrate import describe, rollout_clock
 from console.plan.model import RolloutPlan, WebhookSpec
@@ -161,7 +161,7 @@ class Notifier:
         if webhook.url is None:
             self._report(webhook, event, 0, False, f"environment variable {spec.url_env} is not set")
             return
-        body = json.dumps(PAYLOADS[spec.kind](self.plan, event), default=str).encode()
+        body = strict_json.dumps(PAYLOADS[spec.kind](self.plan, event)).encode()
         failures: list[str] = []
         while len(failures) < spec.attempts:
             if failures:

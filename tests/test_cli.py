@@ -176,6 +176,7 @@ FOUNDATION = {
     "console.streams",
     "console.actor",
     "console.samples",
+    "console.strict_json",
 }
 """Modules every layer may use; they import nothing of Brahma but each other."""
 DOMAIN_LAYERS: dict[str, set[str]] = {

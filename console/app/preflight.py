@@ -13,7 +13,6 @@ still running are stopped the same way, and it exits 130.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import signal
 import sys
@@ -21,6 +20,7 @@ import time
 from dataclasses import replace
 from typing import TextIO
 
+from console import strict_json
 from console.app.exits import EXIT_COMPLETED, EXIT_GATE_FAILED, EXIT_INTERRUPTED
 from console.app.problems import say
 from console.app.wiring import RunOptions, preflight_context
@@ -101,7 +101,7 @@ async def run_preflight(plan: RolloutPlan, json_lines: bool, out: TextIO | None 
             failed.set()
         progress.clear()
         if json_lines:
-            out.write(json.dumps(ev.PreflightResult.of(0.0, result).to_dict(), separators=(",", ":")) + "\n")
+            out.write(strict_json.dumps(ev.PreflightResult.of(0.0, result).to_dict()) + "\n")
         elif result.status != "running":
             out.write("\n".join(_describe(result)) + "\n")
         out.flush()
@@ -144,7 +144,7 @@ async def run_preflight(plan: RolloutPlan, json_lines: bool, out: TextIO | None 
     final: ev.Event = ev.PreflightFailed(0.0, failed=blocking) if blocking else ev.PreflightPassed(0.0)
     if json_lines:
         extra = {"waiting_for_sign_off": list(verdict.unsigned), "cancelled": [item.name for item in cancelled]}
-        out.write(json.dumps({**final.to_dict(), **extra}, separators=(",", ":")) + "\n")
+        out.write(strict_json.dumps({**final.to_dict(), **extra}) + "\n")
     elif blocking:
         out.write(f"gate FAILED: {', '.join(blocking)}\n")
         if cancelled:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
+from console import strict_json
 from console.journal import events as ev
 from console.journal.state import RolloutState
 from console.plan.model import RolloutPlan
@@ -71,7 +71,7 @@ def plan_digest(plan: RolloutPlan) -> str:
         "preflight": [item.model_dump(mode="json") for item in plan.preflight],
         "rollback_window": plan.rollback_window,
     }
-    canonical = json.dumps(decided, sort_keys=True, separators=(",", ":"))
+    canonical = strict_json.dumps(decided, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

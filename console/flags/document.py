@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from console import strict_json
 from console.flags.errors import FlagFileError, UnknownFlagError
 from console.flags.model import Flag, flag_from_definition
 
@@ -201,7 +202,7 @@ def _layout(value: Any, indent: str, unit: str, newline: str, always_break: bool
 
 def _json(value: Any) -> str:
     """`value` as one line of JSON, non-ASCII text kept as it is."""
-    return json.dumps(value, ensure_ascii=False)
+    return strict_json.dumps(value, separators=strict_json.SPACED, ensure_ascii=False)
 
 
 def _skip_whitespace(text: str, index: int) -> int:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from console import strict_json
 from console.atomic import fsync_directory
 from console.journal.events import FINAL_EVENTS, Event, RollbackStarted, event_from_dict
 from console.private_files import make_state_dir, open_private
@@ -81,8 +82,7 @@ class Journal:
         self.count = content.count(b"\n", 0, keep)
 
     def append(self, event: Event) -> None:
-        line = json.dumps(event.to_dict(), separators=(",", ":"), allow_nan=False, default=str) + "\n"
-        self._file.write(line.encode())
+        self._file.write(strict_json.line(event.to_dict()))
         self._file.flush()
         self.count += 1
         self._unsynced = True

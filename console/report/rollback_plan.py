@@ -4,9 +4,9 @@ commands that do what Brahma's rollback does, with the objects' names from the j
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from console import strict_json
 from console.journal.state import Phase
 from console.report.facts import ReportData
 from console.report.markdown import bullet, code_block, paragraph, plain, table
@@ -101,7 +101,7 @@ def _by_hand_on_the_cluster(data: ReportData) -> list[str]:
         commands = ["# traffic back to stable: this is the rollback"]
         if before.get("httproute"):
             patch = [{"op": "replace", "path": f"/spec/rules/{i}/backendRefs", "value": refs} for i, refs in enumerate(before.get("route_backends") or [])]
-            commands.append(f"{kubectl} patch httproute/{before['httproute']} --type=json -p '{json.dumps(patch, separators=(',', ':'))}'")
+            commands.append(f"{kubectl} patch httproute/{before['httproute']} --type=json -p '{strict_json.dumps(patch)}'")
         commands.append(f"{kubectl} delete deployment/{before['canary_deployment']} --ignore-not-found")
         commands += [
             "# stable's image as it was (it changed only if the release was promoted)",
@@ -111,7 +111,7 @@ def _by_hand_on_the_cluster(data: ReportData) -> list[str]:
             commands.append(f"{kubectl} delete service/{before['canary_service']} --ignore-not-found")
         commands.append(f"{kubectl} rollout status deployment/{before['deployment']}")
     elif strategy == "blue-green":
-        selector = json.dumps([{"op": "replace", "path": "/spec/selector", "value": before.get("selector") or {}}], separators=(",", ":"))
+        selector = strict_json.dumps([{"op": "replace", "path": "/spec/selector", "value": before.get("selector") or {}}])
         commands = [
             "# the active Service selects the old colour again: this is the rollback",
             f"{kubectl} patch service/{before['service']} --type=json -p '{selector}'",

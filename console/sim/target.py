@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from console import strict_json
 from console.atomic import atomic_write
 from console.targets.base import RollbackReadBack, TargetStatus
 
@@ -46,7 +47,7 @@ class SimTarget:
         so a retry finds the target as the file (the cluster that outlives the console) has it."""
         proposed = replace(self.cluster, **values, changes=[*self.cluster.changes, change])
         if self.state_file is not None:
-            atomic_write(self.state_file, json.dumps(asdict(proposed), indent=1).encode())
+            atomic_write(self.state_file, strict_json.dumps(asdict(proposed), indent=1).encode())
         vars(self.cluster).update(vars(proposed))  # in place: whoever holds the cluster (the metric source) sees it
 
     async def prepare(self) -> tuple[dict[str, Any], list[str]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from console import strict_json
 from console.journal.journal import JournalError
 from console.journal.state import RolloutState, read_state
 from console.journal.state_dir import RolloutFiles
@@ -51,7 +52,7 @@ class SupervisorClient:
         self._lines = self._socket.makefile("rb")
 
     def _send(self, message: dict[str, Any]) -> None:
-        self._socket.sendall((json.dumps(message) + "\n").encode())
+        self._socket.sendall(strict_json.line(message))
 
     def _receive(self) -> dict[str, Any] | None:
         line = self._lines.readline()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from console import strict_json
 from console.atomic import atomic_write
 from console.journal.state_dir import RolloutFiles
 from console.private_files import make_private, make_state_dir, open_private
@@ -48,7 +49,7 @@ class Launch:
 
     def write(self, path: Path) -> None:
         make_private(path)  # replaced whole, and its mode kept: 0600 from the first byte
-        atomic_write(path, json.dumps({"argv": self.argv, "environment": self.environment, "needs": self.needs}).encode())
+        atomic_write(path, strict_json.dumps({"argv": self.argv, "environment": self.environment, "needs": self.needs}).encode())
 
     @classmethod
     def read(cls, path: Path) -> Launch | None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from console import strict_json
 from console.controller.controller import FlagChangeRecord
 from console.journal import events as ev
 from console.journal.journal import JournalError, read_events
@@ -45,7 +46,7 @@ def flag_batches(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     batches: list[list[dict[str, Any]]] = []
     size = FLAG_REQUEST_ROOM
     for record in records:
-        record_size = len(json.dumps(record)) + 2
+        record_size = len(strict_json.dumps(record)) + 2
         if size + record_size > FLAG_REQUEST_ROOM or len(batches[-1]) == MAX_FLAG_CHANGES:
             batches.append([])
             size = 0
@@ -120,7 +121,7 @@ class RemoteController:
     def record_flag_changes(self, changes: list[FlagChangeRecord]) -> None:
         records = [{"flag": c.flag, "old": c.old, "new": c.new, "actor": c.actor, "reason": c.reason} for c in changes]
         for batch in flag_batches(records):
-            if len(batch) == 1 and len(json.dumps(batch[0])) > FLAG_REQUEST_ROOM:
+            if len(batch) == 1 and len(strict_json.dumps(batch[0])) > FLAG_REQUEST_ROOM:
                 self._notice(f"the change to {batch[0]['flag']} is in the flag file but too large to journal")
                 continue
             self._send({"op": "flags", "changes": batch}, "the flag change is in the flag file but was not journaled")
@@ -189,7 +190,7 @@ class RemoteController:
         if self._writer is None or self._writer.is_closing():
             self._notice(f"{unsent}: no controller is connected (it is being started again)")
             return False
-        self._writer.write((json.dumps(message, separators=(",", ":")) + "\n").encode())
+        self._writer.write(strict_json.line(message))
         return True
 
     async def _start_controller(self, undo: bool) -> bool:
@@ -227,7 +228,7 @@ class RemoteController:
         attach: dict[str, Any] = {"op": "attach", "from": self._received}
         if self.actor is not None:
             attach |= {"actor": self.actor, "watch_only": self.watch_only}
-        writer.write((json.dumps(attach) + "\n").encode())
+        writer.write(strict_json.line(attach))
         self._live = False
         while line := await reader.readline():
             if self._received % YIELD_EVERY == 0:

@@ -37,6 +37,7 @@ import socket
 import sys
 from typing import Any
 
+from console import strict_json
 from console.controller.controller import COMMANDS
 from console.journal import events as ev
 from console.journal.state import Phase
@@ -72,7 +73,7 @@ UNDO_GRACE_S = 30.0
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return (json.dumps(message, separators=(",", ":"), default=str) + "\n").encode()
+    return strict_json.line(message)
 
 
 def refusal(op: Any, error: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.watch.watch import iter_resp_lines
 
+from console import strict_json
 from console.redact import redact
 from console.targets.base import TargetError
 from console.targets.kube_objects import FIELD_MANAGER
@@ -386,7 +387,7 @@ class KubeApi:
                 if event.get("type") == "ERROR":
                     if obj.get("code") == 410:  # history compacted past us: read the object afresh
                         return self._request("get", kind, name, "GET", kind.path(self.namespace, name), [], None)
-                    raise self._failure("watch", kind, name, obj.get("code", 500), json.dumps(obj).encode())
+                    raise self._failure("watch", kind, name, obj.get("code", 500), strict_json.dumps(obj, separators=strict_json.SPACED).encode())
                 if event.get("type") == "DELETED":
                     raise NotFound(f"{kind.plural}/{name} in namespace {self.namespace} was deleted")
                 current = obj

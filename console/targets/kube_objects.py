@@ -6,10 +6,10 @@ Nothing here talks to a cluster, so all of it is table-tested without one.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from typing import Any
 
+from console import strict_json
 from console.samples import TrackValues
 from console.targets.base import RolloutFailed, TargetError
 
@@ -283,7 +283,7 @@ def _flatten(value: Any, path: str, into: dict[str, Any]) -> None:
 
 
 def _show(value: Any) -> str:
-    return "(none)" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return "(none)" if value is None else value if isinstance(value, str) else strict_json.dumps(value, separators=strict_json.SPACED, sort_keys=True)
 
 
 def summary(obj: dict[str, Any]) -> str:
@@ -322,7 +322,7 @@ REPLICAS_FIELD: FieldPath = ("f:spec", "f:replicas")
 
 
 def image_field(container: str) -> FieldPath:
-    return ("f:spec", "f:template", "f:spec", "f:containers", "k:" + json.dumps({"name": container}, separators=(",", ":")), "f:image")
+    return ("f:spec", "f:template", "f:spec", "f:containers", "k:" + strict_json.dumps({"name": container}), "f:image")
 
 
 def changed_by(obj: dict[str, Any], field: FieldPath) -> str:
