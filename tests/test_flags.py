@@ -244,6 +244,7 @@ def test_creating_the_first_flag_writes_a_new_document(tmp_path):
         ('{\n  "flags": [\n  ]\n}', 2, '"flags" must be an object of flags'),
         ('{\n  "flags": {\n    "a": 1\n  }\n}', 3, "flag 'a' must be an object"),
         ('{"flags": {\n  "a": {},\n  "a": {}\n}}', 3, "flag 'a' is defined twice"),
+        ('{"flags": {\n  "a": {"variants": {"on": NaN}}\n}}', 2, "flag 'a': variants.on: nan is not a number JSON can hold"),  # flagd refuses it
     ],
 )
 def test_a_bad_document_is_reported_with_its_line(tmp_path, text, line, message):

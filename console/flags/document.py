@@ -117,12 +117,15 @@ class FlagDocument:
         if not isinstance(data["flags"], dict):
             raise FlagFileError(self.source, '"flags" must be an object of flags', self._line(flags_member.value_start))
         self._flags = _scan_object(self.text, flags_member.value_start)
+        maybe_not_json = "NaN" in self.text or "Infinity" in self.text  # Python's json reads them, flagd does not; a flag walked only then
         for member in self._flags.members:
             name, definition = member.key, data["flags"][member.key]
             if name in self.definitions:
                 raise FlagFileError(self.source, f"flag {name!r} is defined twice", self._line(member.key_start))
             if not isinstance(definition, dict):
                 raise FlagFileError(self.source, f"flag {name!r} must be an object", self._line(member.value_start))
+            if maybe_not_json and (problem := strict_json.what_is_not_json(definition)) is not None:
+                raise FlagFileError(self.source, f"flag {name!r}: {problem}", self._line(member.value_start))
             self.definitions[name] = definition
 
     def _replacement(self, member: _Member, definition: dict[str, Any]) -> _Splice:
