@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from console import strict_json
 from tests.conftest import ROOT, SAMPLES
 from tests.test_report import SECTIONS
 
@@ -31,11 +32,19 @@ def brahma(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 def test_headless_exit_codes_and_json_lines(tmp_path, scenario, code, last):
     result = brahma("run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--json", "--scenario", scenario, "--state-dir", str(tmp_path))
     assert result.returncode == code, result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines()]
+    events = [strict_json.loads(line) for line in result.stdout.splitlines()]
     assert all({"event", "t", "ts"} <= e.keys() for e in events)
     assert events[-1]["event"] == last
     report = (tmp_path / "checkout-2.4.1.md").read_text()
     assert report.startswith("# Release checkout-2.4.1")
+
+
+@pytest.mark.parametrize("speed", ["nan", "inf", "0", "-2"])
+def test_a_speed_that_is_no_pace_is_refused(tmp_path, speed):
+    result = brahma("run", str(SAMPLES / "canary.yaml"), "--headless", "--json", f"--speed={speed}", "--state-dir", str(tmp_path / "state"))
+    assert result.returncode == 2
+    assert f"argument --speed: expected a positive number of times real time, not '{speed}'" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "state").exists()
 
 
 def test_a_headless_run_stopped_by_sigterm_mid_stage_is_an_interruption_with_its_report(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 import traceback
@@ -24,13 +25,21 @@ DEMO_SPEED = 60.0
 SAMPLE_PLAN = Path(__file__).resolve().parent.parent.parent / "sample_configs" / "canary.yaml"
 
 
+def speed(text: str) -> float:
+    """--speed: how many times real time; NaN, infinity, zero or less would make no clock (and no JSON)."""
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of times real time, not {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brahma", description="A terminal control console for progressive delivery.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="the console on the built-in simulator, sample plan, time compressed")
     demo.add_argument("--scenario", default="healthy", help="simulator behaviour (a built-in name or a file)")
-    demo.add_argument("--speed", type=float, default=DEMO_SPEED, help="N x real time")
+    demo.add_argument("--speed", type=speed, default=DEMO_SPEED, help="N x real time")
     demo.add_argument("--state-dir", type=Path, default=None, help="journal and report (default: a temporary folder)")
     demo.add_argument("--headless", action="store_true", help="no console: print events")
 
@@ -87,7 +96,7 @@ def _add_rollout_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", choices=["sim", "prometheus"])
     parser.add_argument("--scenario", help="simulator behaviour: healthy, error-spike, latency-creep, no-data, flapping, or a file")
     pace = parser.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=float, help="sim only: N x real time")
+    pace.add_argument("--speed", type=speed, help="sim only: N x real time")
     pace.add_argument("--fast", action="store_true", help="sim only: virtual time, as fast as possible")
     parser.add_argument("--state-dir", type=Path, default=Path(".brahma"), help="journal and report (default ./.brahma)")
     parser.add_argument("--prometheus", metavar="URL", help="override the plan's Prometheus server")
