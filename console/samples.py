@@ -29,6 +29,12 @@ class TrackCounts:
     """(upper bound in seconds, requests that took at most that long): cumulative, bounds ascending, the
     last one inf (so its count is `requests`); empty when the source has no latency histogram."""
 
+    @property
+    def finite(self) -> bool:
+        """Every count a finite number and every bound one or inf: counts a source gave as NaN are no evidence."""
+        counts = (self.requests, self.errors, *(count for _, count in self.latency_buckets))
+        return all(math.isfinite(count) for count in counts) and all(math.isfinite(bound) or bound == math.inf for bound, _ in self.latency_buckets)
+
     def to_dict(self) -> dict[str, object]:
         """As journaled: the inf bound written as null, since JSON has no infinity."""
         buckets = [[None if math.isinf(bound) else bound, count] for bound, count in self.latency_buckets]

@@ -43,7 +43,7 @@ def dumps(value: Any, *, indent: int | None = None, separators: tuple[str, str] 
             allow_nan=False,
         )
     except (ValueError, TypeError, RecursionError) as error:
-        raise NotJSON(_not_json(value, error)) from None
+        raise NotJSON(what_is_not_json(value) or f"not JSON: {error}") from None
 
 
 def line(value: Any) -> bytes:
@@ -51,21 +51,31 @@ def line(value: Any) -> bytes:
     return (dumps(value) + "\n").encode()
 
 
+def loads(text: str | bytes) -> Any:
+    """JSON read as strictly as it is written: NaN, Infinity and -Infinity, which Python's json reads, are NotJSON."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
 def finite_or_none(value: float | None) -> float | None:
     """A number JSON can hold, or None for one it cannot (NaN, an infinity): a value that is not there."""
     return value if value is not None and math.isfinite(value) else None
 
 
-def _not_json(value: Any, error: Exception) -> str:
-    """Where in `value` the first thing JSON cannot hold is, and what it is: walked only once json has refused."""
+def what_is_not_json(value: Any) -> str | None:
+    """Where in `value` the first thing JSON cannot hold is, and what it is ("metrics.error_rate.canary: nan is
+    not a number JSON can hold"); None when all of it is JSON."""
     try:
         found = _first_problem(value, "")
-    except RecursionError:
-        found = None
+    except RecursionError:  # nested past Python's stack, or circular
+        return "the value: nested too deep (or circular)"
     if found is None:
-        return f"not JSON: {error}"
+        return None
     where, problem = found
     return f"{where or 'the value'}: {problem}"
+
+
+def _refuse_constant(name: str) -> None:
+    raise NotJSON(f"{name} is not JSON (it has no NaN or Infinity)")
 
 
 def _first_problem(value: Any, where: str) -> tuple[str, str] | None:

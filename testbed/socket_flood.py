@@ -1,7 +1,7 @@
 """A flood on a controller's socket, run as a process of its own: `python -m testbed.socket_flood SOCKET SECONDS`.
 
 Many connections held open, big `flags` requests claiming changes no flag file has, and junk lines
-(not JSON, JSON that is not a request, numbers no int or float holds, lines over any limit), all at
+(not JSON, JSON that is not a request, numbers no int or float holds, NaN, lines over any limit), all at
 once for SECONDS (or until the socket is gone), as a buggy script of the controller's own user could.
 Prints what it saw as JSON.
 """
@@ -14,6 +14,8 @@ import json
 import os
 import sys
 from collections import Counter
+
+from console import strict_json
 
 IDLE_CONNECTIONS = 2000
 FLAG_CLIENTS = 80
@@ -37,6 +39,7 @@ JUNK_LINES = (
     b'{"op": "flags", "changes": [1, null, "x"]}\n',
     b'{"op": "flags", "changes": {"flag": "f"}}\n',
     b'{"op": "command", "name": ["rollback"], "actor": {"a": 1}}\n',
+    b'{"op": "command", "name": "pause", "actor": "flood@nowhere", "id": NaN}\n',
     b"[" * 100_000 + b"\n",
     b"x" * 300_000 + b"\n",
 )
@@ -45,7 +48,7 @@ JUNK_LINES = (
 def flag_request(number: int, changes: int = CHANGES_PER_REQUEST) -> bytes:
     """Changes no flag file ever had: the flag switched on, then off, then on, ..."""
     records = [{"flag": "new-checkout-flow", "new": {"enabled": i % 2 == 0}, "actor": FLOOD_ACTOR} for i in range(changes)]
-    return (json.dumps({"op": "flags", "changes": records, "id": number}, separators=(",", ":")) + "\n").encode()
+    return strict_json.line({"op": "flags", "changes": records, "id": number})
 
 
 class Flood:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from console import strict_json
 from console.app.preflight import ProgressLine, progress_text, run_preflight
 from tests.conftest import ROOT, plan_from
 from tests.test_preflight import running_commands, unique_sleep
@@ -87,7 +88,7 @@ def test_preflight_alone_fails_with_exit_4_and_json_lines_for_ci(tmp_path):
     plan = write_plan(tmp_path, GATED + "  - {name: code review, kind: manual}\n  - {name: notes, kind: manual, required: false}\n")
     result = brahma("preflight", str(plan), "--json")
     assert result.returncode == 4
-    events = [json.loads(line) for line in result.stdout.splitlines()]
+    events = [strict_json.loads(line) for line in result.stdout.splitlines()]
     results = {e["item"]: e for e in events[:-1]}
     assert all(e["event"] == "preflight_result" and {"t", "ts", "status", "required", "output", "duration_s"} <= e.keys() for e in events[:-1])
     assert results["code review"]["status"] == "waiting"

@@ -13,6 +13,7 @@ import errno
 import inspect
 import json
 import logging
+import math
 
 import pytest
 
@@ -21,6 +22,7 @@ from console.app.wiring import plan_flags
 from console.flags.model import FlagChange
 from console.journal import events as ev
 from console.journal.journal import read_events
+from console.samples import HistoryPoint
 from console.supervisor import server as server_module
 from console.supervisor.client import answers
 from console.supervisor.flag_requests import borne_out
@@ -237,7 +239,7 @@ async def ask(connection, line: bytes) -> dict | None:
     writer.write(line)
     await writer.drain()
     reply = await asyncio.wait_for(reader.readline(), 10)
-    return json.loads(reply) if reply else None
+    return strict_json.loads(reply) if reply else None  # what the controller writes is JSON any reader takes
 
 
 MALFORMED = [
@@ -278,6 +280,32 @@ async def test_a_request_that_is_not_one_gets_an_error_reply_and_no_traceback(ca
     assert not journaled(files, ev.CommandIssued, command="rollback")
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert "Traceback" not in capsys.readouterr().err
+
+
+async def test_nan_is_neither_read_nor_written_on_the_socket(canary_plan, served):
+    controller, files, _ = served
+    async with connected(files) as connection:
+        for line in (
+            b'{"op": "command", "name": "pause", "actor": "alice@laptop", "id": NaN}\n',
+            b'{"op": "history", "metric": "error_rate", "start": -Infinity}\n',
+        ):
+            reply = await ask(connection, line)  # Python's json reads NaN; echoed in the reply's id it would be no JSON
+            assert reply == {"reply": "error", "ok": False, "error": "not JSON"}, reply
+
+        async def history_of_a_broken_source(metric, start_t, end_t, step_s):
+            return [HistoryPoint(start_t, math.nan, math.inf)]
+
+        controller.metrics.history = history_of_a_broken_source
+        reply = await ask(connection, b'{"op": "history", "metric": "error_rate", "start": 0, "id": 3}\n')
+        assert reply == {"reply": "history", "ok": True, "points": [[0, None, None]], "id": 3}, "a source's NaN is a point with no value"
+    assert not journaled(files, ev.CommandIssued)
+
+
+def test_an_answer_json_cannot_hold_goes_as_a_refusal_naming_the_field():
+    line = server_module.encode({"reply": "history", "ok": True, "points": [[0.0, math.nan, 1.0]], "id": 7})
+    refused = strict_json.loads(line)
+    assert refused["reply"] == "history" and refused["ok"] is False and refused["id"] == 7
+    assert refused["error"].startswith("the answer could not be sent: points[0][1]: nan is not a number JSON can hold"), refused
 
 
 async def test_a_line_over_the_limit_is_refused_and_its_connection_closed(canary_plan, served):

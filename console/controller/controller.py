@@ -9,7 +9,6 @@ is idempotent.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext
 from console.preflight.gate import CheckResult, Gate, cannot_open
 from console.samples import Sample, TrackValues
+from console.strict_json import NotJSON, finite_or_none
 from console.targets.base import RollbackReadBack, RolloutFailed, Target
 
 COMMANDS = ("promote", "promote-full", "pause", "resume", "rollback", "sign-off")
@@ -211,7 +211,13 @@ class Controller:
             run.repeats, run.reported_t = 0, self.now()
 
     def _record(self, event: ev.Event) -> None:
-        self.journal.append(event)
+        try:
+            self.journal.append(event)
+        except NotJSON as error:  # a value JSON cannot hold that nothing made None: said, and the rollout goes on
+            if isinstance(event, ev.ErrorRaised):
+                raise
+            self.emit(ev.ErrorRaised(self.now(), where="journal", message=f"{event.name} not journaled: {error}"))
+            return
         self.state.apply(event)
         failures = []
         for listener in self._listeners:
@@ -625,7 +631,7 @@ class Controller:
                 t,
                 stage=state.stage,
                 metrics=_metrics_dict(sample),
-                requests=_finite(sample.canary_requests),
+                requests=finite_or_none(sample.canary_requests),
                 verdict=judgement.verdict,
                 breaches=[c.metric for c in judgement.failed_criteria] + [tr.check.metric for tr in judgement.held_triggers],
                 inconclusive=list(judgement.inconclusive),
@@ -795,17 +801,14 @@ def _listener_name(listener: Callable[[ev.Event], None]) -> str:
     return getattr(listener, "__qualname__", None) or type(listener).__qualname__
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 def _metrics_dict(sample: Sample) -> dict[str, dict[str, float | None]]:
-    return {metric: {"canary": _round(_finite(v.canary)), "stable": _round(_finite(v.stable))} for metric, v in sample.values.items()}
+    return {metric: {"canary": _round(finite_or_none(v.canary)), "stable": _round(finite_or_none(v.stable))} for metric, v in sample.values.items()}
 
 
 def _counts_dict(sample: Sample) -> dict[str, dict[str, object]]:
+    """Each track's counts as journaled; a track whose counts are not all numbers (NaN from a source) has none: no evidence."""
     tracks = (("canary", sample.canary_counts), ("stable", sample.stable_counts))
-    return {track: counts.to_dict() for track, counts in tracks if counts is not None}
+    return {track: counts.to_dict() for track, counts in tracks if counts is not None and counts.finite}
 
 
 def _round(value: float | None) -> float | None:

@@ -30,7 +30,6 @@ times out as in a headless run. When its rollout has finished it stays while a c
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -73,7 +72,13 @@ UNDO_GRACE_S = 30.0
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return strict_json.line(message)
+    """A message as its line; one JSON cannot hold (a NaN nothing made None) goes as a refusal saying why, so
+    the client hears an answer and its connection lives on."""
+    try:
+        return strict_json.line(message)
+    except strict_json.NotJSON as error:
+        refused = refusal(message.get("reply", "error"), f"the answer could not be sent: {error}")
+        return strict_json.line({**refused, "id": message["id"]} if "id" in message else refused)
 
 
 def refusal(op: Any, error: str) -> dict[str, Any]:
@@ -86,7 +91,7 @@ class LineTooLong(Exception):
 
 def parse_request(line: bytes) -> dict[str, Any]:
     try:
-        request = json.loads(line)
+        request = strict_json.loads(line)
     except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than the parser goes
         raise RequestError("not JSON") from None
     if not isinstance(request, dict):
@@ -389,7 +394,7 @@ class SupervisorServer:
             raise RequestError("metric: expected a metric's name")
         start = finite_number(request.get("start"), "start")
         points = await controller.metrics.history(metric, start, controller.now(), controller.plan.interval)
-        return {"reply": "history", "ok": True, "points": [[p.t, p.canary, p.stable] for p in points]}
+        return {"reply": "history", "ok": True, "points": [[p.t, strict_json.finite_or_none(p.canary), strict_json.finite_or_none(p.stable)] for p in points]}
 
     def _hello(self) -> dict[str, Any]:
         controller = self.rollout.controller

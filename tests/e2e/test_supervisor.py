@@ -92,6 +92,7 @@ def test_a_flood_on_the_socket_during_a_fault_still_rolls_back_within_two_interv
     events = journal_events(tmp_path)
     assert [e.name for e in events[-3:]] == ["rollback_started", "rollback_verified", "rolled_back"]
     assert not [e for e in events if isinstance(e, ev.FlagChanged) and e.actor == FLOOD_ACTOR], "no flag file ever had those changes"
+    assert not [e for e in events if isinstance(e, ev.CommandIssued) and e.actor == FLOOD_ACTOR], "its only command had a NaN: not JSON"
     assert not [e for e in events if isinstance(e, ev.ErrorRaised)], "the flood left the rollback its descriptors"
     log = RolloutFiles(tmp_path, ROLLOUT).log.read_text()
     assert "Traceback" not in log and len(log) < 10_000, log[-2000:]
