@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID
+from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INTERRUPTED, demo_exit_code
 from console.app.problems import REFUSALS, refuse, report_refusal, say, say_problems, say_warnings
 from console.plan.problems import PlanError
 
@@ -222,15 +222,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The sample canary on the simulator. It exits 0 however the demonstrated rollout ended (a rollback
-    is one of the things it shows, not a failure of the demo: `make demo` does not fail on it); only
-    its own failures, bad input (2) or an internal error (1), are not 0."""
+    """The sample canary on the simulator; its exit code is demo_exit_code's."""
     import tempfile
 
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="brahma-demo-"))
     argv = ["run", str(SAMPLE_PLAN), "--target", "sim", "--scenario", args.scenario, "--speed", str(args.speed), "--state-dir", str(state_dir), "--demo"]
     code = cmd_run(_parser().parse_args(argv + (["--headless"] if args.headless else [])))
-    return code if code in (EXIT_ERROR, EXIT_INVALID) else EXIT_COMPLETED
+    return demo_exit_code(code)
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:

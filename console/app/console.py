@@ -5,11 +5,18 @@ Textual is imported here only when a console opens, so headless runs never load 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from pathlib import Path
 
-from console.app.exits import EXIT_ERROR, console_exit_code
+from console.app.exits import EXIT_ERROR, console_exit_code, demo_exit_code
 from console.app.problems import refuse
+from console.journal.state import Phase
 from console.rollout import Rollout, close_rollout
+
+SHUTDOWN_GRACE_S = 3.0
+"""How long Textual may take to give the terminal back once the console has done its own leaving (it takes
+well under a second); a process still there then is ended by the last resort below."""
 
 
 def open_console(rollout: Rollout, *, read_only: bool = False, demo: bool = False, keymap_path: Path | None = None) -> int:
@@ -20,10 +27,31 @@ def open_console(rollout: Rollout, *, read_only: bool = False, demo: bool = Fals
         keymap = load_keymap(keymap_path or default_keymap_path(), binding_ids())
     except KeymapError as error:
         return refuse(str(error))
-    phase = make_app(rollout, read_only=read_only, demo=demo, keymap=keymap).run()
+
+    def leaving_code(phase: Phase) -> int:
+        code = console_exit_code(phase, rollout.detached)
+        return demo_exit_code(code) if demo else code
+
+    app = make_app(rollout, read_only=read_only, demo=demo, keymap=keymap)
+    app.on_leaving = lambda phase: end_unless_gone_within(SHUTDOWN_GRACE_S, leaving_code(phase))
+    phase = app.run()
     if phase is None:
         # The app ended without shutting down (a crash): close what it left open.
         if not rollout.detached:
             asyncio.run(close_rollout(rollout))
         return EXIT_ERROR
     return console_exit_code(phase, rollout.detached)
+
+
+def end_unless_gone_within(seconds: float, code: int) -> None:
+    """The last resort of a console that has left: the process ends with `code` if it is still here in `seconds`.
+
+    Textual writes to the terminal through a thread with a bounded queue. When the terminal dies as the
+    console leaves (the tmux server killed, an SSH drop), that thread dies on EIO, the queue fills, and
+    Textual's shutdown waits on it forever: at 0% CPU, holding the rollout's lock. By the time this is
+    armed nothing of Brahma's is left to do: the controller has stopped, the journal is closed (fsync'd),
+    the report written, and the lock is an flock, which the kernel drops with the process. So os._exit,
+    from a daemon thread (a process that ends in time never waits for it)."""
+    timer = threading.Timer(seconds, os._exit, (code,))
+    timer.daemon = True
+    timer.start()

@@ -45,3 +45,9 @@ def console_exit_code(phase: Phase, detached: bool) -> int:
     if phase in OUTCOMES and (phase != Phase.ROLLING_BACK or not detached):
         return exit_code(phase)
     return EXIT_COMPLETED if detached else EXIT_INTERRUPTED
+
+
+def demo_exit_code(code: int) -> int:
+    """`brahma demo` exits 0 however the demonstrated rollout ended (a rollback is one of the things it shows,
+    not a failure of the demo: `make demo` does not fail on it); only bad input (2) or an internal error (1) are not 0."""
+    return code if code in (EXIT_ERROR, EXIT_INVALID) else EXIT_COMPLETED

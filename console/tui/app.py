@@ -8,6 +8,7 @@ simulator or a 1 s sample interval never floods a slow SSH link.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -114,6 +115,9 @@ class BrahmaApp(FlagEditing, App[str]):
         """Binding id → keys, the overrides make_app applied (the rollback bar and status line name them)."""
         self._leaving = False
         """The terminal is gone and the console is on its way out."""
+        self.on_leaving: Callable[[Phase], None] = lambda phase: None
+        """Told the phase once the console has done its own leaving, just before Textual's shutdown, which a dead
+        terminal can hold forever: the application arms its last resort here."""
         self.title = f"Brahma · {self.plan.name}"
         self._fit_subtitle(80)
 
@@ -506,6 +510,7 @@ class BrahmaApp(FlagEditing, App[str]):
 
             await self.workers.wait_for_complete(following)
             await close_rollout(self.rollout)
+        self.on_leaving(self.controller.state.phase)
         self.exit(self.controller.state.phase)
 
 

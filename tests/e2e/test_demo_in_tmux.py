@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 from console.journal import events as ev
 from console.journal.journal import read_events
 from testbed.tmux_terminal import TmuxTerminal
 from tests.conftest import ROOT
+from tests.e2e.test_terminal_gone import console_pid, ended_or_killed
 
 
-def demo(state_dir) -> TmuxTerminal:
-    return TmuxTerminal([sys.executable, "-m", "console.cli", "demo", "--state-dir", str(state_dir)], 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"})
+@contextlib.contextmanager
+def demo(state_dir) -> Iterator[TmuxTerminal]:
+    """`brahma demo` in tmux; when the test is done the tmux server is killed, and the console must end with it
+    (one that hung in its shutdown held the state dir's lock for good)."""
+    with TmuxTerminal(
+        [sys.executable, "-m", "console.cli", "demo", "--state-dir", str(state_dir)], 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"}
+    ) as terminal:
+        pid = console_pid(state_dir)
+        yield terminal
+    assert ended_or_killed(pid), f"the console (pid {pid}) ran on after its terminal was killed"
 
 
 def rollback_of(state_dir) -> ev.RollbackStarted:

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+from console.app.console import SHUTDOWN_GRACE_S
 from console.journal import events as ev
 from console.journal.journal import read_events
 from console.journal.state_dir import RolloutFiles
 from console.supervisor.client import SupervisorClient
-from console.supervisor.files import lock_holder
+from console.supervisor.files import lock_held, lock_holder
 from testbed.supervisor_support import ROLLOUT, wait_for_event, wait_until_gone
 from testbed.tmux_terminal import TmuxTerminal
 from tests.conftest import ROOT
 
 GONE_WITHIN_S = 3.0
 """The console leaves in about a second; the rest is room for a busy machine."""
+ENDED_WITHIN_S = GONE_WITHIN_S + SHUTDOWN_GRACE_S
+"""Then its process ends: Textual's shutdown, which a dead terminal can hold forever, is cut short after SHUTDOWN_GRACE_S."""
 
 
 def processes_of(marker: str) -> list[int]:
@@ -71,6 +75,14 @@ def gone_within(pid: int, seconds: float) -> float | None:
     return None
 
 
+def ended_or_killed(pid: int) -> bool:
+    """Whether `pid` ended within ENDED_WITHIN_S; one that did not is killed, so no test leaves it holding its state dir."""
+    if gone_within(pid, ENDED_WITHIN_S) is not None:
+        return True
+    os.kill(pid, signal.SIGKILL)
+    return False
+
+
 def journal(state_dir: Path) -> list[ev.Event]:
     return list(read_events(next(state_dir.glob("*.jsonl"))))
 
@@ -88,8 +100,7 @@ def test_the_demo_under_make_leaves_when_the_tmux_server_is_killed_and_its_contr
         pid = console_pid(state_dir)
     finally:
         terminal.close()  # the tmux server killed: the pty is gone, the hang-up reaches make only
-    took = gone_within(pid, GONE_WITHIN_S)
-    assert took is not None, "the demo ran on with no terminal"
+    assert gone_within(pid, ENDED_WITHIN_S) is not None, "the demo ran on with no terminal"
     assert said_gone(state_dir).startswith("the console's terminal is gone (its terminal answers Input/output error): the controller inside it stops with it")
     assert (state_dir / f"{ROLLOUT}.md").read_text().startswith(f"# Release {ROLLOUT}: unfinished"), "the report is written"
 
@@ -100,7 +111,7 @@ def test_the_demo_sent_sighup_leaves_with_its_journal_and_report(tmp_path):
         terminal.wait_for("RUNNING · new 5%")
         pid = console_pid(state_dir)
         os.kill(pid, signal.SIGHUP)
-        assert gone_within(pid, GONE_WITHIN_S) is not None
+        assert gone_within(pid, ENDED_WITHIN_S) is not None
     assert "(it was sent SIGHUP)" in said_gone(state_dir)
     assert (state_dir / f"{ROLLOUT}.md").exists()
 
@@ -113,7 +124,7 @@ def test_the_demo_whose_parent_is_killed_leaves_though_its_terminal_stays(tmp_pa
         pid = console_pid(state_dir)
         parent_pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         os.kill(parent_pid, signal.SIGKILL)
-        assert gone_within(pid, GONE_WITHIN_S) is not None
+        assert gone_within(pid, ENDED_WITHIN_S) is not None
     assert f"(the process that started it (pid {parent_pid}) is gone)" in said_gone(state_dir)
 
 
@@ -124,7 +135,7 @@ def test_an_attached_console_under_make_only_detaches_when_its_terminal_goes(tmp
         terminal.wait_for("RUNNING · new 5%")
         pid = console_pid(tmp_path)
         terminal.close()
-        assert gone_within(pid, GONE_WITHIN_S) is not None
+        assert gone_within(pid, ENDED_WITHIN_S) is not None
         left = wait_for_event(tmp_path, lambda e: isinstance(e, ev.ConsoleDetached), timeout_s=10)
         assert left.consoles == 0 and not [e for e in journal(tmp_path) if isinstance(e, ev.ErrorRaised) and e.where == "console"]
         controller = lock_holder(files)
@@ -148,3 +159,30 @@ def test_the_flag_editor_under_make_leaves_when_its_terminal_goes(tmp_path):
     finally:
         terminal.close()
     assert gone_within(pid, GONE_WITHIN_S) is not None
+
+
+def test_a_demo_whose_terminal_dies_as_it_quits_ends_all_the_same(tmp_path):
+    """q, then the tmux server killed at once: Textual's writer thread died on the dead pty, its queue filled and
+    the shutdown waited on it forever (0% CPU, the state dir's lock held). The console's last resort ends it."""
+    state_dir = tmp_path / "state"
+    with TmuxTerminal(
+        [sys.executable, "-m", "console.cli", "demo", "--state-dir", str(state_dir)], 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"}
+    ) as terminal:
+        terminal.wait_for("RUNNING · new 5%")
+        pid = console_pid(state_dir)
+        terminal.press("C-r")
+        terminal.wait_for("Roll back checkout-2.4.1?")
+        terminal.press("Enter")
+        terminal.wait_for("ROLLED BACK")
+        terminal.press("q")  # a finished rollout quits without asking; the server is killed as it does
+    assert ended_or_killed(pid), "the console hung in its shutdown"
+    files, deadline = RolloutFiles(state_dir, ROLLOUT), time.monotonic() + 1.0
+    while lock_held(files) and time.monotonic() < deadline:  # a zombie's threads may still be dropping its descriptors
+        time.sleep(0.02)
+    assert not lock_held(files), "nobody holds the state dir any more"
+    assert (state_dir / f"{ROLLOUT}.md").read_text().startswith(f"# Release {ROLLOUT}: rolled back"), "the report was written before"
+
+
+def test_the_last_resort_ends_a_process_that_would_wait_forever_with_the_code_given():
+    code = "import threading; from console.app.console import end_unless_gone_within; end_unless_gone_within(0.2, 7); threading.Event().wait()"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=30).returncode == 7

@@ -352,6 +352,9 @@ async def test_read_only_never_acts(plan, tmp_path):
 
 async def test_quitting_mid_rollout_asks_and_says_what_stops(plan, tmp_path):
     app = console_app(plan, tmp_path, stop_at=300)
+    report = (tmp_path / f"{plan.name}.jsonl").with_suffix(".md")
+    left = []
+    app.on_leaving = lambda phase: left.append((phase, app.controller.journal._file.closed, report.exists()))
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, running)
         await pilot.press("q")
@@ -360,7 +363,8 @@ async def test_quitting_mid_rollout_asks_and_says_what_stops(plan, tmp_path):
         await pilot.press("enter")
         await app.workers.wait_for_complete()
     assert console_exit_code(app.return_value, detached=False) == EXIT_INTERRUPTED
-    assert (tmp_path / f"{plan.name}.jsonl").with_suffix(".md").exists(), "the report is written on the way out"
+    assert report.exists(), "the report is written on the way out"
+    assert left == [("running", True, True)], "the application hears the console has left once nothing of Brahma's is left to do"
 
 
 async def test_missing_data_is_shown_in_place(plan, tmp_path):
