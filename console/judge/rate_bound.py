@@ -1,0 +1,66 @@
+"""Bounds on one track's rate from its counts, valid at every look: 2 errors in 100 requests are evidence, not "2%".
+
+A beta-binomial mixture martingale (Robbins' method of mixtures; Howard, Ramdas, McAuliffe and Sekhon,
+"Time-uniform, nonparametric, nonasymptotic confidence sequences", 2021): against a point rate p0,
+
+    M(p0) = B(a + e, b + n − e) / B(a, b) / (p0^e (1 − p0)^(n − e))
+
+over n requests with e errors. The rates whose M stays under 1/α form a confidence sequence, which holds
+the true rate at every time with probability at least 1 − α. A rate is over a limit only when the whole
+sequence lies above it, so the chance of calling a rate at or under its limit "over" is at most α.
+"""
+
+from __future__ import annotations
+
+import math
+
+PRIOR = (0.5, 0.5)
+"""Jeffreys' Beta(½, ½): mass near 0 and 1, where error and success rates sit."""
+_BISECTIONS = 60
+
+
+def _log_beta(x: float, y: float) -> float:
+    return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+
+
+def _log_e_value(rate: float, errors: float, requests: float) -> float:
+    a, b = PRIOR
+    mixture = _log_beta(a + errors, b + requests - errors) - _log_beta(a, b)
+    likelihood = (errors * math.log(rate) if errors else 0.0) + ((requests - errors) * math.log1p(-rate) if requests > errors else 0.0)
+    return mixture - likelihood
+
+
+def rate_bounds(errors: float, requests: float, alpha: float) -> tuple[float, float] | None:
+    """The confidence sequence's (low, high) for the rate of `errors` among `requests`; None with no requests."""
+    if requests <= 0:
+        return None
+    errors = min(max(round(errors), 0), requests)
+    estimate = errors / requests
+    threshold = math.log(1 / alpha)
+
+    def rejected(rate: float) -> bool:
+        return _log_e_value(rate, errors, requests) >= threshold
+
+    # With errors seen, a rate of 0 is impossible (M is infinite there); likewise 1 with successes seen.
+    low = 0.0 if errors == 0 else _bisect(rejected, 0.0, estimate)
+    high = 1.0 if errors == requests else _bisect(rejected, 1.0, estimate)
+    return low, high
+
+
+def _bisect(rejected, outside: float, inside: float) -> float:  # type: ignore[no-untyped-def]
+    """The edge between a rejected rate `outside` and a kept one `inside` (M is monotone on each side of the estimate)."""
+    for _ in range(_BISECTIONS):
+        middle = (outside + inside) / 2
+        if middle in (0.0, 1.0):
+            break
+        if rejected(middle):
+            outside = middle
+        else:
+            inside = middle
+    return inside
+
+
+def over_limit(errors: float, requests: float, limit: float, alpha: float) -> bool | None:
+    """Whether the rate is over `limit` beyond doubt (the whole sequence above it); None with no requests."""
+    bounds = rate_bounds(errors, requests, alpha)
+    return None if bounds is None else bounds[0] > limit
