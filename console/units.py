@@ -49,6 +49,14 @@ def format_duration(seconds: float) -> str:
     return "".join(parts) or "0s"
 
 
+def parse_percentage(value: object) -> float:
+    """A fraction from a percentage written with its %, "20%" → 0.2; a bare number is refused, since 20 would be 2000%."""
+    match = _NUMBER.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None or match.group(2) is None:
+        raise UnitError(f'expected a percentage with its %, such as "20%", got {value!r}')
+    return float(match.group(1)) / 100
+
+
 LIMIT_UNITS = ("percent", "fraction")
 """How a plan may say a percentage metric's limits are written (metrics.units): with their % (the
 built-ins' way), or as fractions from 0 to 1. Either way the values are fractions, shown as percentages."""

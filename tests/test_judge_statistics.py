@@ -11,24 +11,12 @@ import pytest
 
 from console.judge.rate_bound import over_limit, rate_bounds
 from console.judge.rate_ratio import RateRatioTest
+from testbed.counted_traffic import poisson
 
 STAGES = ((5, 60), (25, 60), (50, 60))
 """The reference canary's weights, each for 60 samples of 10 s."""
 SERVICE_RPS = 2000
 INTERVAL_S = 10
-
-
-def poisson(rng: random.Random, mean: float) -> int:
-    """Knuth's product of uniforms, in chunks so a large mean does not underflow."""
-    count = 0
-    while mean > 0:
-        chunk = min(mean, 30.0)
-        mean -= chunk
-        limit, product = math.exp(-chunk), rng.random()
-        while product > limit:
-            count += 1
-            product *= rng.random()
-    return count
 
 
 def rollout(seed: int, base_rate: float, ratio: float, tolerance: float, alpha: float) -> tuple[int | None, list]:

@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from console.controller.analysis import decide, judge_sample, judge_window
+from console.controller.analysis import Decision, decide, judge_sample, judge_window
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.identity import check_resume, plan_digest, plan_identity
 from console.controller.rollback_pacing import RollbackPacing
+from console.controller.sequential import TRIGGER as JUDGE_TRIGGER
+from console.controller.sequential import SequentialJudge
 from console.journal import events as ev
-from console.journal.journal import Journal
+from console.journal.journal import Journal, read_events
 from console.journal.state import Phase, RolloutState, read_state
 from console.metrics.base import MetricSource
 from console.plan.model import FlagStep, RolloutPlan
@@ -135,6 +137,10 @@ class Controller:
         self.plan_changed = check_resume(plan, self.state, path, self.options.target_kind)
         """Said when the plan was edited since the journal last ran it; ResumeRefused when it is another plan."""
         self.resumed = self.state.started and not self.state.finished
+        self.judge = SequentialJudge(plan.alpha, plan.tolerance, plan.floor) if plan.judge == "sequential" else None
+        """The sequential judge, its evidence gathered over the whole rollout (rebuilt from the journal on a resume)."""
+        if self.judge is not None and self.state.started:
+            self.judge.replay(event.counts for event in read_events(path) if isinstance(event, ev.SampleTaken))
         self.journal = Journal(path, sync_every_s=plan.interval)
         """Group commit: on disk before every action (`_journal_to_disk`), else at most once per interval of wall time."""
         self._pending: list[PendingCommand] = []
@@ -626,6 +632,12 @@ class Controller:
         sample = await self.metrics.sample(plan.metric_names, t, span)
         judgement = judge_sample(sample, stage, plan.triggers, plan.min_requests)
         streaks, decision = decide(judgement, state.streaks, sample, plan.inconclusive_limit, pause_on_warning=state.phase == Phase.RUNNING)
+        judged: dict[str, dict[str, Any]] = {}
+        if self.judge is not None and self.judge.add(sample.canary_counts, sample.stable_counts):
+            judged = self.judge.journaled()
+            regression = self.judge.regression()
+            if regression is not None and decision.action != "rollback":  # a critical trigger's rollback says it first
+                decision = Decision("rollback", regression, JUDGE_TRIGGER)
         self.emit(
             ev.SampleTaken(
                 t,
@@ -640,6 +652,7 @@ class Controller:
                 span_s=round(span, 6),
                 verdicts=dict(judgement.verdicts),
                 counts=_counts_dict(sample),
+                judge=judged,
             )
         )
         if decision.action == "rollback":

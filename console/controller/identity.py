@@ -63,6 +63,7 @@ def plan_digest(plan: RolloutPlan) -> str:
         "stages": [_decided_by(stage) for stage in plan.stages],
         "triggers": [_decided_by(trigger) for trigger in plan.triggers],
         "analysis": [plan.interval, plan.pause_timeout, plan.manual, plan.min_requests, plan.inconclusive_limit, plan.min_coverage],
+        "judge": [plan.judge, plan.alpha, plan.tolerance, plan.floor],
         "queries": plan.metrics.queries,
         "labels": plan.metrics.prometheus.labels,
         "provider": plan.metrics.provider,

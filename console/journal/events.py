@@ -148,6 +148,10 @@ class SampleTaken(Event):
     counts: dict[str, dict[str, Any]] = field(default_factory=dict)
     """track → samples.TrackCounts.to_dict(): the requests, errors and latency buckets each track served in
     the sample's interval, the judge's evidence; only the tracks the source counted (empty in older journals)."""
+    judge: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """metric → the sequential judge's evidence so far in the rollout (controller/sequential.py): the rate
+    ratio canary/stable with its interval, the log e-value and the log threshold that rolls back, the
+    counts behind them. Empty under `judge: threshold`, before any counts, and in older journals."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from console.plan.checks import Check
 from console.plan.problems import Problem
-from console.units import parse_duration
+from console.units import parse_duration, parse_percentage
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds, written "10m", "1h30m", "500ms" or as a number of seconds."""
@@ -30,6 +30,8 @@ def _matching(pattern: re.Pattern[str], example: str):
     return BeforeValidator(validate)
 
 
+Percentage = Annotated[float, BeforeValidator(parse_percentage)]
+"""A fraction, written with its %: "20%"."""
 Comparison = Annotated[str, _matching(COMPARISON, '"< 0.001", "> 0" or "== 1"')]
 KubernetesObject = Annotated[str, _matching(KUBERNETES_OBJECT, '"deployment/checkout" or "service/checkout"')]
 
@@ -81,6 +83,15 @@ class AnalysisSpec(Strict):
     """Inconclusive samples in a row that pause the rollout."""
     min_coverage: float = Field(default=0.8, gt=0, le=1)
     """Share of a window's samples that must have had data for the window to count."""
+    judge: Literal["sequential", "threshold"] = "sequential"
+    """sequential: besides the limits, every sample tests the canary's errors against stable's on the counts
+    both served, and a canary worse beyond the tolerance is rolled back; threshold: the limits alone."""
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    """The chance, per rollout, that the sequential judge rolls back a canary no worse than the tolerance."""
+    tolerance: Percentage = Field(default=0.2, gt=0, le=10)
+    """How much worse than stable the canary may be before the judge calls it a regression (relative)."""
+    floor: Percentage = Field(default=0.0001, ge=0, lt=1)
+    """An error rate too small to matter: a canary beyond doubt under it is no regression, whatever the ratio."""
 
 
 class TargetSpec(Strict):
@@ -299,6 +310,11 @@ class RolloutPlan:
     """Every metric a stage or trigger judges, in display order."""
     warnings: tuple[Problem, ...] = ()
     """What runs as written but is likely a mistake; `validate` and `run` print them."""
+    judge: str = "sequential"
+    alpha: float = 0.01
+    tolerance: float = 0.2
+    floor: float = 0.0001
+    """analysis.judge, alpha, tolerance and floor (AnalysisSpec says what each means)."""
 
     @property
     def planned_duration(self) -> float:
