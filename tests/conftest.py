@@ -39,6 +39,16 @@ def sim_controller(
     return Controller(plan, target, metrics, files.journal, clock or VirtualClock(), options or ControllerOptions(), actor="tester@host", **controller_args)
 
 
+async def stop_at(controller: Controller, t: float) -> None:
+    """Run `controller` (its clock made with VirtualClock(stop_at=t)) until rollout time `t`, then stop it as if killed."""
+    task = asyncio.create_task(controller.run())
+    while controller.now() < t:
+        await asyncio.sleep(0)
+    controller.stop()
+    await task
+    controller.journal.close()
+
+
 def plan_from(text: str) -> RolloutPlan:
     return load_plan_text(text, "test.yaml")
 

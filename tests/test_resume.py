@@ -15,7 +15,7 @@ from console.controller.clock import VirtualClock
 from console.controller.controller import ControllerOptions
 from console.journal import events as ev
 from console.journal.journal import Journal, JournalError, read_events
-from tests.conftest import ROOT, SAMPLES, sim_controller
+from tests.conftest import ROOT, SAMPLES, sim_controller, stop_at
 
 RUN = [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--json"]
 
@@ -136,12 +136,7 @@ class WallSpeedClock(VirtualClock):
 @pytest.mark.parametrize(("gone_s", "restarted"), [(300, True), (2, False)])
 async def test_a_controller_that_was_gone_says_so_and_restarts_a_window_it_did_not_watch(canary_plan, tmp_path, gone_s, restarted):
     first = sim_controller(canary_plan, tmp_path, clock=VirtualClock(stop_at=185))
-    task = asyncio.create_task(first.run())
-    while first.now() < 185:
-        await asyncio.sleep(0)
-    first.stop()
-    await task
-    first.journal.close()
+    await stop_at(first, 185)
     journal = first.journal.path
     last_t = list(read_events(journal))[-1].t
     age_last_event(journal, gone_s)
@@ -165,12 +160,7 @@ async def test_a_controller_that_was_gone_says_so_and_restarts_a_window_it_did_n
 async def journal_left_at(plan, state_dir: Path, t: float) -> Path:
     """A rollout of `plan` on the simulator whose controller stopped at rollout time `t` (as if killed)."""
     controller = sim_controller(plan, state_dir, clock=VirtualClock(stop_at=t))
-    task = asyncio.create_task(controller.run())
-    while controller.now() < t:
-        await asyncio.sleep(0)
-    controller.stop()
-    await task
-    controller.journal.close()
+    await stop_at(controller, t)
     return controller.journal.path
 
 

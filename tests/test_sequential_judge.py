@@ -4,7 +4,6 @@ carries through the stages and a resume; `judge: threshold` is the limits alone.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import pytest
@@ -21,7 +20,7 @@ from console.sim.scenario import load_scenario
 from console.sim.target import SimTarget
 from testbed import SAMPLES
 from testbed.counted_traffic import CountedTraffic
-from tests.conftest import plan_from
+from tests.conftest import plan_from, stop_at
 
 
 def scenario_file(tmp_path, canary_error_rate: float, stable_error_rate: float, seed: int = 1):
@@ -85,12 +84,7 @@ async def test_a_resumed_rollout_carries_the_evidence_it_had_on(tmp_path):
     expected = {s.t: s.judge for s in samples(whole.journal.path)}
 
     first = counted_controller(plan, tmp_path / "resumed", scenario, VirtualClock(stop_at=900))
-    task = asyncio.create_task(first.run())
-    while first.now() < 900:
-        await asyncio.sleep(0)
-    first.stop()
-    await task
-    first.journal.close()
+    await stop_at(first, 900)
     resumed = counted_controller(plan, tmp_path / "resumed", scenario)
     await resumed.run()
     after = [s for s in samples(resumed.journal.path) if s.t > 900 and s.judge]
