@@ -56,11 +56,16 @@ def launch_of(plan_path: Path, options: RunOptions, attended: bool) -> tuple[Lau
     return Launch.here(argv, {PROMETHEUS_USERINFO: f"the user:password of --prometheus {url}"}), {PROMETHEUS_USERINFO: userinfo}
 
 
-def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], meanwhile: Callable[[], object] | None = None) -> int:
+def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], meanwhile: Callable[[], object] | None = None, fork: bool = False) -> int:
     """start_detached, the secrets in the environment: this process keeps them too, so that it can restart
-    the controller (a console does when its controller dies under it)."""
+    the controller (a console does when its controller dies under it). `fork`: started as a fork of this process,
+    unless there are secrets: a fork shows this process's command line in ps, and the controller outlives it."""
     os.environ.update(secrets)
-    return start_detached(files, launch, meanwhile=meanwhile)
+    if not fork or secrets:
+        return start_detached(files, launch, meanwhile=meanwhile)
+    from console.app.cli import main
+
+    return start_detached(files, launch, meanwhile=meanwhile, fork_with=main)
 
 
 def take_secrets(options: RunOptions) -> RunOptions:
@@ -144,8 +149,9 @@ def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read
                 say(f"resuming rollout {plan.name} from {journal}")
                 if changed:
                     say(changed)
-            # The console's modules load while the controller starts, on another core: it opens as the controller answers.
-            start_launched(files, *launch_of(plan_path, options, attended=True), meanwhile=load_console)
+            # The controller is this process forked (no second interpreter to start), and the console's modules load
+            # while it starts, on another core: the console opens as the controller answers.
+            start_launched(files, *launch_of(plan_path, options, attended=True), meanwhile=load_console, fork=True)
     except (JournalError, ResumeRefused) as error:
         return report_refusal(error)
     except SupervisorUnavailable as error:

@@ -1,5 +1,3 @@
-import sys
+from console.cli import brahma
 
-from console.app.cli import main
-
-sys.exit(main())
+brahma()

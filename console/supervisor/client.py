@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from console import strict_json
 from console.journal.journal import JournalError
@@ -96,26 +98,112 @@ def answers(files: RolloutFiles) -> bool:
     return True
 
 
-def start_detached(files: RolloutFiles, launch: Launch, timeout: float = START_TIMEOUT_S, meanwhile: Callable[[], object] | None = None) -> int:
+class Forked:
+    """A controller started as a fork of this process (fork_controller): its pid, and its exit code once it has
+    ended, as Popen's poll gives, told through a pipe (it is not this process's child: nothing here need reap it)."""
+
+    def __init__(self, pid: int, told: int):
+        self.pid = pid
+        self.returncode: int | None = None
+        self._told = told
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self._told], [], [], 0)[0]:
+            said = os.read(self._told, 64)
+            self.returncode = int(said) if said.strip().lstrip(b"-").isdigit() else 1
+            self.close()
+        return self.returncode
+
+    def close(self) -> None:
+        if self._told >= 0:
+            os.close(self._told)
+            self._told = -1
+
+
+def fork_controller(argv: list[str], environment: dict[str, str], log: BinaryIO, brahma: Callable[[list[str]], int]) -> Forked:
+    """`brahma(["supervise", *argv])` in a fork of this process, in its own session, its output in `log`: as
+    `python -m console.cli supervise` would run, without starting an interpreter and importing it all again.
+    Only for a process with no thread and no event loop yet (a console about to open, not one that is open).
+
+    Forked twice, as a daemon is, so that the controller is nobody's child here; it tells its pid and, when it
+    ends, its exit code through a pipe (whose end closes with it however it ends)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    told, telling = os.pipe()
+    first = os.fork()
+    if first:
+        os.close(telling)
+        os.waitpid(first, 0)  # it forks the controller and leaves at once
+        line = b""
+        while not line.endswith(b"\n") and (said := os.read(told, 1)):
+            line += said
+        forked = Forked(int(line) if line.endswith(b"\n") else first, told)
+        if not line.endswith(b"\n"):  # the second fork failed (and said why on stderr)
+            forked.returncode = 1
+            forked.close()
+        return forked
+    code = 1
+    try:
+        os.close(told)
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        os.write(telling, f"{os.getpid()}\n".encode())
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        log.close()
+        os.environ.update(environment)
+        code = brahma(["supervise", *argv])
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.write(telling, str(code).encode())
+        finally:
+            os._exit(code)  # never back into the stack of the process it was forked from
+
+
+def start_detached(
+    files: RolloutFiles,
+    launch: Launch,
+    timeout: float = START_TIMEOUT_S,
+    meanwhile: Callable[[], object] | None = None,
+    fork_with: Callable[[list[str]], int] | None = None,
+) -> int:
     """Start `brahma supervise` in its own session (it outlives this terminal) and wait until it answers.
 
     Returns the controller's pid. Its output goes to the rollout's log in the state dir. `meanwhile` runs
     once the controller is started, before the wait: a console loads itself while its controller starts.
+    `fork_with` (the command line's main) starts it as a fork of this process (fork_controller).
     """
     make_state_dir(files.state_dir)
     with os.fdopen(open_private(files.log, os.O_WRONLY | os.O_APPEND), "ab") as log:
         said_before = log.tell()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "console.cli", "supervise", *launch.argv],
-            env={**os.environ, **launch.environment},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
+        if fork_with is not None:
+            process: subprocess.Popen[bytes] | Forked = fork_controller(launch.argv, launch.environment, log, fork_with)
+        else:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "console.cli", "supervise", *launch.argv],
+                env={**os.environ, **launch.environment},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
     if meanwhile is not None:
         meanwhile()
+    try:
+        return _await_answer(files, process, said_before, timeout)
+    finally:
+        if isinstance(process, Forked):
+            process.close()
+
+
+def _await_answer(files: RolloutFiles, process: subprocess.Popen[bytes] | Forked, said_before: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if answers(files):

@@ -113,6 +113,11 @@ class BrahmaApp(FlagEditing, App[str]):
         """Binding id → key, for the keys the status line offers."""
         self.keymap: dict[str, str] = {}
         """Binding id → keys, the overrides make_app applied (the rollback bar and status line name them)."""
+        self._panes_asked = False
+        self._panes: tuple[Horizontal, RichLog] | None = None
+        """The panes under the track, once mounted (mount_panes)."""
+        self._early_lines: list[Text] = []
+        """Event log lines from before the log was mounted."""
         self._leaving = False
         """The terminal is gone and the console is on its way out."""
         self.on_leaving: Callable[[Phase], None] = lambda phase: None
@@ -124,32 +129,44 @@ class BrahmaApp(FlagEditing, App[str]):
     # -- layout ----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # The first frame is the track and the state; the panes under them (tables, the log) are mounted once
+        # it shows (mount_panes), so that the console opens as soon as it knows where the rollout is.
         yield Header(show_clock=False, icon="⟲")
         yield StageTrack(id="track")
-        with Horizontal(id="middle"):
-            with Vertical(id="metrics-pane"):
-                yield MetricTable(id="metrics")
-                yield Static(id="metrics-detail", classes="detail", markup=False)
-            with Vertical(id="side"):
-                with Vertical(id="preflight-pane"):
-                    yield Checklist(id="checklist")
-                    yield Static(id="checklist-detail", classes="detail", markup=False)
-                with Vertical(id="flags-pane"):
-                    yield FlagPanel(id="flags")
-                    yield Static(id="flags-detail", classes="detail", markup=False)
-        yield RichLog(id="log", max_lines=500, wrap=False, markup=False, auto_scroll=True)
         yield RollbackBar(id="rollback")
         yield Footer(compact=True)
 
-    def on_mount(self) -> None:
-        self.query_one("#metrics-pane").border_title = "Metrics · canary vs stable"
-        self.query_one("#preflight-pane").border_title = "Pre-flight"
-        self.query_one("#flags-pane").border_title = "Flags"
-        self.query_one("#log").border_title = "Events"
+    async def mount_panes(self) -> None:
+        """The metrics, pre-flight and flags panes and the event log, between the track and the rollback bar."""
+        base = self.query_one(RollbackBar).parent  # the console's own screen, whatever is shown over it
+        if self._panes_asked or base is None or not base.is_attached:
+            return  # mounted already, or the console is closing
+        self._panes_asked = True
+        metrics = Vertical(MetricTable(id="metrics"), Static(id="metrics-detail", classes="detail", markup=False), id="metrics-pane")
+        metrics.border_title = "Metrics · canary vs stable"
+        preflight = Vertical(Checklist(id="checklist"), Static(id="checklist-detail", classes="detail", markup=False), id="preflight-pane")
+        preflight.border_title = "Pre-flight"
+        flags = Vertical(FlagPanel(id="flags"), Static(id="flags-detail", classes="detail", markup=False), id="flags-pane")
+        flags.border_title = "Flags"
         # Panes the plan has nothing for are left out; the metrics take their room.
-        self.query_one("#preflight-pane").display = bool(self.plan.preflight)
-        self.query_one("#flags-pane").display = self.rollout.flags is not None
-        self.query_one("#side").display = bool(self.plan.preflight) or self.rollout.flags is not None
+        preflight.display = bool(self.plan.preflight)
+        flags.display = self.rollout.flags is not None
+        side = Vertical(preflight, flags, id="side")
+        side.display = bool(self.plan.preflight) or self.rollout.flags is not None
+        log = RichLog(id="log", max_lines=500, wrap=False, markup=False, auto_scroll=True)
+        log.border_title = "Events"
+        middle = Horizontal(metrics, side, id="middle")
+        await base.mount(middle, log, before=self.query_one(RollbackBar))
+        self._panes = (middle, log)
+        for line in self._early_lines:
+            log.write(line)
+        self._early_lines.clear()
+        self.refresh_view()
+        self.refresh_flags()
+        self._highlight_the_cause(self.controller.state)
+        self.query_one(MetricTable).focus()
+
+    def on_mount(self) -> None:
         self._acting_keys = {} if self.read_only else {b: self._key_for(b) for b in ("rollout.resume", "rollout.promote", "rollout.rollback")}
         bar = self.query_one(RollbackBar)
         bar.key = self._key_for("rollout.rollback")
@@ -162,8 +179,6 @@ class BrahmaApp(FlagEditing, App[str]):
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
         watch_terminal(self, self.terminal_gone)
         self.refresh_view()
-        self.refresh_flags()
-        self.query_one(MetricTable).focus()
 
     def terminal_gone(self, why: str) -> None:
         """Nobody can see this console: a detached controller is only left (it goes on supervising); the
@@ -229,7 +244,10 @@ class BrahmaApp(FlagEditing, App[str]):
         self.log_line(Text(f"{rollout_clock(self.controller.now()):>6} {line}", style="cyan"))
 
     def log_line(self, text: Text) -> None:
-        self.query_one(RichLog).write(text)
+        if self._panes is None:
+            self._early_lines.append(text)
+            return
+        self._panes[1].write(text)
 
     def _refresh_if_dirty(self) -> None:
         if self._dirty:
@@ -240,6 +258,17 @@ class BrahmaApp(FlagEditing, App[str]):
         self._dirty = False
         state = self.controller.state
         self.query_one(StageTrack).track = view.stage_track(self.plan, state, self.controller.now(), self._acting_keys)
+        self._refresh_bar(state)
+        if self._panes is not None:
+            self._refresh_panes(state)
+        elif state.started:  # the first frame shows where the rollout is: the panes follow it
+            self.call_after_refresh(self.mount_panes)
+        if state.phase != self._phase:
+            self._phase = state.phase
+            self.refresh_bindings()
+            self._highlight_the_cause(state)
+
+    def _refresh_panes(self, state) -> None:
         self.query_one(MetricTable).show(view.metric_rows(self.plan, state, self._last_seen))
         self._show_detail(self.query_one(MetricTable))
         status = view.source_status(self.plan, state, self._last_seen)
@@ -248,25 +277,26 @@ class BrahmaApp(FlagEditing, App[str]):
             pane.border_subtitle = status
         self.query_one(Checklist).show(view.checklist(self.plan, state))
         self._show_detail(self.query_one(Checklist))
-        if not self.read_only:
-            bar = self.query_one(RollbackBar)
-            bar.phase = (
-                "unverified"
-                if state.rollback_failure
-                else {Phase.ROLLING_BACK: "rolling_back", Phase.ROLLED_BACK: "rolled_back", Phase.GATE_FAILED: "idle"}.get(state.phase, "ready")
-            )
-            bar.detail = self._bar_detail()
         if isinstance(self.screen, ChartScreen):
             self.screen.draw(view.chart_data(self.plan, state, self.screen.data.metric))
-        if state.phase != self._phase:
-            self._phase = state.phase
-            self.refresh_bindings()
-            self._highlight_the_cause(state)
+
+    def _refresh_bar(self, state) -> None:
+        if self.read_only:
+            return
+        bar = self.query_one(RollbackBar)
+        bar.phase = (
+            "unverified"
+            if state.rollback_failure
+            else {Phase.ROLLING_BACK: "rolling_back", Phase.ROLLED_BACK: "rolled_back", Phase.GATE_FAILED: "idle"}.get(state.phase, "ready")
+        )
+        bar.detail = self._bar_detail()
 
     def _highlight_the_cause(self, state) -> None:
         """The metric a pause or rollback is about gets the cursor, scrolled into view (a tall status
         line leaves a short table), once, as it happens: the operator's own moves are never fought."""
         cause = {Phase.PAUSED: state.paused_trigger, Phase.ROLLING_BACK: state.rollback_trigger}.get(state.phase)
+        if self._panes is None:
+            return  # mount_panes highlights it
         table = self.query_one(MetricTable)
         if cause and cause in table.rows:
             table.move_cursor(row=table.get_row_index(cause))
@@ -298,7 +328,7 @@ class BrahmaApp(FlagEditing, App[str]):
         return self.rollout.flags.store if self.rollout.flags else None
 
     def refresh_flags(self) -> None:
-        if self.rollout.flags is not None:
+        if self.rollout.flags is not None and self._panes is not None:
             self.query_one(FlagPanel).show(flag_rows(self.rollout.flags.flags()))
             self._show_detail(self.query_one(FlagPanel))
 
@@ -391,9 +421,8 @@ class BrahmaApp(FlagEditing, App[str]):
         self.submit("resume")
 
     def action_sign_off(self) -> None:
-        checklist = self.query_one(Checklist)
         waiting = [name for name, item in self.controller.state.preflight.items() if item.status == "waiting"]
-        highlighted = checklist.highlighted_key
+        highlighted = self.query_one(Checklist).highlighted_key if self._panes is not None else None
         item = highlighted if highlighted in waiting else (waiting[0] if waiting else None)
         if item is not None:
             self.submit("sign-off", item)

@@ -143,6 +143,18 @@ def test_the_state_dir_and_what_the_controller_keeps_there_are_the_operators_alo
         stop(state_dir, pid)
 
 
+def test_the_controller_brahma_run_forks_is_in_a_session_of_its_own_and_not_the_consoles_child(tmp_path):
+    with console_in_tmux(tmp_path, "--speed", FAST_SPEED) as console:
+        console.wait_for("stage 1 started", timeout_s=15)
+        pid = lock_holder(RolloutFiles(tmp_path, ROLLOUT))
+        assert pid is not None and pid != console.pid()
+        assert os.getsid(pid) != os.getsid(console.pid()), "in a session of its own: the terminal's hang-up never reaches it"
+        assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) != console.pid(), "nothing in the console need reap it"
+        assert os.readlink(f"/proc/{pid}/fd/1") == str(RolloutFiles(tmp_path, ROLLOUT).log), "it writes to the rollout's log"
+        roll_back_and_quit(console)
+    assert wait_until_gone(pid)
+
+
 def test_two_consoles_of_the_same_release_share_one_controller_and_both_act(tmp_path):
     with console_in_tmux(tmp_path, "--speed", FAST_SPEED) as first:
         first.wait_for("stage 1 started", timeout_s=15)

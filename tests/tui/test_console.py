@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from textual.widgets import RichLog
 
 from console.app.exits import EXIT_INTERRUPTED, EXIT_ROLLBACK_UNVERIFIED, console_exit_code
 from console.controller.clock import VirtualClock
 from console.journal.journal import read_events
 from console.tui import view
+from console.tui.app import BrahmaApp
 from console.tui.keymap import KeymapError, load_keymap
 from tests.conftest import SAMPLES, plan_from
 from tests.tui.console_fixtures import CONTROLLERS, UnreachableRollbackTarget, console_app, console_on, settle
 from widgets.chart_screen import ChartScreen
 from widgets.confirm_screen import ConfirmScreen
 from widgets.keys_screen import KeysScreen
+from widgets.metric_table import MetricTable
 from widgets.rollback_bar import RollbackBar
 from widgets.stage_track import StageTrack
 from widgets.text_screen import TextScreen
@@ -45,6 +48,24 @@ async def test_mid_stage_shows_stage_metrics_flags_and_the_rollback_bar(plan, tm
         assert app.query_one(RollbackBar).phase == "ready"
         assert app.query_one("#flags").row_count == 1
         assert app.query_one(RollbackBar).region.height == 3, "the rollback control is big and visible at 80x24"
+
+
+async def test_the_first_frame_is_the_track_and_state_and_the_panes_follow_with_the_log_so_far(plan, tmp_path, monkeypatch):
+    mounted = BrahmaApp.on_mount
+    first_frame: list[int] = []
+
+    def on_mount(app: BrahmaApp) -> None:
+        mounted(app)
+        app.call_after_refresh(lambda: first_frame.append(len(app.query(MetricTable))))
+
+    monkeypatch.setattr(BrahmaApp, "on_mount", on_mount)
+    app = console_app(plan, tmp_path, stop_at=300)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app, lambda state: running(state) and app.controller.now() >= 300)
+        assert first_frame == [0], "no table is drawn on the first frame"
+        assert app.query_one("#metrics").row_count == len(plan.metric_names)
+        logged = "\n".join(line.text for line in app.query_one(RichLog).lines)
+        assert "rollout checkout-2.4.1: canary of" in logged and "stage 1 started" in logged, "the lines from before the log was mounted are in it"
 
 
 @pytest.mark.parametrize("where", CONTROLLERS)
