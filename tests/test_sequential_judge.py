@@ -10,11 +10,13 @@ import pytest
 
 from console.controller.clock import VirtualClock
 from console.controller.controller import Controller, ControllerOptions
+from console.controller.sequential import SequentialJudge
 from console.journal import events as ev
 from console.journal.journal import read_events
 from console.journal.state_dir import RolloutFiles
 from console.plan import load_plan
 from console.plan.problems import PlanError
+from console.samples import TrackCounts
 from console.sim.metrics import SimMetricSource
 from console.sim.scenario import load_scenario
 from console.sim.target import SimTarget
@@ -104,3 +106,12 @@ def test_the_judges_settings_are_read_with_their_units_and_a_bare_tolerance_is_r
         plan_from(base + "analysis:\n  judge: bayesian\n")
     with pytest.raises(PlanError, match="alpha"):
         plan_from(base + "analysis:\n  alpha: 0\n")
+
+
+def test_counts_that_are_not_numbers_are_no_evidence_and_leave_the_judge_as_it_was():
+    judge = SequentialJudge(alpha=0.01, tolerance=0.2, floor=0.0001)
+    stable = TrackCounts(1000.0, 1.0)
+    for broken in (TrackCounts(float("nan"), 0.0), TrackCounts(100.0, float("inf")), TrackCounts(100.0, -1.0)):
+        assert not judge.add(broken, stable), broken
+    assert judge.journaled() == {} and judge.regression() is None
+    assert judge.add(TrackCounts(1000.0, 2.0), stable) and judge.journaled()["error_rate"]["canary_errors"] == 2

@@ -28,8 +28,11 @@ class SequentialJudge:
         self._alpha_each = alpha  # one e-process; with several, Bonferroni: alpha / their number
 
     def add(self, canary: TrackCounts | None, stable: TrackCounts | None) -> bool:
-        """One sample's counts; False when they are not evidence (a track uncounted or without traffic)."""
-        if canary is None or stable is None or canary.requests <= 0 or stable.requests <= 0:
+        """One sample's counts; False when they are not evidence (a track uncounted, without traffic, or with
+        counts that are not numbers: the journal holds none of those either, so a resume replays the same)."""
+        if canary is None or stable is None or not (canary.finite and stable.finite):
+            return False
+        if canary.requests <= 0 or stable.requests <= 0 or canary.errors < 0 or stable.errors < 0:
             return False
         self._test.update(canary.requests, canary.errors, stable.requests, stable.errors)
         return True
