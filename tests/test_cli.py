@@ -177,6 +177,7 @@ def test_how_a_console_was_left_is_the_exit_code(phase, detached, code):
 
 FOUNDATION = {
     "console.metric_catalogue",
+    "console.derived",
     "console.units",
     "console.atomic",
     "console.private_files",
