@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from console.controller.analysis import (
     INCONCLUSIVE_STREAK,
+    Confidence,
     WindowStats,
     decide,
     judge_sample,
@@ -24,6 +25,7 @@ PLAN = plan_from(
     "triggers:\n  warning:\n    cpu: {when: '> 80%', consecutive: 3}\n"
 )
 STAGE, TRIGGERS = PLAN.stages[0], PLAN.triggers
+CONFIDENCE = Confidence(PLAN.alpha, PLAN.tolerance)
 HEALTHY = {
     "error_rate": TrackValues(0.001, 0.001),
     "success_rate": TrackValues(0.999, 0.999),
@@ -46,7 +48,7 @@ def run(samples, streaks=None, pause_on_warning=True):
     streaks = streaks or {}
     decision = None
     for s in samples:
-        judgement = judge_sample(s, STAGE, TRIGGERS, PLAN.min_requests)
+        judgement = judge_sample(s, STAGE, TRIGGERS, PLAN.min_requests, PLAN.alpha)
         streaks, decision = decide(judgement, streaks, s, PLAN.inconclusive_limit, pause_on_warning)
     return streaks, decision
 
@@ -93,7 +95,7 @@ def test_decisions(samples, action, trigger):
     ],
 )
 def test_each_metric_has_the_verdict_of_its_worst_check(taken, verdicts):
-    judged = judge_sample(taken, STAGE, TRIGGERS, PLAN.min_requests).verdicts
+    judged = judge_sample(taken, STAGE, TRIGGERS, PLAN.min_requests, PLAN.alpha).verdicts
     assert {metric: judged[metric] for metric in verdicts} == verdicts
     assert "throughput" not in judged and set(judged) <= set(HEALTHY), "only what a check judged"
 
@@ -105,7 +107,7 @@ def test_critical_acts_even_when_traffic_is_thin_for_counts():
 
 
 def test_rates_are_inconclusive_under_min_requests_even_when_bad():
-    judgement = judge_sample(sample(requests=5, error_rate=0.5), STAGE, TRIGGERS, 50)
+    judgement = judge_sample(sample(requests=5, error_rate=0.5), STAGE, TRIGGERS, 50, PLAN.alpha)
     assert "error_rate" in judgement.inconclusive and not judgement.held_triggers
 
 
@@ -140,7 +142,7 @@ def test_reasons_say_what_breached():
 def window_of(*samples: Sample, span_s: float = 10) -> WindowStats:
     window = WindowStats()
     for s in samples:
-        judgement = judge_sample(s, STAGE, TRIGGERS, PLAN.min_requests)
+        judgement = judge_sample(s, STAGE, TRIGGERS, PLAN.min_requests, PLAN.alpha)
         window.add({m: {"canary": v.canary, "stable": v.stable} for m, v in s.values.items()}, not judgement.inconclusive, span_s)
     return window
 
@@ -158,7 +160,7 @@ def window_of(*samples: Sample, span_s: float = 10) -> WindowStats:
     ],
 )
 def test_window_judgement(samples, outcome, metric):
-    verdict = judge_window(STAGE, window_of(*samples), elapsed_s=60, min_coverage=0.8)
+    verdict = judge_window(STAGE, window_of(*samples), elapsed_s=60, min_coverage=0.8, confidence=CONFIDENCE)
     assert (verdict.outcome, verdict.metric) == (outcome, metric), verdict.reason
 
 
@@ -173,7 +175,7 @@ def test_window_judgement(samples, outcome, metric):
     ],
 )
 def test_window_coverage_is_the_share_of_its_time_samples_measured(samples, span_s, elapsed_s, outcome):
-    verdict = judge_window(STAGE, window_of(*[sample()] * samples, span_s=span_s), elapsed_s, min_coverage=0.8)
+    verdict = judge_window(STAGE, window_of(*[sample()] * samples, span_s=span_s), elapsed_s, min_coverage=0.8, confidence=CONFIDENCE)
     assert verdict.outcome == outcome, verdict.reason
     if outcome == "inconclusive":
         assert verdict.metric == "coverage" and f"covered only {format_duration(samples * span_s)} of the" in verdict.reason
@@ -198,7 +200,7 @@ def test_judgement_never_crashes(samples):
     streaks, decision = run(samples)
     assert decision.action in ("continue", "pause", "rollback")
     assert all(isinstance(n, int) and n > 0 for n in streaks.values())
-    verdict = judge_window(STAGE, window_of(*samples), 60, 0.8)
+    verdict = judge_window(STAGE, window_of(*samples), 60, 0.8, CONFIDENCE)
     assert verdict.outcome in ("pass", "fail", "inconclusive")
     for means in verdict.means.values():
         assert means.canary is None or math.isfinite(means.canary)
