@@ -82,9 +82,11 @@ class CountedRate:
         return format_metric_value(self.metric, self.estimate, percent)
 
     def describe(self) -> str:
-        """ "2 errors in 100 requests: 0.24%–9.8%" """
-        low, high = (format_metric_value(self.metric, bound) for bound in (self.low, self.high))
-        return f"{self.errors:,.0f} errors in {self.requests:,.0f} requests: {low}–{high}"
+        """ "2 errors in 100 requests, 0.021%–12.2% of them": the interval of the errors' share, whichever rate this
+        is (a success rate's interval rounded to two decimals could read as its limit: 99.95% for 99.945%)."""
+        bounds = (1.0 - self.high, 1.0 - self.low) if self.metric == "success_rate" else (self.low, self.high)
+        low, high = (format_metric_value("error_rate", bound) for bound in bounds)
+        return f"{self.errors:,.0f} errors in {self.requests:,.0f} requests, {low}–{high} of them"
 
 
 @dataclass(frozen=True)
