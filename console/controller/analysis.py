@@ -2,7 +2,7 @@
 
 A sample is judged against the stage's criteria and the plan's triggers; the streaks of
 breaches and of inconclusive samples carry from one sample to the next; the window is judged
-once, when it ends, on its means.
+once, when it ends, on its summed counts or its means.
 
 Rates derived from the request counts (error_rate, success_rate) are judged on the counts where the
 source gives them: 2 errors in 100 requests are evidence, not "2%". A rate is over its limit only when
@@ -109,6 +109,7 @@ class SampleJudgement:
 
 
 def thin_traffic(sample: Sample, min_requests: int) -> bool:
+    """Too few canary requests (or an unknown number) for its rates and latencies to mean anything."""
     return sample.canary_requests is None or sample.canary_requests < min_requests
 
 
@@ -149,7 +150,7 @@ def judge_sample(sample: Sample, stage: Stage, triggers: tuple[Trigger, ...], mi
 
     def trigger_holds(trigger: Trigger) -> bool | None:
         check = trigger.check
-        rate = None if thin or check.relative else CountedRate.of(check.metric, sample.canary_counts, alpha)
+        rate = None if thin or check.relative else counted.get(check.metric) or CountedRate.of(check.metric, sample.canary_counts, alpha)
         if rate is None:
             return outcome(check, True, trigger.severity)
         counted[check.metric] = rate
