@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from console.judge.rate_bound import over_limit, rate_bounds
+from console.judge.rate_bound import rate_bounds, rate_excluded
 from console.judge.rate_ratio import RateRatioTest
 from testbed.counted_traffic import poisson
 
@@ -121,9 +121,17 @@ def test_twice_a_rate_too_small_to_matter_is_no_regression():
 
 
 def test_two_errors_in_a_hundred_requests_are_not_over_a_one_percent_limit():
-    assert over_limit(2, 100, 0.01, alpha=0.01) is False
-    assert over_limit(40, 1000, 0.01, alpha=0.01) is True
-    assert over_limit(0, 0, 0.01, alpha=0.01) is None
+    assert not rate_excluded(0.01, 2, 100, alpha=0.01)
+    assert rate_excluded(0.01, 40, 1000, alpha=0.01) and rate_bounds(40, 1000, 0.01)[0] > 0.01
+    assert rate_bounds(0, 0, 0.01) is None
+
+
+@pytest.mark.parametrize("errors, requests", [(0, 10), (2, 100), (40, 1000), (7, 7), (350, 2_000_000), (1, 3)])
+def test_a_rate_is_excluded_exactly_where_the_bounds_leave_it_out(errors, requests):
+    low, high = rate_bounds(errors, requests, 0.01)
+    for rate in (0.0, low * 0.999, low * 1.001 + 1e-12, (low + high) / 2, high * 0.999, min(1.0, high * 1.001 + 1e-12), 1.0):
+        inside = low <= rate <= high
+        assert rate_excluded(rate, errors, requests, 0.01) is not inside or rate in (low, high), rate
 
 
 def test_the_rate_bounds_hold_the_true_rate_at_every_look():

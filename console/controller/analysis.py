@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 from console.journal.window import WindowStats
-from console.judge.rate_bound import rate_bounds
+from console.judge.rate_bound import rate_bounds, rate_excluded
 from console.judge.rate_ratio import RateRatioTest
 from console.metric_catalogue import CATALOGUE, FRACTION_METRICS, TRAFFIC_METRICS
 from console.plan.checks import Check
@@ -46,14 +47,13 @@ def trigger_key(trigger: Trigger) -> str:
 
 @dataclass(frozen=True)
 class CountedRate:
-    """A rate from one track's counts: its estimate and its confidence interval."""
+    """A rate from one track's counts: its estimate, and its confidence interval when it is asked for."""
 
     metric: str
     estimate: float
-    low: float
-    high: float
     errors: float
     requests: float
+    alpha: float
 
     @classmethod
     def of(cls, metric: str, counts: TrackCounts | None, alpha: float) -> CountedRate | None:
@@ -62,21 +62,33 @@ class CountedRate:
         The interval is rate_bound's confidence sequence at `alpha`: a confidence interval that stays valid
         however often it is looked at, so a limit checked on every sample, or on a window summed from them,
         calls a rate at its limit "over" with probability at most alpha at each look."""
-        if metric not in COUNTED_RATES or counts is None or not counts.finite or counts.errors < 0:
-            return None
-        bounds = rate_bounds(counts.errors, counts.requests, alpha)
-        if bounds is None:
+        if metric not in COUNTED_RATES or counts is None or not counts.finite or counts.errors < 0 or counts.requests <= 0:
             return None
         error_rate = min(1.0, counts.errors / counts.requests)
-        if metric == "success_rate":
-            return cls(metric, 1.0 - error_rate, 1.0 - bounds[1], 1.0 - bounds[0], counts.errors, counts.requests)
-        return cls(metric, error_rate, bounds[0], bounds[1], counts.errors, counts.requests)
+        estimate = 1.0 - error_rate if metric == "success_rate" else error_rate
+        return cls(metric, estimate, counts.errors, counts.requests, alpha)
+
+    @cached_property
+    def error_bounds(self) -> tuple[float, float]:
+        """The interval of the errors' share, whichever rate this is (a bisection: only for what is shown)."""
+        return rate_bounds(self.errors, self.requests, self.alpha)  # type: ignore[return-value]  # requests > 0
+
+    @property
+    def low(self) -> float:
+        low, high = self.error_bounds
+        return 1.0 - high if self.metric == "success_rate" else low
+
+    @property
+    def high(self) -> float:
+        low, high = self.error_bounds
+        return 1.0 - low if self.metric == "success_rate" else high
 
     def beyond_doubt(self, check: Check) -> bool | None:
-        """True when `check` holds over the whole interval, False when it fails over all of it, None in doubt
-        (a comparison with a number is monotone: the interval's two ends tell)."""
-        at_low, at_high = check.holds(self.low, None), check.holds(self.high, None)
-        return at_low if at_low == at_high else None
+        """True when `check` holds over the whole interval, False when it fails over all of it, None in doubt.
+        A comparison with a number is monotone, so it is decided where the interval excludes the limit: one
+        e-value at the limit, on every sample, where the interval's ends need a bisection each."""
+        edge = 1.0 - check.value if self.metric == "success_rate" else check.value
+        return check.holds(self.estimate, None) if rate_excluded(edge, self.errors, self.requests, self.alpha) else None
 
     def shown(self, percent: bool = False) -> str:
         return format_metric_value(self.metric, self.estimate, percent)
@@ -84,8 +96,7 @@ class CountedRate:
     def describe(self) -> str:
         """ "2 errors in 100 requests, 0.021%–12.2% of them": the interval of the errors' share, whichever rate this
         is (a success rate's interval rounded to two decimals could read as its limit: 99.95% for 99.945%)."""
-        bounds = (1.0 - self.high, 1.0 - self.low) if self.metric == "success_rate" else (self.low, self.high)
-        low, high = (format_metric_value("error_rate", bound) for bound in bounds)
+        low, high = (format_metric_value("error_rate", bound) for bound in self.error_bounds)
         return f"{self.errors:,.0f} errors in {self.requests:,.0f} requests, {low}–{high} of them"
 
 

@@ -25,7 +25,7 @@ def _log_beta(x: float, y: float) -> float:
 
 def _log_e_value(rate: float, errors: float, requests: float) -> float:
     a, b = PRIOR
-    mixture = _log_beta(a + errors, b + requests - errors) - _log_beta(a, b)
+    mixture = _log_beta(a + errors, b + (requests - errors)) - _log_beta(a, b)  # the successes first: 0.5 + 2**52 is 2**52
     likelihood = (errors * math.log(rate) if errors else 0.0) + ((requests - errors) * math.log1p(-rate) if requests > errors else 0.0)
     return mixture - likelihood
 
@@ -47,6 +47,14 @@ def rate_bounds(errors: float, requests: float, alpha: float) -> tuple[float, fl
     return low, high
 
 
+def rate_excluded(rate: float, errors: float, requests: float, alpha: float) -> bool:
+    """Whether `rate` lies outside the confidence sequence rate_bounds gives: one e-value, no bisection."""
+    errors = min(max(round(errors), 0), requests)
+    if rate <= 0.0 or rate >= 1.0:  # M is infinite at 0 with errors seen, at 1 with successes seen
+        return errors > 0 if rate <= 0.0 else errors < requests
+    return _log_e_value(rate, errors, requests) >= math.log(1 / alpha)
+
+
 def _bisect(rejected, outside: float, inside: float) -> float:  # type: ignore[no-untyped-def]
     """The edge between a rejected rate `outside` and a kept one `inside` (M is monotone on each side of the estimate)."""
     for _ in range(_BISECTIONS):
@@ -58,9 +66,3 @@ def _bisect(rejected, outside: float, inside: float) -> float:  # type: ignore[n
         else:
             inside = middle
     return inside
-
-
-def over_limit(errors: float, requests: float, limit: float, alpha: float) -> bool | None:
-    """Whether the rate is over `limit` beyond doubt (the whole sequence above it); None with no requests."""
-    bounds = rate_bounds(errors, requests, alpha)
-    return None if bounds is None else bounds[0] > limit
