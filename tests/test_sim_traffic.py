@@ -1,16 +1,24 @@
 """The simulator's traffic model, tested statistically: the samplers' means, variances and frequencies
 over many seeded draws, each bound allowing four standard errors of the draws counted; the bucketed
-latencies reproduce the quantiles they were fitted to when derived as Prometheus derives them."""
+latencies reproduce the quantiles they were fitted to when derived as Prometheus derives them; and the
+simulator's samples, derived from the counts they carry, deterministic for a seed and a clock reading."""
 
 from __future__ import annotations
 
 import math
 import random
+import subprocess
+import sys
 
 import pytest
 
-from console.derived import histogram_quantile
+from console.derived import histogram_quantile, track_values
+from console.plan.problems import PlanError
+from console.sim.metrics import SimMetricSource
+from console.sim.scenario import load_scenario
+from console.sim.target import SimTarget
 from console.sim.traffic import LATENCY_BUCKETS_S, LatencyShape, binomial, bucket_probabilities, draw_latency_buckets, draw_track_counts, poisson
+from tests.conftest import ROOT, SAMPLES
 
 SEEDS = range(20)
 DRAWS_PER_SEED = 1000
@@ -158,3 +166,93 @@ def test_a_track_draw_is_its_rng_s_and_its_counts_agree():
     assert first.latency_buckets[-1] == (math.inf, first.requests)
     assert 0 <= first.errors <= first.requests
     assert abs(first.requests - 20000) < 4 * math.sqrt(20000)
+
+
+def sim_source(scenario_text: str, tmp_path, weight: int = 25) -> SimMetricSource:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(scenario_text)
+    target = SimTarget("canary", "r/p:2", "r/p:1", 10, tmp_path / "sim.json")
+    target.cluster.new_deployed, target.cluster.weight = True, weight
+    return SimMetricSource(load_scenario(str(path)), target)
+
+
+JUDGED = ["error_rate", "success_rate", "throughput", "latency_p50", "latency_p95", "latency_p99", "cpu"]
+
+
+def test_a_sample_s_values_are_derived_from_the_counts_it_carries(tmp_path):
+    metrics = sim_source("name: s\nstable: {error_rate: 0.01, rps: 2000}\n", tmp_path, weight=25)
+    sample = metrics.values_at(JUDGED, 60, 10)
+    for track, counts in (("canary", sample.canary_counts), ("stable", sample.stable_counts)):
+        derived = track_values(counts, 10)
+        for metric in ("error_rate", "success_rate", "throughput", "latency_p50", "latency_p95", "latency_p99"):
+            assert getattr(sample.values[metric], track) == derived[metric], (track, metric)
+    assert sample.canary_requests == sample.canary_counts.requests
+    assert abs(sample.canary_counts.requests - 5000) < 4 * math.sqrt(5000), "25% of 2000 rps over 10 s"
+    assert abs(sample.stable_counts.requests - 15000) < 4 * math.sqrt(15000)
+    assert sample.values["error_rate"].canary != 0.01, "a rate of counted errors, not the scenario's figure"
+
+
+def test_the_span_a_sample_measures_scales_its_counts(tmp_path):
+    metrics = sim_source("name: s\n", tmp_path, weight=50)
+    short, long = metrics.values_at(JUDGED, 60, 10), metrics.values_at(JUDGED, 60, 40)
+    assert long.canary_counts.requests == pytest.approx(4 * short.canary_counts.requests, rel=0.1)
+    assert long.values["throughput"].canary == pytest.approx(1000, rel=0.05), "requests per second, whatever the span"
+
+
+def test_the_same_seed_and_clock_reading_give_the_same_sample_and_another_reading_another(tmp_path):
+    text = "name: s\nseed: 9\nstable: {error_rate: 0.002}\n"
+    first = sim_source(text, tmp_path).values_at(JUDGED, 130, 10)
+    again = sim_source(text, tmp_path).values_at(JUDGED, 130, 10)
+    later = sim_source(text, tmp_path).values_at(JUDGED, 140, 10)
+    assert first == again, "a resumed run sees what the killed one would have"
+    assert later.canary_counts != first.canary_counts
+
+
+def test_a_scenario_s_slow_tail_shows_in_the_canary_s_p99_and_not_its_p50(tmp_path):
+    metrics = sim_source("name: s\ncanary: {slow_share: 0.03, slow_latency_ms: 2000}\n", tmp_path, weight=50)
+    for t in range(60, 660, 60):
+        values = metrics.values_at(JUDGED, t, 10).values
+        assert values["latency_p99"].canary > 1000 > 300 > values["latency_p99"].stable, t
+        assert values["latency_p50"].canary == pytest.approx(values["latency_p50"].stable, rel=0.1), t
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("name: s\nstable:\n  latency_p99_ms: 30\n", "3: stable.latency_p99_ms: stable: latency quantiles must not decrease: p50 40 ms, p95 120 ms, p99 30 ms"),
+        ("name: s\ncanary:\n  slow_share: 0.1\n", "3: canary.slow_share: canary: a slow share needs the slow requests' latency (slow_latency_ms)"),
+        (
+            "name: s\nevents:\n  - {at: 1m, set: {latency_p50_ms: 900}, over: 1m}\n",
+            "3: events[0].set.latency_p50_ms: canary at 120s: latency quantiles must not decrease: p50 900 ms, p95 120 ms, p99 240 ms",
+        ),
+        ("name: s\ncanary:\n  slow_share: 1.5\n", "3: canary.slow_share: Input should be less than or equal to 1"),
+        ("name: s\ncanary:\n  slow_latency_ms: 0\n", "3: canary.slow_latency_ms: Input should be greater than 0"),
+    ],
+)
+def test_latencies_that_are_no_spread_are_refused_at_their_line(tmp_path, text, problem):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(PlanError) as caught:
+        load_scenario(str(path))
+    assert [str(p) for p in caught.value.problems] == [f"{path}:{problem}"]
+
+
+def test_a_run_on_such_a_scenario_exits_2_naming_it(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: s\nstable:\n  latency_p99_ms: 30\n")
+    command = [
+        sys.executable,
+        "-m",
+        "console.cli",
+        "run",
+        str(SAMPLES / "canary.yaml"),
+        "--headless",
+        "--fast",
+        "--scenario",
+        str(path),
+        "--state-dir",
+        str(tmp_path),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2 and f"{path}:3: stable.latency_p99_ms: stable: latency quantiles must not decrease" in result.stderr
+    assert "Traceback" not in result.stderr
