@@ -16,9 +16,9 @@ from console.derived import histogram_quantile, track_values
 from console.plan.problems import PlanError
 from console.sim.metrics import SimMetricSource
 from console.sim.scenario import load_scenario
-from console.sim.target import SimTarget
 from console.sim.traffic import LATENCY_BUCKETS_S, LatencyShape, binomial, bucket_probabilities, draw_latency_buckets, draw_track_counts, poisson
 from tests.conftest import ROOT, SAMPLES
+from tests.test_sim_business_metrics import source
 
 SEEDS = range(20)
 DRAWS_PER_SEED = 1000
@@ -169,11 +169,10 @@ def test_a_track_draw_is_its_rng_s_and_its_counts_agree():
 
 
 def sim_source(scenario_text: str, tmp_path, weight: int = 25) -> SimMetricSource:
+    """The simulator on the scenario `scenario_text`, its canary deployed at `weight`."""
     path = tmp_path / "scenario.yaml"
     path.write_text(scenario_text)
-    target = SimTarget("canary", "r/p:2", "r/p:1", 10, tmp_path / "sim.json")
-    target.cluster.new_deployed, target.cluster.weight = True, weight
-    return SimMetricSource(load_scenario(str(path)), target)
+    return source(load_scenario(str(path)), tmp_path, weight)
 
 
 JUDGED = ["error_rate", "success_rate", "throughput", "latency_p50", "latency_p95", "latency_p99", "cpu"]
