@@ -435,8 +435,8 @@ class PrometheusSource:
     `clock_to_wall` maps the rollout clock t to wall time (epoch seconds, advancing at real speed)
     for history(); without it there is no history. `scrape_interval_s` sizes the rate windows;
     when None it is read from the server's configuration (global scrape_interval) on first use.
-    `counts` are the plan's count queries (metrics.counts). Credentials never appear in errors or
-    in the repr.
+    `counts` are the plan's count queries (metrics.counts). `wall_clock` is the instant each sample is
+    evaluated at (now; tests replay past instants). Credentials never appear in errors or in the repr.
     """
 
     def __init__(
@@ -449,6 +449,7 @@ class PrometheusSource:
         *,
         counts: CountQueries | None = None,
         scrape_interval_s: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         url, url_auth = split_credentials((url_override or spec.url).rstrip("/"))
         credentials = _resolve_credentials(spec, url_auth)
@@ -462,6 +463,7 @@ class PrometheusSource:
         # The rate() charts read the built-in series: of other counters they would chart something else.
         self._charted = set(queries) | (set() if given_counts else set(DERIVED_METRICS))
         self._tallies = {track: CounterTally() for track in TRACKS}
+        self._wall_clock = wall_clock
         self.clock_to_wall = clock_to_wall
         self._timeout_s = spec.timeout
         self._scrape_interval_s = scrape_interval_s
@@ -488,7 +490,7 @@ class PrometheusSource:
         """Every metric on both tracks, the canary's request count and both tracks' counts; None and a reason
         where data is missing."""
         scrape_interval_s = await self._scrape_interval()
-        evaluated_at = time.time()
+        evaluated_at = self._wall_clock()
         rate_window_s = rate_window(window_s, scrape_interval_s)
         window = promql_duration(rate_window_s)
         stale_after_s = STALE_AFTER_SCRAPES * scrape_interval_s
