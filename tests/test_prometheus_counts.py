@@ -18,9 +18,10 @@ import pytest
 
 from console.metric_catalogue import REQUEST_METRICS
 from console.metrics.counters import CounterTally, counts_from, increase, summed
+from console.metrics.pod_health import WithPodHealth
 from console.metrics.prometheus import CounterRead, PrometheusSource, read_counter_result
 from console.plan.model import CountQueries, PrometheusSpec
-from console.samples import TrackCounts
+from console.samples import Sample, TrackCounts, TrackValues
 
 NOW = 1_700_000_000.0
 STALE_AFTER_S = 3.0
@@ -263,3 +264,18 @@ async def test_the_plans_count_queries_are_the_ones_read() -> None:
     assert 'http_requests_total{app="checkout",track="canary",code=~"5.."}' in asked, "errors left out: the built-in query"
     assert sample.canary_counts.requests == pytest.approx(10.0)
     assert charted == [] and not any("rate(" in query for query in asked), "the charts' rate() queries read the built-in series, not these counters"
+
+
+async def test_pod_health_beside_the_source_keeps_the_sources_counts() -> None:
+    counted = TrackCounts(100.0, 1.0, ((0.1, 90.0), (math.inf, 100.0)))
+
+    class Source:
+        async def sample(self, metrics, t, window_s) -> Sample:
+            return Sample({"error_rate": TrackValues(0.01, 0.01)}, 100.0, (), counted, counted)
+
+    async def pod_health() -> dict[str, TrackValues]:
+        return {"health_check_failures": TrackValues(0.0, 1.0)}
+
+    sample = await WithPodHealth(Source(), pod_health).sample(["error_rate", "health_check_failures"], t=1.0, window_s=1.0)
+    assert sample.values["health_check_failures"] == TrackValues(0.0, 1.0)
+    assert sample.canary_counts == counted and sample.stable_counts == counted, "the judge's evidence goes through"
