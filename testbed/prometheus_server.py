@@ -314,12 +314,12 @@ def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
 
 
 def wait_for_canary_errors_to_clear(prometheus: PrometheusServer, app: str, timeout_s: float = FIRST_SCRAPE_TIMEOUT_S) -> None:
-    """After a fault is reset: until the canary's 5xx rate over a whole rate window is zero again, so the next
-    rollout starts on healthy numbers. A service that never failed has no 5xx series: zero as well. One scrape
-    more than the window: a window's counters are read at its start, and that read holds the scrape before it."""
-    window = f"{(RATE_WINDOW_SCRAPES + 1) * SCRAPE_INTERVAL_S:g}s"
-    errors = f'sum(rate(http_requests_total{{app="{app}",track="canary",code=~"5.."}}[{window}]))'
-    prometheus.wait_for(f"({errors} or vector(0)) == 0", timeout_s=timeout_s)
+    """After a fault is reset: until the canary's 5xx counters have not moved for a rate window and two scrapes
+    more, so the next rollout starts on healthy numbers (its first sample reads the counters a rate window
+    back, and that read holds the scrape before it). A service that never failed has no 5xx series: still."""
+    window = f"{(RATE_WINDOW_SCRAPES + 2) * SCRAPE_INTERVAL_S:g}s"
+    errors = f'http_requests_total{{app="{app}",track="canary",code=~"5.."}}'
+    prometheus.wait_for(f"((sum({errors}) or vector(0)) - (sum({errors} offset {window}) or vector(0))) == 0", timeout_s=timeout_s)
 
 
 def is_healthy_sample(event: ev.Event) -> bool:
