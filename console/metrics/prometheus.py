@@ -520,7 +520,8 @@ class PrometheusSource:
         window_values: dict[str, dict[str, float | None]] = {}
         window_requests: dict[str, float | None] = {}
         for track in TRACKS:
-            intervals[track], read_now = self._tally(track, read_times[track], readings, problems)
+            intervals[track], read_now, count_problems = self._tally(track, read_times[track], readings)
+            problems += count_problems
             counted = self._tallies[track].window(evaluated_at, rate_window_s, window_s) if read_now else None
             window_values[track] = track_values(*counted) if counted else {}
             window_requests[track] = counted[0].requests if counted else None
@@ -535,7 +536,10 @@ class PrometheusSource:
             reading = readings.get((metric, track))
             return reading.value if isinstance(reading, Reading) else None
 
-        problems += [(metric, track, readings[(metric, track)].problem) for metric, track in wanted if readings.get((metric, track), Reading(0)).problem]
+        for metric, track in wanted:
+            reading = readings.get((metric, track))
+            if reading is not None and reading.problem:
+                problems.append((metric, track, reading.problem))
         # The counters' reads of past instants (a first sample's) are not this sample's queries: their failures are not said.
         queries_now = len(calls) - sum(len(times) - 1 for times in read_times.values()) * len(self._count_queries)
         errors = summarize_problems(problems, queries_now) + tuple(
@@ -557,22 +561,20 @@ class PrometheusSource:
             return [now]
         return sorted({now - rate_window_s, now - window_s, now})
 
-    def _tally(self, track: str, times: list[float], readings: dict[Any, Any], problems: list[tuple[str, str, str]]) -> tuple[Interval | None, bool]:
+    def _tally(self, track: str, times: list[float], readings: dict[Any, Any]) -> tuple[Interval | None, bool, list[tuple[str, str, str]]]:
         """The track's counters read at each time, added to its tally in order: this sample's interval (None on its
-        first read or a failed one) and whether the counters were read now. Problems are those of the read now."""
+        first read or a failed one), whether the counters were read now, and why not (the read now's problems)."""
         interval, now = None, times[-1]
         for at in times:
             reads = {kind: readings[(kind, track, at)] for kind in self._count_queries}
             failed = {kind: read.problem for kind, read in reads.items() if not isinstance(read, CounterRead) or read.series is None}
-            if at == now:
-                problems += [(f"counts.{kind}", track, problem or "no answer") for kind, problem in failed.items()]
             if failed:
+                if at == now:
+                    return None, False, [(f"counts.{kind}", track, problem or "no answer") for kind, problem in failed.items()]
                 continue
             snapshot: Snapshot = {kind: read.series for kind, read in reads.items()}
             interval = self._tallies[track].add(at, snapshot)
-            if at == now:
-                return interval, True
-        return None, False
+        return interval, True, []
 
     def _query_counters(self, query: str, labels: dict[str, str], evaluated_at: float, stale_after_s: float, kind: str) -> CounterRead:
         params = {"time": f"{evaluated_at:.3f}", "timeout": promql_duration(self._timeout_s)}
