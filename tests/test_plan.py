@@ -642,3 +642,10 @@ def test_summed_counters_are_a_warning():
         "test.yaml:6: warning: metrics.counts.requests: summed counters hide a reset of one of them "
         "(a pod that restarts counts its whole history again): select the series as exported"
     ]
+
+
+def test_count_queries_beside_the_simulator_are_a_warning():
+    plan = plan_from("app: a\nimage: r/a:2\nmetrics:\n  counts:\n    requests: 'x{{matchers}}'\n")
+    assert [p.as_warning() for p in plan.warnings] == [
+        "test.yaml:4: warning: metrics.counts: count queries are Prometheus': the sim provider does not read them"
+    ]
