@@ -8,20 +8,18 @@ the rollback_started event's own timestamp. Between runs the fault is reset and 
 starts only once the canary's 5xx rate is back to zero.
 
 Where the time goes (1 s scrapes, 1 s samples, a 4 s rate window, critical error_rate > 1%
-acting on the first breach), about 1.5 s on average:
-- the first 5xx: the demo fails an exact 5% share, so one request in 20 (0-0.8 s at 25 canary
-  rps, wherever the previous run's count stopped); randomly failing requests would take 0.8 s
-  on average;
+acting on the first breach), about 1.8 s (median of ten runs, 2.9 s at most):
+- the first 5xx: each canary request fails with probability 5%, so the first failure comes
+  after 20 requests on average, 0.8 s at 25 canary rps;
 - the next scrape: 0-1 s;
-- the rate window: one 5xx among the ~75-100 canary requests of a 4 s window is 1.0-1.3%, so a
-  single error usually breaches 1%; when the window holds five scrapes it is exactly 1% and the
-  next error is needed. The window costs no wait of its own: rate() needs two scrapes, and a
-  shorter window would only leave samples empty when a scrape is late;
+- the rate window: one 5xx among the ~100 canary requests of a 4 s window is about 1%, so a
+  single error often breaches 1% and a second one always does. The window costs no wait of its
+  own: the error counts from the sample whose read first holds its scrape;
 - the controller's next sample: 0-1 s, plus ~15 ms of queries;
 - the consecutive limit: 1 for critical triggers, so the breaching sample rolls back (a limit of
   N adds N - 1 sample intervals; the warning at 0.5% needs 2 but critical fires first).
-The first run is the slowest: its 5xx series do not exist before the fault, and rate() cannot
-see the increase into a series' first point, so it waits one more scrape.
+The source counts a 5xx series that appears for the first time from zero: the first run, whose 5xx
+series do not exist before the fault, needs no scrape more than the others.
 
     python bench/bench_detection.py
 """

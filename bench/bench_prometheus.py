@@ -1,8 +1,8 @@
 """BENCH prometheus_sample_ms: the median wall time of one PrometheusSource sample.
 
-One sample is every built-in metric on canary and stable plus the canary's request count (13
-instant queries, run in parallel) against a real Prometheus scraping the demo service every
-second. Starts its own Prometheus and demo service and stops them; without the prometheus
+One sample is every built-in metric on canary and stable, derived from both tracks' counters
+(6 instant queries, run in parallel; 18 on the first sample, which reads them at two past instants
+too) against a real Prometheus scraping the demo service every second. Starts its own Prometheus and demo service and stops them; without the prometheus
 binary it says so and skips (fails with BRAHMA_REQUIRE_PROMETHEUS=1).
 
     python bench/bench_prometheus.py

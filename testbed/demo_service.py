@@ -1,4 +1,4 @@
-"""A stand-in service to try Brahma on a real Prometheus: synthetic traffic on both tracks, faults on demand.
+"""A stand-in service to try Brahma on a real Prometheus: random traffic on both tracks, faults on demand.
 
     python -m testbed.demo_service --port 8000 --app checkout
 
@@ -9,10 +9,14 @@ Serves, on one port:
     POST /fault?track=canary&error_rate=0.05&latency_ms=900&rps=50   change a track's profile
     POST /reset     back to the profiles it started with
 
-SIGUSR1 sets the canary's error rate to --spike-error-rate. Traffic is deterministic: a background
-thread records each track's requests every 100 ms, with exactly the configured share of 5xx
-(500/503) and of 404s, and latencies that follow a log-normal with the configured median
-(p95 ≈ 2.3x, p99 ≈ 3.2x), spread evenly over its quantiles. It prints its URL when ready.
+SIGUSR1 sets the canary's error rate to --spike-error-rate. Every 100 ms each track serves a
+Poisson number of requests at its rate; each fails (500 or 503) with its error rate and is
+otherwise a 404 with CLIENT_ERROR_SHARE, so errors are binomial among requests; their latencies
+are drawn into the histogram's buckets (console/sim/traffic.py's LATENCY_BUCKETS_S) from the
+simulator's fitted latency shape, through the configured median with p95 ≈ 2.3x and p99 ≈ 3.2x
+(a log-normal of sigma 0.5). The draws come from --seed and the tick's number, so one seed serves
+the same traffic whenever it runs; a tick's requests land in the series all at once, so a scrape
+never sees a request counted and not yet timed. It prints its URL when ready.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import signal
 import threading
 import time
@@ -27,40 +32,21 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from statistics import NormalDist
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+from console.sim.traffic import LATENCY_BUCKETS_S, LatencyShape, binomial, draw_latency_buckets, poisson
 
 TRACKS = ("canary", "stable")
 TICK_S = 0.1
 LATENCY_SIGMA = 0.5
 """Spread of the log-normal latency: p99 = median x e^(2.326 x sigma) ≈ 3.2 x median."""
+P95_Z, P99_Z = 1.6448536269514722, 2.3263478740408408
 CLIENT_ERROR_SHARE = 0.02
 """404s in every track's traffic: client errors that must not count as failures."""
-LATENCY_BUCKETS_S = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.25,
-    0.3,
-    0.4,
-    0.5,
-    0.75,
-    1.0,
-    1.5,
-    2.0,
-    3.0,
-    5.0,
-    10.0,
-)
-_GOLDEN_RATIO_FRACTION = (math.sqrt(5) - 1) / 2
-_STANDARD_NORMAL = NormalDist()
+SERVER_ERRORS = ("500", "503")
 
 
 @dataclass(frozen=True)
@@ -73,73 +59,90 @@ class TrackProfile:
     latency_ms: float
     """Median latency."""
 
+    @property
+    def latency_shape(self) -> LatencyShape:
+        return LatencyShape(
+            p50_ms=self.latency_ms,
+            p95_ms=self.latency_ms * math.exp(P95_Z * LATENCY_SIGMA),
+            p99_ms=self.latency_ms * math.exp(P99_Z * LATENCY_SIGMA),
+        )
 
-class _TrackTraffic:
-    """Turns a profile into exact requests: fractions of requests, 5xx and 404s carry over between ticks."""
 
-    def __init__(self) -> None:
-        self._requests_due = 0.0
-        self._errors_due = 0.0
-        self._client_errors_due = 0.0
-        self._served = 0
+@dataclass
+class _TrackSeries:
+    """One track's counters as exported: requests by code, and the latency histogram (cumulative)."""
 
-    def requests(self, profile: TrackProfile, elapsed_s: float) -> Iterator[tuple[str, float]]:
-        """(status code, latency in seconds) of each request served in `elapsed_s`."""
-        self._requests_due += profile.rps * elapsed_s
-        while self._requests_due >= 1:
-            self._requests_due -= 1
-            self._served += 1
-            yield self._status(profile), self._latency_s(profile)
+    by_code: dict[str, float]
+    buckets: list[float]
+    """Cumulative counts at each of LATENCY_BUCKETS_S and +Inf."""
+    latency_sum_s: float = 0.0
 
-    def _status(self, profile: TrackProfile) -> str:
-        self._errors_due += profile.error_rate
-        self._client_errors_due += CLIENT_ERROR_SHARE
-        if self._errors_due >= 1:
-            self._errors_due -= 1
-            return "500" if self._served % 2 else "503"
-        if self._client_errors_due >= 1:
-            self._client_errors_due -= 1
-            return "404"
-        return "200"
 
-    def _latency_s(self, profile: TrackProfile) -> float:
-        # The golden-ratio sequence visits the quantiles evenly, so any window sees the whole distribution.
-        quantile = max((self._served * _GOLDEN_RATIO_FRACTION) % 1.0, 1e-9)
-        return profile.latency_ms / 1000 * math.exp(LATENCY_SIGMA * _STANDARD_NORMAL.inv_cdf(quantile))
+def _midpoints() -> tuple[float, ...]:
+    """Where a bucket's requests are taken to lie for the histogram's _sum: the middle of the bucket on the log scale."""
+    lower = (LATENCY_BUCKETS_S[0] / 2, *LATENCY_BUCKETS_S)
+    upper = (*LATENCY_BUCKETS_S, LATENCY_BUCKETS_S[-1] * 2)
+    return tuple(math.sqrt(low * high) for low, high in zip(lower, upper, strict=True))
+
+
+_BUCKET_MIDPOINTS_S = _midpoints()
+
+
+def serve_tick(rng: random.Random, profile: TrackProfile, elapsed_s: float) -> Iterator[tuple[str, tuple[tuple[float, float], ...]]]:
+    """The requests of one tick by code, each code with its latencies as cumulative (bound, count) buckets."""
+    requests = poisson(rng, profile.rps * elapsed_s)
+    failed = binomial(rng, requests, profile.error_rate)
+    client_errors = binomial(rng, requests - failed, CLIENT_ERROR_SHARE)
+    first_kind = binomial(rng, failed, 0.5)
+    shape = profile.latency_shape
+    for code, count in (
+        ("200", requests - failed - client_errors),
+        ("404", client_errors),
+        (SERVER_ERRORS[0], first_kind),
+        (SERVER_ERRORS[1], failed - first_kind),
+    ):
+        if count:
+            yield code, draw_latency_buckets(rng, count, shape)
 
 
 class DemoService:
     """The service's metrics and its two tracks' profiles, safe to change from any thread."""
 
-    def __init__(self, app: str, profiles: dict[str, TrackProfile], spike_error_rate: float) -> None:
+    def __init__(self, app: str, profiles: dict[str, TrackProfile], spike_error_rate: float, seed: int = 0) -> None:
         self.app = app
+        self.seed = seed
         self.registry = CollectorRegistry()
-        self._requests = Counter("http_requests", "Requests served.", ["app", "track", "code"], registry=self.registry)
-        self._duration = Histogram(
-            "http_request_duration_seconds",
-            "Time to serve a request.",
-            ["app", "track"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
-        )
         self._initial = dict(profiles)
         self._profiles = dict(profiles)
         self._spike_error_rate = spike_error_rate
         self._lock = threading.Lock()
-        self._traffic = {track: _TrackTraffic() for track in TRACKS}
-        for track in TRACKS:  # series exist from the first scrape, even for a track with no traffic yet
-            self._requests.labels(app, track, "200")
-            self._duration.labels(app, track)
+        # Series exist from the first scrape, even for a track with no traffic yet.
+        self._series = {track: _TrackSeries({"200": 0.0}, [0.0] * (len(LATENCY_BUCKETS_S) + 1)) for track in TRACKS}
+        self._rngs = {track: random.Random(f"{seed}:{track}") for track in TRACKS}
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        """The series as Prometheus scrapes them (prometheus_client's collector protocol)."""
+        requests = CounterMetricFamily("http_requests", "Requests served.", labels=["app", "track", "code"])
+        duration = HistogramMetricFamily("http_request_duration_seconds", "Time to serve a request.", labels=["app", "track"])
+        with self._lock:
+            for track, series in self._series.items():
+                for code, count in sorted(series.by_code.items()):
+                    requests.add_metric([self.app, track, code], count)
+                bounds = [f"{bound:g}" for bound in LATENCY_BUCKETS_S] + ["+Inf"]
+                duration.add_metric([self.app, track], list(zip(bounds, series.buckets, strict=True)), series.latency_sum_s)
+        yield requests
+        yield duration
 
     def state(self) -> dict[str, object]:
         with self._lock:
-            return {"app": self.app, "tracks": {track: asdict(profile) for track, profile in self._profiles.items()}}
+            return {"app": self.app, "seed": self.seed, "tracks": {track: asdict(profile) for track, profile in self._profiles.items()}}
 
     def set_profile(self, track: str, **changes: float) -> None:
         if track not in TRACKS:
             raise ValueError(f"track must be canary or stable, not {track!r}")
         for name, value in changes.items():
-            if value < 0 or (name == "error_rate" and value > 1):
+            if not math.isfinite(value) or value < 0 or (name == "error_rate" and value > 1):
                 raise ValueError(f"{name} out of range: {value}")
         with self._lock:
             self._profiles[track] = replace(self._profiles[track], **changes)
@@ -151,18 +154,30 @@ class DemoService:
         with self._lock:
             self._profiles = dict(self._initial)
 
+    def serve(self, elapsed_s: float) -> None:
+        """Each track's requests of one tick, added to its series at once."""
+        with self._lock:
+            profiles = dict(self._profiles)
+        served = {track: list(serve_tick(self._rngs[track], profile, elapsed_s)) for track, profile in profiles.items()}
+        with self._lock:
+            for track, codes in served.items():
+                series = self._series[track]
+                for code, buckets in codes:
+                    series.by_code[code] = series.by_code.get(code, 0.0) + buckets[-1][1]
+                    below = 0.0
+                    for index, (_, cumulative) in enumerate(buckets):
+                        series.buckets[index] += cumulative
+                        series.latency_sum_s += (cumulative - below) * _BUCKET_MIDPOINTS_S[index]
+                        below = cumulative
+
     def run_traffic(self, stop: threading.Event) -> None:
-        """Record each track's requests every tick until `stop` is set."""
-        last = time.monotonic()
-        while not stop.wait(TICK_S):
-            now = time.monotonic()
-            with self._lock:
-                profiles = dict(self._profiles)
-            for track, profile in profiles.items():
-                for code, latency_s in self._traffic[track].requests(profile, now - last):
-                    self._requests.labels(self.app, track, code).inc()
-                    self._duration.labels(self.app, track).observe(latency_s)
-            last = now
+        """Serve a tick every TICK_S until `stop` is set; ticks missed (a busy machine) are served late, not lost."""
+        started, ticks = time.monotonic(), 0
+        while not stop.wait(max(0.0, started + (ticks + 1) * TICK_S - time.monotonic())):
+            due = int((time.monotonic() - started) / TICK_S)
+            for _ in range(due - ticks):
+                self.serve(TICK_S)
+            ticks = due
 
 
 _PROFILE_FIELDS = ("rps", "error_rate", "latency_ms")
@@ -222,18 +237,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rps", type=float, default=100.0, help="stable requests per second")
     parser.add_argument("--canary-rps", type=float, default=25.0)
     parser.add_argument("--error-rate", type=float, default=0.0, help="5xx share on both tracks at start")
+    parser.add_argument("--canary-error-rate", type=float, default=None, help="the canary's 5xx share at start (default: --error-rate)")
     parser.add_argument("--latency-ms", type=float, default=40.0, help="median latency on both tracks at start")
     parser.add_argument("--spike-error-rate", type=float, default=0.05, help="the canary's error rate after SIGUSR1")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same traffic")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    canary_error_rate = args.error_rate if args.canary_error_rate is None else args.canary_error_rate
     profiles = {
-        track: TrackProfile(rps=rps, error_rate=args.error_rate, latency_ms=args.latency_ms)
-        for track, rps in (("canary", args.canary_rps), ("stable", args.rps))
+        "canary": TrackProfile(rps=args.canary_rps, error_rate=canary_error_rate, latency_ms=args.latency_ms),
+        "stable": TrackProfile(rps=args.rps, error_rate=args.error_rate, latency_ms=args.latency_ms),
     }
-    service = DemoService(args.app, profiles, args.spike_error_rate)
+    service = DemoService(args.app, profiles, args.spike_error_rate, args.seed)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(service))
     stop = threading.Event()
     traffic = threading.Thread(target=service.run_traffic, args=(stop,), name="traffic", daemon=True)

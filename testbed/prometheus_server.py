@@ -4,7 +4,7 @@
 127.0.0.1 with a free port, a scratch storage dir and 1 s scrapes of a static target list; it can
 be killed and started again on the same port and data. `DemoServiceProcess` runs
 `python -m testbed.demo_service`. `running_demo_stack` wires the two and returns once
-both tracks' rates are queryable.
+both tracks' rates are queryable; `running_demo_services` wires one Prometheus to several.
 
 Fixtures (import them into a conftest): `prometheus_server` and `demo_service` are factories whose
 processes stop at the end of the test; `demo_stack` is one Prometheus scraping one demo service,
@@ -263,14 +263,23 @@ class DemoStack:
 
 
 @contextmanager
-def running_demo_stack(work_dir: Path, app: str = "checkout", demo_args: Sequence[str] = ()) -> Iterator[DemoStack]:
-    """Prometheus first (it waits ~5 s before scraping a new target), then the demo service; yields once
-    both tracks' rates are queryable and stops both on the way out."""
-    demo = DemoServiceProcess(app, extra_args=demo_args)
+def running_demo_services(work_dir: Path, demos: Sequence[DemoServiceProcess]) -> Iterator[PrometheusServer]:
+    """Prometheus first (it waits ~5 s before scraping a new target), then the demo services (one app each);
+    yields once every app's rates are queryable on both tracks and stops them all on the way out."""
     with ExitStack() as stack:
-        prometheus = stack.enter_context(PrometheusServer([demo.target], work_dir / "prometheus"))
-        stack.enter_context(demo)
-        wait_for_demo_rates(prometheus, app)
+        prometheus = stack.enter_context(PrometheusServer([demo.target for demo in demos], work_dir / "prometheus"))
+        for demo in demos:
+            stack.enter_context(demo)
+        for demo in demos:
+            wait_for_demo_rates(prometheus, demo.app)
+        yield prometheus
+
+
+@contextmanager
+def running_demo_stack(work_dir: Path, app: str = "checkout", demo_args: Sequence[str] = ()) -> Iterator[DemoStack]:
+    """One Prometheus scraping one demo service: see running_demo_services."""
+    demo = DemoServiceProcess(app, extra_args=demo_args)
+    with running_demo_services(work_dir, [demo]) as prometheus:
         yield DemoStack(prometheus, demo)
 
 
@@ -305,11 +314,12 @@ def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
 
 
 def wait_for_canary_errors_to_clear(prometheus: PrometheusServer, app: str, timeout_s: float = FIRST_SCRAPE_TIMEOUT_S) -> None:
-    """After a fault is reset: until the canary's 5xx rate over a whole rate window is zero again, so the next
-    rollout starts on healthy numbers. A service that never failed has no 5xx series: zero as well."""
-    window = f"{RATE_WINDOW_SCRAPES * SCRAPE_INTERVAL_S:g}s"
-    errors = f'sum(rate(http_requests_total{{app="{app}",track="canary",code=~"5.."}}[{window}]))'
-    prometheus.wait_for(f"({errors} or vector(0)) == 0", timeout_s=timeout_s)
+    """After a fault is reset: until the canary's 5xx counters have not moved for a rate window and two scrapes
+    more, so the next rollout starts on healthy numbers (its first sample reads the counters a rate window
+    back, and that read holds the scrape before it). A service that never failed has no 5xx series: still."""
+    window = f"{(RATE_WINDOW_SCRAPES + 2) * SCRAPE_INTERVAL_S:g}s"
+    errors = f'http_requests_total{{app="{app}",track="canary",code=~"5.."}}'
+    prometheus.wait_for(f"((sum({errors}) or vector(0)) - (sum({errors} offset {window}) or vector(0))) == 0", timeout_s=timeout_s)
 
 
 def is_healthy_sample(event: ev.Event) -> bool:

@@ -595,3 +595,57 @@ def test_validate_of_a_bare_percentage_exits_2_naming_its_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"{plan}:5: stages[0].criteria.error_rate: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent\n"
+
+
+# -- the Prometheus source's count queries -----------------------------------------------------------
+
+COUNTS_PLAN = "app: a\nimage: r/a:2\ntarget: kubernetes\nmetrics:\n  counts:\n"
+
+
+def test_count_queries_are_read_into_the_plan():
+    plan = plan_from(
+        COUNTS_PLAN + "    requests: 'grpc_server_handled_total{{matchers}}'\n    errors: 'grpc_server_handled_total{{matchers},grpc_code!=\"OK\"}'\n"
+    )
+    assert plan.metrics.counts.requests == "grpc_server_handled_total{{matchers}}"
+    assert plan.metrics.counts.errors == 'grpc_server_handled_total{{matchers},grpc_code!="OK"}'
+    assert plan.metrics.counts.latency_buckets is None, "left out: the built-in query"
+    assert plan.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("' '", "a count query selects the counters, e.g. http_requests_total{{matchers}}"),
+        ("'x{{matchers}}[{window}]'", "unknown placeholder {window}: a count query may use {app}, {track} and {matchers}"),
+        ("'requests_total{app=\"{app}\"}'", "the query has no {track} (nor {matchers}): canary and stable would be counted on the same series"),
+        (
+            "'rate(requests_total{{matchers}}[1m])'",
+            "rate() gives no counter: select the counters themselves (cumulative, as exported); Brahma takes their increase between samples",
+        ),
+        ("'increase (requests_total{{matchers}}[1m])'", "increase() gives no counter"),
+    ],
+)
+def test_a_count_query_that_gives_no_counters_of_one_track_is_refused_at_its_line(query, message):
+    found = problems(COUNTS_PLAN + f"    errors: {query}\n")
+    assert len(found) == 1
+    assert found[0].startswith("plan.yaml:6: metrics.counts.errors: " + message)
+
+
+def test_a_misspelt_count_is_refused_with_the_right_name():
+    found = problems(COUNTS_PLAN + "    latency_bucket: 'x{{matchers}}'\n")
+    assert found == ["plan.yaml:6: metrics.counts.latency_bucket: unknown field (did you mean 'latency_buckets'?)"]
+
+
+def test_summed_counters_are_a_warning():
+    plan = plan_from(COUNTS_PLAN + "    requests: 'sum by (code) (http_requests_total{{matchers}})'\n")
+    assert [p.as_warning() for p in plan.warnings] == [
+        "test.yaml:6: warning: metrics.counts.requests: summed counters hide a reset of one of them "
+        "(a pod that restarts counts its whole history again): select the series as exported"
+    ]
+
+
+def test_count_queries_beside_the_simulator_are_a_warning():
+    plan = plan_from("app: a\nimage: r/a:2\nmetrics:\n  counts:\n    requests: 'x{{matchers}}'\n")
+    assert [p.as_warning() for p in plan.warnings] == [
+        "test.yaml:4: warning: metrics.counts: count queries are Prometheus': the sim provider does not read them"
+    ]

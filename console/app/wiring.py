@@ -121,7 +121,12 @@ def build_target_and_metrics(
 
         try:
             metrics = PrometheusSource(
-                plan.app, plan.metrics.prometheus, plan.metrics.queries, url_override=options.prometheus_url, clock_to_wall=clock_to_wall
+                plan.app,
+                plan.metrics.prometheus,
+                plan.metrics.queries,
+                url_override=options.prometheus_url,
+                clock_to_wall=clock_to_wall,
+                counts=plan.metrics.counts,
             )
         except PrometheusConfigError as error:  # a credential this shell does not give: the operator's to fix
             raise UsageError(f"{plan.source}: {error}") from None

@@ -4,6 +4,7 @@ from the cluster itself (failing readiness, restarts, OOMKilled), one list reque
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from console.metric_catalogue import POD_HEALTH_METRICS
 from console.metrics.base import MetricSource
@@ -27,7 +28,7 @@ class WithPodHealth:
         except Exception as error:  # the cluster may be away: the values are missing, never healthy
             health, errors = {}, (*sample.errors, f"pod health: {error}")
         values = {**sample.values, **{m: health.get(m, TrackValues(None, None)) for m in wanted}}
-        return Sample(values, sample.canary_requests, errors)
+        return replace(sample, values=values, errors=errors)  # the counts go through as the source gave them
 
     async def history(self, metric: str, start_t: float, end_t: float, step_s: float) -> list[HistoryPoint]:
         return await self.source.history(metric, start_t, end_t, step_s)

@@ -9,7 +9,35 @@ PromQL label matchers). An answer whose series carries an app, track or plan lab
 the one asked for (a query that pins the track, a recording rule of another app) is missing data,
 with the labels named; a result aggregated without those labels (sum()) cannot say and is accepted.
 
-Rate windows: a sample covers max(interval, 4 x scrape interval). rate() needs two points inside
+Counts. Every sample gives each track's counts (requests, 5xx errors, the latency histogram's
+bucket counts: console/samples.py TrackCounts), the evidence the sequential judge sums over
+samples. A sum of evidence must count no request twice, so a sample's counts cover the span
+since the previous sample and nothing before it. increase() over the sample's window cannot
+promise that: it extrapolates to the range's edges (so neighbouring ranges share fractions of
+requests, or miss some), and with 10 s samples and 15 s scrapes a [10s] range often holds one
+point and gives nothing. So each sample reads the counters themselves, with instant queries
+(`http_requests_total{matchers}` by code, `http_request_duration_seconds_bucket{matchers}` by le,
+series by series and not summed, so a reset shows), and takes their increase since the track's
+previous read itself, resets handled as increase() handles them (console/metrics/counters.py).
+Consecutive samples' counts then tile time: they add up to the counter's increase from the first
+read to the last, in whole requests, whatever the scrape interval (a sample with no scrape since
+the one before counts zero requests, and the next one counts both scrapes). The first sample
+reads the counters as they were `window_s` before as well (Prometheus answers for any instant),
+so it has counts of its own span too. Both tracks' counts are given only when both tracks were
+read at this sample and at the same one before, so they cover the same span; otherwise the
+sample's counts are None (no evidence, never zeros). A plan's `metrics.counts` gives its own
+queries for requests, errors or latency_buckets: counters (never rates), with {app}, {track} and
+{matchers}.
+
+Values. error_rate, success_rate, throughput and latency_p50/p95/p99 are derived from those
+counts, as Prometheus derives them (console/derived.py: ratios of increases, histogram_quantile's
+interpolation), summed over the rate window below, as their rate() queries covered it before:
+a quantile of one second of a small canary's requests is its slowest request, and the canary's
+request count that min_requests judges is the window's. The first sample reads the counters a
+rate window back too, so its values cover a whole window. A plan's metrics.queries for one of
+these metrics wins, and runs as a query.
+
+Rate windows: a window covers max(interval, 4 x scrape interval). rate() needs two points inside
 its window, and four scrapes leave room for one missed or late scrape, so a window never comes
 back empty on a healthy target. A shorter window would not detect faster: with 1 s scrapes and
 1 s samples a 4 s window already shows a 0 → 5% error step above a 1% threshold after about one
@@ -18,7 +46,9 @@ sample intervals use their own length so consecutive samples tile the observatio
 scrape interval is read from the server's configuration unless the caller passes it.
 
 Every query of a sample runs in its own thread at the same evaluation time, so canary, stable
-and the canary's request count describe the same instant and the event loop never waits on HTTP.
+and the counts describe the same instant and the event loop never waits on HTTP. History (the
+charts) runs the rate() equivalents of the derived metrics as range queries, while the counts
+come from the built-in series.
 """
 
 from __future__ import annotations
@@ -44,17 +74,19 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from console.derived import track_values
 from console.metric_catalogue import REQUEST_METRICS
-from console.plan.model import PrometheusSpec
+from console.metrics.counters import LATENCY_BUCKETS, CounterTally, Interval, SeriesKey, Snapshot, bucket_bound
+from console.plan.model import CountQueries, PrometheusSpec
 from console.printable import printable
 from console.redact import redact, split_credentials
-from console.samples import HistoryPoint, Sample, TrackValues
+from console.samples import HistoryPoint, Sample, TrackCounts, TrackValues
 from console.units import parse_duration
 
 TRACKS = ("canary", "stable")
 
 REQUESTS_METRIC = "requests"
-"""The canary's request count over the window (judged against min_requests); a plan may override its query."""
+"""The canary's request count over the rate window (judged against min_requests); a plan may give its query."""
 
 _REQUEST_RATE = "sum(rate(http_requests_total{{matchers}}[{window}]))"
 _SERVER_ERROR_RATE = 'sum(rate(http_requests_total{{matchers},code=~"5.."}[{window}]))'
@@ -80,11 +112,20 @@ BUILTIN_QUERIES: dict[str, str] = {
     REQUESTS_METRIC: "sum(increase(http_requests_total{{matchers}}[{window}]))",
 }
 """PromQL for the catalogue's metrics read from the request series, in their units (fractions,
-milliseconds, requests/s).
+milliseconds, requests/s): what history() charts. A sample derives them from the counts instead.
 
 cpu, memory, health_check_failures and memory_oom_kills have no template: exporters do not label
 them with app and track, and cpu or memory as a fraction needs a limit that only the platform
 knows. They stay None (inconclusive) unless the plan gives a query."""
+
+BUILTIN_COUNT_QUERIES: dict[str, str] = {
+    "requests": "http_requests_total{{matchers}}",
+    "errors": 'http_requests_total{{matchers},code=~"5.."}',
+    LATENCY_BUCKETS: "http_request_duration_seconds_bucket{{matchers}}",
+}
+"""The counters each track's counts are the increase of: series by series, never summed (a sum hides a reset)."""
+DERIVED_METRICS = frozenset(REQUEST_METRICS)
+"""The metrics a sample derives from the counts unless the plan gives their query."""
 
 RATE_WINDOW_SCRAPES = 4
 STALE_AFTER_SCRAPES = 3
@@ -225,6 +266,48 @@ def read_range_result(result: Any, wanted: Mapping[str, str] | None = None) -> d
     return {float(timestamp): _read_value(text).value for timestamp, text in result[0]["values"]}
 
 
+@dataclass(frozen=True)
+class CounterRead:
+    """One count query's answer: each series' value, or None and why."""
+
+    series: dict[SeriesKey, float] | None
+    problem: str | None = None
+
+
+def read_counter_result(result: Any, evaluated_at: float, stale_after_s: float, wanted: Mapping[str, str] | None, kind: str) -> CounterRead:
+    """The series of an instant query of counters (`data.result`), keyed by their labels.
+
+    No series at all is zero for errors (a service that never failed has no 5xx series) and for the
+    latency histogram (a service without one: its quantiles are unknown); for requests it is no data.
+    A value that is not a finite number at or above zero is no counter's; a bucket series needs `le`.
+    """
+    if not isinstance(result, list) or (result and not isinstance(result[0], dict)):
+        return CounterRead(None, "a count query must return the counters' series (an instant vector), not a scalar")
+    if not result:
+        return CounterRead(None, "no data") if kind == "requests" else CounterRead({})
+    series: dict[SeriesKey, float] = {}
+    for entry in result:
+        if "value" not in entry:
+            return CounterRead(None, "the query returns a range vector: select the counters themselves, with no [range]")
+        if mislabelled := other_labels(entry, wanted):
+            return CounterRead(None, mislabelled)
+        timestamp, text = entry["value"]
+        age_s = evaluated_at - float(timestamp)
+        if age_s > stale_after_s:
+            return CounterRead(None, f"stale: the newest sample is {age_s:.0f}s old")
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            return CounterRead(None, f"unreadable value {text!r}")
+        if not math.isfinite(value) or value < 0:
+            return CounterRead(None, f"{text} is no counter's value: select the counters themselves, not rate() or a ratio of them")
+        labels = entry.get("metric") or {}
+        if kind == LATENCY_BUCKETS and bucket_bound(labels.get("le")) is None:
+            return CounterRead(None, "a series has no le label: select the histogram's _bucket series, not summed away from le")
+        series[tuple(sorted(labels.items()))] = value
+    return CounterRead(series)
+
+
 def summarize_problems(problems: Sequence[tuple[str, str, str]], queries: int) -> tuple[str, ...]:
     """Short lines from (metric, track, problem): once when every query had it (the server is down),
     otherwise one line per metric and problem naming its tracks."""
@@ -325,13 +408,35 @@ def _resolve_credentials(spec: PrometheusSpec, url_auth: tuple[str, str] | None)
     return _Credentials(basic=url_auth)
 
 
+def _same_span(canary: Interval | None, stable: Interval | None) -> tuple[TrackCounts | None, TrackCounts | None]:
+    """Both tracks' counts when both cover the same span (read now and at the same read before), else neither:
+    the judge weighs one track's errors against the other's over the same requests' time."""
+    if canary is None or stable is None or canary.start != stable.start:
+        return None, None
+    return canary.counts, stable.counts
+
+
+def _underived(metrics: Sequence[str], values: Mapping[str, float | None], counts: TrackCounts, track: str) -> list[tuple[str, str, str]]:
+    """Why a derived metric has no value over a window whose counts are known."""
+    reasons = []
+    for metric in metrics:
+        if values.get(metric) is not None:
+            continue
+        if metric.startswith("latency_") and not counts.latency_buckets:
+            reasons.append((metric, track, "no latency histogram: counts.latency_buckets found no series"))
+        else:
+            reasons.append((metric, track, "no requests in the window"))
+    return reasons
+
+
 class PrometheusSource:
     """A MetricSource on a Prometheus server: built-in queries for the usual series, the plan's on top.
 
     `clock_to_wall` maps the rollout clock t to wall time (epoch seconds, advancing at real speed)
     for history(); without it there is no history. `scrape_interval_s` sizes the rate windows;
     when None it is read from the server's configuration (global scrape_interval) on first use.
-    Credentials never appear in errors or in the repr.
+    `counts` are the plan's count queries (metrics.counts). `wall_clock` is the instant each sample is
+    evaluated at (now; tests replay past instants). Credentials never appear in errors or in the repr.
     """
 
     def __init__(
@@ -342,14 +447,23 @@ class PrometheusSource:
         url_override: str | None = None,
         clock_to_wall: Callable[[float], float] | None = None,
         *,
+        counts: CountQueries | None = None,
         scrape_interval_s: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         url, url_auth = split_credentials((url_override or spec.url).rstrip("/"))
         credentials = _resolve_credentials(spec, url_auth)
         self._app = app
         self._url = url
         self._labels = dict(spec.labels)
+        self._plan_queries = dict(queries)
         self._queries = {**BUILTIN_QUERIES, **queries}
+        given_counts = counts.model_dump(exclude_none=True) if counts else {}
+        self._count_queries = {**BUILTIN_COUNT_QUERIES, **given_counts}
+        # The rate() charts read the built-in series: of other counters they would chart something else.
+        self._charted = set(queries) | (set() if given_counts else set(DERIVED_METRICS))
+        self._tallies = {track: CounterTally() for track in TRACKS}
+        self._wall_clock = wall_clock
         self.clock_to_wall = clock_to_wall
         self._timeout_s = spec.timeout
         self._scrape_interval_s = scrape_interval_s
@@ -373,40 +487,107 @@ class PrometheusSource:
         return f"PrometheusSource(app={self._app!r}, url={self._url!r})"
 
     async def sample(self, metrics: Sequence[str], t: float, window_s: float) -> Sample:
-        """Every metric on both tracks plus the canary's request count; None and a reason where data is missing."""
+        """Every metric on both tracks, the canary's request count and both tracks' counts; None and a reason
+        where data is missing."""
         scrape_interval_s = await self._scrape_interval()
-        evaluated_at = time.time()
-        window = promql_duration(rate_window(window_s, scrape_interval_s))
+        evaluated_at = self._wall_clock()
+        rate_window_s = rate_window(window_s, scrape_interval_s)
+        window = promql_duration(rate_window_s)
         stale_after_s = STALE_AFTER_SCRAPES * scrape_interval_s
-        pairs = [(metric, track) for metric in metrics for track in TRACKS] + [(REQUESTS_METRIC, "canary")]
+        derived = [metric for metric in metrics if metric in DERIVED_METRICS and metric not in self._plan_queries]
+        queried = [metric for metric in metrics if metric not in derived]
+        pairs = [(metric, track) for metric in queried for track in TRACKS]
+        if REQUESTS_METRIC in self._plan_queries:
+            pairs.append((REQUESTS_METRIC, "canary"))
         wanted = dict.fromkeys(pairs)
         unqueryable = list(dict.fromkeys(metric for metric, _ in wanted if metric not in self._queries))
-        calls = {
+        calls: dict[Any, Callable[[], Reading | CounterRead]] = {
             (metric, track): partial(self._query_instant, *self._expand(self._queries[metric], track, window), evaluated_at, stale_after_s)
             for metric, track in wanted
             if metric in self._queries
         }
+        read_times = {track: self._read_times(track, evaluated_at, window_s, rate_window_s) for track in TRACKS}
+        for track, times in read_times.items():
+            for kind, template in self._count_queries.items():
+                query, labels = self._expand(template, track, window)
+                for at in times:
+                    calls[(kind, track, at)] = partial(self._query_counters, query, labels, at, stale_after_s, kind)
         timed_out = Reading(None, _timeout_message(self._url, self._timeout_s))
         readings = await self._run_in_threads(calls, timed_out)
 
-        def value(metric: str, track: str) -> float | None:
-            reading = readings.get((metric, track))
-            return reading.value if reading else None
+        problems: list[tuple[str, str, str]] = []
+        intervals: dict[str, Interval | None] = {}
+        window_values: dict[str, dict[str, float | None]] = {}
+        window_requests: dict[str, float | None] = {}
+        for track in TRACKS:
+            intervals[track], read_now, count_problems = self._tally(track, read_times[track], readings)
+            problems += count_problems
+            counted = self._tallies[track].window(evaluated_at, rate_window_s, window_s) if read_now else None
+            window_values[track] = track_values(*counted) if counted else {}
+            window_requests[track] = counted[0].requests if counted else None
+            if counted:
+                problems += _underived(derived, window_values[track], counted[0], track)
+            elif read_now:
+                problems += [(metric, track, "no counts yet (the counters' first read)") for metric in derived]
 
-        problems = [(metric, track, reading.problem) for (metric, track), reading in readings.items() if reading.problem]
-        errors = summarize_problems(problems, len(calls)) + tuple(
+        def value(metric: str, track: str) -> float | None:
+            if metric in derived:
+                return window_values[track].get(metric)
+            reading = readings.get((metric, track))
+            return reading.value if isinstance(reading, Reading) else None
+
+        for metric, track in wanted:
+            reading = readings.get((metric, track))
+            if reading is not None and reading.problem:
+                problems.append((metric, track, reading.problem))
+        # The counters' reads of past instants (a first sample's) are not this sample's queries: their failures are not said.
+        queries_now = len(calls) - sum(len(times) - 1 for times in read_times.values()) * len(self._count_queries)
+        errors = summarize_problems(problems, queries_now) + tuple(
             f"{metric}: no query (no standard Prometheus series); add metrics.queries.{metric} to the plan" for metric in unqueryable
         )
+        canary_counts, stable_counts = _same_span(intervals["canary"], intervals["stable"])
         return Sample(
             values={metric: TrackValues(value(metric, "canary"), value(metric, "stable")) for metric in metrics},
-            canary_requests=value(REQUESTS_METRIC, "canary"),
+            canary_requests=value(REQUESTS_METRIC, "canary") if REQUESTS_METRIC in self._plan_queries else window_requests["canary"],
             errors=errors,
+            canary_counts=canary_counts,
+            stable_counts=stable_counts,
         )
+
+    def _read_times(self, track: str, now: float, window_s: float, rate_window_s: float) -> list[float]:
+        """When to read a track's counters: now, and on its first read also a sample and a rate window before,
+        so that the first sample has counts of its span and values over a whole window."""
+        if self._tallies[track].read_at is not None:
+            return [now]
+        return sorted({now - rate_window_s, now - window_s, now})
+
+    def _tally(self, track: str, times: list[float], readings: dict[Any, Any]) -> tuple[Interval | None, bool, list[tuple[str, str, str]]]:
+        """The track's counters read at each time, added to its tally in order: this sample's interval (None on its
+        first read or a failed one), whether the counters were read now, and why not (the read now's problems)."""
+        interval, now = None, times[-1]
+        for at in times:
+            reads = {kind: readings[(kind, track, at)] for kind in self._count_queries}
+            failed = {kind: read.problem for kind, read in reads.items() if not isinstance(read, CounterRead) or read.series is None}
+            if failed:
+                if at == now:
+                    return None, False, [(f"counts.{kind}", track, problem or "no answer") for kind, problem in failed.items()]
+                continue
+            snapshot: Snapshot = {kind: read.series for kind, read in reads.items()}
+            interval = self._tallies[track].add(at, snapshot)
+        return interval, True, []
+
+    def _query_counters(self, query: str, labels: dict[str, str], evaluated_at: float, stale_after_s: float, kind: str) -> CounterRead:
+        params = {"time": f"{evaluated_at:.3f}", "timeout": promql_duration(self._timeout_s)}
+        try:
+            answer = self._client.custom_query(query, params=params)
+            return read_counter_result(answer, evaluated_at, stale_after_s, labels, kind)
+        except Exception as exc:  # the boundary: any failure, a malformed answer too, becomes a reason
+            return CounterRead(None, self._describe(exc))
 
     async def history(self, metric: str, start_t: float, end_t: float, step_s: float) -> list[HistoryPoint]:
         """Range queries for both tracks between two rollout times; empty without a clock mapping or on failure."""
         template = self._queries.get(metric)
-        if template is None or self.clock_to_wall is None or end_t < start_t or step_s <= 0:
+        if template is None or metric not in self._charted or self.clock_to_wall is None or end_t < start_t or step_s <= 0:
             return []
         start_wall, end_wall = self.clock_to_wall(start_t), self.clock_to_wall(end_t)
         step_s = max(step_s, (end_wall - start_wall) / MAX_POINTS_PER_SERIES)

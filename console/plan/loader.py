@@ -27,6 +27,11 @@ from console.plan.names import RELEASE_NAME_MAX, release_name_problem
 from console.plan.problems import Path_, PlanError, Problem
 from console.units import UnitError, limit_unit, parse_duration
 
+COUNT_PLACEHOLDERS = frozenset({"app", "track", "matchers"})
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+_RATE_FUNCTION = re.compile(r"\b(rate|irate|increase|delta|idelta|deriv)\s*\(")
+_AGGREGATION = re.compile(r"\b(sum|avg|min|max|count)\b\s*(\(|by\b|without\b)")
+
 
 def _model_at(root: type[BaseModel], path: Path_) -> type[BaseModel] | None:
     """The model whose fields are allowed at a path of the document, for "did you mean"."""
@@ -186,6 +191,32 @@ class _Compiler:
                     "the query has no {track} (nor {matchers}): canary and stable read the same series, so the canary is never told apart from stable",
                 )
 
+    def count_queries(self) -> None:
+        """The plan's count queries must select counters of one track: the judge weighs their increase."""
+        for kind, query in self.spec.metrics.counts.model_dump(exclude_none=True).items():
+            path: Path_ = ("metrics", "counts", kind)
+            unknown = sorted({name for name in _PLACEHOLDER.findall(query) if name not in COUNT_PLACEHOLDERS})
+            if not query.strip():
+                self.fail(path, "a count query selects the counters, e.g. http_requests_total{{matchers}}")
+            elif unknown:
+                self.fail(path, f"unknown placeholder {{{unknown[0]}}}: a count query may use {{app}}, {{track}} and {{matchers}}")
+            elif "{track}" not in query and "{matchers}" not in query:
+                self.fail(
+                    path,
+                    "the query has no {track} (nor {matchers}): canary and stable would be counted on the same series, and the judge could never tell them apart",
+                )
+            elif match := _RATE_FUNCTION.search(query):
+                self.fail(
+                    path,
+                    f"{match.group(1)}() gives no counter: select the counters themselves (cumulative, as exported); Brahma takes their increase between samples",
+                )
+            elif _AGGREGATION.search(query):
+                self.warn(
+                    path, "summed counters hide a reset of one of them (a pod that restarts counts its whole history again): select the series as exported"
+                )
+        if self.spec.metrics.counts.model_fields_set and self.provider != "prometheus":
+            self.warn(("metrics", "counts"), f"count queries are Prometheus': the {self.provider} provider does not read them")
+
     def flags_file(self) -> None:
         if self.spec.flags_file is not None and (problem := flags_file_problem(self.spec.flags_file)):
             self.fail(("flags_file",), problem)
@@ -321,6 +352,7 @@ class _Compiler:
         self.preflight()
         self.metric_units({check.metric for stage in stages for check in stage.criteria} | {t.check.metric for t in triggers})
         self.queries()
+        self.count_queries()
         self.flags_file()
         release = self.release_name() if self.image() else ""
         flag_names = [flag.name for flag in spec.flags]

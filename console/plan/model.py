@@ -125,6 +125,20 @@ class PrometheusSpec(Strict):
     """Extra label matchers for the built-in queries."""
 
 
+class CountQueries(Strict):
+    """PromQL selecting the counters a track's counts are the increase of (Prometheus): each one's
+    series as exported, cumulative, never rate() or increase() of them, nor summed (a sum hides a
+    counter's reset). Placeholders {app}, {track} and {matchers} as in metrics.queries. One left out
+    keeps the built-in query for the usual series."""
+
+    requests: str | None = None
+    """Every request the track served, e.g. `http_requests_total{{matchers}}`."""
+    errors: str | None = None
+    """The failed ones among them, e.g. `http_requests_total{{matchers},code=~"5.."}`; no series is no error."""
+    latency_buckets: str | None = None
+    """The latency histogram's bucket series (labelled le, in seconds), e.g. `http_request_duration_seconds_bucket{{matchers}}`."""
+
+
 class MetricsSpec(Strict):
     """Where samples come from."""
 
@@ -135,6 +149,8 @@ class MetricsSpec(Strict):
     prometheus: PrometheusSpec = PrometheusSpec()
     queries: dict[str, str] = {}
     """PromQL per metric, with {app} and {track} placeholders; names a business metric or overrides a built-in one."""
+    counts: CountQueries = CountQueries()
+    """Prometheus: the counters the judge's counts and the derived rates and quantiles come from."""
     units: dict[str, Literal["percent", "fraction"]] = {}
     """How a metric's limits are written: `percent` ("> 98%", a business metric whose values are fractions
     shown as percentages) or `fraction` ("< 0.05", 0 to 1). Built-in percentages (error_rate, success_rate,

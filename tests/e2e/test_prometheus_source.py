@@ -12,11 +12,16 @@ from console.metric_catalogue import REQUEST_METRICS
 from console.metrics.prometheus import PrometheusSource
 from console.plan.model import PrometheusSpec
 from console.samples import Sample
-from testbed.prometheus_server import DemoStack, free_port, wait_for_demo_rates
+from console.sim.traffic import LATENCY_BUCKETS_S
+from testbed.prometheus_server import DemoStack, free_port, wait_for_canary_errors_to_clear, wait_for_demo_rates
 
 APP = "checkout"
 SAMPLE_WINDOW_S = 1.0
 POLL_STEP_S = 0.25
+CANARY_RPS_TOLERANCE = 0.4
+STABLE_RPS_TOLERANCE = 0.25
+"""The demo's arrivals are Poisson: the canary's ~100 requests in a 4 s window vary by 10% (one standard
+deviation), stable's ~400 by 5%; rate() extrapolating from the window's scrapes adds to that. About 4 sigma."""
 DETECTION_TIMEOUT_S = 15.0
 """A fault fills the 4 s rate window within about 6 s (first scrape, then the window); the rest is slack."""
 
@@ -54,10 +59,10 @@ async def test_a_sample_has_both_tracks_of_every_default_metric_in_canonical_uni
         assert 25 < p50 < 60
         assert p50 < p95 <= p99 < 300
     # Requests per second: 25 on the canary, 100 on stable.
-    assert values["throughput"].canary == pytest.approx(25, rel=0.25)
-    assert values["throughput"].stable == pytest.approx(100, rel=0.25)
+    assert values["throughput"].canary == pytest.approx(25, rel=CANARY_RPS_TOLERANCE)
+    assert values["throughput"].stable == pytest.approx(100, rel=STABLE_RPS_TOLERANCE)
     # The canary's requests over the 4 s window (four 1 s scrapes).
-    assert sample.canary_requests == pytest.approx(100, rel=0.25)
+    assert sample.canary_requests == pytest.approx(100, rel=CANARY_RPS_TOLERANCE)
 
 
 async def test_the_rate_window_follows_the_servers_scrape_interval(demo_stack: DemoStack) -> None:
@@ -93,6 +98,8 @@ async def test_a_canary_error_rate_of_5_percent_shows_up_within_seconds(demo_sta
         demo_stack.demo.reset()
         await sample_until(source, metrics, canary_error_rate_near(0.0), "the canary's recovery")
         await source.close()
+        # Near 0 is not 0: the window may still hold the fault's last errors, which the next test would see.
+        wait_for_canary_errors_to_clear(demo_stack.prometheus, APP)
 
 
 async def test_nan_and_empty_results_are_none_with_a_reason(demo_stack: DemoStack) -> None:
@@ -136,7 +143,7 @@ async def test_the_stable_series_in_the_canarys_answer_is_refused(demo_stack: De
     finally:
         await source.close()
     assert sample.values["pinned"].canary is None
-    assert sample.values["pinned"].stable == pytest.approx(100, rel=0.25)
+    assert sample.values["pinned"].stable == pytest.approx(100, rel=STABLE_RPS_TOLERANCE)
     assert sample.errors == (f'pinned (canary): the series is labelled track="stable", not track="canary": {REFUSED}',)
 
 
@@ -154,7 +161,7 @@ async def test_another_apps_series_are_refused_unless_summed_without_their_label
     assert sample.values["by_app"].canary is None and sample.values["by_app"].stable is None
     assert f'by_app (canary, stable): the series is labelled app="checkout", not app="payments": {REFUSED}' in sample.errors
     # A result that carries no labels cannot be checked: it is accepted (the plan's query answers for it).
-    assert sample.values["summed"].canary == pytest.approx(25, rel=0.25)
+    assert sample.values["summed"].canary == pytest.approx(25, rel=CANARY_RPS_TOLERANCE)
 
 
 async def test_history_returns_points_for_both_tracks(demo_stack: DemoStack) -> None:
@@ -166,8 +173,8 @@ async def test_history_returns_points_for_both_tracks(demo_stack: DemoStack) -> 
         await source.close()
     assert len(points) >= 8
     assert all(0 <= point.t <= 10 for point in points)
-    assert points[-1].canary == pytest.approx(25, rel=0.25)
-    assert points[-1].stable == pytest.approx(100, rel=0.25)
+    assert points[-1].canary == pytest.approx(25, rel=CANARY_RPS_TOLERANCE)
+    assert points[-1].stable == pytest.approx(100, rel=STABLE_RPS_TOLERANCE)
 
 
 async def test_a_killed_prometheus_gives_none_and_an_error_then_values_again(prometheus_server, demo_service) -> None:
@@ -190,3 +197,82 @@ async def test_a_killed_prometheus_gives_none_and_an_error_then_values_again(pro
         assert back.values["throughput"].stable > 0
     finally:
         await source.close()
+
+
+# Counts: the source's against Prometheus' own arithmetic on the same counters at the same instants.
+
+HISTORY_NEEDED_S = 20
+"""Past the stack's start: the samples below replay instants up to 15 s back (a rate window before the first)."""
+SETTLED_S = 3.0
+"""How far back an instant is replayed: every scrape up to it has landed (1 s scrapes)."""
+
+
+def scalar(prometheus, promql: str) -> float:
+    result = prometheus.query(promql)
+    assert len(result) == 1, f"{promql} → {result}"
+    return float(result[0]["value"][1])
+
+
+def at(promql_selector: str, instant: float) -> str:
+    return f"({promql_selector} @ {instant:.3f})"
+
+
+async def replay(url: str, instants: list[float], window_s: float = SAMPLE_WINDOW_S) -> list[Sample]:
+    """One sample at each past instant (in order), as a controller sampling then would have taken them."""
+    clock = iter(instants)
+    source = make_source(url, wall_clock=lambda: next(clock))
+    try:
+        return [await source.sample(list(REQUEST_METRICS), t=float(index), window_s=window_s) for index in range(len(instants))]
+    finally:
+        await source.close()
+
+
+def wait_for_history(demo_stack: DemoStack) -> None:
+    series = f'http_requests_total{{app="{APP}",track="canary",code="200"}}'
+    demo_stack.prometheus.wait_for(f"count_over_time({series}[{HISTORY_NEEDED_S}s]) >= {HISTORY_NEEDED_S - 1}", timeout_s=HISTORY_NEEDED_S + 10)
+
+
+async def test_the_derived_quantiles_are_prometheus_histogram_quantile_over_the_same_increases(demo_stack: DemoStack) -> None:
+    wait_for_history(demo_stack)
+    instant = round(time.time() - SETTLED_S, 3)
+    (sample,) = await replay(demo_stack.prometheus.url, [instant])
+    window_start = instant - 4 * 1.0  # the rate window: four 1 s scrapes
+    for track in ("canary", "stable"):
+        buckets = f'sum by (le) (http_request_duration_seconds_bucket{{app="{APP}",track="{track}"}}'
+        increases = f"{buckets} @ {instant:.3f}) - {buckets} @ {window_start:.3f})"
+        for quantile in (50, 95, 99):
+            theirs_ms = scalar(demo_stack.prometheus, f"histogram_quantile({quantile / 100}, {increases}) * 1000")
+            ours_ms = getattr(sample.values[f"latency_p{quantile}"], track)
+            assert ours_ms == pytest.approx(theirs_ms, rel=1e-9), f"{track} p{quantile}"
+        requests = f'sum(http_requests_total{{app="{APP}",track="{track}"}}'
+        served = scalar(demo_stack.prometheus, f"{requests} @ {instant:.3f}) - {requests} @ {window_start:.3f})")
+        assert served > 0
+        if track == "canary":
+            assert sample.canary_requests == served, "min_requests judges the window's requests"
+
+
+async def test_counts_over_consecutive_samples_add_up_to_the_counters_increase(demo_stack: DemoStack) -> None:
+    wait_for_history(demo_stack)
+    last = round(time.time() - SETTLED_S, 3)
+    # 0.4 s apart with 1 s scrapes: some samples see no new scrape and count nothing; the next counts it whole.
+    instants = [round(last - 0.4 * step, 3) for step in reversed(range(25))]
+    samples = await replay(demo_stack.prometheus.url, instants)
+    first_start = instants[0] - SAMPLE_WINDOW_S  # the first sample counts its own span, back from its instant
+    bound = LATENCY_BUCKETS_S[12]
+    counters = {
+        "requests": ('http_requests_total{{app="{app}",track="{track}"}}', lambda counts: counts.requests),
+        "errors": ('http_requests_total{{app="{app}",track="{track}",code=~"5.."}}', lambda counts: counts.errors),
+        f"at most {bound * 1000:g} ms": (
+            f'http_request_duration_seconds_bucket{{{{app="{{app}}",track="{{track}}",le="{bound:g}"}}}}',
+            lambda counts: dict(counts.latency_buckets)[bound],
+        ),
+    }
+    for track in ("canary", "stable"):
+        counted = [getattr(sample, f"{track}_counts") for sample in samples]
+        assert all(counts is not None for counts in counted), "both tracks read at every sample"
+        assert any(counts.requests == 0 for counts in counted) and any(counts.requests > 0 for counts in counted)
+        for name, (template, count) in counters.items():
+            series = template.format(app=APP, track=track)
+            # `or vector(0)`: a service that never failed has no 5xx series.
+            increase = f"(sum({series} @ {last:.3f}) or vector(0)) - (sum({series} @ {first_start:.3f}) or vector(0))"
+            assert sum(count(counts) for counts in counted) == pytest.approx(scalar(demo_stack.prometheus, increase), abs=1e-6), f"{track} {name}"

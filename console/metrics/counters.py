@@ -1,0 +1,111 @@
+"""A track's counts from its cumulative counters, read from Prometheus at every sample.
+
+Each sample reads the counters themselves (requests by code, errors, the latency histogram's buckets
+by `le`), series by series, and takes their increase since the track's previous read here, as
+increase() would between those two instants: a value below the one before is a counter reset,
+after which the counter counted from zero; a series never seen before started from zero. The
+values last seen are kept for every series, so a series that misses one read (a failed scrape)
+is not counted from zero again when it comes back.
+
+The increase of one read over the last is a function; a `CounterTally` keeps one track's last
+values and its recent intervals. Reading Prometheus' answers is console/metrics/prometheus.py's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from console.samples import TrackCounts
+
+SeriesKey = tuple[tuple[str, str], ...]
+"""A series' labels, sorted: how one read's series is matched with the same series in the next."""
+Snapshot = dict[str, dict[SeriesKey, float]]
+"""Count kind → each series' value at one instant."""
+
+COUNT_KINDS = ("requests", "errors", "latency_buckets")
+LATENCY_BUCKETS = "latency_buckets"
+
+
+def bucket_bound(text: Any) -> float | None:
+    try:
+        bound = float(text)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(bound) else bound
+
+
+def increase(previous: Mapping[SeriesKey, float], current: Mapping[SeriesKey, float]) -> dict[SeriesKey, float]:
+    """Each series' increase from `previous` to `current`, as increase() counts it: a drop is a reset, after
+    which the counter counted from zero; a series not in `previous` started from zero."""
+    return {key: value - previous[key] if key in previous and value >= previous[key] else value for key, value in current.items()}
+
+
+def counts_from(increases: Snapshot) -> TrackCounts:
+    """The track's counts from each series' increase: requests and errors summed, buckets summed by `le`."""
+    by_bound: dict[float, float] = {}
+    for labels, count in increases.get(LATENCY_BUCKETS, {}).items():
+        bound = bucket_bound(dict(labels).get("le"))
+        if bound is not None:
+            by_bound[bound] = by_bound.get(bound, 0.0) + count
+    return TrackCounts(
+        requests=sum(increases.get("requests", {}).values()),
+        errors=sum(increases.get("errors", {}).values()),
+        latency_buckets=tuple(sorted(by_bound.items())),
+    )
+
+
+def summed(counts: Iterable[TrackCounts]) -> TrackCounts:
+    """Counts of consecutive intervals as one: requests and errors added, buckets added bound by bound."""
+    requests = errors = 0.0
+    by_bound: dict[float, float] = {}
+    for part in counts:
+        requests += part.requests
+        errors += part.errors
+        for bound, count in part.latency_buckets:
+            by_bound[bound] = by_bound.get(bound, 0.0) + count
+    return TrackCounts(requests, errors, tuple(sorted(by_bound.items())))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """What a track served between two reads (wall times, epoch seconds)."""
+
+    start: float
+    end: float
+    counts: TrackCounts
+
+
+class CounterTally:
+    """One track's counters: the values last seen of every series, and the intervals of recent reads."""
+
+    def __init__(self) -> None:
+        self._last: Snapshot = {kind: {} for kind in COUNT_KINDS}
+        self.read_at: float | None = None
+        """When the counters were last read; None before the first read."""
+        self._intervals: deque[Interval] = deque()
+
+    def add(self, at: float, snapshot: Snapshot) -> Interval | None:
+        """The counters read at `at`: the interval since the previous read, or None for the first read (no baseline)."""
+        interval = None
+        if self.read_at is not None:
+            increases = {kind: increase(self._last[kind], snapshot.get(kind, {})) for kind in COUNT_KINDS}
+            interval = Interval(self.read_at, at, counts_from(increases))
+            self._intervals.append(interval)
+        for kind in COUNT_KINDS:
+            self._last[kind].update(snapshot.get(kind, {}))
+        self.read_at = at
+        return interval
+
+    def window(self, now: float, window_s: float, sample_s: float) -> tuple[TrackCounts, float] | None:
+        """The counts of the intervals that make up the last `window_s` before `now`, and the time they span;
+        None without any. An interval counts when it ends within the window by more than half a sample,
+        so 1 s samples make a 4 s window of four intervals, not five."""
+        while self._intervals and self._intervals[0].end <= now - window_s + sample_s / 2:
+            self._intervals.popleft()
+        if not self._intervals:
+            return None
+        return summed(interval.counts for interval in self._intervals), now - self._intervals[0].start
