@@ -100,6 +100,8 @@ class RateRatioTest:
 
     def log_e_value(self) -> float:
         """log of the e-value against "no worse than 1 + tolerance" (cheaper than the whole evidence)."""
+        if self._evidence is not None:
+            return self._evidence[1].log_e_value
         likelihood = self._log_likelihood()
         return _log_mean_exp(likelihood[self._null_index + 1 :]) - likelihood[self._null_index]
 
@@ -107,16 +109,24 @@ class RateRatioTest:
         if self._evidence is not None and self._evidence[0] == alpha:
             return self._evidence[1]
         likelihood = self._log_likelihood()
-        log_e = _log_mean_exp(likelihood[self._null_index + 1 :]) - likelihood[self._null_index]
+        null = self._null_index
+        top = max(likelihood)
+        # One pass of exp serves both mixtures, unless the points above the null are so much less likely than
+        # the best that theirs underflow: then they are summed on their own scale.
+        scaled = list(map(math.exp, map(sub, likelihood, repeat(top))))
+        above = sum(scaled[null + 1 :])
+        if above > 1e-200:
+            log_e = top + math.log(above / (len(scaled) - null - 1)) - likelihood[null]
+        else:
+            log_e = _log_mean_exp(likelihood[null + 1 :]) - likelihood[null]
         estimate = low = high = None
         if self.canary_errors + self.stable_errors > 0:
-            top = max(likelihood)
             best = likelihood.index(top)
             estimate = self.grid[best]
             # The mixture over the whole grid against each point: points it has not rejected form the interval.
             # They are contiguous about the most likely point (the log-likelihood is concave in log ρ); the
             # interval's true edges lie between them and their rejected neighbours, so the neighbours bound it.
-            cut = _log_mean_exp(likelihood) - math.log(1 / alpha)
+            cut = top + math.log(sum(scaled) / len(scaled)) - math.log(1 / alpha)
             first = last = best
             while first > 0 and likelihood[first - 1] > cut:
                 first -= 1
