@@ -4,7 +4,7 @@ One e-process (console/judge) per metric runs from the first sample to the last,
 so a bad canary can be caught at 5% and the evidence of 5% still counts at 50%: errors always, and for
 each latency quantile the plan judges, the requests slower than a bucket bound chosen once from stable's
 first samples (console/judge/slow_requests.py). The rollout's alpha is shared among them (Bonferroni:
-alpha / K each, K known from the plan when the rollout starts, so a resume splits it the same way),
+alpha / K each, K from the metrics the plan judges, so a resume of the plan splits it the same way),
 so the chance that any of them rolls back a canary no worse than the tolerance is at most alpha.
 
 It only ever rolls back: a canary it has not called worse is not thereby healthy, and the stage's
@@ -39,18 +39,17 @@ class _SlowRequests:
     """One latency quantile: its bound's calibration on stable's first samples, then the test of the requests slower than it."""
 
     def __init__(self, metric: str, tolerance: float):
-        self.metric = metric
-        self.bound = TailBound(QUANTILES[metric])
+        self.tail = TailBound(QUANTILES[metric])
         self.test = RateRatioTest(tolerance)
 
     def add(self, canary: TrackCounts, stable: TrackCounts) -> None:
-        if not self.bound.settled:
-            self.bound.observe(stable.latency_buckets)  # a sample that helps choose the bound is not tested at it
+        if not self.tail.settled:
+            self.tail.observe(stable.latency_buckets)  # a sample that helps choose the bound is not tested at it
             return
-        if self.bound.bound is None:
+        if self.tail.bound is None:
             return
-        slow_c = slow_requests(canary.latency_buckets, self.bound.bound)
-        slow_s = slow_requests(stable.latency_buckets, self.bound.bound)
+        slow_c = slow_requests(canary.latency_buckets, self.tail.bound)
+        slow_s = slow_requests(stable.latency_buckets, self.tail.bound)
         if slow_c is not None and slow_s is not None:
             self.test.update(slow_c[0], slow_c[1], slow_s[0], slow_s[1])
 
@@ -90,7 +89,7 @@ class SequentialJudge:
 
     def bound_s(self, metric: str) -> float | None:
         """The bound a latency quantile's slow requests are counted at; None while it is being chosen, or untestable."""
-        return self._latency[metric].bound.bound
+        return self._latency[metric].tail.bound
 
     def journaled(self) -> dict[str, dict[str, float | None]]:
         """The evidence as a sample event carries it: metric → ratio and interval, log e-value and the log
@@ -125,12 +124,12 @@ class SequentialJudge:
                 continue
             evidence = test.evidence(self.alpha_each)
             latency = self._latency.get(metric)
-            if not evidence.regressed(self.alpha_each, self.floor if latency is None else latency.bound.floor):
+            if not evidence.regressed(self.alpha_each, self.floor if latency is None else latency.tail.floor):
                 continue
             if latency is None:
                 return Regression(f"judge:{metric}", describe(evidence))
-            assert latency.bound.bound is not None, "a latency is tested only once its bound is chosen"
-            return Regression(f"judge:{metric}", describe_latency(metric, latency.bound.bound, evidence))
+            assert latency.tail.bound is not None, "a latency is tested only once its bound is chosen"
+            return Regression(f"judge:{metric}", describe_latency(metric, latency.tail.bound, evidence))
         return None
 
     def _test(self, metric: str) -> RateRatioTest:
@@ -144,7 +143,7 @@ def describe(evidence: RatioEvidence) -> str:
 
 def describe_latency(metric: str, bound_s: float, evidence: RatioEvidence) -> str:
     """ "p99: 3.1% vs 1.0% of requests slower than 250ms: ×3.1 [×1.9–×5.2] after 9,800 canary requests" """
-    return f"{CATALOGUE[metric].label}: {_shares(evidence)} of requests slower than {_milliseconds(bound_s):g}ms: {_ratio(evidence)}"
+    return f"{CATALOGUE[metric].label}: {_shares(evidence)} of requests slower than {bound_s * 1000:g}ms: {_ratio(evidence)}"
 
 
 def _shares(evidence: RatioEvidence) -> str:
