@@ -5,6 +5,7 @@ drawn here, straight from the Poisson model, not by a simulator."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Sequence
@@ -76,22 +77,35 @@ def tracks_at(weight: float) -> tuple[float, float]:
     return canary, SERVICE_RPS * INTERVAL_S - canary
 
 
+@dataclasses.dataclass
+class JudgedRollout:
+    judge: SequentialJudge
+    rejected_at: int | None = None
+    """The first sample at which any e-process's journaled evidence reached its threshold (floors aside)."""
+    regression_at: int | None = None
+    regression: Regression | None = None
+    """The first regression the judge called; the rollout ends there."""
+
+
 def judged_rollout(
     seed: int, alpha: float, canary_slower: Sequence[float], stable_slower: Sequence[float] = STABLE_SLOWER, error_ratio: float = 1.0, stages=STAGES
-) -> tuple[int | None, Regression | None, SequentialJudge]:
-    """One rollout through the judge of a plan judging every latency quantile, the counts drawn here: the
-    sample at which it first calls a regression and the regression (None, None if never), and the judge."""
+) -> JudgedRollout:
+    """One rollout through the judge of a plan judging every latency quantile, as the controller drives it
+    (counts added, evidence journaled, a regression looked for), the counts drawn here."""
     rng = random.Random(seed)
-    judge, sample = SequentialJudge(alpha, tolerance=0.2, floor=0.0, metrics=LATENCIES), 0
+    outcome, sample = JudgedRollout(SequentialJudge(alpha, tolerance=0.2, floor=0.0, metrics=LATENCIES)), 0
     for weight, samples in stages:
         canary, stable = tracks_at(weight)
         for _ in range(samples):
             sample += 1
-            judge.add(track_counts(rng, canary, 0.002 * error_ratio, canary_slower), track_counts(rng, stable, 0.002, stable_slower))
-            regression = judge.regression()
-            if regression is not None:
-                return sample, regression, judge
-    return None, None, judge
+            outcome.judge.add(track_counts(rng, canary, 0.002 * error_ratio, canary_slower), track_counts(rng, stable, 0.002, stable_slower))
+            if outcome.rejected_at is None and any(e["log_e"] >= e["log_threshold"] for e in outcome.judge.journaled().values()):
+                outcome.rejected_at = sample
+            outcome.regression = outcome.judge.regression()
+            if outcome.regression is not None:
+                outcome.regression_at = sample
+                return outcome
+    return outcome
 
 
 def rollout(seed: int, base_rate: float, ratio: float, tolerance: float, alpha: float) -> tuple[int | None, list]:
@@ -231,9 +245,9 @@ def test_a_canary_no_worse_in_errors_or_latency_is_rarely_rolled_back_by_any_of_
     alpha, runs = 0.05, 300
     canary_slower = tuple(min(1.0, share * ratio) for share in STABLE_P95_AT_A_BOUND)
     outcomes = [judged_rollout(seed, alpha, canary_slower, STABLE_P95_AT_A_BOUND, error_ratio=ratio) for seed in range(runs)]
-    rolled_back = sum(1 for at, _, _ in outcomes if at is not None)
-    assert rolled_back / runs <= alpha + three_sigma(alpha, runs), f"{rolled_back} of {runs} rollouts rolled back at alpha {alpha}"
-    p95_bounds = {judge.bound_s("latency_p95") for _, _, judge in outcomes}
+    rejected = sum(1 for outcome in outcomes if outcome.rejected_at is not None)
+    assert rejected / runs <= alpha + three_sigma(alpha, runs), f"{rejected} of {runs} rollouts rejected at alpha {alpha}, floors aside"
+    p95_bounds = {outcome.judge.bound_s("latency_p95") for outcome in outcomes}
     assert p95_bounds == {0.1, 0.2}, "the p95's bound was chosen by the data, both ways"
 
 
@@ -241,9 +255,9 @@ def test_a_canary_with_three_times_the_requests_slower_than_stables_p99_is_rolle
     """At 5% of 2,000 rps, the p99's e-process (at 200ms, stable's p99 bucket) calls it within the stage's 60 samples."""
     runs = 200
     outcomes = [judged_rollout(seed, 0.01, THREE_TIMES_SLOWER_PAST_200MS, stages=STAGES[:1]) for seed in range(runs)]
-    caught = [at for at, regression, _ in outcomes if regression is not None and regression.trigger == "judge:latency_p99"]
+    caught = [outcome.regression_at for outcome in outcomes if outcome.regression and outcome.regression.trigger == "judge:latency_p99"]
     assert len(caught) / runs >= 0.95, f"{len(caught)} of {runs} caught by the p99 within the first stage"
     assert sorted(caught)[len(caught) // 2] * INTERVAL_S <= 300, "half of them within 5 minutes"
-    _, regression, judge = outcomes[0]
+    judge, regression = outcomes[0].judge, outcomes[0].regression
     assert judge.bound_s("latency_p99") == 0.2
     assert regression.reason.startswith("p99: ") and " of requests slower than 200ms: ×" in regression.reason, regression.reason
