@@ -1,22 +1,85 @@
 """The judge's statistics, tested statistically: false detections stay under alpha at every look, real
 regressions are caught early, and the intervals hold the truth. Each figure is over many seeded
-rollouts, and each bound allows three binomial standard errors of the rollouts counted."""
+rollouts, and each bound allows three binomial standard errors of the rollouts counted. The counts are
+drawn here, straight from the Poisson model, not by a simulator."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+from collections.abc import Sequence
 
 import pytest
 
+from console.controller.sequential import Regression, SequentialJudge
 from console.judge.rate_bound import rate_bounds, rate_excluded
 from console.judge.rate_ratio import RateRatioTest
+from console.samples import TrackCounts
 from console.sim.traffic import poisson
 
 STAGES = ((5, 60), (25, 60), (50, 60))
 """The reference canary's weights, each for 60 samples of 10 s."""
 SERVICE_RPS = 2000
 INTERVAL_S = 10
+LATENCIES = ("latency_p99", "latency_p50", "latency_p95")
+"""With errors, the four e-processes of a plan judging every latency quantile: alpha is shared four ways."""
+
+BOUNDS_S = (0.05, 0.1, 0.2, 0.3, 0.5, math.inf)
+"""The latency histogram's bucket bounds, in seconds."""
+STABLE_SLOWER = (0.4, 0.04, 0.006, 0.002, 0.0005, 0.0)
+"""The share of stable's requests slower than each bound: p50 under 50ms, p95 under 100ms, p99 under 200ms,
+each clear of its bound, so the bound each quantile is tested at is the same in every rollout."""
+THREE_TIMES_SLOWER_PAST_200MS = (0.4, 0.052, 0.018, 0.006, 0.0015, 0.0)
+"""A canary with three times stable's requests slower than 200ms (its p99 267ms against 188ms), the same below."""
+
+
+def track_counts(rng: random.Random, requests: float, error_rate: float, slower: Sequence[float] = STABLE_SLOWER) -> TrackCounts:
+    """One track's interval: each latency bucket's requests Poisson (`slower`: the share slower than each of
+    BOUNDS_S), the requests their sum, the errors Poisson."""
+    buckets, served, above = [], 0, 1.0
+    for bound, share in zip(BOUNDS_S, slower, strict=True):
+        served += poisson(rng, requests * (above - share))
+        buckets.append((bound, float(served)))
+        above = share
+    return TrackCounts(float(served), float(poisson(rng, requests * error_rate)), tuple(buckets))
+
+
+def tracks_at(weight: float) -> tuple[float, float]:
+    """The canary's and stable's requests over one interval at `weight` percent."""
+    canary = SERVICE_RPS * weight / 100 * INTERVAL_S
+    return canary, SERVICE_RPS * INTERVAL_S - canary
+
+
+@dataclasses.dataclass
+class JudgedRollout:
+    judge: SequentialJudge
+    rejected_at: int | None = None
+    """The first sample at which any e-process's journaled evidence reached its threshold (floors aside)."""
+    regression_at: int | None = None
+    regression: Regression | None = None
+    """The first regression the judge called; the rollout ends there."""
+
+
+def judged_rollout(
+    seed: int, alpha: float, canary_slower: Sequence[float], stable_slower: Sequence[float] = STABLE_SLOWER, error_ratio: float = 1.0, stages=STAGES
+) -> JudgedRollout:
+    """One rollout through the judge of a plan judging every latency quantile, as the controller drives it
+    (counts added, evidence journaled, a regression looked for), the counts drawn here."""
+    rng = random.Random(seed)
+    outcome, sample = JudgedRollout(SequentialJudge(alpha, tolerance=0.2, floor=0.0, metrics=LATENCIES)), 0
+    for weight, samples in stages:
+        canary, stable = tracks_at(weight)
+        for _ in range(samples):
+            sample += 1
+            outcome.judge.add(track_counts(rng, canary, 0.002 * error_ratio, canary_slower), track_counts(rng, stable, 0.002, stable_slower))
+            if outcome.rejected_at is None and any(e["log_e"] >= e["log_threshold"] for e in outcome.judge.journaled().values()):
+                outcome.rejected_at = sample
+            outcome.regression = outcome.judge.regression()
+            if outcome.regression is not None:
+                outcome.regression_at = sample
+                return outcome
+    return outcome
 
 
 def rollout(seed: int, base_rate: float, ratio: float, tolerance: float, alpha: float) -> tuple[int | None, list]:
@@ -25,8 +88,7 @@ def rollout(seed: int, base_rate: float, ratio: float, tolerance: float, alpha: 
     test = RateRatioTest(tolerance)
     looks, rejected_at, sample = [], None, 0
     for weight, samples in STAGES:
-        canary = SERVICE_RPS * weight / 100 * INTERVAL_S
-        stable = SERVICE_RPS * INTERVAL_S - canary
+        canary, stable = tracks_at(weight)
         for _ in range(samples):
             sample += 1
             test.update(canary, poisson(rng, canary * base_rate * ratio), stable, poisson(rng, stable * base_rate))
@@ -152,3 +214,32 @@ def test_the_rate_bounds_are_not_wider_than_they_need_to_be():
     """Tight enough to be useful: at 10,000 requests with 1% errors, within a factor of two of the rate."""
     low, high = rate_bounds(100, 10_000, 0.01)
     assert 0.005 < low < 0.01 < high < 0.02
+
+
+STABLE_P95_AT_A_BOUND = (0.4, 0.05, 0.006, 0.002, 0.0005, 0.0)
+"""Stable's p95 right at 100ms: whether the p95's bound is 100ms or 200ms is the luck of its first sample."""
+
+
+@pytest.mark.parametrize("ratio", [1.0, 1.2], ids=["identical", "at the tolerance"])
+def test_a_canary_no_worse_in_errors_or_latency_is_rarely_rolled_back_by_any_of_the_four_e_processes(ratio):
+    """Errors and every tail share ×`ratio`: whichever bounds stable's first samples chose (for the p95, one or
+    the other by chance), the four e-processes together roll back at most alpha of the rollouts."""
+    alpha, runs = 0.05, 300
+    canary_slower = tuple(min(1.0, share * ratio) for share in STABLE_P95_AT_A_BOUND)
+    outcomes = [judged_rollout(seed, alpha, canary_slower, STABLE_P95_AT_A_BOUND, error_ratio=ratio) for seed in range(runs)]
+    rejected = sum(1 for outcome in outcomes if outcome.rejected_at is not None)
+    assert rejected / runs <= alpha + three_sigma(alpha, runs), f"{rejected} of {runs} rollouts rejected at alpha {alpha}, floors aside"
+    p95_bounds = {outcome.judge.bound_s("latency_p95") for outcome in outcomes}
+    assert p95_bounds == {0.1, 0.2}, "the p95's bound was chosen by the data, both ways"
+
+
+def test_a_canary_with_three_times_the_requests_slower_than_stables_p99_is_rolled_back_within_the_first_stage():
+    """At 5% of 2,000 rps, the p99's e-process (at 200ms, stable's p99 bucket) calls it within the stage's 60 samples."""
+    runs = 200
+    outcomes = [judged_rollout(seed, 0.01, THREE_TIMES_SLOWER_PAST_200MS, stages=STAGES[:1]) for seed in range(runs)]
+    caught = [outcome.regression_at for outcome in outcomes if outcome.regression and outcome.regression.trigger == "judge:latency_p99"]
+    assert len(caught) / runs >= 0.95, f"{len(caught)} of {runs} caught by the p99 within the first stage"
+    assert sorted(caught)[len(caught) // 2] * INTERVAL_S <= 300, "half of them within 5 minutes"
+    judge, regression = outcomes[0].judge, outcomes[0].regression
+    assert judge.bound_s("latency_p99") == 0.2
+    assert regression.reason.startswith("p99: ") and " of requests slower than 200ms: ×" in regression.reason, regression.reason

@@ -20,7 +20,6 @@ from console.controller.analysis import COUNTED_RATES, Confidence, Decision, dec
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.identity import check_resume, plan_digest, plan_identity
 from console.controller.rollback_pacing import RollbackPacing
-from console.controller.sequential import TRIGGER as JUDGE_TRIGGER
 from console.controller.sequential import SequentialJudge
 from console.journal import events as ev
 from console.journal.journal import Journal, read_events
@@ -137,7 +136,7 @@ class Controller:
         self.plan_changed = check_resume(plan, self.state, path, self.options.target_kind)
         """Said when the plan was edited since the journal last ran it; ResumeRefused when it is another plan."""
         self.resumed = self.state.started and not self.state.finished
-        self.judge = SequentialJudge(plan.alpha, plan.tolerance, plan.floor) if plan.judge == "sequential" else None
+        self.judge = SequentialJudge(plan.alpha, plan.tolerance, plan.floor, plan.metric_names) if plan.judge == "sequential" else None
         """The sequential judge, its evidence gathered over the whole rollout (rebuilt from the journal on a resume)."""
         if self.judge is not None and self.state.started:
             self.judge.replay(event.counts for event in read_events(path) if isinstance(event, ev.SampleTaken))
@@ -638,7 +637,7 @@ class Controller:
             judged = self.judge.journaled()
             regression = self.judge.regression()
             if regression is not None and decision.action != "rollback":  # a critical trigger's rollback says it first
-                decision = Decision("rollback", regression, JUDGE_TRIGGER)
+                decision = Decision("rollback", regression.reason, regression.trigger)
         self.emit(
             ev.SampleTaken(
                 t,

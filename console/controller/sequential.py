@@ -1,31 +1,68 @@
-"""The sequential judge of one rollout: the canary's errors against stable's, on the counts both served.
+"""The sequential judge of one rollout: the canary's errors and slow requests against stable's, on the counts both served.
 
-One e-process (console/judge) runs from the first sample to the last, through every stage, so a bad
-canary can be caught at 5% and the evidence of 5% still counts at 50%. It only ever rolls back: a
-canary it has not called worse is not thereby healthy, and the stage's criteria still decide
-promotion. Without counts from the source it has no evidence and decides nothing.
+One e-process (console/judge) per metric runs from the first sample to the last, through every stage,
+so a bad canary can be caught at 5% and the evidence of 5% still counts at 50%: errors always, and for
+each latency quantile the plan judges, the requests slower than a bucket bound chosen once from stable's
+first samples (console/judge/slow_requests.py). The rollout's alpha is shared among them (Bonferroni:
+alpha / K each, K from the metrics the plan judges, so a resume of the plan splits it the same way),
+so the chance that any of them rolls back a canary no worse than the tolerance is at most alpha.
+
+It only ever rolls back: a canary it has not called worse is not thereby healthy, and the stage's
+criteria still decide promotion. Without counts from the source it has no evidence and decides nothing.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from console.derived import QUANTILES
 from console.judge.rate_ratio import RateRatioTest, RatioEvidence
+from console.judge.slow_requests import TailBound, slow_requests
+from console.metric_catalogue import CATALOGUE
 from console.samples import TrackCounts
 from console.units import format_metric_value
 
-JUDGED = "error_rate"
-"""The rate the judge tests (latency's slow-request counts are the same test, not judged yet)."""
-TRIGGER = f"judge:{JUDGED}"
-"""The rollback's trigger, as the journal names it."""
+ERRORS = "error_rate"
+"""Judged in every rollout; the latency quantiles when the plan judges them."""
+
+
+@dataclass(frozen=True)
+class Regression:
+    trigger: str
+    """judge:<metric>, as the journal names the rollback's trigger."""
+    reason: str
+
+
+class _SlowRequests:
+    """One latency quantile: its bound's calibration on stable's first samples, then the test of the requests slower than it."""
+
+    def __init__(self, metric: str, tolerance: float):
+        self.tail = TailBound(QUANTILES[metric])
+        self.test = RateRatioTest(tolerance)
+
+    def add(self, canary: TrackCounts, stable: TrackCounts) -> None:
+        if not self.tail.settled:
+            self.tail.observe(stable.latency_buckets)  # a sample that helps choose the bound is not tested at it
+            return
+        if self.tail.bound is None:
+            return
+        slow_c = slow_requests(canary.latency_buckets, self.tail.bound)
+        slow_s = slow_requests(stable.latency_buckets, self.tail.bound)
+        if slow_c is not None and slow_s is not None:
+            self.test.update(slow_c[0], slow_c[1], slow_s[0], slow_s[1])
 
 
 class SequentialJudge:
-    def __init__(self, alpha: float, tolerance: float, floor: float):
+    def __init__(self, alpha: float, tolerance: float, floor: float, metrics: Iterable[str] = ()):
+        """`metrics`: the plan's metric names; each latency quantile among them gets its e-process."""
         self.alpha, self.tolerance, self.floor = alpha, tolerance, floor
-        self._test = RateRatioTest(tolerance)
-        self._alpha_each = alpha  # one e-process; with several, Bonferroni: alpha / their number
+        self._errors = RateRatioTest(tolerance)
+        self._latency = {metric: _SlowRequests(metric, tolerance) for metric in dict.fromkeys(metrics) if metric in QUANTILES}
+        self.metrics = (ERRORS, *self._latency)
+        """What it tests, in the order a regression is looked for."""
+        self.alpha_each = alpha / len(self.metrics)
 
     def add(self, canary: TrackCounts | None, stable: TrackCounts | None) -> bool:
         """One sample's counts; False when they are not evidence (a track uncounted, without traffic, or with
@@ -34,53 +71,96 @@ class SequentialJudge:
             return False
         if canary.requests <= 0 or stable.requests <= 0 or canary.errors < 0 or stable.errors < 0:
             return False
-        self._test.update(canary.requests, canary.errors, stable.requests, stable.errors)
+        self._errors.update(canary.requests, canary.errors, stable.requests, stable.errors)
+        for latency in self._latency.values():
+            latency.add(canary, stable)
         return True
 
     def replay(self, journaled_counts: Iterable[dict[str, dict[str, object]]]) -> None:
-        """The evidence of the samples a resumed rollout already journaled, in their order."""
+        """The evidence of the samples a resumed rollout already journaled, in their order (the latency bounds
+        are chosen again from the same first samples, so they come out the same)."""
         for counts in journaled_counts:
             canary, stable = counts.get("canary"), counts.get("stable")
             if canary and stable:
                 self.add(TrackCounts.from_dict(canary), TrackCounts.from_dict(stable))
 
-    def evidence(self) -> RatioEvidence:
-        return self._test.evidence(self._alpha_each)
+    def evidence(self, metric: str = ERRORS) -> RatioEvidence:
+        return self._test(metric).evidence(self.alpha_each)
+
+    def bound_s(self, metric: str) -> float | None:
+        """The bound a latency quantile's slow requests are counted at; None while it is being chosen, or untestable."""
+        return self._latency[metric].tail.bound
 
     def journaled(self) -> dict[str, dict[str, float | None]]:
-        """The evidence as a sample event carries it: metric → ratio and interval, log e-value and the log threshold."""
-        evidence = self.evidence()
-        if evidence.canary_requests <= 0:
-            return {}
-        return {
-            JUDGED: {
+        """The evidence as a sample event carries it: metric → ratio and interval, log e-value and the log
+        threshold, the counts behind them (a latency's "errors" are its slow requests) and its bound_ms.
+        A metric with no tested sample yet (a latency bound still being chosen) is left out."""
+        judged: dict[str, dict[str, float | None]] = {}
+        for metric in self.metrics:
+            evidence = self.evidence(metric)
+            if evidence.canary_requests <= 0:
+                continue
+            judged[metric] = {
                 "ratio": _rounded(evidence.estimate),
                 "low": _rounded(evidence.low),
                 "high": _rounded(evidence.high),
                 "log_e": round(evidence.log_e_value, 4),
-                "log_threshold": round(math.log(1 / self._alpha_each), 4),
+                "log_threshold": round(math.log(1 / self.alpha_each), 4),
                 "canary_requests": round(evidence.canary_requests, 3),
                 "canary_errors": evidence.canary_errors,
                 "stable_requests": round(evidence.stable_requests, 3),
                 "stable_errors": evidence.stable_errors,
             }
-        }
+            if metric in self._latency:
+                judged[metric]["bound_ms"] = _milliseconds(self.bound_s(metric))
+        return judged
 
-    def regression(self) -> str | None:
-        """Why the canary is worse than stable beyond the tolerance, beyond doubt; None while it is not shown."""
-        evidence = self.evidence()
-        if not evidence.regressed(self._alpha_each, self.floor):
-            return None
-        return describe(evidence)
+    def regression(self) -> Regression | None:
+        """The first metric shown worse than stable beyond the tolerance, beyond doubt, and why; None while none is."""
+        threshold = math.log(1 / self.alpha_each)
+        for metric in self.metrics:
+            test = self._test(metric)
+            if test.log_e_value() < threshold:  # the usual case, without the interval's cost
+                continue
+            evidence = test.evidence(self.alpha_each)
+            latency = self._latency.get(metric)
+            if not evidence.regressed(self.alpha_each, self.floor if latency is None else latency.tail.floor):
+                continue
+            if latency is None:
+                return Regression(f"judge:{metric}", describe(evidence))
+            assert latency.tail.bound is not None, "a latency is tested only once its bound is chosen"
+            return Regression(f"judge:{metric}", describe_latency(metric, latency.tail.bound, evidence))
+        return None
+
+    def _test(self, metric: str) -> RateRatioTest:
+        return self._errors if metric == ERRORS else self._latency[metric].test
 
 
 def describe(evidence: RatioEvidence) -> str:
     """ "errors 0.28% vs 0.08%: ×3.5 [×2.1–×5.8] after 14,200 canary requests" """
-    canary = format_metric_value(JUDGED, evidence.canary_errors / evidence.canary_requests)
-    stable = format_metric_value(JUDGED, evidence.stable_errors / evidence.stable_requests)
+    return f"errors {_shares(evidence)}: {_ratio(evidence)}"
+
+
+def describe_latency(metric: str, bound_s: float, evidence: RatioEvidence) -> str:
+    """ "p99: 3.1% vs 1.0% of requests slower than 250ms: ×3.1 [×1.9–×5.2] after 9,800 canary requests" """
+    return f"{CATALOGUE[metric].label}: {_shares(evidence)} of requests slower than {bound_s * 1000:g}ms: {_ratio(evidence)}"
+
+
+def _shares(evidence: RatioEvidence) -> str:
+    """The canary's and stable's share of requests that erred (or were slow), as error rates are shown."""
+    canary = format_metric_value(ERRORS, evidence.canary_errors / evidence.canary_requests)
+    stable = format_metric_value(ERRORS, evidence.stable_errors / evidence.stable_requests)
+    return f"{canary} vs {stable}"
+
+
+def _ratio(evidence: RatioEvidence) -> str:
     low = f"×{evidence.low:.2g}" if evidence.low is not None else "…"
     high = f"×{evidence.high:.2g}" if evidence.high is not None else "…"
-    return f"errors {canary} vs {stable}: ×{evidence.estimate:.2g} [{low}–{high}] after {evidence.canary_requests:,.0f} canary requests"
+    return f"×{evidence.estimate:.2g} [{low}–{high}] after {evidence.canary_requests:,.0f} canary requests"
+
+
+def _milliseconds(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 6)
 
 
 def _rounded(value: float | None) -> float | None:

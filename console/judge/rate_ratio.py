@@ -14,12 +14,19 @@ so evidence from 5%, 25% and 50% of traffic adds up on the same ρ.
 
 Prometheus' increase() gives fractional counts; errors are rounded to whole ones (the likelihood is
 of whole events), requests stay as given (they only weigh π).
+
+The log-likelihood of ρ over the intervals so far is E_c log ρ − Σ k log(1 + ρ n_c/n_s) plus a term
+that is the same at every ρ (Σ e_c log(n_c/n_s)) and cancels in every ratio the test takes; only the
+canary's errors E_c and the sum are kept, the sum updated in C-level maps (a sample judges several
+metrics, each its own test).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import repeat
+from operator import add, sub
 
 from console.judge.rate_bound import rate_bounds
 
@@ -69,48 +76,73 @@ class RateRatioTest:
         self.grid = [self.null_ratio * step**k for k in range(-below, GRID_POINTS_ABOVE + 1)]
         self._log_grid = [math.log(rho) for rho in self.grid]
         self._null_index = below
-        self._log_likelihood = [0.0] * len(self.grid)
+        self._penalty = [0.0] * len(self.grid)
+        """Σ over intervals of k log(1 + ρ n_c/n_s), at each grid point."""
         self.canary_requests = self.stable_requests = 0.0
         self.canary_errors = self.stable_errors = 0
+        self._evidence: tuple[float, RatioEvidence] | None = None
+        """The last evidence read and its alpha, until the next update (the journal and the verdict both read it)."""
 
     def update(self, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float) -> None:
         """One interval's counts; an interval with no requests on a track, or no errors, says nothing of ρ."""
         errors_c, errors_s = round(canary_errors), round(stable_errors)
         if canary_requests <= 0 or stable_requests <= 0:
             return
+        self._evidence = None
         self.canary_requests += canary_requests
         self.stable_requests += stable_requests
         self.canary_errors += errors_c
         self.stable_errors += errors_s
         if errors_c + errors_s == 0:
             return
-        # log π(ρ) = log ρ + log r − log(1 + ρ r) and log(1 − π(ρ)) = −log(1 + ρ r), with r = n_c / n_s.
-        share = canary_requests / stable_requests
-        log_share, errors = math.log(share), errors_c + errors_s
-        likelihood = self._log_likelihood
-        for j, rho in enumerate(self.grid):
-            likelihood[j] += errors_c * (self._log_grid[j] + log_share) - errors * math.log1p(rho * share)
+        share, errors = canary_requests / stable_requests, float(errors_c + errors_s)
+        self._penalty = list(map(add, self._penalty, map(errors.__mul__, map(math.log1p, map(share.__mul__, self.grid)))))
+
+    def log_e_value(self) -> float:
+        """log of the e-value against "no worse than 1 + tolerance" (cheaper than the whole evidence)."""
+        if self._evidence is not None:
+            return self._evidence[1].log_e_value
+        likelihood = self._log_likelihood()
+        return _log_mean_exp(likelihood[self._null_index + 1 :]) - likelihood[self._null_index]
 
     def evidence(self, alpha: float) -> RatioEvidence:
-        likelihood = self._log_likelihood
-        null = likelihood[self._null_index]
-        above = likelihood[self._null_index + 1 :]
-        log_e = _log_mean_exp(above) - null
-        seen = self.canary_errors + self.stable_errors > 0
+        if self._evidence is not None and self._evidence[0] == alpha:
+            return self._evidence[1]
+        likelihood = self._log_likelihood()
+        null = self._null_index
+        top = max(likelihood)
+        # One pass of exp serves both mixtures, unless the points above the null are so much less likely than
+        # the best that theirs underflow: then they are summed on their own scale.
+        scaled = list(map(math.exp, map(sub, likelihood, repeat(top))))
+        above = sum(scaled[null + 1 :])
+        if above > 1e-200:
+            log_e = top + math.log(above / (len(scaled) - null - 1)) - likelihood[null]
+        else:
+            log_e = _log_mean_exp(likelihood[null + 1 :]) - likelihood[null]
         estimate = low = high = None
-        if seen:
-            best = max(range(len(likelihood)), key=likelihood.__getitem__)
+        if self.canary_errors + self.stable_errors > 0:
+            best = likelihood.index(top)
             estimate = self.grid[best]
             # The mixture over the whole grid against each point: points it has not rejected form the interval.
-            mixture = _log_mean_exp(likelihood)
-            kept = [j for j, value in enumerate(likelihood) if mixture - value < math.log(1 / alpha)]
-            # The kept points are contiguous (the log-likelihood is concave in log ρ); the interval's true edges lie
-            # between them and their rejected neighbours, so the neighbours bound it.
-            low = self.grid[kept[0] - 1] if kept[0] > 0 else None
-            high = self.grid[kept[-1] + 1] if kept[-1] < len(self.grid) - 1 else None
-        return RatioEvidence(log_e, estimate, low, high, self.canary_requests, self.canary_errors, self.stable_requests, self.stable_errors)
+            # They are contiguous about the most likely point (the log-likelihood is concave in log ρ); the
+            # interval's true edges lie between them and their rejected neighbours, so the neighbours bound it.
+            cut = top + math.log(sum(scaled) / len(scaled)) - math.log(1 / alpha)
+            first = last = best
+            while first > 0 and likelihood[first - 1] > cut:
+                first -= 1
+            while last < len(likelihood) - 1 and likelihood[last + 1] > cut:
+                last += 1
+            low = self.grid[first - 1] if first > 0 else None
+            high = self.grid[last + 1] if last < len(self.grid) - 1 else None
+        evidence = RatioEvidence(log_e, estimate, low, high, self.canary_requests, self.canary_errors, self.stable_requests, self.stable_errors)
+        self._evidence = (alpha, evidence)
+        return evidence
+
+    def _log_likelihood(self) -> list[float]:
+        """log-likelihood at each grid point, up to a term the same at all of them."""
+        return list(map(sub, map(float(self.canary_errors).__mul__, self._log_grid), self._penalty))
 
 
 def _log_mean_exp(values: list[float]) -> float:
     top = max(values)
-    return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
+    return top + math.log(sum(map(math.exp, map(sub, values, repeat(top)))) / len(values))

@@ -84,10 +84,12 @@ class AnalysisSpec(Strict):
     min_coverage: float = Field(default=0.8, gt=0, le=1)
     """Share of a window's samples that must have had data for the window to count."""
     judge: Literal["sequential", "threshold"] = "sequential"
-    """sequential: besides the limits, every sample tests the canary's errors against stable's on the counts
-    both served, and a canary worse beyond the tolerance is rolled back; threshold: the limits alone."""
+    """sequential: besides the limits, every sample tests the canary's errors, and its requests slower than a
+    bound for each latency quantile judged, against stable's on the counts both served, and a canary worse
+    beyond the tolerance is rolled back; threshold: the limits alone."""
     alpha: float = Field(default=0.01, gt=0, lt=0.5)
-    """The chance, per rollout, that the sequential judge rolls back a canary no worse than the tolerance."""
+    """The chance, per rollout, that the sequential judge rolls back a canary no worse than the tolerance:
+    shared among the metrics it tests (alpha / their number each)."""
     tolerance: Percentage = Field(default=0.2, gt=0, le=10)
     """How much worse than stable the canary may be before the judge calls it a regression (relative)."""
     floor: Percentage = Field(default=0.0001, ge=0, lt=1)
