@@ -3,8 +3,10 @@ as a person reads it, and the interval's history kept whole over the rollout in 
 
 from __future__ import annotations
 
+import math
+
 from console.journal import events as ev
-from console.journal.evidence import BandHistory, BandPoint, JudgeEvidence, trigger_metric
+from console.journal.evidence import BandHistory, BandPoint, JudgeEvidence, by_trigger, trigger_metric, trigger_said
 from console.journal.state import HISTORY_LENGTH, fold
 
 
@@ -63,3 +65,19 @@ def test_a_short_rollout_keeps_every_point():
     for i in range(HISTORY_LENGTH):
         history.add(BandPoint(float(i), None, None, None))
     assert [point.t for point in history] == [float(i) for i in range(HISTORY_LENGTH)]
+
+
+def test_a_trigger_is_said_as_a_person_says_it():
+    assert trigger_said("judge:error_rate") == "the sequential judge (error rate vs stable)"
+    assert trigger_said("judge:latency_p99") == "the sequential judge (latency p99 vs stable)"
+    assert trigger_said("error_rate") == "error_rate" and trigger_said("operator") == "operator"
+    assert by_trigger("judge:error_rate") == " by the sequential judge (error rate vs stable)" and by_trigger("cpu") == " (cpu)"
+
+
+def test_the_e_value_is_said_in_plain_figures_against_the_one_that_rolls_back():
+    evidence = JudgeEvidence.from_journal({"log_e": math.log(163.2), "log_threshold": math.log(100)})
+    assert evidence.e_value_said == "e-value 160 of the 100 that rolls back"
+    assert JudgeEvidence.from_journal({"log_e": -3.5, "log_threshold": 9.21}).e_value_said == "e-value 0.03 of the 10,000 that rolls back"
+    assert "over 10^300" in JudgeEvidence.from_journal({"log_e": 5000.0, "log_threshold": 4.6}).e_value_said
+    assert JudgeEvidence.from_journal({}).e_value_said == "", "nothing journaled: nothing said"
+    assert JudgeEvidence.from_journal({"bound_ms": 500}).counted == "requests slower than 500ms"

@@ -18,6 +18,20 @@ def trigger_metric(trigger: str) -> str:
     return trigger.removeprefix(JUDGE_TRIGGER_PREFIX)
 
 
+def trigger_said(trigger: str) -> str:
+    """A trigger as a person says it: "judge:error_rate" is "the sequential judge (error rate vs stable)";
+    a metric's own limits and the rest ("operator", "drift") are said by their name."""
+    if not trigger.startswith(JUDGE_TRIGGER_PREFIX):
+        return trigger
+    return f"the sequential judge ({trigger_metric(trigger).replace('_', ' ')} vs stable)"
+
+
+def by_trigger(trigger: str) -> str:
+    """A trigger after the words it qualifies: "rollback started (error_rate)", "rollback started by the
+    sequential judge (error rate vs stable)"."""
+    return f" by {trigger_said(trigger)}" if trigger.startswith(JUDGE_TRIGGER_PREFIX) else f" ({trigger})"
+
+
 def _number(value: Any) -> float | None:
     """A journaled number; None for what is none (missing, null, a string, NaN): unknown, never zero."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -27,6 +41,14 @@ def _number(value: Any) -> float | None:
 
 def _ratio(value: float) -> str:
     return f"{value:.2g}"
+
+
+def _e_value(log_value: float) -> str:
+    """exp(log_value) to two significant digits in plain figures ("140", "12,000", "0.03"); an overwhelming one is not computed."""
+    if log_value >= 700:
+        return "over 10^300"
+    value = math.exp(log_value)
+    return f"{value:.2g}" if value < 10 else f"{float(f'{value:.2g}'):,.0f}"
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,18 @@ class JudgeEvidence:
         low = _ratio(self.low) if self.low is not None else "0"
         high = _ratio(self.high) if self.high is not None else "∞"
         return f"×{low}–{high}"
+
+    @property
+    def counted(self) -> str:
+        """What the ratio is of: "errors", or for a latency "requests slower than 500ms"."""
+        return f"requests slower than {self.bound_ms:g}ms" if self.bound_ms is not None else "errors"
+
+    @property
+    def e_value_said(self) -> str:
+        """How far the evidence got against the e-value that rolls back (1/alpha): "e-value 140 of the 100 that rolls back"."""
+        if self.log_e is None or self.log_threshold is None:
+            return ""
+        return f"e-value {_e_value(self.log_e)} of the {_e_value(self.log_threshold)} that rolls back"
 
     def forms(self) -> tuple[str, ...]:
         """The evidence in less and less room: "×2.8 [1.1–5.8]", its interval "×1.1–5.8", the ratio "×2.8"."""
