@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 JUDGE_TRIGGER_PREFIX = "judge:"
@@ -74,7 +74,7 @@ class JudgeEvidence:
     @classmethod
     def from_journal(cls, entry: Mapping[str, Any]) -> JudgeEvidence:
         """A `judge` entry of a sample event; a key missing or not a number reads as unknown."""
-        return cls(**{name: _number(entry.get(name)) for name in cls.__dataclass_fields__})
+        return cls(**{field.name: _number(entry.get(field.name)) for field in fields(cls)})
 
     def said(self) -> str:
         """ "×2.8 [1.1–5.8]"; an end the interval does not have is 0 or ∞, a ratio not estimated yet ×?."""

@@ -205,7 +205,7 @@ def _judged(rollback: RollbackRecord) -> JudgeEvidence | None:
 
 def _judge_text(rollback: RollbackRecord) -> str:
     evidence = _judged(rollback)
-    what = evidence.counted if evidence else "errors"
+    what = evidence.counted if evidence else trigger_metric(rollback.trigger).replace("_", " ")
     said = (
         f"evidence beyond doubt that the new version's {what} exceed stable's by more than the plan's tolerance"
         " (analysis.tolerance), from the counts both tracks served over the whole rollout"

@@ -172,8 +172,11 @@ def _judge_said(plan: RolloutPlan, evidence: JudgeEvidence | None) -> str:
     """The judge's evidence for the line under the table: "judge ×2.8 [1.1–5.8] of stable's errors, rolls back once sure >×1.2"."""
     if evidence is None:
         return ""
-    what = f"share over {evidence.bound_ms:g}ms" if evidence.bound_ms is not None else "errors"
-    return f"judge {evidence.said()} of stable's {what}, rolls back once sure >×{1 + plan.tolerance:g}"
+    return f"judge {evidence.said()} of stable's {evidence.counted}, {_judge_acts(plan)}"
+
+
+def _judge_acts(plan: RolloutPlan) -> str:
+    return f"rolls back once sure >×{1 + plan.tolerance:g}"
 
 
 ROW_VERDICTS: dict[str, Verdict] = {"pass": "pass", "inconclusive": "nodata", "unmet": "warn", "warning": "warn", "critical": "fail"}
@@ -328,5 +331,5 @@ def _judge_band(plan: RolloutPlan, state: RolloutState, metric: str) -> Band | N
         tuple(point.low for point in band),
         tuple(point.high for point in band),
         1 + plan.tolerance,
-        f"rolls back once sure >×{1 + plan.tolerance:g}",
+        _judge_acts(plan),
     )
