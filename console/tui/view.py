@@ -197,8 +197,8 @@ def row_verdict(state: RolloutState, metric: str) -> Verdict:
 
 def _limits(metric: str, shown: str, checks: list[tuple[str, Check]], percent: bool, judge: str = "") -> dict:
     """A row's limits, the pass condition apart from what acts: its cells, the line under the table
-    (what acts first, the judge's evidence before all, the goal last: a narrow line cuts what the table
-    shows anyway), and the band its trend is drawn in."""
+    (what acts first, the goal last, then the judge's evidence: a narrow line cuts what the table shows
+    anyway), and the band its trend is drawn in."""
     kinds = {kind: [c for k, c in checks if k == kind] for kind in ("criterion", "warning", "critical")}
 
     def cell(of: list[Check]) -> str:
@@ -208,8 +208,7 @@ def _limits(metric: str, shown: str, checks: list[tuple[str, Check]], percent: b
         return " or ".join(compact_limit(c) + (f" ×{c.consecutive}" if c.consecutive > 1 else "") for c in of)
 
     parts = (("pauses", said(kinds["warning"])), ("rolls back", said(kinds["critical"])), ("must", " and ".join(map(compact_limit, kinds["criterion"]))))
-    stated = [judge] if judge else []
-    stated += [f"{what} {limits}" for what, limits in parts if limits]
+    stated = [f"{what} {limits}" for what, limits in parts if limits] + ([judge] if judge else [])
     detail = f"{shown}: " + (" · ".join(stated) or "no limit in this stage")
     return {
         "must": cell(kinds["criterion"]),

@@ -39,7 +39,7 @@ async def test_at_80x24_a_trigger_is_never_in_the_must_column(plan, tmp_path):
         assert table.region.right <= 80 - 24, "the table fits beside the side pane"
         table.move_cursor(row=table.get_row_index("error_rate"))
         await pilot.pause()
-        assert str(app.query_one("#metrics-detail").content) == "errors: pauses >0.5% ×2 · rolls back >1% · must <1%"
+        assert str(app.query_one("#metrics-detail").content).startswith("errors: pauses >0.5% ×2 · rolls back >1% · must <1%")
 
 
 async def test_at_120x40_what_pauses_and_what_rolls_back_have_columns_and_the_trend_the_room(plan, tmp_path):
@@ -168,7 +168,8 @@ async def test_at_80x24_a_judged_row_shows_the_ratio_to_stable_and_its_mark_the_
         assert table.region.right <= 80 and all(len(line.rstrip()) <= 80 for line in screen_lines(app))
         table.move_cursor(row=table.get_row_index("error_rate"))
         await pilot.pause()
-        assert str(app.query_one("#metrics-detail").content).startswith(f"errors: judge {evidence.said()} of stable's errors, rolls back once sure >×1.2")
+        detail = f"errors: pauses >0.5% ×2 · rolls back >1% · must <1% · judge {evidence.said()} of stable's errors, rolls back once sure >×1.2"
+        assert str(app.query_one("#metrics-detail").content) == detail
 
 
 async def test_at_120x40_a_judged_row_keeps_its_trend_beside_the_ratio(tmp_path):
@@ -177,7 +178,7 @@ async def test_at_120x40_a_judged_row_keeps_its_trend_beside_the_ratio(tmp_path)
         await settle(pilot, app, lambda s: s.finished, rounds=2000)
         trend = cells(app.query_one("#metrics"), "error_rate")["trend"]
         spark, _, said = trend.partition(" ")
-        assert said == app.controller.state.judge["error_rate"].said() and len(spark) >= 6 and set(spark) <= set("▁▂▃▄▅▆▇█·")
+        assert said == app.controller.state.judge["error_rate"].said() and spark and set(spark) <= set("▁▂▃▄▅▆▇█·"), trend
 
 
 def screen_lines(app) -> list[str]:
