@@ -30,8 +30,7 @@ from console.report.judgement import Limit, Moments, judge_metric
 from console.report.markdown import SUMMARY_WIDTH
 from console.sim.scenario import load_scenario
 from console.units import format_metric_value
-from testbed.counted_traffic import CountedTraffic
-from tests.conftest import SAMPLES, sim_controller
+from tests.conftest import SAMPLES, counting, sim_controller
 
 SECTIONS = [
     "## Changes",
@@ -812,8 +811,7 @@ async def test_a_rollback_the_sequential_judge_decided_says_so_with_its_evidence
     no_fsync(monkeypatch)
     scenario = tmp_path / "regressed.yaml"
     scenario.write_text(REGRESSED_CANARY)
-    controller = sim_controller(load_plan(SAMPLES / "canary.yaml"), tmp_path / "state", str(scenario))
-    controller.metrics = CountedTraffic(controller.metrics)  # the simulator's counts, so the judge has evidence
+    controller = counting(sim_controller(load_plan(SAMPLES / "canary.yaml"), tmp_path / "state", str(scenario)))
     await controller.run()
     controller.journal.close()
     run = finished(controller.journal.path)
@@ -842,8 +840,7 @@ async def test_a_rollback_the_sequential_judge_decided_says_so_with_its_evidence
 
 async def test_a_runbook_without_the_judges_evidence_has_no_column_for_it(tmp_path, monkeypatch):
     no_fsync(monkeypatch)
-    controller = sim_controller(replace(load_plan(SAMPLES / "canary.yaml"), judge="threshold"), tmp_path, "error-spike")
-    controller.metrics = CountedTraffic(controller.metrics)  # counts, but no judge to weigh them
+    controller = counting(sim_controller(replace(load_plan(SAMPLES / "canary.yaml"), judge="threshold"), tmp_path, "error-spike"))  # no judge to weigh them
     await controller.run()
     controller.journal.close()
     report = finished(controller.journal.path).report

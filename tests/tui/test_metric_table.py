@@ -11,8 +11,7 @@ from console.plan import load_plan
 from console.plan.checks import Check
 from console.tui import view
 from console.units import shown_as_percent
-from testbed.counted_traffic import CountedTraffic
-from tests.conftest import SAMPLES, plan_from
+from tests.conftest import SAMPLES, counting, plan_from
 from tests.tui.console_fixtures import console_app, settle
 from widgets.metric_table import MetricRow, trend_cell
 from widgets.sparkline_text import sparkline
@@ -146,7 +145,7 @@ def judged_console(plan, tmp_path):
     scenario = tmp_path / "regressed.yaml"
     scenario.write_text(REGRESSED_CANARY)
     app = console_app(plan, tmp_path / "state", scenario=str(scenario))
-    app.controller.metrics = CountedTraffic(app.controller.metrics)
+    counting(app.controller)
     return app
 
 
