@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import re
@@ -827,7 +828,8 @@ async def test_a_rollback_the_sequential_judge_decided_says_so_with_its_evidence
         "stable's by more than the plan's tolerance (analysis.tolerance), from the counts both tracks served over the whole "
         f"rollout ({evidence.e_value_said})" in why
     )
-    assert re.search(r"e-value [\d,]+ of the 100 that rolls back", why), "alpha 1%: 1/alpha is 100"
+    threshold = f"{round(math.exp(evidence.log_threshold)):,}"
+    assert re.search(rf"e-value [\d,]+ of the {threshold} that rolls back", why), "1/alpha: 100 for one e-process at alpha 1%"
     assert f"| error_rate | {format_metric_value('error_rate', run.of(ev.SampleTaken)[-1].metrics['error_rate']['canary'])} |" in flat(why)
     assert f"the sequential judge: errors {evidence.said()} of stable's" in why
     summary = run.section("Metrics Summary")
