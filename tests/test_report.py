@@ -848,3 +848,21 @@ async def test_a_runbook_without_the_judges_evidence_has_no_column_for_it(tmp_pa
     report = finished(controller.journal.path).report
     assert "## Metrics Summary" in report and "| error_rate " in report
     assert "vs stable (judge)" not in report and "sequential judge" not in report
+
+
+def test_a_latencys_ratio_to_stable_names_the_bound_its_slow_requests_are_counted_past(tmp_path):
+    """As a latency's evidence is journaled: the share of requests slower than a bound, canary against stable."""
+    metrics = {"latency_p99": {"canary": 270.0, "stable": 245.0}}
+    judge = {"latency_p99": {"ratio": 1.3, "low": 0.65, "high": 2.2, "log_e": 0.5, "log_threshold": 5.99, "bound_ms": 250}}
+    journal = write_journal(
+        tmp_path / "checkout-2.4.1.jsonl",
+        [
+            STARTED,
+            ev.PreflightPassed(0.0),
+            ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
+            ev.SampleTaken(10.0, stage=0, metrics=metrics, requests=100.0, verdict="pass", judge=judge),
+        ],
+    )
+    summary = finished(journal).section("Metrics Summary")
+    row = next(line for line in summary.splitlines() if line.startswith("| latency_p99 "))
+    assert "| ×1.3 [0.65–2.2] over 250ms |" in row

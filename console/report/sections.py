@@ -5,7 +5,7 @@ Post-Deployment Actions."""
 from __future__ import annotations
 
 from console.journal import events as ev
-from console.journal.evidence import by_trigger
+from console.journal.evidence import JudgeEvidence, by_trigger
 from console.journal.state import Phase
 from console.narrate import flag_change, flag_state, rollout_clock
 from console.printable import printable
@@ -162,9 +162,14 @@ def metrics_summary(data: ReportData) -> list[str]:
             relative_change(before.value, after.value),
             nearest[1].describe(in_a_row=False) if nearest else "—",
         ]
-        rows.append(row + ([judged[metric].said() if metric in judged else "—"] if judged else []) + [str(verdict)])
+        rows.append(row + ([_vs_stable(judged[metric]) if metric in judged else "—"] if judged else []) + [str(verdict)])
     headers = ["metric", "before", "after", "change", "limit"] + (["vs stable (judge)"] if judged else []) + ["status"]
     return lines + table(headers, rows) + [""]
+
+
+def _vs_stable(evidence: JudgeEvidence) -> str:
+    """ "×2.8 [1.1–5.8]"; for a latency, with the bound its slow requests are counted past: "×1.3 [0.65–2.2] over 250ms"."""
+    return evidence.said() + (f" over {evidence.bound_ms:g}ms" if evidence.bound_ms is not None else "")
 
 
 JUDGE_RULE = (
