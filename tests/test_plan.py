@@ -586,7 +586,26 @@ def test_validate_prints_every_limit_as_it_was_read(tmp_path):
         "latency_p99 < 500ms (must), success_rate > 99.95% (must)",
         "  every sample: rolls back if error_rate > 1%",
         "  every sample: pauses if cpu > 90% (3 in a row)",
+        "  judge: sequential (alpha 1%, tolerance 20%, floor 0.01%): rolls back once sure the new version fails over 1.2× as often as stable",
     ]
+
+
+@pytest.mark.parametrize(
+    ("analysis", "said"),
+    [
+        (
+            "{alpha: 0.05, tolerance: 50%, floor: 0.1%}",
+            "judge: sequential (alpha 5%, tolerance 50%, floor 0.1%): rolls back once sure the new version fails over 1.5× as often as stable",
+        ),
+        ("{judge: threshold}", "judge: threshold: the limits alone decide"),
+    ],
+)
+def test_validate_prints_the_judge_as_it_was_read(tmp_path, analysis, said):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"app: a\nimage: r/a:2\nanalysis: {analysis}\n")
+    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"  {said}"
 
 
 def test_validate_of_a_bare_percentage_exits_2_naming_its_line(tmp_path):

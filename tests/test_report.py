@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import re
@@ -21,6 +22,7 @@ from markdown_it import MarkdownIt
 from console.app.cli import main
 from console.controller.controller import ControllerOptions
 from console.journal import events as ev
+from console.journal.evidence import JudgeEvidence
 from console.journal.journal import Journal, read_events
 from console.plan import load_plan
 from console.plan.checks import Check
@@ -29,7 +31,7 @@ from console.report.judgement import Limit, Moments, judge_metric
 from console.report.markdown import SUMMARY_WIDTH
 from console.sim.scenario import load_scenario
 from console.units import format_metric_value
-from tests.conftest import SAMPLES, sim_controller
+from tests.conftest import SAMPLES, counting, sim_controller
 
 SECTIONS = [
     "## Changes",
@@ -802,3 +804,67 @@ def test_a_breach_while_paused_is_the_one_that_rolled_back_not_the_one_that_paus
     assert re.search(r"\| error_rate +\| 2\.14% +\| 0\.01% +\|", why), why
     assert "- Happened: rolled back 16m49s into stage 1 at 5%: error_rate 2.14% > 1% (critical)" in report
     assert "paused 10m13s undecided" not in report
+
+
+REGRESSED_CANARY = "name: regressed\nseed: 1\nstable: {error_rate: 0.0008, latency_p99_ms: 240, rps: 2000}\ncanary: {error_rate: 0.0028, latency_p99_ms: 245}\n"
+"""3.5 times stable's errors, under every limit: the sequential judge rolls it back in the 5% stage."""
+
+
+async def test_a_rollback_the_sequential_judge_decided_says_so_with_its_evidence(tmp_path, monkeypatch):
+    no_fsync(monkeypatch)
+    scenario = tmp_path / "regressed.yaml"
+    scenario.write_text(REGRESSED_CANARY)
+    controller = counting(sim_controller(load_plan(SAMPLES / "canary.yaml"), tmp_path / "state", str(scenario)))
+    await controller.run()
+    controller.journal.close()
+    run = finished(controller.journal.path)
+    assert run.of(ev.RollbackStarted)[0].trigger == "judge:error_rate"
+    assert_opening(run)
+    assert_plain_text(run.report)
+    assert_renders(run.report)
+    assert "judge:error_rate" not in run.report, "the trigger as a person says it, never its journal name"
+    evidence = JudgeEvidence.from_journal(run.of(ev.SampleTaken)[-1].judge["error_rate"])
+    why = flat(run.section("Why it was rolled back"))
+    assert (
+        "- Trigger: the sequential judge (error rate vs stable): evidence beyond doubt that the new version's errors exceed "
+        "stable's by more than the plan's tolerance (analysis.tolerance), from the counts both tracks served over the whole "
+        f"rollout ({evidence.e_value_said})" in why
+    )
+    threshold = f"{round(math.exp(evidence.log_threshold)):,}"
+    assert re.search(rf"e-value [\d,]+ of the {threshold} that rolls back", why), "1/alpha: 100 for one e-process at alpha 1%"
+    assert f"| error_rate | {format_metric_value('error_rate', run.of(ev.SampleTaken)[-1].metrics['error_rate']['canary'])} |" in flat(why)
+    assert f"the sequential judge: errors {evidence.said()} of stable's" in why
+    summary = run.section("Metrics Summary")
+    rows = {row[0]: row for row in ([c.strip() for c in line.strip("|").split("|")] for line in summary.splitlines() if line.startswith("| "))}
+    assert rows["metric"] == ["metric", "before", "after", "change", "limit", "vs stable (judge)", "status"]
+    assert rows["error_rate"][5] == evidence.said() and rows["latency_p99"][5] == "—", "only what the judge weighed"
+    assert "Vs stable is the sequential judge's ratio" in flat(summary)
+    assert "Rollback started by the sequential judge (error rate vs stable): errors " in run.section("Issues Encountered")
+
+
+async def test_a_runbook_without_the_judges_evidence_has_no_column_for_it(tmp_path, monkeypatch):
+    no_fsync(monkeypatch)
+    controller = counting(sim_controller(replace(load_plan(SAMPLES / "canary.yaml"), judge="threshold"), tmp_path, "error-spike"))  # no judge to weigh them
+    await controller.run()
+    controller.journal.close()
+    report = finished(controller.journal.path).report
+    assert "## Metrics Summary" in report and "| error_rate " in report
+    assert "vs stable (judge)" not in report and "sequential judge" not in report
+
+
+def test_a_latencys_ratio_to_stable_names_the_bound_its_slow_requests_are_counted_past(tmp_path):
+    """As a latency's evidence is journaled: the share of requests slower than a bound, canary against stable."""
+    metrics = {"latency_p99": {"canary": 270.0, "stable": 245.0}}
+    judge = {"latency_p99": {"ratio": 1.3, "low": 0.65, "high": 2.2, "log_e": 0.5, "log_threshold": 5.99, "bound_ms": 250}}
+    journal = write_journal(
+        tmp_path / "checkout-2.4.1.jsonl",
+        [
+            STARTED,
+            ev.PreflightPassed(0.0),
+            ev.StageStarted(0.0, stage=0, stage_name="stage 1", weight=5, observe_s=600),
+            ev.SampleTaken(10.0, stage=0, metrics=metrics, requests=100.0, verdict="pass", judge=judge),
+        ],
+    )
+    summary = finished(journal).section("Metrics Summary")
+    row = next(line for line in summary.splitlines() if line.startswith("| latency_p99 "))
+    assert "| ×1.3 [0.65–2.2] over 250ms |" in row

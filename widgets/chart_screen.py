@@ -1,4 +1,5 @@
-"""A metric over time, canary against stable, with its limits drawn as lines (plotext)."""
+"""A metric over time, canary against stable, with its limits drawn as lines (plotext); under it, for a
+metric weighed by a ratio to stable, that ratio and its interval over time, with the line that acts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Literal
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 
 LimitKind = Literal["must", "pauses", "rolls back"]
@@ -24,6 +26,22 @@ class Limit:
 
 
 @dataclass(frozen=True)
+class Band:
+    """A ratio of canary to stable over time, with the interval around it (narrowing as evidence comes)."""
+
+    times: tuple[float, ...]
+    """Minutes on the rollout's clock."""
+    ratio: tuple[float | None, ...]
+    low: tuple[float | None, ...]
+    high: tuple[float | None, ...]
+    """The interval's ends; None where it is unbounded (drawn at the chart's edge)."""
+    line: float
+    """The ratio the interval must lie above to act (1 + tolerance)."""
+    line_label: str
+    """As the legend says it: "rolls back once sure >×1.2"."""
+
+
+@dataclass(frozen=True)
 class ChartData:
     metric: str
     unit: str
@@ -33,6 +51,8 @@ class ChartData:
     stable: tuple[float | None, ...]
     limits: tuple[Limit, ...] = ()
     """Drawn as horizontal lines, each named in the legend."""
+    band: Band | None = None
+    """A ratio to stable to draw under the values; None: the values alone."""
 
 
 def _points(times: tuple[float, ...], values: tuple[float | None, ...]) -> tuple[list[float], list[float]]:
@@ -51,9 +71,17 @@ def y_range(data: ChartData) -> tuple[float, float] | None:
     return (max(0.0, low - margin) if low >= 0 else low - margin), high + margin
 
 
+def band_range(band: Band) -> tuple[float, float]:
+    """The y axis of a ratio: from zero to past the interval's highest bounded end and the line that acts."""
+    high = max([v for v in (*band.high, *band.ratio) if v is not None] + [band.line])
+    return 0.0, high * (1 + MARGIN)
+
+
 class ChartScreen(ModalScreen[None]):
     """Canary and stable over the rollout's minutes; the limits as lines named in the legend
-    (never as labels written over the plot), the y axis fitted to the data and the limits."""
+    (never as labels written over the plot), the y axis fitted to the data and the limits. A ratio
+    to stable (the sequential judge's) has a plot of its own under it: its interval as two lines, an
+    end not yet bounded drawn at the top or at zero, beside the line it must lie above to act."""
 
     BINDINGS = [Binding("escape,q,enter", "close", "Close", id="chart.close")]
 
@@ -61,10 +89,20 @@ class ChartScreen(ModalScreen[None]):
     ChartScreen {
         align: center middle;
     }
-    ChartScreen PlotextPlot {
+    ChartScreen #charts {
         width: 95%;
         height: 90%;
         border: round $accent;
+    }
+    ChartScreen #values {
+        height: 1fr;
+    }
+    ChartScreen #band {
+        height: 1fr;
+        display: none;
+    }
+    ChartScreen #band.shown {
+        display: block;
     }
     """
 
@@ -75,8 +113,11 @@ class ChartScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         from textual_plotext import PlotextPlot  # plotext loads with the first chart, not with the screen that offers it
 
-        self.plot = PlotextPlot()
-        yield self.plot
+        with Vertical(id="charts"):
+            self.plot = PlotextPlot(id="values")
+            self.band_plot = PlotextPlot(id="band")
+            yield self.plot
+            yield self.band_plot
 
     def on_mount(self) -> None:
         self.draw(self.data)
@@ -84,11 +125,19 @@ class ChartScreen(ModalScreen[None]):
     def draw(self, data: ChartData) -> None:
         """Redraw with new data (the console calls this as samples arrive)."""
         self.data = data
-        plot = self.plot
-        plt = plot.plt
+        self._draw_values(self.plot.plt, data)
+        self.plot.refresh()
+        self.band_plot.set_class(data.band is not None, "shown")
+        if data.band is not None:
+            self._draw_band(self.band_plot.plt, data.band)
+            self.band_plot.refresh()
+
+    @staticmethod
+    def _draw_values(plt, data: ChartData) -> None:
         plt.clear_data()
         plt.title(f"{data.metric} ({data.unit}) — canary vs stable")
-        plt.xlabel("minutes")
+        if data.band is None:  # else the ratio's plot under it says it
+            plt.xlabel("minutes")
         for label, values, color in (("canary", data.canary, "orange"), ("stable", data.stable, "cyan")):
             xs, ys = _points(data.times, values)
             if xs:
@@ -100,7 +149,22 @@ class ChartScreen(ModalScreen[None]):
         fitted = y_range(data)
         if fitted is not None:
             plt.ylim(*fitted)
-        plot.refresh()
+
+    @staticmethod
+    def _draw_band(plt, band: Band) -> None:
+        plt.clear_data()
+        # Said in the title, not a legend: a legend would cover the start, where the interval is widest.
+        plt.title(f"canary ÷ stable in its interval · {band.line_label}")
+        plt.xlabel("minutes")
+        bottom, top = band_range(band)
+        low = tuple(bottom if v is None else v for v in band.low)
+        high = tuple(top if v is None else v for v in band.high)
+        for values, color in ((high, "cyan"), (low, "cyan"), (band.ratio, "orange")):
+            xs, ys = _points(band.times, values)
+            if xs:
+                plt.plot(xs, ys, color=color, marker="braille")
+        plt.plot([band.times[0], band.times[-1]], [band.line] * 2, color=LIMIT_COLORS["rolls back"], marker="braille")
+        plt.ylim(bottom, top)
 
     def action_close(self) -> None:
         self.dismiss()

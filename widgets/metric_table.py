@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -28,6 +29,8 @@ NARROW_LIMITS = (("trigger", f"{ROLLS_BACK}/{PAUSES} at", 9),)
 WIDE_LIMITS = (("pauses", "pauses", 9), ("rolls_back", "rolls back", 11))
 VERDICT = (("verdict", "", 2),)
 MIN_TREND = 6
+MIN_SPARKLINE = 3
+"""Fewer cells than this beside a judged metric's ratio show no sparkline at all: the ratio takes the cell."""
 WIDE_TREND = 12
 """The trend a wide table keeps: below it the table goes narrow and the trend keeps its room."""
 
@@ -51,6 +54,9 @@ class MetricRow:
     """Every limit in words, for the line under the table ("errors: pauses >0.5% ×2 · rolls back >1% · must <1%")."""
     band: tuple[float, float] | None = None
     """The band the trend is drawn in (from the limits); None: from zero to the highest value."""
+    ratio: tuple[str, ...] = ()
+    """The sequential judge's rate ratio to stable in less and less room: with its interval ("×2.8 [1.1–5.8]"),
+    the interval ("×1.1–5.8"), the ratio ("×2.8"); none when the judge weighs no such metric."""
 
 
 def layout(width: int) -> tuple[tuple[str, str, int], ...]:
@@ -63,13 +69,27 @@ def layout(width: int) -> tuple[tuple[str, str, int], ...]:
     raise AssertionError("unreachable")
 
 
+def trend_cell(row: MetricRow, width: int, gap: bool) -> Text:
+    """The trend in `width` cells after a space, a judged metric's ratio at its end: the first of its
+    forms that fits, the sparkline taking what is left, or none when that is too little. With no
+    sparkline the ratio may take the space too, when the name before it leaves a `gap` in its column."""
+    said = next((form for form in row.ratio if cell_len(form) <= width + (1 if gap else 0)), "")
+    if not said:
+        return Text(" " + sparkline(row.history, width, row.band).rjust(width), style="cyan")
+    room = width - cell_len(said) - 1
+    if room < MIN_SPARKLINE:
+        return Text(" " * (width + 1 - cell_len(said)) + said)
+    return Text.assemble((" " + sparkline(row.history, room, row.band).rjust(room), "cyan"), " " + said)
+
+
 class MetricTable(KeyedTable):
     """A row per metric; Enter asks for a chart of the highlighted one.
 
     The verdict is a mark as well as a colour, so the table reads the same without colour. The
     stage's pass condition ("must") has a column apart from the triggers, which are never goals.
     Columns have fixed widths so a new sample repaints only the rows that changed; they are laid
-    out again when the table's width changes, the trend taking the room.
+    out again when the table's width changes, the trend taking the room. A metric the sequential
+    judge weighs shows its ratio to stable at the trend's end, taking the cell when it is narrow.
     """
 
     DEFAULT_CSS = """
@@ -125,8 +145,8 @@ class MetricTable(KeyedTable):
             "rolls_back": Text(f" {row.rolls_back}", style="dim"),
             "verdict": Text(f" {VERDICT_MARKS[row.verdict]}", style=style),
         }
-        trend_width = dict((key, width) for key, _, width in self._layout)["trend"] - 1
-        cells["trend"] = Text(" " + sparkline(row.history, trend_width, row.band).rjust(trend_width), style="cyan")
+        widths = {key: width for key, _, width in self._layout}
+        cells["trend"] = trend_cell(row, widths["trend"] - 1, gap=cell_len(cells["metric"].plain) < widths["metric"])
         return tuple(cells[key] for key, _, _ in self._layout)
 
     def action_chart(self) -> None:

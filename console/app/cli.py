@@ -149,7 +149,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         say_warnings(plan)
         print(f"{path}: valid: {plan.strategy} of {plan.image}, {len(plan.stages)} stages, {format_duration(plan.planned_duration)} planned")
-        for line in limits_as_read(plan):
+        for line in [*limits_as_read(plan), judge_as_read(plan)]:
             print(f"  {line}")
     return status
 
@@ -173,6 +173,14 @@ def limits_as_read(plan: RolloutPlan) -> list[str]:
         if triggers:
             lines.append(f"every sample: {action} " + ", ".join(triggers))
     return lines
+
+
+def judge_as_read(plan: RolloutPlan) -> str:
+    """analysis.judge and its settings: "judge: sequential (alpha 1%, tolerance 20%, floor 0.01%): rolls back ..."."""
+    if plan.judge != "sequential":
+        return f"judge: {plan.judge}: the limits alone decide"
+    settings = ", ".join(f"{name} {value * 100:g}%" for name, value in (("alpha", plan.alpha), ("tolerance", plan.tolerance), ("floor", plan.floor)))
+    return f"judge: sequential ({settings}): rolls back once sure the new version fails over {1 + plan.tolerance:g}× as often as stable"
 
 
 def cmd_run(args: argparse.Namespace) -> int:

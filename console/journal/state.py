@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from console.journal import events as ev
+from console.journal.evidence import BandHistory, BandPoint, JudgeEvidence
 from console.journal.journal import read_events
 from console.journal.window import WindowStats
 
@@ -104,6 +105,10 @@ class RolloutState:
     last_verdicts: dict[str, str] = field(default_factory=dict)
     """How the last sample judged each metric a check judged (the sample event's verdicts)."""
     last_errors: list[str] = field(default_factory=list)
+    judge: dict[str, JudgeEvidence] = field(default_factory=dict)
+    """metric → the sequential judge's evidence so far, as the last sample that carried any journaled it."""
+    judge_history: dict[str, BandHistory] = field(default_factory=dict)
+    """metric → the judge's interval at each sample, over the whole rollout (thinned to HISTORY_LENGTH points)."""
     last_good_sample_t: float | None = None
     first_event: str = ""
     """The name of the journal's first event: a rollout's journal begins with rollout_started."""
@@ -204,6 +209,12 @@ def _sample(state: RolloutState, event: ev.SampleTaken) -> None:
     for metric, values in event.metrics.items():
         series = state.history.setdefault(metric, deque(maxlen=HISTORY_LENGTH))
         series.append((event.t, values.get("canary"), values.get("stable")))
+    for metric, entry in event.judge.items():
+        if not isinstance(entry, dict):
+            continue  # a shape this version does not know: no evidence, never a guess
+        evidence = state.judge[metric] = JudgeEvidence.from_journal(entry)
+        band = state.judge_history.setdefault(metric, BandHistory(HISTORY_LENGTH))
+        band.add(BandPoint(event.t, evidence.ratio, evidence.low, evidence.high))
 
 
 def _stage_passed(state: RolloutState, event: ev.StagePassed) -> None:

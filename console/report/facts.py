@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from console.journal import events as ev
+from console.journal.evidence import by_trigger
 from console.journal.journal import read_events
 from console.journal.state import Phase, RolloutState
 from console.narrate import console_detached, flag_change, rollback_failed, rollout_clock, supervision_resumed, times_repeated
@@ -264,8 +265,8 @@ def _rollback_started(data: ReportData, event: ev.RollbackStarted) -> None:
         sample = data.last_sample if state.stage >= 0 else None
     data.rollback = RollbackRecord(event.t, event.reason, event.trigger, stage, state.weight, state.phase == Phase.COMPLETED, sample)
     _close_current(data, event.t, "rolled back")
-    data.timeline.append((event.t, event.ts, f"rollback started ({event.trigger}): {event.reason}"))
-    data.issues.append((event.t, f"Rollback started ({event.trigger}): {event.reason}"))
+    data.timeline.append((event.t, event.ts, f"rollback started{by_trigger(event.trigger)}: {event.reason}"))
+    data.issues.append((event.t, f"Rollback started{by_trigger(event.trigger)}: {event.reason}"))
     if data.pauses and not data.pauses[-1].ended:
         waited = format_duration(event.t - data.pauses[-1].t)
         data.pauses[-1].ended = f"rolled back after {waited} paused" if event.trigger != "operator" else f"rolled back by hand after {waited}"

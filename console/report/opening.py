@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
+from console.journal.evidence import JUDGE_TRIGGER_PREFIX, JudgeEvidence, trigger_metric, trigger_said
 from console.journal.state import Phase, RolloutState
 from console.narrate import flag_state, rollout_clock
 from console.report.facts import ReportData, RollbackRecord, StageRecord, final_flags, held_on, held_without_acting, trigger_limit
@@ -180,6 +181,8 @@ def rollback_section(data: ReportData) -> list[str]:
 def _trigger_text(data: ReportData, rollback: RollbackRecord) -> str:
     if rollback.trigger == "operator":
         return "an operator's rollback"
+    if rollback.trigger.startswith(JUDGE_TRIGGER_PREFIX):
+        return _judge_text(rollback)
     limit = trigger_limit(data, rollback)
     if limit is None:
         return {"inconclusive": "inconclusive samples (no usable data), then a pause nobody decided"}.get(rollback.trigger, rollback.trigger)
@@ -194,6 +197,22 @@ def _trigger_text(data: ReportData, rollback: RollbackRecord) -> str:
     return f"{check.metric} {check.describe()}, {limit.kind}: {acts}{undecided}"
 
 
+def _judged(rollback: RollbackRecord) -> JudgeEvidence | None:
+    """The sequential judge's evidence, on the sample its rollback was decided on, about the metric it names."""
+    entry = rollback.sample.judge.get(trigger_metric(rollback.trigger)) if rollback.sample else None
+    return JudgeEvidence.from_journal(entry) if isinstance(entry, dict) else None
+
+
+def _judge_text(rollback: RollbackRecord) -> str:
+    evidence = _judged(rollback)
+    what = evidence.counted if evidence else trigger_metric(rollback.trigger).replace("_", " ")
+    said = (
+        f"evidence beyond doubt that the new version's {what} exceed stable's by more than the plan's tolerance"
+        " (analysis.tolerance), from the counts both tracks served over the whole rollout"
+    )
+    return f"{trigger_said(rollback.trigger)}: {said}" + (f" ({evidence.e_value_said})" if evidence and evidence.e_value_said else "")
+
+
 def _breach_sample(data: ReportData, rollback: RollbackRecord) -> list[str]:
     sample = rollback.sample
     if sample is None:
@@ -203,15 +222,19 @@ def _breach_sample(data: ReportData, rollback: RollbackRecord) -> list[str]:
         held.setdefault(limit.check.metric, []).append(limit)
     stage = data.stage(sample.stage)
     criteria = stage.criteria if stage else []
-    breached = list(dict.fromkeys(sample.breaches))
-    metrics = breached or ([rollback.trigger] if rollback.trigger in sample.metrics else stage.judged if stage else [])
+    named = trigger_metric(rollback.trigger)
+    judged = _judged(rollback) if named != rollback.trigger else None
+    breached = list(dict.fromkeys(([named] if judged else []) + sample.breaches))
+    metrics = breached or ([named] if named in sample.metrics else stage.judged if stage else [])
     which = "The sample that breached" if breached else "The last sample before it"
     rows = []
     for metric in metrics:
         values = sample.metrics.get(metric) or {}
         canary, stable = values.get("canary"), values.get("stable")
         failed = [Limit(c, "criterion") for c in criteria if c.metric == metric and c.holds(canary, stable) is False]
-        limits = sorted(held.get(metric, []) + failed, key=lambda limit: SEVERITY_RANK[limit.kind])
-        rows.append([metric, data.shown(metric, canary), data.shown(metric, stable), "; ".join(limit.describe() for limit in limits) or "none"])
+        limits = [limit.describe() for limit in sorted(held.get(metric, []) + failed, key=lambda limit: SEVERITY_RANK[limit.kind])]
+        if judged and metric == named:
+            limits.insert(0, f"the sequential judge: {judged.counted} {judged.said()} of stable's")
+        rows.append([metric, data.shown(metric, canary), data.shown(metric, stable), "; ".join(limits) or "none"])
     lines = bullet(f"{which}, at `{rollout_clock(sample.t)}`" + (f" ({'; '.join(sample.errors)})" if sample.errors else "") + ":")
     return lines + [""] + table(["metric", "new version", "stable", "limits it broke"], rows) + [""]

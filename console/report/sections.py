@@ -5,6 +5,7 @@ Post-Deployment Actions."""
 from __future__ import annotations
 
 from console.journal import events as ev
+from console.journal.evidence import JudgeEvidence, by_trigger
 from console.journal.state import Phase
 from console.narrate import flag_change, flag_state, rollout_clock
 from console.printable import printable
@@ -142,9 +143,10 @@ def metrics_summary(data: ReportData) -> list[str]:
     after_stage = _after_stage(data)
     if after_stage is None:
         return lines + ["No samples were taken: nothing to compare.", ""]
+    judged = data.state.judge
     lines += paragraph(
         f"Before is stable's mean over the rollout; after is the new version's mean over its last window "
-        f"({after_stage.name} at {after_stage.weight}%). " + STATUS_RULE
+        f"({after_stage.name} at {after_stage.weight}%). " + STATUS_RULE + (JUDGE_RULE if judged else "")
     ) + [""]
     limits = _window_limits(data, after_stage)
     rows = []
@@ -153,17 +155,29 @@ def metrics_summary(data: ReportData) -> list[str]:
         after = after_stage.metrics[metric].canary if metric in after_stage.metrics else Moments()
         verdict = judge_metric(metric, before, after, limits, _breaches_in(data, after_stage, metric), after_stage.samples)
         nearest = nearest_bound(metric, limits, before.value)
-        rows.append(
-            [
-                metric,
-                data.shown(metric, before.value),
-                data.shown(metric, after.value),
-                relative_change(before.value, after.value),
-                nearest[1].describe(in_a_row=False) if nearest else "—",
-                str(verdict),
-            ]
-        )
-    return lines + table(["metric", "before", "after", "change", "limit", "status"], rows) + [""]
+        row = [
+            metric,
+            data.shown(metric, before.value),
+            data.shown(metric, after.value),
+            relative_change(before.value, after.value),
+            nearest[1].describe(in_a_row=False) if nearest else "—",
+        ]
+        rows.append(row + ([_vs_stable(judged[metric]) if metric in judged else "—"] if judged else []) + [str(verdict)])
+    headers = ["metric", "before", "after", "change", "limit"] + (["vs stable (judge)"] if judged else []) + ["status"]
+    return lines + table(headers, rows) + [""]
+
+
+def _vs_stable(evidence: JudgeEvidence) -> str:
+    """ "×2.8 [1.1–5.8]"; for a latency, with the bound its slow requests are counted past: "×1.3 [0.65–2.2] over 250ms"."""
+    return evidence.said() + (f" over {evidence.bound_ms:g}ms" if evidence.bound_ms is not None else "")
+
+
+JUDGE_RULE = (
+    " Vs stable is the sequential judge's ratio of the new version's rate to stable's (errors; for a latency,"
+    " requests slower than its bound), on the counts both served over the whole rollout, with its confidence"
+    " interval (an end not bounded yet is 0 or ∞); the judge rolls back once it is beyond doubt that the ratio"
+    " is over 1 + the plan's tolerance."
+)
 
 
 def feature_flags(data: ReportData) -> list[str]:
@@ -193,7 +207,7 @@ def issues(data: ReportData) -> list[str]:
     issues = list(data.issues)
     for pause in data.pauses:
         ended = pause.ended or "still paused when the journal ends"
-        issues.append((pause.t, f"Paused ({pause.trigger}): {pause.reason}; {ended}"))
+        issues.append((pause.t, f"Paused{by_trigger(pause.trigger)}: {pause.reason}; {ended}"))
     issues += held_without_acting(data)
     for stage in data.stages:
         if stage.outcome == "skipped":
@@ -227,7 +241,7 @@ def follow_ups(data: ReportData) -> list[str]:
     if state.phase == Phase.ROLLING_BACK:
         actions.append("Check by hand that stable serves all traffic (Rollback Plan), then take the rollback up again until it is verified.")
     if state.phase in (Phase.ROLLED_BACK, Phase.ROLLING_BACK):
-        actions.append(f"Find the cause of the rollback ({state.rollback_trigger}): {state.rollback_reason}")
+        actions.append(f"Find the cause of the rollback{by_trigger(state.rollback_trigger)}: {state.rollback_reason}")
     if state.phase == Phase.ROLLED_BACK:
         actions.append("Fix, then run the release again; the journal of this attempt is kept beside the new one.")
     if state.phase == Phase.GATE_FAILED:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
+from console.journal.evidence import JudgeEvidence, trigger_metric
 from console.journal.state import Phase, RolloutState
 from console.metric_catalogue import CATALOGUE, label
 from console.narrate import rollout_clock
@@ -13,7 +14,7 @@ from console.plan.checks import Check
 from console.plan.model import RolloutPlan, Stage
 from console.samples import TrackValues
 from console.units import format_metric_value, shown_as_percent
-from widgets.chart_screen import ChartData, Limit
+from widgets.chart_screen import Band, ChartData, Limit
 from widgets.checklist import ChecklistItem
 from widgets.metric_table import MetricRow, Verdict
 from widgets.stage_track import StageInfo, StageStatus, TrackState
@@ -143,7 +144,10 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
         canary, stable = (history[-1][1], history[-1][2]) if history else (None, None)
         percent = shown_as_percent(metric, plan.metrics.units)
         shown = label(metric)
-        limits = _limits(metric, shown, _limit_checks(plan, state, metric), percent)
+        evidence = state.judge.get(metric)
+        limits = _limits(metric, shown, _limit_checks(plan, state, metric), percent, _judge_said(plan, evidence))
+        if evidence is not None:
+            limits["ratio"] = evidence.forms()
         trend = tuple(h[1] for h in history)
         if not history:
             rows.append(MetricRow(metric, shown, (), "—", "—", verdict="idle", **limits))
@@ -164,25 +168,37 @@ def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, dat
     return rows
 
 
+def _judge_said(plan: RolloutPlan, evidence: JudgeEvidence | None) -> str:
+    """The judge's evidence for the line under the table: "judge ×2.8 [1.1–5.8] of stable's errors, rolls back once sure >×1.2"."""
+    if evidence is None:
+        return ""
+    return f"judge {evidence.said()} of stable's {evidence.counted}, {_judge_acts(plan)}"
+
+
+def _judge_acts(plan: RolloutPlan) -> str:
+    return f"rolls back once sure >×{1 + plan.tolerance:g}"
+
+
 ROW_VERDICTS: dict[str, Verdict] = {"pass": "pass", "inconclusive": "nodata", "unmet": "warn", "warning": "warn", "critical": "fail"}
 """The controller's verdict on a metric (analysis.MetricVerdict) as the table marks it."""
 
 
 def row_verdict(state: RolloutState, metric: str) -> Verdict:
     """The controller's verdict on `metric`, as its journal says: the last sample's, and the metric a
-    rollback or a pause names (a window that failed on its means among them). No check judged it: idle."""
+    rollback or a pause names (a window that failed on its means, the sequential judge's "judge:error_rate"
+    among them). No check judged it: idle."""
     verdict = ROW_VERDICTS.get(state.last_verdicts.get(metric, ""), "idle")
-    if state.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK) and state.rollback_trigger == metric:
+    if state.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK) and trigger_metric(state.rollback_trigger) == metric:
         return "fail"
-    if state.phase == Phase.PAUSED and state.paused_trigger == metric and verdict in ("idle", "pass"):
+    if state.phase == Phase.PAUSED and trigger_metric(state.paused_trigger) == metric and verdict in ("idle", "pass"):
         return "warn"
     return verdict
 
 
-def _limits(metric: str, shown: str, checks: list[tuple[str, Check]], percent: bool) -> dict:
+def _limits(metric: str, shown: str, checks: list[tuple[str, Check]], percent: bool, judge: str = "") -> dict:
     """A row's limits, the pass condition apart from what acts: its cells, the line under the table
-    (what acts first, the goal last: a narrow line cuts what the table shows anyway), and the band
-    its trend is drawn in."""
+    (what acts first, the goal last, then the judge's evidence: a narrow line cuts what the table shows
+    anyway), and the band its trend is drawn in."""
     kinds = {kind: [c for k, c in checks if k == kind] for kind in ("criterion", "warning", "critical")}
 
     def cell(of: list[Check]) -> str:
@@ -192,7 +208,8 @@ def _limits(metric: str, shown: str, checks: list[tuple[str, Check]], percent: b
         return " or ".join(compact_limit(c) + (f" ×{c.consecutive}" if c.consecutive > 1 else "") for c in of)
 
     parts = (("pauses", said(kinds["warning"])), ("rolls back", said(kinds["critical"])), ("must", " and ".join(map(compact_limit, kinds["criterion"]))))
-    detail = f"{shown}: " + (" · ".join(f"{what} {limits}" for what, limits in parts if limits) or "no limit in this stage")
+    stated = [f"{what} {limits}" for what, limits in parts if limits] + ([judge] if judge else [])
+    detail = f"{shown}: " + (" · ".join(stated) or "no limit in this stage")
     return {
         "must": cell(kinds["criterion"]),
         "pauses": cell(kinds["warning"]),
@@ -275,7 +292,8 @@ def unit_of(metric: str, percent: bool) -> str:
 
 
 def chart_data(plan: RolloutPlan, state: RolloutState, metric: str, backfill: list[tuple[float, TrackValues]] = ()) -> ChartData:
-    """Canary and stable over time (percent for fractions), the limits as lines."""
+    """Canary and stable over time (percent for fractions), the limits as lines; for a metric the
+    sequential judge weighs, its ratio to stable and the interval narrowing, against 1 + tolerance."""
     percent = shown_as_percent(metric, plan.metrics.units)
     scale = 100.0 if percent else 1.0
     points = {t: TrackValues(v.canary, v.stable) for t, v in backfill}
@@ -298,4 +316,19 @@ def chart_data(plan: RolloutPlan, state: RolloutState, metric: str, backfill: li
         tuple(scaled(points[t].canary) for t in times),
         tuple(scaled(points[t].stable) for t in times),
         limits,
+        _judge_band(plan, state, metric),
+    )
+
+
+def _judge_band(plan: RolloutPlan, state: RolloutState, metric: str) -> Band | None:
+    band = list(state.judge_history.get(metric, ()))
+    if not band:
+        return None
+    return Band(
+        tuple(point.t / 60 for point in band),
+        tuple(point.ratio for point in band),
+        tuple(point.low for point in band),
+        tuple(point.high for point in band),
+        1 + plan.tolerance,
+        _judge_acts(plan),
     )

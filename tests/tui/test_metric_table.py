@@ -11,8 +11,9 @@ from console.plan import load_plan
 from console.plan.checks import Check
 from console.tui import view
 from console.units import shown_as_percent
-from tests.conftest import SAMPLES, plan_from
+from tests.conftest import SAMPLES, counting, plan_from
 from tests.tui.console_fixtures import console_app, settle
+from widgets.metric_table import MetricRow, trend_cell
 from widgets.sparkline_text import sparkline
 
 
@@ -37,7 +38,7 @@ async def test_at_80x24_a_trigger_is_never_in_the_must_column(plan, tmp_path):
         assert table.region.right <= 80 - 24, "the table fits beside the side pane"
         table.move_cursor(row=table.get_row_index("error_rate"))
         await pilot.pause()
-        assert str(app.query_one("#metrics-detail").content) == "errors: pauses >0.5% ×2 · rolls back >1% · must <1%"
+        assert str(app.query_one("#metrics-detail").content).startswith("errors: pauses >0.5% ×2 · rolls back >1% · must <1%")
 
 
 async def test_at_120x40_what_pauses_and_what_rolls_back_have_columns_and_the_trend_the_room(plan, tmp_path):
@@ -134,3 +135,79 @@ def test_the_table_marks_what_the_controller_journaled_and_judges_nothing_itself
     assert marks()["latency_p50"] == "warn", "the metric a pause names"
     state.apply(ev.RollbackStarted(10.0, reason="5% window failed: cpu mean ...", trigger="cpu"))
     assert marks()["cpu"] == "fail", "the metric a rollback names, a window's failure on its mean among them"
+
+
+REGRESSED_CANARY = "name: regressed\nseed: 1\nstable: {error_rate: 0.0008, latency_p99_ms: 240, rps: 2000}\ncanary: {error_rate: 0.0028, latency_p99_ms: 245}\n"
+"""3.5 times stable's errors, under every limit: the sequential judge rolls it back in the 5% stage."""
+
+
+def judged_console(plan, tmp_path):
+    """A console whose simulator counts each track's requests and errors, so the sequential judge weighs them."""
+    scenario = tmp_path / "regressed.yaml"
+    scenario.write_text(REGRESSED_CANARY)
+    app = console_app(plan, tmp_path / "state", scenario=str(scenario))
+    counting(app.controller)
+    return app
+
+
+@pytest.mark.parametrize(("sample_plan", "form"), [("canary.yaml", 1), ("minimal.yaml", 0)])
+async def test_at_80x24_a_judged_row_shows_the_ratio_to_stable_and_its_mark_the_judges_rollback(tmp_path, sample_plan, form):
+    """Beside the flags pane (canary.yaml) the interval alone fits; with the table's whole width (minimal.yaml),
+    the ratio and interval after the trend."""
+    app = judged_console(load_plan(SAMPLES / sample_plan), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, lambda s: s.finished, rounds=2000)
+        state = app.controller.state
+        assert state.rollback_trigger == "judge:error_rate" and state.last_verdicts["error_rate"] == "pass", "the limits passed it"
+        table = app.query_one("#metrics")
+        errors = cells(table, "error_rate")
+        evidence = state.judge["error_rate"]
+        assert errors["verdict"] == "✗", "the judge's rollback names error_rate"
+        assert errors["trend"].endswith(evidence.forms()[form]) and evidence.low > 1, f"{errors['trend']!r}: the evidence that rolled it back"
+        assert form == 0 or errors["trend"] == evidence.forms()[form], "beside the flags pane the interval takes the whole cell"
+        assert table.region.right <= 80 and all(len(line.rstrip()) <= 80 for line in screen_lines(app))
+        table.move_cursor(row=table.get_row_index("error_rate"))
+        await pilot.pause()
+        detail = f"errors: pauses >0.5% ×2 · rolls back >1% · must <1% · judge {evidence.said()} of stable's errors, rolls back once sure >×1.2"
+        assert str(app.query_one("#metrics-detail").content) == detail
+
+
+async def test_at_120x40_a_judged_row_keeps_its_trend_beside_the_ratio(tmp_path):
+    app = judged_console(load_plan(SAMPLES / "canary.yaml"), tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, lambda s: s.finished, rounds=2000)
+        trend = cells(app.query_one("#metrics"), "error_rate")["trend"]
+        spark, _, said = trend.partition(" ")
+        assert said == app.controller.state.judge["error_rate"].said() and spark and set(spark) <= set("▁▂▃▄▅▆▇█·"), trend
+
+
+def screen_lines(app) -> list[str]:
+    return ["".join(segment.text for segment in strip) for strip in app.screen._compositor.render_strips()]
+
+
+def row_with(ratio: tuple[str, ...], label: str = "errors") -> MetricRow:
+    return MetricRow("error_rate", label, (0.001, 0.002, 0.001, 0.003), "0.3%", "0.1%", band=(0.0, 0.005), ratio=ratio)
+
+
+def test_the_trend_cell_gives_a_judged_ratio_the_room_it_needs_first():
+    forms = ("×2.8 [1.1–5.8]", "×1.1–5.8", "×2.8")
+    wide = trend_cell(row_with(forms), 30, gap=True).plain
+    assert wide.endswith(" ×2.8 [1.1–5.8]") and len(wide) == 31 and wide[1:16].strip(" ▁▂▃▄▅▆▇█") == ""
+    assert trend_cell(row_with(forms), 13, gap=True).plain == "×2.8 [1.1–5.8]", "no sparkline in 13 cells: the ratio takes the gap after the name"
+    assert trend_cell(row_with(forms), 13, gap=False).plain == " ▂▄▂▅ ×1.1–5.8", "a name filling its column leaves no gap: the interval, and the trend"
+    assert trend_cell(row_with(forms), 7, gap=True).plain == "×1.1–5.8"
+    assert trend_cell(row_with(forms), 4, gap=True).plain == " ×2.8"
+    assert trend_cell(row_with(forms), 3, gap=False).plain == " " + sparkline(row_with(()).history, 3, (0.0, 0.005)), "nothing fits: the trend"
+    assert trend_cell(row_with(()), 13, gap=True).plain == " " + sparkline(row_with(()).history, 13, (0.0, 0.005)).rjust(13)
+
+
+def test_a_rollback_or_pause_the_judge_names_marks_its_metric(plan):
+    state = RolloutState()
+    state.apply(ev.StageStarted(0.0, stage=0, stage_name="5%", weight=5, observe_s=600.0))
+    metrics = {"error_rate": {"canary": 0.0028, "stable": 0.0008}}
+    state.apply(ev.SampleTaken(10.0, stage=0, metrics=metrics, requests=100.0, verdict="pass", verdicts={"error_rate": "pass"}))
+    assert view.row_verdict(state, "error_rate") == "pass"
+    state.apply(ev.Paused(10.0, reason="errors ×2.8 [×1.1–×5.8]", trigger="judge:error_rate"))
+    assert view.row_verdict(state, "error_rate") == "warn"
+    state.apply(ev.RollbackStarted(20.0, reason="errors 0.28% vs 0.08%: ×2.8 [×1.1–×5.8] after 14,000 canary requests", trigger="judge:error_rate"))
+    assert view.row_verdict(state, "error_rate") == "fail" and view.row_verdict(state, "latency_p99") == "idle"
