@@ -39,18 +39,6 @@ def sim_controller(
     return Controller(plan, target, metrics, files.journal, clock or VirtualClock(), options or ControllerOptions(), actor="tester@host", **controller_args)
 
 
-def counting(controller: Controller) -> Controller:
-    """`controller` with its simulator counting each track's requests and errors, the sequential judge's
-    evidence. testbed's CountedTraffic adds them while the simulator gives values alone; it goes once the
-    simulator draws counts of its own (i15-sim), whose samples then carry them already."""
-    try:
-        from testbed.counted_traffic import CountedTraffic
-    except ImportError:
-        return controller
-    controller.metrics = CountedTraffic(controller.metrics)
-    return controller
-
-
 async def stop_at(controller: Controller, t: float) -> None:
     """Run `controller` (its clock made with VirtualClock(stop_at=t)) until rollout time `t`, then stop it as if killed."""
     task = asyncio.create_task(controller.run())

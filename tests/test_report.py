@@ -24,6 +24,7 @@ from console.controller.controller import ControllerOptions
 from console.journal import events as ev
 from console.journal.evidence import JudgeEvidence
 from console.journal.journal import Journal, read_events
+from console.narrate import rollout_clock
 from console.plan import load_plan
 from console.plan.checks import Check
 from console.report import write_report
@@ -31,7 +32,7 @@ from console.report.judgement import Limit, Moments, judge_metric
 from console.report.markdown import SUMMARY_WIDTH
 from console.sim.scenario import load_scenario
 from console.units import format_metric_value
-from tests.conftest import SAMPLES, counting, sim_controller
+from tests.conftest import SAMPLES, sim_controller
 
 SECTIONS = [
     "## Changes",
@@ -53,7 +54,7 @@ REPRS = re.compile(r"\{'|\['|\[\"|\bNone\b|\bTrue\b|\bFalse\b")
 RUNS = {
     "canary-healthy": ("canary.yaml", "healthy"),
     "canary-error-spike": ("canary.yaml", "error-spike"),
-    "canary-latency-creep": ("canary.yaml", "latency-creep"),
+    "canary-latency-creep": ("canary.yaml", "latency-creep", "threshold"),  # the limits' warning: the judge catches the creep first
     "canary-no-data": ("canary.yaml", "no-data"),
     "canary-flapping": ("canary.yaml", "flapping", "threshold"),  # the limits alone: the sequential judge rolls it back
     "blue-green-healthy": ("blue-green.yaml", "healthy"),
@@ -237,10 +238,10 @@ def test_no_data_is_never_ok(runs):
 def test_warnings_that_fired_without_acting_are_issues(runs):
     run = runs["canary-flapping"]
     fired = [s for s in run.of(ev.SampleTaken) if s.streaks.get("warning:error_rate>0.005")]
-    assert len(fired) >= 6 and not run.of(ev.Paused)
+    assert len(fired) >= 2 and not run.of(ev.Paused), "on counts a blip's warning holds only beyond doubt: a few of them"
     assert run.lines[3] == "- Happened: promoted to 100% in 1h45m as planned; every window held; 1 trigger fired without acting (Issues)"
     issues = " ".join(run.section("Issues Encountered").split())
-    assert f"Warning error_rate > 0.5% fired on {len(fired)} samples from `3:00`" in issues
+    assert f"Warning error_rate > 0.5% fired on {len(fired)} samples from `{rollout_clock(fired[0].t)}`" in issues
     assert "never 2 in a row, so it did not pause" in issues
     assert status_of(run, "error_rate").startswith("regressed: up to "), "a warning limit was crossed in the last window"
     assert "- [ ] Look into the triggers that fired without acting (Issues): the new version flaps near a limit." in run.report
@@ -366,7 +367,7 @@ async def test_a_stage_promoted_after_its_window_held_passed(tmp_path, monkeypat
 
 async def test_an_unfinished_headless_run_is_taken_up_by_the_same_command(tmp_path, monkeypatch):
     no_fsync(monkeypatch)
-    run = await run_sim(tmp_path, scenario="latency-creep", when=lambda c: stop_on(c, "paused"))
+    run = await run_sim(tmp_path, scenario="latency-creep", judge="threshold", when=lambda c: stop_on(c, "paused"))
     assert run.report.startswith("# Release checkout-2.4.1: unfinished (paused)")
     assert run.lines[4].startswith("- Now: UNFINISHED: the new version serves 25%; a person decides")
     plan = SAMPLES / "canary.yaml"
@@ -378,7 +379,7 @@ async def test_an_unfinished_headless_run_is_taken_up_by_the_same_command(tmp_pa
 async def test_an_unfinished_run_at_a_console_is_attached_to(tmp_path, monkeypatch):
     no_fsync(monkeypatch)
     options = ControllerOptions(headless=False, exit_when_finished=False)
-    run = await run_sim(tmp_path, scenario="latency-creep", when=lambda c: stop_on(c, "paused"), options=options)
+    run = await run_sim(tmp_path, scenario="latency-creep", judge="threshold", when=lambda c: stop_on(c, "paused"), options=options)
     assert f"```sh\nbrahma attach checkout-2.4.1 --state-dir {tmp_path}\n```" in run.report
     assert "started by tester@host, at a console" in run.section("Changes")
 
@@ -814,7 +815,7 @@ async def test_a_rollback_the_sequential_judge_decided_says_so_with_its_evidence
     no_fsync(monkeypatch)
     scenario = tmp_path / "regressed.yaml"
     scenario.write_text(REGRESSED_CANARY)
-    controller = counting(sim_controller(load_plan(SAMPLES / "canary.yaml"), tmp_path / "state", str(scenario)))
+    controller = sim_controller(load_plan(SAMPLES / "canary.yaml"), tmp_path / "state", str(scenario))
     await controller.run()
     controller.journal.close()
     run = finished(controller.journal.path)
@@ -837,14 +838,14 @@ async def test_a_rollback_the_sequential_judge_decided_says_so_with_its_evidence
     summary = run.section("Metrics Summary")
     rows = {row[0]: row for row in ([c.strip() for c in line.strip("|").split("|")] for line in summary.splitlines() if line.startswith("| "))}
     assert rows["metric"] == ["metric", "before", "after", "change", "limit", "vs stable (judge)", "status"]
-    assert rows["error_rate"][5] == evidence.said() and rows["latency_p99"][5] == "—", "only what the judge weighed"
+    assert rows["error_rate"][5] == evidence.said() and rows["latency_p99"][5].endswith("ms") and rows["cpu"][5] == "—", "only what the judge weighed"
     assert "Vs stable is the sequential judge's ratio" in flat(summary)
     assert "Rollback started by the sequential judge (error rate vs stable): errors " in run.section("Issues Encountered")
 
 
 async def test_a_runbook_without_the_judges_evidence_has_no_column_for_it(tmp_path, monkeypatch):
     no_fsync(monkeypatch)
-    controller = counting(sim_controller(replace(load_plan(SAMPLES / "canary.yaml"), judge="threshold"), tmp_path, "error-spike"))  # no judge to weigh them
+    controller = sim_controller(replace(load_plan(SAMPLES / "canary.yaml"), judge="threshold"), tmp_path, "error-spike")  # no judge to weigh them
     await controller.run()
     controller.journal.close()
     report = finished(controller.journal.path).report

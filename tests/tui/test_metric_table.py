@@ -11,7 +11,7 @@ from console.plan import load_plan
 from console.plan.checks import Check
 from console.tui import view
 from console.units import shown_as_percent
-from tests.conftest import SAMPLES, counting, plan_from
+from tests.conftest import SAMPLES, plan_from
 from tests.tui.console_fixtures import console_app, settle
 from widgets.metric_table import MetricRow, trend_cell
 from widgets.sparkline_text import sparkline
@@ -142,12 +142,10 @@ REGRESSED_CANARY = "name: regressed\nseed: 1\nstable: {error_rate: 0.0008, laten
 
 
 def judged_console(plan, tmp_path):
-    """A console whose simulator counts each track's requests and errors, so the sequential judge weighs them."""
+    """A console on a canary the sequential judge rolls back."""
     scenario = tmp_path / "regressed.yaml"
     scenario.write_text(REGRESSED_CANARY)
-    app = console_app(plan, tmp_path / "state", scenario=str(scenario))
-    counting(app.controller)
-    return app
+    return console_app(plan, tmp_path / "state", scenario=str(scenario))
 
 
 @pytest.mark.parametrize(("sample_plan", "form"), [("canary.yaml", 1), ("minimal.yaml", 0)])
