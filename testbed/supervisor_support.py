@@ -46,7 +46,7 @@ def write_fault_scenario(directory: Path, at_s: float = FAULT_AT_S) -> Path:
     path.write_text(
         "name: fault\nseed: 7\n"
         "stable: {error_rate: 0.0001, latency_p99_ms: 240, rps: 2000}\n"
-        "canary: {error_rate: 0.0002, latency_p99_ms: 245}\n"
+        "canary: {error_rate: 0.0001, latency_p99_ms: 245}\n"
         f"events:\n  - {{at: {at_s:g}s, track: canary, set: {{error_rate: 0.03}}}}\n"
     )
     return path

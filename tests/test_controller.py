@@ -1,6 +1,7 @@
 """The controller on the simulator with a virtual clock: every scenario, command and mode."""
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -90,12 +91,21 @@ async def test_no_data_is_never_promoted(canary_plan, tmp_path):
 
 
 async def test_flapping_under_the_consecutive_limit_does_not_roll_back(canary_plan, tmp_path):
-    controller = sim_controller(canary_plan, tmp_path, "flapping")
+    """The limits alone (judge: threshold): the sequential judge counts the blips' errors, and rolls back (below)."""
+    controller = sim_controller(dataclasses.replace(canary_plan, judge="threshold"), tmp_path, "flapping")
     assert await controller.run() == "completed"
     journal = controller.journal.path
     breaches = [s for s in of_type(journal, ev.SampleTaken) if "error_rate" in s.breaches]
     assert len(breaches) >= 6, "the blips were seen"
     assert not of_type(journal, ev.Paused) and not of_type(journal, ev.RollbackStarted)
+
+
+async def test_the_sequential_judge_counts_the_errors_of_a_flapping_canary_and_rolls_it_back(canary_plan, tmp_path):
+    """Each blip fails 0.7% of a sample's requests, 70 times stable's rate: as counts, evidence no limit's streak waits for."""
+    controller = sim_controller(canary_plan, tmp_path, "flapping")
+    assert await controller.run() == "rolled_back"
+    rollback = of_type(controller.journal.path, ev.RollbackStarted)[0]
+    assert rollback.trigger == "judge:error_rate" and rollback.t < 10 * 60, "in the 5% stage, within a few blips"
 
 
 class Operator:

@@ -11,7 +11,7 @@ import pytest
 
 from console.judge.rate_bound import over_limit, rate_bounds
 from console.judge.rate_ratio import RateRatioTest
-from testbed.counted_traffic import poisson
+from console.sim.traffic import poisson
 
 STAGES = ((5, 60), (25, 60), (50, 60))
 """The reference canary's weights, each for 60 samples of 10 s."""

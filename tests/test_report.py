@@ -53,7 +53,7 @@ RUNS = {
     "canary-error-spike": ("canary.yaml", "error-spike"),
     "canary-latency-creep": ("canary.yaml", "latency-creep"),
     "canary-no-data": ("canary.yaml", "no-data"),
-    "canary-flapping": ("canary.yaml", "flapping"),
+    "canary-flapping": ("canary.yaml", "flapping", "threshold"),  # the limits alone: the sequential judge rolls it back
     "blue-green-healthy": ("blue-green.yaml", "healthy"),
     "blue-green-error-spike": ("blue-green.yaml", "error-spike"),
     "rolling-healthy": ("rolling.yaml", "healthy"),
@@ -86,9 +86,11 @@ def no_fsync(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(os, "fsync", lambda fd: None)  # what these tests read is the journal's content, not its durability
 
 
-async def run_sim(state_dir: Path, plan_file: str = "canary.yaml", scenario: str = "healthy", when=None, **controller_args) -> Run:
-    """A rollout of a sample plan on the simulator; `when(controller)` subscribes an operator first."""
-    controller = sim_controller(load_plan(SAMPLES / plan_file), state_dir, scenario, **controller_args)
+async def run_sim(state_dir: Path, plan_file: str = "canary.yaml", scenario: str = "healthy", judge: str = "", when=None, **controller_args) -> Run:
+    """A rollout of a sample plan on the simulator (its judge replaced by `judge` if given); `when(controller)`
+    subscribes an operator first."""
+    plan = load_plan(SAMPLES / plan_file)
+    controller = sim_controller(replace(plan, judge=judge) if judge else plan, state_dir, scenario, **controller_args)
     if when is not None:
         when(controller)
     await controller.run()
@@ -102,8 +104,8 @@ def runs(tmp_path_factory) -> dict[str, Run]:
     done = {}
     with pytest.MonkeyPatch.context() as patch:
         no_fsync(patch)
-        for name, (plan_file, scenario) in RUNS.items():
-            done[name] = asyncio.run(run_sim(tmp_path_factory.mktemp(name), plan_file, scenario))
+        for name, (plan_file, scenario, *judge) in RUNS.items():
+            done[name] = asyncio.run(run_sim(tmp_path_factory.mktemp(name), plan_file, scenario, *judge))
     return done
 
 

@@ -9,20 +9,15 @@ import dataclasses
 import pytest
 
 from console.controller.clock import VirtualClock
-from console.controller.controller import Controller, ControllerOptions
+from console.controller.controller import ControllerOptions
 from console.controller.sequential import SequentialJudge
 from console.journal import events as ev
 from console.journal.journal import read_events
-from console.journal.state_dir import RolloutFiles
 from console.plan import load_plan
 from console.plan.problems import PlanError
 from console.samples import TrackCounts
-from console.sim.metrics import SimMetricSource
-from console.sim.scenario import load_scenario
-from console.sim.target import SimTarget
 from testbed import SAMPLES
-from testbed.counted_traffic import CountedTraffic
-from tests.conftest import plan_from, stop_at
+from tests.conftest import plan_from, sim_controller, stop_at
 
 
 def scenario_file(tmp_path, canary_error_rate: float, stable_error_rate: float, seed: int = 1):
@@ -31,11 +26,7 @@ def scenario_file(tmp_path, canary_error_rate: float, stable_error_rate: float, 
     return str(path)
 
 
-def counted_controller(plan, state_dir, scenario: str, clock: VirtualClock | None = None) -> Controller:
-    files = RolloutFiles(state_dir, plan.name)
-    target = SimTarget(plan.strategy, plan.image, "registry.example.com/app:previous", 10, files.sim_state)
-    metrics = CountedTraffic(SimMetricSource(load_scenario(scenario), target))
-    return Controller(plan, target, metrics, files.journal, clock or VirtualClock(), ControllerOptions(headless=True), actor="tester@host")
+HEADLESS = ControllerOptions(headless=True)
 
 
 def samples(journal) -> list[ev.SampleTaken]:
@@ -45,7 +36,7 @@ def samples(journal) -> list[ev.SampleTaken]:
 async def test_a_canary_with_three_and_a_half_times_the_errors_under_every_limit_is_rolled_back_at_5_percent(tmp_path):
     """0.28% against 0.08%: the limits (under 1% at 5%) pass it; the judge catches it before the first window ends."""
     plan = load_plan(SAMPLES / "canary.yaml")
-    controller = counted_controller(plan, tmp_path, scenario_file(tmp_path, 0.0028, 0.0008))
+    controller = sim_controller(plan, tmp_path, scenario_file(tmp_path, 0.0028, 0.0008), HEADLESS)
     assert await controller.run() == "rolled_back"
     rollback = [e for e in read_events(controller.journal.path) if isinstance(e, ev.RollbackStarted)][0]
     assert rollback.trigger == "judge:error_rate"
@@ -59,7 +50,7 @@ async def test_a_canary_with_three_and_a_half_times_the_errors_under_every_limit
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_a_canary_as_good_as_stable_is_promoted_and_the_evidence_is_journaled_at_every_sample(tmp_path, seed):
     plan = load_plan(SAMPLES / "canary.yaml")
-    controller = counted_controller(plan, tmp_path, scenario_file(tmp_path, 0.0003, 0.0003, seed))
+    controller = sim_controller(plan, tmp_path, scenario_file(tmp_path, 0.0003, 0.0003, seed), HEADLESS)
     assert await controller.run() == "completed"
     judged = [s.judge for s in samples(controller.journal.path) if s.judge]
     assert len(judged) >= 60 * 4, "every sample with both tracks counted carries the evidence"
@@ -70,7 +61,7 @@ async def test_a_canary_as_good_as_stable_is_promoted_and_the_evidence_is_journa
 
 async def test_under_judge_threshold_the_counts_decide_nothing(tmp_path):
     plan = dataclasses.replace(load_plan(SAMPLES / "canary.yaml"), judge="threshold")
-    controller = counted_controller(plan, tmp_path, scenario_file(tmp_path, 0.0028, 0.0008))
+    controller = sim_controller(plan, tmp_path, scenario_file(tmp_path, 0.0028, 0.0008), HEADLESS)
     await controller.run()
     assert all(not s.judge for s in samples(controller.journal.path))
     rollbacks = [e for e in read_events(controller.journal.path) if isinstance(e, ev.RollbackStarted)]
@@ -81,13 +72,13 @@ async def test_under_judge_threshold_the_counts_decide_nothing(tmp_path):
 async def test_a_resumed_rollout_carries_the_evidence_it_had_on(tmp_path):
     plan = load_plan(SAMPLES / "canary.yaml")
     scenario = scenario_file(tmp_path, 0.0004, 0.0003)
-    whole = counted_controller(plan, tmp_path / "whole", scenario)
+    whole = sim_controller(plan, tmp_path / "whole", scenario, HEADLESS)
     await whole.run()
     expected = {s.t: s.judge for s in samples(whole.journal.path)}
 
-    first = counted_controller(plan, tmp_path / "resumed", scenario, VirtualClock(stop_at=900))
+    first = sim_controller(plan, tmp_path / "resumed", scenario, HEADLESS, VirtualClock(stop_at=900))
     await stop_at(first, 900)
-    resumed = counted_controller(plan, tmp_path / "resumed", scenario)
+    resumed = sim_controller(plan, tmp_path / "resumed", scenario, HEADLESS)
     await resumed.run()
     after = [s for s in samples(resumed.journal.path) if s.t > 900 and s.judge]
     assert after, "samples were taken after the resume"

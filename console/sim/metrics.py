@@ -1,4 +1,4 @@
-"""Simulated metrics: a scenario's values with seeded noise, canary traffic following the weight."""
+"""Simulated metrics: each track's traffic drawn as counts at the weight of the moment, its values derived from them."""
 
 from __future__ import annotations
 
@@ -6,30 +6,29 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 
+from console.derived import track_values
 from console.metric_catalogue import BUILTIN_METRICS
-from console.samples import HistoryPoint, Sample, TrackValues
-from console.sim.scenario import Scenario, ScenarioEventSpec, TrackSpec
+from console.samples import HistoryPoint, Sample, TrackCounts, TrackValues
+from console.sim.scenario import Scenario, ScenarioEventSpec, TrackSpec, latency_shape
 from console.sim.target import SimTarget
+from console.sim.traffic import draw_track_counts
 
 SMOKE_RPS = 20.0
 """Smoke traffic a deployed preview (blue-green's green at weight 0) takes."""
 
 
-def _track_metrics(values: dict[str, object], rng: random.Random) -> dict[str, float]:
-    error_rate = min(1.0, float(values["error_rate"]) * rng.uniform(0.7, 1.3))
-    latency_noise = rng.uniform(0.95, 1.05)
-    success = values.get("success_rate")
+def _track_metrics(behaviour: dict[str, object], counts: TrackCounts, span_s: float, rng: random.Random) -> dict[str, float | None]:
+    """A track's values: its rates and latencies derived from the counts it served, the rest as the scenario gives them."""
+    derived = track_values(counts, span_s)
+    success = behaviour.get("success_rate")
     return {
-        "error_rate": error_rate,
-        "success_rate": float(success) if success is not None else 1.0 - error_rate,
-        "latency_p50": float(values["latency_p50_ms"]) * latency_noise,
-        "latency_p95": float(values["latency_p95_ms"]) * latency_noise,
-        "latency_p99": float(values["latency_p99_ms"]) * latency_noise,
-        "cpu": min(1.0, max(0.0, float(values["cpu"]) + rng.uniform(-0.02, 0.02))),
-        "memory": min(1.0, max(0.0, float(values["memory"]) + rng.uniform(-0.01, 0.01))),
-        "health_check_failures": float(values["health_check_failures"]),
-        "memory_oom_kills": float(values["memory_oom_kills"]),
-        **values["metrics"],  # type: ignore[dict-item]  # a plan's business metrics, as the scenario gives them
+        **derived,
+        "success_rate": float(success) if success is not None else derived["success_rate"],  # type: ignore[arg-type]
+        "cpu": min(1.0, max(0.0, float(behaviour["cpu"]) + rng.uniform(-0.02, 0.02))),  # type: ignore[arg-type]
+        "memory": min(1.0, max(0.0, float(behaviour["memory"]) + rng.uniform(-0.01, 0.01))),  # type: ignore[arg-type]
+        "health_check_failures": float(behaviour["health_check_failures"]),  # type: ignore[arg-type]
+        "memory_oom_kills": float(behaviour["memory_oom_kills"]),  # type: ignore[arg-type]
+        **behaviour["metrics"],  # type: ignore[dict-item]  # a plan's business metrics, as the scenario gives them
     }
 
 
@@ -54,23 +53,31 @@ class SimMetricSource:
         return canary, total * (100 - cluster.weight) / 100
 
     def values_at(self, metrics: Sequence[str], t: float, window_s: float) -> Sample:
+        """What each track served over the `window_s` before `t`, drawn as counts, and the values derived from them."""
         rng = random.Random(self.scenario.seed * 1_000_003 + round(t * 1000))
         canary_rps, stable_rps = self._rates()
-        tracks = {}
+        tracks: dict[str, dict[str, float | None] | None] = {}
+        counts: dict[str, TrackCounts | None] = {}
         for track, rps in (("canary", canary_rps), ("stable", stable_rps)):
             behaviour = self.scenario.track_at(track, t)
-            measured = _track_metrics(behaviour, rng)
             if behaviour.get("no_data") or rps <= 0:
-                tracks[track] = None
-            else:
-                tracks[track] = {**measured, "throughput": rps}
+                tracks[track] = counts[track] = None
+                continue
+            counts[track] = draw_track_counts(rng, rps, window_s, float(behaviour["error_rate"]), latency_shape(behaviour))  # type: ignore[arg-type]
+            tracks[track] = _track_metrics(behaviour, counts[track], window_s, rng)  # type: ignore[arg-type]
         canary, stable = tracks["canary"], tracks["stable"]
         values = {metric: TrackValues(canary.get(metric) if canary else None, stable.get(metric) if stable else None) for metric in metrics}
-        requests = canary_rps * window_s if canary else None
+        canary_counts = counts["canary"]
         errors = ("simulated canary has no data",) if canary is None and canary_rps > 0 else ()
         if canary is not None:
             errors += tuple(f"the scenario gives {metric} no values" for metric in self.unknown(metrics))
-        return Sample(values, requests, errors)
+        return Sample(
+            values,
+            canary_counts.requests if canary_counts else None,
+            errors,
+            canary_counts=canary_counts,
+            stable_counts=counts["stable"],
+        )
 
     def unknown(self, metrics: Sequence[str]) -> list[str]:
         """The metrics this source has no values for: business metrics the scenario does not name."""

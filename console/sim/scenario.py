@@ -11,10 +11,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from console.metric_catalogue import BUILTIN_METRICS
-from console.plan.document import read_document
+from console.plan.document import Document, read_document
 from console.plan.loader import structure_problems
 from console.plan.model import Duration
 from console.plan.problems import PlanError, Problem
+from console.sim.traffic import LatencyShape
 
 BUILTIN_SCENARIOS = ("healthy", "error-spike", "latency-creep", "no-data", "flapping")
 
@@ -29,6 +30,12 @@ class TrackSpec(BaseModel):
     latency_p50_ms: float | None = Field(default=None, ge=0)
     latency_p95_ms: float | None = Field(default=None, ge=0)
     latency_p99_ms: float | None = Field(default=None, ge=0)
+    """The latency quantiles of the requests outside the slow share, which the fitted shape passes through."""
+    slow_share: float | None = Field(default=None, ge=0, le=1)
+    """A share of requests that take about slow_latency_ms instead (a slow dependency: a tail; or, for a
+    large share, a second mode): 0.02 at 2000 ms shows in p99 and not in p50."""
+    slow_latency_ms: float | None = Field(default=None, gt=0)
+    """The slow requests' median latency (spread lognormally, sigma 0.2 of the log)."""
     rps: float | None = Field(default=None, ge=0)
     """Requests per second the whole service takes (stable's), split by the traffic weight."""
     cpu: float | None = Field(default=None, ge=0, le=1)
@@ -76,6 +83,7 @@ BASELINE = {
     "latency_p50_ms": 40.0,
     "latency_p95_ms": 120.0,
     "latency_p99_ms": 240.0,
+    "slow_share": 0.0,
     "rps": 2000.0,
     "cpu": 0.35,
     "memory": 0.5,
@@ -108,6 +116,18 @@ class Scenario:
         return values
 
 
+def latency_shape(behaviour: dict[str, object]) -> LatencyShape:
+    """The spread of a track's latencies as its behaviour gives it: its quantiles, and a slow mode if any.
+    ValueError when they cannot be one spread (quantiles that decrease, a slow share with no latency)."""
+    return LatencyShape(
+        float(behaviour["latency_p50_ms"]),  # type: ignore[arg-type]
+        float(behaviour["latency_p95_ms"]),  # type: ignore[arg-type]
+        float(behaviour["latency_p99_ms"]),  # type: ignore[arg-type]
+        float(behaviour["slow_share"]),  # type: ignore[arg-type]
+        float(behaviour.get("slow_latency_ms") or 0.0),  # type: ignore[arg-type]
+    )
+
+
 def _move(values: dict[str, object], targets: dict[str, object], progress: float) -> None:
     """Each value `progress` of the way to its target (at once for a switch, or a value that had none)."""
     for key, target in targets.items():
@@ -138,4 +158,40 @@ def load_scenario(name_or_path: str) -> Scenario:
     stable = {**BASELINE, **spec.stable.model_dump(exclude_none=True)}
     canary = {**stable, **spec.canary.model_dump(exclude_none=True)}
     canary["metrics"] = {**stable["metrics"], **canary["metrics"]}  # type: ignore[dict-item]  # what canary leaves out follows stable
-    return Scenario(spec.name, spec.seed, stable, canary, tuple(sorted(spec.events, key=lambda e: e.at)))
+    scenario = Scenario(spec.name, spec.seed, stable, canary, tuple(sorted(spec.events, key=lambda e: e.at)))
+    problems = _latency_problems(document, spec, scenario)
+    if problems:
+        raise PlanError(problems)
+    return scenario
+
+
+LATENCY_FIELDS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "slow_share", "slow_latency_ms")
+
+
+def _latency_problems(document: Document, spec: ScenarioSpec, scenario: Scenario) -> list[Problem]:
+    """Each track's latencies checked where they change: at its start, and where each event starts and ends
+    (between two of those times every value moves linearly, so quantiles in order at both stay in order).
+    A problem names the last latency field set before it: the track's, or the event's that started last."""
+    problems: list[Problem] = []
+    for track in ("stable", "canary"):
+        own = getattr(spec, track)
+        blamed: tuple[str | int, ...] = (track, *_latency_field(own))
+        if track == "canary" and not own.model_dump(include=set(LATENCY_FIELDS), exclude_none=True):
+            blamed = ("stable", *_latency_field(spec.stable))
+        times = sorted({0.0, *(t for event in spec.events if event.track == track for t in (event.at, event.at + event.over))})
+        for t in times:
+            for index, event in enumerate(spec.events):
+                if event.track == track and event.at <= t and _latency_field(event.set):
+                    blamed = ("events", index, "set", *_latency_field(event.set))
+            try:
+                latency_shape(scenario.track_at(track, t))
+            except ValueError as error:
+                if document.line(blamed) not in {problem.line for problem in problems}:  # canary's baseline is stable's: said once
+                    problems.append(document.problem(blamed, f"{track} at {t:g}s: {error}" if t else f"{track}: {error}"))
+                break
+    return problems
+
+
+def _latency_field(spec: TrackSpec) -> tuple[str, ...]:
+    """The first latency field `spec` sets, if any."""
+    return tuple(name for name in LATENCY_FIELDS if getattr(spec, name) is not None)[:1]

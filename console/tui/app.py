@@ -61,7 +61,7 @@ FAULTS = {
     "error": ("an error spike (3% errors)", {"error_rate": 0.03}),
     "latency": ("a latency spike (p99 700ms)", {"latency_p99_ms": 700}),
     "no_data": ("a metrics outage (no data)", {"no_data": True}),
-    "heal": ("a healthy canary again", {"error_rate": 0.0002, "latency_p99_ms": 245, "no_data": False}),
+    "heal": ("a healthy canary again", {"error_rate": 0.0001, "latency_p99_ms": 245, "no_data": False}),
 }
 
 

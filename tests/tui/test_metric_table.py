@@ -58,8 +58,8 @@ async def test_noise_far_inside_a_limit_draws_flat(plan, tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app, lambda s: s.last_sample_t == 300)
         errors = [canary for _, canary, _ in app.controller.state.history["error_rate"]]
-        assert 0.00005 < min(errors) < max(errors) < 0.0005, "the healthy canary's 0.01-0.03% of errors"
-        assert set(cells(app.query_one("#metrics"), "error_rate")["trend"]) == {"▁"}, "0.02% against < 1% is at the bottom"
+        assert min(errors) == 0 < max(errors) < 0.003, "the healthy canary's errors, counted: none in most samples of 1,000 requests, one in some"
+        assert set(cells(app.query_one("#metrics"), "error_rate")["trend"]) <= {"▁", "▂"}, "0.1% at most against the 0.5% that pauses is at the bottom"
 
 
 def test_a_trend_band_comes_from_the_limits():
@@ -92,7 +92,8 @@ async def test_a_business_metric_declared_a_percentage_reads_as_one(tmp_path):
         assert "<95%" in (payments.get("rolls_back") or payments["trigger"]), "its trigger as written"
 
 
-THIN_TRAFFIC = "app: checkout\nimage: r/checkout:2.4.1\nanalysis:\n  min_requests: 100000\n"
+THIN_TRAFFIC = "app: checkout\nimage: r/checkout:2.4.1\nanalysis:\n  min_requests: 100000\n  judge: threshold\n"
+"""The limits alone: the sequential judge weighs the counts whatever their number, and rolls this canary back."""
 FAILING_CANARY = "name: failing\nseed: 3\nstable: {error_rate: 0.0001, latency_p99_ms: 240, rps: 2000}\ncanary: {error_rate: 0.03, latency_p99_ms: 1500}\n"
 
 
