@@ -2,7 +2,11 @@
 
 A sample is judged against the stage's criteria and the plan's triggers; the streaks of
 breaches and of inconclusive samples carry from one sample to the next; the window is judged
-once, when it ends, on its means.
+once, when it ends, on its summed counts or its means.
+
+Rates derived from the request counts (error_rate, success_rate) are judged on the counts where the
+source gives them: 2 errors in 100 requests are evidence, not "2%". A rate is over its limit only when
+the limit lies beyond its confidence interval (console/judge/rate_bound.py) at the plan's alpha.
 """
 
 from __future__ import annotations
@@ -12,20 +16,25 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from console.journal.window import WindowStats
-from console.metric_catalogue import TRAFFIC_METRICS
+from console.judge.rate_bound import rate_bounds
+from console.judge.rate_ratio import RateRatioTest
+from console.metric_catalogue import CATALOGUE, FRACTION_METRICS, TRAFFIC_METRICS
 from console.plan.checks import Check
-from console.samples import Sample, TrackValues
+from console.samples import Sample, TrackCounts, TrackValues
 from console.units import format_duration, format_metric_value
 
 if TYPE_CHECKING:
     from console.plan.model import Stage, Trigger
 
 INCONCLUSIVE_STREAK = "inconclusive"
+COUNTED_RATES = frozenset(name for name in FRACTION_METRICS if CATALOGUE[name].source == "requests")
+"""The rates derived from the request counts: error_rate, and success_rate (1 − error_rate, as console/derived.py has it)."""
 
 MetricVerdict = Literal["pass", "inconclusive", "unmet", "warning", "critical"]
 """How one sample judged one metric: every check of it held; no usable value (missing, or set aside on
-too little traffic); a stage criterion not met (the window decides the stage); a warning or critical
-trigger's breach condition held (whether or not its streak acts yet)."""
+too little traffic); a stage criterion not met (the window decides the stage), or a trigger's condition
+held on a rate's estimate but not beyond doubt (no breach); a warning or critical trigger's breach
+condition held (whether or not its streak acts yet)."""
 VERDICT_RANK: dict[str, int] = {"pass": 0, "inconclusive": 1, "unmet": 2, "warning": 3, "critical": 4}
 """A metric judged by several checks takes the worst of their verdicts."""
 
@@ -33,6 +42,51 @@ VERDICT_RANK: dict[str, int] = {"pass": 0, "inconclusive": 1, "unmet": 2, "warni
 def trigger_key(trigger: Trigger) -> str:
     check = trigger.check
     return f"{trigger.severity}:{check.metric}{check.op}{check.value:g}{'x' if check.relative else ''}"
+
+
+@dataclass(frozen=True)
+class CountedRate:
+    """A rate from one track's counts: its estimate and its confidence interval."""
+
+    metric: str
+    estimate: float
+    low: float
+    high: float
+    errors: float
+    requests: float
+
+    @classmethod
+    def of(cls, metric: str, counts: TrackCounts | None, alpha: float) -> CountedRate | None:
+        """None when `metric` is not a counted rate or the counts are no evidence (none, not numbers, no requests).
+
+        The interval is rate_bound's confidence sequence at `alpha`: a confidence interval that stays valid
+        however often it is looked at, so a limit checked on every sample, or on a window summed from them,
+        calls a rate at its limit "over" with probability at most alpha at each look."""
+        if metric not in COUNTED_RATES or counts is None or not counts.finite or counts.errors < 0:
+            return None
+        bounds = rate_bounds(counts.errors, counts.requests, alpha)
+        if bounds is None:
+            return None
+        error_rate = min(1.0, counts.errors / counts.requests)
+        if metric == "success_rate":
+            return cls(metric, 1.0 - error_rate, 1.0 - bounds[1], 1.0 - bounds[0], counts.errors, counts.requests)
+        return cls(metric, error_rate, bounds[0], bounds[1], counts.errors, counts.requests)
+
+    def beyond_doubt(self, check: Check) -> bool | None:
+        """True when `check` holds over the whole interval, False when it fails over all of it, None in doubt
+        (a comparison with a number is monotone: the interval's two ends tell)."""
+        at_low, at_high = check.holds(self.low, None), check.holds(self.high, None)
+        return at_low if at_low == at_high else None
+
+    def shown(self, percent: bool = False) -> str:
+        return format_metric_value(self.metric, self.estimate, percent)
+
+    def describe(self) -> str:
+        """ "2 errors in 100 requests, 0.021%–12.2% of them": the interval of the errors' share, whichever rate this
+        is (a success rate's interval rounded to two decimals could read as its limit: 99.95% for 99.945%)."""
+        bounds = (1.0 - self.high, 1.0 - self.low) if self.metric == "success_rate" else (self.low, self.high)
+        low, high = (format_metric_value("error_rate", bound) for bound in bounds)
+        return f"{self.errors:,.0f} errors in {self.requests:,.0f} requests, {low}–{high} of them"
 
 
 @dataclass(frozen=True)
@@ -50,19 +104,40 @@ class SampleJudgement:
     """Why rates and latencies were set aside: fewer canary requests than min_requests."""
     verdicts: dict[str, MetricVerdict] = field(default_factory=dict)
     """Each metric a check judged, and how (the console shows these, never a judgement of its own)."""
+    counted: dict[str, CountedRate] = field(default_factory=dict)
+    """The rates whose triggers were judged on the canary's counts, with their intervals."""
+
+
+def thin_traffic(sample: Sample, min_requests: int) -> bool:
+    """Too few canary requests (or an unknown number) for its rates and latencies to mean anything."""
+    return sample.canary_requests is None or sample.canary_requests < min_requests
 
 
 def usable_values(sample: Sample, min_requests: int) -> dict[str, TrackValues]:
     """The sample's values, with rates and latencies dropped when the canary saw too little traffic."""
-    thin = sample.canary_requests is None or sample.canary_requests < min_requests
+    thin = thin_traffic(sample, min_requests)
     return {metric: TrackValues(None, values.stable) if thin and metric in TRAFFIC_METRICS else values for metric, values in sample.values.items()}
 
 
-def judge_sample(sample: Sample, stage: Stage, triggers: tuple[Trigger, ...], min_requests: int) -> SampleJudgement:
+def judge_sample(sample: Sample, stage: Stage, triggers: tuple[Trigger, ...], min_requests: int, alpha: float) -> SampleJudgement:
+    """How the sample judges each criterion and trigger.
+
+    A trigger on a counted rate, on a sample with the canary's counts, breaches only beyond doubt: when its
+    limit lies outside the rate's interval at `alpha`. Over its limit on the estimate but not beyond doubt,
+    it neither counts towards the trigger's streak nor clears it (like missing data, but no data is missing).
+    A trigger acting on one such breach (critical) then calls a canary at its limit "over" with probability
+    at most alpha on each sample; the interval, valid at every sample size, is wider than one made for a
+    single look, so the chance is far smaller (tests/test_analysis.py measures it)."""
     values = usable_values(sample, min_requests)
+    thin = thin_traffic(sample, min_requests)
     missing = TrackValues(None, None)
     inconclusive: list[str] = []
     verdicts: dict[str, MetricVerdict] = {}
+    counted: dict[str, CountedRate] = {}
+
+    def judged(metric: str, verdict: MetricVerdict) -> None:
+        if VERDICT_RANK[verdict] >= VERDICT_RANK[verdicts.get(metric, "pass")]:
+            verdicts[metric] = verdict
 
     def outcome(check: Check, breach: bool, breached: MetricVerdict) -> bool | None:
         """Whether `check` holds; `breach`: the result that is a breach, said of the metric as `breached`."""
@@ -70,24 +145,37 @@ def judge_sample(sample: Sample, stage: Stage, triggers: tuple[Trigger, ...], mi
         result = check.holds(track.canary, track.stable)
         if result is None and check.metric not in inconclusive:
             inconclusive.append(check.metric)
-        verdict: MetricVerdict = "inconclusive" if result is None else breached if result is breach else "pass"
-        if VERDICT_RANK[verdict] >= VERDICT_RANK[verdicts.get(check.metric, "pass")]:
-            verdicts[check.metric] = verdict
+        judged(check.metric, "inconclusive" if result is None else breached if result is breach else "pass")
         return result
+
+    def trigger_holds(trigger: Trigger) -> bool | None:
+        check = trigger.check
+        rate = None if thin or check.relative else counted.get(check.metric) or CountedRate.of(check.metric, sample.canary_counts, alpha)
+        if rate is None:
+            return outcome(check, True, trigger.severity)
+        counted[check.metric] = rate
+        if rate.beyond_doubt(check):
+            judged(check.metric, trigger.severity)
+            return True
+        if check.holds(rate.estimate, None):
+            judged(check.metric, "unmet")
+            return None
+        judged(check.metric, "pass")
+        return False
 
     failed = tuple(check for check in stage.criteria if outcome(check, False, "unmet") is False)
     held, clear = [], []
     for trigger in triggers:
-        result = outcome(trigger.check, True, trigger.severity)
+        result = trigger_holds(trigger)
         if result is True:
             held.append(trigger)
         elif result is False:
             clear.append(trigger)
     verdict = "breach" if failed or held else ("inconclusive" if inconclusive else "pass")
-    thin = ""
+    thin_reason = ""
     if sample.canary_requests is not None and sample.canary_requests < min_requests:
-        thin = f"the canary served {sample.canary_requests:.0f} requests, fewer than min_requests {min_requests}"
-    return SampleJudgement(verdict, failed, tuple(held), tuple(clear), tuple(inconclusive), thin, verdicts)
+        thin_reason = f"the canary served {sample.canary_requests:.0f} requests, fewer than min_requests {min_requests}"
+    return SampleJudgement(verdict, failed, tuple(held), tuple(clear), tuple(inconclusive), thin_reason, verdicts, counted)
 
 
 @dataclass(frozen=True)
@@ -97,12 +185,14 @@ class Decision:
     trigger: str = ""
 
 
-def describe_breach(trigger: Trigger, values: Mapping[str, TrackValues]) -> str:
+def describe_breach(trigger: Trigger, values: Mapping[str, TrackValues], counted: Mapping[str, CountedRate]) -> str:
     check = trigger.check
+    rate = counted.get(check.metric)
     track = values.get(check.metric, TrackValues(None, None))
-    shown = format_metric_value(check.metric, track.canary, check.percent)
+    shown = rate.shown(check.percent) if rate is not None else format_metric_value(check.metric, track.canary, check.percent)
     streak = f", {check.consecutive} samples in a row" if check.consecutive > 1 else ""
-    return f"{check.metric} {shown} {check.describe()} ({trigger.severity}{streak})"
+    evidence = f": {rate.describe()}" if rate is not None else ""
+    return f"{check.metric} {shown} {check.describe()} ({trigger.severity}{streak}){evidence}"
 
 
 def decide(
@@ -127,7 +217,7 @@ def decide(
     for severity, action in (("critical", "rollback"), ("warning", "pause")):
         firing = [t for t in acting if t.severity == severity]
         if firing and (action == "rollback" or pause_on_warning):
-            reason = "; ".join(describe_breach(t, sample.values) for t in firing)
+            reason = "; ".join(describe_breach(t, sample.values, judgement.counted) for t in firing)
             return updated, Decision(action, reason, firing[0].check.metric)
     if pause_on_warning and updated.get(INCONCLUSIVE_STREAK, 0) >= inconclusive_limit:
         detail = "; ".join(filter(None, (*sample.errors, judgement.thin_traffic))) or "no usable data"
@@ -144,14 +234,34 @@ class WindowJudgement:
     means: dict[str, TrackValues]
     metric: str = ""
     """The first metric that failed or had no data."""
+    the_service: bool = False
+    """The window failed, and every criterion it failed stable fails too, with no significant difference
+    between them: the service fails, not the canary, and a person decides rather than a rollback."""
 
 
-def judge_window(stage: Stage, window: WindowStats, elapsed_s: float, min_coverage: float) -> WindowJudgement:
-    """Whether the whole window held the stage's criteria, judged on its means and its coverage.
+@dataclass(frozen=True)
+class Confidence:
+    """How sure a window's judgement must be."""
+
+    alpha: float
+    """The level of every rate's interval, and of the window's own test of the canary against stable."""
+    tolerance: float
+    """How much worse than stable the canary may be and still count as no different (the judge's tolerance)."""
+    judged_worse: Mapping[str, bool] = field(default_factory=dict)
+    """The metrics the sequential judge tests, each with whether it has shown the canary worse than stable
+    beyond the tolerance; the window compares the others itself."""
+
+
+def judge_window(stage: Stage, window: WindowStats, elapsed_s: float, min_coverage: float, confidence: Confidence) -> WindowJudgement:
+    """Whether the whole window held the stage's criteria, judged on its counts or its means and its coverage.
 
     Coverage is the share of the window's time (`elapsed_s`, from its start to its last sample, at least
     the stage's observe) that conclusive samples measured: samples landing late cost nothing while they
     measure the time since the one before, and a hole or an inconclusive sample costs its time.
+
+    A criterion on a counted rate, where the window has the canary's counts, fails when its limit lies
+    beyond the rate's interval (over beyond doubt) and holds when the estimate meets it; in between it is
+    inconclusive, as missing data is. Other criteria are judged on the window's means.
     """
     means = window.means()
     length = max(stage.observe, elapsed_s)
@@ -160,19 +270,72 @@ def judge_window(stage: Stage, window: WindowStats, elapsed_s: float, min_covera
         covered = format_duration(window.covered_s)
         reason = f"usable data covered only {covered} of the {format_duration(length)} window ({coverage:.0%} < {min_coverage:.0%})"
         return WindowJudgement("inconclusive", reason, means, "coverage")
-    failed: list[tuple[str, str]] = []
-    unknown: list[str] = []
+    failed: list[tuple[str, str, bool]] = []
+    unknown: list[tuple[str, str]] = []
     for check in stage.criteria:
         track = means.get(check.metric, TrackValues(None, None))
-        held = check.holds(track.canary, track.stable)
-        if held is None:
-            unknown.append(check.metric)
+        rate = None if check.relative else CountedRate.of(check.metric, window.track_counts("canary"), confidence.alpha)
+        held = _window_holds(check, rate, track)
+        if held is None and rate is not None:
+            unknown.append((check.metric, f"{check.metric} {rate.shown(check.percent)} not {check.describe()}, but not beyond doubt ({rate.describe()})"))
+        elif held is None:
+            unknown.append((check.metric, f"no window data for {check.metric}"))
         elif not held:
-            shown = format_metric_value(check.metric, track.canary, check.percent)
-            failed.append((check.metric, f"{check.metric} mean {shown} not {check.describe()}"))
+            shown = (
+                f"{rate.shown(check.percent)} ({rate.describe()})"
+                if rate is not None
+                else f"mean {format_metric_value(check.metric, track.canary, check.percent)}"
+            )
+            text = f"{check.metric} {shown} not {check.describe()}"
+            stable = _stable_fails_too(check, window, track, confidence)
+            if stable is not None:
+                text += f" — stable {stable} fails it too: the service, not the canary"
+            failed.append((check.metric, text, stable is not None))
     if failed:
-        reason = f"{stage.name} window failed: " + "; ".join(text for _, text in failed)
-        return WindowJudgement("fail", reason, means, failed[0][0])
+        reason = f"{stage.name} window failed: " + "; ".join(text for _, text, _ in failed)
+        return WindowJudgement("fail", reason, means, failed[0][0], the_service=all(service for _, _, service in failed))
     if unknown:
-        return WindowJudgement("inconclusive", f"no window data for {', '.join(unknown)}", means, unknown[0])
+        return WindowJudgement("inconclusive", "; ".join(text for _, text in unknown), means, unknown[0][0])
     return WindowJudgement("pass", "", means)
+
+
+def _window_holds(check: Check, rate: CountedRate | None, track: TrackValues) -> bool | None:
+    """On a rate's counts: False when the criterion fails beyond doubt, True when the estimate meets it, None
+    in between. Without counts, on the means; None where data is missing (never a pass)."""
+    if rate is None:
+        return check.holds(track.canary, track.stable)
+    if rate.beyond_doubt(check) is False:
+        return False
+    return True if check.holds(rate.estimate, None) else None
+
+
+def _stable_fails_too(check: Check, window: WindowStats, track: TrackValues, confidence: Confidence) -> str | None:
+    """Stable's value, shown, when stable fails the criterion the canary failed, as the canary is judged, and
+    the canary is not worse than stable as far as the evidence tells; None otherwise (the canary's failure)."""
+    if check.relative:  # a relative criterion failed: the canary is worse than stable by its own measure
+        return None
+    rate = CountedRate.of(check.metric, window.track_counts("stable"), confidence.alpha)
+    if _window_holds(check, rate, TrackValues(track.stable, None)) is not False or _worse_than_stable(check, window, track, confidence):
+        return None
+    return rate.shown(check.percent) if rate is not None else format_metric_value(check.metric, track.stable, check.percent)
+
+
+def _worse_than_stable(check: Check, window: WindowStats, track: TrackValues, confidence: Confidence) -> bool:
+    """Whether the canary is worse than stable beyond the tolerance: the sequential judge's word where it tests
+    the metric; on a counted rate otherwise, the judge's test run once on the window's counts (valid at any
+    look, at the same alpha and tolerance); on the means, whether the canary is more than the tolerance worse."""
+    if check.metric in confidence.judged_worse:
+        return confidence.judged_worse[check.metric]
+    canary, stable = window.track_counts("canary"), window.track_counts("stable")
+    if check.metric in COUNTED_RATES and canary is not None and stable is not None:
+        test = RateRatioTest(confidence.tolerance)
+        test.update(canary.requests, canary.errors, stable.requests, stable.errors)
+        return test.evidence(confidence.alpha).rejects(confidence.alpha)
+    if track.canary is None or track.stable is None:
+        return True  # nothing to compare with: not shown to be the service's
+    allowed = 1 + confidence.tolerance
+    if check.op in ("<", "<="):  # the criterion says higher is worse
+        return track.canary > track.stable * allowed
+    if check.metric in FRACTION_METRICS or check.percent:  # a share where lower is worse: its shortfall from 100%
+        return 1 - track.canary > (1 - track.stable) * allowed
+    return track.canary * allowed < track.stable

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from console.controller.analysis import Decision, decide, judge_sample, judge_window
+from console.controller.analysis import COUNTED_RATES, Confidence, Decision, decide, judge_sample, judge_window
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.identity import check_resume, plan_digest, plan_identity
 from console.controller.rollback_pacing import RollbackPacing
@@ -631,7 +631,7 @@ class Controller:
         t = self.now()
         span = self._sample_span(t)
         sample = await self.metrics.sample(plan.metric_names, t, span)
-        judgement = judge_sample(sample, stage, plan.triggers, plan.min_requests)
+        judgement = judge_sample(sample, stage, plan.triggers, plan.min_requests, plan.alpha)
         streaks, decision = decide(judgement, state.streaks, sample, plan.inconclusive_limit, pause_on_warning=state.phase == Phase.RUNNING)
         judged: dict[str, dict[str, Any]] = {}
         if self.judge is not None and self.judge.add(sample.canary_counts, sample.stable_counts):
@@ -675,18 +675,30 @@ class Controller:
         return min(max(interval, since_last), SAMPLE_SPAN_LIMIT * interval)
 
     def _end_window(self) -> None:
-        """Journal the window's verdict; the loop's next step acts on it (moves on, or rolls back)."""
+        """Journal the window's verdict; the loop's next step acts on it (moves on, or rolls back).
+
+        A window that failed where stable fails too, the canary no worse, pauses for a person: rolling back
+        to a stable that fails the same limit mends nothing. Headless, the pause rolls back after pause_timeout."""
         state, plan = self.state, self.plan
         stage = plan.stages[state.stage]
         t = self.now()
-        verdict = judge_window(stage, state.window, t - state.window_started_t, plan.min_coverage)
+        confidence = Confidence(plan.alpha, plan.tolerance, self._judged_worse())
+        verdict = judge_window(stage, state.window, t - state.window_started_t, plan.min_coverage, confidence)
         if verdict.outcome == "pass":
             summary = {m: {"canary": v.canary, "stable": v.stable} for m, v in verdict.means.items()}
             self.emit(ev.StagePassed(t, stage=state.stage, summary=summary))
-        elif verdict.outcome == "fail" and not self.manual:
+        elif verdict.outcome == "fail" and not verdict.the_service and not self.manual:
             self._begin_rollback(verdict.reason, verdict.metric)
         else:
             self.emit(ev.Paused(t, reason=verdict.reason, trigger=verdict.metric))
+
+    def _judged_worse(self) -> dict[str, bool]:
+        """The metrics the sequential judge has evidence on, each with whether it has shown the canary worse than
+        stable; its test of the errors speaks for both rates derived from them. Empty without a judge or counts."""
+        if self.judge is None or self.judge.evidence().canary_requests <= 0:
+            return {}
+        worse = self.judge.regression() is not None
+        return dict.fromkeys(COUNTED_RATES, worse)
 
     async def _move_on(self) -> None:
         """The stage's window held: wait for a promote where the plan says so, else the next stage, or complete."""

@@ -198,7 +198,7 @@ def _sample(state: RolloutState, event: ev.SampleTaken) -> None:
     if state.phase == Phase.RUNNING:
         # The part of the sample's span inside the window: the first one after a (re)start measured traffic before it.
         covered = max(0.0, min(event.span_s or 0.0, event.t - state.window_started_t))
-        state.window.add(event.metrics, conclusive=not event.inconclusive, covered_s=covered)
+        state.window.add(event.metrics, conclusive=not event.inconclusive, covered_s=covered, counts=event.counts)
     if not event.inconclusive:
         state.last_good_sample_t = event.t
     for metric, values in event.metrics.items():

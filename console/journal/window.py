@@ -6,7 +6,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from console.samples import TrackValues
+from console.samples import TrackCounts, TrackValues
+
+TRACKS = ("canary", "stable")
 
 
 @dataclass
@@ -41,6 +43,24 @@ class MetricTotals:
 
 
 @dataclass
+class CountTotals:
+    """Requests and errors one track served over a window: the evidence its rates are judged on."""
+
+    requests: float = 0.0
+    errors: float = 0.0
+
+    def add(self, counts: object) -> None:
+        """A sample's journaled counts (samples.TrackCounts.to_dict()); anything else is no evidence and is skipped."""
+        if not isinstance(counts, Mapping):
+            return
+        requests, errors = counts.get("requests"), counts.get("errors")
+        numbers = all(isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) and n >= 0 for n in (requests, errors))
+        if numbers:
+            self.requests += requests  # type: ignore[operator]
+            self.errors += errors  # type: ignore[operator]
+
+
+@dataclass
 class WindowStats:
     """Running totals of one observation window: constant memory however long the window."""
 
@@ -49,14 +69,33 @@ class WindowStats:
     covered_s: float = 0.0
     """Window time that conclusive samples measured: what coverage is judged on."""
     metrics: dict[str, MetricTotals] = field(default_factory=dict)
+    counts: dict[str, CountTotals] = field(default_factory=lambda: {track: CountTotals() for track in TRACKS})
+    """Each track's requests and errors summed over the window's samples."""
 
-    def add(self, metrics: Mapping[str, Mapping[str, float | None]], conclusive: bool, covered_s: float) -> None:
-        """A sample's values; `covered_s`, the part of the window it measured (counted only when conclusive)."""
+    def add(
+        self,
+        metrics: Mapping[str, Mapping[str, float | None]],
+        conclusive: bool,
+        covered_s: float,
+        counts: Mapping[str, object] | None = None,
+    ) -> None:
+        """A sample's values and its counts as journaled (track → counts); `covered_s`, the part of the window
+        it measured (counted only when conclusive).
+
+        Counts are summed from every sample, conclusive or not: a sample set aside for a missing metric or
+        thin traffic still counted what its requests did, and the sum's interval weighs how many there were."""
         self.samples += 1
         self.conclusive += conclusive
         self.covered_s += covered_s if conclusive else 0.0
         for name, values in metrics.items():
             self.metrics.setdefault(name, MetricTotals()).add(values.get("canary"), values.get("stable"))
+        for track, totals in self.counts.items():
+            totals.add((counts or {}).get(track))
+
+    def track_counts(self, track: str) -> TrackCounts | None:
+        """What `track` served over the window; None when it was never counted (a source without counts)."""
+        totals = self.counts[track]
+        return TrackCounts(totals.requests, totals.errors) if totals.requests > 0 else None
 
     def means(self) -> dict[str, TrackValues]:
         return {name: totals.means() for name, totals in self.metrics.items()}
