@@ -87,6 +87,7 @@ from console.controller.controller import Controller, ControllerOptions  # noqa:
 from console.derived import histogram_quantile, track_values  # noqa: E402
 from console.journal import events as ev  # noqa: E402
 from console.journal.state import Phase  # noqa: E402
+from console.judge.rate_ratio import RatioEvidence  # noqa: E402
 from console.plan import load_plan  # noqa: E402
 from console.plan.checks import Check  # noqa: E402
 from console.plan.model import RolloutPlan  # noqa: E402
@@ -331,7 +332,7 @@ class MannWhitneyJudge:
         self.controller = controller
         self._stage = -1
         self._values: dict[str, tuple[list[float], list[float]]] = {}
-        self._high: str | None = None
+        self._high: KayentaHigh | None = None
 
     def add(self, canary: TrackCounts | None, stable: TrackCounts | None) -> bool:
         state = self.controller.state
@@ -349,7 +350,7 @@ class MannWhitneyJudge:
         self._high = self._judge_window() if window_ends else None
         return True
 
-    def _judge_window(self) -> str | None:
+    def _judge_window(self) -> KayentaHigh | None:
         for metric, (canary, stable) in self._values.items():
             if len(canary) < 2 or len(stable) < 2 or len(set(canary) | set(stable)) == 1:
                 continue  # Kayenta: no data, or nothing but one value, passes
@@ -357,14 +358,32 @@ class MannWhitneyJudge:
                 continue
             p = float(mannwhitneyu(canary, stable, alternative="greater").pvalue)
             if p < MANN_WHITNEY_ALPHA:
-                return f"{metric} High (Mann-Whitney p = {p:.2g} < {MANN_WHITNEY_ALPHA:g} over {len(canary)} samples)"
+                return KayentaHigh(f"{metric} High (Mann-Whitney p = {p:.2g} < {MANN_WHITNEY_ALPHA:g} over {len(canary)} samples)")
         return None
 
     def journaled(self) -> dict[str, dict[str, float | None]]:
         return {}
 
-    def regression(self) -> str | None:
+    def evidence(self, metric: str = "error_rate") -> RatioEvidence:
+        """None of the running evidence a window asks the sequential judge for: a window failing where stable
+        fails too compares the tracks itself, as under the threshold judge."""
+        return RatioEvidence(0.0, None, None, None, 0.0, 0, 0.0, 0)
+
+    def regression(self) -> KayentaHigh | None:
         return self._high
+
+
+class KayentaHigh(str):
+    """Why a window was High: the reason the controller journals, carrying its `reason` and `trigger` as the
+    sequential judge's regression carries them where it names the metric it judged."""
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+    @property
+    def trigger(self) -> str:
+        return f"{JUDGE_TRIGGER_PREFIX}{self.split(' ', 1)[0]}"
 
 
 # -- running the corpus -----------------------------------------------------------------------------------
@@ -379,6 +398,8 @@ class Outcome:
     trigger: str
     promoted: bool
     exposed_requests: float
+    by_window: bool = False
+    """Rolled back at or after its stage window's end: a window's verdict may have had a part in it."""
     reused: bool = False
     """Taken from another judge's run of the same canary (`judged_three_ways`), not run again."""
 
@@ -395,7 +416,9 @@ async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journa
 
     def listen(event: ev.Event) -> None:
         if isinstance(event, ev.RollbackStarted):
-            ending.update(t=event.t, trigger=event.trigger, exposed=source.exposed_requests)
+            state = controller.state
+            window_end = state.window_started_t + plan.stages[state.stage].observe
+            ending.update(t=event.t, trigger=event.trigger, exposed=source.exposed_requests, by_window=event.t >= window_end - 1e-9)
             controller.stop()
         elif isinstance(event, ev.StageStarted) and event.weight >= 100:
             ending.update(promoted=True, exposed=source.exposed_requests)
@@ -407,16 +430,28 @@ async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journa
     journal.unlink()
     if not ending:
         raise RuntimeError(f"canary {canary.index} under {judge} ended neither rolled back nor promoted: {controller.state.phase}")
-    return Outcome(canary.index, judge, ending.get("t"), ending.get("trigger", ""), ending.get("promoted", False), ending.get("exposed", 0.0))
+    return Outcome(
+        canary.index,
+        judge,
+        ending.get("t"),
+        ending.get("trigger", ""),
+        ending.get("promoted", False),
+        ending.get("exposed", 0.0),
+        ending.get("by_window", False),
+    )
 
 
 async def judged_three_ways(reference: RolloutPlan, canary: Canary, journal_dir: Path, reuse: bool = True) -> list[Outcome]:
     """The canary under each judge. The sequential and the Mann-Whitney judges run beside the limits and only
-    ever add a rollback, and every run of a canary draws the same counts: so a run of either that its own
-    judge did not roll back is, decision for decision, the threshold judge's run, which is taken from it
-    instead of run again (`reuse`; tests check the two agree)."""
+    add rollbacks, and every run of a canary draws the same counts: so a run of either that its own judge
+    did not roll back, and that every window it saw passed (promoted, or rolled back by a limit before its
+    stage's window ended), is decision for decision the threshold judge's run, which is taken from it
+    instead of run again (`reuse`; tests check the two agree). A window that failed is not taken: where
+    stable fails too, whether the canary is the one to blame is the sequential judge's word when it has one."""
     judged = {judge: await run_rollout(reference, canary, judge, journal_dir) for judge in JUDGES if judge != "threshold"}
-    limits_alone = [outcome for outcome in judged.values() if not outcome.trigger.startswith(JUDGE_TRIGGER_PREFIX)]
+    limits_alone = [
+        o for o in judged.values() if o.promoted or (o.rolled_back_t is not None and not o.by_window and not o.trigger.startswith(JUDGE_TRIGGER_PREFIX))
+    ]
     if reuse and limits_alone:
         threshold = replace(limits_alone[0], judge="threshold", reused=True)
     else:
