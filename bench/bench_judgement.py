@@ -102,6 +102,7 @@ JUDGES = ("threshold", "sequential", "mann_whitney")
 TOLERANCE = 0.2
 """The plan's analysis.tolerance, and what makes a canary bad."""
 FIRST_WEIGHT = 5
+"""The reference plan's first stage, at which a canary's traffic is drawn (20-5,000 rps at 5%)."""
 
 REFERENCE_ERROR_RATE = 0.00025
 REFERENCE_P99_MS = 150.0

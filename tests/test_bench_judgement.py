@@ -33,6 +33,7 @@ def outcome(outcomes, canary, judge):
 def test_the_corpus_is_the_same_for_the_same_seed_and_another_for_another():
     assert bench.corpus(classes=TINY) == bench.corpus(classes=TINY)
     assert bench.corpus(seed=16, classes=TINY) != bench.corpus(classes=TINY)
+    assert bench._reference_plan().stages[0].weight == bench.FIRST_WEIGHT  # the traffic is drawn at the first stage's weight
 
 
 def test_every_x5_error_canary_is_rolled_back_by_the_sequential_judge_within_its_first_stage(canaries, outcomes):
