@@ -176,27 +176,26 @@ def limits_as_read(plan: RolloutPlan) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from console.actor import current_actor
-    from console.app.headless import run_headless
     from console.app.supervision import attach, launch_of, run_supervised
-    from console.app.wiring import build_rollout, choose_kinds, refuse_unwritable_flags, rollout_files
-    from console.plan import load_plan
-    from console.supervisor.files import lock_holder, take_lock
 
     if args.headless and args.manual:
         return refuse("--manual needs a person at the console; it cannot run with --headless")
     if args.json and not args.headless:
         return refuse("--json is for headless runs (add --headless)")
+    options = _run_options(args, manual=args.manual, headless=args.headless)
+    if not args.headless and not args.demo:
+        return run_supervised(args.plan, options, args.read_only)  # which reads the plan in the process that starts the controller
+    from console.actor import current_actor
+    from console.app.headless import run_headless
+    from console.app.wiring import build_rollout, rollout_files
+    from console.plan import load_plan
+    from console.supervisor.files import lock_holder, take_lock
+
     try:
         plan = load_plan(args.plan)
         say_warnings(plan)
         if args.headless and (refused := _refuse_promotes_nobody_gives(plan)) is not None:
             return refused
-        options = _run_options(args, manual=args.manual, headless=args.headless)
-        if not args.headless and not args.demo:
-            choose_kinds(plan, options)  # arguments that do not fit are refused here, not in a log file
-            refuse_unwritable_flags(plan, rollout_files(plan, options))
-            return run_supervised(plan, args.plan, options, args.read_only)
         files = rollout_files(plan, options)
         # One controller per rollout, the lock held until this process ends. A state dir that does not
         # exist yet has no controller, and is created only once the input is known to be good.

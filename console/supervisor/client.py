@@ -19,6 +19,7 @@ from console import strict_json
 from console.journal.journal import JournalError
 from console.journal.state import RolloutState, read_state
 from console.journal.state_dir import RolloutFiles
+from console.plan.model import RolloutPlan, plan_from_plain
 from console.plan.names import release_name_problem
 from console.private_files import make_state_dir, open_private
 from console.supervisor.files import Launch, lock_holder, socket_address
@@ -64,6 +65,14 @@ class SupervisorClient:
         """Send one command; the reply says whether the controller took it (it acts at its next step)."""
         self._send({"op": "command", "name": name, "actor": actor, "argument": argument})
         return self._receive() or {"reply": "command", "ok": False, "error": "the controller hung up"}
+
+    def plan(self) -> RolloutPlan:
+        """The plan the controller runs, as it compiled it."""
+        self._send({"op": "plan"})
+        reply = self._receive() or {"ok": False, "error": "the controller hung up"}
+        if not reply.get("ok"):
+            raise SupervisorUnavailable(f"the controller did not give its plan: {reply.get('error', 'no reason given')}")
+        return plan_from_plain(reply["plan"])
 
     def attach(self, start: int = 0, actor: str | None = None) -> Iterator[dict[str, Any]]:
         """Journal events from the `start`-th, then live ones; ends when the rollout finishes.
@@ -153,6 +162,10 @@ def fork_controller(argv: list[str], environment: dict[str, str], log: BinaryIO,
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         log.close()
+        # Nothing else of the process it was forked from stays open in it (as Popen's close_fds): a pipe another
+        # process reads to its end (a console waiting on the fork that starts its controller) ends with that fork.
+        os.closerange(3, telling)
+        os.closerange(telling + 1, os.sysconf("SC_OPEN_MAX"))
         os.environ.update(environment)
         code = brahma(["supervise", *argv])
     except BaseException:
