@@ -8,12 +8,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from console.actor import current_actor
 from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, exit_code
 from console.app.problems import REFUSALS, refuse, report_refusal, report_unavailable, say, say_problems, say_rollback_unverified, say_warnings
-from console.app.wiring import RunOptions, choose_kinds
 from console.controller.identity import check_resume
 from console.journal.events import event_from_dict
 from console.journal.journal import JournalError, read_events
@@ -34,6 +34,9 @@ from console.supervisor.client import (
     start_detached,
 )
 from console.supervisor.files import Launch, lock_held, lock_holder, take_lock
+
+if TYPE_CHECKING:
+    from console.app.wiring import RunOptions
 
 PROMETHEUS_USERINFO = "BRAHMA_PROMETHEUS_USERINFO"
 """The user:password of a --prometheus URL, handed to a detached controller in its environment: a password
@@ -182,7 +185,7 @@ def run_supervised(plan_path: Path, options: RunOptions, read_only: bool) -> int
 def start_for_console(plan_path: Path, options: RunOptions) -> str:
     """The plan read and checked, and its controller started (unless one runs already): "attach NAME" for
     the console, or "exit CODE" once the problem is said."""
-    from console.app.wiring import refuse_unwritable_flags, rollout_files
+    from console.app.wiring import choose_kinds, refuse_unwritable_flags, rollout_files
     from console.plan import load_plan
 
     try:

@@ -2,7 +2,7 @@
 
 Plain dataclasses, so that what only reads a plan (the console, which is handed the controller's as JSON)
 never imports pydantic: the loader checks a document against them (plan/loader.py), pydantic models built
-from these fields, their constraints (annotated_types) and their `Parsed` forms."""
+from these fields, their `Bounds` and their `Parsed` forms."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
-
-from annotated_types import Ge, Gt, Le, Lt
 
 from console.plan.checks import Check
 from console.plan.problems import Problem
@@ -30,6 +28,22 @@ class Parsed:
         from pydantic_core import core_schema
 
         return core_schema.no_info_before_validator_function(self.parse, handler(source))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Where a number must lie, checked by the loader's models as pydantic's own constraints are."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = handler(source)
+        number = schema["schema"] if schema["type"] == "function-before" else schema  # a form of its own is bounded once parsed
+        number.update({name: limit for name, limit in vars(self).items() if limit is not None})
+        return schema
 
 
 Duration = Annotated[float, Parsed(parse_duration)]
@@ -83,7 +97,7 @@ class TriggerSpec:
 
     when: str
     """The breach condition, "> 1%"."""
-    consecutive: Annotated[int, Ge(1)] | None = None
+    consecutive: Annotated[int, Bounds(ge=1)] | None = None
     """Breaches in a row before the trigger acts; critical defaults to 1, warning to 2."""
 
 
@@ -101,20 +115,20 @@ class TriggersSpec:
 class AnalysisSpec:
     """How samples are judged."""
 
-    min_requests: Annotated[int, Ge(0)] = 50
+    min_requests: Annotated[int, Bounds(ge=0)] = 50
     """Canary requests a sample needs for its rates and latencies to count; fewer is inconclusive."""
-    inconclusive_limit: Annotated[int, Ge(1)] = 3
+    inconclusive_limit: Annotated[int, Bounds(ge=1)] = 3
     """Inconclusive samples in a row that pause the rollout."""
-    min_coverage: Annotated[float, Gt(0), Le(1)] = 0.8
+    min_coverage: Annotated[float, Bounds(gt=0, le=1)] = 0.8
     """Share of a window's samples that must have had data for the window to count."""
     judge: Literal["sequential", "threshold"] = "sequential"
     """sequential: besides the limits, every sample tests the canary's errors against stable's on the counts
     both served, and a canary worse beyond the tolerance is rolled back; threshold: the limits alone."""
-    alpha: Annotated[float, Gt(0), Lt(0.5)] = 0.01
+    alpha: Annotated[float, Bounds(gt=0, lt=0.5)] = 0.01
     """The chance, per rollout, that the sequential judge rolls back a canary no worse than the tolerance."""
-    tolerance: Annotated[Percentage, Gt(0), Le(10)] = 0.2
+    tolerance: Annotated[Percentage, Bounds(gt=0, le=10)] = 0.2
     """How much worse than stable the canary may be before the judge calls it a regression (relative)."""
-    floor: Annotated[Percentage, Ge(0), Lt(1)] = 0.0001
+    floor: Annotated[Percentage, Bounds(ge=0, lt=1)] = 0.0001
     """An error rate too small to matter: a canary beyond doubt under it is no regression, whatever the ratio."""
 
 
@@ -134,7 +148,7 @@ class TargetSpec:
     """The Service in front of the new version before the switch (blue-green)."""
     httproute: str | None = None
     """A Gateway API HTTPRoute whose backendRefs carry exact canary weights."""
-    replicas: Annotated[int, Ge(1)] | None = None
+    replicas: Annotated[int, Bounds(ge=1)] | None = None
     """Replicas of the stable version (sim); read from the cluster otherwise."""
 
 
@@ -234,7 +248,7 @@ class WebhookSpec:
     """Which events are sent: the gate failed, a pause, a rollback started, not verified for a minute, and done, the release completed."""
     timeout: Duration = 5.0
     """For one delivery attempt."""
-    attempts: Annotated[int, Ge(1), Le(10)] = 3
+    attempts: Annotated[int, Bounds(ge=1, le=10)] = 3
     """Deliveries tried before the notification is recorded as failed."""
     backoff: Duration = 1.0
     """Wait before the second attempt, doubled before each further one."""
