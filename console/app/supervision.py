@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -149,6 +150,7 @@ def run_supervised(plan_path: Path, options: RunOptions, read_only: bool) -> int
     told, telling = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    gc.freeze()  # what both have imported stays shared: no collection in either copies the pages it is on
     starter = os.fork()
     if not starter:
         os.close(told)
