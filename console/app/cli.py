@@ -6,15 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INTERRUPTED, demo_exit_code
-from console.app.problems import REFUSALS, refuse, report_refusal, say, say_problems, say_warnings
+from console.app.exits import EXIT_COMPLETED, EXIT_INTERRUPTED, demo_exit_code
+from console.app.problems import REFUSALS, refuse, report_internal_error, report_refusal, say, say_problems, say_warnings
 from console.plan.problems import PlanError
 
 if TYPE_CHECKING:
@@ -318,20 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("interrupted; the journal keeps where the rollout was (run the same command to resume)")
         return EXIT_INTERRUPTED
     except Exception as error:  # the last guard: one line for the operator, the trace in a file
-        from console.journal.state_dir import StateDir
-        from console.private_files import open_private
-
-        state_dir = StateDir(Path(getattr(args, "state_dir", None) or "."))
-        log = state_dir.error_log
-        try:
-            state_dir.make()
-            with open(open_private(log, os.O_WRONLY | os.O_TRUNC), "w") as file:
-                file.write(traceback.format_exc())
-            where = f" (details in {log})"
-        except OSError:
-            where = ""
-        say(f"internal error: {type(error).__name__}: {error}{where}")
-        return EXIT_ERROR
+        return report_internal_error(error, Path(getattr(args, "state_dir", None) or "."))
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +13,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 from console.actor import current_actor
 from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, exit_code
-from console.app.problems import REFUSALS, refuse, report_refusal, report_unavailable, say, say_problems, say_rollback_unverified, say_warnings
+from console.app.problems import (
+    REFUSALS,
+    refuse,
+    report_internal_error,
+    report_refusal,
+    report_unavailable,
+    say,
+    say_problems,
+    say_rollback_unverified,
+    say_warnings,
+)
 from console.controller.identity import check_resume
 from console.journal.events import event_from_dict
 from console.journal.journal import JournalError, read_events
@@ -60,16 +69,16 @@ def launch_of(plan_path: Path, options: RunOptions, attended: bool) -> tuple[Lau
     return Launch.here(argv, {PROMETHEUS_USERINFO: f"the user:password of --prometheus {url}"}), {PROMETHEUS_USERINFO: userinfo}
 
 
-def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], meanwhile: Callable[[], object] | None = None, fork: bool = False) -> int:
+def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], fork: bool = False) -> int:
     """start_detached, the secrets in the environment: this process keeps them too, so that it can restart
     the controller (a console does when its controller dies under it). `fork`: started as a fork of this process,
     unless there are secrets: a fork shows this process's command line in ps, and the controller outlives it."""
     os.environ.update(secrets)
     if not fork or secrets:
-        return start_detached(files, launch, meanwhile=meanwhile)
+        return start_detached(files, launch)
     from console.app.cli import main
 
-    return start_detached(files, launch, meanwhile=meanwhile, fork_with=main)
+    return start_detached(files, launch, fork_with=main)
 
 
 def take_secrets(options: RunOptions) -> RunOptions:
@@ -161,7 +170,7 @@ def run_supervised(plan_path: Path, options: RunOptions, read_only: bool) -> int
             say("interrupted before the rollout started")
             outcome = f"exit {EXIT_INTERRUPTED}"
         except Exception as error:
-            say(f"internal error: {type(error).__name__}: {error}")
+            outcome = f"exit {report_internal_error(error, options.state_dir)}"
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -178,6 +187,8 @@ def run_supervised(plan_path: Path, options: RunOptions, read_only: bool) -> int
         os.waitpid(starter, 0)
     verb, _, rest = outcome.decode().strip().partition(" ")
     if verb != "attach":
+        if verb != "exit":  # killed before it could tell
+            say("the process that starts the controller ended before it said how (was it killed?)")
         return int(rest) if rest.isdigit() else EXIT_ERROR
     files = RolloutFiles(options.state_dir, rest)
     plan = served_plan(files)

@@ -184,13 +184,11 @@ def start_detached(
     files: RolloutFiles,
     launch: Launch,
     timeout: float = START_TIMEOUT_S,
-    meanwhile: Callable[[], object] | None = None,
     fork_with: Callable[[list[str]], int] | None = None,
 ) -> int:
     """Start `brahma supervise` in its own session (it outlives this terminal) and wait until it answers.
 
-    Returns the controller's pid. Its output goes to the rollout's log in the state dir. `meanwhile` runs
-    once the controller is started, before the wait: a console loads itself while its controller starts.
+    Returns the controller's pid. Its output goes to the rollout's log in the state dir.
     `fork_with` (the command line's main) starts it as a fork of this process (fork_controller).
     """
     make_state_dir(files.state_dir)
@@ -208,8 +206,6 @@ def start_detached(
                 start_new_session=True,
                 close_fds=True,
             )
-    if meanwhile is not None:
-        meanwhile()
     try:
         return _await_answer(files, process, said_before, timeout)
     finally:
