@@ -227,9 +227,12 @@ def start_for_console(plan_path: Path, options: RunOptions) -> str:
 
 
 def load_console() -> None:
-    """Import what the console needs to open (textual, its widgets, the remote controller)."""
+    """Import what the console needs to open (textual, its widgets, the remote controller, the flag store)."""
+    import console.app.console  # noqa: F401
+    import console.app.wiring  # noqa: F401
     import console.supervisor.remote  # noqa: F401
     import console.tui.app  # noqa: F401
+    import console.tui.keymap  # noqa: F401
 
 
 def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> int:
