@@ -121,6 +121,17 @@ def test_a_plan_that_waits_for_a_promote_is_refused_where_nobody_can_give_one(tm
     assert not (tmp_path / "s").exists(), "nothing was started"
 
 
+@pytest.mark.parametrize("console", [[], ["--headless"]])
+def test_a_plan_that_does_not_load_is_said_with_its_line_before_anything_starts(tmp_path, console):
+    """With a console the plan is read by the fork that would start its controller: what is wrong is said all the same."""
+    plan = tmp_path / "bad.yaml"
+    plan.write_text("app: web\nimage: r/web:2\nstages:\n  - {weight: 5, observe: soon}\n")
+    result = brahma("run", str(plan), *console, "--target", "sim", "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2, result.stderr
+    assert f"{plan}:4: stages[0].observe:" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists(), "nothing was started"
+
+
 def test_a_bad_scenario_file_names_its_line(tmp_path):
     scenario = tmp_path / "bad.yaml"
     scenario.write_text("name: bad\nevents:\n  - {at: soon, track: canary, set: {error_rate: 2}}\n")

@@ -35,8 +35,11 @@ ELSEWHERE = [
 ]
 """Brahma's own parts for a cluster, Prometheus, pre-flight checks and webhooks, none of which the sample canary has."""
 HEADLESS_DEFERRED = [*CLIENTS, *ELSEWHERE, "textual", "rich", "widgets", "console.tui"]
-CONSOLE_DEFERRED = [*CLIENTS, *ELSEWHERE, "console.sim", "console.report", "console.supervisor.server"]
-"""The console's process draws what its controller (another process) journals: it runs no simulator and writes no report."""
+PLAN_READING = ["pydantic", "pydantic_core", "yaml", "hcl2", "console.plan.loader", "console.plan.document"]
+"""What reads and checks a plan file: the controller does, and gives the console the plan it runs."""
+CONSOLE_DEFERRED = [*CLIENTS, *ELSEWHERE, *PLAN_READING, "console.sim", "console.report", "console.supervisor.server", "console.controller.controller"]
+"""The console's process draws what its controller (another process) journals: it runs no controller and no
+simulator, writes no report, and reads no plan file (a fork of it does for `brahma run`, before the controller starts)."""
 
 FIRST_FRAME = """
 import json, sys

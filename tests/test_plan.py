@@ -1,5 +1,7 @@
 """Plans: defaults, YAML and HCL as one model, and validation that names file, line and field."""
 
+import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console import strict_json
 from console.app.cli import main
 from console.plan import PlanError, load_plan, load_plan_text
+from console.plan.model import plan_from_plain
 from tests.conftest import SAMPLES, plan_from
 
 
@@ -668,3 +672,21 @@ def test_count_queries_beside_the_simulator_are_a_warning():
     assert [p.as_warning() for p in plan.warnings] == [
         "test.yaml:4: warning: metrics.counts: count queries are Prometheus': the sim provider does not read them"
     ]
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.*") if p.suffix in (".yaml", ".hcl")))
+def test_a_compiled_plan_comes_back_whole_from_its_json_as_the_controller_serves_it(sample):
+    plan = load_plan(SAMPLES / sample)
+    assert plan_from_plain(json.loads(strict_json.dumps(dataclasses.asdict(plan)))) == plan
+
+
+def test_reading_a_compiled_plan_imports_neither_pydantic_nor_the_loader():
+    code = (
+        "import json, sys\nfrom console.plan.model import plan_from_plain\n"
+        "plan_from_plain(json.loads(sys.stdin.read()))\n"
+        "print(json.dumps([m for m in ('pydantic', 'yaml', 'console.plan.loader') if m in sys.modules]))\n"
+    )
+    served = strict_json.dumps(dataclasses.asdict(load_plan(SAMPLES / "canary-gated.yaml")))
+    result = subprocess.run([sys.executable, "-c", code], input=served, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -22,9 +22,10 @@ from console.app.wiring import plan_flags
 from console.flags.model import FlagChange
 from console.journal import events as ev
 from console.journal.journal import read_events
+from console.plan.model import plan_from_plain
 from console.samples import HistoryPoint
 from console.supervisor import server as server_module
-from console.supervisor.client import answers
+from console.supervisor.client import SupervisorClient, answers
 from console.supervisor.flag_requests import borne_out
 from console.supervisor.limits import LINE_LIMIT, MAX_FLAG_CHANGES, CountedFailures, TokenBucket, connection_cap
 from console.supervisor.remote import RemoteController, flag_batches
@@ -513,3 +514,13 @@ def test_the_in_process_and_the_remote_controller_show_a_console_the_same_face(c
         wanted = list(inspect.signature(getattr(ControllerHandle, name)).parameters)
         for controller in (local, remote):
             assert ["self", *inspect.signature(getattr(controller, name)).parameters] == wanted, f"{type(controller).__name__}.{name}"
+
+
+async def test_a_controller_gives_a_console_the_plan_it_runs_as_it_compiled_it(canary_plan, served):
+    controller, files, _ = served
+    async with connected(files) as connection:
+        reply = await ask(connection, b'{"op": "plan", "id": 4}\n')
+    assert reply["ok"] is True and reply["id"] == 4
+    assert plan_from_plain(reply["plan"]) == controller.plan == canary_plan
+    with SupervisorClient(files.socket) as client:  # as `brahma attach` asks for it, before its console opens
+        assert await asyncio.to_thread(client.plan) == canary_plan

@@ -6,15 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INTERRUPTED, demo_exit_code
-from console.app.problems import REFUSALS, refuse, report_refusal, say, say_problems, say_warnings
+from console.app.exits import EXIT_COMPLETED, EXIT_INTERRUPTED, demo_exit_code
+from console.app.problems import REFUSALS, refuse, report_internal_error, report_refusal, say, say_problems, say_warnings
 from console.plan.problems import PlanError
 
 if TYPE_CHECKING:
@@ -184,27 +182,26 @@ def judge_as_read(plan: RolloutPlan) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from console.actor import current_actor
-    from console.app.headless import run_headless
     from console.app.supervision import attach, launch_of, run_supervised
-    from console.app.wiring import build_rollout, choose_kinds, refuse_unwritable_flags, rollout_files
-    from console.plan import load_plan
-    from console.supervisor.files import lock_holder, take_lock
 
     if args.headless and args.manual:
         return refuse("--manual needs a person at the console; it cannot run with --headless")
     if args.json and not args.headless:
         return refuse("--json is for headless runs (add --headless)")
+    options = _run_options(args, manual=args.manual, headless=args.headless)
+    if not args.headless and not args.demo:
+        return run_supervised(args.plan, options, args.read_only)  # which reads the plan in the process that starts the controller
+    from console.actor import current_actor
+    from console.app.headless import run_headless
+    from console.app.wiring import build_rollout, rollout_files
+    from console.plan import load_plan
+    from console.supervisor.files import lock_holder, take_lock
+
     try:
         plan = load_plan(args.plan)
         say_warnings(plan)
         if args.headless and (refused := _refuse_promotes_nobody_gives(plan)) is not None:
             return refused
-        options = _run_options(args, manual=args.manual, headless=args.headless)
-        if not args.headless and not args.demo:
-            choose_kinds(plan, options)  # arguments that do not fit are refused here, not in a log file
-            refuse_unwritable_flags(plan, rollout_files(plan, options))
-            return run_supervised(plan, args.plan, options, args.read_only)
         files = rollout_files(plan, options)
         # One controller per rollout, the lock held until this process ends. A state dir that does not
         # exist yet has no controller, and is created only once the input is known to be good.
@@ -327,20 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("interrupted; the journal keeps where the rollout was (run the same command to resume)")
         return EXIT_INTERRUPTED
     except Exception as error:  # the last guard: one line for the operator, the trace in a file
-        from console.journal.state_dir import StateDir
-        from console.private_files import open_private
-
-        state_dir = StateDir(Path(getattr(args, "state_dir", None) or "."))
-        log = state_dir.error_log
-        try:
-            state_dir.make()
-            with open(open_private(log, os.O_WRONLY | os.O_TRUNC), "w") as file:
-                file.write(traceback.format_exc())
-            where = f" (details in {log})"
-        except OSError:
-            where = ""
-        say(f"internal error: {type(error).__name__}: {error}{where}")
-        return EXIT_ERROR
+        return report_internal_error(error, Path(getattr(args, "state_dir", None) or "."))
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.app.exits import EXIT_ERROR, EXIT_INVALID
@@ -24,6 +25,26 @@ class UsageError(Exception):
 REFUSALS = (PlanError, UsageError, ResumeRefused, JournalError, TargetError)
 """Why a rollout may not be built: bad input (a plan, a scenario, arguments, a journal that is another
 plan's or is corrupt) or a cluster that says no."""
+
+
+def report_internal_error(error: Exception, state_dir: Path) -> int:
+    """What nothing else caught, as the last guard tells it (called where it is caught): one line, the trace in the state dir's error log."""
+    import os
+    import traceback
+
+    from console.journal.state_dir import StateDir
+    from console.private_files import open_private
+
+    where = StateDir(state_dir)
+    try:
+        where.make()
+        with open(open_private(where.error_log, os.O_WRONLY | os.O_TRUNC), "w") as file:
+            file.write(traceback.format_exc())
+        details = f" (details in {where.error_log})"
+    except OSError:
+        details = ""
+    say(f"internal error: {type(error).__name__}: {error}{details}")
+    return EXIT_ERROR
 
 
 def say(message: str) -> None:

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from console.actor import current_actor
-from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INVALID, exit_code
-from console.app.problems import REFUSALS, refuse, report_refusal, report_unavailable, say, say_problems, say_rollback_unverified
-from console.app.wiring import RunOptions, choose_kinds
-from console.controller.identity import ResumeRefused, check_resume
+from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, exit_code
+from console.app.problems import (
+    REFUSALS,
+    refuse,
+    report_internal_error,
+    report_refusal,
+    report_unavailable,
+    say,
+    say_problems,
+    say_rollback_unverified,
+    say_warnings,
+)
+from console.controller.identity import check_resume
 from console.journal.events import event_from_dict
 from console.journal.journal import JournalError, read_events
 from console.journal.state import Phase, read_state
 from console.journal.state_dir import RolloutFiles
 from console.narrate import event_printer
-from console.plan.loader import PlanError
 from console.plan.model import RolloutPlan
 from console.plan.names import release_name_problem
+from console.plan.problems import PlanError
 from console.rollout import Rollout
 from console.streams import guarded
 from console.supervisor.client import (
@@ -34,6 +44,9 @@ from console.supervisor.client import (
     start_detached,
 )
 from console.supervisor.files import Launch, lock_held, lock_holder, take_lock
+
+if TYPE_CHECKING:
+    from console.app.wiring import RunOptions
 
 PROMETHEUS_USERINFO = "BRAHMA_PROMETHEUS_USERINFO"
 """The user:password of a --prometheus URL, handed to a detached controller in its environment: a password
@@ -56,16 +69,16 @@ def launch_of(plan_path: Path, options: RunOptions, attended: bool) -> tuple[Lau
     return Launch.here(argv, {PROMETHEUS_USERINFO: f"the user:password of --prometheus {url}"}), {PROMETHEUS_USERINFO: userinfo}
 
 
-def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], meanwhile: Callable[[], object] | None = None, fork: bool = False) -> int:
+def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], fork: bool = False) -> int:
     """start_detached, the secrets in the environment: this process keeps them too, so that it can restart
     the controller (a console does when its controller dies under it). `fork`: started as a fork of this process,
     unless there are secrets: a fork shows this process's command line in ps, and the controller outlives it."""
     os.environ.update(secrets)
     if not fork or secrets:
-        return start_detached(files, launch, meanwhile=meanwhile)
+        return start_detached(files, launch)
     from console.app.cli import main
 
-    return start_detached(files, launch, meanwhile=meanwhile, fork_with=main)
+    return start_detached(files, launch, fork_with=main)
 
 
 def take_secrets(options: RunOptions) -> RunOptions:
@@ -134,35 +147,92 @@ async def serve(rollout: Rollout, files: RolloutFiles, attended: bool) -> int:
     return exit_code(phase)
 
 
-def run_supervised(plan: RolloutPlan, plan_path: Path, options: RunOptions, read_only: bool) -> int:
-    """`brahma run` with a console: the controller in a process of its own, the console attached to it."""
-    files = RolloutFiles(options.state_dir, plan.name)
-    journal = files.journal
+def run_supervised(plan_path: Path, options: RunOptions, read_only: bool) -> int:
+    """`brahma run` with a console: the controller in a process of its own, the console attached to it.
+
+    A fork of this process reads and checks the plan and starts its controller, saying on this terminal what
+    is wrong or what it resumes, while this one loads the console on the other core; the console opens once
+    the controller answers, on the plan the controller gives it. Nothing is started from a plan that does not
+    load: the fork says why, and its exit code is this command's."""
+    # This process keeps the secrets too, so that the console can restart the controller should it die.
+    os.environ.update(launch_of(plan_path, options, attended=True)[1])
+    told, telling = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()  # what both have imported stays shared: no collection in either copies the pages it is on
+    starter = os.fork()
+    if not starter:
+        os.close(told)
+        outcome = f"exit {EXIT_ERROR}"
+        try:
+            outcome = start_for_console(plan_path, options)
+        except KeyboardInterrupt:
+            say("interrupted before the rollout started")
+            outcome = f"exit {EXIT_INTERRUPTED}"
+        except Exception as error:
+            outcome = f"exit {report_internal_error(error, options.state_dir)}"
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.write(telling, f"{outcome}\n".encode())
+            os._exit(0)  # never back into the stack of the process it was forked from
+    os.close(telling)
     try:
-        state = read_state(journal)
+        load_console()
+        outcome = b""
+        while not outcome.endswith(b"\n") and (said := os.read(told, 256)):
+            outcome += said
+    finally:
+        os.close(told)
+        os.waitpid(starter, 0)
+    verb, _, rest = outcome.decode().strip().partition(" ")
+    if verb != "attach":
+        if verb != "exit":  # killed before it could tell
+            say("the process that starts the controller ended before it said how (was it killed?)")
+        return int(rest) if rest.isdigit() else EXIT_ERROR
+    files = RolloutFiles(options.state_dir, rest)
+    plan = served_plan(files)
+    return attach_console(plan, files, read_only) if plan is not None else EXIT_INVALID
+
+
+def start_for_console(plan_path: Path, options: RunOptions) -> str:
+    """The plan read and checked, and its controller started (unless one runs already): "attach NAME" for
+    the console, or "exit CODE" once the problem is said."""
+    from console.app.wiring import choose_kinds, refuse_unwritable_flags, rollout_files
+    from console.plan import load_plan
+
+    try:
+        plan = load_plan(plan_path)
+        say_warnings(plan)
+        target_kind = choose_kinds(plan, options)[0]  # arguments that do not fit are refused here, not in a log file
+        refuse_unwritable_flags(plan, rollout_files(plan, options))
+        files = RolloutFiles(options.state_dir, plan.name)
+        state = read_state(files.journal)
         # Checked here too, so the console is never opened on a journal its plan does not describe.
-        changed = check_resume(plan, state, journal, choose_kinds(plan, options)[0])
+        changed = check_resume(plan, state, files.journal, target_kind)
         if answers(files):
             say(f"{plan.name} is already supervised (pid {lock_holder(files)}): attaching")
         else:
             if state.started and not state.finished:
-                say(f"resuming rollout {plan.name} from {journal}")
+                say(f"resuming rollout {plan.name} from {files.journal}")
                 if changed:
                     say(changed)
-            # The controller is this process forked (no second interpreter to start), and the console's modules load
-            # while it starts, on another core: the console opens as the controller answers.
-            start_launched(files, *launch_of(plan_path, options, attended=True), meanwhile=load_console, fork=True)
-    except (JournalError, ResumeRefused) as error:
-        return report_refusal(error)
+            # The controller is this process forked again (no second interpreter to start).
+            start_launched(files, *launch_of(plan_path, options, attended=True), fork=True)
+    except REFUSALS as error:
+        return f"exit {report_refusal(error)}"
     except SupervisorUnavailable as error:
-        return report_unavailable(error)
-    return attach_console(plan, files, read_only)
+        return f"exit {report_unavailable(error)}"
+    return f"attach {plan.name}"
 
 
 def load_console() -> None:
-    """Import what the console needs to open (textual, its widgets, the remote controller)."""
+    """Import what the console needs to open (textual, its widgets, the remote controller, the flag store)."""
+    import console.app.console  # noqa: F401
+    import console.app.wiring  # noqa: F401
     import console.supervisor.remote  # noqa: F401
     import console.tui.app  # noqa: F401
+    import console.tui.keymap  # noqa: F401
 
 
 def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> int:
@@ -202,8 +272,11 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
             f"its events are in {files.journal} as they happen (brahma report {files.journal} writes the runbook so far); "
             "once it has ended, brahma attach opens the console on it and can undo it"
         )
-    plan = None if headless else launched_plan(files)
-    if not headless and plan is None:
+    # A controller that answers gives the console the plan it runs; one that is to be started again is started from
+    # the plan file its launch record names, which must still load.
+    running = answers(files)
+    plan = None if headless or running else launched_plan(files)
+    if not (headless or running) and plan is None:
         return EXIT_INVALID
     try:
         # A controller that died is started again first: one that refuses the journal (its plan was
@@ -213,8 +286,9 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         return report_unavailable(error)
     except JournalError as error:
         return report_refusal(error)
-    if plan is not None:
-        return attach_console(plan, files, read_only)
+    if not headless:
+        plan = plan or served_plan(files)
+        return attach_console(plan, files, read_only) if plan is not None else EXIT_INVALID
     out = guarded(sys.stdout)  # type: ignore[arg-type]
     print_event = event_printer(out, json_lines=False)
     try:
@@ -238,6 +312,15 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         print(file=sys.stderr)
         say(f"detached; {name} is still supervised")
         return EXIT_COMPLETED
+
+
+def served_plan(files: RolloutFiles) -> RolloutPlan | None:
+    """The plan the rollout's controller runs, as it gives it; should it not (it has just ended), the one its launch record names."""
+    try:
+        with SupervisorClient(files.socket) as client:
+            return client.plan()
+    except (SupervisorUnavailable, OSError, ValueError):
+        return launched_plan(files)
 
 
 def launched_plan(files: RolloutFiles) -> RolloutPlan | None:

@@ -11,22 +11,21 @@ from typing import TYPE_CHECKING
 
 from console.app.problems import UsageError, say
 from console.atomic import write_refusal
-from console.controller.clock import Clock, PacedClock, RealClock, VirtualClock
-from console.controller.controller import Controller, ControllerOptions
 from console.controller.release_flags import ReleaseFlags
 from console.flags.backends import FileBackend
 from console.flags.store import FlagStore
 from console.journal.state import read_state
 from console.journal.state_dir import RolloutFiles
-from console.metrics.base import MetricSource
 from console.plan.defaults import kubernetes_weight_problem
 from console.plan.model import RolloutPlan
-from console.preflight import Gate, PreflightContext
 from console.rollout import Rollout
-from console.targets.base import Target
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the controller's parts are imported where a rollout is built: a console (plan_flags) needs none
+    from console.controller.clock import Clock
+    from console.metrics.base import MetricSource
+    from console.preflight import PreflightContext
     from console.sim.scenario import Scenario
+    from console.targets.base import Target
     from console.targets.kube_lease import RolloutLease
 
 
@@ -67,6 +66,8 @@ def choose_kinds(plan: RolloutPlan, options: RunOptions) -> tuple[str, str]:
 
 
 def build_clock(options: RunOptions) -> Clock:
+    from console.controller.clock import PacedClock, RealClock, VirtualClock
+
     if options.fast:
         return VirtualClock()
     if options.speed:
@@ -153,6 +154,8 @@ def plan_flags(plan: RolloutPlan, files: RolloutFiles) -> ReleaseFlags | None:
 
 
 def preflight_context(plan: RolloutPlan, options: RunOptions) -> PreflightContext:
+    from console.preflight import PreflightContext
+
     """What this run's checks read: its flag file, its state dir (Terraform backups), its cluster and Prometheus."""
     return PreflightContext(
         plan,
@@ -203,6 +206,9 @@ def refuse_unwritable_flags(plan: RolloutPlan, files: RolloutFiles, undo: bool =
 
 
 def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, files: RolloutFiles, lease: RolloutLease | None) -> Rollout:
+    from console.controller.controller import Controller, ControllerOptions
+    from console.preflight import Gate
+
     def clock_to_wall(t: float) -> float:
         """Wall time of the rollout clock's `t` (for history queries): that far from now."""
         return time.time() - (controller.now() - t) / (controller.clock.speed or 1.0)

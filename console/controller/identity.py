@@ -67,9 +67,9 @@ def plan_digest(plan: RolloutPlan) -> str:
         "queries": plan.metrics.queries,
         "labels": plan.metrics.prometheus.labels,
         "provider": plan.metrics.provider,
-        "flags": [flag.model_dump(mode="json") for flag in plan.flags],
+        "flags": [dataclasses.asdict(flag) for flag in plan.flags],
         "flags_file": plan.flags_file,
-        "preflight": [item.model_dump(mode="json") for item in plan.preflight],
+        "preflight": [dataclasses.asdict(item) for item in plan.preflight],
         "rollback_window": plan.rollback_window,
     }
     canonical = strict_json.dumps(decided, sort_keys=True)

@@ -458,7 +458,7 @@ class PrometheusSource:
         self._labels = dict(spec.labels)
         self._plan_queries = dict(queries)
         self._queries = {**BUILTIN_QUERIES, **queries}
-        given_counts = counts.model_dump(exclude_none=True) if counts else {}
+        given_counts = counts.given() if counts else {}
         self._count_queries = {**BUILTIN_COUNT_QUERIES, **given_counts}
         # The rate() charts read the built-in series: of other counters they would chart something else.
         self._charted = set(queries) | (set() if given_counts else set(DERIVED_METRICS))

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import operator
 import os
 import re
+import types
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from console.metric_catalogue import BUILTIN_METRICS, CATALOGUE, FRACTION_METRICS, POD_HEALTH_METRICS, REQUEST_METRICS, UNIT_WORDS
 from console.plan import defaults
@@ -26,6 +30,66 @@ from console.plan.model import (
 from console.plan.names import RELEASE_NAME_MAX, release_name_problem
 from console.plan.problems import Path_, PlanError, Problem
 from console.units import UnitError, limit_unit, parse_duration
+
+Written = TypeVar("Written")
+STRICT = ConfigDict(extra="forbid", strict=True)
+"""A number is a number (`weight: true` is not 1, `"5"` is not 5), a switch is true or false, and no field is unknown."""
+
+
+def checked(written: type[Written], data: Any) -> Written:
+    """`data` as a part of the plan as written (model.py's dataclass `written`), or ValidationError."""
+    return _as_written(_model(written).model_validate(data))
+
+
+@functools.cache
+def _model(written: type) -> type[BaseModel]:
+    """The pydantic model that checks a part of the plan as written: its fields, defaults, constraints and
+    `__post_init__` check, strictly; named as it is (pydantic's errors name a union's member by it)."""
+    hints = get_type_hints(written, include_extras=True)
+    declared: dict[str, Any] = {}
+    for part in fields(written):
+        default = part.default if part.default is not MISSING else Field(default_factory=part.default_factory) if part.default_factory is not MISSING else ...
+        declared[part.name] = (_modelled(hints[part.name]), default)
+    validators = {}
+    if hasattr(written, "__post_init__"):
+
+        def whole(model: BaseModel) -> BaseModel:
+            written.__post_init__(model)  # reads only fields, which the model has by the same names
+            return model
+
+        validators["whole"] = model_validator(mode="after")(whole)
+    model = create_model(written.__name__, __config__=STRICT, __validators__=validators, **declared)
+    _WRITTEN[model] = written
+    return model
+
+
+_WRITTEN: dict[type[BaseModel], type] = {}
+"""Each model's dataclass."""
+
+
+def _modelled(annotation: Any) -> Any:
+    """`annotation` with every dataclass of the plan in it replaced by its model."""
+    if isinstance(annotation, type) and is_dataclass(annotation):
+        return _model(annotation)
+    origin, arguments = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return Annotated[(_modelled(arguments[0]), *annotation.__metadata__)]
+    if origin in (Union, types.UnionType):
+        return functools.reduce(operator.or_, (_modelled(argument) for argument in arguments))
+    if origin in (list, dict):
+        return origin[tuple(_modelled(argument) for argument in arguments)]
+    return annotation
+
+
+def _as_written(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _WRITTEN[type(value)](**{name: _as_written(getattr(value, name)) for name in type(value).model_fields})
+    if isinstance(value, list):
+        return [_as_written(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_written(item) for key, item in value.items()}
+    return value
+
 
 COUNT_PLACEHOLDERS = frozenset({"app", "track", "matchers"})
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
@@ -193,7 +257,7 @@ class _Compiler:
 
     def count_queries(self) -> None:
         """The plan's count queries must select counters of one track: the judge weighs their increase."""
-        for kind, query in self.spec.metrics.counts.model_dump(exclude_none=True).items():
+        for kind, query in self.spec.metrics.counts.given().items():
             path: Path_ = ("metrics", "counts", kind)
             unknown = sorted({name for name in _PLACEHOLDER.findall(query) if name not in COUNT_PLACEHOLDERS})
             if not query.strip():
@@ -214,7 +278,7 @@ class _Compiler:
                 self.warn(
                     path, "summed counters hide a reset of one of them (a pod that restarts counts its whole history again): select the series as exported"
                 )
-        if self.spec.metrics.counts.model_fields_set and self.provider != "prometheus":
+        if self.spec.metrics.counts.given() and self.provider != "prometheus":
             self.warn(("metrics", "counts"), f"count queries are Prometheus': the {self.provider} provider does not read them")
 
     def flags_file(self) -> None:
@@ -267,7 +331,7 @@ class _Compiler:
 
     def stages(self) -> tuple[Stage, ...]:
         written = self.spec.stages is not None
-        specs = self.spec.stages if written else [StageSpec(**_normalise_stage(stage)) for stage in defaults.STAGES_BY_STRATEGY[self.spec.strategy]]
+        specs = self.spec.stages if written else [checked(StageSpec, _normalise_stage(stage)) for stage in defaults.STAGES_BY_STRATEGY[self.spec.strategy]]
         if written and not specs:
             self.fail(("stages",), "a plan needs at least one stage (leave stages out for the defaults)")
         previous = -1
@@ -428,9 +492,9 @@ def flags_file_problem(path: str) -> str | None:
 
 def plan_from_document(document: Document) -> RolloutPlan:
     try:
-        spec = PlanSpec.model_validate(_normalise(document.data))
+        spec = checked(PlanSpec, _normalise(document.data))
     except ValidationError as error:
-        raise PlanError(sorted(structure_problems(document, error, PlanSpec), key=lambda p: p.line)) from None
+        raise PlanError(sorted(structure_problems(document, error, _model(PlanSpec)), key=lambda p: p.line)) from None
     return _Compiler(document, spec).compile()
 
 

@@ -1,18 +1,52 @@
-"""The rollout plan: its structure as written (pydantic) and its compiled form (the controller's)."""
+"""The rollout plan: its structure as written and its compiled form (the controller's).
+
+Plain dataclasses, so that what only reads a plan (the console, which is handed the controller's as JSON)
+never imports pydantic: the loader checks a document against them (plan/loader.py), pydantic models built
+from these fields, their `Bounds` and their `Parsed` forms."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Annotated, Literal, get_args
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 from console.plan.checks import Check
 from console.plan.problems import Problem
 from console.units import parse_duration, parse_percentage
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+@dataclass(frozen=True)
+class Parsed:
+    """A field written in a form of its own ("10m", "20%"): `parse` turns it into the value, or raises ValueError.
+
+    Pydantic's hook for annotations, so that the loader's models parse it (pydantic is imported only there)."""
+
+    parse: Callable[[Any], Any]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_before_validator_function(self.parse, handler(source))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Where a number must lie, checked by the loader's models as pydantic's own constraints are."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = handler(source)
+        number = schema["schema"] if schema["type"] == "function-before" else schema  # a form of its own is bounded once parsed
+        number.update({name: limit for name, limit in vars(self).items() if limit is not None})
+        return schema
+
+
+Duration = Annotated[float, Parsed(parse_duration)]
 """Seconds, written "10m", "1h30m", "500ms" or as a number of seconds."""
 
 COMPARISON = re.compile(r"^\s*(==|!=|<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -27,21 +61,22 @@ def _matching(pattern: re.Pattern[str], example: str):
             raise ValueError(f"expected something like {example}, got {value!r}")
         return value.strip()
 
-    return BeforeValidator(validate)
+    return Parsed(validate)
 
 
-Percentage = Annotated[float, BeforeValidator(parse_percentage)]
+Percentage = Annotated[float, Parsed(parse_percentage)]
 """A fraction, written with its %: "20%"."""
 Comparison = Annotated[str, _matching(COMPARISON, '"< 0.001", "> 0" or "== 1"')]
 KubernetesObject = Annotated[str, _matching(KUBERNETES_OBJECT, '"deployment/checkout" or "service/checkout"')]
 
 
-class Strict(BaseModel):
-    # Strict: a number is a number (`weight: true` is not 1, `"5"` is not 5), a switch is true or false.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+as_written = dataclass(kw_only=True)
+"""A part of the plan as written: its fields by name, every one checked by the loader (strictly: a number is a
+number, `weight: true` is not 1 and `"5"` is not 5; a switch is true or false; no field it does not know)."""
 
 
-class StageSpec(Strict):
+@as_written
+class StageSpec:
     """One step of traffic to the new version and how long it must hold."""
 
     name: str | None = None
@@ -56,47 +91,51 @@ class StageSpec(Strict):
     """After this stage's window held, wait for an operator's promote (on the last stage: before completing)."""
 
 
-class TriggerSpec(Strict):
+@as_written
+class TriggerSpec:
     """A trigger written in full: the breach condition and how many breaches in a row act."""
 
     when: str
     """The breach condition, "> 1%"."""
-    consecutive: int | None = Field(default=None, ge=1)
+    consecutive: Annotated[int, Bounds(ge=1)] | None = None
     """Breaches in a row before the trigger acts; critical defaults to 1, warning to 2."""
 
 
-class TriggersSpec(Strict):
+@as_written
+class TriggersSpec:
     """Checked on every sample while any stage runs; a metric set to null switches a default off."""
 
-    critical: dict[str, TriggerSpec | None] = {}
+    critical: dict[str, TriggerSpec | None] = field(default_factory=dict)
     """Immediate automatic rollback."""
-    warning: dict[str, TriggerSpec | None] = {}
+    warning: dict[str, TriggerSpec | None] = field(default_factory=dict)
     """Pause the rollout and call for a human."""
 
 
-class AnalysisSpec(Strict):
+@as_written
+class AnalysisSpec:
     """How samples are judged."""
 
-    min_requests: int = Field(default=50, ge=0)
+    min_requests: Annotated[int, Bounds(ge=0)] = 50
     """Canary requests a sample needs for its rates and latencies to count; fewer is inconclusive."""
-    inconclusive_limit: int = Field(default=3, ge=1)
+    inconclusive_limit: Annotated[int, Bounds(ge=1)] = 3
     """Inconclusive samples in a row that pause the rollout."""
-    min_coverage: float = Field(default=0.8, gt=0, le=1)
+    min_coverage: Annotated[float, Bounds(gt=0, le=1)] = 0.8
     """Share of a window's samples that must have had data for the window to count."""
     judge: Literal["sequential", "threshold"] = "sequential"
     """sequential: besides the limits, every sample tests the canary's errors, and its requests slower than a
     bound for each latency quantile judged, against stable's on the counts both served, and a canary worse
     beyond the tolerance is rolled back; threshold: the limits alone."""
-    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    alpha: Annotated[float, Bounds(gt=0, lt=0.5)] = 0.01
     """The chance, per rollout, that the sequential judge rolls back a canary no worse than the tolerance:
     shared among the metrics it tests (alpha / their number each)."""
-    tolerance: Percentage = Field(default=0.2, gt=0, le=10)
+    tolerance: Annotated[Percentage, Bounds(gt=0, le=10)] = 0.2
     """How much worse than stable the canary may be before the judge calls it a regression (relative)."""
-    floor: Percentage = Field(default=0.0001, ge=0, lt=1)
+    floor: Annotated[Percentage, Bounds(ge=0, lt=1)] = 0.0001
     """An error rate too small to matter: a canary beyond doubt under it is no regression, whatever the ratio."""
 
 
-class TargetSpec(Strict):
+@as_written
+class TargetSpec:
     """Where the release runs and traffic is split."""
 
     kind: Literal["sim", "kubernetes"] = "sim"
@@ -111,11 +150,12 @@ class TargetSpec(Strict):
     """The Service in front of the new version before the switch (blue-green)."""
     httproute: str | None = None
     """A Gateway API HTTPRoute whose backendRefs carry exact canary weights."""
-    replicas: int | None = Field(default=None, ge=1)
+    replicas: Annotated[int, Bounds(ge=1)] | None = None
     """Replicas of the stable version (sim); read from the cluster otherwise."""
 
 
-class PrometheusSpec(Strict):
+@as_written
+class PrometheusSpec:
     url: str = "http://127.0.0.1:9090"
     token_env: str | None = None
     """Name of the environment variable holding a bearer token (the token is never written anywhere)."""
@@ -123,11 +163,12 @@ class PrometheusSpec(Strict):
     username_env: str | None = None
     password_env: str | None = None
     timeout: Duration = 5.0
-    labels: dict[str, str] = {}
+    labels: dict[str, str] = field(default_factory=dict)
     """Extra label matchers for the built-in queries."""
 
 
-class CountQueries(Strict):
+@as_written
+class CountQueries:
     """PromQL selecting the counters a track's counts are the increase of (Prometheus): each one's
     series as exported, cumulative, never rate() or increase() of them, nor summed (a sum hides a
     counter's reset). Placeholders {app}, {track} and {matchers} as in metrics.queries. One left out
@@ -140,26 +181,32 @@ class CountQueries(Strict):
     latency_buckets: str | None = None
     """The latency histogram's bucket series (labelled le, in seconds), e.g. `http_request_duration_seconds_bucket{{matchers}}`."""
 
+    def given(self) -> dict[str, str]:
+        """The queries the plan gives, by kind."""
+        return {part.name: getattr(self, part.name) for part in fields(self) if getattr(self, part.name) is not None}
 
-class MetricsSpec(Strict):
+
+@as_written
+class MetricsSpec:
     """Where samples come from."""
 
     provider: Literal["sim", "prometheus"] | None = None
     """Default: sim with the sim target, prometheus otherwise."""
     scenario: str = "healthy"
     """Simulator behaviour: a built-in name or a scenario file."""
-    prometheus: PrometheusSpec = PrometheusSpec()
-    queries: dict[str, str] = {}
+    prometheus: PrometheusSpec = field(default_factory=PrometheusSpec)
+    queries: dict[str, str] = field(default_factory=dict)
     """PromQL per metric, with {app} and {track} placeholders; names a business metric or overrides a built-in one."""
-    counts: CountQueries = CountQueries()
+    counts: CountQueries = field(default_factory=CountQueries)
     """Prometheus: the counters the judge's counts and the derived rates and quantiles come from."""
-    units: dict[str, Literal["percent", "fraction"]] = {}
+    units: dict[str, Literal["percent", "fraction"]] = field(default_factory=dict)
     """How a metric's limits are written: `percent` ("> 98%", a business metric whose values are fractions
     shown as percentages) or `fraction` ("< 0.05", 0 to 1). Built-in percentages (error_rate, success_rate,
     cpu, memory) are `percent` unless declared `fraction`; a business metric left out is a plain number."""
 
 
-class FlagSpec(Strict):
+@as_written
+class FlagSpec:
     name: str
     new: bool = True
     """Created with this release: kept disabled before deploy and switched off by the kill switch."""
@@ -167,13 +214,14 @@ class FlagSpec(Strict):
     """Switched off as part of every rollback."""
     schedule: list[Literal["internal"] | int] | None = None
     """Enablement after promotion, each step held and judged like a stage: e.g. [internal, 5, 25, 50, 100]."""
-    internal_users: list[str] = []
+    internal_users: list[str] = field(default_factory=list)
     """Who "internal" switches the flag on for (targeting keys)."""
     step_observe: Duration = 600.0
     """How long each enablement step must hold."""
 
 
-class PreflightSpec(Strict):
+@as_written
+class PreflightSpec:
     """One item of the pre-flight gate."""
 
     name: str
@@ -200,18 +248,17 @@ class PreflightSpec(Strict):
     flags: list[str] | None = None
     """flags: the flags that must exist and be disabled; default: the plan's flags marked new."""
 
-    @model_validator(mode="after")
-    def _prometheus_needs_a_condition(self) -> PreflightSpec:
+    def __post_init__(self) -> None:
         if self.kind == "prometheus" and self.condition is None:
             raise ValueError('a prometheus check needs a condition, like "< 0.001" or "> 0"')
-        return self
 
 
 NotifyEvent = Literal["preflight_failed", "paused", "rollback_started", "rollback_failed", "rolled_back", "completed"]
 NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 
 
-class WebhookSpec(Strict):
+@as_written
+class WebhookSpec:
     """A webhook told of the rollout's turning points: Slack's incoming webhooks, or any JSON endpoint."""
 
     kind: Literal["slack", "json"] = "json"
@@ -220,23 +267,22 @@ class WebhookSpec(Strict):
     """The address. A secret one (Slack's carry their key in the path) belongs in url_env instead."""
     url_env: str | None = None
     """Name of the environment variable holding the address; it is never written anywhere."""
-    events: list[NotifyEvent] = list(NOTIFY_EVENTS)
+    events: list[NotifyEvent] = field(default_factory=lambda: list(NOTIFY_EVENTS))
     """Which events are sent: the gate failed, a pause, a rollback started, not verified for a minute, and done, the release completed."""
     timeout: Duration = 5.0
     """For one delivery attempt."""
-    attempts: int = Field(default=3, ge=1, le=10)
+    attempts: Annotated[int, Bounds(ge=1, le=10)] = 3
     """Deliveries tried before the notification is recorded as failed."""
     backoff: Duration = 1.0
     """Wait before the second attempt, doubled before each further one."""
 
-    @model_validator(mode="after")
-    def _one_address(self) -> WebhookSpec:
+    def __post_init__(self) -> None:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("a webhook needs either url or url_env (not both)")
-        return self
 
 
-class PlanSpec(Strict):
+@as_written
+class PlanSpec:
     """A rollout plan as written; every field but app and image has a default."""
 
     app: str
@@ -246,7 +292,7 @@ class PlanSpec(Strict):
     name: str | None = None
     """The release; names the journal. Default: app-tag."""
     strategy: Literal["canary", "blue-green", "rolling"] = "canary"
-    target: TargetSpec = TargetSpec()
+    target: TargetSpec = field(default_factory=TargetSpec)
     """Where it runs: `sim`, `kubernetes`, or a mapping with kind and the cluster's names."""
     interval: Duration = 10.0
     """Time between samples (1s to 10m)."""
@@ -255,17 +301,17 @@ class PlanSpec(Strict):
     manual: bool = False
     """Every stage waits for the captain's promote after its window held."""
     stages: list[StageSpec] | None = None
-    triggers: TriggersSpec = TriggersSpec()
-    analysis: AnalysisSpec = AnalysisSpec()
-    metrics: MetricsSpec = MetricsSpec()
-    flags: list[FlagSpec] = []
+    triggers: TriggersSpec = field(default_factory=TriggersSpec)
+    analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    metrics: MetricsSpec = field(default_factory=MetricsSpec)
+    flags: list[FlagSpec] = field(default_factory=list)
     flags_file: str | None = None
-    preflight: list[PreflightSpec] = []
+    preflight: list[PreflightSpec] = field(default_factory=list)
     rollback_window: Duration = 86400.0
     """Blue-green: how long the old colour is kept for a rollback."""
     rollback_plan: str | None = None
     """What the runbook says to do when rolling back by hand."""
-    notify: list[WebhookSpec] = []
+    notify: list[WebhookSpec] = field(default_factory=list)
     """Webhooks told when the gate fails, the rollout pauses, rolls back or completes."""
 
 
@@ -342,3 +388,27 @@ class RolloutPlan:
         """Stage `index` waits for a promote after its window held: it says so, or the plan (or the run,
         `manual`) is manual, which holds every stage but the last."""
         return self.stages[index].manual or ((manual or self.manual) and index < len(self.stages) - 1)
+
+
+def plan_from_plain(data: dict[str, Any]) -> RolloutPlan:
+    """A compiled plan from its plain form (`dataclasses.asdict`'s, as the controller serves it in JSON), as it was:
+    checked when it was compiled, it is not checked again (and no loader, no pydantic is imported for it)."""
+    return _rebuilt(RolloutPlan, data)
+
+
+def _rebuilt(kind: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if is_dataclass(kind):
+        hints = get_type_hints(kind)
+        return kind(**{part.name: _rebuilt(hints[part.name], value[part.name]) for part in fields(kind) if part.name in value})
+    origin, arguments = get_origin(kind), get_args(kind)
+    if origin is tuple:
+        return tuple(_rebuilt(arguments[0], item) for item in value)
+    if origin is list:
+        return [_rebuilt(arguments[0], item) for item in value]
+    if origin is dict:
+        return {key: _rebuilt(arguments[1], item) for key, item in value.items()}
+    if arguments and origin is not Literal:  # X | None: the plan's only unions
+        return _rebuilt(next(argument for argument in arguments if argument is not type(None)), value)
+    return value

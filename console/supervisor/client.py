@@ -19,13 +19,15 @@ from console import strict_json
 from console.journal.journal import JournalError
 from console.journal.state import RolloutState, read_state
 from console.journal.state_dir import RolloutFiles
+from console.plan.model import RolloutPlan, plan_from_plain
 from console.plan.names import release_name_problem
 from console.private_files import make_state_dir, open_private
 from console.supervisor.files import Launch, lock_holder, socket_address
 
 CONNECT_TIMEOUT_S = 2.0
 START_TIMEOUT_S = 15.0
-POLL_S = 0.05
+POLL_S = 0.01
+"""How often a controller being started is asked whether it answers: a console opens as soon as it does (a try is one connect)."""
 
 
 class SupervisorUnavailable(Exception):
@@ -64,6 +66,14 @@ class SupervisorClient:
         """Send one command; the reply says whether the controller took it (it acts at its next step)."""
         self._send({"op": "command", "name": name, "actor": actor, "argument": argument})
         return self._receive() or {"reply": "command", "ok": False, "error": "the controller hung up"}
+
+    def plan(self) -> RolloutPlan:
+        """The plan the controller runs, as it compiled it."""
+        self._send({"op": "plan"})
+        reply = self._receive() or {"ok": False, "error": "the controller hung up"}
+        if not reply.get("ok"):
+            raise SupervisorUnavailable(f"the controller did not give its plan: {reply.get('error', 'no reason given')}")
+        return plan_from_plain(reply["plan"])
 
     def attach(self, start: int = 0, actor: str | None = None) -> Iterator[dict[str, Any]]:
         """Journal events from the `start`-th, then live ones; ends when the rollout finishes.
@@ -153,6 +163,10 @@ def fork_controller(argv: list[str], environment: dict[str, str], log: BinaryIO,
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         log.close()
+        # Nothing else of the process it was forked from stays open in it (as Popen's close_fds): a pipe another
+        # process reads to its end (a console waiting on the fork that starts its controller) ends with that fork.
+        os.closerange(3, telling)
+        os.closerange(telling + 1, os.sysconf("SC_OPEN_MAX"))
         os.environ.update(environment)
         code = brahma(["supervise", *argv])
     except BaseException:
@@ -170,13 +184,11 @@ def start_detached(
     files: RolloutFiles,
     launch: Launch,
     timeout: float = START_TIMEOUT_S,
-    meanwhile: Callable[[], object] | None = None,
     fork_with: Callable[[list[str]], int] | None = None,
 ) -> int:
     """Start `brahma supervise` in its own session (it outlives this terminal) and wait until it answers.
 
-    Returns the controller's pid. Its output goes to the rollout's log in the state dir. `meanwhile` runs
-    once the controller is started, before the wait: a console loads itself while its controller starts.
+    Returns the controller's pid. Its output goes to the rollout's log in the state dir.
     `fork_with` (the command line's main) starts it as a fork of this process (fork_controller).
     """
     make_state_dir(files.state_dir)
@@ -194,8 +206,6 @@ def start_detached(
                 start_new_session=True,
                 close_fds=True,
             )
-    if meanwhile is not None:
-        meanwhile()
     try:
         return _await_answer(files, process, said_before, timeout)
     finally:

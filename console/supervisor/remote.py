@@ -15,10 +15,9 @@ import json
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console import strict_json
-from console.controller.controller import FlagChangeRecord
 from console.journal import events as ev
 from console.journal.journal import JournalError, read_events
 from console.journal.state import Phase, RolloutState
@@ -29,6 +28,9 @@ from console.supervisor.client import SupervisorUnavailable, ensure_running
 from console.supervisor.files import socket_address
 from console.supervisor.limits import LINE_LIMIT, MAX_FLAG_CHANGES
 from console.units import format_duration
+
+if TYPE_CHECKING:  # annotations only: the console's first frame imports this module
+    from console.controller.controller import FlagChangeRecord
 
 READ_LIMIT = 4 * 1024 * 1024
 """One event line at most (a sample with many metrics, a pre-flight item's output)."""

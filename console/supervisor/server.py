@@ -10,6 +10,7 @@ Protocol: newline-delimited JSON. A client sends
                                   -> {"reply": "flags", "id": I, "ok": true}
   {"op": "history", "metric": M, "start": T, "id": I}
                                   -> {"reply": "history", "id": I, "points": [[t, canary, stable], ...]}
+  {"op": "plan", "id": I}         -> {"reply": "plan", "id": I, "plan": the compiled plan (model.plan_from_plain)}
 Events are the journal's own dicts. The socket is created 0600 in the state dir: only its owner (and
 root) may connect, and every command is journaled with the actor the client names. A flags request is
 journaled only for the changes the flag file holds ({"ok": false, "journaled": N, "error": ...} names
@@ -30,6 +31,7 @@ times out as in a headless run. When its rollout has finished it stays while a c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -369,8 +371,10 @@ class SupervisorServer:
                 reply = await self.flag_records.record(parse_changes(request.get("changes")))
             elif op == "history":
                 reply = await self._history(request)
+            elif op == "plan":  # the plan this controller runs, for a console to show without reading it again
+                reply = {"reply": "plan", "ok": True, "plan": dataclasses.asdict(self.rollout.controller.plan)}
             else:
-                reply = refusal(op, "expected op attach, command, flags or history")
+                reply = refusal(op, "expected op attach, command, flags, history or plan")
         except RequestError as error:
             reply = refusal(op, f"malformed request: {error}")
         except Exception as error:  # a history query that failed, a journal that could not be written: the client hears why

@@ -17,7 +17,7 @@ from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, RichLog, Static
+from textual.widgets import Footer, Header, Static
 
 from console.actor import current_actor
 from console.controller.handle import ConnectedHandle, ControllerHandle, JournalingHandle
@@ -41,6 +41,8 @@ from widgets.stage_track import StageTrack
 from widgets.text_screen import TextScreen
 
 if TYPE_CHECKING:
+    from textual.widgets import RichLog
+
     from console.rollout import Rollout
 
 HEADER_SIDES = 18
@@ -153,6 +155,8 @@ class BrahmaApp(FlagEditing, App[str]):
         flags.display = self.rollout.flags is not None
         side = Vertical(preflight, flags, id="side")
         side.display = bool(self.plan.preflight) or self.rollout.flags is not None
+        from textual.widgets import RichLog  # with rich.pretty and attrs: the log is no part of the first frame
+
         log = RichLog(id="log", max_lines=500, wrap=False, markup=False, auto_scroll=True)
         log.border_title = "Events"
         middle = Horizontal(metrics, side, id="middle")

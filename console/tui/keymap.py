@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
 ROLLBACK_BINDING = "rollout.rollback"
 MODIFIERS = ("ctrl+", "alt+", "super+", "meta+")
 
@@ -24,6 +22,8 @@ def load_keymap(path: Path, known_ids: set[str]) -> dict[str, str]:
     """`{binding id: "key[,key]"}` from a YAML file; an empty map when there is no file."""
     if not path.exists():
         return {}
+    import yaml  # only for a keymap there is: the console's first frame waits for what it imports
+
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
