@@ -17,6 +17,9 @@ import math
 PRIOR = (0.5, 0.5)
 """Jeffreys' Beta(½, ½): mass near 0 and 1, where error and success rates sit."""
 _BISECTIONS = 60
+MOST_REQUESTS = 1e15
+"""More requests than a service serves in a rollout: counts beyond it are a source's mistake, and no evidence
+(the beta function of them overflows)."""
 
 
 def _log_beta(x: float, y: float) -> float:
@@ -32,7 +35,7 @@ def _log_e_value(rate: float, errors: float, requests: float) -> float:
 
 def rate_bounds(errors: float, requests: float, alpha: float) -> tuple[float, float] | None:
     """The confidence sequence's (low, high) for the rate of `errors` among `requests`; None with no requests."""
-    if requests <= 0:
+    if not 0 < requests <= MOST_REQUESTS:
         return None
     errors = min(max(round(errors), 0), requests)
     estimate = errors / requests
@@ -48,7 +51,10 @@ def rate_bounds(errors: float, requests: float, alpha: float) -> tuple[float, fl
 
 
 def rate_excluded(rate: float, errors: float, requests: float, alpha: float) -> bool:
-    """Whether `rate` lies outside the confidence sequence rate_bounds gives: one e-value, no bisection."""
+    """Whether `rate` lies outside the confidence sequence rate_bounds gives: one e-value, no bisection. Counts
+    that are no evidence exclude nothing."""
+    if not 0 < requests <= MOST_REQUESTS:
+        return False
     errors = min(max(round(errors), 0), requests)
     if rate <= 0.0 or rate >= 1.0:  # M is infinite at 0 with errors seen, at 1 with successes seen
         return errors > 0 if rate <= 0.0 else errors < requests

@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 from console.app.wiring import RunOptions, build_rollout
-from console.controller.sequential import TRIGGER, SequentialJudge
+from console.controller.sequential import SequentialJudge
 from console.journal import events as ev
 from console.plan import load_plan
 from console.rollout import close_rollout
@@ -119,7 +119,7 @@ async def test_a_3x_error_regression_at_5_percent_is_rolled_back_by_the_judge_be
     stage = next(event for event in events if isinstance(event, ev.StageStarted))
     rollback = next(event for event in events if isinstance(event, ev.RollbackStarted))
     assert stage.weight == 5
-    assert rollback.trigger == TRIGGER, rollback.reason
+    assert rollback.trigger == "judge:error_rate", rollback.reason
     assert rollback.t < stage.t + FIRST_WINDOW_S, "before the first window ends"
     assert not any(isinstance(event, ev.StagePassed | ev.Paused) for event in events)
     judged = [event for event in events if isinstance(event, ev.SampleTaken) and event.judge]
