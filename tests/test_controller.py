@@ -72,7 +72,8 @@ async def test_error_spike_rolls_back_within_one_sample_of_the_fault(canary_plan
 
 
 async def test_latency_creep_pauses_then_headless_rolls_back_after_pause_timeout(canary_plan, tmp_path):
-    controller = sim_controller(canary_plan, tmp_path, "latency-creep")
+    """The limits alone (judge: threshold): the sequential judge's p99 test rolls the creep back before the warning pauses it."""
+    controller = sim_controller(dataclasses.replace(canary_plan, judge="threshold"), tmp_path, "latency-creep")
     assert await controller.run() == "rolled_back"
     paused = of_type(controller.journal.path, ev.Paused)[0]
     rollback = of_type(controller.journal.path, ev.RollbackStarted)[0]
@@ -96,7 +97,7 @@ async def test_flapping_under_the_consecutive_limit_does_not_roll_back(canary_pl
     assert await controller.run() == "completed"
     journal = controller.journal.path
     breaches = [s for s in of_type(journal, ev.SampleTaken) if "error_rate" in s.breaches]
-    assert len(breaches) >= 6, "the blips were seen"
+    assert len(breaches) >= 4, "the blips were seen (on counts a blip breaches only beyond doubt)"
     assert not of_type(journal, ev.Paused) and not of_type(journal, ev.RollbackStarted)
 
 
@@ -105,7 +106,7 @@ async def test_the_sequential_judge_counts_the_errors_of_a_flapping_canary_and_r
     controller = sim_controller(canary_plan, tmp_path, "flapping")
     assert await controller.run() == "rolled_back"
     rollback = of_type(controller.journal.path, ev.RollbackStarted)[0]
-    assert rollback.trigger == "judge:error_rate" and rollback.t < 10 * 60, "in the 5% stage, within a few blips"
+    assert rollback.trigger == "judge:error_rate" and rollback.t < 25 * 60, "before the 50% stage (alpha is shared with the three latency tests)"
 
 
 class Operator:

@@ -139,7 +139,8 @@ async def test_payloads_slack_and_json(receiver, tmp_path):
 
 
 async def test_default_events_are_the_turning_points(receiver, tmp_path):
-    phase, events = await run(plan_text(f"  - {{url: '{receiver.url}'}}\n", "latency-creep"), tmp_path)
+    # The limits alone, whose warning pauses the creep (the sequential judge rolls it back before it is paused).
+    phase, events = await run(plan_text(f"  - {{url: '{receiver.url}'}}\n", "latency-creep") + "analysis: {judge: threshold}\n", tmp_path)
     assert phase == "rolled_back"
     told = [e.about for e in of_type(events, ev.NotificationSent)]
     assert sorted(told) == ["paused", "rollback_started", "rolled_back"]
