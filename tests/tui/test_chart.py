@@ -63,7 +63,7 @@ async def test_a_judged_metrics_chart_shows_its_interval_narrowing_against_one_p
         assert "canary ÷ stable in its interval · rolls back once sure >×1.2" in text and "error_rate (%) — canary vs stable" in text
         await pilot.press("escape")
         table = app.query_one("#metrics")
-        table.move_cursor(row=table.get_row_index("latency_p99"))
+        table.move_cursor(row=table.get_row_index("cpu"))
         await pilot.press("enter")
         await pilot.pause()
-        assert app.screen.data.band is None and not app.screen.query_one("#band").display, "no ratio weighs p99 yet: its values alone"
+        assert app.screen.data.band is None and not app.screen.query_one("#band").display, "no ratio weighs cpu: its values alone"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from textual.widgets import RichLog
 
@@ -238,7 +240,8 @@ async def test_undoing_a_complete_release_marks_its_last_stage(plan, tmp_path):
 
 
 async def test_a_paused_screen_says_why_in_full_and_what_to_do_next(plan, tmp_path):
-    app = console_app(plan, tmp_path, scenario="latency-creep", stop_at=1200)
+    # The limits alone, whose warning pauses the creep (the sequential judge rolls it back before).
+    app = console_app(dataclasses.replace(plan, judge="threshold"), tmp_path, scenario="latency-creep", stop_at=1200)
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot, app, lambda s: s.phase == "paused" and s.last_sample_t == 1200)
         state = app.controller.state
