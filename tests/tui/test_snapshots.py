@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from console.controller.clock import VirtualClock
@@ -17,6 +19,11 @@ def canary():
     return load_plan(SAMPLES / "canary.yaml")
 
 
+def canary_on_its_limits():
+    """The limits alone: the sequential judge would roll the latency creep back before its warning pauses it."""
+    return dataclasses.replace(canary(), judge="threshold")
+
+
 def state_is(phase):
     return lambda state: state.phase == phase
 
@@ -24,7 +31,7 @@ def state_is(phase):
 CASES = {
     "gate_pending": (lambda: plan_from(GATED), {"stop_at": 0}, lambda s: len(s.preflight) == 2),
     "mid_stage_healthy": (canary, {"stop_at": 300}, lambda s: s.last_sample_t == 300),
-    "paused_on_warning": (canary, {"scenario": "latency-creep", "stop_at": 1200}, lambda s: s.phase == "paused" and s.last_sample_t == 1200),
+    "paused_on_warning": (canary_on_its_limits, {"scenario": "latency-creep", "stop_at": 1200}, lambda s: s.phase == "paused" and s.last_sample_t == 1200),
     "rolled_back": (canary, {"scenario": "error-spike", "stop_at": 1100}, state_is("rolled_back")),
     "complete": (canary, {"stop_at": 7000}, state_is("completed")),
 }
