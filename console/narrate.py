@@ -6,6 +6,7 @@ from typing import TextIO
 
 from console import strict_json
 from console.journal import events as ev
+from console.journal.evidence import by_trigger
 from console.streams import GuardedStream, guarded
 from console.units import format_duration
 
@@ -41,7 +42,7 @@ def describe(event: ev.Event) -> str | None:
         case ev.ConsoleDetached():
             return console_detached(event)
         case ev.RollbackStarted():
-            return f"ROLLING BACK ({event.trigger}): {event.reason}"
+            return f"ROLLING BACK{by_trigger(event.trigger)}: {event.reason}"
         case ev.RollbackFailed():
             return f"ROLLBACK NOT VERIFIED: {rollback_failed(event)}; retrying in {format_duration(event.retry_in_s)}"
         case ev.RollbackVerified():
