@@ -4,14 +4,11 @@ of counters growing at known rates, at whatever instant it is asked for."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,6 +19,7 @@ from console.metrics.pod_health import WithPodHealth
 from console.metrics.prometheus import CounterRead, PrometheusSource, read_counter_result
 from console.plan.model import CountQueries, PrometheusSpec
 from console.samples import Sample, TrackCounts, TrackValues
+from testbed.json_http import json_server
 
 NOW = 1_700_000_000.0
 STALE_AFTER_S = 3.0
@@ -134,30 +132,19 @@ def counters(query: str, at: float) -> list[dict] | None:
 
 
 class CountersPrometheus:
-    """An HTTP server answering instant queries with `answer(query, time)`; None is a 503. It keeps what it was asked."""
+    """Answers instant queries with `answer(query, time)`; None is a 503. It keeps what it was asked."""
 
     def __init__(self, answer: Callable[[str, float], list | None]) -> None:
+        self.answer, self.url = answer, ""
         self.asked: list[tuple[str, float]] = []
-        stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                params = {name: values[-1] for name, values in parse_qs(urlsplit(self.path).query).items()}
-                stand_in.asked.append((params["query"], float(params.get("time", "nan"))))
-                result = answer(params["query"], float(params["time"])) if "time" in params else None  # no range queries
-                body = {"status": "success", "data": {"resultType": "vector", "result": result}} if result is not None else {"status": "error", "error": "busy"}
-                payload = json.dumps(body).encode()
-                self.send_response(200 if result is not None else 503)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+    def respond(self, path: str, headers: object) -> tuple[int, dict]:
+        params = {name: values[-1] for name, values in parse_qs(urlsplit(path).query).items()}
+        self.asked.append((params["query"], float(params.get("time", "nan"))))
+        result = self.answer(params["query"], float(params["time"])) if "time" in params else None  # no range queries
+        if result is None:
+            return 503, {"status": "error", "error": "busy"}
+        return 200, {"status": "success", "data": {"resultType": "vector", "result": result}}
 
     def times_asked(self, query: str) -> list[float]:
         return sorted({at for asked, at in self.asked if asked == query})
@@ -166,13 +153,9 @@ class CountersPrometheus:
 @contextmanager
 def stand_in(answer: Callable[[str, float], list | None] = counters) -> Iterator[CountersPrometheus]:
     prometheus = CountersPrometheus(answer)
-    thread = threading.Thread(target=prometheus.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with json_server(prometheus.respond) as url:
+        prometheus.url = url
         yield prometheus
-    finally:
-        prometheus.server.shutdown()
-        prometheus.server.server_close()
 
 
 def source_for(url: str, counts: CountQueries | None = None) -> PrometheusSource:

@@ -10,11 +10,10 @@ import asyncio
 import base64
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -37,6 +36,7 @@ from console.metrics.prometheus import (
 )
 from console.plan.model import PrometheusSpec
 from console.redact import redact, split_credentials
+from testbed.json_http import json_server
 
 NOW = 1_700_000_000.0
 STALE_AFTER_S = 3.0
@@ -278,41 +278,25 @@ def test_an_unreadable_token_file_is_a_config_error(tmp_path) -> None:
 
 
 class CannedPrometheus:
-    """An HTTP server answering every /api/v1/query with one canned status and body, or the count queries (of the
-    built-in http_request series) with `counters` when given; it keeps the headers seen."""
+    """Answers every /api/v1/query with one canned status and body, or the count queries (of the built-in
+    http_request series) with `counters` when given; it keeps the headers seen."""
 
     def __init__(self, status: int, body: dict, counters: list | None = None) -> None:
-        self.status, self.body = status, body
+        self.status, self.body, self.counters, self.url = status, body, counters, ""
         self.authorizations: list[str | None] = []
-        canned = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                canned.authorizations.append(self.headers.get("Authorization"))
-                query = parse_qs(urlsplit(self.path).query).get("query", [""])[0]
-                counted = counters is not None and query.startswith("http_request")
-                payload = json.dumps(ok(counters) if counted else canned.body).encode()
-                self.send_response(200 if counted else canned.status if self.path.startswith("/api/v1/query") else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+    def respond(self, path: str, headers: Message) -> tuple[int, dict]:
+        self.authorizations.append(headers.get("Authorization"))
+        query = parse_qs(urlsplit(path).query).get("query", [""])[0]
+        if self.counters is not None and query.startswith("http_request"):
+            return 200, ok(self.counters)
+        return (self.status if path.startswith("/api/v1/query") else 404), self.body
 
     @contextmanager
     def running(self) -> Iterator[CannedPrometheus]:
-        thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
+        with json_server(self.respond) as url:
+            self.url = url
             yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 def ok(result: object) -> dict:
