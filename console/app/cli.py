@@ -190,7 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return refuse("--json is for headless runs (add --headless)")
     options = _run_options(args, manual=args.manual, headless=args.headless)
     if not args.headless and not args.demo:
-        return run_supervised(args.plan, options, args.read_only)  # which reads the plan in the process that starts the controller
+        return run_supervised(args.plan, options, args.read_only, entry=main)  # which reads the plan in the process that starts the controller
     from console.actor import current_actor
     from console.app.headless import run_headless
     from console.app.wiring import build_rollout, rollout_files

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +53,9 @@ PROMETHEUS_USERINFO = "BRAHMA_PROMETHEUS_USERINFO"
 """The user:password of a --prometheus URL, handed to a detached controller in its environment: a password
 in its argv would show in ps, and in the launch record it would outlive the controller."""
 
+Entry = Callable[[list[str]], int]
+"""The command line's main: what a controller forked from this process runs, with its arguments."""
+
 
 def split_userinfo(url: str) -> tuple[str, str | None]:
     """`url` without its user:password@ (as written, still percent-encoded), and that part (None when it has none)."""
@@ -69,16 +73,13 @@ def launch_of(plan_path: Path, options: RunOptions, attended: bool) -> tuple[Lau
     return Launch.here(argv, {PROMETHEUS_USERINFO: f"the user:password of --prometheus {url}"}), {PROMETHEUS_USERINFO: userinfo}
 
 
-def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], fork: bool = False) -> int:
+def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], fork_with: Entry | None = None) -> int:
     """start_detached, the secrets in the environment: this process keeps them too, so that it can restart
-    the controller (a console does when its controller dies under it). `fork`: started as a fork of this process,
-    unless there are secrets: a fork shows this process's command line in ps, and the controller outlives it."""
+    the controller (a console does when its controller dies under it). `fork_with` (the command line's main):
+    started as a fork of this process running it, unless there are secrets: a fork shows this process's command
+    line in ps, and the controller outlives it."""
     os.environ.update(secrets)
-    if not fork or secrets:
-        return start_detached(files, launch)
-    from console.app.cli import main
-
-    return start_detached(files, launch, fork_with=main)
+    return start_detached(files, launch, fork_with=None if secrets else fork_with)
 
 
 def take_secrets(options: RunOptions) -> RunOptions:
@@ -147,13 +148,14 @@ async def serve(rollout: Rollout, files: RolloutFiles, attended: bool) -> int:
     return exit_code(phase)
 
 
-def run_supervised(plan_path: Path, options: RunOptions, read_only: bool) -> int:
+def run_supervised(plan_path: Path, options: RunOptions, read_only: bool, entry: Entry) -> int:
     """`brahma run` with a console: the controller in a process of its own, the console attached to it.
 
     A fork of this process reads and checks the plan and starts its controller, saying on this terminal what
     is wrong or what it resumes, while this one loads the console on the other core; the console opens once
     the controller answers, on the plan the controller gives it. Nothing is started from a plan that does not
-    load: the fork says why, and its exit code is this command's."""
+    load: the fork says why, and its exit code is this command's. `entry`: the command line's main, which the
+    controller, forked again, runs."""
     # This process keeps the secrets too, so that the console can restart the controller should it die.
     os.environ.update(launch_of(plan_path, options, attended=True)[1])
     told, telling = os.pipe()
@@ -165,7 +167,7 @@ def run_supervised(plan_path: Path, options: RunOptions, read_only: bool) -> int
         os.close(told)
         outcome = f"exit {EXIT_ERROR}"
         try:
-            outcome = start_for_console(plan_path, options)
+            outcome = start_for_console(plan_path, options, entry)
         except KeyboardInterrupt:
             say("interrupted before the rollout started")
             outcome = f"exit {EXIT_INTERRUPTED}"
@@ -195,7 +197,7 @@ def run_supervised(plan_path: Path, options: RunOptions, read_only: bool) -> int
     return attach_console(plan, files, read_only) if plan is not None else EXIT_INVALID
 
 
-def start_for_console(plan_path: Path, options: RunOptions) -> str:
+def start_for_console(plan_path: Path, options: RunOptions, entry: Entry) -> str:
     """The plan read and checked, and its controller started (unless one runs already): "attach NAME" for
     the console, or "exit CODE" once the problem is said."""
     from console.app.wiring import choose_kinds, refuse_unwritable_flags, rollout_files
@@ -218,7 +220,7 @@ def start_for_console(plan_path: Path, options: RunOptions) -> str:
                 if changed:
                     say(changed)
             # The controller is this process forked again (no second interpreter to start).
-            start_launched(files, *launch_of(plan_path, options, attended=True), fork=True)
+            start_launched(files, *launch_of(plan_path, options, attended=True), fork_with=entry)
     except REFUSALS as error:
         return f"exit {report_refusal(error)}"
     except SupervisorUnavailable as error:
