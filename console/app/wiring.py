@@ -154,9 +154,9 @@ def plan_flags(plan: RolloutPlan, files: RolloutFiles) -> ReleaseFlags | None:
 
 
 def preflight_context(plan: RolloutPlan, options: RunOptions) -> PreflightContext:
+    """What this run's checks read: its flag file, its state dir (Terraform backups), its cluster and Prometheus."""
     from console.preflight import PreflightContext
 
-    """What this run's checks read: its flag file, its state dir (Terraform backups), its cluster and Prometheus."""
     return PreflightContext(
         plan,
         flags_path=flags_path(plan, rollout_files(plan, options)),
