@@ -20,12 +20,20 @@ def histogram_quantile(quantile: float, buckets: Sequence[tuple[float, float]]) 
     """The `quantile` of cumulative (upper bound, count) buckets, as PromQL's histogram_quantile computes it
     (promql/quantile.go, bucketQuantile); None where it gives NaN: no +Inf bucket, fewer than two buckets,
     or no observations. A rank in the +Inf bucket gives the highest finite bound, as Prometheus does."""
-    if not 0 <= quantile <= 1:
-        raise ValueError(f"a quantile is between 0 and 1, not {quantile}")
+    return _quantile(quantile, _histogram(buckets))
+
+
+Histogram = tuple[list[float], list[float]]
+"""Bounds ascending, one per bucket, and their cumulative counts, never decreasing."""
+
+
+def _histogram(buckets: Sequence[tuple[float, float]]) -> Histogram | None:
+    """The buckets as histogram_quantile reads them; None where it would give NaN whatever the quantile."""
     ordered = sorted(buckets)
     if len(ordered) < 2 or ordered[-1][0] != math.inf:
         return None
-    bounds, counts = [], []
+    bounds: list[float] = []
+    counts: list[float] = []
     for bound, count in ordered:  # equal bounds are one bucket; a count below the one before is taken as it (monotonic)
         count = max(count, counts[-1]) if counts else count
         if bounds and bound == bounds[-1]:
@@ -33,10 +41,18 @@ def histogram_quantile(quantile: float, buckets: Sequence[tuple[float, float]]) 
         else:
             bounds.append(bound)
             counts.append(count)
-    observations = counts[-1]
-    if len(bounds) < 2 or observations <= 0:
+    if len(bounds) < 2 or counts[-1] <= 0:
         return None
-    rank = quantile * observations
+    return bounds, counts
+
+
+def _quantile(quantile: float, histogram: Histogram | None) -> float | None:
+    if not 0 <= quantile <= 1:
+        raise ValueError(f"a quantile is between 0 and 1, not {quantile}")
+    if histogram is None:
+        return None
+    bounds, counts = histogram
+    rank = quantile * counts[-1]
     index = next(i for i, count in enumerate(counts) if count >= rank)
     if index == len(bounds) - 1:
         return bounds[-2]
@@ -60,7 +76,8 @@ def track_values(counts: TrackCounts, span_s: float) -> dict[str, float | None]:
         "success_rate": None if error_rate is None else 1.0 - error_rate,
         "throughput": counts.requests / span_s if span_s > 0 else None,
     }
+    histogram = _histogram(counts.latency_buckets)  # once for every quantile
     for metric, quantile in QUANTILES.items():
-        seconds = histogram_quantile(quantile, counts.latency_buckets) if counts.latency_buckets else None
+        seconds = _quantile(quantile, histogram)
         values[metric] = None if seconds is None else seconds * 1000
     return values
