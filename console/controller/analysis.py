@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 from console.journal.window import WindowStats
-from console.judge.rate_bound import MOST_REQUESTS, rate_bounds, rate_excluded
+from console.judge.rate_bound import countable, rate_bounds, rate_excluded
 from console.judge.rate_ratio import RateRatioTest
 from console.metric_catalogue import CATALOGUE, FRACTION_METRICS, TRAFFIC_METRICS
 from console.plan.checks import Check
@@ -62,7 +62,7 @@ class CountedRate:
         The interval is rate_bound's confidence sequence at `alpha`: a confidence interval that stays valid
         however often it is looked at, so a limit checked on every sample, or on a window summed from them,
         calls a rate at its limit "over" with probability at most alpha at each look."""
-        if metric not in COUNTED_RATES or counts is None or not counts.finite or counts.errors < 0 or not 0 < counts.requests <= MOST_REQUESTS:
+        if metric not in COUNTED_RATES or counts is None or not counts.finite or counts.errors < 0 or not countable(counts.requests):
             return None
         error_rate = min(1.0, counts.errors / counts.requests)
         estimate = 1.0 - error_rate if metric == "success_rate" else error_rate
