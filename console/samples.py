@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+TRACKS = ("canary", "stable")
+"""The two tracks a sample compares: the new version and the one it replaces."""
+
 
 @dataclass(frozen=True)
 class TrackValues:

@@ -37,9 +37,9 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
+from console.samples import TRACKS
 from console.sim.traffic import LATENCY_BUCKETS_S, LatencyShape, binomial, draw_latency_buckets, poisson
 
-TRACKS = ("canary", "stable")
 TICK_S = 0.1
 LATENCY_SIGMA = 0.5
 """Spread of the log-normal latency: p99 = median x e^(2.326 x sigma) ≈ 3.2 x median."""

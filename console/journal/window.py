@@ -6,9 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from console.samples import TrackCounts, TrackValues
-
-TRACKS = ("canary", "stable")
+from console.samples import TRACKS, TrackCounts, TrackValues
 
 
 @dataclass

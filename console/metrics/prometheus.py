@@ -80,10 +80,8 @@ from console.metrics.counters import LATENCY_BUCKETS, CounterTally, Interval, Se
 from console.plan.model import CountQueries, PrometheusSpec
 from console.printable import printable
 from console.redact import redact, split_credentials
-from console.samples import HistoryPoint, Sample, TrackCounts, TrackValues
+from console.samples import TRACKS, HistoryPoint, Sample, TrackCounts, TrackValues
 from console.units import parse_duration
-
-TRACKS = ("canary", "stable")
 
 REQUESTS_METRIC = "requests"
 """The canary's request count over the rate window (judged against min_requests); a plan may give its query."""
