@@ -43,7 +43,6 @@ from console.sim.traffic import LATENCY_BUCKETS_S, LatencyShape, binomial, draw_
 TICK_S = 0.1
 LATENCY_SIGMA = 0.5
 """Spread of the log-normal latency: p99 = median x e^(2.326 x sigma) ≈ 3.2 x median."""
-P95_Z, P99_Z = 1.6448536269514722, 2.3263478740408408
 CLIENT_ERROR_SHARE = 0.02
 """404s in every track's traffic: client errors that must not count as failures."""
 SERVER_ERRORS = ("500", "503")
@@ -61,11 +60,7 @@ class TrackProfile:
 
     @property
     def latency_shape(self) -> LatencyShape:
-        return LatencyShape(
-            p50_ms=self.latency_ms,
-            p95_ms=self.latency_ms * math.exp(P95_Z * LATENCY_SIGMA),
-            p99_ms=self.latency_ms * math.exp(P99_Z * LATENCY_SIGMA),
-        )
+        return LatencyShape.lognormal(self.latency_ms, LATENCY_SIGMA)
 
 
 @dataclass

@@ -163,6 +163,12 @@ class LatencyShape:
         if self.slow_share > 0 and self.slow_ms <= 0:
             raise ValueError("a slow share needs the slow requests' latency (slow_latency_ms)")
 
+    @classmethod
+    def lognormal(cls, median_ms: float, sigma: float) -> LatencyShape:
+        """One lognormal: its median, and the spread of the latency's log."""
+        p50, p95, p99 = (median_ms * math.exp(z * sigma) for z in _QUANTILE_Z)
+        return cls(p50, p95, p99)
+
     def cdf(self, seconds: float) -> float:
         """The share of requests that take at most `seconds`."""
         if seconds == math.inf:
