@@ -19,7 +19,7 @@ ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
 
 def one_run() -> float:
     with tempfile.TemporaryDirectory() as state_dir:
-        command = [sys.executable, "-m", "console.cli", "run", str(ROOT / "sample_configs" / "canary.yaml"), "--headless", "--fast", "--state-dir", state_dir]
+        command = [sys.executable, "-m", "console.app", "run", str(ROOT / "sample_configs" / "canary.yaml"), "--headless", "--fast", "--state-dir", state_dir]
         started = time.perf_counter()
         result = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, env=ENV, timeout=120)
         elapsed = time.perf_counter() - started

@@ -37,7 +37,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def console(*args: str) -> list[str]:
-    return [sys.executable, "-m", "console.cli", *args]
+    return [sys.executable, "-m", "console.app", *args]
 
 
 def run_console(state_dir: str) -> list[str]:

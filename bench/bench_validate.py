@@ -39,7 +39,7 @@ def wall_time(plan: Path, expected_code: int) -> float:
     times = []
     for _ in range(RUNS):
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        result = subprocess.run([sys.executable, "-m", "console.app", "validate", str(plan)], cwd=ROOT, capture_output=True, text=True, timeout=300)
         times.append(time.perf_counter() - started)
         if result.returncode != expected_code:
             raise SystemExit(f"{plan.name}: validate exited {result.returncode}, not {expected_code}: {result.stderr[:300]}")

@@ -56,7 +56,7 @@ def record(directory: Path) -> int:
     for plan in simulator_plans():
         for scenario in (DEFAULT, *SCENARIOS):
             state_dir = directory / plan.name / scenario
-            argv = [sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--state-dir", str(state_dir)]
+            argv = [sys.executable, "-m", "console.app", "run", str(plan), "--headless", "--fast", "--state-dir", str(state_dir)]
             if scenario != DEFAULT:
                 argv += ["--scenario", scenario]
             result = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=RUN_TIMEOUT_S)

@@ -30,7 +30,7 @@ COMMAND_TIMEOUT_S = 30
 
 def brahma(*args: str, env: dict[str, str] | None = None, umask: int | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "console.cli", *args],
+        [sys.executable, "-m", "console.app", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -92,7 +92,7 @@ def wait_until_gone(pid: int, timeout_s: float = 15.0) -> bool:
 
 def console_in_tmux(state_dir: Path, *options: str, width: int = 100) -> TmuxTerminal:
     """`brahma run` of the sample canary in a tmux terminal: a console attached to a detached controller."""
-    return TmuxTerminal([sys.executable, "-m", "console.cli", "run", str(CANARY), "--state-dir", str(state_dir), *options], width, 24, cwd=ROOT)
+    return TmuxTerminal([sys.executable, "-m", "console.app", "run", str(CANARY), "--state-dir", str(state_dir), *options], width, 24, cwd=ROOT)
 
 
 def ssh_drop_then_fault(state_dir: Path, drop: str = "kill-session") -> float:
@@ -148,7 +148,7 @@ def flood_during_fault(state_dir: Path, descriptors: int | None = None) -> tuple
         resource.setrlimit(resource.RLIMIT_NOFILE, (descriptors, descriptors))
 
     started = subprocess.run(
-        [sys.executable, "-m", "console.cli", "supervise", str(plan), "--state-dir", str(state_dir), "--detach", "--speed", "1", "--scenario", str(scenario)],
+        [sys.executable, "-m", "console.app", "supervise", str(plan), "--state-dir", str(state_dir), "--detach", "--speed", "1", "--scenario", str(scenario)],
         cwd=ROOT,
         capture_output=True,
         text=True,

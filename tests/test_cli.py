@@ -16,7 +16,7 @@ from tests.test_report import SECTIONS
 
 
 def brahma(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run([sys.executable, "-m", "console.app", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_a_speed_that_is_no_pace_is_refused(tmp_path, speed):
 def test_a_headless_run_stopped_by_sigterm_mid_stage_is_an_interruption_with_its_report(tmp_path):
     import signal
 
-    run = [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "canary.yaml"), "--headless", "--json", "--state-dir", str(tmp_path)]
+    run = [sys.executable, "-m", "console.app", "run", str(SAMPLES / "canary.yaml"), "--headless", "--json", "--state-dir", str(tmp_path)]
     process = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         while json.loads(process.stdout.readline())["event"] != "traffic_shifted":
@@ -223,12 +223,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "console.supervisor": FOUNDATION | DOMAIN | {"console.rollout"},
     "console.tui": FOUNDATION | DOMAIN | {"console.rollout", "widgets"},
     "console.app": FOUNDATION | DOMAIN | {"console.rollout", "console.supervisor", "console.tui"},
-    "console.cli": {"console.app"},
     "widgets": set(),
 }
 """Who may import whom: each part imports only what lies below it, so no arrow runs back up. The application
-(console/app) is on top; nothing imports it but the entry point, and nothing imports the console (console/tui)
-but the application."""
+(console/app, the `brahma` command's entry point with it) is on top: nothing imports it, and nothing imports
+the console (console/tui) but the application."""
 TEXTUAL_ALLOWED = {"console.tui", "widgets"}
 
 
@@ -287,7 +286,7 @@ def test_nothing_but_the_console_loads_textual():
         for path in (ROOT / "console").rglob("*.py")
         if part_of(".".join(path.relative_to(ROOT).parts)) != "console.tui"
     )
-    modules = [module for module in modules if module != "console.cli.__main__"]  # it runs brahma
+    modules = [module for module in modules if module != "console.app.__main__"]  # it runs brahma
     code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules) + "assert 'textual' not in sys.modules\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -349,7 +348,7 @@ def test_a_state_dir_and_its_journals_are_the_operators_alone_whatever_the_umask
         os.umask(umask)
 
     run = subprocess.run(
-        [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "console.app", "run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--state-dir", str(state_dir)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -361,7 +360,7 @@ def test_a_state_dir_and_its_journals_are_the_operators_alone_whatever_the_umask
     assert mode(state_dir / "checkout-2.4.1.jsonl") == mode(state_dir / "checkout-2.4.1.lock") == 0o600
     flag_file = state_dir / "checkout-2.4.1.flags.json"
     edit = subprocess.run(
-        [sys.executable, "-m", "console.cli", "flags", "--state-dir", str(flags_dir), str(flag_file), "enable", "new-checkout-flow"],
+        [sys.executable, "-m", "console.app", "flags", "--state-dir", str(flags_dir), str(flag_file), "enable", "new-checkout-flow"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -400,7 +399,7 @@ def test_a_bare_number_on_a_percentage_never_runs_and_with_its_unit_the_failing_
 def run_with_output_closed(args: list[str], lines: int, stderr_too: bool = False) -> tuple[int, str]:
     """`brahma ARGS | head -LINES` (with `2>&1` when stderr_too): the exit code, and stderr when it was kept apart."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "console.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE, text=True, cwd=ROOT
+        [sys.executable, "-m", "console.app", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE, text=True, cwd=ROOT
     )
     try:
         for _ in range(lines):
@@ -445,7 +444,7 @@ def test_a_stderr_closed_before_the_run_starts_never_stops_it(tmp_path):
     os.close(read)  # nobody will ever read stderr
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--json", "--state-dir", str(tmp_path / "s")],
+            [sys.executable, "-m", "console.app", "run", str(plan), "--headless", "--fast", "--json", "--state-dir", str(tmp_path / "s")],
             stdout=subprocess.PIPE,
             stderr=write,
             text=True,
@@ -513,7 +512,7 @@ def test_a_rollout_under_way_is_resumed_though_its_flag_file_became_read_only(tm
     plan = tmp_path / "plan.yaml"
     plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nflags_file: deploy/flags.json\nflags: [{name: new-checkout-flow}]\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--json", "--state-dir", "state"],
+        [sys.executable, "-m", "console.app", "run", str(plan), "--headless", "--json", "--state-dir", "state"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -816,7 +816,7 @@ async def test_a_controller_slower_than_the_paced_clock_holds_it_back_and_misses
 
 
 def test_a_healthy_minimal_plan_at_speed_20000_is_promoted():
-    command = [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "minimal.yaml"), "--headless", "--speed", "20000", "--scenario", "healthy"]
+    command = [sys.executable, "-m", "console.app", "run", str(SAMPLES / "minimal.yaml"), "--headless", "--speed", "20000", "--scenario", "healthy"]
     with tempfile.TemporaryDirectory() as state_dir:
         result = subprocess.run([*command, "--state-dir", state_dir], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -114,7 +114,7 @@ def test_the_console_first_frame_of_brahma_run_imports_neither_the_chart_nor_the
 
 def test_the_console_first_frame_of_brahma_attach_imports_neither_the_chart_nor_the_clients_nor_the_controller_parts(tmp_path, controller_stopped_after):
     started = subprocess.run(
-        [sys.executable, "-m", "console.cli", "supervise", CANARY, "--speed", "60", "--state-dir", str(tmp_path), "--detach"],
+        [sys.executable, "-m", "console.app", "supervise", CANARY, "--speed", "60", "--state-dir", str(tmp_path), "--detach"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -420,7 +420,7 @@ def test_a_read_only_flag_file_is_refused_not_renamed_over(store, flag_file):
 def test_brahma_flags_on_a_read_only_file_is_exit_2_and_changes_nothing(flag_file, tmp_path):
     flag_file.chmod(0o444)
     result = subprocess.run(
-        [sys.executable, "-m", "console.cli", "flags", "--state-dir", str(tmp_path / "state"), str(flag_file), "set", "new-checkout", "25"],
+        [sys.executable, "-m", "console.app", "flags", "--state-dir", str(tmp_path / "state"), str(flag_file), "set", "new-checkout", "25"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -90,7 +90,7 @@ def test_a_webhook_that_fails_twice_is_delivered_on_the_third_attempt(receiver, 
     plan = tmp_path / "plan.yaml"
     plan.write_text(plan_text(f"  - {{kind: json, url: '{receiver.url}/deploys', events: [completed], backoff: 10ms}}\n"))
     result = subprocess.run(
-        [sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--json", "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "console.app", "run", str(plan), "--headless", "--fast", "--json", "--state-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         cwd=ROOT,

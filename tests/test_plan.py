@@ -164,7 +164,7 @@ def test_junk_never_raises_anything_but_plan_error(content, hcl, expected):
 def test_validate_command_exits_2_with_path_line_messages(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("app: a\nimage: r/a:1\ninterval: soon\n")
-    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(bad), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "console.app", "validate", str(bad), str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"{bad}:3: interval: expected a duration like 10m, 1h30m or 500ms, got 'soon'",
@@ -349,7 +349,7 @@ def test_an_hcl_name_set_twice_names_both_lines():
 def test_the_duplicate_that_once_ran_50_percent_is_refused_by_validate(tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text("app: checkout\nimage: r/checkout:2.4.1\nstages:\n  - weight: 5\n    weight: 50\n")
-    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "console.app", "validate", str(plan)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr == f"{plan}:5: stages[0].weight: written twice, on lines 4 and 5: keep one\n"
 
@@ -488,7 +488,7 @@ def test_a_custom_query_that_cannot_tell_canary_from_stable_is_a_warning():
 def test_validate_prints_warnings_and_still_passes(tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text("app: a\nimage: r/a:2\nmetrics:\n  queries: {cpu: 'avg(cpu)'}\n")
-    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "console.app", "validate", str(plan)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith(f"{plan}:4: warning: metrics.queries.cpu: the query has no {{track}}") and result.stderr.count("\n") == 1
     assert "valid: canary of r/a:2" in result.stdout
@@ -582,7 +582,7 @@ def test_validate_prints_every_limit_as_it_was_read(tmp_path):
         "triggers:\n  critical: {error_rate: '> 1%', success_rate: null, latency_p99: null, health_check_failures: null, memory_oom_kills: null}\n"
         "  warning: {cpu: {when: '> 90%', consecutive: 3}, error_rate: null, latency_p99: null, memory: null}\n"
     )
-    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "console.app", "validate", str(plan)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1:] == [
         "  stage 1 (5%, 5m): error_rate < 5% (must)",
@@ -607,7 +607,7 @@ def test_validate_prints_every_limit_as_it_was_read(tmp_path):
 def test_validate_prints_the_judge_as_it_was_read(tmp_path, analysis, said):
     plan = tmp_path / "plan.yaml"
     plan.write_text(f"app: a\nimage: r/a:2\nanalysis: {analysis}\n")
-    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "console.app", "validate", str(plan)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"  {said}"
 
@@ -615,7 +615,7 @@ def test_validate_prints_the_judge_as_it_was_read(tmp_path, analysis, said):
 def test_validate_of_a_bare_percentage_exits_2_naming_its_line(tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text("app: a\nimage: r/a:2\nstages:\n  - weight: 5\n    criteria: {error_rate: '< 5'}\n")
-    result = subprocess.run([sys.executable, "-m", "console.cli", "validate", str(plan)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "console.app", "validate", str(plan)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"{plan}:5: stages[0].criteria.error_rate: error_rate is a percentage and '5' has no unit: write \"5%\" for 5 percent\n"
 

@@ -31,7 +31,7 @@ preflight:
 
 
 def brahma(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return subprocess.run([sys.executable, "-m", "console.app", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
 def write_plan(tmp_path: Path, text: str) -> Path:
@@ -75,7 +75,7 @@ def test_the_report_of_a_stopped_run_shows_why(tmp_path):
 
 def test_preflight_alone_passes_with_exit_0_and_changes_nothing(tmp_path):
     plan = write_plan(tmp_path, GATED.replace("sys.exit(1)", "sys.exit(0)"))
-    result = subprocess.run([sys.executable, "-m", "console.cli", "preflight", str(plan)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "console.app", "preflight", str(plan)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "pre-flight of checkout-2.4.1: 3 items"
@@ -225,7 +225,7 @@ def test_preflight_alone_stopped_by_sigterm_leaves_no_check_running(tmp_path):
     sleeper = ["sleep", f"{700 + os.getpid() % 1000 / 1000:.3f}"]
     plan = write_plan(tmp_path, f"app: checkout\nimage: r/checkout:2\npreflight:\n  - {{name: soak, kind: command, argv: {sleeper!r}, timeout: 15m}}\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "console.cli", "preflight", str(plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        [sys.executable, "-m", "console.app", "preflight", str(plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
     try:
         deadline = time.monotonic() + 30

@@ -113,7 +113,7 @@ async def test_a_missing_directory_fails_clearly(tmp_path):
 def test_brahma_preflight_reports_malformed_hcl_without_a_traceback(tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text(CHECKOUT + f"preflight:\n  - {{name: infrastructure, kind: terraform, dir: {BROKEN / 'stray-equals'}}}\n")
-    result = subprocess.run([sys.executable, "-m", "console.cli", "preflight", str(plan)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "console.app", "preflight", str(plan)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 4
     assert f"{BROKEN}/stray-equals/service.tf:4:12: not valid HCL: unexpected '='" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

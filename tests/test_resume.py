@@ -17,7 +17,7 @@ from console.journal import events as ev
 from console.journal.journal import Journal, JournalError, read_events
 from tests.conftest import ROOT, SAMPLES, sim_controller, stop_at
 
-RUN = [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--json"]
+RUN = [sys.executable, "-m", "console.app", "run", str(SAMPLES / "canary.yaml"), "--headless", "--fast", "--json"]
 
 
 def stage_starts(journal: Path) -> list[int]:
@@ -91,7 +91,7 @@ def test_a_broken_line_in_the_middle_is_corruption_with_its_line_number(tmp_path
     path.write_text('{"event":"resumed","t":1,"ts":"x"}\nnot json\n{"event":"resumed","t":2,"ts":"x"}\n')
     with pytest.raises(JournalError, match=r"r.jsonl:2: not a journal event"):
         list(read_events(path))
-    result = subprocess.run([sys.executable, "-m", "console.cli", "report", str(path)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "console.app", "report", str(path)], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 2 and "r.jsonl:2" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -166,7 +166,7 @@ async def journal_left_at(plan, state_dir: Path, t: float) -> Path:
 
 def brahma_run(plan: Path, state_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "console.cli", "run", str(plan), "--headless", "--fast", "--state-dir", str(state_dir), *extra],
+        [sys.executable, "-m", "console.app", "run", str(plan), "--headless", "--fast", "--state-dir", str(state_dir), *extra],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -298,7 +298,7 @@ def test_a_journal_that_is_no_rollout_s_is_not_taken_up(tmp_path):
 
 
 def brahma(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return subprocess.run([sys.executable, "-m", "console.app", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
 async def test_a_detached_controller_s_refusal_of_another_plan_s_journal_is_exit_2(canary_plan, tmp_path):

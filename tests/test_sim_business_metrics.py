@@ -77,7 +77,7 @@ async def test_a_canary_failing_payments_is_rolled_back_by_its_business_limit(tm
 
 def test_the_sample_business_plan_runs_on_the_simulator_and_rolls_back_on_payments(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "console.cli", "run", str(SAMPLES / "payments.yaml"), "--headless", "--fast", "--json", "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "console.app", "run", str(SAMPLES / "payments.yaml"), "--headless", "--fast", "--json", "--state-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -96,7 +96,7 @@ def test_a_run_says_when_its_scenario_gives_a_judged_business_metric_no_values(t
         [
             sys.executable,
             "-m",
-            "console.cli",
+            "console.app",
             "run",
             str(SAMPLES / "payments.yaml"),
             "--headless",

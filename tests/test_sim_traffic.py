@@ -242,7 +242,7 @@ def test_a_run_on_such_a_scenario_exits_2_naming_it(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "console.cli",
+        "console.app",
         "run",
         str(SAMPLES / "canary.yaml"),
         "--headless",

@@ -132,7 +132,7 @@ class Forked:
 
 def fork_controller(argv: list[str], environment: dict[str, str], log: BinaryIO, brahma: Callable[[list[str]], int]) -> Forked:
     """`brahma(["supervise", *argv])` in a fork of this process, in its own session, its output in `log`: as
-    `python -m console.cli supervise` would run, without starting an interpreter and importing it all again.
+    `python -m console.app supervise` would run, without starting an interpreter and importing it all again.
     Only for a process with no thread and no event loop yet (a console about to open, not one that is open).
 
     Forked twice, as a daemon is, so that the controller is nobody's child here; it tells its pid and, when it
@@ -198,7 +198,7 @@ def start_detached(
             process: subprocess.Popen[bytes] | Forked = fork_controller(launch.argv, launch.environment, log, fork_with)
         else:
             process = subprocess.Popen(
-                [sys.executable, "-m", "console.cli", "supervise", *launch.argv],
+                [sys.executable, "-m", "console.app", "supervise", *launch.argv],
                 env={**os.environ, **launch.environment},
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -18,7 +18,7 @@ def demo(state_dir) -> Iterator[TmuxTerminal]:
     """`brahma demo` in tmux; when the test is done the tmux server is killed, and the console must end with it
     (one that hung in its shutdown held the state dir's lock for good)."""
     with TmuxTerminal(
-        [sys.executable, "-m", "console.cli", "demo", "--state-dir", str(state_dir)], 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"}
+        [sys.executable, "-m", "console.app", "demo", "--state-dir", str(state_dir)], 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"}
     ) as terminal:
         pid = console_pid(state_dir)
         yield terminal
@@ -93,7 +93,7 @@ def test_q_leaves_an_attached_console_with_exit_0_and_says_where_the_runbook_wil
     from console.supervisor.files import lock_holder
     from testbed.supervisor_support import ROLLOUT, wait_until_gone
 
-    run = f'{sys.executable} -m console.cli run sample_configs/canary.yaml --state-dir {tmp_path} --speed 60; echo "brahma exited $?"; sleep 30'
+    run = f'{sys.executable} -m console.app run sample_configs/canary.yaml --state-dir {tmp_path} --speed 60; echo "brahma exited $?"; sleep 30'
     files = RolloutFiles(tmp_path, ROLLOUT)
     try:
         with TmuxTerminal(["sh", "-c", run], 240, 24, cwd=ROOT, env={"TERM": "xterm-256color"}) as terminal:  # wide: no line is wrapped

@@ -367,7 +367,7 @@ def test_a_second_machine_is_refused_while_another_controller_holds_the_lease(ku
     plan = SAMPLES / "kubernetes-canary.yaml"
     environment = {**os.environ, "KUBECONFIG": str(kube_emulator.kubeconfig_path)}
     refused = subprocess.run(
-        [sys.executable, "-m", "console.cli", command[0], str(plan), *command[1:], "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "console.app", command[0], str(plan), *command[1:], "--state-dir", str(tmp_path)],
         cwd=ROOT,
         env=environment,
         capture_output=True,

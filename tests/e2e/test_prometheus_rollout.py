@@ -44,7 +44,7 @@ def is_sample(event: ev.Event) -> bool:
 
 def test_a_canary_fault_mid_stage_rolls_back_on_error_rate(demo_stack: DemoStack, tmp_path) -> None:
     # The documented command, with JSON lines to read and a state dir of its own.
-    command = [sys.executable, "-m", "console.cli", "run", str(DEMO_PLAN), "--headless", "--json"]
+    command = [sys.executable, "-m", "console.app", "run", str(DEMO_PLAN), "--headless", "--json"]
     command += ["--target", "sim", "--metrics", "prometheus", "--prometheus", demo_stack.prometheus.url]
     command += ["--state-dir", str(tmp_path)]
     events: list[dict] = []

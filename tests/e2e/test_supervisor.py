@@ -222,7 +222,7 @@ def test_a_second_controller_of_the_same_rollout_is_refused(tmp_path):
 
 def test_a_second_brahma_run_of_the_same_release_follows_the_running_controller(tmp_path):
     pid = supervise_detached(tmp_path, "--speed", FAST_SPEED)
-    command = [sys.executable, "-m", "console.cli", "run", "sample_configs/canary.yaml", "--headless", "--state-dir", str(tmp_path)]
+    command = [sys.executable, "-m", "console.app", "run", "sample_configs/canary.yaml", "--headless", "--state-dir", str(tmp_path)]
     second = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         notice = second.stderr.readline()  # the first thing it says; it then follows the stream
@@ -263,7 +263,7 @@ def attach_until(state_dir, found, env: dict[str, str] | None = None) -> int:
     controller's pid once the journal shows `found`."""
     shell = {name: value for name, value in os.environ.items() if name != "KUBECONFIG"} | (env or {})
     attach = subprocess.Popen(
-        [sys.executable, "-m", "console.cli", "attach", ROLLOUT, "--headless", "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "console.app", "attach", ROLLOUT, "--headless", "--state-dir", str(state_dir)],
         cwd=ROOT,
         env=shell,
         stdout=subprocess.DEVNULL,
@@ -352,7 +352,7 @@ def test_a_pause_its_last_console_left_rolls_back_after_pause_timeout_and_the_jo
 
     plan = tmp_path / "canary.yaml"
     plan.write_text((SAMPLES / "canary.yaml").read_text().replace("pause_timeout: 15m", "pause_timeout: 2m", 1))
-    console = TmuxTerminal([sys.executable, "-m", "console.cli", "run", str(plan), "--state-dir", str(tmp_path), "--speed", FAST_SPEED], 100, 24, cwd=ROOT)
+    console = TmuxTerminal([sys.executable, "-m", "console.app", "run", str(plan), "--state-dir", str(tmp_path), "--speed", FAST_SPEED], 100, 24, cwd=ROOT)
     try:
         console.wait_for("stage 1 started", timeout_s=15)
         console.press("space")
@@ -375,7 +375,7 @@ def test_a_finished_headless_run_is_opened_by_attach_and_its_rollback_key_undoes
 
     done = brahma("run", "sample_configs/canary.yaml", "--headless", "--fast", "--state-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
-    attach = [sys.executable, "-m", "console.cli", "attach", "--state-dir", str(tmp_path)]  # no name: the only rollout there
+    attach = [sys.executable, "-m", "console.app", "attach", "--state-dir", str(tmp_path)]  # no name: the only rollout there
     with TmuxTerminal(attach, 80, 24, cwd=ROOT) as console:
         console.wait_for("COMPLETE", timeout_s=15)
         roll_back_and_quit(console)
@@ -388,7 +388,7 @@ def test_a_finished_headless_run_is_opened_by_attach_and_its_rollback_key_undoes
 
 def test_attach_says_plainly_why_it_cannot_open_a_console_and_what_to_run(tmp_path):
     run = subprocess.Popen(
-        [sys.executable, "-m", "console.cli", "run", "sample_configs/canary.yaml", "--headless", "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "console.app", "run", "sample_configs/canary.yaml", "--headless", "--state-dir", str(tmp_path)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

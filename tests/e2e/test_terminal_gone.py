@@ -39,7 +39,7 @@ def processes_of(marker: str) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if entry.name.isdigit() and b"python" in os.path.basename(argv[0]) and b"console.cli" in argv and any(marker.encode() in arg for arg in argv):
+        if entry.name.isdigit() and b"python" in os.path.basename(argv[0]) and b"console.app" in argv and any(marker.encode() in arg for arg in argv):
             found.append(int(entry.name))
     return found
 
@@ -57,7 +57,7 @@ def console_pid(state_dir: Path) -> int:
 def under_make(tmp_path: Path, *command: str) -> TmuxTerminal:
     """`make` running `brahma COMMAND` in a tmux terminal at 80x24: make, not brahma, is the session's leader."""
     makefile = tmp_path / "Makefile"
-    makefile.write_text(".PHONY: brahma\nbrahma:\n\t" + " ".join([sys.executable, "-m", "console.cli", *command]) + "\n")
+    makefile.write_text(".PHONY: brahma\nbrahma:\n\t" + " ".join([sys.executable, "-m", "console.app", *command]) + "\n")
     return TmuxTerminal(["make", "-s", "-f", str(makefile), "brahma"], 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"})
 
 
@@ -107,7 +107,7 @@ def test_the_demo_under_make_leaves_when_the_tmux_server_is_killed_and_its_contr
 
 def test_the_demo_sent_sighup_leaves_with_its_journal_and_report(tmp_path):
     state_dir = tmp_path / "state"
-    with TmuxTerminal([sys.executable, "-m", "console.cli", "demo", "--state-dir", str(state_dir)], 80, 24, cwd=ROOT) as terminal:
+    with TmuxTerminal([sys.executable, "-m", "console.app", "demo", "--state-dir", str(state_dir)], 80, 24, cwd=ROOT) as terminal:
         terminal.wait_for("RUNNING · new 5%")
         pid = console_pid(state_dir)
         os.kill(pid, signal.SIGHUP)
@@ -118,7 +118,7 @@ def test_the_demo_sent_sighup_leaves_with_its_journal_and_report(tmp_path):
 
 def test_the_demo_whose_parent_is_killed_leaves_though_its_terminal_stays(tmp_path):
     state_dir = tmp_path / "state"
-    parent = f"import subprocess, sys; subprocess.call([sys.executable, '-m', 'console.cli', 'demo', '--state-dir', {str(state_dir)!r}])"
+    parent = f"import subprocess, sys; subprocess.call([sys.executable, '-m', 'console.app', 'demo', '--state-dir', {str(state_dir)!r}])"
     with TmuxTerminal(["sh", "-c", f'{sys.executable} -c "{parent}"; sleep 30'], 80, 24, cwd=ROOT) as terminal:
         terminal.wait_for("RUNNING · new 5%")
         pid = console_pid(state_dir)
@@ -166,7 +166,7 @@ def test_a_demo_whose_terminal_dies_as_it_quits_ends_all_the_same(tmp_path):
     the shutdown waited on it forever (0% CPU, the state dir's lock held). The console's last resort ends it."""
     state_dir = tmp_path / "state"
     with TmuxTerminal(
-        [sys.executable, "-m", "console.cli", "demo", "--state-dir", str(state_dir)], 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"}
+        [sys.executable, "-m", "console.app", "demo", "--state-dir", str(state_dir)], 80, 24, cwd=ROOT, env={"TERM": "xterm-256color"}
     ) as terminal:
         terminal.wait_for("RUNNING · new 5%")
         pid = console_pid(state_dir)

@@ -165,7 +165,7 @@ async def test_steps_typed_in_one_burst_add_up(tmp_path):
 def test_cli_verbs_journal_their_changes(flag_file, tmp_path):
     state_dir = tmp_path / "state"
     result = subprocess.run(
-        [sys.executable, "-m", "console.cli", "flags", "--state-dir", str(state_dir), str(flag_file), "set", "new-checkout", "25"],
+        [sys.executable, "-m", "console.app", "flags", "--state-dir", str(state_dir), str(flag_file), "set", "new-checkout", "25"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -1,4 +1,4 @@
-"""`python -m console.cli` and the `brahma` command: brahma as the tests, CI and the detached controller run it (console/app/cli.py)."""
+"""The `brahma` command and `python -m console.app`: brahma as the tests, CI and the detached controller run it (console/app/cli.py)."""
 
 import gc
 import sys

@@ -1,0 +1,3 @@
+from console.app.entry import brahma
+
+brahma()
