@@ -692,8 +692,9 @@ class Controller:
             self.emit(ev.Paused(t, reason=verdict.reason, trigger=verdict.metric))
 
     def _judged_worse(self) -> dict[str, bool]:
-        """The metrics the sequential judge has evidence on, each with whether it has shown the canary worse than
-        stable; its test of the errors speaks for both rates derived from them. Empty without a judge or counts."""
+        """The rates the judge's error test speaks for, each with whether the judge has shown the canary worse than
+        stable on anything it tests (a canary worse in its latency is no excuse for the service). Empty without a
+        judge or counts."""
         if self.judge is None or self.judge.evidence().canary_requests <= 0:
             return {}
         worse = self.judge.regression() is not None
