@@ -24,7 +24,7 @@ class TrackValues:
 @dataclass(frozen=True)
 class TrackCounts:
     """What one track served over a sample's interval: the counts its rates and quantiles are derived from,
-    and the evidence the judge weighs (Prometheus' increase() may give fractions)."""
+    and the evidence the judge weighs (counters are floats: a count may be a fraction)."""
 
     requests: float
     errors: float

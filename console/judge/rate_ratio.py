@@ -12,7 +12,7 @@ so evidence from 5%, 25% and 50% of traffic adds up on the same ρ.
 - Interval for ρ: every grid point whose own mixture e-value (uniform over the whole grid) stays
   under 1/α; it holds the true ρ at all times with probability at least 1 − α (a confidence sequence).
 
-Prometheus' increase() gives fractional counts; errors are rounded to whole ones (the likelihood is
+Counts may be fractions (a counter is a float, and a source may extrapolate); errors are rounded to whole ones (the likelihood is
 of whole events), requests stay as given (they only weigh π).
 
 The log-likelihood of ρ over the intervals so far is E_c log ρ − Σ k log(1 + ρ n_c/n_s) plus a term
