@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 TRACKS = ("canary", "stable")
 """The two tracks a sample compares: the new version and the one it replaces."""
@@ -32,9 +33,10 @@ class TrackCounts:
     """(upper bound in seconds, requests that took at most that long): cumulative, bounds ascending, the
     last one inf (so its count is `requests`); empty when the source has no latency histogram."""
 
-    @property
+    @cached_property
     def finite(self) -> bool:
-        """Every count a finite number and every bound one or inf: counts a source gave as NaN are no evidence."""
+        """Every count a finite number and every bound one or inf: counts a source gave as NaN are no evidence
+        (asked of each sample by every check and the judge, so worked out once)."""
         counts = (self.requests, self.errors, *(count for _, count in self.latency_buckets))
         return all(math.isfinite(count) for count in counts) and all(math.isfinite(bound) or bound == math.inf for bound, _ in self.latency_buckets)
 

@@ -74,7 +74,7 @@ class JudgeEvidence:
     @classmethod
     def from_journal(cls, entry: Mapping[str, Any]) -> JudgeEvidence:
         """A `judge` entry of a sample event; a key missing or not a number reads as unknown."""
-        return cls(**{field.name: _number(entry.get(field.name)) for field in fields(cls)})
+        return cls(**{name: _number(entry.get(name)) for name in _JOURNALED})
 
     def said(self) -> str:
         """ "×2.8 [1.1–5.8]"; an end the interval does not have is 0 or ∞, a ratio not estimated yet ×?."""
@@ -102,6 +102,10 @@ class JudgeEvidence:
     def forms(self) -> tuple[str, ...]:
         """The evidence in less and less room: "×2.8 [1.1–5.8]", its interval "×1.1–5.8", the ratio "×2.8"."""
         return (self.said(), self.interval_said()) + ((f"×{_ratio(self.ratio)}",) if self.ratio is not None else ())
+
+
+_JOURNALED = tuple(field.name for field in fields(JudgeEvidence))
+"""The keys of a journaled entry, read for every metric of every sample."""
 
 
 @dataclass(frozen=True)

@@ -113,8 +113,7 @@ def _binomial_btrs(rng: random.Random, trials: int, p: float) -> int:
     v_r = 0.92 - 4.2 / b
     alpha = (2.83 + 5.1 / b) * spread
     log_odds = math.log(p / (1 - p))
-    mode = math.floor((trials + 1) * p)
-    log_mode_mass = math.lgamma(mode + 1) + math.lgamma(trials - mode + 1)
+    log_mode_mass = None  # most draws are taken by the quick test, which needs none of the mode's mass
     while True:
         u = rng.random() - 0.5
         v = rng.random()
@@ -124,6 +123,9 @@ def _binomial_btrs(rng: random.Random, trials: int, p: float) -> int:
             continue
         if us >= 0.07 and v <= v_r:
             return k
+        if log_mode_mass is None:
+            mode = math.floor((trials + 1) * p)
+            log_mode_mass = math.lgamma(mode + 1) + math.lgamma(trials - mode + 1)
         log_ratio = log_mode_mass - math.lgamma(k + 1) - math.lgamma(trials - k + 1) + (k - mode) * log_odds
         if math.log(v * alpha / (a / (us * us) + b)) <= log_ratio:
             return k
