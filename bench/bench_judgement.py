@@ -84,6 +84,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from console.controller.clock import VirtualClock  # noqa: E402
 from console.controller.controller import Controller, ControllerOptions  # noqa: E402
+from console.controller.sequential import Regression, SequentialJudge  # noqa: E402
 from console.derived import histogram_quantile, track_values  # noqa: E402
 from console.journal import events as ev  # noqa: E402
 from console.journal.state import Phase  # noqa: E402
@@ -405,7 +406,38 @@ class Outcome:
     """Taken from another judge's run of the same canary (`judged_three_ways`), not run again."""
 
 
-async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journal_dir: Path) -> Outcome:
+class Watched:
+    """The sequential judge in the controller's judge slot, the Mann-Whitney judge watching the same samples
+    without a say: when it would first have rolled back, and the canary's exposure then (`judged_three_ways`)."""
+
+    def __init__(self, judge: SequentialJudge, controller: Controller, source: CanarySource):
+        self.judge, self.source = judge, source
+        self.watcher = MannWhitneyJudge(controller)
+        self.clock = controller.now
+        self.first_high: tuple[float, str, float] | None = None
+        """The rollout time, trigger and exposure of the watcher's first High window."""
+
+    def add(self, canary: TrackCounts | None, stable: TrackCounts | None) -> bool:
+        self.watcher.add(canary, stable)
+        high = self.watcher.regression()
+        if high is not None and self.first_high is None:
+            self.first_high = (self.clock(), high.trigger, self.source.exposed_requests)
+        return self.judge.add(canary, stable)
+
+    def journaled(self) -> dict[str, dict[str, float | None]]:
+        return self.judge.journaled()
+
+    def evidence(self, metric: str = "error_rate") -> RatioEvidence:
+        return self.judge.evidence(metric)
+
+    def regression(self) -> Regression | None:
+        return self.judge.regression()
+
+
+async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journal_dir: Path, watch: bool = False) -> tuple[Outcome, Outcome | None]:
+    """The canary's run under `judge`; with `watch` (the sequential judge only), also the Mann-Whitney judge's
+    outcome where the run shows it: its first High window came before anything made the runs part (a pause,
+    a failed window, a rollback), so its own run would have rolled back right there."""
     plan = plan_for(reference, canary, judge)
     target = SimTarget("canary", plan.image, "stable")
     source = CanarySource(canary, target)
@@ -413,14 +445,25 @@ async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journa
     controller = Controller(plan, target, source, journal, VirtualClock(), ControllerOptions(headless=True), actor="bench")
     if judge == "mann_whitney":
         controller.judge = MannWhitneyJudge(controller)
+    watched = Watched(controller.judge, controller, source) if watch and isinstance(controller.judge, SequentialJudge) else None
+    if watched is not None:
+        controller.judge = watched
     ending: dict[str, Any] = {}
+    parted_t = math.inf
+    """When the run stopped being the Mann-Whitney judge's too: its first pause or a limit's rollback (at the
+    same sample as its own High, which would have gone first, is not known: that is parted too)."""
 
     def listen(event: ev.Event) -> None:
+        nonlocal parted_t
         if isinstance(event, ev.RollbackStarted):
             state = controller.state
             window_end = state.window_started_t + plan.stages[state.stage].observe
             ending.update(t=event.t, trigger=event.trigger, exposed=source.exposed_requests, by_window=event.t >= window_end - 1e-9)
+            if not event.trigger.startswith(JUDGE_TRIGGER_PREFIX):
+                parted_t = min(parted_t, event.t)
             controller.stop()
+        elif isinstance(event, ev.Paused):
+            parted_t = min(parted_t, event.t)
         elif isinstance(event, ev.StageStarted) and event.weight >= 100:
             ending.update(promoted=True, exposed=source.exposed_requests)
             controller.stop()
@@ -431,7 +474,7 @@ async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journa
     journal.unlink()
     if not ending:
         raise RuntimeError(f"canary {canary.index} under {judge} ended neither rolled back nor promoted: {controller.state.phase}")
-    return Outcome(
+    outcome = Outcome(
         canary.index,
         judge,
         ending.get("t"),
@@ -440,24 +483,47 @@ async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journa
         ending.get("exposed", 0.0),
         ending.get("by_window", False),
     )
+    return outcome, _watched_outcome(canary, watched, parted_t)
+
+
+def _watched_outcome(canary: Canary, watched: Watched | None, parted_t: float) -> Outcome | None:
+    """The Mann-Whitney judge's outcome from its watch, when its first High came before the run parted from its
+    own. A High at the sample the sequential judge rolled back at is still its own: the run stopped there."""
+    if watched is None or watched.first_high is None or watched.first_high[0] >= parted_t:
+        return None
+    t, trigger, exposed = watched.first_high
+    return Outcome(canary.index, "mann_whitney", t, trigger, False, exposed, by_window=True, reused=True)
+
+
+def _limits_alone(outcome: Outcome) -> bool:
+    """Decided by the limits alone, as the threshold judge would have: promoted, or rolled back by a limit
+    before its stage's window ended."""
+    return outcome.promoted or (outcome.rolled_back_t is not None and not outcome.by_window and not outcome.trigger.startswith(JUDGE_TRIGGER_PREFIX))
 
 
 async def judged_three_ways(reference: RolloutPlan, canary: Canary, journal_dir: Path, reuse: bool = True) -> list[Outcome]:
     """The canary under each judge. The sequential and the Mann-Whitney judges run beside the limits and only
-    add rollbacks, and every run of a canary draws the same counts: so a run of either that its own judge
-    did not roll back, and that every window it saw passed (promoted, or rolled back by a limit before its
-    stage's window ended), is decision for decision the threshold judge's run, which is taken from it
-    instead of run again (`reuse`; tests check the two agree). A window that failed is not taken: where
-    stable fails too, whether the canary is the one to blame is the sequential judge's word when it has one."""
-    judged = {judge: await run_rollout(reference, canary, judge, journal_dir) for judge in JUDGES if judge != "threshold"}
-    limits_alone = [
-        o for o in judged.values() if o.promoted or (o.rolled_back_t is not None and not o.by_window and not o.trigger.startswith(JUDGE_TRIGGER_PREFIX))
-    ]
+    add rollbacks, and every run of a canary draws the same counts: so the runs of the three judges are one
+    run until one of them parts from it (a judge's rollback, a window that failed, a pause). With `reuse`
+    (tests check it gives the same outcomes as running each):
+    - the Mann-Whitney judge watches the sequential run; when its first High window comes before that run
+      parted, its outcome is that rollback, and it is not run;
+    - a run that no judge parted from (promoted, or rolled back by a limit before its stage's window ended)
+      is decision for decision the threshold judge's run, and the Mann-Whitney one's when its watch saw no
+      High. A window that failed parts the runs: where stable fails too, whether the canary is the one to
+      blame is the sequential judge's word when it has one."""
+    sequential, watched = await run_rollout(reference, canary, "sequential", journal_dir, watch=reuse)
+    mann_whitney = watched
+    if mann_whitney is None and reuse and _limits_alone(sequential):
+        mann_whitney = replace(sequential, judge="mann_whitney", reused=True)
+    if mann_whitney is None:
+        mann_whitney, _ = await run_rollout(reference, canary, "mann_whitney", journal_dir)
+    limits_alone = [o for o in (sequential, mann_whitney) if _limits_alone(o) and not o.reused]
     if reuse and limits_alone:
         threshold = replace(limits_alone[0], judge="threshold", reused=True)
     else:
-        threshold = await run_rollout(reference, canary, "threshold", journal_dir)
-    return [threshold, *judged.values()]
+        threshold, _ = await run_rollout(reference, canary, "threshold", journal_dir)
+    return [threshold, sequential, mann_whitney]
 
 
 def run_canaries(canaries: Sequence[Canary], reuse: bool = True) -> list[Outcome]:
