@@ -5,10 +5,11 @@ one is the canary's with probability π(ρ) = ρ n_c / (ρ n_c + n_s), ρ = λ_c
 ρ is kept on a log-spaced grid and summed over intervals; the request counts of each interval weigh it,
 so evidence from 5%, 25% and 50% of traffic adds up on the same ρ.
 
-- Test of "ρ ≤ 1 + τ" against "ρ > 1 + τ": the mixture, uniform over the grid points above ρ0 = 1 + τ,
-  of their likelihood ratios to ρ0. It is a martingale at ρ0 and a supermartingale below (each error's
-  ratio has mean 1 − (π0 − π)(…) ≤ 1 when π ≤ π0), so by Ville's inequality it ever reaches 1/α with
-  probability at most α, however often it is looked at (Lindon, Sanden and Shirikian, KDD 2022).
+- Test of "ρ ≤ 1 + τ" against "ρ > 1 + τ": the mixture over the grid points above ρ0 = 1 + τ of their
+  likelihood ratios to ρ0, each point weighted RATIO_PRIOR times the one below it. It is a martingale at
+  ρ0 and a supermartingale below (each error's ratio has mean 1 − (π0 − π)(…) ≤ 1 when π ≤ π0), so by
+  Ville's inequality it ever reaches 1/α with probability at most α, however often it is looked at
+  (Lindon, Sanden and Shirikian, KDD 2022).
 - Interval for ρ: every grid point whose own mixture e-value (uniform over the whole grid) stays
   under 1/α; it holds the true ρ at all times with probability at least 1 − α (a confidence sequence).
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import repeat
-from operator import add, sub
+from operator import add, mul, sub
 
 from console.judge.rate_bound import rate_bounds
 
@@ -34,6 +35,11 @@ GRID_TOP = 20.0
 """The largest rate ratio the mixture weighs; a canary worse than that is caught by the one at 20."""
 GRID_POINTS_ABOVE = 50
 GRID_BOTTOM = 1 / 20
+RATIO_PRIOR = 0.9
+"""The mixture's weight on a grid point above the null, against the point below it: most of it on the ratios
+just past the tolerance, where the evidence is slowest to gather (a ×5 canary is caught in a few samples
+whatever the weights). In bench/bench_judgement.py's corpus it catches more ×1.5 canaries sooner than
+uniform weights, with no more false rollbacks."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,10 @@ class RateRatioTest:
         self.grid = [self.null_ratio * step**k for k in range(-below, GRID_POINTS_ABOVE + 1)]
         self._log_grid = [math.log(rho) for rho in self.grid]
         self._null_index = below
+        prior = [RATIO_PRIOR**k for k in range(GRID_POINTS_ABOVE)]
+        self._prior = [weight / sum(prior) for weight in prior]
+        """The mixture's weights on the points above the null, summing to 1."""
+        self._log_prior = [math.log(weight) for weight in self._prior]
         self._penalty = [0.0] * len(self.grid)
         """Σ over intervals of k log(1 + ρ n_c/n_s), at each grid point."""
         self.canary_requests = self.stable_requests = 0.0
@@ -103,7 +113,7 @@ class RateRatioTest:
         if self._evidence is not None:
             return self._evidence[1].log_e_value
         likelihood = self._log_likelihood()
-        return _log_mean_exp(likelihood[self._null_index + 1 :]) - likelihood[self._null_index]
+        return self._log_mixture(likelihood) - likelihood[self._null_index]
 
     def evidence(self, alpha: float) -> RatioEvidence:
         if self._evidence is not None and self._evidence[0] == alpha:
@@ -114,11 +124,11 @@ class RateRatioTest:
         # One pass of exp serves both mixtures, unless the points above the null are so much less likely than
         # the best that theirs underflow: then they are summed on their own scale.
         scaled = list(map(math.exp, map(sub, likelihood, repeat(top))))
-        above = sum(scaled[null + 1 :])
+        above = sum(map(mul, scaled[null + 1 :], self._prior))
         if above > 1e-200:
-            log_e = top + math.log(above / (len(scaled) - null - 1)) - likelihood[null]
+            log_e = top + math.log(above) - likelihood[null]
         else:
-            log_e = _log_mean_exp(likelihood[null + 1 :]) - likelihood[null]
+            log_e = self._log_mixture(likelihood) - likelihood[null]
         estimate = low = high = None
         if self.canary_errors + self.stable_errors > 0:
             best = likelihood.index(top)
@@ -138,11 +148,12 @@ class RateRatioTest:
         self._evidence = (alpha, evidence)
         return evidence
 
+    def _log_mixture(self, likelihood: list[float]) -> float:
+        """log of the prior's mixture of the likelihoods above the null."""
+        weighted = list(map(add, likelihood[self._null_index + 1 :], self._log_prior))
+        top = max(weighted)
+        return top + math.log(sum(map(math.exp, map(sub, weighted, repeat(top)))))
+
     def _log_likelihood(self) -> list[float]:
         """log-likelihood at each grid point, up to a term the same at all of them."""
         return list(map(sub, map(float(self.canary_errors).__mul__, self._log_grid), self._penalty))
-
-
-def _log_mean_exp(values: list[float]) -> float:
-    top = max(values)
-    return top + math.log(sum(map(math.exp, map(sub, values, repeat(top)))) / len(values))
