@@ -52,13 +52,15 @@ Definitions:
 - exposure: canary requests served from the onset to rollback_started, median over the same canaries.
 
 Cost: a rollout runs the whole controller loop, journal included (in a temporary directory, on
-/dev/shm where there is one, so the group commit's fsyncs cost nothing), about 30-40 ms of CPU for a
-healthy canary's 270 samples. Two shortcuts keep the corpus near 2.5 minutes on two cores: a run stops
-as the 100% stage starts (its outcome is decided), and a threshold run is taken from the sequential or
-Mann-Whitney run of the same canary when that judge did not roll it back itself (`judged_three_ways`:
-the same decisions, proven equal by tests/test_bench_judgement.py). The corpus runs in PROCESSES worker
-processes; each canary's draws come from its own seed and happen in the order of its samples, so the
-figures repeat exactly whatever the scheduling.
+/dev/shm where there is one, so the group commit's fsyncs cost nothing), about 0.2 s of CPU for a
+healthy canary's 270 samples (`judgement_rollout_ms`). The runs of one canary under the three judges are
+one run until a judge parts from it, which keeps the corpus under 5 minutes on two cores: a run stops as
+the 100% stage starts (its outcome is decided); the Mann-Whitney judge watches the sequential run and
+is run itself only when that run parted from its own before its first High window; a threshold run is
+taken from a run that no judge parted from (`judged_three_ways`: the same decisions, proven equal by
+tests/test_bench_judgement.py). The corpus runs in PROCESSES worker processes; each canary's draws come
+from its own seed and happen in the order of its samples, so the figures repeat exactly whatever the
+scheduling.
 """
 
 from __future__ import annotations
@@ -336,7 +338,7 @@ class MannWhitneyJudge:
         self._values: dict[str, tuple[list[float], list[float]]] = {}
         self._high: KayentaHigh | None = None
 
-    def add(self, canary: TrackCounts | None, stable: TrackCounts | None) -> bool:
+    def add(self, canary: TrackCounts | None, stable: TrackCounts | None, stage: int = 0) -> bool:
         state = self.controller.state
         if state.stage != self._stage:
             self._stage, self._values = state.stage, {metric: ([], []) for metric in KAYENTA_METRICS}
@@ -417,12 +419,12 @@ class Watched:
         self.first_high: tuple[float, str, float] | None = None
         """The rollout time, trigger and exposure of the watcher's first High window."""
 
-    def add(self, canary: TrackCounts | None, stable: TrackCounts | None) -> bool:
+    def add(self, canary: TrackCounts | None, stable: TrackCounts | None, stage: int = 0) -> bool:
         self.watcher.add(canary, stable)
         high = self.watcher.regression()
         if high is not None and self.first_high is None:
             self.first_high = (self.clock(), high.trigger, self.source.exposed_requests)
-        return self.judge.add(canary, stable)
+        return self.judge.add(canary, stable, stage)
 
     def journaled(self) -> dict[str, dict[str, float | None]]:
         return self.judge.journaled()

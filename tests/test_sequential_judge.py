@@ -254,13 +254,14 @@ def test_a_histogram_without_the_bound_or_without_inf_is_no_latency_evidence():
 
 def test_a_replay_of_the_journaled_counts_rebuilds_every_e_process_and_its_bound():
     rng = random.Random(5)
-    live = SequentialJudge(alpha=0.01, tolerance=0.2, floor=0.0001, metrics=("latency_p99", "latency_p50", "latency_p95"))
+    live = SequentialJudge(alpha=0.01, tolerance=0.2, floor=0.0001, metrics=("latency_p99", "latency_p50", "latency_p95"), stages=3)
     journaled = []
-    for _ in range(40):
+    for index in range(40):
+        stage = index // 15
         canary, stable = track_counts(rng, 1000.0, 0.001, THREE_TIMES_SLOWER_PAST_200MS), track_counts(rng, 19000.0, 0.001)
-        live.add(canary, stable)
-        journaled.append(json.loads(json.dumps({"canary": canary.to_dict(), "stable": stable.to_dict()})))
-    replayed = SequentialJudge(alpha=0.01, tolerance=0.2, floor=0.0001, metrics=("latency_p99", "latency_p50", "latency_p95"))
+        live.add(canary, stable, stage)
+        journaled.append((stage, json.loads(json.dumps({"canary": canary.to_dict(), "stable": stable.to_dict()}))))
+    replayed = SequentialJudge(alpha=0.01, tolerance=0.2, floor=0.0001, metrics=("latency_p99", "latency_p50", "latency_p95"), stages=3)
     replayed.replay(journaled)
     assert set(live.journaled()) == {"error_rate", "latency_p99", "latency_p50", "latency_p95"}
     assert replayed.journaled() == live.journaled()

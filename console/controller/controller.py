@@ -136,10 +136,11 @@ class Controller:
         self.plan_changed = check_resume(plan, self.state, path, self.options.target_kind)
         """Said when the plan was edited since the journal last ran it; ResumeRefused when it is another plan."""
         self.resumed = self.state.started and not self.state.finished
-        self.judge = SequentialJudge(plan.alpha, plan.tolerance, plan.floor, plan.metric_names) if plan.judge == "sequential" else None
+        compared = sum(stage.weight < 100 for stage in plan.stages)
+        self.judge = SequentialJudge(plan.alpha, plan.tolerance, plan.floor, plan.metric_names, compared) if plan.judge == "sequential" else None
         """The sequential judge, its evidence gathered over the whole rollout (rebuilt from the journal on a resume)."""
         if self.judge is not None and self.state.started:
-            self.judge.replay(event.counts for event in read_events(path) if isinstance(event, ev.SampleTaken))
+            self.judge.replay((event.stage, event.counts) for event in read_events(path) if isinstance(event, ev.SampleTaken))
         self.journal = Journal(path, sync_every_s=plan.interval)
         """Group commit: on disk before every action (`_journal_to_disk`), else at most once per interval of wall time."""
         self._pending: list[PendingCommand] = []
@@ -633,7 +634,7 @@ class Controller:
         judgement = judge_sample(sample, stage, plan.triggers, plan.min_requests, plan.alpha)
         streaks, decision = decide(judgement, state.streaks, sample, plan.inconclusive_limit, pause_on_warning=state.phase == Phase.RUNNING)
         judged: dict[str, dict[str, Any]] = {}
-        if self.judge is not None and self.judge.add(sample.canary_counts, sample.stable_counts):
+        if self.judge is not None and self.judge.add(sample.canary_counts, sample.stable_counts, state.stage):
             judged = self.judge.journaled()
             regression = self.judge.regression()
             if regression is not None and decision.action != "rollback":  # a critical trigger's rollback says it first

@@ -1,7 +1,9 @@
 """The sequential judge of one rollout: the canary's errors and slow requests against stable's, on the counts both served.
 
-One e-process (console/judge) per metric runs from the first sample to the last, through every stage,
-so a bad canary can be caught at 5% and the evidence of 5% still counts at 50%: errors always, and for
+One e-process (console/judge/staged.py) per metric runs from the first sample to the last, through every
+stage, with tests from each later stage's start beside it, so a bad canary can be caught at 5%, the
+evidence of 5% still counts at 50%, and a fault that begins at 50% is not drowned by the clean samples
+before it: errors always, and for
 each latency quantile the plan judges, the requests slower than a bucket bound chosen once from stable's
 first samples (console/judge/slow_requests.py). The rollout's alpha is shared among them (Bonferroni:
 alpha / K each, K from the metrics the plan judges, so a resume of the plan splits it the same way),
@@ -18,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from console.derived import QUANTILES
-from console.judge.rate_ratio import RateRatioTest, RatioEvidence
+from console.judge.rate_ratio import RatioEvidence
 from console.judge.slow_requests import TailBound, slow_requests
+from console.judge.staged import StagedRatioTest
 from console.metric_catalogue import CATALOGUE
 from console.samples import TrackCounts
 from console.units import format_metric_value
@@ -38,11 +41,11 @@ class Regression:
 class _SlowRequests:
     """One latency quantile: its bound's calibration on stable's first samples, then the test of the requests slower than it."""
 
-    def __init__(self, metric: str, tolerance: float):
+    def __init__(self, metric: str, tolerance: float, stages: int):
         self.tail = TailBound(QUANTILES[metric])
-        self.test = RateRatioTest(tolerance)
+        self.test = StagedRatioTest(tolerance, stages)
 
-    def add(self, canary: TrackCounts, stable: TrackCounts) -> None:
+    def add(self, stage: int, canary: TrackCounts, stable: TrackCounts) -> None:
         if not self.tail.settled:
             self.tail.observe(stable.latency_buckets)  # a sample that helps choose the bound is not tested at it
             return
@@ -51,38 +54,39 @@ class _SlowRequests:
         slow_c = slow_requests(canary.latency_buckets, self.tail.bound)
         slow_s = slow_requests(stable.latency_buckets, self.tail.bound)
         if slow_c is not None and slow_s is not None:
-            self.test.update(slow_c[0], slow_c[1], slow_s[0], slow_s[1])
+            self.test.update(stage, slow_c[0], slow_c[1], slow_s[0], slow_s[1])
 
 
 class SequentialJudge:
-    def __init__(self, alpha: float, tolerance: float, floor: float, metrics: Iterable[str] = ()):
-        """`metrics`: the plan's metric names; each latency quantile among them gets its e-process."""
+    def __init__(self, alpha: float, tolerance: float, floor: float, metrics: Iterable[str] = (), stages: int = 1):
+        """`metrics`: the plan's metric names; each latency quantile among them gets its e-process. `stages`:
+        how many of the plan's stages compare the tracks (each starts its tests again)."""
         self.alpha, self.tolerance, self.floor = alpha, tolerance, floor
-        self._errors = RateRatioTest(tolerance)
-        self._latency = {metric: _SlowRequests(metric, tolerance) for metric in dict.fromkeys(metrics) if metric in QUANTILES}
+        self._errors = StagedRatioTest(tolerance, stages)
+        self._latency = {metric: _SlowRequests(metric, tolerance, stages) for metric in dict.fromkeys(metrics) if metric in QUANTILES}
         self.metrics = (ERRORS, *self._latency)
         """What it tests, in the order a regression is looked for."""
         self.alpha_each = alpha / len(self.metrics)
 
-    def add(self, canary: TrackCounts | None, stable: TrackCounts | None) -> bool:
-        """One sample's counts; False when they are not evidence (a track uncounted, without traffic, or with
+    def add(self, canary: TrackCounts | None, stable: TrackCounts | None, stage: int = 0) -> bool:
+        """One sample's counts, taken in `stage`; False when they are not evidence (a track uncounted, without traffic, or with
         counts that are not numbers: the journal holds none of those either, so a resume replays the same)."""
         if canary is None or stable is None or not (canary.finite and stable.finite):
             return False
         if canary.requests <= 0 or stable.requests <= 0 or canary.errors < 0 or stable.errors < 0:
             return False
-        self._errors.update(canary.requests, canary.errors, stable.requests, stable.errors)
+        self._errors.update(stage, canary.requests, canary.errors, stable.requests, stable.errors)
         for latency in self._latency.values():
-            latency.add(canary, stable)
+            latency.add(stage, canary, stable)
         return True
 
-    def replay(self, journaled_counts: Iterable[dict[str, dict[str, object]]]) -> None:
-        """The evidence of the samples a resumed rollout already journaled, in their order (the latency bounds
-        are chosen again from the same first samples, so they come out the same)."""
-        for counts in journaled_counts:
+    def replay(self, journaled_counts: Iterable[tuple[int, dict[str, dict[str, object]]]]) -> None:
+        """The evidence of the samples a resumed rollout already journaled, in their order, each with its stage
+        (the latency bounds are chosen again from the same first samples, so they come out the same)."""
+        for stage, counts in journaled_counts:
             canary, stable = counts.get("canary"), counts.get("stable")
             if canary and stable:
-                self.add(TrackCounts.from_dict(canary), TrackCounts.from_dict(stable))
+                self.add(TrackCounts.from_dict(canary), TrackCounts.from_dict(stable), stage)
 
     def evidence(self, metric: str = ERRORS) -> RatioEvidence:
         return self._test(metric).evidence(self.alpha_each)
@@ -122,28 +126,34 @@ class SequentialJudge:
             test = self._test(metric)
             if test.log_e_value() < threshold:  # the usual case, without the interval's cost
                 continue
-            evidence = test.evidence(self.alpha_each)
+            leading = test.leading(self.alpha_each)
+            evidence = leading.evidence
             latency = self._latency.get(metric)
             if not evidence.regressed(self.alpha_each, self.floor if latency is None else latency.tail.floor):
                 continue
             if latency is None:
-                return Regression(f"judge:{metric}", describe(evidence))
+                return Regression(f"judge:{metric}", describe(evidence, leading.since_stage))
             assert latency.tail.bound is not None, "a latency is tested only once its bound is chosen"
-            return Regression(f"judge:{metric}", describe_latency(metric, latency.tail.bound, evidence))
+            return Regression(f"judge:{metric}", describe_latency(metric, latency.tail.bound, evidence, leading.since_stage))
         return None
 
-    def _test(self, metric: str) -> RateRatioTest:
+    def _test(self, metric: str) -> StagedRatioTest:
         return self._errors if metric == ERRORS else self._latency[metric].test
 
 
-def describe(evidence: RatioEvidence) -> str:
-    """ "errors 0.28% vs 0.08%: ×3.5 [×2.1–×5.8] after 14,200 canary requests" """
-    return f"errors {_shares(evidence)}: {_ratio(evidence)}"
+def describe(evidence: RatioEvidence, since_stage: int = 0) -> str:
+    """ "errors 0.28% vs 0.08%: ×3.5 [×2.1–×5.8] after 14,200 canary requests"; with `since_stage`, the
+    evidence from that stage's start on (0-based): "errors 0.9% vs 0.3% since stage 3: …" """
+    return f"errors {_shares(evidence)}{_since(since_stage)}: {_ratio(evidence)}"
 
 
-def describe_latency(metric: str, bound_s: float, evidence: RatioEvidence) -> str:
+def describe_latency(metric: str, bound_s: float, evidence: RatioEvidence, since_stage: int = 0) -> str:
     """ "p99: 3.1% vs 1.0% of requests slower than 250ms: ×3.1 [×1.9–×5.2] after 9,800 canary requests" """
-    return f"{CATALOGUE[metric].label}: {_shares(evidence)} of requests slower than {bound_s * 1000:g}ms: {_ratio(evidence)}"
+    return f"{CATALOGUE[metric].label}: {_shares(evidence)} of requests slower than {bound_s * 1000:g}ms{_since(since_stage)}: {_ratio(evidence)}"
+
+
+def _since(stage: int) -> str:
+    return f" since stage {stage + 1}" if stage else ""
 
 
 def _shares(evidence: RatioEvidence) -> str:

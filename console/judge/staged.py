@@ -1,0 +1,70 @@
+"""The rate-ratio test of one rollout, never restarted, with a test from each later stage's start beside
+it: the evidence of 5% still counts at 50%, and a fault that begins at 50% is not drowned by the clean
+evidence of 5% and 25%.
+
+Each later stage's start begins an e-process of its own (console/judge/rate_ratio.py) on the samples
+from there on; the rollout's e-value is the mixture of these and the whole rollout's test, with fixed
+weights: half on the whole rollout's, the other half shared among the later stages' starts. A test not started yet counts as 1, the
+value it starts at. Each test is a supermartingale under the null from its start (a stage starts at a
+stopping time), so the mixture is one from the first sample, and by Ville's inequality it ever reaches
+1/α with probability at most α.
+
+The estimate and the interval shown are the whole rollout's: the band narrows over the rollout. A
+rollback's reason quotes the test that weighs most in the mixture: the stage's own, when the fault began
+there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from console.judge.rate_ratio import RateRatioTest, RatioEvidence
+
+WHOLE_ROLLOUT_WEIGHT = 0.5
+"""The mixture's weight on the test of the whole rollout; the rest is shared among the later stages' starts."""
+
+
+@dataclass(frozen=True)
+class Leading:
+    """The test that weighs most in the mixture, and the stage it started at (0: the whole rollout)."""
+
+    since_stage: int
+    evidence: RatioEvidence
+
+
+class StagedRatioTest:
+    def __init__(self, tolerance: float, stages: int = 1):
+        """`stages`: how many of the rollout's stages compare the tracks (stable still serves)."""
+        self.tolerance = tolerance
+        later = max(stages, 1) - 1
+        self._weights = [WHOLE_ROLLOUT_WEIGHT] + [(1 - WHOLE_ROLLOUT_WEIGHT) / later] * later if later else [1.0]
+        self._tests: dict[int, RateRatioTest] = {0: RateRatioTest(tolerance)}
+        """By the stage each started at."""
+
+    @property
+    def whole(self) -> RateRatioTest:
+        return self._tests[0]
+
+    def update(self, stage: int, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float) -> None:
+        """One interval's counts, taken in `stage` (the stages come in order, as the rollout takes them)."""
+        if 0 < stage < len(self._weights) and stage not in self._tests:
+            self._tests[stage] = RateRatioTest(self.tolerance)
+        for test in self._tests.values():
+            test.update(canary_requests, canary_errors, stable_requests, stable_errors)
+
+    def log_e_value(self) -> float:
+        """log of the mixture's e-value against "no worse than 1 + tolerance"."""
+        logs = [math.log(weight) + (self._tests[stage].log_e_value() if stage in self._tests else 0.0) for stage, weight in enumerate(self._weights)]
+        top = max(logs)
+        return top + math.log(sum(math.exp(log - top) for log in logs))
+
+    def evidence(self, alpha: float) -> RatioEvidence:
+        """The whole rollout's estimate, interval and counts, with the mixture's e-value."""
+        return replace(self.whole.evidence(alpha), log_e_value=self.log_e_value())
+
+    def leading(self, alpha: float) -> Leading:
+        """The started test whose weighted e-value is the largest: what a rollback's reason quotes."""
+        stage = max(self._tests, key=lambda started: math.log(self._weights[started]) + self._tests[started].log_e_value())
+        evidence = self._tests[stage].evidence(alpha)
+        return Leading(stage, replace(evidence, log_e_value=self.log_e_value()))
