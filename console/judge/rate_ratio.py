@@ -19,15 +19,18 @@ of whole events), requests stay as given (they only weigh π).
 The log-likelihood of ρ over the intervals so far is E_c log ρ − Σ k log(1 + ρ n_c/n_s) plus a term
 that is the same at every ρ (Σ e_c log(n_c/n_s)) and cancels in every ratio the test takes; only the
 canary's errors E_c and the sum are kept, the sum updated in C-level maps (a sample judges several
-metrics, each its own test).
+metrics, each its own test). Both are sums over intervals, so the test of the intervals since a moment is
+the test's sums now less those at that moment (a `Mark`): a test from a stage's start costs no update of
+its own, and its e-value needs only the grid from the null up.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import repeat
-from operator import add, mul, sub
+from operator import add, mul, neg, sub
 
 from console.judge.rate_bound import rate_bounds
 
@@ -70,6 +73,17 @@ class RatioEvidence:
         return bounds is not None and bounds[0] > floor
 
 
+@dataclass(frozen=True)
+class Mark:
+    """The sums of a test at one moment: the test of the intervals after it subtracts them."""
+
+    penalty: tuple[float, ...]
+    canary_requests: float
+    canary_errors: int
+    stable_requests: float
+    stable_errors: int
+
+
 class RateRatioTest:
     """The e-process for one metric of one rollout: constant memory, an update per sample."""
 
@@ -92,13 +106,15 @@ class RateRatioTest:
         self.canary_errors = self.stable_errors = 0
         self._evidence: tuple[float, RatioEvidence] | None = None
         """The last evidence read and its alpha, until the next update (the journal and the verdict both read it)."""
+        self._log_e: float | None = None
+        """The last log e-value read, until the next update."""
 
     def update(self, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float) -> None:
         """One interval's counts; an interval with no requests on a track, or no errors, says nothing of ρ."""
         errors_c, errors_s = round(canary_errors), round(stable_errors)
         if canary_requests <= 0 or stable_requests <= 0:
             return
-        self._evidence = None
+        self._evidence = self._log_e = None
         self.canary_requests += canary_requests
         self.stable_requests += stable_requests
         self.canary_errors += errors_c
@@ -108,17 +124,26 @@ class RateRatioTest:
         share, errors = canary_requests / stable_requests, float(errors_c + errors_s)
         self._penalty = list(map(add, self._penalty, map(errors.__mul__, map(math.log1p, map(share.__mul__, self.grid)))))
 
-    def log_e_value(self) -> float:
-        """log of the e-value against "no worse than 1 + tolerance" (cheaper than the whole evidence)."""
-        if self._evidence is not None:
-            return self._evidence[1].log_e_value
-        likelihood = self._log_likelihood()
-        return self._log_mixture(likelihood) - likelihood[self._null_index]
+    def mark(self) -> Mark:
+        """Where the test stands now: `since` it, the test of the intervals that follow."""
+        return Mark(tuple(self._penalty), self.canary_requests, self.canary_errors, self.stable_requests, self.stable_errors)
 
-    def evidence(self, alpha: float) -> RatioEvidence:
-        if self._evidence is not None and self._evidence[0] == alpha:
+    def log_e_value(self, since: Mark | None = None) -> float:
+        """log of the e-value against "no worse than 1 + tolerance" (cheaper than the whole evidence), of the
+        intervals since `since` when it is given."""
+        if since is None and self._log_e is not None:
+            return self._log_e
+        likelihood = self._log_likelihood(since, self._null_index)
+        log_e = self._log_mixture(likelihood[1:]) - likelihood[0]
+        if since is None:
+            self._log_e = log_e
+        return log_e
+
+    def evidence(self, alpha: float, since: Mark | None = None) -> RatioEvidence:
+        """What the test concludes, of the intervals since `since` when it is given."""
+        if since is None and self._evidence is not None and self._evidence[0] == alpha:
             return self._evidence[1]
-        likelihood = self._log_likelihood()
+        likelihood = self._log_likelihood(since)
         null = self._null_index
         top = max(likelihood)
         # One pass of exp serves both mixtures, unless the points above the null are so much less likely than
@@ -128,32 +153,48 @@ class RateRatioTest:
         if above > 1e-200:
             log_e = top + math.log(above) - likelihood[null]
         else:
-            log_e = self._log_mixture(likelihood) - likelihood[null]
+            log_e = self._log_mixture(likelihood[null + 1 :]) - likelihood[null]
+        canary_requests, canary_errors, stable_requests, stable_errors = self._counts(since)
         estimate = low = high = None
-        if self.canary_errors + self.stable_errors > 0:
+        if canary_errors + stable_errors > 0:
             best = likelihood.index(top)
             estimate = self.grid[best]
             # The mixture over the whole grid against each point: points it has not rejected form the interval.
-            # They are contiguous about the most likely point (the log-likelihood is concave in log ρ); the
-            # interval's true edges lie between them and their rejected neighbours, so the neighbours bound it.
+            # They are contiguous about the most likely point (the log-likelihood is concave in log ρ: it rises
+            # to it and falls after, so each edge is a bisection); the interval's true edges lie between them
+            # and their rejected neighbours, so the neighbours bound it.
             cut = top + math.log(sum(scaled) / len(scaled)) - math.log(1 / alpha)
-            first = last = best
-            while first > 0 and likelihood[first - 1] > cut:
-                first -= 1
-            while last < len(likelihood) - 1 and likelihood[last + 1] > cut:
-                last += 1
+            first = bisect_right(likelihood, cut, 0, best)
+            last = bisect_left(likelihood, -cut, best, len(likelihood), key=neg) - 1
             low = self.grid[first - 1] if first > 0 else None
             high = self.grid[last + 1] if last < len(self.grid) - 1 else None
-        evidence = RatioEvidence(log_e, estimate, low, high, self.canary_requests, self.canary_errors, self.stable_requests, self.stable_errors)
-        self._evidence = (alpha, evidence)
+        evidence = RatioEvidence(log_e, estimate, low, high, canary_requests, canary_errors, stable_requests, stable_errors)
+        if since is None:
+            self._evidence, self._log_e = (alpha, evidence), log_e
         return evidence
 
-    def _log_mixture(self, likelihood: list[float]) -> float:
+    def _counts(self, since: Mark | None) -> tuple[float, int, float, int]:
+        if since is None:
+            return self.canary_requests, self.canary_errors, self.stable_requests, self.stable_errors
+        return (
+            self.canary_requests - since.canary_requests,
+            self.canary_errors - since.canary_errors,
+            self.stable_requests - since.stable_requests,
+            self.stable_errors - since.stable_errors,
+        )
+
+    def _log_mixture(self, above_null: list[float]) -> float:
         """log of the prior's mixture of the likelihoods above the null."""
-        weighted = list(map(add, likelihood[self._null_index + 1 :], self._log_prior))
+        weighted = list(map(add, above_null, self._log_prior))
         top = max(weighted)
         return top + math.log(sum(map(math.exp, map(sub, weighted, repeat(top)))))
 
-    def _log_likelihood(self) -> list[float]:
-        """log-likelihood at each grid point, up to a term the same at all of them."""
-        return list(map(sub, map(float(self.canary_errors).__mul__, self._log_grid), self._penalty))
+    def _log_likelihood(self, since: Mark | None = None, first: int = 0) -> list[float]:
+        """log-likelihood at each grid point from `first` up, of the intervals since `since`, up to a term the
+        same at all of them."""
+        if since is None:
+            errors, penalty = float(self.canary_errors), self._penalty[first:]
+        else:
+            errors = float(self.canary_errors - since.canary_errors)
+            penalty = list(map(sub, self._penalty[first:], since.penalty[first:]))
+        return list(map(sub, map(errors.__mul__, self._log_grid[first:]), penalty))

@@ -3,11 +3,12 @@ it: the evidence of 5% still counts at 50%, and a fault that begins at 50% is no
 evidence of 5% and 25%.
 
 Each later stage's start begins an e-process of its own (console/judge/rate_ratio.py) on the samples
-from there on; the rollout's e-value is the mixture of these and the whole rollout's test, with fixed
-weights: half on the whole rollout's, the other half shared among the later stages' starts. A test not started yet counts as 1, the
-value it starts at. Each test is a supermartingale under the null from its start (a stage starts at a
-stopping time), so the mixture is one from the first sample, and by Ville's inequality it ever reaches
-1/α with probability at most α.
+from there on: the whole rollout's test less its sums at that start (a Mark), so it costs no update of its
+own. The rollout's e-value is the mixture of these and the whole rollout's test, with fixed weights: half
+on the whole rollout's, the other half shared among the later stages' starts. A test not started yet
+counts as 1, the value it starts at. Each test is a supermartingale under the null from its start (a stage
+starts at a stopping time), so the mixture is one from the first sample, and by Ville's inequality it ever
+reaches 1/α with probability at most α.
 
 The estimate and the interval shown are the whole rollout's: the band narrows over the rollout. A
 rollback's reason quotes the test that weighs most in the mixture: the stage's own, when the fault began
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from console.judge.rate_ratio import RateRatioTest, RatioEvidence
+from console.judge.rate_ratio import Mark, RateRatioTest, RatioEvidence
 
 WHOLE_ROLLOUT_WEIGHT = 0.5
 """The mixture's weight on the test of the whole rollout; the rest is shared among the later stages' starts."""
@@ -38,24 +39,25 @@ class StagedRatioTest:
         """`stages`: how many of the rollout's stages compare the tracks (stable still serves)."""
         self.tolerance = tolerance
         later = max(stages, 1) - 1
-        self._weights = [WHOLE_ROLLOUT_WEIGHT] + [(1 - WHOLE_ROLLOUT_WEIGHT) / later] * later if later else [1.0]
-        self._tests: dict[int, RateRatioTest] = {0: RateRatioTest(tolerance)}
-        """By the stage each started at."""
-
-    @property
-    def whole(self) -> RateRatioTest:
-        return self._tests[0]
+        self._log_weights = [math.log(weight) for weight in ([WHOLE_ROLLOUT_WEIGHT] + [(1 - WHOLE_ROLLOUT_WEIGHT) / later] * later if later else [1.0])]
+        self.whole = RateRatioTest(tolerance)
+        self._starts: dict[int, Mark] = {}
+        """The whole test's sums at each later stage's start, by stage."""
+        self._weighted: dict[int, float] | None = None
+        """Each started test's log e-value plus its log weight, by stage (0: the whole rollout), until the next update."""
 
     def update(self, stage: int, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float) -> None:
         """One interval's counts, taken in `stage` (the stages come in order, as the rollout takes them)."""
-        if 0 < stage < len(self._weights) and stage not in self._tests:
-            self._tests[stage] = RateRatioTest(self.tolerance)
-        for test in self._tests.values():
-            test.update(canary_requests, canary_errors, stable_requests, stable_errors)
+        if 0 < stage < len(self._log_weights) and stage not in self._starts:
+            self._starts[stage] = self.whole.mark()
+        self._weighted = None
+        self.whole.update(canary_requests, canary_errors, stable_requests, stable_errors)
 
     def log_e_value(self) -> float:
         """log of the mixture's e-value against "no worse than 1 + tolerance"."""
-        logs = [math.log(weight) + (self._tests[stage].log_e_value() if stage in self._tests else 0.0) for stage, weight in enumerate(self._weights)]
+        weighted = self._weighted_log_e()
+        # A test not started yet is at 1: its term is its weight alone.
+        logs = [weighted.get(stage, log_weight) for stage, log_weight in enumerate(self._log_weights)]
         top = max(logs)
         return top + math.log(sum(math.exp(log - top) for log in logs))
 
@@ -65,6 +67,14 @@ class StagedRatioTest:
 
     def leading(self, alpha: float) -> Leading:
         """The started test whose weighted e-value is the largest: what a rollback's reason quotes."""
-        stage = max(self._tests, key=lambda started: math.log(self._weights[started]) + self._tests[started].log_e_value())
-        evidence = self._tests[stage].evidence(alpha)
+        weighted = self._weighted_log_e()
+        stage = max(weighted, key=weighted.__getitem__)
+        evidence = self.whole.evidence(alpha) if stage == 0 else self.whole.evidence(alpha, since=self._starts[stage])
         return Leading(stage, replace(evidence, log_e_value=self.log_e_value()))
+
+    def _weighted_log_e(self) -> dict[int, float]:
+        if self._weighted is None:
+            self._weighted = {0: self._log_weights[0] + self.whole.log_e_value()}
+            for stage, start in self._starts.items():
+                self._weighted[stage] = self._log_weights[stage] + self.whole.log_e_value(since=start)
+        return self._weighted
