@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import accumulate
+from operator import itemgetter
 
 from console.samples import TrackCounts
 
@@ -32,18 +34,12 @@ def _histogram(buckets: Sequence[tuple[float, float]]) -> Histogram | None:
     ordered = sorted(buckets)
     if len(ordered) < 2 or ordered[-1][0] != math.inf:
         return None
-    bounds: list[float] = []
-    counts: list[float] = []
-    for bound, count in ordered:  # equal bounds are one bucket; a count below the one before is taken as it (monotonic)
-        count = max(count, counts[-1]) if counts else count
-        if bounds and bound == bounds[-1]:
-            counts[-1] = count
-        else:
-            bounds.append(bound)
-            counts.append(count)
-    if len(bounds) < 2 or counts[-1] <= 0:
+    # A count below the one before is taken as it (monotonic); equal bounds are one bucket, with the last
+    # (the largest) of their counts: a dict keeps each bound once, in order, with the value given last.
+    merged = dict(zip(map(itemgetter(0), ordered), accumulate(map(itemgetter(1), ordered), max), strict=True))
+    if len(merged) < 2 or merged[math.inf] <= 0:
         return None
-    return bounds, counts
+    return list(merged), list(merged.values())
 
 
 def _quantile(quantile: float, histogram: Histogram | None) -> float | None:

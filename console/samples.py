@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import itemgetter
 
 TRACKS = ("canary", "stable")
 """The two tracks a sample compares: the new version and the one it replaces."""
@@ -37,8 +38,9 @@ class TrackCounts:
     def finite(self) -> bool:
         """Every count a finite number and every bound one or inf: counts a source gave as NaN are no evidence
         (asked of each sample by every check and the judge, so worked out once)."""
-        counts = (self.requests, self.errors, *(count for _, count in self.latency_buckets))
-        return all(math.isfinite(count) for count in counts) and all(math.isfinite(bound) or bound == math.inf for bound, _ in self.latency_buckets)
+        counts = (self.requests, self.errors, *map(itemgetter(1), self.latency_buckets))
+        # -inf < bound holds for every finite bound and inf, and fails for NaN and -inf
+        return all(map(math.isfinite, counts)) and all(map((-math.inf).__lt__, map(itemgetter(0), self.latency_buckets)))
 
     def to_dict(self) -> dict[str, object]:
         """As journaled: the inf bound written as null, since JSON has no infinity."""

@@ -34,6 +34,8 @@ def by_trigger(trigger: str) -> str:
 
 def _number(value: Any) -> float | None:
     """A journaled number; None for what is none (missing, null, a string, NaN): unknown, never zero."""
+    if type(value) is float:  # nearly every one: spares the checks below
+        return value if math.isfinite(value) else None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
