@@ -52,9 +52,10 @@ Definitions:
 - exposure: canary requests served from the onset to rollback_started, median over the same canaries.
 
 Cost: a rollout runs the whole controller loop, journal included (in a temporary directory, on
-/dev/shm where there is one, so the group commit's fsyncs cost nothing), about 0.2 s of CPU for a
-healthy canary's 270 samples (`judgement_rollout_ms`). The runs of one canary under the three judges are
-one run until a judge parts from it, which keeps the corpus under 5 minutes on two cores: a run stops as
+/dev/shm where there is one, so the group commit's fsyncs cost nothing), about 0.4 s of CPU for a
+healthy canary's 270 samples (`judgement_rollout_ms`; the simulator's draws, the judge, the journal and
+its fold each take a fair part of it). The runs of one canary under the three judges are one run until
+a judge parts from it (4,396 rollouts for the corpus' 6,240 judgements): a run stops as
 the 100% stage starts (its outcome is decided); the Mann-Whitney judge watches the sequential run and
 is run itself only when that run parted from its own before its first High window; a threshold run is
 taken from a run that no judge parted from (`judged_three_ways`: the same decisions, proven equal by
