@@ -37,7 +37,6 @@ class Leading:
 class StagedRatioTest:
     def __init__(self, tolerance: float, stages: int = 1):
         """`stages`: how many of the rollout's stages compare the tracks (stable still serves)."""
-        self.tolerance = tolerance
         later = max(stages, 1) - 1
         self._log_weights = [math.log(weight) for weight in ([WHOLE_ROLLOUT_WEIGHT] + [(1 - WHOLE_ROLLOUT_WEIGHT) / later] * later if later else [1.0])]
         self.whole = RateRatioTest(tolerance)
@@ -69,7 +68,7 @@ class StagedRatioTest:
         """The started test whose weighted e-value is the largest: what a rollback's reason quotes."""
         weighted = self._weighted_log_e()
         stage = max(weighted, key=weighted.__getitem__)
-        evidence = self.whole.evidence(alpha) if stage == 0 else self.whole.evidence(alpha, since=self._starts[stage])
+        evidence = self.whole.evidence(alpha, since=self._starts.get(stage))  # the whole rollout's (stage 0) has no start
         return Leading(stage, replace(evidence, log_e_value=self.log_e_value()))
 
     def _weighted_log_e(self) -> dict[int, float]:
