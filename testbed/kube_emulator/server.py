@@ -179,7 +179,7 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             self._send_json(500, ApiError(500, "InternalError", traceback.format_exc(limit=3)).status())
         finally:
-            self._record()  # a watch, or a request that never got an answer
+            self._record()  # a request that never got an answer
 
     def _record(self) -> None:
         if not self._recorded:
@@ -377,6 +377,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 cursor = int(requested)
         self._status = 200
+        self._record()  # when it opens, as other requests are when answered: the log is in the order served
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")

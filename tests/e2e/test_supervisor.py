@@ -200,7 +200,8 @@ def test_attach_replays_then_streams_and_takes_commands(tmp_path):
     written = journal_events(tmp_path)
     with SupervisorClient(files.socket, timeout=10) as client:
         live = next(client.attach(len(written)))  # nothing to replay from the journal's end: the next event is live
-        assert live["event"] == "sample" and live["t"] > written[-1].t
+    journaled_next = json.loads(files.journal.read_text().splitlines()[len(written)])
+    assert (live["event"], live["t"]) == (journaled_next["event"], journaled_next["t"])
     with SupervisorClient(files.socket, timeout=10) as client:
         assert client.command("pause", "alice@host")["ok"]
     wait_for_event(tmp_path, lambda e: isinstance(e, ev.Paused) and "alice@host" in e.reason)
