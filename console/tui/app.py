@@ -8,6 +8,7 @@ simulator or a 1 s sample interval never floods a slow SSH link.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -185,6 +186,7 @@ class BrahmaApp(FlagEditing, App[str]):
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
         watch_terminal(self, self.terminal_gone)
         self.refresh_view()
+        self.call_after_refresh(gc.enable)  # `brahma` pauses the collector until the first frame shows (entry.py)
 
     def terminal_gone(self, why: str) -> None:
         """Nobody can see this console: a detached controller is only left (it goes on supervising); the
