@@ -186,7 +186,14 @@ class BrahmaApp(FlagEditing, App[str]):
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
         watch_terminal(self, self.terminal_gone)
         self.refresh_view()
-        self.call_after_refresh(gc.enable)  # `brahma` pauses the collector until the first frame shows (entry.py)
+        self.call_after_refresh(self._collect_from_now_on)
+
+    def _collect_from_now_on(self) -> None:
+        """`brahma` pauses the cyclic collector until the first frame shows (entry.py). What start-up made (modules,
+        classes, the widgets) lives as long as the console: frozen, the first collections do not search it all
+        while the first frame is still on its way to the terminal."""
+        gc.freeze()
+        gc.enable()
 
     def terminal_gone(self, why: str) -> None:
         """Nobody can see this console: a detached controller is only left (it goes on supervising); the
