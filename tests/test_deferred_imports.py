@@ -37,9 +37,21 @@ ELSEWHERE = [
 HEADLESS_DEFERRED = [*CLIENTS, *ELSEWHERE, "textual", "rich", "widgets", "console.tui"]
 PLAN_READING = ["pydantic", "pydantic_core", "yaml", "hcl2", "console.plan.loader", "console.plan.document"]
 """What reads and checks a plan file: the controller does, and gives the console the plan it runs."""
-CONSOLE_DEFERRED = [*CLIENTS, *ELSEWHERE, *PLAN_READING, "console.sim", "console.report", "console.supervisor.server", "console.controller.controller"]
+PANES = ["widgets.metric_table", "widgets.checklist", "widgets.flag_panel", "widgets.keyed_table", "widgets.chart_screen", "textual.widgets._data_table"]
+"""The panes under the track, mounted once the first frame shows (and the DataTable they are built on)."""
+CONSOLE_DEFERRED = [
+    *CLIENTS,
+    *ELSEWHERE,
+    *PLAN_READING,
+    *PANES,
+    "console.sim",
+    "console.report",
+    "console.supervisor.server",
+    "console.controller.controller",
+]
 """The console's process draws what its controller (another process) journals: it runs no controller and no
-simulator, writes no report, and reads no plan file (a fork of it does for `brahma run`, before the controller starts)."""
+simulator, writes no report, and reads no plan file (a fork of it does for `brahma run`, before the controller starts);
+its first frame is the track and the state."""
 
 FIRST_FRAME = """
 import json, sys

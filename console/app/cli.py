@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import sys
 from collections.abc import Sequence
@@ -208,6 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         lock = take_lock(files) if args.state_dir.exists() else None
         if lock is None and args.state_dir.exists():
             say(f"{plan.name} is already supervised (pid {lock_holder(files)}): following it")
+            gc.enable()  # no console opens: start-up is over
             return attach(args.state_dir, plan.name, headless=True, read_only=True)
         rollout = build_rollout(plan, options, current_actor())
         lock = lock or take_lock(files)
@@ -309,12 +311,16 @@ COMMANDS = {
     "flags": cmd_flags,
     "report": cmd_report,
 }
+CONSOLE_COMMANDS = ("run", "demo", "attach")
+"""The commands that open the console unless --headless."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from console.streams import guarded
 
     args = _parser().parse_args(argv)
+    if args.command not in CONSOLE_COMMANDS or args.headless:
+        gc.enable()  # paused for start-up by entry.py; a console collects again once its first frame shows (BrahmaApp)
     # A reader that goes away (`| head`, a closed terminal) stops the printing, never a rollout.
     shown = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = guarded(sys.stdout), guarded(sys.stderr)  # type: ignore[assignment]

@@ -5,6 +5,10 @@ import sys
 
 
 def brahma() -> None:
+    # Start-up (imports above all) makes many objects and little garbage: the cyclic collector's passes over
+    # them are time before the first frame. cli.main collects again once start-up is over (for a console,
+    # once its first frame shows).
+    gc.disable()
     from console.app.cli import main
 
     code = main()

@@ -8,6 +8,7 @@ simulator or a 1 s sample interval never floods a slow SSH link.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -29,21 +30,19 @@ from console.tui import view
 from console.tui.commands import RolloutCommands
 from console.tui.flag_editing import FlagEditing, flag_rows
 from console.tui.terminal_watch import watch_terminal
-from widgets.chart_screen import ChartScreen
-from widgets.checklist import Checklist
 from widgets.confirm_screen import ConfirmScreen
-from widgets.flag_panel import FlagPanel
-from widgets.keyed_table import KeyedTable
-from widgets.keys_screen import KeysScreen
-from widgets.metric_table import MetricTable
 from widgets.rollback_bar import RollbackBar
 from widgets.stage_track import StageTrack
-from widgets.text_screen import TextScreen
 
+# The panes' widgets (and the DataTable they are built on) are no part of the first frame: they are imported
+# where they are used, once the panes are mounted (mount_panes) or a screen of theirs is opened.
 if TYPE_CHECKING:
     from textual.widgets import RichLog
 
     from console.rollout import Rollout
+    from widgets.checklist import Checklist
+    from widgets.keyed_table import KeyedTable
+    from widgets.metric_table import MetricTable
 
 HEADER_SIDES = 18
 """Cells of the header that are not its title: Textual's icon (8) and clock space (10)."""
@@ -144,6 +143,10 @@ class BrahmaApp(FlagEditing, App[str]):
         if self._panes_asked or base is None or not base.is_attached:
             return  # mounted already, or the console is closing
         self._panes_asked = True
+        from widgets.checklist import Checklist
+        from widgets.flag_panel import FlagPanel
+        from widgets.metric_table import MetricTable
+
         metrics = Vertical(MetricTable(id="metrics"), Static(id="metrics-detail", classes="detail", markup=False), id="metrics-pane")
         metrics.border_title = "Metrics · canary vs stable"
         preflight = Vertical(Checklist(id="checklist"), Static(id="checklist-detail", classes="detail", markup=False), id="preflight-pane")
@@ -183,6 +186,14 @@ class BrahmaApp(FlagEditing, App[str]):
         self.set_interval(REFRESH_S, self._refresh_if_dirty)
         watch_terminal(self, self.terminal_gone)
         self.refresh_view()
+        self.call_after_refresh(self._collect_from_now_on)
+
+    def _collect_from_now_on(self) -> None:
+        """`brahma` pauses the cyclic collector until the first frame shows (entry.py). What start-up made (modules,
+        classes, the widgets) lives as long as the console: frozen, the first collections do not search it all
+        while the first frame is still on its way to the terminal."""
+        gc.freeze()
+        gc.enable()
 
     def terminal_gone(self, why: str) -> None:
         """Nobody can see this console: a detached controller is only left (it goes on supervising); the
@@ -273,6 +284,10 @@ class BrahmaApp(FlagEditing, App[str]):
             self._highlight_the_cause(state)
 
     def _refresh_panes(self, state) -> None:
+        from widgets.chart_screen import ChartScreen
+        from widgets.checklist import Checklist
+        from widgets.metric_table import MetricTable
+
         self.query_one(MetricTable).show(view.metric_rows(self.plan, state, self._last_seen))
         self._show_detail(self.query_one(MetricTable))
         status = view.source_status(self.plan, state, self._last_seen)
@@ -301,6 +316,8 @@ class BrahmaApp(FlagEditing, App[str]):
         cause = {Phase.PAUSED: state.paused_trigger, Phase.ROLLING_BACK: state.rollback_trigger}.get(state.phase)
         if self._panes is None:
             return  # mount_panes highlights it
+        from widgets.metric_table import MetricTable
+
         table = self.query_one(MetricTable)
         if cause and cause in table.rows:
             table.move_cursor(row=table.get_row_index(cause))
@@ -314,6 +331,8 @@ class BrahmaApp(FlagEditing, App[str]):
             line.update(detail)
 
     def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        from widgets.keyed_table import KeyedTable
+
         if isinstance(event.data_table, KeyedTable):
             self._show_detail(event.data_table)
 
@@ -333,6 +352,8 @@ class BrahmaApp(FlagEditing, App[str]):
 
     def refresh_flags(self) -> None:
         if self.rollout.flags is not None and self._panes is not None:
+            from widgets.flag_panel import FlagPanel
+
             self.query_one(FlagPanel).show(flag_rows(self.rollout.flags.flags()))
             self._show_detail(self.query_one(FlagPanel))
 
@@ -426,6 +447,8 @@ class BrahmaApp(FlagEditing, App[str]):
 
     def action_sign_off(self) -> None:
         waiting = [name for name, item in self.controller.state.preflight.items() if item.status == "waiting"]
+        from widgets.checklist import Checklist
+
         highlighted = self.query_one(Checklist).highlighted_key if self._panes is not None else None
         item = highlighted if highlighted in waiting else (waiting[0] if waiting else None)
         if item is not None:
@@ -450,10 +473,14 @@ class BrahmaApp(FlagEditing, App[str]):
             self.submit("sign-off", spec.name)
 
     def on_checklist_output_requested(self, message: Checklist.OutputRequested) -> None:
+        from widgets.text_screen import TextScreen
+
         item = message.item
         self.push_screen(TextScreen(f"{item.name}: {item.state}", item.output or "(no output yet)"))
 
     def on_metric_table_chart_requested(self, message: MetricTable.ChartRequested) -> None:
+        from widgets.chart_screen import ChartScreen
+
         self.push_screen(ChartScreen(view.chart_data(self.plan, self.controller.state, message.metric)))
         self.backfill_chart(message.metric)
 
@@ -463,6 +490,8 @@ class BrahmaApp(FlagEditing, App[str]):
         state = self.controller.state
         start = state.stage_started_t if state.stage >= 0 else 0.0
         points = await self.controller.metrics.history(metric, start, self.controller.now(), self.plan.interval)
+        from widgets.chart_screen import ChartScreen
+
         if points and isinstance(self.screen, ChartScreen) and self.screen.data.metric == metric:
             backfill = [(p.t, TrackValues(p.canary, p.stable)) for p in points]
             self.screen.draw(view.chart_data(self.plan, state, metric, backfill))
@@ -498,6 +527,8 @@ class BrahmaApp(FlagEditing, App[str]):
     def action_keys(self) -> None:
         keys = [(b.key_display or self.get_key_display(b), b.description or b.action) for b in self._all_bindings()]
         keys.append(("ctrl+p", "Command palette: every action by name"))
+        from widgets.keys_screen import KeysScreen
+
         self.push_screen(KeysScreen(keys))
 
     def _all_bindings(self) -> list[Binding]:

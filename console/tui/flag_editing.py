@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from console.flags.errors import FlagError, VersionConflict
 from console.flags.model import Flag, FlagChange
 from console.flags.store import ChangeResult, FlagStore
 from widgets.confirm_screen import ConfirmScreen
-from widgets.flag_panel import FlagPanel, FlagRow
+
+if TYPE_CHECKING:  # the flags pane is mounted once the console's first frame shows: its module is loaded then
+    from widgets.flag_panel import FlagPanel, FlagRow
 
 Operation = Callable[[FlagStore], ChangeResult]
 
 
 def flag_rows(flags: tuple[Flag, ...]) -> list[FlagRow]:
+    from widgets.flag_panel import FlagRow
+
     return [FlagRow(f.name, f.enabled, f.percentage or 0, tuple(f.allowed_users), f.read_only, f.new) for f in flags]
 
 

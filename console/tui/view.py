@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from console.journal.evidence import JudgeEvidence, trigger_metric
 from console.journal.state import Phase, RolloutState
@@ -14,10 +15,12 @@ from console.plan.checks import Check
 from console.plan.model import RolloutPlan, Stage
 from console.samples import TrackValues
 from console.units import format_metric_value, shown_as_percent
-from widgets.chart_screen import Band, ChartData, Limit
-from widgets.checklist import ChecklistItem
-from widgets.metric_table import MetricRow, Verdict
 from widgets.stage_track import StageInfo, StageStatus, TrackState
+
+if TYPE_CHECKING:  # the panes' modules (and the DataTable they are built on) are loaded once the first frame shows
+    from widgets.chart_screen import Band, ChartData
+    from widgets.checklist import ChecklistItem
+    from widgets.metric_table import MetricRow, Verdict
 
 
 def stage_track(plan: RolloutPlan, state: RolloutState, now: float, keys: Mapping[str, str] | None = None) -> TrackState:
@@ -138,6 +141,8 @@ def _limit_checks(plan: RolloutPlan, state: RolloutState, metric: str) -> list[t
 
 
 def metric_rows(plan: RolloutPlan, state: RolloutState, last_seen: dict[str, datetime]) -> list[MetricRow]:
+    from widgets.metric_table import MetricRow
+
     rows = []
     for metric in plan.metric_names:
         history = state.history.get(metric, ())
@@ -269,6 +274,8 @@ CHECKLIST_STATES = {"pass": "pass", "fail": "fail", "error": "error", "waiting":
 
 
 def checklist(plan: RolloutPlan, state: RolloutState) -> list[ChecklistItem]:
+    from widgets.checklist import ChecklistItem
+
     items = []
     for spec in plan.preflight:
         result = state.preflight.get(spec.name)
@@ -294,6 +301,8 @@ def unit_of(metric: str, percent: bool) -> str:
 def chart_data(plan: RolloutPlan, state: RolloutState, metric: str, backfill: list[tuple[float, TrackValues]] = ()) -> ChartData:
     """Canary and stable over time (percent for fractions), the limits as lines; for a metric the
     sequential judge weighs, its ratio to stable and the interval narrowing, against 1 + tolerance."""
+    from widgets.chart_screen import ChartData, Limit
+
     percent = shown_as_percent(metric, plan.metrics.units)
     scale = 100.0 if percent else 1.0
     points = {t: TrackValues(v.canary, v.stable) for t, v in backfill}
@@ -321,6 +330,8 @@ def chart_data(plan: RolloutPlan, state: RolloutState, metric: str, backfill: li
 
 
 def _judge_band(plan: RolloutPlan, state: RolloutState, metric: str) -> Band | None:
+    from widgets.chart_screen import Band
+
     band = list(state.judge_history.get(metric, ()))
     if not band:
         return None
