@@ -213,6 +213,17 @@ DOMAIN_LAYERS: dict[str, set[str]] = {
     "console.narrate": {"console.journal"},
     "console.report": {"console.plan", "console.journal", "console.narrate"},
     "console.notify": {"console.plan", "console.journal", "console.narrate"},
+    "console.backtest": {
+        "console.plan",
+        "console.flags",
+        "console.journal",
+        "console.judge",
+        "console.targets",
+        "console.metrics",
+        "console.sim",
+        "console.preflight",
+        "console.controller",
+    },
 }
 """The domain, and what of it each package may import besides the foundation."""
 DOMAIN = set(DOMAIN_LAYERS)

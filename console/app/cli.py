@@ -82,6 +82,22 @@ def _parser() -> argparse.ArgumentParser:
         help="list | create NAME | enable NAME | disable NAME | set NAME PERCENT | allow NAME USER | disallow NAME USER | kill [NAME...]",
     )
 
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay the plan over Prometheus history as if its first stage had started at TIME; exit as run --headless (2: history too short)",
+        description="Replays the plan with the controller and judge of a release, in virtual time, on Prometheus history: no pre-flight, "
+        "no flags, no notifications, nothing real acted on; promotes and sign-offs a person would give are taken as given.",
+    )
+    backtest.add_argument("plan", type=Path)
+    backtest.add_argument(
+        "--at", required=True, metavar="TIME", help="ISO 8601 (2026-12-01T10:00; without a zone it is UTC), or before now: -3d, -36h, -90m, -1h30m"
+    )
+    backtest.add_argument("--prometheus", metavar="URL", help="override the plan's Prometheus server")
+    backtest.add_argument("--json", action="store_true", help="one JSON event per line on stdout, t on the rollout clock")
+    backtest.add_argument("--report", type=Path, metavar="FILE", help="write the runbook of the replay there")
+    backtest.add_argument("--canary-selector", metavar="MATCHERS", help='PromQL label matchers in place of the canary\'s track labels, e.g. pod="checkout-7f9"')
+    backtest.add_argument("--stable-selector", metavar="MATCHERS", help="the same for stable")
+
     report = commands.add_parser("report", help="write the runbook again from a journal, and print where")
     report.add_argument("journal", type=Path)
     report.add_argument("--output", "-o", type=Path, help="default: beside the journal, .md")
@@ -267,6 +283,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_COMPLETED
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from console.app.backtest import run_backtest
+
+    return run_backtest(args.plan, args.at, args.prometheus, args.json, args.report, args.canary_selector, args.stable_selector)
+
+
 def cmd_supervise(args: argparse.Namespace) -> int:
     from console.app.supervision import supervise
     from console.plan import load_plan
@@ -310,15 +332,31 @@ COMMANDS = {
     "preflight": cmd_preflight,
     "flags": cmd_flags,
     "report": cmd_report,
+    "backtest": cmd_backtest,
 }
 CONSOLE_COMMANDS = ("run", "demo", "attach")
 """The commands that open the console unless --headless."""
 
 
+TIME_OPTIONS = ("--at", "--from", "--to")
+"""Options whose value may be a time before now, `-36h`, that argparse would take for an option."""
+
+
+def relative_times_joined(argv: Sequence[str]) -> list[str]:
+    """`--at -36h` as `--at=-36h`, so that a relative time is read as the option's value."""
+    joined: list[str] = []
+    for word in argv:
+        if joined and joined[-1] in TIME_OPTIONS and word[:2].startswith("-") and word[1:2].isdigit():
+            joined[-1] = f"{joined[-1]}={word}"
+        else:
+            joined.append(word)
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from console.streams import guarded
 
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(relative_times_joined(sys.argv[1:] if argv is None else argv))
     if args.command not in CONSOLE_COMMANDS or args.headless:
         gc.enable()  # paused for start-up by entry.py; a console collects again once its first frame shows (BrahmaApp)
     # A reader that goes away (`| head`, a closed terminal) stops the printing, never a rollout.

@@ -75,12 +75,6 @@ def build_clock(options: RunOptions) -> Clock:
     return RealClock()
 
 
-def previous_image(image: str) -> str:
-    """What the simulator runs as stable before the release: the same repository, tag `previous`."""
-    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-    return f"{repository}:previous"
-
-
 def simulator_scenario(plan: RolloutPlan, options: RunOptions) -> Scenario | None:
     """The scenario the simulated metrics play (PlanError for a bad one); None when the metrics are not simulated."""
     if choose_kinds(plan, options)[1] != "sim":
@@ -100,7 +94,7 @@ def build_target_and_metrics(
     """The target, and the metric source: the simulator playing `scenario`, or Prometheus when there is none."""
     target_kind, metrics_kind = choose_kinds(plan, options)
     if target_kind == "sim":
-        from console.sim.target import SimTarget
+        from console.sim.target import SimTarget, previous_image
 
         target: Target = SimTarget(plan.strategy, plan.image, previous_image(plan.image), plan.target.replicas or 10, files.sim_state)
     else:

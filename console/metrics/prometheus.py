@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import requests
 import yaml
@@ -138,6 +138,26 @@ _DEADLINE_GRACE_S = 0.5
 _PLACEHOLDER = re.compile(r"\{(app|track|window|matchers)\}")
 
 T = TypeVar("T")
+
+
+class QueryClient(Protocol):
+    """What answers a sample's instant queries: PrometheusConnect, or a backtest's prefetched history."""
+
+    def custom_query(self, query: str, params: dict[str, Any] | None = None) -> Any: ...
+
+
+class Selector(Protocol):
+    """A track's own PromQL label matchers (console/backtest/selectors.py)."""
+
+    @property
+    def matchers(self) -> str:
+        """As PromQL writes them inside braces: `pod="checkout-7f9",env!="dev"`."""
+        ...
+
+    @property
+    def equal(self) -> Mapping[str, str]:
+        """The labels it pins to one value: an answer's series labelled otherwise is not the one asked for."""
+        ...
 
 
 class PrometheusConfigError(ValueError):
@@ -434,7 +454,11 @@ class PrometheusSource:
     for history(); without it there is no history. `scrape_interval_s` sizes the rate windows;
     when None it is read from the server's configuration (global scrape_interval) on first use.
     `counts` are the plan's count queries (metrics.counts). `wall_clock` is the instant each sample is
-    evaluated at (now; tests replay past instants). Credentials never appear in errors or in the repr.
+    evaluated at (now; tests and backtests replay past instants). `selectors` gives a track PromQL label
+    matchers of its own in place of {matchers} (app, track and the plan's labels): a past release another
+    tool ran with other labels. `clients` gives a track what answers its sample's instant queries in place
+    of the server (PrometheusConnect's custom_query): a backtest's prefetched history. Credentials never
+    appear in errors or in the repr.
     """
 
     def __init__(
@@ -448,6 +472,8 @@ class PrometheusSource:
         counts: CountQueries | None = None,
         scrape_interval_s: float | None = None,
         wall_clock: Callable[[], float] = time.time,
+        selectors: Mapping[str, Selector] | None = None,
+        clients: Mapping[str, QueryClient] | None = None,
     ) -> None:
         url, url_auth = split_credentials((url_override or spec.url).rstrip("/"))
         credentials = _resolve_credentials(spec, url_auth)
@@ -480,6 +506,13 @@ class PrometheusSource:
         # A connection per parallel query, so none is opened and thrown away on every sample.
         self._session.mount(url, HTTPAdapter(max_retries=retry, pool_maxsize=_MAX_PARALLEL_QUERIES))
         self._executor = ThreadPoolExecutor(_MAX_PARALLEL_QUERIES, thread_name_prefix="prometheus-query")
+        self._selectors = dict(selectors or {})
+        self._clients: dict[str, QueryClient] = {track: self._client for track in TRACKS} | dict(clients or {})
+
+    @property
+    def server(self) -> PrometheusConnect:
+        """The server's client, with the plan's credentials: what a backtest's history is fetched with."""
+        return self._client
 
     def __repr__(self) -> str:
         return f"PrometheusSource(app={self._app!r}, url={self._url!r})"
@@ -500,7 +533,7 @@ class PrometheusSource:
         wanted = dict.fromkeys(pairs)
         unqueryable = list(dict.fromkeys(metric for metric, _ in wanted if metric not in self._queries))
         calls: dict[Any, Callable[[], Reading | CounterRead]] = {
-            (metric, track): partial(self._query_instant, *self._expand(self._queries[metric], track, window), evaluated_at, stale_after_s)
+            (metric, track): partial(self._query_instant, track, *self._expand(self._queries[metric], track, window), evaluated_at, stale_after_s)
             for metric, track in wanted
             if metric in self._queries
         }
@@ -509,7 +542,7 @@ class PrometheusSource:
             for kind, template in self._count_queries.items():
                 query, labels = self._expand(template, track, window)
                 for at in times:
-                    calls[(kind, track, at)] = partial(self._query_counters, query, labels, at, stale_after_s, kind)
+                    calls[(kind, track, at)] = partial(self._query_counters, track, query, labels, at, stale_after_s, kind)
         timed_out = Reading(None, _timeout_message(self._url, self._timeout_s))
         readings = await self._run_in_threads(calls, timed_out)
 
@@ -574,10 +607,10 @@ class PrometheusSource:
             interval = self._tallies[track].add(at, snapshot)
         return interval, True, []
 
-    def _query_counters(self, query: str, labels: dict[str, str], evaluated_at: float, stale_after_s: float, kind: str) -> CounterRead:
+    def _query_counters(self, track: str, query: str, labels: dict[str, str], evaluated_at: float, stale_after_s: float, kind: str) -> CounterRead:
         params = {"time": f"{evaluated_at:.3f}", "timeout": promql_duration(self._timeout_s)}
         try:
-            answer = self._client.custom_query(query, params=params)
+            answer = self._clients[track].custom_query(query, params=params)
             return read_counter_result(answer, evaluated_at, stale_after_s, labels, kind)
         except Exception as exc:  # the boundary: any failure, a malformed answer too, becomes a reason
             return CounterRead(None, self._describe(exc))
@@ -608,9 +641,33 @@ class PrometheusSource:
 
     def _expand(self, template: str, track: str, window: str) -> tuple[str, dict[str, str]]:
         """The query for one track, and the labels its answer must not contradict."""
+        selector = self._selectors.get(track)
+        if selector is not None:
+            query = expand_query(template, app=self._app, track=track, window=window, matchers=selector.matchers)
+            return query, dict(selector.equal)
         matchers = label_matchers(self._app, track, self._labels)
         query = expand_query(template, app=self._app, track=track, window=window, matchers=matchers)
         return query, query_labels(self._app, track, self._labels)
+
+    async def sample_queries(self, metrics: Sequence[str], window_s: float) -> dict[str, list[str]]:
+        """Per track, every instant query a sample of `metrics` over `window_s` makes (the counters and the
+        plan's queries), as sent: what a backtest fetches ahead as range queries."""
+        window = promql_duration(rate_window(window_s, await self._scrape_interval()))
+        templates = [*self._count_queries.values()]
+        templates += [
+            self._queries[metric] for metric in metrics if metric in self._queries and (metric not in DERIVED_METRICS or metric in self._plan_queries)
+        ]
+        if REQUESTS_METRIC in self._plan_queries:
+            templates.append(self._queries[REQUESTS_METRIC])
+        return {track: list(dict.fromkeys(self._expand(template, track, window)[0] for template in templates)) for track in TRACKS}
+
+    async def rate_window_s(self, window_s: float) -> float:
+        """Seconds a sample over `window_s` rates over (a first sample also reads the counters that far back)."""
+        return rate_window(window_s, await self.scrape_interval())
+
+    async def scrape_interval(self) -> float:
+        """The scrape interval the rate windows are sized by: given, or the server's (the default while it will not say)."""
+        return await self._scrape_interval()
 
     async def _run_in_threads(self, calls: dict[Any, Callable[[], T]], on_timeout: T) -> dict[Any, T]:
         """Every call in the pool at once; calls still running after the timeout count as `on_timeout`."""
@@ -623,10 +680,10 @@ class PrometheusSource:
             future.cancel()
         return {key: on_timeout if future in pending else future.result() for key, future in futures.items()}
 
-    def _query_instant(self, query: str, labels: dict[str, str], evaluated_at: float, stale_after_s: float) -> Reading:
+    def _query_instant(self, track: str, query: str, labels: dict[str, str], evaluated_at: float, stale_after_s: float) -> Reading:
         params = {"time": f"{evaluated_at:.3f}", "timeout": promql_duration(self._timeout_s)}
         try:
-            answer = self._client.custom_query(query, params=params)
+            answer = self._clients[track].custom_query(query, params=params)
             return read_instant_result(answer, evaluated_at, stale_after_s, labels)
         except Exception as exc:  # the boundary: any failure, a malformed answer too, becomes a reason
             return Reading(None, self._describe(exc))

@@ -490,18 +490,23 @@ def flags_file_problem(path: str) -> str | None:
     return None
 
 
-def plan_from_document(document: Document) -> RolloutPlan:
+def plan_from_document(document: Document, metrics_provider: str | None = None) -> RolloutPlan:
+    data = document.data
+    if metrics_provider is not None and isinstance(data, dict) and isinstance(data.get("metrics", {}), dict):
+        data = {**data, "metrics": {**data.get("metrics", {}), "provider": metrics_provider}}
     try:
-        spec = checked(PlanSpec, _normalise(document.data))
+        spec = checked(PlanSpec, _normalise(data))
     except ValidationError as error:
         raise PlanError(sorted(structure_problems(document, error, _model(PlanSpec)), key=lambda p: p.line)) from None
     return _Compiler(document, spec).compile()
 
 
-def load_plan(path: str | Path) -> RolloutPlan:
-    """The plan in a YAML or HCL file, or PlanError with every problem found."""
+def load_plan(path: str | Path, metrics_provider: str | None = None) -> RolloutPlan:
+    """The plan in a YAML or HCL file, or PlanError with every problem found. With `metrics_provider`, compiled as if
+    its metrics came from that provider (a backtest reads Prometheus, whatever the plan's target): the defaults on
+    metrics the provider lacks are left out, as for any plan."""
     with collector_paused():
-        return plan_from_document(read_document(path))
+        return plan_from_document(read_document(path), metrics_provider)
 
 
 def load_plan_text(text: str | bytes, source: str = "<plan>", hcl: bool = False) -> RolloutPlan:

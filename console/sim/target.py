@@ -18,6 +18,12 @@ from console.atomic import atomic_write
 from console.targets.base import RollbackReadBack, TargetStatus
 
 
+def previous_image(image: str) -> str:
+    """What the simulator runs as stable before the release: the same repository, tag `previous`."""
+    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    return f"{repository}:previous"
+
+
 @dataclass
 class SimCluster:
     stable_image: str
