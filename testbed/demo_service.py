@@ -80,7 +80,7 @@ def _midpoints() -> tuple[float, ...]:
     return tuple(math.sqrt(low * high) for low, high in zip(lower, upper, strict=True))
 
 
-_BUCKET_MIDPOINTS_S = _midpoints()
+BUCKET_MIDPOINTS_S = _midpoints()
 
 
 def serve_tick(rng: random.Random, profile: TrackProfile, elapsed_s: float) -> Iterator[tuple[str, tuple[tuple[float, float], ...]]]:
@@ -162,7 +162,7 @@ class DemoService:
                     below = 0.0
                     for index, (_, cumulative) in enumerate(buckets):
                         series.buckets[index] += cumulative
-                        series.latency_sum_s += (cumulative - below) * _BUCKET_MIDPOINTS_S[index]
+                        series.latency_sum_s += (cumulative - below) * BUCKET_MIDPOINTS_S[index]
                         below = cumulative
 
     def run_traffic(self, stop: threading.Event) -> None:

@@ -108,11 +108,24 @@ def stop_process(process: subprocess.Popen) -> None:
 
 
 class PrometheusServer:
-    """One Prometheus process scraping `targets` ("host:port") every second, with its data in `data_dir`."""
+    """One Prometheus process scraping `targets` ("host:port") every second, with its data in `data_dir`.
 
-    def __init__(self, targets: Sequence[str], data_dir: Path, port: int | None = None) -> None:
+    With no targets it scrapes nothing and serves what `data_dir`/tsdb holds (blocks written by promtool:
+    testbed/history.py); `scrape_interval_s` is then the history's, as PrometheusSource reads it from the
+    configuration, and `retention` (a Prometheus duration) keeps old blocks from being deleted at start."""
+
+    def __init__(
+        self,
+        targets: Sequence[str],
+        data_dir: Path,
+        port: int | None = None,
+        scrape_interval_s: float = SCRAPE_INTERVAL_S,
+        retention: str | None = None,
+    ) -> None:
         self.targets = list(targets)
         self.data_dir = data_dir
+        self.scrape_interval_s = scrape_interval_s
+        self.retention = retention
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -135,6 +148,7 @@ class PrometheusServer:
                     f"--web.listen-address=127.0.0.1:{self.port}",
                     "--web.enable-lifecycle",
                     "--log.level=warn",
+                    *([f"--storage.tsdb.retention.time={self.retention}"] if self.retention else []),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -155,10 +169,11 @@ class PrometheusServer:
             self._process.wait()
             self._process = None
 
-    def query(self, promql: str) -> list:
-        """An instant query's result list (empty on any failure)."""
+    def query(self, promql: str, at: float | None = None) -> list:
+        """An instant query's result list, evaluated now or `at` (epoch seconds); empty on any failure."""
+        parameters = {"query": promql} | ({} if at is None else {"time": f"{at:.3f}"})
         try:
-            body = _http_json(f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}")
+            body = _http_json(f"{self.url}/api/v1/query?{urllib.parse.urlencode(parameters)}")
         except OSError:
             return []
         return body.get("data", {}).get("result", [])
@@ -190,10 +205,9 @@ class PrometheusServer:
             return False
 
     def _config(self) -> str:
-        config = {
-            "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S:g}s", "evaluation_interval": f"{SCRAPE_INTERVAL_S:g}s"},
-            "scrape_configs": [{"job_name": "brahma-test", "static_configs": [{"targets": self.targets}]}],
-        }
+        interval = f"{self.scrape_interval_s:g}s"
+        jobs = [{"job_name": "brahma-test", "static_configs": [{"targets": self.targets}]}] if self.targets else []
+        config = {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": jobs}
         return json.dumps(config, indent=2)  # JSON is YAML
 
 
