@@ -36,7 +36,7 @@ def run_backtest(
     stable_selector: str | None,
 ) -> int:
     try:
-        plan = load_plan(plan_path, metrics_provider="prometheus")
+        plan = load_plan(plan_path, history_only=True)
     except PlanError as error:
         return say_problems(error)
     say_warnings(plan)

@@ -185,7 +185,7 @@ def _normalise_stage(stage: Any) -> Any:
 class _Compiler:
     """The semantic checks the structure cannot express, then the plan with defaults applied."""
 
-    def __init__(self, document: Document, spec: PlanSpec):
+    def __init__(self, document: Document, spec: PlanSpec, pods: bool = True):
         self.document, self.spec = document, spec
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
@@ -194,7 +194,7 @@ class _Compiler:
         self.known_metrics = sorted(BUILTIN_METRICS | business)
         self.provider = spec.metrics.provider or ("sim" if spec.target.kind == "sim" else "prometheus")
         builtin = BUILTIN_METRICS if self.provider == "sim" else frozenset(REQUEST_METRICS)
-        if spec.target.kind == "kubernetes":
+        if spec.target.kind == "kubernetes" and pods:
             builtin = builtin | POD_HEALTH_METRICS  # read from the pods by the target
         # The simulator gives a business metric the values its scenario names (none: inconclusive).
         self.provided = builtin | set(spec.metrics.queries) | (business if self.provider == "sim" else set())
@@ -490,23 +490,24 @@ def flags_file_problem(path: str) -> str | None:
     return None
 
 
-def plan_from_document(document: Document, metrics_provider: str | None = None) -> RolloutPlan:
+def plan_from_document(document: Document, history_only: bool = False) -> RolloutPlan:
     data = document.data
-    if metrics_provider is not None and isinstance(data, dict) and isinstance(data.get("metrics", {}), dict):
-        data = {**data, "metrics": {**data.get("metrics", {}), "provider": metrics_provider}}
+    if history_only and isinstance(data, dict) and isinstance(data.get("metrics", {}), dict):
+        data = {**data, "metrics": {**data.get("metrics", {}), "provider": "prometheus"}}
     try:
         spec = checked(PlanSpec, _normalise(data))
     except ValidationError as error:
         raise PlanError(sorted(structure_problems(document, error, _model(PlanSpec)), key=lambda p: p.line)) from None
-    return _Compiler(document, spec).compile()
+    return _Compiler(document, spec, pods=not history_only).compile()
 
 
-def load_plan(path: str | Path, metrics_provider: str | None = None) -> RolloutPlan:
-    """The plan in a YAML or HCL file, or PlanError with every problem found. With `metrics_provider`, compiled as if
-    its metrics came from that provider (a backtest reads Prometheus, whatever the plan's target): the defaults on
-    metrics the provider lacks are left out, as for any plan."""
+def load_plan(path: str | Path, history_only: bool = False) -> RolloutPlan:
+    """The plan in a YAML or HCL file, or PlanError with every problem found. `history_only` compiles it as its
+    metrics read from Prometheus history alone (a backtest): whatever the plan's target, no simulator and no pods,
+    so the defaults on metrics history lacks are left out, as for any plan whose provider lacks them, and a
+    limit written on one is a problem of the plan."""
     with collector_paused():
-        return plan_from_document(read_document(path), metrics_provider)
+        return plan_from_document(read_document(path), history_only)
 
 
 def load_plan_text(text: str | bytes, source: str = "<plan>", hcl: bool = False) -> RolloutPlan:

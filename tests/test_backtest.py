@@ -1,0 +1,379 @@
+"""brahma backtest: --at and the selectors read, the history fetched ahead, and whole replays on a real
+Prometheus serving generated history (testbed/history.py) with a healthy stretch, a canary incident, a
+gap and a restart at known times."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from console.app.cli import main
+from console.backtest.history import History
+from console.backtest.replay import fetch_history, replay
+from console.backtest.selectors import SelectorError, parse_selector
+from console.backtest.times import TimeError, format_wall, parse_time
+from console.metrics.prometheus import MAX_POINTS_PER_SERIES
+from console.plan import load_plan
+from console.samples import TRACKS
+from testbed.history import Change, Gap, Restart, TrackRates, recent_range, require_history_tools, serving_history
+from testbed.history import History as GeneratedHistory
+from testbed.prometheus_server import PrometheusServer
+
+NOW = 1_780_000_000.0
+
+# -- --at ------------------------------------------------------------------------------------------
+
+
+def test_a_relative_time_counts_back_from_now():
+    assert parse_time("-36h", NOW) == NOW - 36 * 3600
+    assert parse_time("-90m", NOW) == NOW - 5400
+    assert parse_time("-1h30m", NOW) == NOW - 5400
+    assert parse_time("-3d", NOW) == NOW - 3 * 86400
+
+
+def test_an_iso_time_without_a_zone_is_utc():
+    assert parse_time("2026-05-01T10:00", NOW) == datetime(2026, 5, 1, 10, tzinfo=UTC).timestamp()
+    assert parse_time("2026-05-01T12:00+02:00", NOW) == datetime(2026, 5, 1, 10, tzinfo=UTC).timestamp()
+    assert parse_time("2026-05-01T10:00:00Z", NOW) == datetime(2026, 5, 1, 10, tzinfo=UTC).timestamp()
+
+
+def test_a_time_is_whole_seconds_the_grid_of_the_range_queries():
+    assert parse_time("2026-05-01T10:00:00.750Z", NOW) == datetime(2026, 5, 1, 10, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize("text", ["yesterday", "-3x", "-", "2026-13-01", "+3h"])
+def test_an_unreadable_time_says_what_is_expected(text):
+    with pytest.raises(TimeError, match="--at"):
+        parse_time(text, NOW)
+
+
+def test_a_time_not_in_the_past_is_refused():
+    with pytest.raises(TimeError, match="not in the past"):
+        parse_time(format_wall(NOW + 60), NOW)
+
+
+# -- selectors ----------------------------------------------------------------------------------
+
+
+def test_a_selector_is_read_as_promql_matchers():
+    selector = parse_selector('{pod="checkout-7f9", env!~"dev|test",}')
+    assert selector.matchers == 'pod="checkout-7f9",env!~"dev|test"'
+    assert selector.equal == {"pod": "checkout-7f9"}
+
+
+def test_a_selector_value_keeps_its_escapes():
+    assert parse_selector(r'path="a\"b"').matchers == r'path="a\"b"'
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('pod="x" env="y"', "a comma"),
+        ("pod=x", "a quoted value"),
+        ('pod=="x"', "a quoted value"),
+        ('="x"', "a label name"),
+        ('pod="x', "the closing quote"),
+        ('pod=~"("', "not a regular expression"),
+        ('pod=~".*"', "every matcher matches the empty label"),
+        ("", "a label name"),
+    ],
+)
+def test_a_bad_selector_says_where(text, why):
+    with pytest.raises(SelectorError, match=why):
+        parse_selector(text, "--canary-selector")
+
+
+# -- the command line, before any server is asked ---------------------------------------------
+
+
+def test_bad_at_exits_2_with_a_clear_message(capsys):
+    assert main(["backtest", "sample_configs/minimal.yaml", "--at", "last tuesday", "--prometheus", "http://127.0.0.1:9"]) == 2
+    assert "--at 'last tuesday': expected ISO 8601" in capsys.readouterr().err
+
+
+def test_a_relative_at_is_its_value_not_an_option(capsys):
+    assert main(["backtest", "sample_configs/minimal.yaml", "--at", "-36x", "--prometheus", "http://127.0.0.1:9"]) == 2
+    assert "--at '-36x': a relative time" in capsys.readouterr().err
+
+
+def test_bad_selector_exits_2_with_a_clear_message(capsys):
+    argv = ["backtest", "sample_configs/minimal.yaml", "--at", "-2h", "--prometheus", "http://127.0.0.1:9", "--canary-selector", "pod=checkout"]
+    assert main(argv) == 2
+    assert "--canary-selector 'pod=checkout': a quoted value at column 5" in capsys.readouterr().err
+
+
+def test_an_unreachable_server_is_said_not_replayed(capsys):
+    assert main(["backtest", "sample_configs/minimal.yaml", "--at", "-2h", "--prometheus", "http://127.0.0.1:9"]) == 1
+    assert "cannot reach Prometheus at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+# -- the history fetched ahead ----------------------------------------------------------------
+
+
+class RecordingServer:
+    """Range queries answered with one series valued at its own timestamp; instant queries recorded."""
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[str, float, float, str]] = []
+        self.instants: list[tuple[str, float]] = []
+
+    def custom_query_range(self, query, start_time, end_time, step, params=None):
+        start, end = float(params["start"]), float(params["end"])
+        self.ranges.append((query, start, end, step))
+        points = []
+        at = start
+        while at <= end + 1e-9:
+            points.append([at, str(at)])
+            at += float(step)
+        return [{"metric": {"q": query}, "values": points}]
+
+    def custom_query(self, query, params=None):
+        at = float(params["time"])
+        self.instants.append((query, at))
+        return [{"metric": {"q": query}, "value": [at, "-1"]}]
+
+
+def test_a_range_is_fetched_in_chunks_under_the_points_limit_on_the_grid():
+    server = RecordingServer()
+    history = History(server, origin_wall=NOW, step_s=10.0)
+    history.fetch(["up"], NOW - 60, NOW + 25_000 * 10)
+    assert all((end - start) / 10 + 1 <= MAX_POINTS_PER_SERIES for _, start, end, _ in server.ranges)
+    assert server.ranges[0][1] == NOW - 60 and server.ranges[-1][2] == NOW + 250_000
+    covered = sum((end - start) / 10 + 1 for _, start, end, _ in server.ranges)
+    assert covered == 25_000 + 7  # every instant once, none twice
+    assert all(step == "10" for *_, step in server.ranges)
+
+
+def test_instants_on_the_grid_are_answered_from_the_history_and_others_by_the_server():
+    server = RecordingServer()
+    history = History(server, origin_wall=NOW, step_s=10.0)
+    history.fetch(["up"], NOW, NOW + 600)
+    assert history.custom_query("up", {"time": f"{NOW + 300:.3f}"}) == [{"metric": {"q": "up"}, "value": [NOW + 300, repr(NOW + 300)]}]
+    assert history.fallbacks == 0
+    history.custom_query("up", {"time": f"{NOW + 305:.3f}"})  # off the grid
+    history.custom_query("other", {"time": f"{NOW + 300:.3f}"})  # not fetched
+    history.custom_query("up", {"time": f"{NOW + 700:.3f}"})  # past what was fetched
+    assert server.instants == [("up", NOW + 305), ("other", NOW + 300), ("up", NOW + 700)]
+    assert history.fallbacks == 3
+
+
+def test_a_shifted_history_reads_earlier_and_stamps_the_time_asked():
+    history = History(RecordingServer(), origin_wall=NOW, step_s=10.0)
+    history.fetch(["up"], NOW, NOW + 600)
+    answer = history.shifted(-10.0).custom_query("up", {"time": f"{NOW + 300:.3f}"})
+    assert answer == [{"metric": {"q": "up"}, "value": [NOW + 300, repr(NOW + 290)]}]
+
+
+# -- replays on a real Prometheus -------------------------------------------------------------
+
+PLAN = """\
+app: checkout
+image: registry.example.com/checkout:2.4.1
+interval: 10s
+pause_timeout: 3m
+stages:
+  - weight: 5
+    observe: 5m
+  - weight: 50
+    observe: 5m
+  - weight: 100
+    observe: 5m
+"""
+"""15 minutes planned; at 15 s scrapes the rate window is 60 s (four scrapes)."""
+
+START, END = recent_range(110 * 60)
+HEALTHY_AT = START + 5 * 60
+INCIDENT_AT = START + 30 * 60
+INCIDENT_FROM = INCIDENT_AT + 7 * 60
+"""Two minutes into the second stage, the canary fails 3% of its requests."""
+GAP_AT = START + 55 * 60
+GAP = Gap(GAP_AT + 3 * 60, GAP_AT + 9 * 60)
+"""Six minutes without scrapes: longer than Prometheus' 5 minute lookback."""
+RESTART_AT = START + 80 * 60
+RESTART = Restart(RESTART_AT + 3 * 60, down_s=120, counters_reset=True)
+HEALTHY = TrackRates(error_rate=0.0001)
+"""Well within the 99.95% success the later stages ask (the default 0.05% errors sits on that line)."""
+HISTORY = GeneratedHistory(
+    START,
+    END,
+    stable=HEALTHY,
+    canary=HEALTHY,
+    changes=(Change("canary", INCIDENT_FROM, INCIDENT_AT + 20 * 60, error_rate=0.03),),
+    gaps=(GAP,),
+    restarts=(RESTART,),
+    seed=7,
+)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    require_history_tools()
+    with serving_history(HISTORY, tmp_path_factory.mktemp("backtest-history")) as (server, _):
+        yield server
+
+
+@pytest.fixture
+def plan_file(tmp_path: Path) -> Path:
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN)
+    return path
+
+
+def backtest(capsys, plan: Path, at: float, url: str, *extra: str) -> tuple[int, list[dict], str]:
+    """The command's exit code, its JSON events and its stderr."""
+    code = main(["backtest", str(plan), "--at", format_wall(at), "--prometheus", url, "--json", *extra])
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+def named(events: list[dict], name: str) -> list[dict]:
+    return [event for event in events if event["event"] == name]
+
+
+def test_a_healthy_history_promotes(served, plan_file, capsys):
+    code, events, err = backtest(capsys, plan_file, HEALTHY_AT, served.url)
+    assert code == 0, err
+    assert [event["event"] for event in events if event["event"] in ("stage_started", "stage_passed", "completed")] == [
+        "stage_started",
+        "stage_passed",
+        "stage_started",
+        "stage_passed",
+        "stage_started",
+        "stage_passed",
+        "completed",
+    ]
+    samples = named(events, "sample")
+    assert [sample["t"] for sample in samples] == [10.0 * k for k in range(1, 91)]  # t on the rollout clock, every interval
+    assert all(sample["verdict"] == "pass" for sample in samples)
+    assert named(events, "completed")[0]["t"] == 900.0
+    assert "would have promoted (exit 0)" in err
+
+
+def test_the_timeline_prints_as_a_headless_run_does(served, plan_file, capsys):
+    code = main(["backtest", str(plan_file), "--at", format_wall(HEALTHY_AT), "--prometheus", served.url])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[-1] == "[  15:00] completed: the new version serves 100% and the monitoring window held"
+    assert "[   5:00] stage 1 passed" in out
+
+
+def test_a_canary_incident_rolls_back_at_its_time_for_its_trigger(served, plan_file, capsys):
+    code, events, err = backtest(capsys, plan_file, INCIDENT_AT, served.url)
+    assert code == 3, err
+    [started] = named(events, "rollback_started")
+    # The first scrape with errors is at most one scrape (15 s) after they begin, and a 60 s rate window
+    # passes 1% once two scrapes of 3% are in it: within four samples of the incident.
+    assert INCIDENT_FROM - INCIDENT_AT <= started["t"] <= INCIDENT_FROM - INCIDENT_AT + 40
+    assert started["trigger"] in ("error_rate", "success_rate", "judge"), started
+    assert named(events, "rolled_back")
+    assert all(sample["verdict"] == "pass" for sample in named(events, "sample") if sample["t"] < INCIDENT_FROM - INCIDENT_AT)
+
+
+def test_the_selectors_replace_the_track_labels(served, plan_file, capsys):
+    """The canary read from stable's series does not see the canary's incident: the release promotes."""
+    code, events, err = backtest(capsys, plan_file, INCIDENT_AT, served.url, "--canary-selector", 'app="checkout",track="stable"')
+    assert code == 0, err
+    assert named(events, "completed")
+
+
+def test_a_gap_is_never_a_pass(served, plan_file, capsys):
+    """Once the rate window (60 s) is inside the gap, every sample is inconclusive (the counters stand still for
+    Prometheus' 5 minute lookback, then are gone): the rollout pauses and, headless, rolls back after pause_timeout."""
+    code, events, err = backtest(capsys, plan_file, GAP_AT, served.url)
+    assert code != 0, err
+    in_gap = [sample for sample in named(events, "sample") if GAP.start + 60 <= GAP_AT + sample["t"] <= GAP.end]
+    assert in_gap and all(sample["verdict"] != "pass" for sample in in_gap)
+    assert not named(events, "completed")
+    assert named(events, "paused")[0]["trigger"] == "inconclusive"
+    assert code == 3
+
+
+def test_a_prometheus_restart_is_never_a_pass(served, plan_file, capsys):
+    """Once the rate window (60 s) holds nothing but the time Prometheus was down, no sample passes; the
+    scrape after it counts what the restarted service served since (its counters' reset, as increase() takes it)."""
+    code, events, err = backtest(capsys, plan_file, RESTART_AT, served.url)
+    down = [sample for sample in named(events, "sample") if RESTART.at + 60 <= RESTART_AT + sample["t"] < RESTART.at + RESTART.down_s]
+    assert down and all(sample["verdict"] != "pass" for sample in down)
+    assert not named(events, "completed") and code != 0, err
+
+
+def test_history_that_ends_before_the_plan_is_not_finished(served, plan_file, capsys):
+    code, events, err = backtest(capsys, plan_file, END - 8 * 60, served.url)
+    assert code == 2
+    assert "not finished: the history ends at" in err
+    assert max(event["t"] for event in events) <= 8 * 60
+    assert not named(events, "completed") and not named(events, "rolled_back")
+
+
+def test_a_backtest_touches_no_target_flag_store_or_state_dir(served, tmp_path, monkeypatch, capsys):
+    """A gated Kubernetes plan with a flag file and webhooks: nothing of it is acted on, no .brahma is made."""
+    from console.targets.kubernetes import KubernetesTarget
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a backtest opened the cluster")
+
+    monkeypatch.setattr(KubernetesTarget, "from_plan", no_cluster)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROMETHEUS_TOKEN", "unused")
+    plan = tmp_path / "gated.yaml"
+    plan.write_text(Path(__file__).resolve().parent.parent.joinpath("sample_configs", "canary-gated.yaml").read_text())
+    flags = tmp_path / "deploy" / "flags.json"
+    flags.parent.mkdir()
+    flags.write_text('{"flags": {}}')
+    report = tmp_path / "runbook.md"
+    code, events, err = backtest(capsys, plan, HEALTHY_AT, served.url, "--report", str(report))
+    assert flags.read_text() == '{"flags": {}}'
+    assert not (tmp_path / ".brahma").exists()
+    assert not named(events, "flag_changed") and not named(events, "notification_sent")
+    assert not named(events, "preflight_result")
+    assert "pre-flight not run" in err
+    assert named(events, "rollout_started")[0]["target"] == {"kind": "backtest"}
+    assert "brahma backtest of" in report.read_text()
+    assert code in (0, 3), err
+
+
+def test_the_prefetched_answers_are_the_instant_queries_answers(served, plan_file):
+    plan = load_plan(plan_file, history_only=True)
+
+    async def compare() -> tuple[int, int]:
+        fetched = await fetch_history(plan, RESTART_AT, RESTART_AT + 900, url_override=served.url)
+        compared = 0
+        try:
+            queries = await fetched.source.sample_queries(plan.metric_names, plan.interval)
+            for query in (query for track in TRACKS for query in queries[track]):
+                assert fetched.history.fetched(query)
+                for step in range(-6, 91, 7):  # across the restart, and the first read's lead
+                    params = {"time": f"{RESTART_AT + step * plan.interval:.3f}"}
+                    assert as_values(fetched.history.custom_query(query, params)) == as_values(fetched.source.server.custom_query(query, params=params))
+                    compared += 1
+            return compared, fetched.history.fallbacks
+        finally:
+            await fetched.close()
+
+    compared, fallbacks = asyncio.run(compare())
+    assert compared > 50 and fallbacks == 0
+
+
+def as_values(vector: list[dict]) -> dict[tuple, tuple[float, float]]:
+    return {tuple(sorted(entry["metric"].items())): (float(entry["value"][0]), float(entry["value"][1])) for entry in vector}
+
+
+def test_a_replay_asks_the_server_nothing_the_history_holds(served, plan_file):
+    plan = load_plan(plan_file, history_only=True)
+
+    async def run():
+        fetched = await fetch_history(plan, HEALTHY_AT, HEALTHY_AT + 1200, url_override=served.url)
+        try:
+            return await replay(plan, HEALTHY_AT, fetched), fetched.history.fallbacks
+        finally:
+            await fetched.close()
+
+    result, fallbacks = asyncio.run(run())
+    assert result.outcome == "promoted"
+    assert fallbacks == 0
+    assert [change["weight"] for change in result.target_changes] == [5, 50, 100]
