@@ -79,6 +79,9 @@ class _Answers:
 class History:
     """Prometheus' answers at origin_wall + k × step_s, fetched with range queries (`fetch`), for replays."""
 
+    in_memory = True
+    """PrometheusSource reads it in its event loop, not in threads (QueryClient)."""
+
     def __init__(self, server: RangeClient, origin_wall: float, step_s: float, scrape_interval_s: float | None = None) -> None:
         self._server = server
         self.origin_wall = origin_wall
@@ -183,6 +186,8 @@ class History:
 
 class ShiftedHistory:
     """A History read `by_s` seconds off the time asked (History.shifted)."""
+
+    in_memory = True
 
     def __init__(self, history: History, by_s: float) -> None:
         self._history, self._by_s = history, by_s

@@ -141,7 +141,9 @@ T = TypeVar("T")
 
 
 class QueryClient(Protocol):
-    """What answers a sample's instant queries: PrometheusConnect, or a backtest's prefetched history."""
+    """What answers a sample's instant queries: PrometheusConnect, or a backtest's prefetched history (whose
+    `in_memory = True` has the source call it in the event loop rather than in a thread: a backtest's loop
+    has nothing else to do, and the few answers it lacks it asks the server for, within the timeout)."""
 
     def custom_query(self, query: str, params: dict[str, Any] | None = None) -> Any: ...
 
@@ -508,6 +510,8 @@ class PrometheusSource:
         self._executor = ThreadPoolExecutor(_MAX_PARALLEL_QUERIES, thread_name_prefix="prometheus-query")
         self._selectors = dict(selectors or {})
         self._clients: dict[str, QueryClient] = {track: self._client for track in TRACKS} | dict(clients or {})
+        # Answers from memory are read in the loop: handing each to a thread would cost more than it does.
+        self._in_memory = all(getattr(client, "in_memory", False) for client in self._clients.values())
 
     @property
     def server(self) -> PrometheusConnect:
@@ -544,7 +548,7 @@ class PrometheusSource:
                 for at in times:
                     calls[(kind, track, at)] = partial(self._query_counters, track, query, labels, at, stale_after_s, kind)
         timed_out = Reading(None, _timeout_message(self._url, self._timeout_s))
-        readings = await self._run_in_threads(calls, timed_out)
+        readings = {key: call() for key, call in calls.items()} if self._in_memory else await self._run_in_threads(calls, timed_out)
 
         problems: list[tuple[str, str, str]] = []
         intervals: dict[str, Interval | None] = {}
