@@ -333,7 +333,9 @@ def test_a_backtest_touches_no_target_flag_store_or_state_dir(served, tmp_path, 
     assert not named(events, "preflight_result")
     assert "pre-flight not run" in err
     assert named(events, "rollout_started")[0]["target"] == {"kind": "backtest"}
-    assert "brahma backtest of" in report.read_text()
+    runbook = report.read_text()
+    assert runbook.startswith("# Backtest of checkout-2.4.1: ")
+    assert "started by brahma backtest of" in runbook and "- Now: a backtest over history: nothing was acted on" in runbook
     assert code in (0, 3), err
 
 

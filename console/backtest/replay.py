@@ -37,8 +37,6 @@ GIVEN_BY = "backtest (taken as given)"
 """Who promotes a stage that waits for a person, and signs off the gate, in a backtest."""
 NOT_FINISHED = "not finished"
 OUTCOMES = {Phase.COMPLETED: "promoted", Phase.ROLLED_BACK: "rolled back"}
-TARGET_KIND = "backtest"
-"""What the journal names as the target: nothing real was acted on."""
 
 
 class HistoryClock(VirtualClock):
@@ -189,7 +187,7 @@ async def replay(
     )
     # The server's client answers what the grid does not hold; this source's own is never asked.
     target = SimTarget(plan.strategy, plan.image, previous_image(plan.image), plan.target.replicas or 10)
-    options = ControllerOptions(headless=True, manual=False, exit_when_finished=True, target_kind=TARGET_KIND)
+    options = ControllerOptions(headless=True, manual=False, exit_when_finished=True, target_kind=ev.BACKTEST_TARGET)
     options.gate = Gate((), PreflightContext(plan))
     directory = Path(tempfile.mkdtemp(prefix="brahma-backtest-")) if state_dir is None else state_dir
     directory.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,10 @@ class Event:
         return {"event": self.name, **self.__dict__}
 
 
+BACKTEST_TARGET = "backtest"
+"""The target kind of a backtest's journal (console/backtest): a recording target, nothing real acted on."""
+
+
 @dataclass(frozen=True)
 class RolloutStarted(Event):
     """The first line of a journal: what is being released, how, and by whom; the plan's identity, which a resume checks."""
@@ -43,7 +47,7 @@ class RolloutStarted(Event):
     actor: str
     rollback_plan: str = ""
     target: dict[str, Any] = field(default_factory=dict)
-    """The target's kind; on a cluster its namespace and stable Deployment too."""
+    """The target's kind (BACKTEST_TARGET for a replay over history); on a cluster its namespace and stable Deployment too."""
     digest: str = ""
     """sha256 of what the controller decides by (console/controller/identity.py); a resume compares it."""
     triggers: list[dict[str, Any]] = field(default_factory=list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
+from console.journal import events as ev
 from console.journal.evidence import JUDGE_TRIGGER_PREFIX, JudgeEvidence, trigger_metric, trigger_said
 from console.journal.state import Phase, RolloutState
 from console.narrate import flag_state, rollout_clock
@@ -53,7 +54,8 @@ def _outcome_word(state: RolloutState) -> str:
 def summary(data: ReportData) -> list[str]:
     started, state = data.started, data.state
     title = started.rollout if started else "unknown rollout"
-    lines = [f"# Release {title}: {_outcome_word(state)}", ""]
+    backtest = started is not None and started.target.get("kind") == ev.BACKTEST_TARGET
+    lines = [f"# {'Backtest of' if backtest else 'Release'} {title}: {_outcome_word(state)}", ""]
     if started is None:
         return lines + ["The journal has no rollout_started line: it is not a whole rollout's journal.", ""]
     versions = (
@@ -71,7 +73,8 @@ def summary(data: ReportData) -> list[str]:
     lines.append(released)
     # One line each, whatever their length: the sections below say the rest in full.
     lines.append(textwrap.shorten(f"- Happened: {_what_happened(data)}", SUMMARY_WIDTH, placeholder=" …"))
-    lines.append(textwrap.shorten(f"- Now: {_state_now(data)}", SUMMARY_WIDTH, placeholder=" …"))
+    now = "a backtest over history: nothing was acted on (a recording target, no flags, no webhooks)" if backtest else _state_now(data)
+    lines.append(textwrap.shorten(f"- Now: {now}", SUMMARY_WIDTH, placeholder=" …"))
     return lines + [""]
 
 
