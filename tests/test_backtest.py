@@ -17,6 +17,7 @@ from console.backtest.history import History
 from console.backtest.replay import fetch_history, replay
 from console.backtest.selectors import SelectorError, parse_selector
 from console.backtest.times import TimeError, format_wall, parse_time
+from console.journal import events as ev
 from console.metrics.prometheus import MAX_POINTS_PER_SERIES
 from console.plan import load_plan
 from console.samples import TRACKS
@@ -310,6 +311,42 @@ def test_history_that_ends_before_the_plan_is_not_finished(served, plan_file, ca
     assert not named(events, "completed") and not named(events, "rolled_back")
 
 
+def test_a_time_before_the_history_is_refused(served, plan_file, capsys):
+    code, events, err = backtest(capsys, plan_file, START - 300, served.url)
+    assert (code, events) == (2, [])
+    assert "the history of the request counters of either track begins at " in err and f"after --at {format_wall(START - 300)}" in err
+    code, events, err = backtest(capsys, plan_file, START - 3600, served.url)
+    assert (code, events) == (2, [])
+    assert f"Prometheus has no data for the request counters of either track from {format_wall(START - 3600)} on" in err
+
+
+def test_selectors_that_select_nothing_are_refused(served, plan_file, capsys):
+    code, events, err = backtest(capsys, plan_file, HEALTHY_AT, served.url, "--canary-selector", 'app="nobody"', "--stable-selector", 'app="nobody"')
+    assert (code, events) == (2, [])
+    assert "Prometheus has no data for the request counters of either track" in err
+
+
+def test_an_a_a_replay_reads_the_canary_as_stable_one_interval_back(served, plan_file):
+    """calibrate's A/A: both tracks stable's series, the canary's read one interval earlier."""
+    plan = load_plan(plan_file, history_only=True)
+    stable = {track: parse_selector('app="checkout",track="stable"') for track in TRACKS}
+
+    async def run():
+        fetched = await fetch_history(plan, HEALTHY_AT, HEALTHY_AT + 1200, url_override=served.url, selectors=stable)
+        try:
+            return await replay(plan, HEALTHY_AT, fetched, selectors=stable, canary_lag_s=plan.interval), fetched.history.fallbacks
+        finally:
+            await fetched.close()
+
+    result, fallbacks = asyncio.run(run())
+    assert result.outcome == "promoted" and fallbacks <= 6  # the first canary read's lead, one interval before the stable's
+    samples = [event for event in result.events if isinstance(event, ev.SampleTaken)]
+    counters = [(sample.counts["canary"]["requests"], sample.counts["stable"]["requests"]) for sample in samples]
+    # With 15 s scrapes and 10 s samples, the stable's increase at one sample is the canary's at the next.
+    assert any(canary != stable for canary, stable in counters)
+    assert all(counters[k][1] == counters[k + 1][0] for k in range(1, len(counters) - 1))
+
+
 def test_a_backtest_touches_no_target_flag_store_or_state_dir(served, tmp_path, monkeypatch, capsys):
     """A gated Kubernetes plan with a flag file and webhooks: nothing of it is acted on, no .brahma is made."""
     from console.targets.kubernetes import KubernetesTarget
@@ -333,9 +370,9 @@ def test_a_backtest_touches_no_target_flag_store_or_state_dir(served, tmp_path, 
     assert not named(events, "preflight_result")
     assert "pre-flight not run" in err
     assert named(events, "rollout_started")[0]["target"] == {"kind": "backtest"}
-    runbook = report.read_text()
+    runbook = " ".join(report.read_text().split())  # as read, whatever the line breaks
     assert runbook.startswith("# Backtest of checkout-2.4.1: ")
-    assert "started by brahma backtest of" in runbook and "- Now: a backtest over history: nothing was acted on" in runbook
+    assert f"started by brahma backtest of {format_wall(HEALTHY_AT)}" in runbook and "- Now: a backtest over history: nothing was acted on" in runbook
     assert code in (0, 3), err
 
 

@@ -176,12 +176,16 @@ class History:
         """This history read `by_s` seconds later than asked (earlier when negative), stamped as asked."""
         return ShiftedHistory(self, by_s)
 
-    def last_data_wall(self, query: str) -> float | None:
-        """The newest value of a `max(timestamp(...))` query fetched: when the server's data ends."""
+    def data_span(self, query: str) -> tuple[float, float] | None:
+        """Of a `max(timestamp(...))` query fetched: the first step it has a value at (the data began by then) and its
+        newest value (the server's last sample); None when it has none."""
         answers = self._answers.get(query)
         if answers is None:
             return None
-        return max((value for series in answers.series.values() for value in series.values), default=None)
+        steps = [series.steps[0] for series in answers.series.values() if series.steps]
+        if not steps:
+            return None
+        return self.wall(min(steps)), max(value for series in answers.series.values() for value in series.values)
 
 
 class ShiftedHistory:

@@ -118,6 +118,8 @@ class FetchedHistory:
     fetched_to_wall: float
     source: PrometheusSource
     """The source the history was fetched with (its client answers what is off the grid); closed by close()."""
+    data_start_wall: float | None = None
+    """The first step of the span fetched at which either track's request counters had data."""
 
     async def close(self) -> None:
         await self.source.close()
@@ -145,8 +147,9 @@ async def fetch_history(
         fetched_to = min(end_wall, now())
         span = [*dict.fromkeys(query for track in TRACKS for query in queries[track]), *ends]
         await asyncio.to_thread(history.fetch, span, start_wall - lead_s, fetched_to)
-        data_ends = [end for query in ends if (end := history.last_data_wall(query)) is not None]
-        return FetchedHistory(history, max(data_ends, default=None), fetched_to, source)
+        spans = [span for query in ends if (span := history.data_span(query)) is not None]
+        data_start = min((start for start, _ in spans), default=None)
+        return FetchedHistory(history, max((end for _, end in spans), default=None), fetched_to, source, data_start)
     except BaseException:
         await source.close()
         raise
