@@ -139,17 +139,6 @@ class History:
     def fetched(self, query: str) -> bool:
         return query in self._answers
 
-    def values(self, query: str) -> dict[float, list[tuple[dict[str, str], float]]]:
-        """Wall time → the query's (labels, value) there, over what was fetched (calibrate, tests)."""
-        answers = self._answers.get(query)
-        if answers is None:
-            return {}
-        found: dict[float, list[tuple[dict[str, str], float]]] = {}
-        for series in answers.series.values():
-            for index, value in zip(series.steps, series.values):
-                found.setdefault(self.wall(index), []).append((series.labels, value))
-        return dict(sorted(found.items()))
-
     def custom_query(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """PrometheusConnect's instant query: from the history on the grid, else from the server."""
         return self.answer(query, params or {}, 0.0)

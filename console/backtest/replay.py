@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,10 @@ class HistoryClock(VirtualClock):
     def __init__(self, end_t: float) -> None:
         super().__init__()
         self.end_t = end_t
-        self.ran_out = False
         self.on_end: Callable[[], None] = lambda: None
 
     async def wait_until(self, t: float, wake: asyncio.Event) -> None:
         if t > self.end_t + 1e-9:
-            self.ran_out = True
             self.on_end()
             await asyncio.sleep(0)
             return
@@ -71,7 +69,6 @@ class Replay:
     target_changes: list[dict[str, Any]]
     journal: Path | None = None
     """The journal, when the caller gave the state dir (else it was in a temporary one, removed)."""
-    skipped_preflight: tuple[str, ...] = field(default=())
 
     @property
     def finished(self) -> bool:
@@ -214,13 +211,6 @@ async def replay(
         await source.close()
         if state_dir is None:
             shutil.rmtree(directory, ignore_errors=True)
-    outcome = OUTCOMES.get(phase, NOT_FINISHED) if not clock.ran_out or phase in OUTCOMES else NOT_FINISHED
-    return Replay(
-        outcome,
-        phase,
-        events,
-        history_end_t,
-        list(target.cluster.changes),
-        journal if state_dir is not None else None,
-        tuple(item.name for item in plan.preflight),
-    )
+    # A controller that stopped short of an end stopped where the history did.
+    outcome = OUTCOMES.get(phase, NOT_FINISHED)
+    return Replay(outcome, phase, events, history_end_t, list(target.cluster.changes), journal if state_dir is not None else None)
