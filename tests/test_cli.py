@@ -224,6 +224,18 @@ DOMAIN_LAYERS: dict[str, set[str]] = {
         "console.preflight",
         "console.controller",
     },
+    "console.calibrate": {
+        "console.plan",
+        "console.flags",
+        "console.journal",
+        "console.judge",
+        "console.targets",
+        "console.metrics",
+        "console.sim",
+        "console.preflight",
+        "console.controller",
+        "console.backtest",
+    },
 }
 """The domain, and what of it each package may import besides the foundation."""
 DOMAIN = set(DOMAIN_LAYERS)

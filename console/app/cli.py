@@ -98,6 +98,24 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("--canary-selector", metavar="MATCHERS", help='PromQL label matchers in place of the canary\'s track labels, e.g. pod="checkout-7f9"')
     backtest.add_argument("--stable-selector", metavar="MATCHERS", help="the same for stable")
 
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="A/A over history: how often the plan would pause or roll back a release identical to stable, per limit; suggested limits",
+        description="Replays the plan, as backtest does, at a start every --every from --from to --to, with both tracks read from "
+        "stable's population (stable against itself one interval earlier, or --canary-selector against --stable-selector). "
+        "Exit 0 when done, whatever the rate found; 2 for invalid input or history with nothing to replay; 1 when Prometheus cannot be reached.",
+    )
+    calibrate.add_argument("plan", type=Path)
+    calibrate.add_argument("--from", dest="from_time", required=True, metavar="TIME", help="the first start: ISO 8601 (UTC without a zone) or -7d")
+    calibrate.add_argument("--to", dest="to_time", required=True, metavar="TIME", help="starts stop before this time (their replays read past it, up to now)")
+    calibrate.add_argument("--every", metavar="DURATION", help="time between starts, a whole number of intervals (default: 30 intervals, 5m at 10s)")
+    calibrate.add_argument("--target-false-rollbacks", default="1%", metavar="PERCENT", help="the false-rollback rate limits are suggested to keep under")
+    calibrate.add_argument("--prometheus", metavar="URL", help="override the plan's Prometheus server")
+    calibrate.add_argument("--json", action="store_true", help="one summary object on stdout")
+    calibrate.add_argument("--canary-selector", metavar="MATCHERS", help="the second label set of stable's population (two pods), read as the canary")
+    calibrate.add_argument("--stable-selector", metavar="MATCHERS", help="stable's label set in place of the plan's track labels")
+    calibrate.add_argument("--workers", type=int, metavar="N", help="processes the replays are spread over (default: one per core)")
+
     report = commands.add_parser("report", help="write the runbook again from a journal, and print where")
     report.add_argument("journal", type=Path)
     report.add_argument("--output", "-o", type=Path, help="default: beside the journal, .md")
@@ -271,6 +289,23 @@ def cmd_flags(args: argparse.Namespace) -> int:
     return run_flags(args.file, args.verb, args.state_dir)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from console.app.calibrate import run_calibrate
+
+    return run_calibrate(
+        args.plan,
+        args.from_time,
+        args.to_time,
+        args.prometheus,
+        args.json,
+        args.every,
+        args.target_false_rollbacks,
+        args.canary_selector,
+        args.stable_selector,
+        args.workers,
+    )
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from console.journal.journal import JournalError
     from console.report import write_report
@@ -333,6 +368,7 @@ COMMANDS = {
     "flags": cmd_flags,
     "report": cmd_report,
     "backtest": cmd_backtest,
+    "calibrate": cmd_calibrate,
 }
 CONSOLE_COMMANDS = ("run", "demo", "attach")
 """The commands that open the console unless --headless."""

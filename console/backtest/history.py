@@ -91,6 +91,8 @@ class History:
         self._answers: dict[str, _Answers] = {}
         self.fallbacks = 0
         """Instant queries sent to the server: off the grid, or of a query not fetched."""
+        self.range_queries = 0
+        """Range queries sent by fetch (every query's chunks): what calibrate reports its history cost."""
         self._lock = threading.Lock()
 
     def index(self, wall: float) -> int | None:
@@ -111,6 +113,7 @@ class History:
         last = math.floor((end_wall - self.origin_wall) / self.step_s + 1e-9)
         chunk = MAX_POINTS_PER_SERIES - 1
         calls = [(query, low, min(low + chunk - 1, last)) for query in dict.fromkeys(queries) for low in range(first, last + 1, chunk)]
+        self.range_queries += len(calls)
         with ThreadPoolExecutor(_PARALLEL_FETCHES, thread_name_prefix="history-fetch") as pool:
             for query, low, high, result in pool.map(lambda call: (*call, self._fetch_range(*call)), calls):
                 if result is None:

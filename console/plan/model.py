@@ -225,9 +225,10 @@ class PreflightSpec:
     """One item of the pre-flight gate."""
 
     name: str
-    kind: Literal["command", "http", "file", "manual", "prometheus", "kubernetes", "terraform", "flags"]
-    required: bool = True
-    """Required items must pass for the gate to pass; advisory ones are shown and recorded."""
+    kind: Literal["command", "http", "file", "manual", "prometheus", "kubernetes", "terraform", "flags", "calibrate"]
+    required: bool | None = None
+    """Required items must pass for the gate to pass; advisory ones are shown and recorded. Default: required,
+    but a calibrate item is advisory (a measurement of the plan, not of the release)."""
     timeout: Duration = 60.0
     argv: list[str] | None = None
     """command: the program and its arguments, run without a shell; exit 0 passes."""
@@ -247,10 +248,26 @@ class PreflightSpec:
     """kubernetes: "deployment/NAME" and "service/NAME" that must exist and be ready; default: the plan's."""
     flags: list[str] | None = None
     """flags: the flags that must exist and be disabled; default: the plan's flags marked new."""
+    lookback: Duration | None = None
+    """calibrate: the history the A/A replays run over, up to now (default 7d)."""
+    every: Duration | None = None
+    """calibrate: time between the replays' starts (default: the plan's planned duration, so they do not overlap)."""
+    max_false_rollbacks: Percentage | None = None
+    """calibrate: the estimated false-rollback rate over which the item fails (default 1%)."""
 
     def __post_init__(self) -> None:
         if self.kind == "prometheus" and self.condition is None:
             raise ValueError('a prometheus check needs a condition, like "< 0.001" or "> 0"')
+        if self.kind == "calibrate" and self.max_false_rollbacks is not None and not 0 < self.max_false_rollbacks < 1:
+            raise ValueError("max_false_rollbacks is a share of the replays between 0% and 100%, like 1%")
+        if self.required is None:
+            self.required = self.kind != "calibrate"
+
+
+CALIBRATE_LOOKBACK_S = 7 * 86400.0
+"""A calibrate item's default lookback: a week holds every day of the week once."""
+CALIBRATE_MAX_FALSE_ROLLBACKS = 0.01
+"""A calibrate item's default max_false_rollbacks: the same as `brahma calibrate --target-false-rollbacks`."""
 
 
 NotifyEvent = Literal["preflight_failed", "paused", "rollback_started", "rollback_failed", "rolled_back", "completed"]

@@ -76,6 +76,12 @@ async def check_flags(item: PreflightSpec, context: PreflightContext) -> tuple[b
     return await check_flags_disabled(item, context)
 
 
+async def check_calibration(item: PreflightSpec, context: PreflightContext) -> tuple[bool, str]:
+    from console.preflight.calibrate_check import check_calibration
+
+    return await check_calibration(item, context)
+
+
 CHECKS: dict[str, Callable[[PreflightSpec, PreflightContext], Awaitable[tuple[bool, str]]]] = {
     "command": run_command,
     "http": fetch_http,
@@ -84,4 +90,5 @@ CHECKS: dict[str, Callable[[PreflightSpec, PreflightContext], Awaitable[tuple[bo
     "kubernetes": check_kubernetes,
     "terraform": check_terraform,
     "flags": check_flags,
+    "calibrate": check_calibration,
 }
