@@ -45,6 +45,12 @@ class Item:
     stage: int | None = None
 
     @property
+    def worse_is_higher(self) -> bool:
+        """Whether a higher value is the worse one: a criterion that must stay under its limit, or a trigger that breaches over it."""
+        below = self.check is not None and self.check.op in ("<", "<=")
+        return below if self.kind == CRITERION else not below
+
+    @property
     def absolute(self) -> bool:
         """A limit on the canary's own value (not relative to stable): the kind calibration can suggest a value for."""
         return self.check is not None and not self.check.relative
@@ -198,4 +204,4 @@ def _worst_sample(item: Item, samples: Sequence[ev.SampleTaken]) -> float | None
     values = _values(item, samples)
     if not values:
         return None
-    return max(values) if item.check.op in ("<", "<=") else min(values)
+    return max(values) if item.worse_is_higher else min(values)

@@ -81,11 +81,27 @@ class ItemSummary:
     paused: int
     rolled_back: int
     worst: ReplayOutcome | None
-    """The replay whose decision for this item saw the value farthest past the limit (the first, without values)."""
+    """The replay stopped by this item that saw the worst value of it (the first, without values)."""
 
     @property
     def stopped(self) -> int:
         return self.paused + self.rolled_back
+
+    @property
+    def worst_value(self) -> float | None:
+        return None if self.worst is None else judged_value(self.item, self.worst)
+
+    def worst_shown(self) -> str:
+        value = self.worst_value
+        return "" if value is None or not self.item.metric else format_metric_value(self.item.metric, value, bool(self.item.check and self.item.check.percent))
+
+
+def judged_value(item: Item, outcome: ReplayOutcome) -> float | None:
+    """What the item was judged on in the replay (outcomes.py): a criterion's window, a trigger's worst sample; for
+    the judge and missing data, the decision's metric at the last sample before it."""
+    if item.key in outcome.observed:
+        return outcome.observed[item.key]
+    return outcome.decision.value if outcome.decision is not None else None
 
 
 @dataclass(frozen=True)
@@ -206,13 +222,12 @@ def _item_summary(item: Item, finished: Sequence[ReplayOutcome]) -> ItemSummary:
     paused = sum(1 for outcome in stopped if outcome.decision.action == "pause")
     worst = None
     if stopped:
-        worse_is_lower = item.check is not None and item.check.op in (">", ">=")
 
         def badness(outcome: ReplayOutcome) -> float:
-            value = outcome.decision.value
+            value = judged_value(item, outcome)
             if value is None:
                 return -math.inf
-            return -value if worse_is_lower else value
+            return value if item.worse_is_higher else -value
 
         worst = max(stopped, key=badness)
     return ItemSummary(item, paused, len(stopped) - paused, worst)
@@ -231,20 +246,21 @@ def suggest(plan: RolloutPlan, item: Item, finished: Sequence[ReplayOutcome], ta
     judged = [outcome.observed[item.key] for outcome in finished if item.key in outcome.observed]
     if check is None or not judged:
         return None
-    upper = check.op in ("<", "<=")
+    upper = item.worse_is_higher
     quantile = _quantile(judged, 1 - target) if upper else -_quantile([-value for value in judged], 1 - target)
     value = _rounded_out(item.metric, quantile, upper, plan)
     if (value <= check.value) if upper else (value >= check.value):
         return None  # the limit already clears what stable showed: what stopped the replays was not its value alone
-    accepts = replace(check, value=value).holds
-    would_stop = sum(1 for observed in judged if not accepts(observed, None))
+    moved = replace(check, value=value)
+    breached = [moved.holds(observed, None) is (item.kind != "criterion") for observed in judged]  # a trigger holds to breach
+    would_stop = sum(breached)
     suggested = f"{check.op} {written_value(plan, item.metric, value)}"
     current = f"{check.op} {written_value(plan, item.metric, check.value)}"
     return Suggestion(item, current, suggested, value, quantile, would_stop, len(judged), yaml_snippet(plan, item, suggested, current))
 
 
 def _rounded_out(metric: str, quantile: float, upper: bool, plan: RolloutPlan) -> float:
-    """A value past `quantile` by the margin, rounded out to a nice number: up for a `<` limit, down for `>`
+    """A value past `quantile` by the margin, rounded out to a nice number: up where higher is worse, down otherwise
     (a share that must stay high, success_rate, rounded on its shortfall from 100%)."""
     shortfall = not upper and (metric in FRACTION_METRICS or limit_unit(metric, plan.metrics.units) == "percent")
     if shortfall:
@@ -310,7 +326,7 @@ def _item_json(summary: ItemSummary, target: float, finished: int) -> dict:
             "at": format_wall(decision.at_wall),
             "replay_start": format_wall(worst.start_wall),
             "action": decision.action,
-            "value": None if decision.value is None else format_metric_value(item.metric, decision.value, item.check.percent if item.check else False),
+            "value": summary.worst_shown() or None,
             "reason": decision.reason,
         }
     return {
@@ -365,8 +381,8 @@ def render(calibration: Calibration) -> str:
         line = f"  {summary.item.label}: {summary.stopped} ({_percent(share)}; {summary.paused} paused, {summary.rolled_back} rolled back)"
         decision = summary.worst.decision if summary.worst else None
         if decision is not None:
-            value = format_metric_value(summary.item.metric, decision.value) if decision.value is not None and summary.item.metric else ""
-            line += f"; worst at {format_wall(decision.at_wall)}" + (f" ({value})" if value else "")
+            value = summary.worst_shown()
+            line += f"; worst: the replay stopped at {format_wall(decision.at_wall)}" + (f" ({value})" if value else "")
         lines.append(line)
     if not stopping and finished:
         lines.append("nothing stopped a replay: every finished replay promoted")
