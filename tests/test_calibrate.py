@@ -223,6 +223,9 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys):
     broken.write_text(PLAN.replace("interval: 10s", "interval: soon"))
     assert main(["calibrate", str(broken), "--from", "-3h", "--to", "-1h"]) == 2
     assert "broken.yaml:3: interval" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        main(["calibrate", str(plan), "--from", "-3h", "--to", "-1h", "--workers", "0"])
+    assert stopped.value.code == 2 and "--workers" in capsys.readouterr().err
 
 
 def test_a_calibrate_item_is_advisory_unless_it_says_otherwise():

@@ -32,6 +32,17 @@ def speed(text: str) -> float:
     return value
 
 
+def workers(text: str) -> int:
+    """--workers: one process at least."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, 1 or more, not {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brahma", description="A terminal control console for progressive delivery.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -114,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--json", action="store_true", help="one summary object on stdout")
     calibrate.add_argument("--canary-selector", metavar="MATCHERS", help="the second label set of stable's population (two pods), read as the canary")
     calibrate.add_argument("--stable-selector", metavar="MATCHERS", help="stable's label set in place of the plan's track labels")
-    calibrate.add_argument("--workers", type=int, metavar="N", help="processes the replays are spread over (default: one per core)")
+    calibrate.add_argument("--workers", type=workers, metavar="N", help="processes the replays are spread over (default: one per core)")
 
     report = commands.add_parser("report", help="write the runbook again from a journal, and print where")
     report.add_argument("journal", type=Path)

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from console.backtest.replay import FetchedHistory, fetch_history, replay, replay_span
 from console.backtest.selectors import Selector, parse_selector
@@ -35,6 +35,9 @@ class HistoryProblem(ValueError):
 
 ReplayOne = Callable[[float], Awaitable[ReplayOutcome]]
 """One replay, from its start (wall time), to its outcome."""
+FETCH_TIMEOUT_S = 300.0
+"""A range query of the history's fetch may take this long: a chunk of 11,000 steps of the latency histogram's
+series is tens of megabytes, and eight are asked at once (a plan's timeout is for one live sample's queries)."""
 STARTS_PER_TASK = 4
 """Starts a worker takes at a time: small enough that both workers finish together (a replay rolled back in
 its first minutes costs a fraction of one that promotes), large enough that handing them out costs nothing."""
@@ -123,7 +126,10 @@ def calibrate(
     began_wall, began_cpu = time.perf_counter(), time.process_time()
     starts = start_times(from_wall, to_wall, every_s)
     items = plan_items(plan)
-    fetched = asyncio.run(fetch_history(plan, from_wall, starts[-1] + replay_span(plan) if starts else to_wall, url_override, population.selectors, now))
+    spec = plan.metrics.prometheus
+    patient = replace(plan, metrics=replace(plan.metrics, prometheus=replace(spec, timeout=max(spec.timeout, FETCH_TIMEOUT_S))))
+    end_wall = starts[-1] + replay_span(plan) if starts else to_wall
+    fetched = asyncio.run(fetch_history(patient, from_wall, end_wall, url_override, population.selectors, now))
     fetch_s = time.perf_counter() - began_wall
     problem = _history_problem(fetched, from_wall, plan.interval)
     if problem is not None:
