@@ -295,6 +295,15 @@ def test_a_healthy_stable_calibrates_to_a_low_false_rollback_rate(night, plan_fi
     assert summary["cost"]["range_queries"] <= 8  # the history read once for all six replays
 
 
+def test_two_label_sets_of_stable_are_read_at_the_same_instants(night, plan_file, capsys):
+    """--canary-selector: another label set of the same population (here the canary track, served as stable is)."""
+    selectors = ("--canary-selector", 'app="checkout",track="canary"', "--stable-selector", 'app="checkout",track="stable"')
+    code, summary = calibrate(capsys, plan_file, night.url, DAY - 110 * 60, DAY - 80 * 60, "--every", "10m", *selectors)
+    assert code == 0 and summary["replays"]["promoted"] == 3
+    assert summary["a_a"] == '{app="checkout",track="canary"} against {app="checkout",track="stable"}'
+    assert summary["cost"]["range_queries"] > 4  # each track's own queries, fetched once each
+
+
 def test_a_stable_just_outside_a_limit_at_night_names_that_limit_and_suggests_one_it_meets(night, plan_file, capsys):
     code, summary = calibrate(capsys, plan_file, night.url, DAY + 600, DAY + 2 * 3600, "--every", "15m")
     assert code == 0 and summary["exceeds_target"]
