@@ -60,9 +60,8 @@ def plan_items(plan: RolloutPlan) -> list[Item]:
     """Every item of the plan, in the plan's order: stages' criteria, triggers, the judge's metrics, missing data."""
     items = []
     for stage in plan.stages:
-        written = [check for check in stage.criteria]
-        for check in written:
-            same_metric = [other for other in written if other.metric == check.metric]
+        for check in stage.criteria:
+            same_metric = [other for other in stage.criteria if other.metric == check.metric]
             index = f"[{same_metric.index(check)}]" if len(same_metric) > 1 else ""
             label = f"{stage.name} ({stage.weight}%): {check.metric} {check.describe()}"
             items.append(Item(f"stages[{stage.index}].criteria.{check.metric}{index}", label, CRITERION, check.metric, check, stage.index))

@@ -304,6 +304,7 @@ def yaml_snippet(plan: RolloutPlan, item: Item, suggested: str, current: str) ->
         named = f"    name: {stage.name}\n" if not stage.name.startswith("stage ") else ""
         return (
             f'# {stage.name} (weight {stage.weight}): {metric} "{current}" fired on stable itself\n'
+            "# (a plan that takes the default stages writes them all out, as `brahma validate` lists them, with this one's criteria)\n"
             f"stages:\n  - weight: {stage.weight}\n{named}    criteria:\n      {metric}: {shown}\n"
         )
     consecutive = item.check.consecutive
