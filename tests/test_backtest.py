@@ -263,6 +263,17 @@ def test_the_timeline_prints_as_a_headless_run_does(served, plan_file, capsys):
     assert "[   5:00] stage 1 passed" in out
 
 
+def test_a_promote_a_person_would_give_is_taken_as_given(served, tmp_path, capsys):
+    plan = tmp_path / "held.yaml"
+    plan.write_text(PLAN.replace("  - weight: 50\n", "  - weight: 50\n    manual: true\n"))
+    code, events, err = backtest(capsys, plan, HEALTHY_AT, served.url)
+    assert code == 0, err
+    [held] = named(events, "awaiting_promote")
+    [promote] = named(events, "command")
+    assert (promote["name"], promote["actor"], promote["t"]) == ("promote", "backtest (taken as given)", held["t"])
+    assert "promotes taken as given" in err
+
+
 def test_a_canary_incident_rolls_back_at_its_time_for_its_trigger(served, plan_file, capsys):
     code, events, err = backtest(capsys, plan_file, INCIDENT_AT, served.url)
     assert code == 3, err

@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 
 from console.actor import current_actor
-from console.app.exits import EXIT_ERROR, EXIT_INVALID, exit_code
+from console.app.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, exit_code
 from console.app.problems import refuse, say, say_problems, say_warnings
 from console.backtest.replay import GIVEN_BY, NOT_FINISHED, FetchedHistory, Replay, fetch_history, replay, replay_span
 from console.backtest.selectors import Selector, SelectorError, parse_selector
@@ -56,6 +56,9 @@ def run_backtest(
     except requests.ConnectionError:
         say(f"cannot reach Prometheus at {url}: the history could not be read")
         return EXIT_ERROR
+    except KeyboardInterrupt:  # said here: brahma's own word for it is about resuming a rollout, and a replay has none to resume
+        say("interrupted: the replay stopped; nothing was acted on")
+        return EXIT_INTERRUPTED
 
 
 async def _backtest(

@@ -393,7 +393,7 @@ def relative_times_joined(argv: Sequence[str]) -> list[str]:
     """`--at -36h` as `--at=-36h`, so that a relative time is read as the option's value."""
     joined: list[str] = []
     for word in argv:
-        if joined and joined[-1] in TIME_OPTIONS and word[:2].startswith("-") and word[1:2].isdigit():
+        if joined and joined[-1] in TIME_OPTIONS and word.startswith("-") and word[1:2].isdigit():
             joined[-1] = f"{joined[-1]}={word}"
         else:
             joined.append(word)

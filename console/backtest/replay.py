@@ -36,6 +36,7 @@ from console.sim.target import SimTarget, previous_image
 GIVEN_BY = "backtest (taken as given)"
 """Who promotes a stage that waits for a person, and signs off the gate, in a backtest."""
 NOT_FINISHED = "not finished"
+LOOKBACK_S = 300.0
 OUTCOMES = {Phase.COMPLETED: "promoted", Phase.ROLLED_BACK: "rolled back"}
 
 
@@ -77,8 +78,9 @@ class Replay:
 
 def replay_span(plan: RolloutPlan) -> float:
     """The longest a replay of `plan` can run on its clock: every stage's window, one pause timing out
-    (headless, a pause rolls back after pause_timeout) and a sample's slack."""
-    return plan.planned_duration + plan.pause_timeout + 2 * plan.interval
+    (headless, a pause rolls back after pause_timeout; nobody resumes it), and Prometheus' 5 minute lookback
+    beyond, so the last raw sample read (up to a scrape interval before the span's end) is well inside."""
+    return plan.planned_duration + plan.pause_timeout + LOOKBACK_S
 
 
 def source_for(
