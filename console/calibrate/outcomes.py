@@ -7,7 +7,7 @@ reason's wording (console/controller/analysis.py writes it) tell which item of t
 
 Each absolute limit's observed value, per replay, is the worst value it was judged on: a criterion on a counted
 rate (error_rate, success_rate) its stage window's rate from the canary's counts, as judge_window reads it, any
-other criterion its window's mean of the samples' values, and a trigger its worst sample's value. A trigger
+other criterion its window's mean, and a trigger its worst sample's value. A trigger
 breaches only beyond doubt and some only after several samples in a row, so its worst sample is a conservative
 stand-in: a limit past it would not have fired.
 """
@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 
 from console.controller.analysis import COUNTED_RATES
 from console.journal import events as ev
+from console.journal.state import RolloutState
+from console.journal.window import WindowStats
 from console.plan.checks import Check
 from console.plan.model import RolloutPlan
+from console.samples import TrackValues
 
 NO_DATA = "no data"
 JUDGE = "judge"
@@ -166,41 +169,41 @@ def attribute(plan: RolloutPlan, items: Sequence[Item], stage: int, trigger: str
 
 
 def observed_values(events: Iterable[ev.Event], items: Sequence[Item]) -> dict[str, float]:
-    """Each absolute item's worst value in this replay (see the module's docstring)."""
-    per_stage: dict[int, list[ev.SampleTaken]] = {}
-    samples = []
+    """Each absolute item's worst value in this replay (see the module's docstring). A stage's window is the
+    journal's own (console/journal/state.py folds the events into it, as the controller judges it), taken where
+    it was judged: when the stage passed, or at the replay's first pause or rollback."""
+    state = RolloutState()
+    windows: dict[int, WindowStats] = {}
+    samples: list[ev.SampleTaken] = []
     for event in events:
+        if isinstance(event, ev.Paused | ev.RollbackStarted) and state.stage not in windows:
+            windows[state.stage] = state.window
+        state.apply(event)
         if isinstance(event, ev.SampleTaken):
-            per_stage.setdefault(event.stage, []).append(event)
             samples.append(event)
+        elif isinstance(event, ev.StagePassed):
+            windows[event.stage] = state.window
     observed: dict[str, float] = {}
     for item in items:
         if not item.absolute:
             continue
-        judged = per_stage.get(item.stage, []) if item.kind == CRITERION else samples
-        value = _window_value(item, judged) if item.kind == CRITERION else _worst_sample(item, judged)
+        window = windows.get(item.stage)
+        value = (_window_value(item, window) if window is not None else None) if item.kind == CRITERION else _worst_sample(item, samples)
         if value is not None:
             observed[item.key] = value
     return observed
 
 
-def _values(item: Item, samples: Iterable[ev.SampleTaken]) -> list[float]:
-    return [value for sample in samples if (value := (sample.metrics.get(item.metric) or {}).get("canary")) is not None]
-
-
-def _window_value(item: Item, samples: Sequence[ev.SampleTaken]) -> float | None:
-    if item.metric in COUNTED_RATES:
-        counted = [sample.counts["canary"] for sample in samples if "canary" in sample.counts]
-        requests = sum(float(counts["requests"]) for counts in counted)
-        if requests > 0:
-            error_rate = sum(float(counts["errors"]) for counts in counted) / requests
-            return error_rate if item.metric == "error_rate" else 1 - error_rate
-    values = _values(item, samples)
-    return sum(values) / len(values) if values else None
+def _window_value(item: Item, window: WindowStats) -> float | None:
+    """What judge_window reads: a counted rate's canary counts, otherwise the canary's mean."""
+    counts = window.track_counts("canary") if item.metric in COUNTED_RATES else None
+    if counts is not None:
+        return counts.errors / counts.requests if item.metric == "error_rate" else 1 - counts.errors / counts.requests
+    return window.means().get(item.metric, TrackValues(None, None)).canary
 
 
 def _worst_sample(item: Item, samples: Sequence[ev.SampleTaken]) -> float | None:
-    values = _values(item, samples)
+    values = [value for sample in samples if (value := (sample.metrics.get(item.metric) or {}).get("canary")) is not None]
     if not values:
         return None
     return max(values) if item.worse_is_higher else min(values)
