@@ -22,6 +22,7 @@ from console.calibrate.run import run_replays, start_times
 from console.calibrate.summary import suggest, summarize, wilson
 from console.journal import events as ev
 from console.plan import load_plan_text
+from console.plan.problems import PlanError
 from console.preflight.checks import CHECKS
 from console.preflight.context import PreflightContext
 from testbed.history import Change, History, TrackRates, nightly, recent_range, require_history_tools, serving_history
@@ -235,6 +236,13 @@ def test_a_calibrate_item_is_advisory_unless_it_says_otherwise():
     assert other.required is True
     required = plan_from(PLAN + "preflight:\n  - {name: a-a, kind: calibrate, required: true}\n")
     assert required.preflight[0].required is True
+
+
+@pytest.mark.parametrize(("written", "said"), [("max_false_rollbacks: 0%", "between 0% and 100%"), ("every: 0s", "longer than nothing")])
+def test_a_calibrate_item_out_of_range_is_refused_at_its_line(written, said):
+    with pytest.raises(PlanError) as refused:
+        plan_from(PLAN + f"preflight:\n  - {{name: a-a, kind: calibrate, {written}}}\n")
+    assert said in str(refused.value) and "plan.yaml:19: preflight[0]" in str(refused.value)
 
 
 # -- whole calibrations on a real Prometheus -------------------------------------------------------

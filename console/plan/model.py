@@ -260,6 +260,8 @@ class PreflightSpec:
             raise ValueError('a prometheus check needs a condition, like "< 0.001" or "> 0"')
         if self.kind == "calibrate" and self.max_false_rollbacks is not None and not 0 < self.max_false_rollbacks < 1:
             raise ValueError("max_false_rollbacks is a share of the replays between 0% and 100%, like 1%")
+        if self.kind == "calibrate" and any(span is not None and span <= 0 for span in (self.lookback, self.every)):
+            raise ValueError("a calibrate item's lookback and every are durations longer than nothing, like 7d and 2h")
         if self.required is None:
             self.required = self.kind != "calibrate"
 
