@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import pytest
 
 from console.app.cli import main
 from console.backtest.history import History
-from console.backtest.replay import fetch_history, replay
+from console.backtest.replay import fetch_history, history_source, replay, replay_span
 from console.backtest.selectors import SelectorError, parse_selector
+from console.backtest.shared import SharedSamples
 from console.backtest.times import TimeError, format_wall, parse_time
 from console.journal import events as ev
 from console.metrics.prometheus import MAX_POINTS_PER_SERIES
@@ -427,3 +429,77 @@ def test_a_replay_asks_the_server_nothing_the_history_holds(served, plan_file):
     assert result.outcome == "promoted"
     assert fallbacks == 0
     assert [change["weight"] for change in result.target_changes] == [5, 50, 100]
+
+
+def without_ts(events: list[ev.Event]) -> list[ev.Event]:
+    """The events but their wall times: ts, and a rollback's duration (this process's own time, not the history's)."""
+    return [replace(event, ts="", **({"duration_s": 0.0} if isinstance(event, ev.RolledBack) else {})) for event in events]
+
+
+@pytest.mark.parametrize("a_a", [False, True], ids=["canary-against-stable", "a-a-one-interval-back"])
+def test_replays_sharing_samples_decide_exactly_as_replays_on_their_own(served, plan_file, a_a):
+    """Starts on the grid across the canary incident, the gap and the restart: every event (decisions, reasons,
+    values, counts) of a replay that takes the other replays' samples is the one it has on its own."""
+    plan = load_plan(plan_file, history_only=True)
+    selectors = {track: parse_selector('app="checkout",track="stable"') for track in TRACKS} if a_a else None
+    lag_s = plan.interval if a_a else 0.0
+    starts = [HEALTHY_AT + k * 130.0 for k in range(int((RESTART_AT + 600 - HEALTHY_AT) / 130))]
+
+    async def run() -> tuple[list[list[ev.Event]], list[list[ev.Event]], SharedSamples]:
+        fetched = await fetch_history(plan, HEALTHY_AT, starts[-1] + replay_span(plan), url_override=served.url, selectors=selectors)
+        shared = SharedSamples(plan, fetched, selectors or {}, lag_s)
+        try:
+            alone, sharing = [], []
+            for start in starts:
+                alone.append((await replay(plan, start, fetched, selectors, canary_lag_s=lag_s)).events)
+                shared.forget_before(start)
+                sharing.append((await replay(plan, start, fetched, selectors, canary_lag_s=lag_s, shared=shared)).events)
+            return alone, sharing, shared
+        finally:
+            await shared.close()
+            await fetched.close()
+
+    alone, sharing, shared = asyncio.run(run())
+    for start, own, with_others in zip(starts, alone, sharing, strict=True):
+        assert without_ts(with_others) == without_ts(own), format_wall(start)
+    samples = sum(isinstance(event, ev.SampleTaken) for events in alone for event in events)
+    ended = {type(events[-1]) for events in alone}
+    assert a_a or {ev.Completed, ev.RolledBack} <= ended  # the incident's replays roll back, the others promote
+    # Most samples are the sweep's: a replay takes its own only until its rate window has filled, and after the gap.
+    assert shared.shared > 0.8 * samples and shared.swept < samples / 2
+
+
+def test_a_replay_that_leaves_the_shared_samples_goes_on_as_its_own_source_would(served, plan_file):
+    """Instants that are not the sweep's next (one skipped, one taken twice, one off the grid, another window) across the
+    gap and the restart: the sharing source's samples are its own source's, one by one."""
+    plan = load_plan(plan_file, history_only=True)
+    step = plan.interval
+    walls = [GAP_AT + k * step for k in range(12)]
+    walls += [walls[-1] + 2 * step, walls[-1] + 2 * step, walls[-1] + 2.5 * step]
+    walls += [walls[-1] + 0.5 * step + k * step for k in range(int((RESTART_AT + 600 - walls[-1]) / step))]
+    windows = {len(walls) - 20: 2 * step}
+
+    async def run() -> tuple[int, int]:
+        fetched = await fetch_history(plan, GAP_AT - 300, RESTART_AT + 900, url_override=served.url)
+        shared = SharedSamples(plan, fetched, {}, 0.0)
+        now = [0.0, 0.0]
+        own = history_source(plan, fetched.history, None, 0.0, lambda: now[0])
+        sharing = shared.source_for_replay(history_source(plan, fetched.history, None, 0.0, lambda: now[1]), lambda: now[1])
+        try:
+            # Another replay started the sweep: this one's first samples are the sweep's from the first.
+            ahead = shared.source_for_replay(history_source(plan, fetched.history, None, 0.0, lambda: now[1]), lambda: now[1])
+            for wall in walls[:3]:
+                now[1] = wall
+                await ahead.sample(plan.metric_names, 0.0, step)
+            for number, wall in enumerate(walls):
+                now[0] = now[1] = wall
+                window_s = windows.get(number, step)
+                assert await sharing.sample(plan.metric_names, 0.0, window_s) == await own.sample(plan.metric_names, 0.0, window_s), format_wall(wall)
+            return shared.shared, shared.swept
+        finally:
+            for source in (own, sharing, shared):
+                await source.close()
+            await fetched.close()
+
+    taken_from_the_sweep, swept = asyncio.run(run())
+    assert taken_from_the_sweep > len(walls) * 0.8 and swept < len(walls)

@@ -94,6 +94,7 @@ class History:
         self.range_queries = 0
         """Range queries sent by fetch (every query's chunks): what calibrate reports its history cost."""
         self._lock = threading.Lock()
+        self._last_steps: dict[tuple[tuple[str, str], ...], int] | None = None
 
     def index(self, wall: float) -> int | None:
         """The grid index of `wall`, or None off the grid."""
@@ -114,6 +115,7 @@ class History:
         chunk = MAX_POINTS_PER_SERIES - 1
         calls = [(query, low, min(low + chunk - 1, last)) for query in dict.fromkeys(queries) for low in range(first, last + 1, chunk)]
         self.range_queries += len(calls)
+        self._last_steps = None
         with ThreadPoolExecutor(_PARALLEL_FETCHES, thread_name_prefix="history-fetch") as pool:
             for query, low, high, result in pool.map(lambda call: (*call, self._fetch_range(*call)), calls):
                 if result is None:
@@ -163,6 +165,18 @@ class History:
             if value is not None:
                 vector.append({"metric": series.labels, "value": [asked, repr(value)]})
         return vector
+
+    def last_step(self, labels: tuple[tuple[str, str], ...]) -> int | None:
+        """The last grid index at which a series labelled `labels` (sorted) has a value, in any query fetched; None when
+        none has: a counter the samples read past it is read no more (console/backtest/shared.py)."""
+        if self._last_steps is None:
+            last_steps: dict[tuple[tuple[str, str], ...], int] = {}
+            for answers in self._answers.values():
+                for key, series in answers.series.items():
+                    if series.steps:
+                        last_steps[key] = max(last_steps.get(key, series.steps[-1]), series.steps[-1])
+            self._last_steps = last_steps
+        return self._last_steps.get(labels)
 
     def shifted(self, by_s: float) -> ShiftedHistory:
         """This history read `by_s` seconds later than asked (earlier when negative), stamped as asked."""

@@ -20,18 +20,22 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.backtest.history import History
 from console.controller.clock import VirtualClock
 from console.controller.controller import Controller, ControllerOptions
 from console.journal import events as ev
 from console.journal.state import Phase
+from console.metrics.base import MetricSource
 from console.metrics.prometheus import PrometheusSource, Selector
 from console.plan.model import RolloutPlan
 from console.preflight import Gate, PreflightContext
 from console.samples import TRACKS
 from console.sim.target import SimTarget, previous_image
+
+if TYPE_CHECKING:
+    from console.backtest.shared import SharedSamples
 
 GIVEN_BY = "backtest (taken as given)"
 """Who promotes a stage that waits for a person, and signs off the gate, in a backtest."""
@@ -107,6 +111,27 @@ def source_for(
     )
 
 
+def history_source(
+    plan: RolloutPlan,
+    history: History,
+    selectors: Mapping[str, Selector] | None,
+    canary_lag_s: float,
+    wall_clock: Callable[[], float],
+    clock_to_wall: Callable[[float], float] | None = None,
+) -> PrometheusSource:
+    """The plan's source reading `history` (the canary `canary_lag_s` earlier), each sample evaluated at wall_clock()."""
+    clients = {"stable": history, "canary": history.shifted(-canary_lag_s) if canary_lag_s else history}
+    # The server's client answers what the grid does not hold; this source's own is never asked.
+    return source_for(
+        plan,
+        selectors=selectors,
+        clients=clients,
+        wall_clock=wall_clock,
+        clock_to_wall=clock_to_wall,
+        scrape_interval_s=history.scrape_interval_s,
+    )
+
+
 @dataclass
 class FetchedHistory:
     """A History with what replays need beside it: where the server's data ends, and the server's client."""
@@ -163,6 +188,7 @@ async def replay(
     listeners: Sequence[Callable[[ev.Event], None]] = (),
     state_dir: Path | None = None,
     actor: str = "brahma backtest",
+    shared: SharedSamples | None = None,
 ) -> Replay:
     """Replay `plan` as if its first stage had started at `start_wall` (epoch seconds, on the history's grid).
 
@@ -172,22 +198,17 @@ async def replay(
     (calibrate's A/A: with the canary selector the stable's, canary = stable's series at t − interval).
     `listeners` see every event as it happens (a printer). The journal goes to `state_dir`, or to a
     temporary directory removed afterwards: never a release's. The replay stops where the history ends
-    (its data, or what was fetched, or now): a rollout not decided by then is `not finished`.
+    (its data, or what was fetched, or now): a rollout not decided by then is `not finished`. With `shared`
+    (built for the same plan, history, selectors and lag), the samples other replays' sweep took at the same
+    instants are used where they are provably the ones this replay's own source would take (shared.py).
     """
     history = fetched.history
     data_end = fetched.data_end_wall if fetched.data_end_wall is not None else start_wall
     history_end_t = min(data_end, fetched.fetched_to_wall) - start_wall
     clock = HistoryClock(history_end_t)
-    clients = {"stable": history, "canary": history.shifted(-canary_lag_s) if canary_lag_s else history}
-    source = source_for(
-        plan,
-        selectors=selectors,
-        clients=clients,
-        wall_clock=lambda: start_wall + clock.now(),
-        clock_to_wall=lambda t: start_wall + t,
-        scrape_interval_s=history.scrape_interval_s,
-    )
-    # The server's client answers what the grid does not hold; this source's own is never asked.
+    source: MetricSource = history_source(plan, history, selectors, canary_lag_s, lambda: start_wall + clock.now(), lambda t: start_wall + t)
+    if shared is not None:
+        source = shared.source_for_replay(source, lambda: start_wall + clock.now())
     target = SimTarget(plan.strategy, plan.image, previous_image(plan.image), plan.target.replicas or 10)
     options = ControllerOptions(headless=True, manual=False, exit_when_finished=True, target_kind=ev.BACKTEST_TARGET)
     options.gate = Gate((), PreflightContext(plan))

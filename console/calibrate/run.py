@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from console.backtest.replay import FetchedHistory, fetch_history, replay, replay_span
 from console.backtest.selectors import Selector, parse_selector
+from console.backtest.shared import SharedSamples
 from console.calibrate.outcomes import Item, ReplayOutcome, outcome_of, plan_items
 from console.calibrate.summary import DEFAULT_TARGET, Calibration, format_wall, summarize
 from console.metrics.prometheus import label_matchers
@@ -38,9 +39,12 @@ ReplayOne = Callable[[float], Awaitable[ReplayOutcome]]
 FETCH_TIMEOUT_S = 300.0
 """A range query of the history's fetch may take this long: a chunk of 11,000 steps of the latency histogram's
 series is tens of megabytes, and eight are asked at once (a plan's timeout is for one live sample's queries)."""
-STARTS_PER_TASK = 4
-"""Starts a worker takes at a time: small enough that both workers finish together (a replay rolled back in
-its first minutes costs a fraction of one that promotes), large enough that handing them out costs nothing."""
+TASKS_PER_WORKER = 8
+"""The starts are dealt out in this many runs of consecutive ones per worker: few enough that a worker's replays
+mostly follow one another, so its sweep of shared samples (backtest/shared.py) is taken once for them and not
+again for each run; enough that the workers finish together (a replay rolled back in its first minutes costs
+a fraction of one that promotes, and the last run handed out is an eighth of a worker's share)."""
+MIN_STARTS_PER_TASK = 4
 
 
 def default_workers() -> int:
@@ -88,7 +92,8 @@ def _replay_starts(indexes: Sequence[int]) -> list[ReplayOutcome]:
 def run_replays(starts: Sequence[float], replay_one: ReplayOne, workers: int) -> list[ReplayOutcome]:
     """Every start's outcome, in the order of `starts`: in this process, or over `workers` forked ones."""
     global _WORK
-    tasks = [list(range(low, min(low + STARTS_PER_TASK, len(starts)))) for low in range(0, len(starts), STARTS_PER_TASK)]
+    per_task = max(MIN_STARTS_PER_TASK, -(-len(starts) // (max(1, workers) * TASKS_PER_WORKER)))
+    tasks = [list(range(low, min(low + per_task, len(starts)))) for low in range(0, len(starts), per_task)]
     _WORK = (replay_one, starts)
     try:
         if workers <= 1 or len(tasks) <= 1:
@@ -102,9 +107,12 @@ def run_replays(starts: Sequence[float], replay_one: ReplayOne, workers: int) ->
 def history_replay(plan: RolloutPlan, fetched: FetchedHistory, population: Population, items: Sequence[Item]) -> ReplayOne:
     """One A/A replay on the fetched history, by the release's controller and judge (console/backtest/replay.py)."""
 
+    shared = SharedSamples(plan, fetched, population.selectors, population.canary_lag_s)
+
     async def replay_one(start_wall: float) -> ReplayOutcome:
         began = time.process_time()
-        result = await replay(plan, start_wall, fetched, population.selectors, canary_lag_s=population.canary_lag_s, actor="brahma calibrate")
+        shared.forget_before(start_wall)
+        result = await replay(plan, start_wall, fetched, population.selectors, canary_lag_s=population.canary_lag_s, actor="brahma calibrate", shared=shared)
         return outcome_of(plan, start_wall, result.outcome, result.events, items, time.process_time() - began)
 
     return replay_one

@@ -79,6 +79,16 @@ class Interval:
     counts: TrackCounts
 
 
+@dataclass(frozen=True)
+class TallyState:
+    """All a CounterTally holds, copied: the same state and the same reads give the same counts (shared replays
+    compare it: console/backtest/shared.py)."""
+
+    read_at: float | None
+    last: Snapshot
+    intervals: tuple[Interval, ...]
+
+
 class CounterTally:
     """One track's counters: the values last seen of every series, and the intervals of recent reads."""
 
@@ -99,6 +109,15 @@ class CounterTally:
             self._last[kind].update(snapshot.get(kind, {}))
         self.read_at = at
         return interval
+
+    def state(self) -> TallyState:
+        return TallyState(self.read_at, {kind: dict(values) for kind, values in self._last.items()}, tuple(self._intervals))
+
+    def restore(self, state: TallyState) -> None:
+        """Holds `state` (copied) from now on, as if it had read what made it."""
+        self.read_at = state.read_at
+        self._last = {kind: dict(state.last.get(kind, {})) for kind in COUNT_KINDS}
+        self._intervals = deque(state.intervals)
 
     def window(self, now: float, window_s: float, sample_s: float) -> tuple[TrackCounts, float] | None:
         """The counts of the intervals that make up the last `window_s` before `now`, and the time they span;

@@ -76,7 +76,7 @@ from urllib3.util.retry import Retry
 
 from console.derived import track_values
 from console.metric_catalogue import REQUEST_METRICS
-from console.metrics.counters import LATENCY_BUCKETS, CounterTally, Interval, SeriesKey, Snapshot, bucket_bound
+from console.metrics.counters import LATENCY_BUCKETS, CounterTally, Interval, SeriesKey, Snapshot, TallyState, bucket_bound
 from console.plan.model import CountQueries, PrometheusSpec
 from console.printable import printable
 from console.redact import redact, split_credentials
@@ -588,6 +588,15 @@ class PrometheusSource:
             canary_counts=canary_counts,
             stable_counts=stable_counts,
         )
+
+    def counter_states(self) -> dict[str, TallyState]:
+        """Each track's counters as the samples so far left them: what the next sample's counts start from."""
+        return {track: tally.state() for track, tally in self._tallies.items()}
+
+    def restore_counters(self, states: Mapping[str, TallyState]) -> None:
+        """Go on from `states` (counter_states of a source that read the same history), as if this source had read it."""
+        for track, state in states.items():
+            self._tallies[track].restore(state)
 
     def _read_times(self, track: str, now: float, window_s: float, rate_window_s: float) -> list[float]:
         """When to read a track's counters: now, and on its first read also a sample and a rate window before,
