@@ -189,6 +189,7 @@ async def replay(
     state_dir: Path | None = None,
     actor: str = "brahma backtest",
     shared: SharedSamples | None = None,
+    scratch_dir: Path | None = None,
 ) -> Replay:
     """Replay `plan` as if its first stage had started at `start_wall` (epoch seconds, on the history's grid).
 
@@ -197,7 +198,7 @@ async def replay(
     the track labels, as fetched). `canary_lag_s` reads the canary that many seconds before the stable
     (calibrate's A/A: with the canary selector the stable's, canary = stable's series at t − interval).
     `listeners` see every event as it happens (a printer). The journal goes to `state_dir`, or to a
-    temporary directory removed afterwards: never a release's. The replay stops where the history ends
+    temporary directory removed afterwards (in `scratch_dir`, else the system's), never a release's. The replay stops where the history ends
     (its data, or what was fetched, or now): a rollout not decided by then is `not finished`. With `shared`
     (built for the same plan, history, selectors and lag), the samples other replays' sweep took at the same
     instants are used where they are provably the ones this replay's own source would take (shared.py).
@@ -212,7 +213,7 @@ async def replay(
     target = SimTarget(plan.strategy, plan.image, previous_image(plan.image), plan.target.replicas or 10)
     options = ControllerOptions(headless=True, manual=False, exit_when_finished=True, target_kind=ev.BACKTEST_TARGET)
     options.gate = Gate((), PreflightContext(plan))
-    directory = Path(tempfile.mkdtemp(prefix="brahma-backtest-")) if state_dir is None else state_dir
+    directory = Path(tempfile.mkdtemp(prefix="brahma-backtest-", dir=scratch_dir)) if state_dir is None else state_dir
     directory.mkdir(parents=True, exist_ok=True)
     journal = directory / f"{plan.name}.jsonl"
     events: list[ev.Event] = []

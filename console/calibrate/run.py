@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from console.backtest.replay import FetchedHistory, fetch_history, replay, replay_span
 from console.backtest.selectors import Selector, parse_selector
@@ -45,6 +46,9 @@ mostly follow one another, so its sweep of shared samples (backtest/shared.py) i
 again for each run; enough that the workers finish together (a replay rolled back in its first minutes costs
 a fraction of one that promotes, and the last run handed out is an eighth of a worker's share)."""
 MIN_STARTS_PER_TASK = 4
+MEMORY_DIR = Path("/dev/shm")
+"""Where the replays' journals go when the system has it: read by nobody once the replay is over, they need not
+reach a disk, and on tmpfs the group commit's fsyncs cost nothing."""
 
 
 def default_workers() -> int:
@@ -108,11 +112,14 @@ def history_replay(plan: RolloutPlan, fetched: FetchedHistory, population: Popul
     """One A/A replay on the fetched history, by the release's controller and judge (console/backtest/replay.py)."""
 
     shared = SharedSamples(plan, fetched, population.selectors, population.canary_lag_s)
+    scratch = MEMORY_DIR if MEMORY_DIR.is_dir() else None
 
     async def replay_one(start_wall: float) -> ReplayOutcome:
         began = time.process_time()
         shared.forget_before(start_wall)
-        result = await replay(plan, start_wall, fetched, population.selectors, canary_lag_s=population.canary_lag_s, actor="brahma calibrate", shared=shared)
+        result = await replay(
+            plan, start_wall, fetched, population.selectors, canary_lag_s=population.canary_lag_s, actor="brahma calibrate", shared=shared, scratch_dir=scratch
+        )
         return outcome_of(plan, start_wall, result.outcome, result.events, items, time.process_time() - began)
 
     return replay_one
