@@ -1,15 +1,23 @@
 """The A/A replays of a calibration: one fetch of the history, shared by every replay, spread over processes.
 
-The history is read once, before any replay: every query a sample makes, as one range query each over the
-whole range (from a rate window before the first start to the last replay's end), on the plan's interval,
-in chunks under Prometheus' points limit (console/backtest/history.py). Both tracks read stable's series, so
-the canary's queries are the stable's and are fetched once. Every replay then answers its samples from that
+The history is read once, before any replay: every query a sample makes (each track's counters: requests by
+code, 5xx errors, the latency buckets; and the plan's own queries), as one range query each over the whole
+range (from a rate window before the first start to the last replay's end), on the plan's interval and
+aligned to the starts, in chunks of under Prometheus' 11,000 points, eight asked at once
+(console/backtest/history.py). Both tracks read stable's series, so the canary's queries are the stable's
+and are fetched once: a week at 10 s is 4 range queries. Every replay then answers its samples from that
 history in memory, and none asks the server anything the history holds.
 
 The replays run the release's own controller and judge (console/backtest/replay.py), in virtual time, one
 start every `every_s`. They are independent of one another, so they are dealt out to worker processes forked
 after the fetch, which inherit the history as it is in memory (nothing is sent to them but the start times)
-and send back each replay's outcome (calibrate/outcomes.py), not its events.
+and send back each replay's outcome (calibrate/outcomes.py), not its events. Each worker is dealt runs of
+consecutive starts (TASKS_PER_WORKER), because its replays share their samples (console/backtest/shared.py):
+the worker sweeps the grid once with one PrometheusSource, keeping each instant's sample and counter tallies
+while a replay can still ask for them, and a replay takes the sweep's samples from the first sample after which
+its own tallies are the sweep's (its first minute, while its rate window fills) for as long as it samples at
+the sweep's next instant. So a replay's samples cost about one sweep sample per 5 minutes of starts, not 630.
+The replays' journals, read by nobody afterwards, are kept on /dev/shm where there is one.
 """
 
 from __future__ import annotations
