@@ -12,7 +12,7 @@ The replays run the release's own controller and judge (console/backtest/replay.
 start every `every_s`. They are independent of one another, so they are dealt out to worker processes forked
 after the fetch, which inherit the history as it is in memory (nothing is sent to them but the start times)
 and send back each replay's outcome (calibrate/outcomes.py), not its events. Each worker is dealt runs of
-consecutive starts (TASKS_PER_WORKER), because its replays share their samples (console/backtest/shared.py):
+consecutive starts (SWEEP_START_IN_REPLAYS), because its replays share their samples (console/backtest/shared.py):
 the worker sweeps the grid once with one PrometheusSource, keeping each instant's sample and counter tallies
 while a replay can still ask for them, and a replay takes the sweep's samples from the first sample after which
 its own tallies are the sweep's (its first minute, while its rate window fills) for as long as it samples at
@@ -23,6 +23,7 @@ The replays' journals, read by nobody afterwards, are kept on /dev/shm where the
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing
 import os
 import time
@@ -48,11 +49,11 @@ ReplayOne = Callable[[float], Awaitable[ReplayOutcome]]
 FETCH_TIMEOUT_S = 300.0
 """A range query of the history's fetch may take this long: a chunk of 11,000 steps of the latency histogram's
 series is tens of megabytes, and eight are asked at once (a plan's timeout is for one live sample's queries)."""
-TASKS_PER_WORKER = 8
-"""The starts are dealt out in this many runs of consecutive ones per worker: few enough that a worker's replays
-mostly follow one another, so its sweep of shared samples (backtest/shared.py) is taken once for them and not
-again for each run; enough that the workers finish together (a replay rolled back in its first minutes costs
-a fraction of one that promotes, and the last run handed out is an eighth of a worker's share)."""
+SWEEP_START_IN_REPLAYS = 1.6
+"""What a worker's sweep of shared samples (backtest/shared.py) costs when it starts again at a run of starts that
+does not follow its last one, in replays: a replay's span of samples, ~1.4 ms each, against ~0.55 s a replay.
+Runs of √(2 × 1.6 × starts / workers) consecutive starts weigh those restarts against the workers' finishing
+together (the last run handed out keeps one worker busy alone): 57 of a week's 2,016 starts on two workers."""
 MIN_STARTS_PER_TASK = 4
 MEMORY_DIR = Path("/dev/shm")
 """Where the replays' journals go when the system has it: read by nobody once the replay is over, they need not
@@ -104,7 +105,7 @@ def _replay_starts(indexes: Sequence[int]) -> list[ReplayOutcome]:
 def run_replays(starts: Sequence[float], replay_one: ReplayOne, workers: int) -> list[ReplayOutcome]:
     """Every start's outcome, in the order of `starts`: in this process, or over `workers` forked ones."""
     global _WORK
-    per_task = max(MIN_STARTS_PER_TASK, -(-len(starts) // (max(1, workers) * TASKS_PER_WORKER)))
+    per_task = max(MIN_STARTS_PER_TASK, round(math.sqrt(2 * SWEEP_START_IN_REPLAYS * len(starts) / max(1, workers))))
     tasks = [list(range(low, min(low + per_task, len(starts)))) for low in range(0, len(starts), per_task)]
     _WORK = (replay_one, starts)
     try:
