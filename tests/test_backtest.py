@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ import pytest
 
 from console.app.cli import main
 from console.backtest.history import History
-from console.backtest.replay import fetch_history, history_source, replay, replay_span
+from console.backtest.replay import FetchedHistory, fetch_history, history_source, replay, replay_span
 from console.backtest.selectors import SelectorError, parse_selector
 from console.backtest.shared import SharedSamples
 from console.backtest.times import TimeError, format_wall, parse_time
@@ -503,3 +504,61 @@ def test_a_replay_that_leaves_the_shared_samples_goes_on_as_its_own_source_would
 
     taken_from_the_sweep, swept = asyncio.run(run())
     assert taken_from_the_sweep > len(walls) * 0.8 and swept < len(walls)
+
+
+class PodsServer:
+    """Counters of two pods: `a` always scraped, `b` from the start until gone_at and again from back_at on (the same
+    series, counting on), each series valued at its seconds since NOW (requests; the latency histogram's +Inf bucket)."""
+
+    def __init__(self, gone_at: float, back_at: float) -> None:
+        self.gone_at, self.back_at = gone_at, back_at
+
+    def _vector(self, query: str, at: float) -> list[dict]:
+        pods = ["a"] + (["b"] if at < self.gone_at or at >= self.back_at else [])
+        if 'code=~"5.."' in query:
+            return []
+        extra = {"le": "+Inf"} if "_bucket" in query else {"code": "200"}
+        return [{"metric": {"pod": pod, **extra}, "value": [at, f"{at - NOW:g}"]} for pod in pods]
+
+    def custom_query_range(self, query, start_time, end_time, step, params=None):
+        series: dict[str, dict] = {}
+        start, end, step_s = float(params["start"]), float(params["end"]), float(step)
+        for index in range(round((end - start) / step_s) + 1):
+            for entry in self._vector(query, start + index * step_s):
+                series.setdefault(entry["metric"]["pod"], {"metric": entry["metric"], "values": []})["values"].append(entry["value"])
+        return list(series.values())
+
+    def custom_query(self, query, params=None):
+        return self._vector(query, float(params["time"]))
+
+
+@pytest.mark.parametrize("back", [True, False], ids=["a-pod-comes-back", "a-pod-gone-for-good"])
+def test_a_series_the_sweep_remembers_and_a_replay_never_saw_is_shared_only_if_it_is_never_read_again(plan_file, back):
+    """The sweep began while pod b was scraped, the replay after b went: b's series comes back (its increase is the
+    sweep's since b's last value, the replay's from zero) or not; either way the replay's samples are its own."""
+    plan = load_plan(plan_file, history_only=True)
+    step = plan.interval
+    gone_at, back_at = NOW + 600, NOW + 1200 if back else math.inf
+    history = History(PodsServer(gone_at, back_at), origin_wall=NOW, step_s=step, scrape_interval_s=15.0)
+    now = [0.0, 0.0]
+
+    async def run() -> int:
+        own = history_source(plan, history, None, 0.0, lambda: now[0])
+        history.fetch([query for track in TRACKS for query in (await own.sample_queries(plan.metric_names, step))[track]], NOW, NOW + 2400)
+        shared = SharedSamples(plan, FetchedHistory(history, NOW + 2400, NOW + 2400, own), {}, 0.0)
+        ahead = shared.source_for_replay(history_source(plan, history, None, 0.0, lambda: now[1]), lambda: now[1])
+        for k in range(10):  # the sweep begins at NOW + 300, pod b scraped
+            now[1] = NOW + 300 + k * step
+            await ahead.sample(plan.metric_names, 0.0, step)
+        sharing = shared.source_for_replay(history_source(plan, history, None, 0.0, lambda: now[1]), lambda: now[1])
+        for index in range(history.index(now[1]), history.index(NOW + 800) + 1):  # the sweep on past b's going
+            await shared.take(index)
+        before = shared.shared
+        for k in range(100):  # the replay from NOW + 800, b gone
+            now[0] = now[1] = NOW + 800 + k * step
+            assert await sharing.sample(plan.metric_names, 0.0, step) == await own.sample(plan.metric_names, 0.0, step), k
+        return shared.shared - before
+
+    shared_samples = asyncio.run(run())
+    # Gone for good, b is no reason not to share; coming back, it is until its value is the same for both.
+    assert (shared_samples > 80) if not back else (0 < shared_samples < 80), shared_samples
