@@ -6,6 +6,9 @@ history (testbed/history.py: 15 s scrapes, healthy, 100 requests/s a track) is a
 served from promtool blocks by a Prometheus of its own; the blocks are cached (~/.cache/brahma/history, or
 BRAHMA_HISTORY_CACHE): a week takes about 40 s to draw and convert the first time of a day.
 
+A full run is still past bench/run.py's 900 s for one benchmark: each replay costs about 0.55 s of CPU (the
+controller, its journal and the judges at each of its 630 samples; its samples themselves are shared), so the
+week is 2,016 × 0.55 s over two cores, over 9 minutes on an idle machine and more on a shared one.
 Replays share their samples (console/backtest/shared.py): past its first minute a replay takes the samples of
 one sweep of the grid, and pays only for its controller, journal and judge. So a part of the week stands for it
 only if its starts are as dense: by default the replays are those of the week's first DAYS day(s), every 5
