@@ -49,6 +49,9 @@ class _Taken:
 
 @dataclass
 class _Following:
+    """A replay taking the sweep's samples: which sweep, the index of the last one it took, and what the sweep
+    remembers that the replay never read."""
+
     sweep: int
     index: int
     unseen: Unseen = field(default_factory=dict)
