@@ -5,6 +5,7 @@ Each runs in a process of its own, as `brahma` does, and reports the modules it 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -140,3 +141,10 @@ def test_the_console_first_frame_of_brahma_attach_imports_neither_the_chart_nor_
     modules = first_frame_modules(tmp_path, "attach", "--state-dir", str(tmp_path))
     assert "textual" in modules and "console.tui.app" in modules, "the report was made by the console"
     assert loaded(modules, CONSOLE_DEFERRED) == []
+
+
+def test_every_event_class_has_a_docstring_of_its_own_which_dataclass_would_make_at_import_otherwise():
+    # @dataclass makes a missing docstring from inspect.signature: import time of a module every first frame loads.
+    classes = [kind for kind in vars(ev).values() if isinstance(kind, type) and dataclasses.is_dataclass(kind) and kind.__module__ == ev.__name__]
+    assert len(classes) >= len(ev.EVENT_TYPES)
+    assert [kind.__name__ for kind in classes if kind.__doc__.startswith(f"{kind.__name__}(")] == []
