@@ -2,10 +2,12 @@
 
 Plain dataclasses, so that what only reads a plan (the console, which is handed the controller's as JSON)
 never imports pydantic: the loader checks a document against them (plan/loader.py), pydantic models built
-from these fields, their `Bounds` and their `Parsed` forms."""
+from these fields, their `Bounds` and their `Parsed` forms.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: the field types are evaluated once, at import, not from their
+strings by every get_type_hints (the console rebuilds the plan its controller serves through them)."""
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -419,7 +421,7 @@ def _rebuilt(kind: Any, value: Any) -> Any:
     if value is None:
         return None
     if is_dataclass(kind):
-        hints = get_type_hints(kind)
+        hints = _field_types(kind)
         return kind(**{part.name: _rebuilt(hints[part.name], value[part.name]) for part in fields(kind) if part.name in value})
     origin, arguments = get_origin(kind), get_args(kind)
     if origin is tuple:
@@ -431,3 +433,9 @@ def _rebuilt(kind: Any, value: Any) -> Any:
     if arguments and origin is not Literal:  # X | None: the plan's only unions
         return _rebuilt(next(argument for argument in arguments if argument is not type(None)), value)
     return value
+
+
+@functools.cache
+def _field_types(kind: type) -> dict[str, Any]:
+    """A dataclass's field types, looked up once per kind: a plan has many stages, checks and specs of one kind."""
+    return get_type_hints(kind)
