@@ -158,6 +158,8 @@ class TargetSpec:
 
 @as_written
 class PrometheusSpec:
+    """The Prometheus server the metrics come from, and how to reach it."""
+
     url: str = "http://127.0.0.1:9090"
     token_env: str | None = None
     """Name of the environment variable holding a bearer token (the token is never written anywhere)."""
@@ -209,6 +211,8 @@ class MetricsSpec:
 
 @as_written
 class FlagSpec:
+    """A feature flag of the release."""
+
     name: str
     new: bool = True
     """Created with this release: kept disabled before deploy and switched off by the kill switch."""
@@ -347,6 +351,8 @@ class FlagStep:
 
 @dataclass(frozen=True)
 class Stage:
+    """One stage of the compiled plan: its traffic weight, its window and its criteria."""
+
     index: int
     name: str
     weight: int
@@ -360,6 +366,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class Trigger:
+    """A trigger of the compiled plan: critical rolls back, warning pauses."""
+
     severity: Literal["critical", "warning"]
     check: Check
     """The breach condition: the trigger fires when it holds `consecutive` samples in a row."""

@@ -256,6 +256,8 @@ def ensure_running(files: RolloutFiles, undo: bool = False) -> int | None:
 
 @dataclass
 class RolloutListing:
+    """A rollout in a state dir (`brahma ls`): where it is, and whether a controller supervises it."""
+
     name: str
     state: RolloutState
     running: bool
