@@ -13,6 +13,8 @@ Source = Literal["requests", "pods", "resources"]
 
 @dataclass(frozen=True)
 class BuiltinMetric:
+    """A metric Brahma knows by name: its unit, its label and how to judge it."""
+
     name: str
     unit: Unit
     """fraction: 0 to 1, its limits written and its values shown as percentages ("< 1%"); ms:

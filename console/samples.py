@@ -55,6 +55,8 @@ class TrackCounts:
 
 @dataclass(frozen=True)
 class Sample:
+    """One reading of a metric source: every metric's canary and stable values."""
+
     values: dict[str, TrackValues]
     canary_requests: float | None
     """Requests the canary served over the window the values cover (Prometheus: max(interval, 4 scrapes)),
@@ -68,6 +70,8 @@ class Sample:
 
 @dataclass(frozen=True)
 class HistoryPoint:
+    """A metric's canary and stable values at `t` on the rollout's clock (the chart's points)."""
+
     t: float
     canary: float | None
     stable: float | None

@@ -5,6 +5,8 @@ Each runs in a process of its own, as `brahma` does, and reports the modules it 
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import os
 import signal
@@ -122,6 +124,18 @@ def test_the_console_first_frame_of_brahma_run_imports_neither_the_chart_nor_the
     modules = first_frame_modules(tmp_path, "run", CANARY, "--target", "sim", "--speed", "60", "--state-dir", str(tmp_path))
     assert "textual" in modules and "console.tui.app" in modules, "the report was made by the console"
     assert loaded(modules, CONSOLE_DEFERRED) == []
+    assert undocumented_dataclasses(loaded(modules, ["console", "widgets"])) == []
+
+
+def undocumented_dataclasses(modules: list[str]) -> list[str]:
+    """The dataclasses of these modules with no docstring of their own: @dataclass makes theirs from inspect.signature,
+    at import, which the first frame waits for."""
+    found = []
+    for name in modules:
+        for kind in vars(importlib.import_module(name)).values():
+            if isinstance(kind, type) and dataclasses.is_dataclass(kind) and kind.__module__ == name and kind.__doc__.startswith(f"{kind.__name__}("):
+                found.append(f"{name}.{kind.__name__}")
+    return found
 
 
 def test_the_console_first_frame_of_brahma_attach_imports_neither_the_chart_nor_the_clients_nor_the_controller_parts(tmp_path, controller_stopped_after):
@@ -140,3 +154,7 @@ def test_the_console_first_frame_of_brahma_attach_imports_neither_the_chart_nor_
     modules = first_frame_modules(tmp_path, "attach", "--state-dir", str(tmp_path))
     assert "textual" in modules and "console.tui.app" in modules, "the report was made by the console"
     assert loaded(modules, CONSOLE_DEFERRED) == []
+
+
+def test_every_event_class_has_a_docstring_of_its_own_which_dataclass_would_make_at_import_otherwise():
+    assert undocumented_dataclasses([ev.__name__]) == []

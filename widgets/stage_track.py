@@ -19,6 +19,8 @@ StageStatus = Literal["done", "current", "next", "failed", "skipped"]
 
 @dataclass(frozen=True)
 class StageInfo:
+    """One stage as the track shows it: its name, its label and how it went."""
+
     name: str
     label: str
     """What the track shows: the traffic weight ("25%"), or a flag step ("⚑5%")."""
@@ -27,6 +29,8 @@ class StageInfo:
 
 @dataclass(frozen=True)
 class TrackState:
+    """What the track shows: the stages, the window's progress, the state and the keys that act on it."""
+
     stages: tuple[StageInfo, ...] = ()
     elapsed_s: float = 0.0
     """Time into the current observation window."""

@@ -8,13 +8,12 @@ too short for any replay to finish; 1 a server that cannot be reached.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from console import strict_json
 from console.app.exits import EXIT_COMPLETED, EXIT_ERROR
 from console.app.problems import refuse, say, say_problems, say_warnings
 from console.backtest.selectors import Selector, SelectorError, parse_selector
@@ -118,8 +117,7 @@ def run_calibrate(
     from console.calibrate.summary import render
 
     if json_summary:
-        json.dump(calibration.to_json(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print(strict_json.dumps(calibration.to_json(), indent=2))
     else:
         print(render(calibration))
     return EXIT_COMPLETED

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import math
 import sys
@@ -43,6 +44,7 @@ def workers(text: str) -> int:
     return value
 
 
+@functools.cache  # built once: a controller forked from this process (supervision.py) parses with this one
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brahma", description="A terminal control console for progressive delivery.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # the controller's parts are imported where a rollout is buil
 
 @dataclass
 class RunOptions:
+    """How and where a rollout runs, as its command line asked: target, metrics, pace, state dir, Prometheus, cluster."""
+
     target: str | None = None
     metrics: str | None = None
     scenario: str | None = None

@@ -102,6 +102,8 @@ class CountedRate:
 
 @dataclass(frozen=True)
 class SampleJudgement:
+    """How one sample measured up to the stage's criteria and the plan's triggers."""
+
     verdict: Literal["pass", "breach", "inconclusive"]
     failed_criteria: tuple[Check, ...]
     """Stage criteria this sample did not meet (shown; the window decides the stage)."""
@@ -191,6 +193,8 @@ def judge_sample(sample: Sample, stage: Stage, triggers: tuple[Trigger, ...], mi
 
 @dataclass(frozen=True)
 class Decision:
+    """What the controller does after a sample: continue, pause or roll back, and why."""
+
     action: Literal["continue", "pause", "rollback"]
     reason: str = ""
     trigger: str = ""
@@ -240,6 +244,8 @@ def decide(
 
 @dataclass(frozen=True)
 class WindowJudgement:
+    """How a stage's observation window ended: passed, failed, or without enough data to say."""
+
     outcome: Literal["pass", "fail", "inconclusive"]
     reason: str
     means: dict[str, TrackValues]

@@ -79,6 +79,8 @@ class _ErrorRun:
 
 @dataclass
 class PendingCommand:
+    """An operator's command waiting for the controller's next step."""
+
     name: str
     actor: str
     argument: str = ""
@@ -86,6 +88,8 @@ class PendingCommand:
 
 @dataclass
 class ControllerOptions:
+    """How a controller runs beyond its plan: attended or not, manual, its flag hooks and its gate."""
+
     headless: bool = True
     """No human is watching: a pause waits pause_timeout, then rolls back."""
     manual: bool = False

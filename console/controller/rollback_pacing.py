@@ -20,6 +20,8 @@ RETOLD_EVERY_S = 60.0
 
 @dataclass
 class RollbackPacing:
+    """The attempts at an open rollback: when the next is due, and what was last journaled."""
+
     attempts: int = 0
     first_attempt_at: float | None = None
     failures_in_row: int = 0

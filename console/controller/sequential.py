@@ -33,6 +33,8 @@ ERRORS = "error_rate"
 
 @dataclass(frozen=True)
 class Regression:
+    """The sequential judge is sure the new version is worse than stable (more errors, or more slow requests): why, for the rollback."""
+
     trigger: str
     """judge:<metric>, as the journal names the rollback's trigger."""
     reason: str

@@ -50,6 +50,8 @@ class _Object:
 
 @dataclass(frozen=True)
 class _Splice:
+    """The document's text from `start` to `end` replaced by `text`."""
+
     start: int
     end: int
     text: str

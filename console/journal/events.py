@@ -19,6 +19,11 @@ def wall_time() -> str:
 
 @dataclass(frozen=True)
 class Event:
+    """One journal line: `t` on the rollout's clock, `ts` the wall time.
+
+    Every event class has a docstring of its own: for one without, @dataclass makes one from inspect.signature,
+    at import, which the console's first frame waits for."""
+
     name: ClassVar[str] = "event"
     t: float
     ts: str = field(default_factory=wall_time, kw_only=True)
@@ -61,6 +66,8 @@ class RolloutStarted(Event):
 
 @dataclass(frozen=True)
 class PreflightResult(Event):
+    """One pre-flight item as it stands: running, waiting for a sign-off, or its result."""
+
     name: ClassVar[str] = "preflight_result"
     item: str
     kind: str
@@ -88,11 +95,15 @@ class PreflightResult(Event):
 
 @dataclass(frozen=True)
 class PreflightPassed(Event):
+    """The gate held: every required item passed (or was signed off); the first change may follow."""
+
     name: ClassVar[str] = "preflight_passed"
 
 
 @dataclass(frozen=True)
 class PreflightFailed(Event):
+    """The gate closed with required items failed: nothing was changed."""
+
     name: ClassVar[str] = "preflight_failed"
     failed: list[str]
 
@@ -108,6 +119,8 @@ class TargetPrepared(Event):
 
 @dataclass(frozen=True)
 class StageStarted(Event):
+    """A stage begins: the traffic share it moves to and the observation window it must hold."""
+
     name: ClassVar[str] = "stage_started"
     stage: int
     stage_name: str
@@ -128,6 +141,8 @@ class TrafficShifted(Event):
 
 @dataclass(frozen=True)
 class SampleTaken(Event):
+    """One reading of canary and stable, and how the analysis judged it."""
+
     name: ClassVar[str] = "sample"
     stage: int
     metrics: dict[str, dict[str, float | None]]
@@ -160,6 +175,8 @@ class SampleTaken(Event):
 
 @dataclass(frozen=True)
 class StagePassed(Event):
+    """The stage's observation window held its criteria."""
+
     name: ClassVar[str] = "stage_passed"
     stage: int
     summary: dict[str, dict[str, float | None]]
@@ -168,12 +185,16 @@ class StagePassed(Event):
 
 @dataclass(frozen=True)
 class AwaitingPromote(Event):
+    """The stage's window held and it waits for an operator's promote (a manual stage, or a manual run)."""
+
     name: ClassVar[str] = "awaiting_promote"
     stage: int
 
 
 @dataclass(frozen=True)
 class Paused(Event):
+    """The rollout holds where it is for a person: `reason` says why, `trigger` what (a metric, operator, drift)."""
+
     name: ClassVar[str] = "paused"
     reason: str
     trigger: str = ""
@@ -181,6 +202,8 @@ class Paused(Event):
 
 @dataclass(frozen=True)
 class Resumed(Event):
+    """The rollout goes on after a pause: the stage's window starts again."""
+
     name: ClassVar[str] = "resumed"
 
 
@@ -211,6 +234,8 @@ class ConsoleEvent(Event):
 
 @dataclass(frozen=True)
 class ConsoleAttached(ConsoleEvent):
+    """A console came (or a follower of the events)."""
+
     name: ClassVar[str] = "attached"
 
 
@@ -224,6 +249,8 @@ class ConsoleDetached(ConsoleEvent):
 
 @dataclass(frozen=True)
 class RollbackStarted(Event):
+    """Traffic goes back to stable: a critical trigger decided it, or an operator."""
+
     name: ClassVar[str] = "rollback_started"
     reason: str
     trigger: str
@@ -232,6 +259,8 @@ class RollbackStarted(Event):
 
 @dataclass(frozen=True)
 class RollbackVerified(Event):
+    """What the target read back after the rollback, and whether stable serves again."""
+
     name: ClassVar[str] = "rollback_verified"
     healthy: bool
     detail: str
@@ -258,6 +287,8 @@ class RollbackFailed(Event):
 
 @dataclass(frozen=True)
 class RolledBack(Event):
+    """The rollback is done: stable serves 100%."""
+
     name: ClassVar[str] = "rolled_back"
     duration_s: float
     """Brahma's own time from the decision to the stable version serving 100%."""
@@ -267,11 +298,15 @@ class RolledBack(Event):
 
 @dataclass(frozen=True)
 class Completed(Event):
+    """The new version serves 100% and the last window held."""
+
     name: ClassVar[str] = "completed"
 
 
 @dataclass(frozen=True)
 class FlagChanged(Event):
+    """A flag of the release changed in its store: by the controller (a stage, a rollback) or by a person."""
+
     name: ClassVar[str] = "flag_changed"
     flag: str
     old: dict[str, Any]

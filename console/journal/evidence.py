@@ -112,6 +112,8 @@ _JOURNALED = tuple(field.name for field in fields(JudgeEvidence))
 
 @dataclass(frozen=True)
 class BandPoint:
+    """The judge's rate ratio canary/stable at a sample, with its interval (None where it had no counts)."""
+
     t: float
     ratio: float | None
     low: float | None

@@ -55,6 +55,8 @@ class Phase(StrEnum):
 
 @dataclass
 class PreflightItemState:
+    """One pre-flight item as the journal last told it."""
+
     name: str
     kind: str
     status: str
@@ -66,6 +68,8 @@ class PreflightItemState:
 
 @dataclass
 class RolloutState:
+    """Where a rollout is: what `fold` makes of its journal's events, the same in the controller and in every console."""
+
     rollout: str = ""
     app: str = ""
     image: str = ""

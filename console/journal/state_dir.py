@@ -29,6 +29,8 @@ from console.private_files import make_state_dir
 
 @dataclass(frozen=True)
 class StateDir:
+    """A state dir: the rollouts' files, the flag changes' journal and the error log."""
+
     path: Path
 
     def make(self) -> None:

@@ -29,6 +29,8 @@ class RunningMean:
 
 @dataclass
 class MetricTotals:
+    """One metric's running means over a window, canary and stable."""
+
     canary: RunningMean = field(default_factory=RunningMean)
     stable: RunningMean = field(default_factory=RunningMean)
 

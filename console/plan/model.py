@@ -2,10 +2,12 @@
 
 Plain dataclasses, so that what only reads a plan (the console, which is handed the controller's as JSON)
 never imports pydantic: the loader checks a document against them (plan/loader.py), pydantic models built
-from these fields, their `Bounds` and their `Parsed` forms."""
+from these fields, their `Bounds` and their `Parsed` forms.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: the field types are evaluated once, at import, not from their
+strings by every get_type_hints (the console rebuilds the plan its controller serves through them)."""
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -156,6 +158,8 @@ class TargetSpec:
 
 @as_written
 class PrometheusSpec:
+    """The Prometheus server the metrics come from, and how to reach it."""
+
     url: str = "http://127.0.0.1:9090"
     token_env: str | None = None
     """Name of the environment variable holding a bearer token (the token is never written anywhere)."""
@@ -207,6 +211,8 @@ class MetricsSpec:
 
 @as_written
 class FlagSpec:
+    """A feature flag of the release."""
+
     name: str
     new: bool = True
     """Created with this release: kept disabled before deploy and switched off by the kill switch."""
@@ -345,6 +351,8 @@ class FlagStep:
 
 @dataclass(frozen=True)
 class Stage:
+    """One stage of the compiled plan: its traffic weight, its window and its criteria."""
+
     index: int
     name: str
     weight: int
@@ -358,6 +366,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class Trigger:
+    """A trigger of the compiled plan: critical rolls back, warning pauses."""
+
     severity: Literal["critical", "warning"]
     check: Check
     """The breach condition: the trigger fires when it holds `consecutive` samples in a row."""
@@ -419,7 +429,7 @@ def _rebuilt(kind: Any, value: Any) -> Any:
     if value is None:
         return None
     if is_dataclass(kind):
-        hints = get_type_hints(kind)
+        hints = _field_types(kind)
         return kind(**{part.name: _rebuilt(hints[part.name], value[part.name]) for part in fields(kind) if part.name in value})
     origin, arguments = get_origin(kind), get_args(kind)
     if origin is tuple:
@@ -431,3 +441,9 @@ def _rebuilt(kind: Any, value: Any) -> Any:
     if arguments and origin is not Literal:  # X | None: the plan's only unions
         return _rebuilt(next(argument for argument in arguments if argument is not type(None)), value)
     return value
+
+
+@functools.cache
+def _field_types(kind: type) -> dict[str, Any]:
+    """A dataclass's field types, looked up once per kind: a plan has many stages, checks and specs of one kind."""
+    return get_type_hints(kind)

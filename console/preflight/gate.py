@@ -20,6 +20,8 @@ FAILED = ("fail", "error")
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One pre-flight item as it stands: running, waiting for a sign-off, or its result."""
+
     item: str
     kind: str
     status: str

@@ -96,6 +96,8 @@ BASELINE = {
 
 @dataclass(frozen=True)
 class Scenario:
+    """The simulator's behaviour: stable's and the canary's baselines and the events that change them."""
+
     name: str
     seed: int
     stable: dict[str, object]

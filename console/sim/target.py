@@ -26,6 +26,8 @@ def previous_image(image: str) -> str:
 
 @dataclass
 class SimCluster:
+    """The simulated cluster: the images, the traffic share and the changes made to it."""
+
     stable_image: str
     new_image: str | None = None
     weight: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -168,6 +169,9 @@ def fork_controller(argv: list[str], environment: dict[str, str], log: BinaryIO,
         os.closerange(3, telling)
         os.closerange(telling + 1, os.sysconf("SC_OPEN_MAX"))
         os.environ.update(environment)
+        # What the forking process made (its imports, the plan it read) lives as long as the controller: frozen, the
+        # controller's collections (it collects from the start) neither search it all nor copy the pages it shares.
+        gc.freeze()
         code = brahma(["supervise", *argv])
     except BaseException:
         traceback.print_exc()
@@ -252,6 +256,8 @@ def ensure_running(files: RolloutFiles, undo: bool = False) -> int | None:
 
 @dataclass
 class RolloutListing:
+    """A rollout in a state dir (`brahma ls`): where it is, and whether a controller supervises it."""
+
     name: str
     state: RolloutState
     running: bool

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class TargetStatus:
+    """What a target reads back: the traffic share, the images, and whether the last change is available."""
+
     weight: int
     """Percent of traffic the new version serves now."""
     stable_image: str

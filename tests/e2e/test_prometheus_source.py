@@ -13,7 +13,7 @@ from console.metrics.prometheus import PrometheusSource
 from console.plan.model import PrometheusSpec
 from console.samples import Sample
 from console.sim.traffic import LATENCY_BUCKETS_S
-from testbed.prometheus_server import DemoStack, free_port, wait_for_canary_errors_to_clear, wait_for_demo_rates
+from testbed.prometheus_server import DemoStack, free_port, wait_for_canary_errors_to_clear, wait_for_demo_rates, wait_until
 
 APP = "checkout"
 SAMPLE_WINDOW_S = 1.0
@@ -165,6 +165,9 @@ async def test_another_apps_series_are_refused_unless_summed_without_their_label
 
 
 async def test_history_returns_points_for_both_tracks(demo_stack: DemoStack) -> None:
+    # The range asked for must lie within what the server has scraped (the stack may have just started).
+    first_rates = f'sum by (track) (rate(http_requests_total{{app="{APP}"}}[4s]))'
+    wait_until(lambda: len(demo_stack.prometheus.query(first_rates, at=time.time() - 10)) == 2, 30, "ten seconds of scraped rates")
     rollout_started = time.time() - 10
     source = make_source(demo_stack.prometheus.url, clock_to_wall=lambda t: rollout_started + t)
     try:
