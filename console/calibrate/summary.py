@@ -379,7 +379,7 @@ def render(calibration: Calibration) -> str:
         lines.append("what stopped them:")
     for summary in stopping:
         share = summary.stopped / len(finished) if finished else 0.0
-        line = f"  {summary.item.label}: {summary.stopped} ({_percent(share)}; {summary.paused} paused, {summary.rolled_back} rolled back)"
+        line = f"  {summary.item.label}: {summary.stopped} ({_percent(share)}; {summary.paused} by a pause, {summary.rolled_back} by an immediate rollback)"
         decision = summary.worst.decision if summary.worst else None
         if decision is not None:
             value = summary.worst_shown()
