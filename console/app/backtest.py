@@ -14,7 +14,7 @@ import requests
 from console.actor import current_actor
 from console.app.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, exit_code
 from console.app.problems import refuse, say, say_problems, say_warnings
-from console.backtest.replay import GIVEN_BY, NOT_FINISHED, FetchedHistory, Replay, fetch_history, replay, replay_span
+from console.backtest.replay import GIVEN_BY, NOT_FINISHED, Replay, fetch_history, replay, replay_span
 from console.backtest.selectors import Selector, SelectorError, parse_selector
 from console.backtest.times import TimeError, format_wall, parse_time
 from console.metrics.prometheus import PrometheusConfigError
@@ -66,7 +66,7 @@ async def _backtest(
 ) -> int:
     end_wall = start_wall + replay_span(plan)
     fetched = await fetch_history(plan, start_wall, end_wall, url_override, selectors)
-    if (missing := _no_history_at_start(fetched, start_wall, plan.interval)) is not None:
+    if (missing := fetched.problem_at_start(start_wall, plan.interval, "--at", "replay")) is not None:
         await fetched.close()
         return refuse(missing)
     say(f"backtest of {plan.name}: its first stage as if started at {format_wall(start_wall)} (t 0:00), replayed on the history of {url}")
@@ -88,16 +88,6 @@ async def _backtest(
             say(f"the runbook of the replay: {write_report(result.journal, report)}")
     _say_outcome(plan, start_wall, result)
     return replay_exit_code(result)
-
-
-def _no_history_at_start(fetched: FetchedHistory, start_wall: float, interval_s: float) -> str | None:
-    """Why there is nothing to replay from `start_wall`: no request counters in the span, or none until later."""
-    counters = "the request counters of either track"
-    if fetched.data_start_wall is None or fetched.data_end_wall is None:
-        return f"Prometheus has no data for {counters} from {format_wall(start_wall)} on: nothing to replay (check --at, the labels or the selectors)"
-    if fetched.data_start_wall > start_wall + interval_s:
-        return f"the history of {counters} begins at {format_wall(fetched.data_start_wall)}, after --at {format_wall(start_wall)}: choose a later --at"
-    return None
 
 
 def replay_exit_code(result: Replay) -> int:

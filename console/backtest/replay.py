@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.backtest.history import History
+from console.backtest.times import format_wall
 from console.controller.clock import VirtualClock
 from console.controller.controller import Controller, ControllerOptions
 from console.journal import events as ev
@@ -144,6 +145,16 @@ class FetchedHistory:
     """The source the history was fetched with (its client answers what is off the grid); closed by close()."""
     data_start_wall: float | None = None
     """The first step of the span fetched at which either track's request counters had data."""
+
+    def problem_at_start(self, start_wall: float, interval_s: float, option: str, nothing_to: str) -> str | None:
+        """Why there is nothing to replay from `start_wall` (given as `option`): no request counters in the span,
+        or none until after it; None when the history has them from the start."""
+        counters = "the request counters of either track"
+        if self.data_start_wall is None or self.data_end_wall is None:
+            return f"Prometheus has no data for {counters} from {format_wall(start_wall)} on: nothing to {nothing_to} (check {option}, the labels or the selectors)"
+        if self.data_start_wall > start_wall + interval_s:
+            return f"the history of {counters} begins at {format_wall(self.data_start_wall)}, after {option} {format_wall(start_wall)}: choose a later {option}"
+        return None
 
     async def close(self) -> None:
         await self.source.close()

@@ -34,8 +34,9 @@ from pathlib import Path
 from console.backtest.replay import FetchedHistory, fetch_history, replay, replay_span
 from console.backtest.selectors import Selector, parse_selector
 from console.backtest.shared import SharedSamples
+from console.backtest.times import format_wall
 from console.calibrate.outcomes import Item, ReplayOutcome, outcome_of, plan_items
-from console.calibrate.summary import DEFAULT_TARGET, Calibration, format_wall, summarize
+from console.calibrate.summary import DEFAULT_TARGET, Calibration, summarize
 from console.metrics.prometheus import label_matchers
 from console.plan.model import RolloutPlan
 
@@ -155,7 +156,7 @@ def calibrate(
     end_wall = starts[-1] + replay_span(plan) if starts else to_wall
     fetched = asyncio.run(fetch_history(patient, from_wall, end_wall, url_override, population.selectors, now))
     fetch_s = time.perf_counter() - began_wall
-    problem = _history_problem(fetched, from_wall, plan.interval)
+    problem = fetched.problem_at_start(from_wall, plan.interval, "--from", "calibrate on")
     if problem is not None:
         asyncio.run(fetched.close())
         raise HistoryProblem(problem)
@@ -175,12 +176,3 @@ def calibrate(
         "history": f"{format_wall(fetched.history.origin_wall)} .. {format_wall(fetched.fetched_to_wall)}",
     }
     return summarize(plan, items, outcomes, from_wall, to_wall, every_s, target, population.described, cost)
-
-
-def _history_problem(fetched: FetchedHistory, from_wall: float, interval_s: float) -> str | None:
-    counters = "the request counters the replays read"
-    if fetched.data_start_wall is None or fetched.data_end_wall is None:
-        return f"Prometheus has no data for {counters} from {format_wall(from_wall)} on: nothing to calibrate on (check --from, the labels or the selectors)"
-    if fetched.data_start_wall > from_wall + interval_s:
-        return f"the history of {counters} begins at {format_wall(fetched.data_start_wall)}, after --from {format_wall(from_wall)}: choose a later --from"
-    return None

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
+from console.backtest.times import format_wall
 from console.calibrate.outcomes import Item, ReplayOutcome
 from console.metric_catalogue import FRACTION_METRICS, LATENCY_METRICS
 from console.plan.model import RolloutPlan
@@ -311,10 +311,6 @@ def yaml_snippet(plan: RolloutPlan, item: Item, suggested: str, current: str) ->
     default_consecutive = 1 if item.kind == "critical" else 2
     when = f'"{suggested}"' if consecutive == default_consecutive else f'{{when: "{suggested}", consecutive: {consecutive}}}'
     return f'# {item.kind} trigger {metric} "{current}" fired on stable itself\ntriggers:\n  {item.kind}:\n    {metric}: {when}\n'
-
-
-def format_wall(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _item_json(summary: ItemSummary, target: float, finished: int) -> dict:
