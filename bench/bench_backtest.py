@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from console.backtest.times import format_wall  # noqa: E402
-from testbed.history import DAY_S, History, TrackRates, default_cache_dir, promtool_missing, serving_history  # noqa: E402
+from testbed.history import DAY_S, History, default_cache_dir, promtool_missing, serving_history  # noqa: E402
 from testbed.prometheus_server import prometheus_missing, prometheus_required  # noqa: E402
 
 RUNS = 3
@@ -47,9 +47,7 @@ def main() -> int:
         return 1 if prometheus_required() else 0
     # Yesterday from midnight: the same blocks all day, so the cache serves every run but the day's first.
     start = (time.time() // DAY_S - 1) * DAY_S
-    # 0.01% errors: the default 0.05% sits on the 99.95% success the later stages ask, and a pause would end it early.
-    healthy = TrackRates(error_rate=0.0001)
-    history = History(start, start + SPAN_S, stable=healthy, canary=healthy)
+    history = History(start, start + SPAN_S)
     walls, cpus = [], []
     with tempfile.TemporaryDirectory(prefix="bench-backtest-") as work_dir:
         with serving_history(history, Path(work_dir), default_cache_dir()) as (server, _):

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from console.backtest.times import format_wall  # noqa: E402
-from testbed.history import DAY_S, History, TrackRates, default_cache_dir, promtool_missing, serving_history  # noqa: E402
+from testbed.history import DAY_S, History, default_cache_dir, promtool_missing, serving_history  # noqa: E402
 from testbed.prometheus_server import prometheus_missing, prometheus_required  # noqa: E402
 
 PLAN = ROOT / "sample_configs" / "minimal.yaml"
@@ -54,8 +54,7 @@ def main(full: bool = False) -> int:
         return 1 if prometheus_required() else 0
     # The week before yesterday: the same blocks all day, so the cache serves every run but the day's first.
     start = (time.time() // DAY_S - 8) * DAY_S
-    healthy = TrackRates(error_rate=0.0001)
-    history = History(start, start + WEEK_S + SPAN_S, stable=healthy, canary=healthy)
+    history = History(start, start + WEEK_S + SPAN_S)
     with tempfile.TemporaryDirectory(prefix="bench-calibrate-") as work_dir:
         began = time.perf_counter()
         with serving_history(history, Path(work_dir), default_cache_dir()) as (server, _):

@@ -74,7 +74,8 @@ class TrackRates:
     """What a track serves: requests per second, the share of them that fail (500), latency quantiles."""
 
     rps: float = 100.0
-    error_rate: float = 0.0005
+    error_rate: float = 0.0001
+    """A healthy service by the reference plan: well inside its tightest criterion (success > 99.95%)."""
     p50_ms: float = 40.0
     p95_ms: float = 120.0
     p99_ms: float = 200.0
