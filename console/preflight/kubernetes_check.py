@@ -257,7 +257,7 @@ def capacity_line(reader: ClusterReader, plan: RolloutPlan, deployment: Json) ->
 def inspect_cluster(item: PreflightSpec, context: PreflightContext) -> tuple[bool, list[str]]:
     """Every object's line and the capacity line; blocking, run in a thread."""
     plan = context.plan
-    api = load_api_client(context.kube_context or plan.target.context)
+    api = load_api_client(context.kube_context, plan_context=plan.target.context)
     reader = ClusterReader(api, plan.target.namespace, item.timeout)
     app_deployment = plan.target.deployment or plan.app
     host = api.configuration.host

@@ -27,6 +27,7 @@ from kubernetes import config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.incluster_config import InClusterConfigLoader
 from kubernetes.watch.watch import iter_resp_lines
 
 from console import strict_json
@@ -47,6 +48,8 @@ RETRY_BUDGET_S = 3.0
 FIRST_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 1.0
 DEFAULT_KUBECONFIG = "~/.kube/config"
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+"""Where the kubelet mounts a pod's service-account token and the cluster's CA."""
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,20 @@ def _timed_out(error: Exception) -> bool:
     return isinstance(error, urllib3.exceptions.ReadTimeoutError) or isinstance(getattr(error, "reason", None), urllib3.exceptions.ReadTimeoutError)
 
 
-def load_api_client(context: str | None = None, kubeconfig: str | None = None) -> ApiClient:
-    """A client configured the way kubectl finds its cluster.
+def load_api_client(context: str | None = None, kubeconfig: str | None = None, *, plan_context: str | None = None) -> ApiClient:
+    """A client configured the way kubectl finds its cluster, or, in a pod, with the pod's service account.
 
-    The kubeconfig is `kubeconfig`, else $KUBECONFIG (a list of files, merged), else
-    ~/.kube/config; `context` picks a context (default: the current one). With no kubeconfig
-    file at all, inside a pod, the pod's service account (in-cluster config).
+    In this order:
+    1. a kubeconfig: `kubeconfig`, else $KUBECONFIG (a list of files, merged), else ~/.kube/config,
+       whichever exists; the context is `context` (the command line's), else `plan_context` (the
+       plan's), else the current one. Found first, as kubectl does: a shell in a pod that has a
+       kubeconfig means it.
+    2. none exists, and this runs in a pod (KUBERNETES_SERVICE_HOST and _PORT, the service account's
+       token and CA in SERVICE_ACCOUNT_DIR): the in-cluster config, its token read again as the
+       kubelet rotates it. The plan's context is not looked for there: it names an entry of a
+       person's kubeconfig, and the pod's cluster is the one the plan was deployed into.
+    A context or kubeconfig asked for on the command line is never replaced by the in-cluster config:
+    without a kubeconfig that is an error.
     """
     paths = kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
     existing = [p for p in paths.split(os.pathsep) if p and Path(p).expanduser().exists()]
@@ -121,16 +132,20 @@ def load_api_client(context: str | None = None, kubeconfig: str | None = None) -
         if existing:
             config.load_kube_config(
                 config_file=os.pathsep.join(existing),
-                context=context,
+                context=context or plan_context,
                 client_configuration=configuration,
                 persist_config=False,
             )
+        elif os.environ.get("KUBERNETES_SERVICE_HOST") and not (context or kubeconfig):
+            InClusterConfigLoader(token_filename=str(SERVICE_ACCOUNT_DIR / "token"), cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt")).load_and_set(
+                configuration
+            )
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
+            raise TargetError(f"no kubeconfig found ({paths}) for the context asked for; in a pod, name none to use its service account")
         else:
             raise TargetError(f"no kubeconfig found ({paths}) and not running inside a cluster")
     except ConfigException as error:
-        raise TargetError(f"kubeconfig: {redact(str(error))}") from None
+        raise TargetError(f"{'kubeconfig' if existing else 'in-cluster config'}: {redact(str(error))}") from None
     return ApiClient(configuration)
 
 

@@ -100,7 +100,7 @@ class RolloutLease:
         kubeconfig: str | None = None,
     ) -> RolloutLease:
         """The plan's lease on the plan's cluster, found as KubernetesTarget.from_plan finds it."""
-        client = load_api_client(context or plan.target.context, kubeconfig)
+        client = load_api_client(context, kubeconfig, plan_context=plan.target.context)
         namespace = plan.target.namespace
         return cls(KubeApi(client, namespace), namespace, plan.name, holder)
 

@@ -61,7 +61,7 @@ class KubernetesTarget:
         problem = kubernetes_weight_problem(plan.strategy, *(stage.weight for stage in plan.stages))
         if problem:
             raise TargetError(problem)
-        client = load_api_client(context or plan.target.context, kubeconfig)
+        client = load_api_client(context, kubeconfig, plan_context=plan.target.context)
         api = KubeApi(client, plan.target.namespace, retry_budget_s=retry_budget_s)
         return cls(api, STRATEGIES[plan.strategy](api, Release.from_plan(plan, rollout_timeout_s)))
 

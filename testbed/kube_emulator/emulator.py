@@ -6,6 +6,8 @@ import collections
 import json
 import os
 import shutil
+import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -29,8 +31,25 @@ DIRECT_MANAGER = "emulator"
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+def make_tls_context(certificate: Path) -> ssl.SSLContext:
+    """A server context with a new self-signed certificate for 127.0.0.1, written to `certificate` (its key beside it)."""
+    key = certificate.with_suffix(".key")
+    certificate.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=kube-emulator", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-addext", "basicConstraints=critical,CA:TRUE"]
+        + ["-keyout", str(key), "-out", str(certificate)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    return context
+
+
 class KubeEmulator:
-    """A Kubernetes API server for tests, on 127.0.0.1 over plain HTTP.
+    """A Kubernetes API server for tests, on 127.0.0.1 over plain HTTP (or HTTPS, with `tls`).
 
     `with KubeEmulator() as kube:` starts it in this process (server and controllers on threads)
     and writes a kubeconfig (`kube.kubeconfig_path`, context `emulator`, namespace `default`) that
@@ -47,6 +66,7 @@ class KubeEmulator:
         token: str = DEFAULT_TOKEN,
         step_delay: float = 0.0,
         history_limit: int = 10_000,
+        tls: bool = False,
     ):
         self.host, self.token = host, token
         self.store = Store(history_limit)
@@ -58,6 +78,9 @@ class KubeEmulator:
         self._port = port
         self._own_directory = None if kubeconfig_path else Path(tempfile.mkdtemp(prefix="kube-emulator-"))
         self.kubeconfig_path = Path(kubeconfig_path) if kubeconfig_path else self._own_directory / "kubeconfig"
+        self.ca_path: Path | None = self.kubeconfig_path.parent / "emulator-ca.crt" if tls else None
+        """With `tls`: the self-signed certificate it serves HTTPS with (for 127.0.0.1), which is its own CA too."""
+        self._tls = make_tls_context(self.ca_path) if self.ca_path is not None else None
         self._server: HttpServer | None = None
         self._server_thread: threading.Thread | None = None
         self._lifecycle = threading.Lock()
@@ -74,7 +97,7 @@ class KubeEmulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self._port}"
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self._port}"
 
     @property
     def serving(self) -> bool:
@@ -95,7 +118,7 @@ class KubeEmulator:
                 return self
             if not self.controllers.running:
                 self.controllers.start()
-            server = HttpServer((self.host, self._port), self)
+            server = HttpServer((self.host, self._port), self, self._tls)
             self._port = server.server_address[1]
             self._server_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-emulator-http", daemon=True)
             self._server_thread.start()
@@ -142,7 +165,7 @@ class KubeEmulator:
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": CONTEXT, "cluster": {"server": self.url}}],
+            "clusters": [{"name": CONTEXT, "cluster": {"server": self.url} | ({"certificate-authority": str(self.ca_path)} if self.ca_path else {})}],
             "users": [{"name": CONTEXT, "user": {"token": self.token}}],
             "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}],
             "current-context": CONTEXT,

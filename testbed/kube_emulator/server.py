@@ -6,6 +6,7 @@ import contextlib
 import json
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -65,18 +66,27 @@ class RequestRecord:
     query: dict[str, str]
     content_type: str | None
     status: int
+    user_agent: str | None = None
 
 
 class HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], emulator: KubeEmulator):
+    def __init__(self, address: tuple[str, int], emulator: KubeEmulator, tls: ssl.SSLContext | None = None):
         self.emulator = emulator
         self.stopping = False
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, Handler)
+        if tls is not None:
+            # The handshake happens on the handler's thread at its first read, not in the accepting loop.
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that refused the certificate (a test of exactly that) is no emulator bug: only those are shown."""
+        if not isinstance(sys.exc_info()[1], ssl.SSLError):
+            super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Cut every open connection, as an API server going away does (watches end mid-stream)."""
@@ -186,7 +196,9 @@ class Handler(BaseHTTPRequestHandler):
             self._recorded = True
             url = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-            self.emulator.requests.append(RequestRecord(self.command, "/" + url.path.strip("/"), query, self.headers.get("Content-Type"), self._status))
+            self.emulator.requests.append(
+                RequestRecord(self.command, "/" + url.path.strip("/"), query, self.headers.get("Content-Type"), self._status, self.headers.get("User-Agent"))
+            )
 
     # --- routing --------------------------------------------------------------------------------
 
@@ -199,7 +211,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._admin(path.removeprefix("/_emulator/"), query, body)
         # kubectl sends no credentials to a plain-HTTP server (clientcmd reads them only for TLS),
         # so a request without any is served; a wrong token is still refused.
-        if self.headers.get("Authorization") not in (None, f"Bearer {self.emulator.token}"):
+        if not self._authorized(self.headers.get("Authorization")):
             raise ApiError(401, "Unauthorized", "Unauthorized")
         document = self._discovery(path)
         if document is not None:
@@ -208,6 +220,14 @@ class Handler(BaseHTTPRequestHandler):
         if target is None:
             raise _path_not_found()
         self._serve_resource(*target, query, body)
+
+    def _authorized(self, header: str | None) -> bool:
+        """No credentials, or the emulator's bearer token; the scheme's case does not matter (the in-cluster
+        loader of the kubernetes client sends "bearer"), as to the API server's token authenticator."""
+        if header is None:
+            return True
+        scheme, _, token = header.partition(" ")
+        return scheme.lower() == "bearer" and token == self.emulator.token
 
     def _discovery(self, path: str) -> dict[str, Any] | None:
         """Legacy discovery (kubectl falls back to it from aggregated discovery) and OpenAPI v3."""
@@ -450,6 +470,8 @@ class Handler(BaseHTTPRequestHandler):
         readable, _, _ = select.select([self.connection], [], [], 0)
         if not readable:
             return False
+        if isinstance(self.connection, ssl.SSLSocket):
+            return True  # TLS cannot peek; a watching client sends nothing more, so what it sends is its close
         try:
             return self.connection.recv(1, socket.MSG_PEEK) == b""
         except OSError:
