@@ -136,3 +136,69 @@ def test_brahma_supervise_in_a_pod_takes_the_lease_through_the_service_account(c
     assert f"{ROLLOUT} is supervised by {LAPTOP} (Lease brahma-{ROLLOUT} in namespace default" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert any(r.path.endswith(f"/leases/brahma-{ROLLOUT}") and r.status == 200 and "python" in (r.user_agent or "").lower() for r in cluster.requests)
+
+
+# --- the manifests (deploy/kubernetes) -------------------------------------------------------------
+
+MANIFESTS = ROOT / "deploy" / "kubernetes"
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+
+def manifests() -> dict[str, dict]:
+    """Each manifest of the kustomization by kind."""
+    listed = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]
+    documents = [yaml.safe_load((MANIFESTS / name).read_text()) for name in listed]
+    return {document["kind"]: document for document in documents}
+
+
+def kubectl(kube: KubeEmulator, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig_path), "KUBECACHEDIR": str(kube.kubeconfig_path.parent / "kube-cache")}
+    return subprocess.run([KUBECTL or "kubectl", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+@needs_kubectl
+@pytest.mark.parametrize("apply", [[], ["--server-side"]], ids=["client-side", "server-side"])
+def test_the_manifests_pass_a_server_side_dry_run_and_store_nothing(kube_emulator, apply):
+    result = kubectl(kube_emulator, "apply", "--dry-run=server", *apply, "-k", str(MANIFESTS))
+    assert result.returncode == 0, result.stderr
+    verb = "serverside-applied" if apply else "created"
+    assert result.stdout.splitlines() == [
+        f"serviceaccount/brahma {verb} (server dry run)",
+        f"role.rbac.authorization.k8s.io/brahma {verb} (server dry run)",
+        f"rolebinding.rbac.authorization.k8s.io/brahma {verb} (server dry run)",
+        f"persistentvolumeclaim/brahma-state {verb} (server dry run)",
+        f"deployment.apps/brahma {verb} (server dry run)",
+    ]
+    writes = [r for r in kube_emulator.requests if r.method in ("POST", "PATCH", "PUT")]
+    assert len(writes) == 5 and all(r.query.get("dryRun") == "All" for r in writes)
+    assert {r.method for r in writes} == ({"PATCH"} if apply else {"POST"})
+    for kind in ("serviceaccounts", "roles", "rolebindings", "persistentvolumeclaims", "deployments"):
+        assert kube_emulator.list(kind) == [], f"a dry run stored {kind}"
+
+
+@needs_kubectl
+def test_a_role_rule_without_verbs_is_refused_by_the_dry_run(kube_emulator, tmp_path):
+    role = manifests()["Role"]
+    role["rules"][0]["verbs"] = []
+    (tmp_path / "role.yaml").write_text(yaml.safe_dump(role))
+    result = kubectl(kube_emulator, "apply", "--dry-run=server", "-f", str(tmp_path / "role.yaml"))
+    assert result.returncode == 1
+    assert result.stderr == 'The Role "brahma" is invalid: rules[0].verbs: Required value: verbs must contain at least one value\n'
+
+
+def test_one_controller_runs_with_its_own_account_and_state_volume_and_no_port():
+    found = manifests()
+    spec = found["Deployment"]["spec"]
+    pod_spec = spec["template"]["spec"]
+    [container] = pod_spec["containers"]
+    assert (spec["replicas"], spec["strategy"]["type"]) == (1, "Recreate"), "two controllers never run at once"
+    assert pod_spec["serviceAccountName"] == found["ServiceAccount"]["metadata"]["name"] == found["RoleBinding"]["subjects"][0]["name"]
+    assert found["RoleBinding"]["roleRef"]["name"] == found["Role"]["metadata"]["name"]
+    volumes = {volume["name"]: volume for volume in pod_spec["volumes"]}
+    state_dir = container["args"][container["args"].index("--state-dir") + 1]
+    [state_mount] = [mount for mount in container["volumeMounts"] if state_dir.startswith(mount["mountPath"])]
+    assert volumes[state_mount["name"]]["persistentVolumeClaim"]["claimName"] == found["PersistentVolumeClaim"]["metadata"]["name"]
+    assert Path(container["workingDir"], ".brahma") == Path(state_dir), "a relay's default --state-dir is the controller's"
+    assert "ports" not in container and "Service" not in found, "consoles come in through kubectl exec, not a port"
+    assert container["args"][:2] == ["supervise", "/etc/brahma/plan.yaml"]

@@ -176,12 +176,18 @@ def default_service(obj: dict[str, Any], allocate_ip: Callable[[], str], allocat
     obj.setdefault("status", {}).setdefault("loadBalancer", {})
 
 
+def _default_persistentvolumeclaim(obj: dict[str, Any]) -> None:
+    obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
+    obj.setdefault("status", {}).setdefault("phase", "Pending")  # no provisioner here binds it to a volume
+
+
 DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "Deployment": _default_deployment,
     "ReplicaSet": _default_replicaset,
     "Pod": _default_pod,
     "Namespace": _default_namespace,
     "HTTPRoute": _default_httproute,
+    "PersistentVolumeClaim": _default_persistentvolumeclaim,
 }
 
 
@@ -461,6 +467,52 @@ def _validate_httproute(obj: dict[str, Any], old: dict[str, Any] | None, resourc
     return causes
 
 
+_ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+
+
+def _validate_persistentvolumeclaim(obj: dict[str, Any], old: dict[str, Any] | None, resource: ResourceType) -> list[Cause]:
+    spec = obj.get("spec") or {}
+    causes = []
+    modes = spec.get("accessModes") or []
+    if not modes:
+        causes.append(required("spec.accessModes", "at least 1 access mode is required"))
+    causes += [unsupported("spec.accessModes", mode, _ACCESS_MODES) for mode in modes if mode not in _ACCESS_MODES]
+    if "storage" not in ((spec.get("resources") or {}).get("requests") or {}):
+        causes.append(required("spec.resources[storage]", ""))
+    if old is not None and {k: v for k, v in spec.items() if k != "resources"} != {k: v for k, v in (old.get("spec") or {}).items() if k != "resources"}:
+        causes.append(forbidden("spec", "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"))
+    return causes
+
+
+def _validate_role(obj: dict[str, Any], old: dict[str, Any] | None, resource: ResourceType) -> list[Cause]:
+    causes = []
+    for index, rule in enumerate(obj.get("rules") or []):
+        if not rule.get("verbs"):
+            causes.append(required(f"rules[{index}].verbs", "verbs must contain at least one value"))
+        if not rule.get("nonResourceURLs") and not rule.get("resources"):
+            causes.append(required(f"rules[{index}].resources", "resource rules must supply at least one resource"))
+        if rule.get("nonResourceURLs"):
+            causes.append(bad_value(f"rules[{index}].nonResourceURLs", rule["nonResourceURLs"], "namespaced rules cannot apply to non-resource URLs"))
+    return causes
+
+
+def _validate_rolebinding(obj: dict[str, Any], old: dict[str, Any] | None, resource: ResourceType) -> list[Cause]:
+    reference = obj.get("roleRef") or {}
+    causes = []
+    if reference.get("kind") not in ("Role", "ClusterRole"):
+        causes.append(unsupported("roleRef.kind", reference.get("kind", ""), ("Role", "ClusterRole")))
+    if not reference.get("name"):
+        causes.append(required("roleRef.name", ""))
+    if old is not None and reference != old.get("roleRef"):
+        causes.append(bad_value("roleRef", reference, "cannot change roleRef"))
+    for index, subject in enumerate(obj.get("subjects") or []):
+        if subject.get("kind") not in ("ServiceAccount", "User", "Group"):
+            causes.append(unsupported(f"subjects[{index}].kind", subject.get("kind", ""), ("ServiceAccount", "User", "Group")))
+        if not subject.get("name"):
+            causes.append(required(f"subjects[{index}].name", ""))
+    return causes
+
+
 _VALIDATORS = {
     "Deployment": _validate_deployment,
     "ReplicaSet": _validate_replicaset,
@@ -469,6 +521,9 @@ _VALIDATORS = {
     "ConfigMap": _validate_configmap,
     "Lease": _validate_lease,
     "HTTPRoute": _validate_httproute,
+    "PersistentVolumeClaim": _validate_persistentvolumeclaim,
+    "Role": _validate_role,
+    "RoleBinding": _validate_rolebinding,
 }
 
 

@@ -142,6 +142,10 @@ REPLICASETS = ResourceType(
     field_labels=("status.replicas",),
 )
 LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases")
+SERVICEACCOUNTS = ResourceType("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",))
+PERSISTENTVOLUMECLAIMS = ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", short_names=("pvc",), subresources=("status",))
+ROLES = ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles")
+ROLEBINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings")
 HTTPROUTES = ResourceType(
     "gateway.networking.k8s.io",
     "v1",
@@ -154,7 +158,21 @@ HTTPROUTES = ResourceType(
     returns_deleted_object=True,
 )
 
-ALL_RESOURCES = (NAMESPACES, PODS, SERVICES, CONFIGMAPS, EVENTS, DEPLOYMENTS, REPLICASETS, LEASES, HTTPROUTES)
+ALL_RESOURCES = (
+    NAMESPACES,
+    PODS,
+    SERVICES,
+    CONFIGMAPS,
+    EVENTS,
+    SERVICEACCOUNTS,
+    PERSISTENTVOLUMECLAIMS,
+    DEPLOYMENTS,
+    REPLICASETS,
+    LEASES,
+    ROLES,
+    ROLEBINDINGS,
+    HTTPROUTES,
+)
 _BY_PATH = {(r.group, r.version, r.plural): r for r in ALL_RESOURCES}
 _BY_NAME = {name: r for r in ALL_RESOURCES for name in (r.plural, r.singular, r.kind, *r.short_names)}
 

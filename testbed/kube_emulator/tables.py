@@ -216,6 +216,37 @@ _PRINTERS: dict[str, tuple[list[dict[str, Any]], Row]] = {
         [_NAME, _column("Status"), _AGE],
         lambda obj, now: [obj["metadata"]["name"], (obj.get("status") or {}).get("phase", ""), _age(obj, now)],
     ),
+    "ServiceAccount": (
+        [_NAME, _column("Secrets", "integer"), _AGE],
+        lambda obj, now: [obj["metadata"]["name"], len(obj.get("secrets") or []), _age(obj, now)],
+    ),
+    "PersistentVolumeClaim": (
+        [_NAME, _column("Status"), _column("Volume"), _column("Capacity"), _column("Access Modes"), _column("StorageClass"), _AGE],
+        lambda obj, now: [
+            obj["metadata"]["name"],
+            (obj.get("status") or {}).get("phase", ""),
+            (obj.get("spec") or {}).get("volumeName", ""),
+            ((obj.get("status") or {}).get("capacity") or {}).get("storage", ""),
+            ",".join(
+                {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}.get(mode, mode)
+                for mode in (obj.get("spec") or {}).get("accessModes") or []
+            ),
+            (obj.get("spec") or {}).get("storageClassName", ""),
+            _age(obj, now),
+        ],
+    ),
+    "Role": (
+        [_NAME, _column("Created At", fmt="date")],
+        lambda obj, now: [obj["metadata"]["name"], obj["metadata"].get("creationTimestamp", "")],
+    ),
+    "RoleBinding": (
+        [_NAME, _column("Role"), _AGE],
+        lambda obj, now: [
+            obj["metadata"]["name"],
+            f"{(obj.get('roleRef') or {}).get('kind', '')}/{(obj.get('roleRef') or {}).get('name', '')}",
+            _age(obj, now),
+        ],
+    ),
     "Lease": (
         [_NAME, _column("Holder"), _AGE],
         lambda obj, now: [obj["metadata"]["name"], (obj.get("spec") or {}).get("holderIdentity", ""), _age(obj, now)],
