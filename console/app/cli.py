@@ -75,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     attach.add_argument("--state-dir", type=Path, default=Path(".brahma"))
     attach.add_argument("--headless", action="store_true", help="no console: print the rollout's events")
     attach.add_argument("--read-only", action="store_true", help="console: watch, never act")
+    attach.add_argument(
+        "--pod",
+        metavar="NAMESPACE/POD",
+        help="the controller runs in this pod (or NAMESPACE/deployment/NAME): attach through kubectl exec; --state-dir is then the pod's",
+    )
+
+    relay = commands.add_parser("relay", help="a supervised rollout's socket on stdin and stdout (what attach --pod runs in the pod)")
+    relay.add_argument("rollout", nargs="?", help="the rollout's name (default: the only one supervised in the state dir)")
+    relay.add_argument("--state-dir", type=Path, default=Path(".brahma"))
 
     ls = commands.add_parser("ls", help="the rollouts in a state dir and whether a controller supervises them")
     ls.add_argument("--state-dir", type=Path, default=Path(".brahma"))
@@ -359,9 +368,19 @@ def cmd_supervise(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from console.app.supervision import attach
+    from console.app.supervision import attach, attach_pod
 
+    if args.pod is not None:
+        if args.headless:  # a pod's controller writes its events to its log
+            return refuse(f"--headless with --pod: kubectl logs -f --namespace {args.pod.replace('/', ' ', 1)} prints the rollout's events")
+        return attach_pod(args.pod, args.state_dir, args.rollout, args.read_only)
     return attach(args.state_dir, args.rollout, args.headless, args.read_only)
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    from console.app.supervision import relay_rollout
+
+    return relay_rollout(args.state_dir, args.rollout)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -373,6 +392,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 COMMANDS = {
     "supervise": cmd_supervise,
     "attach": cmd_attach,
+    "relay": cmd_relay,
     "ls": cmd_ls,
     "demo": cmd_demo,
     "run": cmd_run,

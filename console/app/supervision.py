@@ -316,6 +316,50 @@ def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -
         return EXIT_COMPLETED
 
 
+def relay_rollout(state_dir: Path, name: str | None) -> int:
+    """`brahma relay`: the rollout's socket on stdin/stdout, for a console attaching through `kubectl exec` (relay.py)."""
+    from console.supervisor.relay import relay
+
+    if name is not None and (problem := release_name_problem(name)):
+        return refuse(f"no rollout can be named {name!r}: {problem}")
+    if name is None:
+        listings = [listing for listing in list_rollouts(state_dir) if listing.running] if state_dir.is_dir() else []
+        if len(listings) != 1:
+            return refuse(f"{'no rollout is' if not listings else 'several rollouts are'} supervised in {state_dir}: name the one to relay")
+        name = listings[0].name
+    try:
+        relay(RolloutFiles(state_dir, name))
+    except SupervisorUnavailable as error:
+        return report_unavailable(error)
+    return EXIT_COMPLETED
+
+
+def attach_pod(pod: str, state_dir: Path, name: str | None, read_only: bool) -> int:
+    """The console on the controller a pod runs (`--pod NAMESPACE/POD`), through `kubectl exec` and `brahma relay` there."""
+    from console.app.console import open_console
+    from console.supervisor.relay import PodLink
+    from console.supervisor.remote import RemoteController
+
+    namespace, _, pod_name = pod.partition("/")
+    if not namespace or not pod_name:
+        return refuse(f"--pod {pod}: expected NAMESPACE/POD (or NAMESPACE/deployment/NAME)")
+    if name is not None and (problem := release_name_problem(name)):
+        return refuse(f"no rollout can be named {name!r}: {problem}")
+    link = PodLink(namespace, pod_name, str(state_dir), name)
+    try:
+        plan = link.plan()
+    except SupervisorUnavailable as error:
+        return report_unavailable(error)
+    files = RolloutFiles(state_dir, plan.name)  # the pod's: named in messages, never read here
+    # Named from now on: should the controller be replaced, the relay must not take up another rollout there.
+    controller = RemoteController(plan, files, actor=current_actor(), watch_only=read_only, pod=replace(link, rollout=plan.name))
+    # No flags beside the journal: the flag file, if any, is the pod's; the console shows them as the controller journals them.
+    code = open_console(Rollout(controller, None, detached=True), read_only=read_only)
+    if not controller.state.finished:
+        say(f"detached; the controller in {link.where} keeps supervising {plan.name}. Attach again with: brahma attach --pod {pod} --state-dir {state_dir}")
+    return code
+
+
 def served_plan(files: RolloutFiles) -> RolloutPlan | None:
     """The plan the rollout's controller runs, as it gives it; should it not (it has just ended), the one its launch record names."""
     try:

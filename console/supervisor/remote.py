@@ -10,6 +10,7 @@ the journal and the stream picks up where it stopped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import time
@@ -31,6 +32,7 @@ from console.units import format_duration
 
 if TYPE_CHECKING:  # annotations only: the console's first frame imports this module
     from console.controller.controller import FlagChangeRecord
+    from console.supervisor.relay import PodLink
 
 READ_LIMIT = 4 * 1024 * 1024
 """One event line at most (a sample with many metrics, a pre-flight item's output)."""
@@ -72,9 +74,17 @@ class RemoteController:
     """One console's connection to a rollout's controller; `run()` follows it until the rollout ends or `stop()`."""
 
     def __init__(
-        self, plan: RolloutPlan, files: RolloutFiles, monotonic: Callable[[], float] = time.monotonic, actor: str | None = None, watch_only: bool = False
+        self,
+        plan: RolloutPlan,
+        files: RolloutFiles,
+        monotonic: Callable[[], float] = time.monotonic,
+        actor: str | None = None,
+        watch_only: bool = False,
+        pod: PodLink | None = None,
     ):
         self.plan, self.files = plan, files
+        self.pod = pod
+        """The controller runs in this pod (reached through kubectl exec): `files` are the pod's, not readable here."""
         self.actor, self.watch_only = actor, watch_only
         """Who is at this console, journaled by the controller as attached; a watch_only one cannot decide a pause."""
         self.state = RolloutState()
@@ -148,8 +158,7 @@ class RemoteController:
         undo = False
         while not self._stopping:
             try:
-                with socket_address(self.files.socket) as address:
-                    reader, self._writer = await asyncio.open_unix_connection(address, limit=READ_LIMIT)
+                reader, self._writer = await self._connect()
             except OSError:
                 if await self._start_controller(undo):
                     undo = False
@@ -172,6 +181,13 @@ class RemoteController:
         return self.state.phase
 
     # -- the connection --------------------------------------------------------------------
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.pod is not None:
+            reader, writer, _ = await self.pod.open(READ_LIMIT)
+            return reader, writer
+        with socket_address(self.files.socket) as address:
+            return await asyncio.open_unix_connection(address, limit=READ_LIMIT)
 
     async def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """A request answered on the stream; an unanswered or refused one gives {"ok": False, "error": ...}."""
@@ -199,7 +215,8 @@ class RemoteController:
         """Start a controller that died (or one to `undo` a finished release); False when none is needed or we are detaching."""
         while not self._stopping:
             try:
-                pid = await asyncio.to_thread(ensure_running, self.files, undo)
+                # A pod's controller is restarted by its Deployment: this console waits until it answers again.
+                pid = await asyncio.to_thread(self.pod.ensure_running if self.pod else functools.partial(ensure_running, self.files), undo)
             except SupervisorUnavailable as error:
                 self._notice(f"no controller: {error}; trying again in {RESTART_RETRY_S:g}s")
                 await asyncio.sleep(RESTART_RETRY_S)
@@ -218,7 +235,7 @@ class RemoteController:
         opens on where the rollout is (before its first frame, not after a replay over the socket), and the
         attach asks the controller only for what follows. What cannot be read is left to the controller's replay."""
         try:
-            events = read_events(self.files.journal) if self.files.journal.exists() else iter(())
+            events = read_events(self.files.journal) if self.pod is None and self.files.journal.exists() else iter(())
             for event in itertools.islice(events, self._received, None):
                 if self._received and self._received % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # a long journal is taken in turns: the console's keys stay live
