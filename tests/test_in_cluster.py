@@ -201,4 +201,4 @@ def test_one_controller_runs_with_its_own_account_and_state_volume_and_no_port()
     assert volumes[state_mount["name"]]["persistentVolumeClaim"]["claimName"] == found["PersistentVolumeClaim"]["metadata"]["name"]
     assert Path(container["workingDir"], ".brahma") == Path(state_dir), "a relay's default --state-dir is the controller's"
     assert "ports" not in container and "Service" not in found, "consoles come in through kubectl exec, not a port"
-    assert container["args"][:2] == ["supervise", "/etc/brahma/plan.yaml"]
+    assert container["args"][:2] == ["supervise", "/etc/brahma/plan.yaml"] and "--stay" in container["args"], "never released again on a restart"

@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     supervise = commands.add_parser("supervise", help="the controller alone, with no console: it serves consoles on a socket in the state dir")
     _add_rollout_options(supervise)
     supervise.add_argument("--detach", action="store_true", help="start it in its own session and return once it answers")
+    supervise.add_argument(
+        "--stay",
+        action="store_true",
+        help="as a Deployment runs it: keep serving once the rollout has finished, and on a restart serve a release this plan finished instead of running it again",
+    )
     supervise.add_argument("--manual", action="store_true", help=argparse.SUPPRESS)
     supervise.add_argument("--attended", action="store_true", help=argparse.SUPPRESS)  # started for a console: waits for people
     supervise.add_argument("--undo", action="store_true", help=argparse.SUPPRESS)  # a finished release taken up to roll it back
@@ -362,7 +367,7 @@ def cmd_supervise(args: argparse.Namespace) -> int:
         say_warnings(plan)
     # Unattended, nobody is at a console: a pause waits pause_timeout, then rolls back, as in headless runs.
     options = _run_options(args, manual=args.manual, headless=not (args.attended or args.undo))
-    options.undo = args.undo
+    options.undo, options.stay = args.undo, args.stay
     # Undoing is asked for from a console, whose operator stays to see it through.
     return supervise(plan, args.plan, options, detach=args.detach, attended=args.attended or args.undo)
 

@@ -25,7 +25,7 @@ from console.app.problems import (
     say_rollback_unverified,
     say_warnings,
 )
-from console.controller.identity import check_resume
+from console.controller.identity import ResumeRefused, check_resume
 from console.journal.events import event_from_dict
 from console.journal.journal import JournalError, read_events
 from console.journal.state import Phase, read_state
@@ -107,7 +107,7 @@ def supervise_args(plan_path: Path, options: RunOptions, attended: bool = False)
     ):
         if value is not None:
             argv += [flag, str(value)]
-    switches = (("--fast", options.fast), ("--manual", options.manual), ("--attended", attended))
+    switches = (("--fast", options.fast), ("--manual", options.manual), ("--attended", attended), ("--stay", options.stay))
     return argv + [flag for flag, on in switches if on]
 
 
@@ -127,6 +127,10 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
     from console.app.wiring import build_rollout
 
     options = take_secrets(options)
+    if options.stay and not options.undo and finished_under(plan, files):
+        # A pod restarted after its release finished: running the plan again would release it again.
+        say(f"{plan.name} finished under this plan ({files.journal}): not run again, served for consoles; change the plan to release anew")
+        options = replace(options, undo=True)  # taken up as a finished release is to be undone: its journal stays
     with lock:
         try:
             rollout = build_rollout(plan, options, current_actor())
@@ -135,14 +139,24 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
         launch_of(plan_path, options, attended)[0].write(files.launch)  # only a rollout that started can be restarted
         if rollout.controller.resumed:
             say(f"resuming rollout {plan.name} from {files.journal}")
-        return asyncio.run(serve(rollout, files, attended))
+        return asyncio.run(serve(rollout, files, attended, options.stay))
 
 
-async def serve(rollout: Rollout, files: RolloutFiles, attended: bool) -> int:
-    """The detached controller: the rollout served on its socket until it has ended; how it ended, as the exit code."""
+def finished_under(plan: RolloutPlan, files: RolloutFiles) -> bool:
+    """The rollout's journal is of a finished run of exactly this plan (not one since edited or for another version)."""
+    try:
+        state = read_state(files.journal)
+        return state.finished and check_resume(plan, state, files.journal) is None
+    except (JournalError, ResumeRefused):
+        return False
+
+
+async def serve(rollout: Rollout, files: RolloutFiles, attended: bool, stay: bool = False) -> int:
+    """The detached controller: the rollout served on its socket until it has ended (with `stay`, until a signal);
+    how it ended, as the exit code."""
     from console.supervisor.server import SupervisorServer
 
-    phase = await SupervisorServer(rollout, files, attended).run()
+    phase = await SupervisorServer(rollout, files, attended, stay).run()
     if phase == Phase.ROLLING_BACK:
         say_rollback_unverified(rollout.controller.state)
     return exit_code(phase)

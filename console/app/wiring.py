@@ -45,6 +45,8 @@ class RunOptions:
     context: str | None = None
     undo: bool = False
     """Take up a finished release to roll it back, instead of moving its journal aside for a new run."""
+    stay: bool = False
+    """Keep serving once the rollout has finished (a controller a Deployment runs, which must not exit)."""
 
 
 def rollout_files(plan: RolloutPlan, options: RunOptions) -> RolloutFiles:
@@ -214,7 +216,7 @@ def _build_rollout(plan: RolloutPlan, options: RunOptions, actor: str, files: Ro
         files.archive_finished()  # a new run of the release: the finished one's journal is kept aside
     target, metrics = build_target_and_metrics(plan, options, files, scenario, clock_to_wall)
     controller_options = ControllerOptions(
-        headless=options.headless, manual=options.manual, exit_when_finished=options.headless, target_kind=choose_kinds(plan, options)[0]
+        headless=options.headless, manual=options.manual, exit_when_finished=options.headless and not options.stay, target_kind=choose_kinds(plan, options)[0]
     )
     controller_options.gate = Gate(plan.preflight, preflight_context(plan, options))
     release_flags = plan_flags(plan, files)

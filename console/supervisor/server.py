@@ -201,13 +201,15 @@ class EventFanout:
 class SupervisorServer:
     """Serves one rollout's controller to any number of clients until the rollout finishes."""
 
-    def __init__(self, rollout: Rollout, files: RolloutFiles, attended: bool = False):
+    def __init__(self, rollout: Rollout, files: RolloutFiles, attended: bool = False, stay: bool = False):
         self.rollout, self.files, self.attended = rollout, files, attended
+        self.stay = stay
+        """Serve until a signal stops it, the rollout finished or not (in a pod: the container must not exit)."""
         rollout.controller.options.consoles_attach = attended
         self.fanout = EventFanout()
         rollout.controller.subscribe(self.fanout)
         self.flag_records = FlagRecords(rollout.controller, rollout.flags)
-        if attended:
+        if attended and not stay:
             rollout.controller.subscribe(lambda event: self._leave_when_finished_and_alone())
         self._clients: set[asyncio.Task[None]] = set()
         self._connection_cap = connection_cap()
@@ -231,7 +233,7 @@ class SupervisorServer:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, controller.stop)
         self._forget_consoles_of_the_last_controller()
-        if self.attended and controller.state.finished:
+        if self.attended and controller.state.finished and not self.stay:
             # Taken up to be undone: the console that asked attaches at once; without it, nobody needs this.
             loop.call_later(UNDO_GRACE_S, self._leave_when_finished_and_alone)
         try:

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,46 @@ async def until(condition, timeout_s: float = RELAY_TIMEOUT_S) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+def supervise_staying(state_dir: Path) -> subprocess.Popen[str]:
+    """`brahma supervise --stay` in the foreground, as a Deployment's container runs it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "console.app", "supervise", str(CANARY), "--state-dir", str(state_dir), "--fast", "--stay"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stopped_like_a_pod(controller: subprocess.Popen[str]) -> tuple[int, str]:
+    """SIGTERM, as the kubelet sends; the exit code and what it said on stderr."""
+    controller.send_signal(signal.SIGTERM)
+    _, said = controller.communicate(timeout=RELAY_TIMEOUT_S)
+    return controller.returncode, said
+
+
+def test_a_staying_controller_serves_its_finished_release_and_a_restart_never_releases_it_again(tmp_path):
+    files = RolloutFiles(tmp_path, ROLLOUT)
+    first = supervise_staying(tmp_path)
+    try:
+        wait_for_event(tmp_path, lambda e: isinstance(e, ev.Completed))
+        assert answers(files), "still serving once the release has finished"
+    finally:
+        code, _ = stopped_like_a_pod(first)
+    assert code == 0
+    journaled = files.journal.read_text()
+    restarted = supervise_staying(tmp_path)
+    try:
+        deadline = time.monotonic() + RELAY_TIMEOUT_S
+        while not answers(files) and restarted.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # a process starting up: its socket is the only sign
+        done = relay(tmp_path, ROLLOUT, ask='{"op": "plan"}\n')
+        assert json.loads(done.stdout.splitlines()[0])["relay"]["pid"] == restarted.pid
+    finally:
+        code, said = stopped_like_a_pod(restarted)
+    assert code == 0
+    assert f"brahma: {ROLLOUT} finished under this plan ({files.journal}): not run again, served for consoles; change the plan to release anew" in said
+    assert files.journal.read_text() == journaled, "nothing released again, nothing moved aside"
+    assert sorted(path.name for path in tmp_path.glob("*.jsonl")) == [f"{ROLLOUT}.jsonl"]
