@@ -27,7 +27,8 @@ from console.supervisor.client import SupervisorUnavailable, answers
 from console.supervisor.files import lock_holder
 from console.supervisor.relay import KUBECTL_ENV, PodLink
 from console.supervisor.remote import RemoteController
-from testbed.supervisor_support import CANARY, ROLLOUT, brahma, supervise_detached, wait_for_event, wait_until_gone
+from testbed.supervisor_support import CANARY, ROLLOUT, brahma, journal_events, supervise_detached, wait_for_event, wait_until_gone
+from testbed.tmux_terminal import TmuxTerminal
 from tests.conftest import ROOT
 
 FAST_SPEED = "120"
@@ -177,3 +178,18 @@ def test_a_staying_controller_serves_its_finished_release_and_a_restart_never_re
     assert f"brahma: {ROLLOUT} finished under this plan ({files.journal}): not run again, served for consoles; change the plan to release anew" in said
     assert files.journal.read_text() == journaled, "nothing released again, nothing moved aside"
     assert sorted(path.name for path in tmp_path.glob("*.jsonl")) == [f"{ROLLOUT}.jsonl"]
+
+
+def test_the_console_attached_with_pod_acts_and_leaves_the_pod_s_controller_supervising(tmp_path, kubectl):
+    pid = supervise_detached(tmp_path, "--speed", FAST_SPEED)
+    argv = [sys.executable, "-m", "console.app", "attach", "--pod", "shop/deployment/brahma", "--state-dir", str(tmp_path)]
+    with TmuxTerminal(argv, 100, 24, cwd=ROOT, env={**os.environ, KUBECTL_ENV: str(kubectl)}) as console:
+        console.wait_for(f"attached to the controller (pid {pid})", timeout_s=20)
+        console.press("space")
+        console.wait_for("PAUSED", timeout_s=10)
+        console.press("q")
+        assert console.wait_closed()
+    wait_for_event(tmp_path, lambda e: isinstance(e, ev.Paused))
+    assert answers(RolloutFiles(tmp_path, ROLLOUT)), "the console left; the controller goes on"
+    commands = [e for e in journal_events(tmp_path) if isinstance(e, ev.CommandIssued)]
+    assert [c.command for c in commands] == ["pause"]
