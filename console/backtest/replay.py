@@ -14,8 +14,6 @@ of it (`Replay.target_changes`), and no cluster, flag store or state dir of a re
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -200,7 +198,6 @@ async def replay(
     state_dir: Path | None = None,
     actor: str = "brahma backtest",
     shared: SharedSamples | None = None,
-    scratch_dir: Path | None = None,
 ) -> Replay:
     """Replay `plan` as if its first stage had started at `start_wall` (epoch seconds, on the history's grid).
 
@@ -208,8 +205,8 @@ async def replay(
     PrometheusSource's, evaluated at that instant against the fetched history (`selectors` in place of
     the track labels, as fetched). `canary_lag_s` reads the canary that many seconds before the stable
     (calibrate's A/A: with the canary selector the stable's, canary = stable's series at t − interval).
-    `listeners` see every event as it happens (a printer). The journal goes to `state_dir`, or to a
-    temporary directory removed afterwards (in `scratch_dir`, else the system's), never a release's. The replay stops where the history ends
+    `listeners` see every event as it happens (a printer). The journal goes to `state_dir` (never a release's),
+    or, without one, nowhere: the controller keeps a ReplayJournal. The replay stops where the history ends
     (its data, or what was fetched, or now): a rollout not decided by then is `not finished`. With `shared`
     (built for the same plan, history, selectors and lag), the samples other replays' sweep took at the same
     instants are used where they are provably the ones this replay's own source would take (shared.py).
@@ -222,11 +219,12 @@ async def replay(
     if shared is not None:
         source = shared.source_for_replay(source, lambda: start_wall + clock.now())
     target = SimTarget(plan.strategy, plan.image, previous_image(plan.image), plan.target.replicas or 10)
-    options = ControllerOptions(headless=True, manual=False, exit_when_finished=True, target_kind=ev.BACKTEST_TARGET)
+    # Without a state dir, nobody reads the journal afterwards: the controller keeps none (ReplayJournal).
+    options = ControllerOptions(headless=True, manual=False, exit_when_finished=True, target_kind=ev.BACKTEST_TARGET, replay=state_dir is None)
     options.gate = Gate((), PreflightContext(plan))
-    directory = Path(tempfile.mkdtemp(prefix="brahma-backtest-", dir=scratch_dir)) if state_dir is None else state_dir
-    directory.mkdir(parents=True, exist_ok=True)
-    journal = directory / f"{plan.name}.jsonl"
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    journal = (state_dir or Path(".")) / f"{plan.name}.jsonl"
     events: list[ev.Event] = []
     try:
         controller = Controller(plan, target, source, journal, clock, options, actor=actor, wall_clock=VirtualClock())
@@ -244,8 +242,6 @@ async def replay(
         controller.journal.close()
     finally:
         await source.close()
-        if state_dir is None:
-            shutil.rmtree(directory, ignore_errors=True)
     # A controller that stopped short of an end stopped where the history did.
     outcome = OUTCOMES.get(phase, NOT_FINISHED)
     return Replay(outcome, phase, events, history_end_t, list(target.cluster.changes), journal if state_dir is not None else None)

@@ -17,7 +17,7 @@ the worker sweeps the grid once with one PrometheusSource, keeping each instant'
 while a replay can still ask for them, and a replay takes the sweep's samples from the first sample after which
 its own tallies are the sweep's (its first minute, while its rate window fills) for as long as it samples at
 the sweep's next instant. So a replay's samples cost about one sweep sample per 5 minutes of starts, not 630.
-The replays' journals, read by nobody afterwards, are kept on /dev/shm where there is one.
+The replays keep no journal (journal.ReplayJournal): nobody reads it afterwards, and a replay's target records only.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from console.backtest.replay import FetchedHistory, fetch_history, replay, replay_span
 from console.backtest.selectors import Selector, parse_selector
@@ -56,9 +55,6 @@ does not follow its last one, in replays: a replay's span of samples, ~1.4 ms ea
 Runs of √(2 × 1.6 × starts / workers) consecutive starts weigh those restarts against the workers' finishing
 together (the last run handed out keeps one worker busy alone): 57 of a week's 2,016 starts on two workers."""
 MIN_STARTS_PER_TASK = 4
-MEMORY_DIR = Path("/dev/shm")
-"""Where the replays' journals go when the system has it: read by nobody once the replay is over, they need not
-reach a disk, and on tmpfs the group commit's fsyncs cost nothing."""
 
 
 def default_workers() -> int:
@@ -122,14 +118,11 @@ def history_replay(plan: RolloutPlan, fetched: FetchedHistory, population: Popul
     """One A/A replay on the fetched history, by the release's controller and judge (console/backtest/replay.py)."""
 
     shared = SharedSamples(plan, fetched, population.selectors, population.canary_lag_s)
-    scratch = MEMORY_DIR if MEMORY_DIR.is_dir() else None
 
     async def replay_one(start_wall: float) -> ReplayOutcome:
         began = time.process_time()
         shared.forget_before(start_wall)
-        result = await replay(
-            plan, start_wall, fetched, population.selectors, canary_lag_s=population.canary_lag_s, actor="brahma calibrate", shared=shared, scratch_dir=scratch
-        )
+        result = await replay(plan, start_wall, fetched, population.selectors, canary_lag_s=population.canary_lag_s, actor="brahma calibrate", shared=shared)
         return outcome_of(plan, start_wall, result.outcome, result.events, items, time.process_time() - began)
 
     return replay_one
