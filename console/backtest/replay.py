@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,8 @@ from console.backtest.times import format_wall
 from console.controller.clock import VirtualClock
 from console.controller.controller import Controller, ControllerOptions
 from console.journal import events as ev
-from console.journal.state import Phase
+from console.journal.state import Phase, RolloutState
+from console.journal.window import WindowStats
 from console.metrics.base import MetricSource
 from console.metrics.prometheus import PrometheusSource, Selector
 from console.plan.model import RolloutPlan
@@ -72,11 +73,22 @@ class Replay:
     history_end_t: float
     target_changes: list[dict[str, Any]]
     journal: Path | None = None
-    """The journal, when the caller gave the state dir (else it was in a temporary one, removed)."""
+    """The journal, when the caller gave the state dir (else none was kept)."""
+    judged_windows: dict[int, WindowStats] = field(default_factory=dict)
+    """Each stage's window where it was judged (note_judged_window), as the controller's state held it."""
 
     @property
     def finished(self) -> bool:
         return self.outcome != NOT_FINISHED
+
+
+def note_judged_window(windows: dict[int, WindowStats], state: RolloutState, event: ev.Event) -> None:
+    """Once `event` is folded into `state`: the window a stage was judged on, at its stage_passed, or at its first
+    pause or rollback (none of the three changes the stage or its window, so the window is the one judged)."""
+    if isinstance(event, ev.StagePassed):
+        windows[event.stage] = state.window
+    elif isinstance(event, ev.Paused | ev.RollbackStarted) and state.stage not in windows:
+        windows[state.stage] = state.window
 
 
 def replay_span(plan: RolloutPlan) -> float:
@@ -226,12 +238,14 @@ async def replay(
         state_dir.mkdir(parents=True, exist_ok=True)
     journal = (state_dir or Path(".")) / f"{plan.name}.jsonl"
     events: list[ev.Event] = []
+    judged: dict[int, WindowStats] = {}
     try:
         controller = Controller(plan, target, source, journal, clock, options, actor=actor, wall_clock=VirtualClock())
         clock.on_end = controller.stop
 
         def record(event: ev.Event) -> None:
             events.append(event)
+            note_judged_window(judged, controller.state, event)
             if isinstance(event, ev.AwaitingPromote):
                 controller.submit("promote", GIVEN_BY)
 
@@ -244,4 +258,4 @@ async def replay(
         await source.close()
     # A controller that stopped short of an end stopped where the history did.
     outcome = OUTCOMES.get(phase, NOT_FINISHED)
-    return Replay(outcome, phase, events, history_end_t, list(target.cluster.changes), journal if state_dir is not None else None)
+    return Replay(outcome, phase, events, history_end_t, list(target.cluster.changes), journal if state_dir is not None else None, judged)

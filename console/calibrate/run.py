@@ -123,7 +123,7 @@ def history_replay(plan: RolloutPlan, fetched: FetchedHistory, population: Popul
         began = time.process_time()
         shared.forget_before(start_wall)
         result = await replay(plan, start_wall, fetched, population.selectors, canary_lag_s=population.canary_lag_s, actor="brahma calibrate", shared=shared)
-        return outcome_of(plan, start_wall, result.outcome, result.events, items, time.process_time() - began)
+        return outcome_of(plan, start_wall, result.outcome, result.events, items, time.process_time() - began, result.judged_windows)
 
     return replay_one
 
