@@ -5,7 +5,7 @@ code, 5xx errors, the latency buckets; and the plan's own queries), as one range
 range (from a rate window before the first start to the last replay's end), on the plan's interval and
 aligned to the starts, in chunks of under Prometheus' 11,000 points, eight asked at once
 (console/backtest/history.py). Both tracks read stable's series, so the canary's queries are the stable's
-and are fetched once: a week at 10 s is 4 range queries. Every replay then answers its samples from that
+and are fetched once: a week at 10 s is 4 queries, each in 6 chunks, 24 range queries. Every replay then answers its samples from that
 history in memory, and none asks the server anything the history holds.
 
 The replays run the release's own controller and judge (console/backtest/replay.py), in virtual time, one
@@ -16,7 +16,8 @@ consecutive starts (SWEEP_START_IN_REPLAYS), because its replays share their sam
 the worker sweeps the grid once with one PrometheusSource, keeping each instant's sample and counter tallies
 while a replay can still ask for them, and a replay takes the sweep's samples from the first sample after which
 its own tallies are the sweep's (its first minute, while its rate window fills) for as long as it samples at
-the sweep's next instant. So a replay's samples cost about one sweep sample per 5 minutes of starts, not 630.
+the sweep's next instant. So a replay's samples cost about one sweep sample per 5 minutes of starts, not 630, and a shared sample is judged
+once per stage and written out once, for every replay that takes it (Sample.derived).
 The replays keep no journal (journal.ReplayJournal): nobody reads it afterwards, and a replay's target records only.
 """
 
@@ -49,11 +50,11 @@ ReplayOne = Callable[[float], Awaitable[ReplayOutcome]]
 FETCH_TIMEOUT_S = 300.0
 """A range query of the history's fetch may take this long: a chunk of 11,000 steps of the latency histogram's
 series is tens of megabytes, and eight are asked at once (a plan's timeout is for one live sample's queries)."""
-SWEEP_START_IN_REPLAYS = 1.6
+SWEEP_START_IN_REPLAYS = 3.5
 """What a worker's sweep of shared samples (backtest/shared.py) costs when it starts again at a run of starts that
-does not follow its last one, in replays: a replay's span of samples, ~1.4 ms each, against ~0.55 s a replay.
-Runs of √(2 × 1.6 × starts / workers) consecutive starts weigh those restarts against the workers' finishing
-together (the last run handed out keeps one worker busy alone): 57 of a week's 2,016 starts on two workers."""
+does not follow its last one, in replays: a replay's span of samples, ~1.4 ms each, against ~0.25 s a replay.
+Runs of √(2 × 3.5 × starts / workers) consecutive starts weigh those restarts against the workers' finishing
+together (the last run handed out keeps one worker busy alone): 84 of a week's 2,016 starts on two workers."""
 MIN_STARTS_PER_TASK = 4
 
 
