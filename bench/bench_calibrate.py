@@ -6,17 +6,12 @@ history (testbed/history.py: 15 s scrapes, healthy, 100 requests/s a track) is a
 served from promtool blocks by a Prometheus of its own; the blocks are cached (~/.cache/brahma/history, or
 BRAHMA_HISTORY_CACHE): a week takes about 40 s to draw and convert the first time of a day.
 
-A full run is still past bench/run.py's 900 s for one benchmark: each replay costs about 0.55 s of CPU (the
-controller, its journal and the judges at each of its 630 samples; its samples themselves are shared), so the
-week is 2,016 × 0.55 s over two cores, over 9 minutes on an idle machine and more on a shared one.
-Replays share their samples (console/backtest/shared.py): past its first minute a replay takes the samples of
-one sweep of the grid, and pays only for its controller, journal and judge. So a part of the week stands for it
-only if its starts are as dense: by default the replays are those of the week's first DAYS day(s), every 5
-minutes, and the figure is that run's wall time scaled to the week's 2,016 replays (the replays cost the same
-whatever their start, and the fetch of their history, chunked range queries, grows with its length as they
-do). `--full` replays all 2,016. Beside it: the fetch's wall time, the range queries, and the mean CPU time of a replay.
+All 2,016 replays are run and the week's wall time is measured, fetch included (the replays keep no journal and
+share their samples and those samples' judgements, so a replay costs about 0.25 s of CPU, almost all of it the
+controller's fold and the sequential judge at each of its 630 samples). Beside it: the fetch's wall time, the
+range queries, and the mean CPU time of a replay.
 
-    python bench/bench_calibrate.py [--full]
+    python bench/bench_calibrate.py
 """
 
 from __future__ import annotations
@@ -40,14 +35,12 @@ WEEK_S = 7 * DAY_S
 EVERY_S = 300.0
 STARTS = int(WEEK_S / EVERY_S)
 """2,016."""
-DAYS = 1
-"""By default the starts of the week's first day: 288 replays."""
 SPAN_S = 2.5 * 3600
 """After the last start: the plan's 1h45m, its pause_timeout, and the first sample's lead."""
-COMMAND_TIMEOUT_S = 3 * 3600.0
+COMMAND_TIMEOUT_S = 3600.0
 
 
-def main(full: bool = False) -> int:
+def main() -> int:
     reason = prometheus_missing() or promtool_missing()
     if reason:
         print(f"bench_calibrate: skipped: {reason}", file=sys.stderr)
@@ -60,7 +53,7 @@ def main(full: bool = False) -> int:
         with serving_history(history, Path(work_dir), default_cache_dir()) as (server, _):
             served_s = time.perf_counter() - began
             argv = [sys.executable, "-m", "console.app", "calibrate", str(PLAN), "--prometheus", server.url, "--json"]
-            to = start + 300 + (WEEK_S if full else DAYS * DAY_S)
+            to = start + 300 + WEEK_S
             argv += ["--from", format_wall(start + 300), "--to", format_wall(to), "--every", f"{EVERY_S:g}s"]
             began = time.perf_counter()
             done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
@@ -70,11 +63,12 @@ def main(full: bool = False) -> int:
         return 1
     summary = json.loads(done.stdout)
     cost, replays = summary["cost"], summary["replays"]["started"]
+    if replays != STARTS:
+        print(f"bench_calibrate: {replays} replays run, not the week's {STARTS}", file=sys.stderr)
+        return 1
     fetch_s = cost["fetch_wall_s"]
-    week_s = wall_s if full else wall_s * STARTS / replays
-    how = "measured" if full else f"scaled from the {replays} replays of the week's first {DAYS:g} day(s), fetch included, to its {STARTS}"
-    print(f"BENCH calibrate_week_wall_s {week_s:.1f} s ({how}; goal < 60 s)")
-    print(f"BENCH calibrate_replays_run {replays} replays ({wall_s:.1f} s wall, {cost['workers']} workers)")
+    print(f"BENCH calibrate_week_wall_s {wall_s:.1f} s ({replays} replays, fetch included; goal < 60 s)")
+    print(f"BENCH calibrate_workers {cost['workers']} workers")
     print(f"BENCH calibrate_replay_cpu_s {cost['replay_cpu_s_mean']:.3f} s (mean per replay)")
     print(f"BENCH calibrate_fetch_wall_s {fetch_s:.2f} s ({cost['range_queries']} range queries for every replay)")
     print(f"BENCH calibrate_history_ready_s {served_s:.1f} s (the week's blocks made or taken from the cache, and Prometheus started)")
@@ -82,4 +76,4 @@ def main(full: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(full="--full" in sys.argv[1:]))
+    sys.exit(main())

@@ -66,6 +66,10 @@ class Sample:
     canary_counts: TrackCounts | None = None
     """The canary's counts over the sample's interval; None when the source gives none."""
     stable_counts: TrackCounts | None = None
+    derived: dict[object, object] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """What readers worked out from this sample, kept with it: a sample many replays share (brahma calibrate,
+    console/backtest/shared.py) is judged and written out once, not once a replay. Not an init field, so a
+    sample `replace`d from this one starts with none."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,10 @@ import yaml
 
 from console.app.calibrate import CalibrationRefused, read_request
 from console.app.cli import main
+from console.backtest.replay import fetch_history, replay, replay_span
 from console.backtest.times import format_wall
 from console.calibrate.outcomes import Decision, ReplayOutcome, attribute, outcome_of, plan_items
-from console.calibrate.run import run_replays, start_times
+from console.calibrate.run import a_a_population, history_replay, run_replays, start_times
 from console.calibrate.summary import suggest, summarize, wilson
 from console.journal import events as ev
 from console.plan import load_plan_text
@@ -356,3 +358,31 @@ def test_the_preflight_item_passes_and_fails_by_its_threshold(recent, tmp_path, 
     passed, output = asyncio.run(CHECKS["calibrate"](item, PreflightContext(plan, prometheus_url=recent.url)))
     assert passed is passes, output
     assert f"max_false_rollbacks {float(maximum.rstrip('%')):.2f}%" in output
+
+
+def test_a_replay_on_calibrates_fast_path_has_the_outcome_of_one_with_a_journal_on_disk_and_samples_of_its_own(night, tmp_path):
+    """Starts across the evening and the night (promoted, then paused and rolled back by the night's errors): each
+    replay calibrate runs (no journal kept, samples shared, their judgements kept with them) ends as the same replay
+    with a journal on disk and its own source does, with the same decision and the same values observed."""
+    plan = plan_from()
+    population = a_a_population(plan)
+    items = plan_items(plan)
+    starts = start_times(DAY - 30 * 60, DAY + 40 * 60, 5 * 60)
+
+    async def run() -> tuple[list[ReplayOutcome], list[ReplayOutcome]]:
+        fetched = await fetch_history(plan, starts[0], starts[-1] + replay_span(plan), night.url, population.selectors)
+        try:
+            replay_one = history_replay(plan, fetched, population, items)
+            fast = [await replay_one(start) for start in starts]
+            slow = []
+            for start in starts:
+                own = await replay(plan, start, fetched, population.selectors, canary_lag_s=population.canary_lag_s, state_dir=tmp_path / str(start))
+                assert own.journal is not None and own.journal.stat().st_size > 0
+                slow.append(outcome_of(plan, start, own.outcome, own.events, items))
+            return fast, slow
+        finally:
+            await fetched.close()
+
+    fast, slow = asyncio.run(run())
+    assert [replace(outcome, cpu_s=0.0) for outcome in fast] == slow
+    assert {outcome.outcome for outcome in slow} == {"promoted", "rolled back"}

@@ -14,11 +14,9 @@ of it (`Replay.target_changes`), and no cluster, flag store or state dir of a re
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +25,8 @@ from console.backtest.times import format_wall
 from console.controller.clock import VirtualClock
 from console.controller.controller import Controller, ControllerOptions
 from console.journal import events as ev
-from console.journal.state import Phase
+from console.journal.state import Phase, RolloutState
+from console.journal.window import WindowStats
 from console.metrics.base import MetricSource
 from console.metrics.prometheus import PrometheusSource, Selector
 from console.plan.model import RolloutPlan
@@ -74,11 +73,22 @@ class Replay:
     history_end_t: float
     target_changes: list[dict[str, Any]]
     journal: Path | None = None
-    """The journal, when the caller gave the state dir (else it was in a temporary one, removed)."""
+    """The journal, when the caller gave the state dir (else none was kept)."""
+    judged_windows: dict[int, WindowStats] = field(default_factory=dict)
+    """Each stage's window where it was judged (note_judged_window), as the controller's state held it."""
 
     @property
     def finished(self) -> bool:
         return self.outcome != NOT_FINISHED
+
+
+def note_judged_window(windows: dict[int, WindowStats], state: RolloutState, event: ev.Event) -> None:
+    """Once `event` is folded into `state`: the window a stage was judged on, at its stage_passed, or at its first
+    pause or rollback (none of the three changes the stage or its window, so the window is the one judged)."""
+    if isinstance(event, ev.StagePassed):
+        windows[event.stage] = state.window
+    elif isinstance(event, ev.Paused | ev.RollbackStarted) and state.stage not in windows:
+        windows[state.stage] = state.window
 
 
 def replay_span(plan: RolloutPlan) -> float:
@@ -200,7 +210,6 @@ async def replay(
     state_dir: Path | None = None,
     actor: str = "brahma backtest",
     shared: SharedSamples | None = None,
-    scratch_dir: Path | None = None,
 ) -> Replay:
     """Replay `plan` as if its first stage had started at `start_wall` (epoch seconds, on the history's grid).
 
@@ -208,8 +217,8 @@ async def replay(
     PrometheusSource's, evaluated at that instant against the fetched history (`selectors` in place of
     the track labels, as fetched). `canary_lag_s` reads the canary that many seconds before the stable
     (calibrate's A/A: with the canary selector the stable's, canary = stable's series at t − interval).
-    `listeners` see every event as it happens (a printer). The journal goes to `state_dir`, or to a
-    temporary directory removed afterwards (in `scratch_dir`, else the system's), never a release's. The replay stops where the history ends
+    `listeners` see every event as it happens (a printer). The journal goes to `state_dir` (never a release's),
+    or, without one, nowhere: the controller keeps a ReplayJournal. The replay stops where the history ends
     (its data, or what was fetched, or now): a rollout not decided by then is `not finished`. With `shared`
     (built for the same plan, history, selectors and lag), the samples other replays' sweep took at the same
     instants are used where they are provably the ones this replay's own source would take (shared.py).
@@ -222,18 +231,21 @@ async def replay(
     if shared is not None:
         source = shared.source_for_replay(source, lambda: start_wall + clock.now())
     target = SimTarget(plan.strategy, plan.image, previous_image(plan.image), plan.target.replicas or 10)
-    options = ControllerOptions(headless=True, manual=False, exit_when_finished=True, target_kind=ev.BACKTEST_TARGET)
+    # Without a state dir, nobody reads the journal afterwards: the controller keeps none (ReplayJournal).
+    options = ControllerOptions(headless=True, manual=False, exit_when_finished=True, target_kind=ev.BACKTEST_TARGET, replay=state_dir is None)
     options.gate = Gate((), PreflightContext(plan))
-    directory = Path(tempfile.mkdtemp(prefix="brahma-backtest-", dir=scratch_dir)) if state_dir is None else state_dir
-    directory.mkdir(parents=True, exist_ok=True)
-    journal = directory / f"{plan.name}.jsonl"
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    journal = (state_dir or Path(".")) / f"{plan.name}.jsonl"
     events: list[ev.Event] = []
+    judged: dict[int, WindowStats] = {}
     try:
         controller = Controller(plan, target, source, journal, clock, options, actor=actor, wall_clock=VirtualClock())
         clock.on_end = controller.stop
 
         def record(event: ev.Event) -> None:
             events.append(event)
+            note_judged_window(judged, controller.state, event)
             if isinstance(event, ev.AwaitingPromote):
                 controller.submit("promote", GIVEN_BY)
 
@@ -244,8 +256,6 @@ async def replay(
         controller.journal.close()
     finally:
         await source.close()
-        if state_dir is None:
-            shutil.rmtree(directory, ignore_errors=True)
     # A controller that stopped short of an end stopped where the history did.
     outcome = OUTCOMES.get(phase, NOT_FINISHED)
-    return Replay(outcome, phase, events, history_end_t, list(target.cluster.changes), journal if state_dir is not None else None)
+    return Replay(outcome, phase, events, history_end_t, list(target.cluster.changes), journal if state_dir is not None else None, judged)

@@ -14,9 +14,10 @@ stand-in: a limit past it would not have fired.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from console.backtest.replay import note_judged_window
 from console.controller.analysis import COUNTED_RATES
 from console.journal import events as ev
 from console.journal.state import RolloutState
@@ -116,8 +117,17 @@ class ReplayOutcome:
         return self.outcome != "not finished"
 
 
-def outcome_of(plan: RolloutPlan, start_wall: float, outcome: str, events: Sequence[ev.Event], items: Sequence[Item], cpu_s: float = 0.0) -> ReplayOutcome:
-    """The outcome of one replay, from its events (rollout time t, so wall time is start_wall + t)."""
+def outcome_of(
+    plan: RolloutPlan,
+    start_wall: float,
+    outcome: str,
+    events: Sequence[ev.Event],
+    items: Sequence[Item],
+    cpu_s: float = 0.0,
+    windows: Mapping[int, WindowStats] | None = None,
+) -> ReplayOutcome:
+    """The outcome of one replay, from its events (rollout time t, so wall time is start_wall + t), and the stages'
+    windows where they were judged when the replay kept them (Replay.judged_windows; else folded from the events)."""
     decision = None
     stage = 0
     last_sample: ev.SampleTaken | None = None
@@ -132,7 +142,7 @@ def outcome_of(plan: RolloutPlan, start_wall: float, outcome: str, events: Seque
             value = _canary_value(last_sample, event.trigger.removeprefix("judge:"))
             decision = Decision(action, start_wall + event.t, keys, event.reason, value)
             break
-    return ReplayOutcome(start_wall, outcome, decision, observed_values(events, items), cpu_s)
+    return ReplayOutcome(start_wall, outcome, decision, observed_values(events, items, windows), cpu_s)
 
 
 def _canary_value(sample: ev.SampleTaken | None, metric: str) -> float | None:
@@ -168,21 +178,14 @@ def attribute(plan: RolloutPlan, items: Sequence[Item], stage: int, trigger: str
     return [Item(f"other.{trigger or action}", f"other: {reason}", OTHER, trigger)]
 
 
-def observed_values(events: Iterable[ev.Event], items: Sequence[Item]) -> dict[str, float]:
+def observed_values(events: Sequence[ev.Event], items: Sequence[Item], windows: Mapping[int, WindowStats] | None = None) -> dict[str, float]:
     """Each absolute item's worst value in this replay (see the module's docstring). A stage's window is the
     journal's own (console/journal/state.py folds the events into it, as the controller judges it), taken where
-    it was judged: when the stage passed, or at the replay's first pause or rollback."""
-    state = RolloutState()
-    windows: dict[int, WindowStats] = {}
-    samples: list[ev.SampleTaken] = []
-    for event in events:
-        if isinstance(event, ev.Paused | ev.RollbackStarted) and state.stage not in windows:
-            windows[state.stage] = state.window
-        state.apply(event)
-        if isinstance(event, ev.SampleTaken):
-            samples.append(event)
-        elif isinstance(event, ev.StagePassed):
-            windows[event.stage] = state.window
+    it was judged: when the stage passed, or at the replay's first pause or rollback. `windows`, when given, are
+    those the replay's controller held there (Replay.judged_windows): the same fold, not done a second time."""
+    samples = [event for event in events if isinstance(event, ev.SampleTaken)]
+    if windows is None:
+        windows = judged_windows(events)
     observed: dict[str, float] = {}
     for item in items:
         if not item.absolute:
@@ -192,6 +195,16 @@ def observed_values(events: Iterable[ev.Event], items: Sequence[Item]) -> dict[s
         if value is not None:
             observed[item.key] = value
     return observed
+
+
+def judged_windows(events: Iterable[ev.Event]) -> dict[int, WindowStats]:
+    """Each stage's window where it was judged, folded from the replay's events (as the journal's state folds them)."""
+    state = RolloutState()
+    windows: dict[int, WindowStats] = {}
+    for event in events:
+        state.apply(event)
+        note_judged_window(windows, state, event)
+    return windows
 
 
 def _window_value(item: Item, window: WindowStats) -> float | None:

@@ -5,7 +5,7 @@ code, 5xx errors, the latency buckets; and the plan's own queries), as one range
 range (from a rate window before the first start to the last replay's end), on the plan's interval and
 aligned to the starts, in chunks of under Prometheus' 11,000 points, eight asked at once
 (console/backtest/history.py). Both tracks read stable's series, so the canary's queries are the stable's
-and are fetched once: a week at 10 s is 4 range queries. Every replay then answers its samples from that
+and are fetched once: a week at 10 s is 4 queries, each in 6 chunks, 24 range queries. Every replay then answers its samples from that
 history in memory, and none asks the server anything the history holds.
 
 The replays run the release's own controller and judge (console/backtest/replay.py), in virtual time, one
@@ -16,8 +16,9 @@ consecutive starts (SWEEP_START_IN_REPLAYS), because its replays share their sam
 the worker sweeps the grid once with one PrometheusSource, keeping each instant's sample and counter tallies
 while a replay can still ask for them, and a replay takes the sweep's samples from the first sample after which
 its own tallies are the sweep's (its first minute, while its rate window fills) for as long as it samples at
-the sweep's next instant. So a replay's samples cost about one sweep sample per 5 minutes of starts, not 630.
-The replays' journals, read by nobody afterwards, are kept on /dev/shm where there is one.
+the sweep's next instant. So a replay's samples cost about one sweep sample per 5 minutes of starts, not 630, and a shared sample is judged
+once per stage and written out once, for every replay that takes it (Sample.derived).
+The replays keep no journal (journal.ReplayJournal): nobody reads it afterwards, and a replay's target records only.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from console.backtest.replay import FetchedHistory, fetch_history, replay, replay_span
 from console.backtest.selectors import Selector, parse_selector
@@ -50,15 +50,12 @@ ReplayOne = Callable[[float], Awaitable[ReplayOutcome]]
 FETCH_TIMEOUT_S = 300.0
 """A range query of the history's fetch may take this long: a chunk of 11,000 steps of the latency histogram's
 series is tens of megabytes, and eight are asked at once (a plan's timeout is for one live sample's queries)."""
-SWEEP_START_IN_REPLAYS = 1.6
+SWEEP_START_IN_REPLAYS = 3.5
 """What a worker's sweep of shared samples (backtest/shared.py) costs when it starts again at a run of starts that
-does not follow its last one, in replays: a replay's span of samples, ~1.4 ms each, against ~0.55 s a replay.
-Runs of √(2 × 1.6 × starts / workers) consecutive starts weigh those restarts against the workers' finishing
-together (the last run handed out keeps one worker busy alone): 57 of a week's 2,016 starts on two workers."""
+does not follow its last one, in replays: a replay's span of samples, ~1.4 ms each, against ~0.25 s a replay.
+Runs of √(2 × 3.5 × starts / workers) consecutive starts weigh those restarts against the workers' finishing
+together (the last run handed out keeps one worker busy alone): 84 of a week's 2,016 starts on two workers."""
 MIN_STARTS_PER_TASK = 4
-MEMORY_DIR = Path("/dev/shm")
-"""Where the replays' journals go when the system has it: read by nobody once the replay is over, they need not
-reach a disk, and on tmpfs the group commit's fsyncs cost nothing."""
 
 
 def default_workers() -> int:
@@ -122,15 +119,12 @@ def history_replay(plan: RolloutPlan, fetched: FetchedHistory, population: Popul
     """One A/A replay on the fetched history, by the release's controller and judge (console/backtest/replay.py)."""
 
     shared = SharedSamples(plan, fetched, population.selectors, population.canary_lag_s)
-    scratch = MEMORY_DIR if MEMORY_DIR.is_dir() else None
 
     async def replay_one(start_wall: float) -> ReplayOutcome:
         began = time.process_time()
         shared.forget_before(start_wall)
-        result = await replay(
-            plan, start_wall, fetched, population.selectors, canary_lag_s=population.canary_lag_s, actor="brahma calibrate", shared=shared, scratch_dir=scratch
-        )
-        return outcome_of(plan, start_wall, result.outcome, result.events, items, time.process_time() - began)
+        result = await replay(plan, start_wall, fetched, population.selectors, canary_lag_s=population.canary_lag_s, actor="brahma calibrate", shared=shared)
+        return outcome_of(plan, start_wall, result.outcome, result.events, items, time.process_time() - began, result.judged_windows)
 
     return replay_one
 

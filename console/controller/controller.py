@@ -16,16 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from console.controller.analysis import COUNTED_RATES, Confidence, Decision, decide, judge_sample, judge_window
+from console.controller.analysis import COUNTED_RATES, Confidence, Decision, SampleJudgement, decide, judge_sample, judge_window
 from console.controller.clock import Clock, RealClock, VirtualClock
 from console.controller.identity import check_resume, plan_digest, plan_identity
 from console.controller.rollback_pacing import RollbackPacing
 from console.controller.sequential import SequentialJudge
 from console.journal import events as ev
-from console.journal.journal import Journal, read_events
+from console.journal.journal import Journal, ReplayJournal, read_events
 from console.journal.state import Phase, RolloutState, read_state
 from console.metrics.base import MetricSource
-from console.plan.model import FlagStep, RolloutPlan
+from console.plan.model import FlagStep, RolloutPlan, Stage
 from console.preflight.context import PreflightContext
 from console.preflight.gate import CheckResult, Gate, cannot_open
 from console.samples import Sample, TrackValues
@@ -110,6 +110,9 @@ class ControllerOptions:
     """People watch from consoles attached over the socket (the journal says who: attached, detached).
     While none that may act is attached, a pause times out as in a headless run: pause_timeout from
     when the last console left, or from the pause if later."""
+    replay: bool = False
+    """A replay of history on a recording target (backtest, calibrate): a new rollout whose journal is kept by
+    nobody (journal.ReplayJournal), since nothing it does needs writing ahead, and nobody reads it afterwards."""
 
 
 class Controller:
@@ -136,7 +139,7 @@ class Controller:
         """Wall time for waits the world outside sets the pace of (a failing rollback's retries), which the
         rollout's clock, virtual under --fast, must not rush; tests pass a VirtualClock."""
         path = Path(journal_path)
-        self.state: RolloutState = read_state(path)
+        self.state: RolloutState = RolloutState() if self.options.replay else read_state(path)
         self.plan_changed = check_resume(plan, self.state, path, self.options.target_kind)
         """Said when the plan was edited since the journal last ran it; ResumeRefused when it is another plan."""
         self.resumed = self.state.started and not self.state.finished
@@ -145,7 +148,7 @@ class Controller:
         """The sequential judge, its evidence gathered over the whole rollout (rebuilt from the journal on a resume)."""
         if self.judge is not None and self.state.started:
             self.judge.replay((event.stage, event.counts) for event in read_events(path) if isinstance(event, ev.SampleTaken))
-        self.journal = Journal(path, sync_every_s=plan.interval)
+        self.journal = ReplayJournal(path) if self.options.replay else Journal(path, sync_every_s=plan.interval)
         """Group commit: on disk before every action (`_journal_to_disk`), else at most once per interval of wall time."""
         self._pending: list[PendingCommand] = []
         self._wake = asyncio.Event()
@@ -635,7 +638,8 @@ class Controller:
         t = self.now()
         span = self._sample_span(t)
         sample = await self.metrics.sample(plan.metric_names, t, span)
-        judgement = judge_sample(sample, stage, plan.triggers, plan.min_requests, plan.alpha)
+        judgement = self._judge_sample(sample, stage)
+        metrics, counts = _journaled(sample)
         streaks, decision = decide(judgement, state.streaks, sample, plan.inconclusive_limit, pause_on_warning=state.phase == Phase.RUNNING)
         judged: dict[str, dict[str, Any]] = {}
         if self.judge is not None and self.judge.add(sample.canary_counts, sample.stable_counts, state.stage):
@@ -647,7 +651,7 @@ class Controller:
             ev.SampleTaken(
                 t,
                 stage=state.stage,
-                metrics=_metrics_dict(sample),
+                metrics=metrics,
                 requests=finite_or_none(sample.canary_requests),
                 verdict=judgement.verdict,
                 breaches=[c.metric for c in judgement.failed_criteria] + [tr.check.metric for tr in judgement.held_triggers],
@@ -656,7 +660,7 @@ class Controller:
                 streaks=streaks,
                 span_s=round(span, 6),
                 verdicts=dict(judgement.verdicts),
-                counts=_counts_dict(sample),
+                counts=counts,
                 judge=judged,
             )
         )
@@ -668,6 +672,16 @@ class Controller:
             return
         if state.phase == Phase.RUNNING and t >= state.window_started_t + stage.observe - 1e-9:
             self._end_window()
+
+    def _judge_sample(self, sample: Sample, stage: Stage) -> SampleJudgement:
+        """judge_sample's judgement of `sample` in `stage`, kept with the sample (Sample.derived): replays that share
+        samples judge each once per stage of their plan. The plan's id in the key, as the plan outlives its samples."""
+        key = ("judgement", id(self.plan), stage.index)
+        judgement = sample.derived.get(key)
+        if judgement is None:
+            plan = self.plan
+            judgement = sample.derived[key] = judge_sample(sample, stage, plan.triggers, plan.min_requests, plan.alpha)
+        return judgement  # type: ignore[return-value]
 
     def _sample_span(self, t: float) -> float:
         """The time a sample at `t` measures: its interval, or the time since the stage's last sample when it
@@ -830,6 +844,15 @@ def _error_text(error: Exception) -> str:
 
 def _listener_name(listener: Callable[[ev.Event], None]) -> str:
     return getattr(listener, "__qualname__", None) or type(listener).__qualname__
+
+
+def _journaled(sample: Sample) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, object]]]:
+    """The sample's metrics and counts as journaled, worked out once per sample (Sample.derived: replays share samples).
+    Events are never changed once made, so the events of replays sharing a sample may share these."""
+    journaled = sample.derived.get("journaled")
+    if journaled is None:
+        journaled = sample.derived["journaled"] = (_metrics_dict(sample), _counts_dict(sample))
+    return journaled  # type: ignore[return-value]
 
 
 def _metrics_dict(sample: Sample) -> dict[str, dict[str, float | None]]:

@@ -98,3 +98,23 @@ class Journal:
     def close(self) -> None:
         self.sync()
         self._file.close()
+
+
+class ReplayJournal:
+    """A journal kept by nobody, for a replay (brahma backtest and calibrate): what it is appended is counted and
+    dropped, since a replay acts on a recording target only, so nothing needs writing ahead, and its events reach
+    its listeners as they happen. A backtest whose journal is read afterwards (its --report) keeps a Journal."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        """Never opened: the name a Journal of this rollout would have."""
+        self.count = 0
+
+    def append(self, event: Event) -> None:
+        self.count += 1
+
+    def sync(self) -> None:
+        """Nothing to write ahead: a replay touches no real target or flag store."""
+
+    def close(self) -> None:
+        """Nothing to close."""
