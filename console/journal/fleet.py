@@ -54,10 +54,10 @@ class FleetRow:
 
 
 def read_row(files: RolloutFiles) -> FleetRow:
-    """The row of one rollout, folded from its journal."""
+    """The row of one rollout, folded from its journal (of its samples, the last: its verdict is the row's)."""
     state, since, phase = RolloutState(), None, None
     try:
-        for event in read_events(files.journal):
+        for event in read_events(files.journal, last_sample_only=True):
             state.apply(event)
             if state.phase != phase:
                 phase, since = state.phase, event.ts

@@ -6,6 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from console.journal.fleet import read_row
+from console.journal.journal import read_events
+from console.journal.state import fold
 from console.journal.state_dir import RolloutFiles
 from console.tui.fleet_app import FleetActions, FleetApp
 from console.tui.rollout_screen import RolloutScreen
@@ -34,7 +37,8 @@ def journal(state_dir: Path, name: str, *events: tuple[str, dict], app: str = "c
     files = RolloutFiles(state_dir, name)
     with files.journal.open("w") as out:
         for minute, (event, fields) in enumerate(lines):
-            out.write(json.dumps({"event": event, "t": minute * 60.0, "ts": (start + timedelta(minutes=minute)).isoformat(), **fields}) + "\n")
+            line = {"event": event, "t": minute * 60.0, "ts": (start + timedelta(minutes=minute)).isoformat(), **fields}
+            out.write(json.dumps(line, separators=(",", ":")) + "\n")  # as the journal writes it
     return files
 
 
@@ -68,6 +72,18 @@ def fleet_of(tmp_path: Path) -> list[Path]:
     journal(west, "awaiting-1", ("awaiting_promote", {"stage": 0}))
     journal(west, "done-last-week", ("completed", {}), hours_ago=24 * 7)
     return [east, west]
+
+
+def sample(verdict: str) -> tuple[str, dict]:
+    return ("sample", {"stage": 0, "metrics": {"error_rate": {"canary": 0.01, "stable": 0.001}}, "requests": 100.0, "verdict": verdict})
+
+
+def test_a_row_read_with_only_the_last_sample_is_the_full_fold_s(tmp_path):
+    files = journal(tmp_path, "sampled", sample("pass"), sample("warning"), ("paused", {"reason": "held"}), sample("fail"), ("resumed", {}), sample("pass"))
+    files.journal.write_bytes(files.journal.read_bytes() + b'{"event":"sample","t":')  # a write cut short by a crash
+    row, full = read_row(files), fold(read_events(files.journal))
+    assert (row.state.phase, row.state.stage, row.state.weight, row.state.last_verdict) == (full.phase, full.stage, full.weight, full.last_verdict)
+    assert row.state.last_verdict == "pass" and row.state.phase == "running" and row.phase_since is not None
 
 
 def shown(app: FleetApp) -> list[str]:
