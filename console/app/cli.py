@@ -90,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     relay.add_argument("rollout", nargs="?", help="the rollout's name (default: the only one supervised in the state dir)")
     relay.add_argument("--state-dir", type=Path, default=Path(".brahma"))
 
+    fleet = commands.add_parser("fleet", help="every rollout, ordered by what needs a person (brahma alone, when BRAHMA_STATE_DIRS is set)")
+    fleet.add_argument(
+        "--state-dir", type=Path, action="append", dest="state_dirs", help="a state dir (repeat for more; default: BRAHMA_STATE_DIRS, or ./.brahma)"
+    )
+
     ls = commands.add_parser("ls", help="the rollouts in a state dir and whether a controller supervises them")
     ls.add_argument("--state-dir", type=Path, default=Path(".brahma"))
 
@@ -388,6 +393,12 @@ def cmd_relay(args: argparse.Namespace) -> int:
     return relay_rollout(args.state_dir, args.rollout)
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from console.app.fleet import run_fleet
+
+    return run_fleet(args.state_dirs)
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from console.app.supervision import list_state_dir
 
@@ -399,6 +410,7 @@ COMMANDS = {
     "attach": cmd_attach,
     "relay": cmd_relay,
     "ls": cmd_ls,
+    "fleet": cmd_fleet,
     "demo": cmd_demo,
     "run": cmd_run,
     "validate": cmd_validate,
@@ -430,7 +442,13 @@ def relative_times_joined(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     from console.streams import guarded
 
-    args = _parser().parse_args(relative_times_joined(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        from console.app.fleet import configured_state_dirs
+
+        if configured_state_dirs():
+            argv = ["fleet"]  # `brahma` alone, with state dirs configured: the fleet on them
+    args = _parser().parse_args(relative_times_joined(argv))
     if args.command not in CONSOLE_COMMANDS or args.headless:
         gc.enable()  # paused for start-up by entry.py; a console collects again once its first frame shows (BrahmaApp)
     # A reader that goes away (`| head`, a closed terminal) stops the printing, never a rollout.

@@ -31,16 +31,24 @@ class JournalError(Exception):
     """A journal that cannot be read: names the file and line."""
 
 
-def read_events(path: str | Path) -> Iterator[Event]:
-    """The events of a journal, in order; an incomplete last line (a crash mid-write) is left out."""
+SAMPLE_LINE = b'{"event":"sample",'
+"""How a sample's line begins: the journal writes compact JSON, the event's name first (strict_json.line)."""
+
+
+def read_events(path: str | Path, last_sample_only: bool = False) -> Iterator[Event]:
+    """The events of a journal, in order; an incomplete last line (a crash mid-write) is left out.
+    `last_sample_only`: of the samples, most of a long journal, only the last (the fleet's rows need no more)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise JournalError(f"{path}: cannot read: {error.strerror or error}") from None
     lines = raw.split(b"\n")
+    # Among whole lines: a last line cut short by a crash is no sample.
+    newline_before = raw.rfind(b"\n" + SAMPLE_LINE, 0, raw.rfind(b"\n")) if last_sample_only else -1
+    last_sample = raw.count(b"\n", 0, newline_before) + 2 if newline_before >= 0 else 0  # its line number
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not line.strip() or (last_sample_only and number != last_sample and line.startswith(SAMPLE_LINE)):
             continue
         try:
             data = json.loads(line)

@@ -1,4 +1,4 @@
-"""Command palette entries: "rollout: promote", "rollout: roll back", ... each one an app action."""
+"""Command palette entries: "rollout: promote", "rollout: roll back", ... each one an action of the rollout's console."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ class RolloutCommands(Provider):
     """The captain's actions by name; each runs the same action as its key (and its checks)."""
 
     def _entries(self):
-        app = self.app
+        console = self.screen  # the rollout's console the palette was opened on
         for name, action, help_text in ENTRIES:
-            if app.check_action(action, ()) is not False:
-                yield name, partial(app.run_action, action), help_text
+            if console.check_action(action, ()) is not False:
+                yield name, partial(console.run_action, action), help_text
 
     async def discover(self) -> Hits:
         for name, callback, help_text in self._entries():

@@ -25,7 +25,7 @@ def flag_rows(flags: tuple[Flag, ...]) -> list[FlagRow]:
 
 
 class FlagEditing:
-    """Mixed into an App that has `flag_store`, `actor`, `record_flag_changes` and `refresh_flags`."""
+    """Mixed into an App or a Screen that has `flag_store`, `actor`, `record_flag_changes` and `refresh_flags`."""
 
     flag_store: FlagStore | None
     _flag_writes: asyncio.Lock | None = None
@@ -64,7 +64,7 @@ class FlagEditing:
             self.run_change(lambda store: store.disable(flag.name, actor=actor, reason="flag editor"), f"{flag.name} off")
             return
         users = f" and {flag.allowed} allowed users" if flag.allowed else ""
-        self.push_screen(
+        self.app.push_screen(
             ConfirmScreen(f"Switch {flag.name} on?", f"{flag.percentage}% of users{users} get it within a second.", "Switch on (Enter / y)"),
             lambda ok: self.run_change(lambda store: store.enable(flag.name, actor=actor, reason="flag editor"), f"{flag.name} on") if ok else None,
         )
