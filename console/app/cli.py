@@ -357,13 +357,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
-    from console.app.supervision import supervise
-    from console.plan import load_plan
+    from console.app.supervision import plan_to_supervise, supervise
 
     if args.manual and not args.attended:
         return refuse("--manual needs a person at a console; an unattended controller cannot wait for one")
     try:
-        plan = load_plan(args.plan)
+        plan = plan_to_supervise(args.plan)
     except PlanError as error:
         return say_problems(error)
     if not (args.attended or args.undo) and (refused := _refuse_promotes_nobody_gives(plan)) is not None:

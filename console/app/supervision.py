@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from console import strict_json
 from console.actor import current_actor
 from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, exit_code
 from console.app.problems import (
@@ -31,7 +33,7 @@ from console.journal.journal import JournalError, read_events
 from console.journal.state import Phase, read_state
 from console.journal.state_dir import RolloutFiles
 from console.narrate import event_printer
-from console.plan.model import RolloutPlan
+from console.plan.model import RolloutPlan, plan_from_plain
 from console.plan.names import release_name_problem
 from console.plan.problems import PlanError
 from console.rollout import Rollout
@@ -55,6 +57,10 @@ in its argv would show in ps, and in the launch record it would outlive the cont
 
 Entry = Callable[[list[str]], int]
 """The command line's main: what a controller forked from this process runs, with its arguments."""
+
+_checked_plans: dict[Path, RolloutPlan] = {}
+"""The plan a console's starter read and checked (start_for_console), by its absolute path: the controller forked
+from the starter runs it as checked, rather than compiling the file a second time on the way to the first frame."""
 
 
 def split_userinfo(url: str) -> tuple[str, str | None]:
@@ -109,6 +115,13 @@ def supervise_args(plan_path: Path, options: RunOptions, attended: bool = False)
             argv += [flag, str(value)]
     switches = (("--fast", options.fast), ("--manual", options.manual), ("--attended", attended), ("--stay", options.stay))
     return argv + [flag for flag, on in switches if on]
+
+
+def plan_to_supervise(plan_path: Path) -> RolloutPlan:
+    """The plan `brahma supervise` runs: the one its starter checked, in a controller forked from it; else the file, loaded."""
+    from console.plan import load_plan
+
+    return _checked_plans.get(plan_path.resolve()) or load_plan(plan_path)
 
 
 def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: bool, attended: bool) -> int:
@@ -190,13 +203,15 @@ def run_supervised(plan_path: Path, options: RunOptions, read_only: bool, entry:
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
-            os.write(telling, f"{outcome}\n".encode())
+            told_all = f"{outcome}\n".encode()
+            while told_all:  # a plan can be more than a pipe takes in one write
+                told_all = told_all[os.write(telling, told_all) :]
             os._exit(0)  # never back into the stack of the process it was forked from
     os.close(telling)
     try:
         load_console()
         outcome = b""
-        while not outcome.endswith(b"\n") and (said := os.read(told, 256)):
+        while not outcome.endswith(b"\n") and (said := os.read(told, 65536)):
             outcome += said
     finally:
         os.close(told)
@@ -206,14 +221,17 @@ def run_supervised(plan_path: Path, options: RunOptions, read_only: bool, entry:
         if verb != "exit":  # killed before it could tell
             say("the process that starts the controller ended before it said how (was it killed?)")
         return int(rest) if rest.isdigit() else EXIT_ERROR
-    files = RolloutFiles(options.state_dir, rest)
-    plan = served_plan(files)
+    name, _, started_with = rest.partition(" ")
+    files = RolloutFiles(options.state_dir, name)
+    # The plan the starter handed its controller, as it handed it: not asked of a controller busy starting the rollout.
+    plan = plan_from_plain(strict_json.loads(started_with)) if started_with else served_plan(files)
     return attach_console(plan, files, read_only) if plan is not None else EXIT_INVALID
 
 
 def start_for_console(plan_path: Path, options: RunOptions, entry: Entry) -> str:
-    """The plan read and checked, and its controller started (unless one runs already): "attach NAME" for
-    the console, or "exit CODE" once the problem is said."""
+    """The plan read and checked, and its controller started (unless one runs already): "attach NAME PLAN" for
+    the console (PLAN: the plan the controller was started with, in JSON; left out when one ran already, whose plan
+    the console asks it for), or "exit CODE" once the problem is said."""
     from console.app.wiring import choose_kinds, refuse_unwritable_flags, rollout_files
     from console.plan import load_plan
 
@@ -234,7 +252,9 @@ def start_for_console(plan_path: Path, options: RunOptions, entry: Entry) -> str
                 if changed:
                     say(changed)
             # The controller is this process forked again (no second interpreter to start).
+            _checked_plans[plan_path.resolve()] = plan
             start_launched(files, *launch_of(plan_path, options, attended=True), fork_with=entry)
+            return f"attach {plan.name} {strict_json.dumps(dataclasses.asdict(plan))}"
     except REFUSALS as error:
         return f"exit {report_refusal(error)}"
     except SupervisorUnavailable as error:
