@@ -39,6 +39,7 @@ from console.plan.problems import PlanError
 from console.rollout import Rollout
 from console.streams import guarded
 from console.supervisor.client import (
+    Started,
     SupervisorClient,
     SupervisorUnavailable,
     answers,
@@ -79,7 +80,7 @@ def launch_of(plan_path: Path, options: RunOptions, attended: bool) -> tuple[Lau
     return Launch.here(argv, {PROMETHEUS_USERINFO: f"the user:password of --prometheus {url}"}), {PROMETHEUS_USERINFO: userinfo}
 
 
-def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], fork_with: Entry | None = None) -> int:
+def start_launched(files: RolloutFiles, launch: Launch, secrets: dict[str, str], fork_with: Entry | None = None) -> Started:
     """start_detached, the secrets in the environment: this process keeps them too, so that it can restart
     the controller (a console does when its controller dies under it). `fork_with` (the command line's main):
     started as a fork of this process running it, unless there are secrets: a fork shows this process's command
@@ -128,7 +129,7 @@ def supervise(plan: RolloutPlan, plan_path: Path, options: RunOptions, detach: b
     files = RolloutFiles(options.state_dir, plan.name)
     if detach:
         try:
-            pid = lock_holder(files) if answers(files) else start_launched(files, *launch_of(plan_path, options, attended))
+            pid = lock_holder(files) if answers(files) else start_launched(files, *launch_of(plan_path, options, attended)).pid
         except SupervisorUnavailable as error:
             return report_unavailable(error)
         print(f"{plan.name}: supervised by pid {pid}; follow it with: brahma attach {plan.name} --state-dir {options.state_dir}")
@@ -253,8 +254,9 @@ def start_for_console(plan_path: Path, options: RunOptions, entry: Entry) -> str
                     say(changed)
             # The controller is this process forked again (no second interpreter to start).
             _checked_plans[plan_path.resolve()] = plan
-            start_launched(files, *launch_of(plan_path, options, attended=True), fork_with=entry)
-            return f"attach {plan.name} {strict_json.dumps(dataclasses.asdict(plan))}"
+            if start_launched(files, *launch_of(plan_path, options, attended=True), fork_with=entry).ours:
+                return f"attach {plan.name} {strict_json.dumps(dataclasses.asdict(plan))}"
+            # Another console's controller won the rollout's lock meanwhile: the console asks it for its plan.
     except REFUSALS as error:
         return f"exit {report_refusal(error)}"
     except SupervisorUnavailable as error:

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from console import strict_json
 from console.journal.journal import JournalError
@@ -184,15 +184,23 @@ def fork_controller(argv: list[str], environment: dict[str, str], log: BinaryIO,
             os._exit(code)  # never back into the stack of the process it was forked from
 
 
+class Started(NamedTuple):
+    """The controller that answers once one was started: its pid, and whether it is the one this process started
+    (another may have won the rollout's lock meanwhile, with a plan of its own)."""
+
+    pid: int
+    ours: bool
+
+
 def start_detached(
     files: RolloutFiles,
     launch: Launch,
     timeout: float = START_TIMEOUT_S,
     fork_with: Callable[[list[str]], int] | None = None,
-) -> int:
+) -> Started:
     """Start `brahma supervise` in its own session (it outlives this terminal) and wait until it answers.
 
-    Returns the controller's pid. Its output goes to the rollout's log in the state dir.
+    Returns the controller that answers. Its output goes to the rollout's log in the state dir.
     `fork_with` (the command line's main) starts it as a fork of this process (fork_controller).
     """
     make_state_dir(files.state_dir)
@@ -217,18 +225,23 @@ def start_detached(
             process.close()
 
 
-def _await_answer(files: RolloutFiles, process: subprocess.Popen[bytes] | Forked, said_before: int, timeout: float) -> int:
+def _await_answer(files: RolloutFiles, process: subprocess.Popen[bytes] | Forked, said_before: int, timeout: float) -> Started:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if answers(files):
-            return lock_holder(files) or process.pid
+            return _answering(files, process)
         if process.poll() is not None:
             if answers(files):  # another controller won the lock meanwhile: it serves this rollout
-                return lock_holder(files) or process.pid
+                return _answering(files, process)
             said = "\n".join(line.removeprefix("brahma: ") for line in files.log.read_bytes()[said_before:].decode(errors="replace").strip().splitlines())
             raise SupervisorUnavailable(said or f"the controller exited ({process.returncode}); see {files.log}", process.returncode)
         time.sleep(POLL_S)
     raise SupervisorUnavailable(f"the controller did not answer within {timeout:g}s; see {files.log}")
+
+
+def _answering(files: RolloutFiles, process: subprocess.Popen[bytes] | Forked) -> Started:
+    holder = lock_holder(files)
+    return Started(holder or process.pid, holder in (None, process.pid))
 
 
 def ensure_running(files: RolloutFiles, undo: bool = False) -> int | None:
@@ -251,7 +264,7 @@ def ensure_running(files: RolloutFiles, undo: bool = False) -> int | None:
             "which is never written down; set it in this shell and attach again",
             refused=True,
         )
-    return start_detached(files, replace(launch, argv=[*launch.argv, "--undo"]) if undo else launch)
+    return start_detached(files, replace(launch, argv=[*launch.argv, "--undo"]) if undo else launch).pid
 
 
 @dataclass
