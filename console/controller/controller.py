@@ -23,7 +23,8 @@ from console.controller.rollback_pacing import RollbackPacing
 from console.controller.sequential import SequentialJudge
 from console.journal import events as ev
 from console.journal.journal import Journal, read_events
-from console.journal.state import Phase, RolloutState, read_state
+from console.journal.snapshot import RecentEvents, Resumed, SnapshotWriter, resume
+from console.journal.state import Phase, RolloutState
 from console.metrics.base import MetricSource
 from console.plan.model import FlagStep, RolloutPlan
 from console.preflight.context import PreflightContext
@@ -136,7 +137,8 @@ class Controller:
         """Wall time for waits the world outside sets the pace of (a failing rollback's retries), which the
         rollout's clock, virtual under --fast, must not rush; tests pass a VirtualClock."""
         path = Path(journal_path)
-        self.state: RolloutState = read_state(path)
+        resumed = resume(path) if path.exists() else Resumed(RolloutState(), 0, RecentEvents())
+        self.state: RolloutState = resumed.state
         self.plan_changed = check_resume(plan, self.state, path, self.options.target_kind)
         """Said when the plan was edited since the journal last ran it; ResumeRefused when it is another plan."""
         self.resumed = self.state.started and not self.state.finished
@@ -147,6 +149,8 @@ class Controller:
             self.judge.replay((event.stage, event.counts) for event in read_events(path) if isinstance(event, ev.SampleTaken))
         self.journal = Journal(path, sync_every_s=plan.interval)
         """Group commit: on disk before every action (`_journal_to_disk`), else at most once per interval of wall time."""
+        self._snapshots = SnapshotWriter(self.journal, resumed.recent, monotonic)
+        """The folded state written beside the journal now and then: readers fold only the tail after it."""
         self._pending: list[PendingCommand] = []
         self._wake = asyncio.Event()
         self._rollback_pending = asyncio.Event()
@@ -229,6 +233,7 @@ class Controller:
             self.emit(ev.ErrorRaised(self.now(), where="journal", message=f"{event.name} not journaled: {error}"))
             return
         self.state.apply(event)
+        self._snapshots.journaled(event, self.state)
         failures = []
         for listener in self._listeners:
             try:

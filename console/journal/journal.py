@@ -38,15 +38,20 @@ def read_events(path: str | Path) -> Iterator[Event]:
         raw = path.read_bytes()
     except OSError as error:
         raise JournalError(f"{path}: cannot read: {error.strerror or error}") from None
+    return parse_events(raw, path)
+
+
+def parse_events(raw: bytes, path: Path, lines_before: int = 0) -> Iterator[Event]:
+    """The events of journal lines `raw`, read from `path` after its first `lines_before` lines (a snapshot's tail)."""
     lines = raw.split(b"\n")
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=lines_before + 1):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
             event = event_from_dict(data)
         except (ValueError, KeyError, TypeError, RecursionError) as error:  # RecursionError: JSON nested past the parser
-            if number == len(lines):
+            if number == lines_before + len(lines):
                 return  # the last write of a killed process
             raise JournalError(f"{path}:{number}: not a journal event: {error}") from None
         yield event
@@ -71,6 +76,10 @@ class Journal:
     def _drop_incomplete_tail(self) -> None:
         self.count = 0
         """Events in the journal: its whole lines."""
+        self.size = 0
+        """Bytes of those lines: where the next event is written."""
+        self.first_line = self.last_line = b""
+        """The journal's first and last whole lines (a snapshot names the journal and the position it covers by them)."""
         size = self.path.stat().st_size
         if size == 0:
             return
@@ -79,12 +88,18 @@ class Journal:
         keep = content.rfind(b"\n") + 1
         if keep != size:
             os.truncate(self.path, keep)
-        self.count = content.count(b"\n", 0, keep)
+        self.count, self.size = content.count(b"\n", 0, keep), keep
+        if keep:
+            self.first_line = content[: content.find(b"\n") + 1]
+            self.last_line = content[content.rfind(b"\n", 0, keep - 1) + 1 : keep]
 
     def append(self, event: Event) -> None:
-        self._file.write(strict_json.line(event.to_dict()))
+        line = strict_json.line(event.to_dict())
+        self._file.write(line)
         self._file.flush()
         self.count += 1
+        self.size += len(line)
+        self.first_line, self.last_line = self.first_line or line, line
         self._unsynced = True
         if event.name in SYNCED_AT_ONCE or self._monotonic() >= self._synced_at + self.sync_every_s:
             self.sync()
