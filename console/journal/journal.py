@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from console import strict_json
 from console.atomic import fsync_directory
@@ -32,26 +33,32 @@ class JournalError(Exception):
 
 
 def read_events(path: str | Path) -> Iterator[Event]:
-    """The events of a journal, in order; an incomplete last line (a crash mid-write) is left out."""
+    """The events of a journal, in order, read a line at a time (a week's journal is never in memory at once);
+    an incomplete last line (a crash mid-write) is left out."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        file = open(path, "rb")  # noqa: SIM115 (closed by the generator it is handed to)
     except OSError as error:
         raise JournalError(f"{path}: cannot read: {error.strerror or error}") from None
-    return parse_events(raw, path)
+    return _events_of_file(file, path)
 
 
-def parse_events(raw: bytes, path: Path, lines_before: int = 0) -> Iterator[Event]:
-    """The events of journal lines `raw`, read from `path` after its first `lines_before` lines (a snapshot's tail)."""
-    lines = raw.split(b"\n")
+def _events_of_file(file: BinaryIO, path: Path) -> Iterator[Event]:
+    with file:
+        yield from parse_events(file, path)
+
+
+def parse_events(lines: Iterable[bytes], path: Path, lines_before: int = 0) -> Iterator[Event]:
+    """The events of journal lines (each with its newline), read from `path` after its first `lines_before`
+    lines (a snapshot's tail)."""
     for number, line in enumerate(lines, start=lines_before + 1):
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = json.loads(line.rstrip(b"\n"))  # without it: the error says where in the line, as it always has
             event = event_from_dict(data)
         except (ValueError, KeyError, TypeError, RecursionError) as error:  # RecursionError: JSON nested past the parser
-            if number == lines_before + len(lines):
+            if not line.endswith(b"\n"):
                 return  # the last write of a killed process
             raise JournalError(f"{path}:{number}: not a journal event: {error}") from None
         yield event
@@ -80,18 +87,14 @@ class Journal:
         """Bytes of those lines: where the next event is written."""
         self.first_line = self.last_line = b""
         """The journal's first and last whole lines (a snapshot names the journal and the position it covers by them)."""
-        size = self.path.stat().st_size
-        if size == 0:
-            return
         with open(self.path, "rb") as file:
-            content = file.read()
-        keep = content.rfind(b"\n") + 1
-        if keep != size:
-            os.truncate(self.path, keep)
-        self.count, self.size = content.count(b"\n", 0, keep), keep
-        if keep:
-            self.first_line = content[: content.find(b"\n") + 1]
-            self.last_line = content[content.rfind(b"\n", 0, keep - 1) + 1 : keep]
+            for line in file:  # a line at a time: a week's journal is never in memory at once
+                if not line.endswith(b"\n"):
+                    break  # the incomplete last write of a killed process
+                self.count, self.size = self.count + 1, self.size + len(line)
+                self.first_line, self.last_line = self.first_line or line, line
+        if self.size != self.path.stat().st_size:
+            os.truncate(self.path, self.size)
 
     def append(self, event: Event) -> None:
         line = strict_json.line(event.to_dict())

@@ -249,7 +249,7 @@ def resume(journal: Path, say: Say = say_on_stderr) -> Resumed:
     if found is None:
         return _folded(journal, read_events(journal), RolloutState(), RecentEvents(), 0)
     covered = content["journal"]["events"]
-    return _folded(journal, parse_events(tail, journal, lines_before=covered), state, recent, covered)
+    return _folded(journal, parse_events(tail.splitlines(keepends=True), journal, lines_before=covered), state, recent, covered)
 
 
 def _folded(journal: Path, events: Iterable[ev.Event], state: RolloutState, recent: RecentEvents, covered: int) -> Resumed:
