@@ -29,7 +29,7 @@ async def sample_run(plan_name: str, scenario: str, state_dir: Path, snapshot_ev
     plan = load_plan(ROOT / "sample_configs" / plan_name)
     controller = sim_controller(plan, state_dir, scenario, monotonic=lambda: 0.0)  # no snapshot is due by the clock
     if snapshot_every is not None:
-        controller._snapshots.every_events = snapshot_every
+        controller.snapshots.every_events = snapshot_every
     await controller.run()
     controller.journal.close()
     return controller.journal.path

@@ -149,7 +149,7 @@ class Controller:
             self.judge.replay((event.stage, event.counts) for event in read_events(path) if isinstance(event, ev.SampleTaken))
         self.journal = Journal(path, sync_every_s=plan.interval)
         """Group commit: on disk before every action (`_journal_to_disk`), else at most once per interval of wall time."""
-        self._snapshots = SnapshotWriter(self.journal, resumed.recent, monotonic)
+        self.snapshots = SnapshotWriter(self.journal, resumed.recent, monotonic)
         """The folded state written beside the journal now and then: readers fold only the tail after it."""
         self._pending: list[PendingCommand] = []
         self._wake = asyncio.Event()
@@ -233,7 +233,7 @@ class Controller:
             self.emit(ev.ErrorRaised(self.now(), where="journal", message=f"{event.name} not journaled: {error}"))
             return
         self.state.apply(event)
-        self._snapshots.journaled(event, self.state)
+        self.snapshots.journaled(event, self.state)
         failures = []
         for listener in self._listeners:
             try:

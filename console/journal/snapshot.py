@@ -172,6 +172,9 @@ class SnapshotWriter:
         self.path = snapshot_path(journal.path)
         self.every_events, self.every_s, self._say = every_events, every_s, say
         self._written_at = (journal.count, monotonic())
+        self.covered = (journal.count, journal.size)
+        """A position in the journal known in events and bytes (the last snapshot's, or where the journal was opened):
+        a replay from an event after it seeks there rather than read the journal through."""
 
     def journaled(self, event: ev.Event, state: RolloutState) -> None:
         self.recent.add(self.journal.count - 1, event)
@@ -181,6 +184,7 @@ class SnapshotWriter:
             self._written_at = (self.journal.count, now)
             try:
                 write_snapshot(self.path, state, self.journal, self.recent)
+                self.covered = (self.journal.count, self.journal.size)
             except (OSError, ValueError) as error:  # the journal has it all: a snapshot missed only costs the next reader time
                 self._say(f"{self.path}: snapshot not written: {error}")
 
