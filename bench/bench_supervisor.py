@@ -1,8 +1,10 @@
 """The detached controller: how fast it acts alone after the console's terminal is dropped, how late it
 rolls back a fault while its socket is flooded (thousands of connections, big flag requests, junk lines;
 samples every second, real time), whether its memory stays bounded over a 24-hour monitoring window
-sampled every second (virtual time), and how long a console takes to attach to it then (the whole day's
-journal replayed over the socket)."""
+sampled every second (virtual time), and how long a console takes to attach to it then (the controller's
+snapshot and the journal's tail after it). The same after a week: the journal of the first days is written
+directly (the controller would take minutes of CPU over them), then the controller resumes on it and runs the
+week's last hours, writing its snapshots, and a console attaches near its end."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,16 +25,25 @@ from testbed.supervisor_support import flood_during_fault, ssh_drop_then_fault  
 DAY_S = 86_400
 HOLD_BEFORE_END_S = 30
 RSS_TIMEOUT_S = 600
-PLAN_24H = """\
-name: monitor-24h
+WEEK_S = 7 * DAY_S
+WEEK_RUN_S = 2 * 3600
+"""The week's last hours, run by the controller resumed on the days before them."""
+HEAD_S = 600
+"""The week's first minutes, run by the controller to give the journal its real head and a sample to repeat."""
+PLAN = """\
+name: monitor-{name}
 app: checkout
 image: registry.example.com/checkout:2.4.1
 interval: 1s
 stages:
   - name: monitoring
     weight: 100
-    observe: 24h
+    observe: {observe}
 """
+PLAN_24H = PLAN.format(name="24h", observe="24h")
+PLAN_7D = PLAN.format(name="7d", observe="7d") + "analysis: {judge: threshold}\n"
+"""The limits alone judge the week: a resumed sequential judge replays every sample's counts (its evidence is not
+in the snapshot), minutes over the week written here at the bench's pace."""
 
 
 def resident_mb() -> float:
@@ -41,17 +53,16 @@ def resident_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def supervise_a_day(state_dir: str) -> None:
-    """In the child: the supervisor's own server and controller over 24h of virtual time; prints RSS by hour mark."""
+def supervise(state_dir: str, plan_text: str, marks: dict[float, str], end_s: float) -> None:
+    """In the child: the supervisor's own server and controller in virtual time until `end_s`; prints RSS at the marks."""
     from console.app.wiring import RunOptions, build_rollout
     from console.journal import events as ev
     from console.journal.state_dir import RolloutFiles
     from console.plan import load_plan_text
     from console.supervisor.server import SupervisorServer
 
-    plan = load_plan_text(PLAN_24H, "monitor-24h.yaml")
+    plan = load_plan_text(plan_text, "monitor.yaml")
     rollout = build_rollout(plan, RunOptions(fast=True, state_dir=Path(state_dir)), "bench@host")
-    marks = {3600: "1h", DAY_S: "24h"}
     rss: dict[str, float] = {}
 
     def record(event: ev.Event) -> None:
@@ -60,7 +71,7 @@ def supervise_a_day(state_dir: str) -> None:
                 rss[label] = resident_mb()
 
     controller = rollout.controller
-    controller.clock.stop_at = DAY_S - HOLD_BEFORE_END_S  # held there until a console has attached
+    controller.clock.stop_at = end_s - HOLD_BEFORE_END_S  # held there until a console has attached
 
     def hold_for_a_console(event: ev.Event) -> None:
         held_at = controller.clock.stop_at
@@ -78,13 +89,14 @@ def supervise_a_day(state_dir: str) -> None:
     print(json.dumps({"phase": phase, **rss}))
 
 
-def attach_after_a_day(state_dir: Path, plan_name: str) -> float:
+def attach_near_the_end(state_dir: Path, plan_text: str) -> float:
     """Seconds from connecting to the console's state being current (the hello after the replay)."""
     from console.journal.state_dir import RolloutFiles
     from console.plan import load_plan_text
     from console.supervisor.remote import RemoteController
 
-    remote = RemoteController(load_plan_text(PLAN_24H, "monitor-24h.yaml"), RolloutFiles(state_dir, plan_name))
+    plan = load_plan_text(plan_text, "monitor.yaml")
+    remote = RemoteController(plan, RolloutFiles(state_dir, plan.name))
 
     async def attach() -> float:
         following = asyncio.create_task(remote.run())
@@ -100,23 +112,60 @@ def attach_after_a_day(state_dir: Path, plan_name: str) -> float:
     return asyncio.run(attach())
 
 
-def controller_rss() -> dict[str, float]:
-    """The day in a child process (its RSS is the controller's alone); a console attaches near its end."""
-    with tempfile.TemporaryDirectory() as state_dir:
-        child = subprocess.Popen([sys.executable, __file__, "--day", state_dir], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        try:
-            line = child.stdout.readline().strip()
-            if line != "held":
-                raise SystemExit(f"the 24h supervisor said {line!r}")
-            attach_s = attach_after_a_day(Path(state_dir), "monitor-24h")
-            figures = json.loads(child.stdout.read().splitlines()[-1])
-            child.wait(timeout=RSS_TIMEOUT_S)
-        finally:
-            child.kill()
-            child.stdout.close()
+def supervised(state_dir: Path, which: str, plan_text: str) -> dict[str, float]:
+    """A supervisor in a child process (its RSS is the controller's alone); a console attaches near its end."""
+    child = subprocess.Popen([sys.executable, __file__, which, str(state_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline().strip()
+        if line != "held":
+            raise SystemExit(f"the {which} supervisor said {line!r}")
+        attach_s = attach_near_the_end(state_dir, plan_text)
+        figures = json.loads(child.stdout.read().splitlines()[-1])
+        child.wait(timeout=RSS_TIMEOUT_S)
+    finally:
+        child.kill()
+        child.stdout.close()
     if figures.pop("phase") != "completed":
-        raise SystemExit("the 24h monitoring window did not complete")
+        raise SystemExit(f"the {which} monitoring window did not complete")
     return {**figures, "attach_s": attach_s}
+
+
+def week_before_its_last_hours(state_dir: Path) -> None:
+    """The 7-day rollout's journal up to WEEK_RUN_S before its end: its first minutes run by the controller,
+    then a sample a second, the last one repeated, stamped as if the week had been going on until now."""
+    from console.app.wiring import RunOptions, build_rollout
+    from console.journal import events as ev
+    from console.journal.state_dir import RolloutFiles
+    from console.plan import load_plan_text
+    from console.rollout import run_controller
+
+    plan = load_plan_text(PLAN_7D, "monitor-7d.yaml")
+    rollout = build_rollout(plan, RunOptions(fast=True, state_dir=state_dir), "bench@host")
+    controller = rollout.controller
+
+    def stop_after_the_head(event: ev.Event) -> None:
+        if isinstance(event, ev.SampleTaken) and event.t >= HEAD_S:
+            controller.stop()
+
+    controller.subscribe(stop_after_the_head)
+    asyncio.run(run_controller(rollout))
+    controller.journal.close()
+    journal = controller.journal.path
+    lines = journal.read_bytes().splitlines(keepends=True)
+    sample = json.loads(lines[-1])
+    template = json.dumps({**sample, "t": "@T@", "ts": "@TS@"}, separators=(",", ":"))
+    until_s = WEEK_S - WEEK_RUN_S
+    began = datetime.now(UTC) - timedelta(seconds=until_s)
+    with open(journal, "wb") as out:
+        for line in lines:  # the head, its timestamps moved to the week's start
+            event = json.loads(line)
+            event["ts"] = (began + timedelta(seconds=event["t"])).isoformat(timespec="milliseconds")
+            out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+        for t in range(int(sample["t"]) + 1, until_s + 1):
+            ts = (began + timedelta(seconds=t)).isoformat(timespec="milliseconds")
+            out.write(template.replace('"@T@"', f"{t:.1f}").replace("@TS@", ts).encode() + b"\n")
+    snapshot = RolloutFiles.of_journal(journal).snapshot
+    snapshot.unlink(missing_ok=True)  # the controller's snapshot of its first minutes: the week's is the resumed controller's
 
 
 def main() -> None:
@@ -124,14 +173,25 @@ def main() -> None:
         print(f"BENCH ssh_drop_fault_to_rollback_s {ssh_drop_then_fault(Path(state_dir)):.3f} s")
     with tempfile.TemporaryDirectory() as state_dir:  # goal: within two sample intervals (2 s)
         print(f"BENCH socket_flood_rollback_delay_s {flood_during_fault(Path(state_dir))[0]:.3f} s")
-    rss = controller_rss()
-    print(f"BENCH controller_rss_mb_1h {rss['1h']:.1f} MB")
-    print(f"BENCH controller_rss_mb_24h {rss['24h']:.1f} MB")
-    print(f"BENCH console_attach_after_24h_s {rss['attach_s']:.2f} s")
+    with tempfile.TemporaryDirectory() as state_dir:
+        day = supervised(Path(state_dir), "--day", PLAN_24H)
+    print(f"BENCH controller_rss_mb_1h {day['1h']:.1f} MB")
+    print(f"BENCH controller_rss_mb_24h {day['24h']:.1f} MB")
+    print(f"BENCH console_attach_after_24h_s {day['attach_s']:.2f} s")  # goal < 0.5 s
+    with tempfile.TemporaryDirectory() as state_dir:
+        week_before_its_last_hours(Path(state_dir))
+        week = supervised(Path(state_dir), "--week", PLAN_7D)
+    # Flat: the controller resumed on 6 days 22 hours of journal holds what it held after one day (24h), and
+    # the same two hours later at the week's end.
+    print(f"BENCH controller_rss_mb_7d_resumed {week['resumed']:.1f} MB")
+    print(f"BENCH controller_rss_mb_7d {week['7d']:.1f} MB")
+    print(f"BENCH console_attach_after_7d_s {week['attach_s']:.2f} s")  # goal < 1 s
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--day"]:
-        supervise_a_day(sys.argv[2])
+        supervise(sys.argv[2], PLAN_24H, {3600: "1h", DAY_S: "24h"}, DAY_S)
+    elif sys.argv[1:2] == ["--week"]:
+        supervise(sys.argv[2], PLAN_7D, {WEEK_S - WEEK_RUN_S + 60: "resumed", WEEK_S: "7d"}, WEEK_S)
     else:
         main()

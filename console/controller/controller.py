@@ -23,7 +23,8 @@ from console.controller.rollback_pacing import RollbackPacing
 from console.controller.sequential import SequentialJudge
 from console.journal import events as ev
 from console.journal.journal import Journal, ReplayJournal, read_events
-from console.journal.state import Phase, RolloutState, read_state
+from console.journal.snapshot import RecentEvents, Resumed, SnapshotWriter, resume
+from console.journal.state import Phase, RolloutState
 from console.metrics.base import MetricSource
 from console.plan.model import FlagStep, RolloutPlan, Stage
 from console.preflight.context import PreflightContext
@@ -139,7 +140,9 @@ class Controller:
         """Wall time for waits the world outside sets the pace of (a failing rollback's retries), which the
         rollout's clock, virtual under --fast, must not rush; tests pass a VirtualClock."""
         path = Path(journal_path)
-        self.state: RolloutState = RolloutState() if self.options.replay else read_state(path)
+        fresh = self.options.replay or not path.exists()  # a replay's journal is kept by nobody: it starts anew
+        resumed = Resumed(RolloutState(), 0, RecentEvents()) if fresh else resume(path)
+        self.state: RolloutState = resumed.state
         self.plan_changed = check_resume(plan, self.state, path, self.options.target_kind)
         """Said when the plan was edited since the journal last ran it; ResumeRefused when it is another plan."""
         self.resumed = self.state.started and not self.state.finished
@@ -150,6 +153,8 @@ class Controller:
             self.judge.replay((event.stage, event.counts) for event in read_events(path) if isinstance(event, ev.SampleTaken))
         self.journal = ReplayJournal(path) if self.options.replay else Journal(path, sync_every_s=plan.interval)
         """Group commit: on disk before every action (`_journal_to_disk`), else at most once per interval of wall time."""
+        self.snapshots = None if self.options.replay else SnapshotWriter(self.journal, resumed.recent, monotonic)
+        """The folded state written beside the journal now and then: readers fold only the tail after it."""
         self._pending: list[PendingCommand] = []
         self._wake = asyncio.Event()
         self._rollback_pending = asyncio.Event()
@@ -232,6 +237,8 @@ class Controller:
             self.emit(ev.ErrorRaised(self.now(), where="journal", message=f"{event.name} not journaled: {error}"))
             return
         self.state.apply(event)
+        if self.snapshots is not None:
+            self.snapshots.journaled(event, self.state)
         failures = []
         for listener in self._listeners:
             try:

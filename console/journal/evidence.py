@@ -142,6 +142,29 @@ class BandHistory:
                 self._kept.append(point)
         self._seen += 1
 
+    def to_plain(self) -> dict[str, Any]:
+        """What a snapshot keeps of it (snapshot.py): enough to go on adding exactly as this one would."""
+        latest = self._latest
+        return {
+            "capacity": self.capacity,
+            "kept": [[p.t, p.ratio, p.low, p.high] for p in self._kept],
+            "stride": self._stride,
+            "seen": self._seen,
+            "latest": None if latest is None else [latest.t, latest.ratio, latest.low, latest.high],
+            "latest_kept": bool(self._kept) and self._kept[-1] is latest,
+        }
+
+    @classmethod
+    def from_plain(cls, plain: Mapping[str, Any]) -> BandHistory:
+        history = cls(plain["capacity"])
+        history._kept = [BandPoint(*point) for point in plain["kept"]]
+        history._stride, history._seen = plain["stride"], plain["seen"]
+        if plain["latest_kept"]:
+            history._latest = history._kept[-1]
+        elif plain["latest"] is not None:
+            history._latest = BandPoint(*plain["latest"])
+        return history
+
     def __iter__(self) -> Iterator[BandPoint]:
         yield from self._kept
         if self._latest is not None and (not self._kept or self._kept[-1] is not self._latest):

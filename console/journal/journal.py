@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from console import strict_json
 from console.atomic import fsync_directory
@@ -36,25 +37,40 @@ SAMPLE_LINE = b'{"event":"sample",'
 
 
 def read_events(path: str | Path, last_sample_only: bool = False) -> Iterator[Event]:
-    """The events of a journal, in order; an incomplete last line (a crash mid-write) is left out.
+    """The events of a journal, in order, read a line at a time (a week's journal is never in memory at once);
+    an incomplete last line (a crash mid-write) is left out.
     `last_sample_only`: of the samples, most of a long journal, only the last (the fleet's rows need no more)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        file = open(path, "rb")  # noqa: SIM115 (closed by the generator it is handed to)
     except OSError as error:
         raise JournalError(f"{path}: cannot read: {error.strerror or error}") from None
-    lines = raw.split(b"\n")
-    # Among whole lines: a last line cut short by a crash is no sample.
-    newline_before = raw.rfind(b"\n" + SAMPLE_LINE, 0, raw.rfind(b"\n")) if last_sample_only else -1
-    last_sample = raw.count(b"\n", 0, newline_before) + 2 if newline_before >= 0 else 0  # its line number
-    for number, line in enumerate(lines, start=1):
-        if not line.strip() or (last_sample_only and number != last_sample and line.startswith(SAMPLE_LINE)):
+    return _events_of_file(file, path, last_sample_only)
+
+
+def _events_of_file(file: BinaryIO, path: Path, last_sample_only: bool) -> Iterator[Event]:
+    with file:
+        last_sample = None
+        if last_sample_only:
+            last_sample = 0  # its line number; none: no sample is kept
+            for number, line in enumerate(file, start=1):
+                if line.startswith(SAMPLE_LINE) and line.endswith(b"\n"):  # a last line cut short by a crash is no sample
+                    last_sample = number
+            file.seek(0)
+        yield from parse_events(file, path, only_sample_at=last_sample)
+
+
+def parse_events(lines: Iterable[bytes], path: Path, lines_before: int = 0, only_sample_at: int | None = None) -> Iterator[Event]:
+    """The events of journal lines (each with its newline), read from `path` after its first `lines_before`
+    lines (a snapshot's tail); `only_sample_at`: the samples left out but the one on that line."""
+    for number, line in enumerate(lines, start=lines_before + 1):
+        if not line.strip() or (only_sample_at is not None and number != only_sample_at and line.startswith(SAMPLE_LINE)):
             continue
         try:
-            data = json.loads(line)
+            data = json.loads(line.rstrip(b"\n"))  # without it: the error says where in the line, as it always has
             event = event_from_dict(data)
         except (ValueError, KeyError, TypeError, RecursionError) as error:  # RecursionError: JSON nested past the parser
-            if number == len(lines):
+            if not line.endswith(b"\n"):
                 return  # the last write of a killed process
             raise JournalError(f"{path}:{number}: not a journal event: {error}") from None
         yield event
@@ -79,20 +95,26 @@ class Journal:
     def _drop_incomplete_tail(self) -> None:
         self.count = 0
         """Events in the journal: its whole lines."""
-        size = self.path.stat().st_size
-        if size == 0:
-            return
+        self.size = 0
+        """Bytes of those lines: where the next event is written."""
+        self.first_line = self.last_line = b""
+        """The journal's first and last whole lines (a snapshot names the journal and the position it covers by them)."""
         with open(self.path, "rb") as file:
-            content = file.read()
-        keep = content.rfind(b"\n") + 1
-        if keep != size:
-            os.truncate(self.path, keep)
-        self.count = content.count(b"\n", 0, keep)
+            for line in file:  # a line at a time: a week's journal is never in memory at once
+                if not line.endswith(b"\n"):
+                    break  # the incomplete last write of a killed process
+                self.count, self.size = self.count + 1, self.size + len(line)
+                self.first_line, self.last_line = self.first_line or line, line
+        if self.size != self.path.stat().st_size:
+            os.truncate(self.path, self.size)
 
     def append(self, event: Event) -> None:
-        self._file.write(strict_json.line(event.to_dict()))
+        line = strict_json.line(event.to_dict())
+        self._file.write(line)
         self._file.flush()
         self.count += 1
+        self.size += len(line)
+        self.first_line, self.last_line = self.first_line or line, line
         self._unsynced = True
         if event.name in SYNCED_AT_ONCE or self._monotonic() >= self._synced_at + self.sync_every_s:
             self.sync()

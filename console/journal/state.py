@@ -4,7 +4,7 @@ all read it the same way."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -12,7 +12,6 @@ from typing import Any
 
 from console.journal import events as ev
 from console.journal.evidence import BandHistory, BandPoint, JudgeEvidence
-from console.journal.journal import read_events
 from console.journal.window import WindowStats
 
 HISTORY_LENGTH = 120
@@ -330,8 +329,12 @@ def fold(events: Iterable[ev.Event]) -> RolloutState:
     return state
 
 
-def read_state(journal: Path) -> RolloutState:
+def read_state(journal: Path, say: Callable[[str], None] | None = None) -> RolloutState:
     """The state of the rollout whose journal this is; a new one's (phase `new`) when there is no journal yet.
+    Read from its snapshot and the journal after it (snapshot.py); `say` tells why a snapshot was ignored
+    (on stderr by default).
 
     JournalError when the journal cannot be read."""
-    return fold(read_events(journal)) if journal.exists() else RolloutState()
+    from console.journal.snapshot import resume, say_on_stderr  # it folds with this module's state
+
+    return resume(journal, say or say_on_stderr).state if journal.exists() else RolloutState()

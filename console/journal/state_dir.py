@@ -2,6 +2,7 @@
 
     STATE_DIR/
       NAME.jsonl               the rollout's journal
+      NAME.snapshot.json       the journal's state folded up to a position in it (journal/snapshot.py)
       NAME.sim.json            the simulator's state (the traffic split and images it stands in for)
       NAME.flags.json          the flag file a plan's flags are kept in on the simulator
       NAME.lock                held by the rollout's one controller
@@ -69,6 +70,11 @@ class RolloutFiles:
         return self._file(".jsonl")
 
     @property
+    def snapshot(self) -> Path:
+        """The controller's snapshot of the folded journal: readers fold only what follows it."""
+        return self._file(".snapshot.json")
+
+    @property
     def sim_state(self) -> Path:
         return self._file(".sim.json")
 
@@ -106,6 +112,7 @@ class RolloutFiles:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         archived = RolloutFiles(self.state_dir, f"{self.name}.{stamp}")
         shutil.move(self.journal, archived.journal)
-        if self.sim_state.exists():
-            shutil.move(self.sim_state, archived.sim_state)
+        for kept, moved in ((self.sim_state, archived.sim_state), (self.snapshot, archived.snapshot)):
+            if kept.exists():
+                shutil.move(kept, moved)
         return archived.journal

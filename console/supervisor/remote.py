@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from console import strict_json
 from console.journal import events as ev
 from console.journal.journal import JournalError, read_events
+from console.journal.snapshot import resume
 from console.journal.state import Phase, RolloutState
 from console.journal.state_dir import RolloutFiles
 from console.plan.model import RolloutPlan
@@ -233,7 +234,20 @@ class RemoteController:
     async def _read_journal(self) -> None:
         """The journal's events this console has not taken yet, read from the state dir: on attaching, the console
         opens on where the rollout is (before its first frame, not after a replay over the socket), and the
-        attach asks the controller only for what follows. What cannot be read is left to the controller's replay."""
+        attach asks the controller only for what follows. What cannot be read is left to the controller's replay.
+
+        The first time, the state is the controller's snapshot and the journal's tail after it (snapshot.py), and
+        the listeners are told only the last events (the event log's lines, the last sample), not a week of them."""
+        if self._received == 0 and self.files.journal.exists():
+            try:
+                resumed = resume(self.files.journal, self._notice)
+            except JournalError:
+                return
+            self.state, self._received = resumed.state, resumed.events
+            for _, event in resumed.recent.in_order():
+                for listener in self._listeners:
+                    listener(event)
+            return
         try:
             events = read_events(self.files.journal) if self.pod is None and self.files.journal.exists() else iter(())
             for event in itertools.islice(events, self._received, None):

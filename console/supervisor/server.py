@@ -433,9 +433,13 @@ class SupervisorServer:
                 self._leave_when_finished_and_alone()
 
     async def _replay(self, start: int, end: int, writer: asyncio.StreamWriter) -> None:
-        """Journal lines start..end as they are on disk, read as they are sent: a day's journal is never in memory."""
+        """Journal lines start..end as they are on disk, read as they are sent: a day's journal is never in memory.
+        A console that has what the last snapshot covers is sent the rest from its position: a week is not read through."""
+        known_events, known_bytes = self.rollout.controller.snapshots.covered
         with open(self.files.journal, "rb") as journal:
-            for number, line in enumerate(journal):
+            if start >= known_events:
+                journal.seek(known_bytes)
+            for number, line in enumerate(journal, start=known_events if start >= known_events else 0):
                 if number >= end:
                     break
                 if number >= start:
