@@ -41,12 +41,12 @@ def parse_duration(value: object) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """The short form people read: 45s, 10m, 1h30m, 2h."""
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
+    """The short form people read: 45s, 10m, 1h30m, 2h; days apart, as a week-long schedule reads: 2d 4h, 7d."""
+    days, rest = divmod(round(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
-    return "".join(parts) or "0s"
+    within_day = "".join([f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""])
+    return " ".join(part for part in (f"{days}d" if days else "", within_day) if part) or "0s"
 
 
 def parse_percentage(value: object) -> float:

@@ -82,6 +82,7 @@ def test_fractions_when_the_plan_says_so():
 def test_formats():
     assert format_duration(5400) == "1h30m"
     assert format_duration(0) == "0s"
+    assert (format_duration(187200), format_duration(7 * 86400), format_duration(86400 + 5400)) == ("2d 4h", "7d", "1d 1h30m")
     assert format_metric_value("success_rate", 0.9995) == "99.95%"
     assert format_metric_value("error_rate", 0.005) == "0.5%"
     assert format_metric_value("latency_p99", 512.4) == "512ms"

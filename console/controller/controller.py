@@ -328,9 +328,22 @@ class Controller:
         self.clock.start(t)
         self._clock_started, self._clock_started_t = True, t
         if self.resumed:
-            # A window with a hole in it was not observed whole: it starts again rather than pass on less.
-            missed = state.phase == Phase.RUNNING and not state.window_held and t >= self._next_sample_t() + self.plan.interval
+            missed = state.phase == Phase.RUNNING and not state.window_held and not self._window_can_still_pass(t)
             self.emit(ev.SupervisionResumed(t, unwatched_s=round(unwatched, 3), window_restarted=missed, digest=plan_digest(self.plan)))
+
+    def _window_can_still_pass(self, t: float) -> bool:
+        """Whether the running window, resumed at `t` after samples were missed, can still reach min_coverage.
+
+        The window keeps its start, so a day-long stage keeps its dates across a restart: the time nobody
+        sampled is a hole in its coverage (never a pass), and its end judges it by the coverage rule. A hole
+        the window cannot make up for starts the window again, rather than leave it to end inconclusive."""
+        state, plan = self.state, self.plan
+        stage = plan.stages[state.stage]
+        last = state.last_sample_t if state.last_sample_t is not None and state.last_sample_t >= state.window_started_t else state.window_started_t
+        next_covers = min(max(plan.interval, t - last), SAMPLE_SPAN_LIMIT * plan.interval)
+        window_end = state.window_started_t + stage.observe
+        best_covered = state.window.covered_s + next_covers + max(0.0, window_end - t)
+        return best_covered >= plan.min_coverage * max(stage.observe, t - state.window_started_t) - 1e-9
 
     async def _wait(self) -> None:
         retry_at = self._rollback_pacing.next_at

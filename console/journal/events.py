@@ -215,7 +215,8 @@ class SupervisionResumed(Event):
     unwatched_s: float
     """Rollout time since the last journaled event: nobody sampled the canary then."""
     window_restarted: bool
-    """The stage's window starts again, because samples were missed while nobody watched."""
+    """The stage's window starts again: more samples were missed while nobody watched than its coverage can
+    make up for. Otherwise it keeps its start, the time missed a hole in its coverage."""
     digest: str = ""
     """The digest of the plan the resumed controller runs under (another than before when the plan was edited)."""
 
