@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -25,13 +24,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from console.atomic import fsync_directory
+from console import strict_json
+from console.atomic import atomic_write
 from console.journal import events as ev
 from console.journal.evidence import BandHistory, JudgeEvidence
 from console.journal.journal import Journal, JournalError, parse_events, read_events
 from console.journal.state import HISTORY_LENGTH, Phase, PreflightItemState, RolloutState
 from console.journal.window import CountTotals, MetricTotals, RunningMean, WindowStats
-from console.private_files import open_private
+from console.private_files import PRIVATE_FILE_MODE
 
 SNAPSHOT_FORMAT = 1
 SNAPSHOT_EVERY_EVENTS = 1_000
@@ -146,14 +146,7 @@ def write_snapshot(path: Path, state: RolloutState, journal: Journal, recent: Re
         "state": state_to_plain(state),
         "recent": [[number, event.to_dict()] for number, event in recent.in_order()],
     }
-    text = json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
-    temporary = path.with_name(f".{path.name}.tmp")
-    with os.fdopen(open_private(temporary, os.O_WRONLY | os.O_TRUNC), "wb") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
+    atomic_write(path, strict_json.dumps(content, separators=(",", ":")).encode(), new_mode=PRIVATE_FILE_MODE)
 
 
 class SnapshotWriter:
