@@ -18,6 +18,7 @@ NAME is a release name (console/plan/names.py keeps them fit for every file here
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -105,6 +106,10 @@ class RolloutFiles:
             return None
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         archived = RolloutFiles(self.state_dir, f"{self.name}.{stamp}")
+        for again in itertools.count(2):  # two runs finished within a second: the first one's is kept too
+            if not archived.journal.exists():
+                break
+            archived = RolloutFiles(self.state_dir, f"{self.name}.{stamp}-{again}")
         shutil.move(self.journal, archived.journal)
         if self.sim_state.exists():
             shutil.move(self.sim_state, archived.sim_state)
