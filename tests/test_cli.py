@@ -211,8 +211,9 @@ DOMAIN_LAYERS: dict[str, set[str]] = {
     "console.preflight": {"console.plan", "console.flags", "console.targets", "console.metrics"},
     "console.controller": {"console.plan", "console.flags", "console.journal", "console.judge", "console.targets", "console.metrics", "console.preflight"},
     "console.narrate": {"console.journal"},
-    "console.report": {"console.plan", "console.journal", "console.narrate"},
+    "console.report": {"console.plan", "console.journal", "console.narrate", "console.history"},
     "console.notify": {"console.plan", "console.journal", "console.narrate"},
+    "console.history": {"console.plan", "console.journal", "console.narrate", "console.targets"},
     "console.backtest": {
         "console.plan",
         "console.flags",

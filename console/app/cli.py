@@ -148,6 +148,17 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--stable-selector", metavar="MATCHERS", help="stable's label set in place of the plan's track labels")
     calibrate.add_argument("--workers", type=workers, metavar="N", help="processes the replays are spread over (default: one per core)")
 
+    history = commands.add_parser("history", help="past rollouts per app: outcome, planned vs actual duration, rollbacks and their measured time")
+    history.add_argument("app", nargs="?", help="one app (default: every app)")
+    history.add_argument("--state-dir", type=Path, action="append", help="where the journals are (repeatable; default ./.brahma)")
+    history.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    assess = commands.add_parser("assess", help="the think step: what changes, its risk, the strategy it suggests, the rollback estimate")
+    assess.add_argument("plan", type=Path)
+    assess.add_argument("--state-dir", type=Path, action="append", help="where the app's past releases are (repeatable; default ./.brahma)")
+    assess.add_argument("--context", help="kubeconfig context (a plan on Kubernetes: its Deployment is read)")
+    assess.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
     report = commands.add_parser("report", help="write the runbook again from a journal, and print where")
     report.add_argument("journal", type=Path)
     report.add_argument("--output", "-o", type=Path, help="default: beside the journal, .md")
@@ -350,6 +361,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_COMPLETED
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from console.app.history import run_history
+
+    return run_history(args.app, args.state_dir or [Path(".brahma")], args.json)
+
+
+def cmd_assess(args: argparse.Namespace) -> int:
+    from console.app.history import run_assess
+
+    return run_assess(args.plan, args.state_dir or [Path(".brahma")], args.json, args.context)
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from console.app.backtest import run_backtest
 
@@ -418,6 +441,8 @@ COMMANDS = {
     "report": cmd_report,
     "backtest": cmd_backtest,
     "calibrate": cmd_calibrate,
+    "history": cmd_history,
+    "assess": cmd_assess,
 }
 CONSOLE_COMMANDS = ("run", "demo", "attach")
 """The commands that open the console unless --headless."""

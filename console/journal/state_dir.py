@@ -19,6 +19,7 @@ NAME is a release name (console/plan/names.py keeps them fit for every file here
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -111,6 +112,10 @@ class RolloutFiles:
             return None
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         archived = RolloutFiles(self.state_dir, f"{self.name}.{stamp}")
+        for again in itertools.count(2):  # two runs finished within a second: the first one's is kept too
+            if not archived.journal.exists():
+                break
+            archived = RolloutFiles(self.state_dir, f"{self.name}.{stamp}-{again}")
         shutil.move(self.journal, archived.journal)
         for kept, moved in ((self.sim_state, archived.sim_state), (self.snapshot, archived.snapshot)):
             if kept.exists():

@@ -1,0 +1,99 @@
+"""`brahma history` and `brahma assess`: the past releases in state dirs, and the think step a plan is read through."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from console import strict_json
+from console.app.exits import EXIT_COMPLETED
+from console.app.problems import REFUSALS, refuse, report_refusal, say
+from console.history.assess import Assessment, PreflightOutcome, TargetEvidence, assess
+from console.history.records import History, PastRelease, RollbackTimes, StateDirMissing, history_lines, read_history
+from console.journal.journal import JournalError
+from console.journal.state import read_state
+from console.journal.state_dir import RolloutFiles
+from console.plan.model import RolloutPlan
+
+
+def _history(state_dirs: Sequence[Path], app: str | None) -> History | int:
+    try:
+        history = read_history(state_dirs, app)
+    except StateDirMissing as error:
+        return refuse(str(error))
+    for problem in history.unreadable:
+        say(f"left out: {problem}")
+    return history
+
+
+def run_history(app: str | None, state_dirs: Sequence[Path], json_out: bool) -> int:
+    history = _history(state_dirs, app)
+    if isinstance(history, int):
+        return history
+    if json_out:
+        apps = {name: {"releases": [r.to_json() for r in history.of(name)], "rollbacks": RollbackTimes.of(history.of(name)).to_json()} for name in history.apps}
+        print(strict_json.dumps({"apps": apps, "unreadable": history.unreadable}, indent=2))
+    elif not history.releases:
+        where = ", ".join(str(d) for d in state_dirs)
+        print(f"no past release{f' of {app}' if app else ''} in {where}")
+    else:
+        print("\n".join(history_lines(history)))
+    return EXIT_COMPLETED
+
+
+def running_version(releases: Sequence[PastRelease]) -> TargetEvidence:
+    """Off a cluster, the version running is the last completed release's (one rolled back left its predecessor)."""
+    completed = [release for release in releases if release.outcome == "completed"]
+    if not completed:
+        return TargetEvidence()
+    return TargetEvidence(completed[-1].image, f"the last completed release, {completed[-1].rollout} at {completed[-1].started_ts[:16].replace('T', ' ')}")
+
+
+def gate_results(plan: RolloutPlan, state_dirs: Sequence[Path]) -> dict[str, PreflightOutcome]:
+    """The pre-flight results journaled for this release (its live journal, in the first state dir that has one)."""
+    for state_dir in state_dirs:
+        journal = RolloutFiles(state_dir, plan.name).journal
+        if journal.exists():
+            state = read_state(journal)
+            return {name: PreflightOutcome(item.status, item.output, item.by) for name, item in state.preflight.items()}
+    return {}
+
+
+def assessment_of(plan: RolloutPlan, state_dirs: Sequence[Path], context: str | None = None) -> Assessment:
+    """The think step for `plan` from the state dirs' history and, on a cluster, its Deployment.
+
+    JournalError, StateDirMissing; a cluster that cannot be read is said in the rollback estimate."""
+    releases = read_history([d for d in state_dirs if d.is_dir()], plan.app).releases
+    target = running_version(releases)
+    if plan.target.kind == "kubernetes":
+        from console.history.cluster import deployment_evidence
+        from console.targets.base import TargetError
+
+        try:
+            on_cluster = asyncio.run(deployment_evidence(plan, context))
+        except TargetError as error:
+            on_cluster = TargetEvidence(rollout_note=f"the cluster could not be read ({error}): no rollout time measured on it")
+        target = on_cluster if on_cluster.running_image else TargetEvidence(target.running_image, target.running_from, rollout_note=on_cluster.rollout_note)
+    return assess(plan, releases, target, gate_results(plan, state_dirs))
+
+
+def run_assess(plan_path: Path, state_dirs: Sequence[Path], json_out: bool, context: str | None) -> int:
+    from console.plan import load_plan
+
+    try:
+        plan = load_plan(plan_path)
+        missing = [d for d in state_dirs if d.exists() and not d.is_dir()]
+        if missing:
+            return refuse(f"{missing[0]}: not a directory")
+        assessment = assessment_of(plan, state_dirs, context)
+    except (*REFUSALS, JournalError) as error:
+        return report_refusal(error)
+    if json_out:
+        print(strict_json.dumps(assessment.to_json(), indent=2))
+    else:
+        print(f"Think step for {plan.name} ({plan.app}, {plan.strategy}):")
+        print("\n".join(f"  {line}" for line in assessment.lines()))
+    sys.stdout.flush()
+    return EXIT_COMPLETED
