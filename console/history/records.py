@@ -255,7 +255,13 @@ class RollbackTimes:
         return f"{count}: median {format_rollback_time(self.median or 0.0)}, worst {format_rollback_time(self.worst or 0.0)} (limit {format_duration(ROLLBACK_LIMIT_S)}){failed}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"measured_s": list(self.measured), "median_s": self.median, "worst_s": self.worst, "not_verified": self.not_verified, "limit_s": ROLLBACK_LIMIT_S}
+        return {
+            "measured_s": list(self.measured),
+            "median_s": self.median,
+            "worst_s": self.worst,
+            "not_verified": self.not_verified,
+            "limit_s": ROLLBACK_LIMIT_S,
+        }
 
 
 def history_lines(history: History) -> list[str]:
