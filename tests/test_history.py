@@ -167,6 +167,15 @@ def test_a_corrupt_journal_is_left_out_and_named(released, tmp_path, capsys):
     assert "checkout: 3 releases" in captured.out
 
 
+def test_the_runbook_opens_with_the_think_step_of_its_release(released):
+    from console.report import write_report
+
+    journal = max(read_history([released]).releases, key=lambda r: r.started_ts).journal
+    text = write_report(journal, released / "again.md").read_text()
+    assert text.index("## Think step") < text.index("## Changes")
+    assert "- Rollback: this app's rollbacks: 1 measured" in text  # the releases before it, not itself
+
+
 def test_on_a_cluster_the_deployment_says_what_runs_and_how_long_it_rolled_out(kube_emulator, tmp_path):
     from console.history.cluster import deployment_evidence
     from console.plan import load_plan

@@ -35,6 +35,7 @@ from console.units import format_metric_value
 from tests.conftest import SAMPLES, sim_controller
 
 SECTIONS = [
+    "## Think step",
     "## Changes",
     "## Pre-Deployment Validation",
     "## Timeline",

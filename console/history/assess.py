@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.history.records import ROLLBACK_LIMIT_S, PastRelease, RollbackTimes, format_rollback_time
+from console.journal import events as ev
+from console.plan.checks import Check
 from console.plan.model import RolloutPlan
 from console.units import format_duration
 
@@ -45,6 +47,52 @@ class TargetEvidence:
     """The Deployment's recent rollouts, measured through the API (empty: none measurable, or no cluster)."""
     rollout_note: str = ""
     """Why no rollout time was measured, or what the times measure."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a release is, as assess reads it: from a plan (before it runs) or a journal's start (the runbook)."""
+
+    app: str
+    release: str
+    image: str
+    strategy: str
+    preflight: tuple[tuple[str, str], ...] = ()
+    """(name, kind) of every pre-flight item."""
+    rollback_plan: str = ""
+    flags: tuple[tuple[str, bool, bool], ...] = ()
+    """(name, new, enabled over a schedule) of every flag."""
+    validating: tuple[str, ...] = ()
+    """The last stage's criteria ("error_rate < 0.1%"), then the other metrics any stage or trigger judges."""
+
+    @classmethod
+    def of_plan(cls, plan: RolloutPlan) -> Change:
+        last = plan.stages[-1].criteria if plan.stages else ()
+        judged = {check.metric for check in last}
+        validating = [f"{check.metric} {check.describe()}" for check in last] + [metric for metric in plan.metric_names if metric not in judged]
+        return cls(
+            plan.app,
+            plan.name,
+            plan.image,
+            plan.strategy,
+            tuple((item.name, item.kind) for item in plan.preflight),
+            plan.rollback_plan or "",
+            tuple((flag.name, flag.new, bool(flag.schedule)) for flag in plan.flags),
+            tuple(validating),
+        )
+
+    @classmethod
+    def of_journal(cls, started: ev.RolloutStarted, preflight: Mapping[str, str]) -> Change:
+        """From rollout_started and the pre-flight items' kinds as journaled (item → kind)."""
+        last = started.stages[-1].get("criteria") or [] if started.stages else []
+        checks = [Check(**{k: entry[k] for k in ("metric", "op", "value", "relative", "percent") if k in entry}) for entry in last if "metric" in entry]
+        judged = {check.metric for check in checks}
+        others = [entry.get("metric", "") for stage in started.stages for entry in stage.get("criteria") or []] + [
+            t.get("metric", "") for t in started.triggers
+        ]
+        validating = [f"{check.metric} {check.describe()}" for check in checks] + list(dict.fromkeys(m for m in others if m and m not in judged))
+        flags = tuple((str(f.get("name")), bool(f.get("new")), False) for f in started.flags)
+        return cls(started.app, started.rollout, started.image, started.strategy, tuple(preflight.items()), started.rollback_plan, flags, tuple(validating))
 
 
 @dataclass
@@ -97,7 +145,7 @@ def _version(image: str) -> tuple[int, int, int] | None:
     return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)) if match else None
 
 
-def _code_change(plan: RolloutPlan, target: TargetEvidence) -> tuple[str, str | None]:
+def _code_change(plan: Change, target: TargetEvidence) -> tuple[str, str | None]:
     """What the image change is (a sentence) and its size: major, minor, patch, none, or None when unknown."""
     running = target.running_image
     if running is None:
@@ -111,8 +159,8 @@ def _code_change(plan: RolloutPlan, target: TargetEvidence) -> tuple[str, str | 
     return f"code: {running} → {plan.image}, a {size} version (per {target.running_from})", size
 
 
-def _schema_evidence(plan: RolloutPlan) -> str | None:
-    items = [item.name for item in plan.preflight if _SCHEMA_WORDS.search(item.name)]
+def _schema_evidence(plan: Change) -> str | None:
+    items = [name for name, _ in plan.preflight if _SCHEMA_WORDS.search(name)]
     if items:
         return f'schema: a migration (pre-flight item "{items[0]}")'
     if plan.rollback_plan and (match := _SCHEMA_WORDS.search(plan.rollback_plan)):
@@ -120,25 +168,25 @@ def _schema_evidence(plan: RolloutPlan) -> str | None:
     return None
 
 
-def _infra_evidence(plan: RolloutPlan, results: Mapping[str, PreflightOutcome]) -> tuple[str | None, bool | None]:
+def _infra_evidence(plan: Change, results: Mapping[str, PreflightOutcome]) -> tuple[str | None, bool | None]:
     """What the Terraform check's last result says (a sentence, and whether infra changes are pending)."""
-    items = [item for item in plan.preflight if item.kind == "terraform"]
+    items = [name for name, kind in plan.preflight if kind == "terraform"]
     if not items:
         return None, None
-    result = results.get(items[0].name)
+    result = results.get(items[0])
     if result is None or result.status in ("running", "waiting", "cancelled"):
-        return f'infra: unknown until the Terraform check "{items[0].name}" has run', None
+        return f'infra: unknown until the Terraform check "{items[0]}" has run', None
     pending = [line.strip() for line in result.output.splitlines() if line.strip().startswith("#") or "CHANGES PENDING" in line or "MISMATCH" in line]
     if result.status == "pass" and not pending:
-        return f'infra: no pending change (the Terraform check "{items[0].name}" passed)', False
+        return f'infra: no pending change (the Terraform check "{items[0]}" passed)', False
     return f"infra: {'; '.join(pending[:4]) or result.output.strip().splitlines()[-1:] or result.status}", True
 
 
-def _flag_change(plan: RolloutPlan) -> str | None:
+def _flag_change(plan: Change) -> str | None:
     if not plan.flags:
         return None
-    new = [flag.name for flag in plan.flags if flag.new]
-    scheduled = [flag.name for flag in plan.flags if flag.schedule]
+    new = [name for name, is_new, _ in plan.flags if is_new]
+    scheduled = [name for name, _, on_schedule in plan.flags if on_schedule]
     parts = [f"{len(plan.flags)} flag{'s' if len(plan.flags) != 1 else ''}"]
     parts += [f"new: {', '.join(new)}"] if new else []
     parts += [f"enabled over a schedule: {', '.join(scheduled)}"] if scheduled else []
@@ -183,35 +231,27 @@ def _rollback_estimate(assessment: Assessment, releases: Sequence[PastRelease], 
         assessment._raise("high", f"{times.not_verified} past rollback{'s' if times.not_verified != 1 else ''} never verified")
 
 
-def _staging(assessment: Assessment, plan: RolloutPlan, results: Mapping[str, PreflightOutcome]) -> None:
-    items = [item for item in plan.preflight if _STAGING_WORDS.search(item.name)]
+def _staging(assessment: Assessment, plan: Change, results: Mapping[str, PreflightOutcome]) -> None:
+    items = [(name, kind) for name, kind in plan.preflight if _STAGING_WORDS.search(name)]
     if not items:
         assessment.staging = ["no pre-flight item validates staging: not validated"]
         assessment.staging_validated = False
         return
     validated = True
-    for item in items:
-        result = results.get(item.name)
+    for name, kind in items:
+        result = results.get(name)
         if result is None:
             said, validated = "not run yet", False
         elif result.status == "pass":
-            said = "passed" + (f" (signed off by {result.by})" if result.by and item.kind == "manual" else "")
+            said = "passed" + (f" (signed off by {result.by})" if result.by and kind == "manual" else "")
         else:
             said, validated = {"waiting": "waiting for a sign-off"}.get(result.status, result.status), False
-        assessment.staging.append(f'"{item.name}" ({item.kind}): {said}')
+        assessment.staging.append(f'"{name}" ({kind}): {said}')
     assessment.staging_validated = validated
 
 
-def validating_metrics(plan: RolloutPlan) -> list[str]:
-    """The metrics the last stage's window must hold, then the others any stage or trigger judges."""
-    last = plan.stages[-1].criteria if plan.stages else ()
-    final = [f"{check.metric} {check.describe()}" for check in last]
-    judged = {check.metric for check in last}
-    return final + [metric for metric in plan.metric_names if metric not in judged]
-
-
 def assess(
-    plan: RolloutPlan,
+    plan: RolloutPlan | Change,
     releases: Sequence[PastRelease],
     target: TargetEvidence = TargetEvidence(),
     preflight: Mapping[str, PreflightOutcome] | None = None,
@@ -219,7 +259,9 @@ def assess(
     """The think step for `plan`; `releases` are the app's past ones, oldest first; `preflight` the gate's
     journaled results so far (none before the gate has run)."""
     results = preflight or {}
-    assessment = Assessment(plan.app, plan.name, planned=plan.strategy)
+    if isinstance(plan, RolloutPlan):
+        plan = Change.of_plan(plan)
+    assessment = Assessment(plan.app, plan.release, planned=plan.strategy)
     code, size = _code_change(plan, target)
     schema = _schema_evidence(plan)
     infra, infra_pending = _infra_evidence(plan, results)
@@ -250,7 +292,7 @@ def assess(
     failed = sum(1 for release in last if release.outcome != "completed")
     if failed:
         assessment._raise("high" if failed * 2 > len(last) else "medium", f"{failed} of the last {len(last)} releases did not complete")
-    assessment.validating_metrics = validating_metrics(plan)
+    assessment.validating_metrics = list(plan.validating)
     _staging(assessment, plan, results)
     if not assessment.staging_validated:
         assessment._raise("medium", "staging not validated")

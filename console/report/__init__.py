@@ -24,8 +24,22 @@ from console.report.sections import (
     timeline,
     validation,
 )
+from console.report.think_step import think_step
 
-SECTIONS = (summary, rollback_section, changes, validation, timeline, metrics_summary, feature_flags, notifications, issues, rollback_plan, post_deployment)
+SECTIONS = (
+    summary,
+    rollback_section,
+    think_step,
+    changes,
+    validation,
+    timeline,
+    metrics_summary,
+    feature_flags,
+    notifications,
+    issues,
+    rollback_plan,
+    post_deployment,
+)
 """In the order a person reads them: what happened first, what to do last."""
 
 
