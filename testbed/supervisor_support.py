@@ -16,6 +16,7 @@ from pathlib import Path
 from console.journal import events as ev
 from console.journal.journal import read_events
 from console.journal.state_dir import RolloutFiles
+from console.supervisor.client import answers
 from console.supervisor.files import lock_holder
 from testbed import ROOT, SAMPLES
 from testbed.tmux_terminal import TmuxTerminal
@@ -88,6 +89,15 @@ def wait_until_gone(pid: int, timeout_s: float = 15.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def stop_controller(files: RolloutFiles) -> None:
+    """The rollout's detached controller stopped by its pid from the lock, if one answers: a failed test must not
+    leave it running."""
+    pid = lock_holder(files)
+    if pid is not None and answers(files):
+        os.kill(pid, signal.SIGTERM)
+        wait_until_gone(pid)
 
 
 def console_in_tmux(state_dir: Path, *options: str, width: int = 100) -> TmuxTerminal:

@@ -24,10 +24,9 @@ from console.journal import events as ev
 from console.journal.state_dir import RolloutFiles
 from console.plan import load_plan
 from console.supervisor.client import SupervisorUnavailable, answers
-from console.supervisor.files import lock_holder
 from console.supervisor.relay import KUBECTL_ENV, PodLink
 from console.supervisor.remote import RemoteController
-from testbed.supervisor_support import CANARY, ROLLOUT, brahma, journal_events, supervise_detached, wait_for_event, wait_until_gone
+from testbed.supervisor_support import CANARY, ROLLOUT, brahma, journal_events, stop_controller, supervise_detached, wait_for_event, wait_until_gone
 from testbed.tmux_terminal import TmuxTerminal
 from tests.conftest import ROOT
 
@@ -46,11 +45,7 @@ os.execv(sys.executable, [sys.executable, "-m", "console.app", *sys.argv[8:]])
 @pytest.fixture(autouse=True)
 def no_controller_outlives_its_test(tmp_path):
     yield
-    files = RolloutFiles(tmp_path, ROLLOUT)
-    pid = lock_holder(files)
-    if pid is not None and answers(files):
-        os.kill(pid, signal.SIGTERM)
-        wait_until_gone(pid)
+    stop_controller(RolloutFiles(tmp_path, ROLLOUT))
 
 
 @pytest.fixture

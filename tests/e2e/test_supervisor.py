@@ -35,6 +35,7 @@ from testbed.supervisor_support import (
     flood_during_fault,
     journal_events,
     ssh_drop_then_fault,
+    stop_controller,
     supervise_detached,
     wait_for_event,
     wait_until_gone,
@@ -49,13 +50,8 @@ FAST_SPEED = "120"
 
 @pytest.fixture(autouse=True)
 def no_controller_outlives_its_test(tmp_path):
-    """A failed test must not leave its detached controller running: stopped by its pid from the lock."""
     yield
-    files = RolloutFiles(tmp_path, ROLLOUT)
-    pid = lock_holder(files)
-    if pid is not None and answers(files):
-        os.kill(pid, signal.SIGTERM)
-        wait_until_gone(pid)
+    stop_controller(RolloutFiles(tmp_path, ROLLOUT))
 
 
 def stop(state_dir, pid: int) -> None:
