@@ -690,3 +690,38 @@ def test_reading_a_compiled_plan_imports_neither_pydantic_nor_the_loader():
     result = subprocess.run([sys.executable, "-c", code], input=served, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_flag_step_may_have_a_window_of_its_own_beside_the_plain_ones():
+    plan = load_plan(SAMPLES / "flags-week.yaml")
+    steps = [(stage.flag_step.percentage, stage.flag_step.users, stage.observe) for stage in plan.stages if stage.flag_step]
+    day = 86400.0
+    assert steps == [(0, ("alice", "bob"), day), (5, ("alice", "bob"), day)] + [
+        (share, ("alice", "bob"), observe) for share, observe in ((25, 2 * day), (50, 2 * day), (100, day / 2))
+    ], "internal users stay on as the shares rise"
+    assert plan.planned_duration == pytest.approx(6.5 * day + 6300)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("[internal, {step: 5, observe: 2x}]", ["plan.yaml:6: flags[0].schedule[1].observe: expected a duration like 10m, 1h30m or 500ms, got '2x'"]),
+        ("[{step: 5, obsrve: 1d}]", ["plan.yaml:6: flags[0].schedule[0].obsrve: unknown field (did you mean 'observe'?)"]),
+        ("[{observe: 1d}]", ["plan.yaml:6: flags[0].schedule[0].step: is required"]),
+        ("[{step: 50}, {step: 25, observe: 1d}]", ["plan.yaml:6: flags[0].schedule[1].step: enablement steps must rise to at most 100%: 25 follows 50"]),
+    ],
+)
+def test_a_flag_step_written_in_full_is_refused_at_its_field_alone(schedule, expected):
+    assert problems(f"app: a\nimage: r/a:2\nflags:\n  - name: f\n    internal_users: [x]\n    schedule: {schedule}\n") == expected
+
+
+def test_a_flag_step_written_in_full_on_lines_of_its_own_is_refused_at_its_line():
+    text = "app: a\nimage: r/a:2\nflags:\n  - name: f\n    schedule:\n      - 5\n      - step: 25\n        observe: 2days\n"
+    assert problems(text) == ["plan.yaml:8: flags[0].schedule[1].observe: expected a duration like 10m, 1h30m or 500ms, got '2days'"]
+
+
+def test_a_plain_step_is_kept_as_written_so_the_digest_of_an_older_plan_is_unchanged():
+    plain = plan_from("app: a\nimage: r/a:2\nflags:\n  - name: f\n    schedule: [5, 50]\n    step_observe: 1h\n")
+    in_full = plan_from("app: a\nimage: r/a:2\nflags:\n  - name: f\n    schedule: [5, {step: 50, observe: 1h}]\n    step_observe: 1h\n")
+    assert [s.observe for s in plain.stages] == [s.observe for s in in_full.stages]
+    assert plain.flags[0].schedule == [5, 50], "a plain step stays a plain number: journals of older plans resume without 'changed since'"

@@ -20,6 +20,7 @@ from console.plan.checks import Check, parse_check
 from console.plan.document import Document, collector_paused, parse_document, read_document
 from console.plan.model import (
     FlagStep,
+    FlagStepSpec,
     PlanSpec,
     RolloutPlan,
     Stage,
@@ -143,7 +144,10 @@ def _data_path(data: Any, loc: tuple[str | int, ...]) -> Path_:
 def structure_problems(document: Document, error: ValidationError, root: type[BaseModel]) -> list[Problem]:
     """Pydantic's errors as problems at their lines, unknown fields with a "did you mean"."""
     problems = []
-    for item in error.errors():
+    errors = error.errors()
+    for item in errors:
+        if _judged_by_the_mapping_form(item, errors):
+            continue
         path = _data_path(document.data, item["loc"])
         if item["type"] == "extra_forbidden":
             model = _model_at(root, path[:-1])
@@ -155,6 +159,15 @@ def structure_problems(document: Document, error: ValidationError, root: type[Ba
             message = re.sub(r" or instance of \w+$", "", item["msg"].removeprefix("Value error, "))
         problems.append(document.problem(path, message))
     return problems
+
+
+def _judged_by_the_mapping_form(item: Any, errors: list[Any]) -> bool:
+    """A mapping refused by a union's plain members too ("Input should be a valid integer" of `{step: 25,
+    obsrve: 2d}`), where the member written as a mapping says what is wrong with it: only that is said."""
+    if not isinstance(item["input"], dict):
+        return False
+    union = item["loc"][:-1]
+    return any(len(other["loc"]) > len(union) + 1 and other["loc"][: len(union)] == union for other in errors)
 
 
 def _normalise(data: dict[str, Any]) -> dict[str, Any]:
@@ -362,8 +375,12 @@ class _Compiler:
         for flag_index, flag in enumerate(self.spec.flags):
             users: tuple[str, ...] = ()
             previous = 0
-            for step_index, step in enumerate(flag.schedule or ()):
+            for step_index, written in enumerate(flag.schedule or ()):
                 path: Path_ = ("flags", flag_index, "schedule", step_index)
+                if isinstance(written, FlagStepSpec):
+                    step, observe, path = written.step, written.observe, (*path, "step")
+                else:
+                    step, observe = written, None
                 if step == "internal":
                     if not flag.internal_users:
                         self.fail(path, "an internal step needs internal_users")
@@ -376,7 +393,8 @@ class _Compiler:
                 previous = percentage
                 checks = self.checks((), defaults.POST_DEPLOY, written=False)
                 step_spec = FlagStep(flag.name, percentage, users)
-                steps.append(Stage(first_index + len(steps), f"{flag.name}: {label}", 100, flag.step_observe, checks, step_spec))
+                stage = Stage(first_index + len(steps), f"{flag.name}: {label}", 100, flag.step_observe if observe is None else observe, checks, step_spec)
+                steps.append(stage)
         return tuple(steps)
 
     def triggers(self) -> tuple[Trigger, ...]:

@@ -210,6 +210,16 @@ class MetricsSpec:
 
 
 @as_written
+class FlagStepSpec:
+    """A step of a flag's schedule with a window of its own: `{step: 25, observe: 2d}`."""
+
+    step: Literal["internal"] | int
+    """internal (the internal users) or the percentage of everyone."""
+    observe: Duration | None = None
+    """How long this step must hold; the flag's step_observe when left out."""
+
+
+@as_written
 class FlagSpec:
     """A feature flag of the release."""
 
@@ -218,12 +228,13 @@ class FlagSpec:
     """Created with this release: kept disabled before deploy and switched off by the kill switch."""
     disable_on_rollback: bool = True
     """Switched off as part of every rollback."""
-    schedule: list[Literal["internal"] | int] | None = None
-    """Enablement after promotion, each step held and judged like a stage: e.g. [internal, 5, 25, 50, 100]."""
+    schedule: list[Literal["internal"] | int | FlagStepSpec] | None = None
+    """Enablement after promotion, each step held and judged like a stage: e.g. [internal, 5, 25, 50, 100];
+    a step with a window of its own is written {step: 25, observe: 2d}."""
     internal_users: list[str] = field(default_factory=list)
     """Who "internal" switches the flag on for (targeting keys)."""
     step_observe: Duration = 600.0
-    """How long each enablement step must hold."""
+    """How long each enablement step must hold, but those written with an observe of their own."""
 
 
 @as_written
@@ -438,8 +449,10 @@ def _rebuilt(kind: Any, value: Any) -> Any:
         return [_rebuilt(arguments[0], item) for item in value]
     if origin is dict:
         return {key: _rebuilt(arguments[1], item) for key, item in value.items()}
-    if arguments and origin is not Literal:  # X | None: the plan's only unions
-        return _rebuilt(next(argument for argument in arguments if argument is not type(None)), value)
+    if arguments and origin is not Literal:  # X | None, or a flag's schedule step: a number or word, or a mapping
+        members = [argument for argument in arguments if argument is not type(None)]
+        written_in_full = next((member for member in members if is_dataclass(member)), None) if isinstance(value, dict) else None
+        return _rebuilt(written_in_full or members[0], value)
     return value
 
 
