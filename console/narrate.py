@@ -95,8 +95,22 @@ def rollback_failed(event: ev.RollbackFailed) -> str:
     return f"{what} ({tries}): {event.detail}"
 
 
-def rollout_clock(t: float) -> str:
-    """`t` as minutes:seconds on the rollout's clock."""
+DAY_S = 86400.0
+
+
+def spans_days(planned_s: float) -> bool:
+    """Whether a rollout planned to last `planned_s` is told in days (a week-long flag schedule), not minutes."""
+    return planned_s > DAY_S
+
+
+def rollout_clock(t: float, days: bool = False) -> str:
+    """`t` as minutes:seconds on the rollout's clock; with `days`, its day and the time into it, `d3 04:12:00`
+    (day 3 as the console's "day 3 of 7" says, and in order as text for a week's lines). Pre-flight (t < 0) is
+    minutes either way."""
+    if days and t >= 0:
+        day, into = divmod(int(t), int(DAY_S))
+        hours, rest = divmod(into, 3600)
+        return f"d{day + 1} {hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
     sign = "-" if t < 0 else ""
     minutes, seconds = divmod(int(abs(t)), 60)
     return f"{sign}{minutes}:{seconds:02d}"
@@ -116,18 +130,21 @@ def flag_change(old: dict, new: dict) -> str:
     return f"{flag_state(old)} → {flag_state(new)}"
 
 
-def event_printer(out: TextIO | GuardedStream, json_lines: bool):
-    """Prints each event on `out`, which stops taking them, quietly, once its reader has gone."""
+def event_printer(out: TextIO | GuardedStream, json_lines: bool, days: bool = False):
+    """Prints each event on `out`, which stops taking them, quietly, once its reader has gone. Its clock is in
+    days (`days`, or once a rollout_started says the rollout spans them)."""
     out = guarded(out)  # type: ignore[arg-type]
 
     def print_event(event: ev.Event) -> None:
+        nonlocal days
         if json_lines:
             out.write(strict_json.dumps(event.to_dict()) + "\n")
         else:
+            days = days or (isinstance(event, ev.RolloutStarted) and spans_days(event.planned_s))
             line = describe(event)
             if line is None:
                 return
-            out.write(f"[{rollout_clock(event.t):>7}] {line}\n")
+            out.write(f"[{rollout_clock(event.t, days):>7}] {line}\n")
         out.flush()
 
     return print_event

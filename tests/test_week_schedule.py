@@ -2,6 +2,8 @@
 and 7 of the wall clock, across a controller killed on day 3 and taken up again from its journal."""
 
 import dataclasses
+import io
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,8 +11,11 @@ import pytest
 from console.controller.clock import VirtualClock
 from console.journal import events as ev
 from console.journal.journal import read_events
+from console.journal.state import read_state
+from console.narrate import event_printer, rollout_clock
 from console.plan import load_plan
-from tests.conftest import SAMPLES, sim_controller, stop_at
+from console.tui.view import stage_track
+from tests.conftest import SAMPLES, plan_from, sim_controller, stop_at
 
 DAY = 86400.0
 MONDAY_9AM = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -103,3 +108,57 @@ async def test_a_week_whose_controller_was_gone_longer_than_its_window_can_miss_
     assert passed.t == pytest.approx(resumed.t + 2 * DAY), "the 25% window began again when the controller came back"
     assert [day_of(e, start) for e in steps] == [1, 2, 3, 6, 8], "every later step a day and five hours later"
     assert isinstance(events[-1], ev.Completed)
+
+
+@pytest.fixture
+def berlin(monkeypatch):
+    """The machine's zone, as the engineer reads the console's times: Berlin, an hour ahead of UTC in December."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def test_the_console_says_the_day_and_when_the_next_step_comes_in_the_machine_s_zone(week, tmp_path, berlin):
+    controller = sim_controller(week, tmp_path, clock=WallClock(stop_at=KILLED_AT))
+    WallOfTheWeek.reading = controller.now
+    await stop_at(controller, KILLED_AT)
+    state = read_state(controller.journal.path)
+    # The 25% step began Wednesday 10:45 UTC (11:45 in Berlin) and holds two days.
+    assert stage_track(week, state, KILLED_AT).state == "RUNNING · new 100% · stable 0% · day 3 of 7 · next: ⚑50% on Fri 11:45"
+    short = stage_track(plan_from("app: a\nimage: r/a:2\n"), read_state(tmp_path / "none.jsonl"), 0.0)
+    assert "day" not in short.state, "a rollout within a day has no days to count"
+
+
+def test_the_timeline_is_told_in_days_for_a_rollout_that_spans_them_and_in_minutes_otherwise():
+    assert [rollout_clock(t, days=True) for t in (0, 6300, 2 * DAY + 15120, 6 * DAY + 49500)] == ["d1 00:00:00", "d1 01:45:00", "d3 04:12:00", "d7 13:45:00"]
+    assert [rollout_clock(t) for t in (6300, 2 * DAY + 15120, -5)] == ["105:00", "3132:00", "-0:05"], "the short form, as before"
+    assert rollout_clock(-5, days=True) == "-0:05", "pre-flight, before the first stage, stays in minutes"
+    for planned_s, clock in ((6.5 * DAY, "[d1 00:10:00]"), (6300, "[  10:00]")):
+        out = io.StringIO()
+        printer = event_printer(out, json_lines=False)
+        printer(ev.RolloutStarted(0.0, rollout="r", app="a", image="i", strategy="canary", plan="p", planned_s=planned_s, actor="x", stages=[]))
+        printer(ev.StagePassed(600.0, stage=0, summary={}))
+        assert out.getvalue().splitlines()[1] == f"{clock} stage 1 passed", "days once the rollout_started said it spans them"
+
+
+async def test_the_console_taking_up_day_3_shows_the_day_and_the_window_in_days(week, tmp_path, berlin):
+    from console.controller.controller import ControllerOptions
+    from console.controller.release_flags import ReleaseFlags
+    from console.flags.backends import FileBackend
+    from console.flags.store import FlagStore
+    from tests.tui.console_fixtures import console_app, settle
+    from widgets.stage_track import StageTrack
+
+    flags = ReleaseFlags(FlagStore(FileBackend(tmp_path / "flags.json")), week.flags)  # the flag the console's controller steps on
+    options = ControllerOptions(flag_setup=flags.create_missing, flag_step=flags.apply_step)
+    left = sim_controller(week, tmp_path, options=options, clock=WallClock(stop_at=KILLED_AT))
+    WallOfTheWeek.reading = left.now
+    await stop_at(left, KILLED_AT)
+    app = console_app(week, tmp_path, stop_at=KILLED_AT)  # the console's controller takes the journal up; time stands there
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app, lambda state: state.phase == "running" and app.controller.now() >= KILLED_AT)
+        track = app.query_one(StageTrack)
+        assert track.track.state.endswith("day 3 of 7 · next: ⚑50% on Fri 11:45")
+        assert "0d 05:00/2d 00:00" in str(track.query_one("#window").render()), "a two-day window's bar in days, hours and minutes"

@@ -46,7 +46,11 @@ BAR_WIDTH = 16
 MARKS = {"done": "✓", "current": "●", "next": "○", "failed": "✗", "skipped": "»"}
 
 
-def _clock(seconds: float) -> str:
+def _clock(seconds: float, days: bool = False) -> str:
+    """mm:ss, or for a window of days `1d 04:12` (hours and minutes: a day-long window moves on a minute at a time)."""
+    if days:
+        day, into = divmod(int(seconds), 86400)
+        return f"{day}d {into // 3600:02d}:{into % 3600 // 60:02d}"
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes:02d}:{secs:02d}"
 
@@ -147,7 +151,8 @@ class StageTrack(Widget):
             filled = int(min(1.0, track.elapsed_s / track.window_s) * BAR_WIDTH)
             bar.append("█" * filled, style=self._style("current"))
             bar.append("░" * (BAR_WIDTH - filled), style=self._style("next"))
-            bar.append(f" {_clock(track.elapsed_s)}/{_clock(track.window_s)}  ")
+            days = track.window_s >= 86400
+            bar.append(f" {_clock(track.elapsed_s, days)}/{_clock(track.window_s, days)}  ")
         return bar
 
     def _hint_line(self, track: TrackState) -> Text:

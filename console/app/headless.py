@@ -14,7 +14,7 @@ from console.app.exits import EXIT_ROLLBACK_UNVERIFIED, exit_code
 from console.app.problems import say, say_rollback_unverified
 from console.journal import events as ev
 from console.journal.state import Phase
-from console.narrate import event_printer
+from console.narrate import event_printer, spans_days
 from console.rollout import Rollout, close_rollout, run_controller
 from console.streams import guarded
 
@@ -41,7 +41,7 @@ async def run_headless(rollout: Rollout, json_lines: bool, out: TextIO | None = 
         say(f"resuming rollout {state.rollout} at {where} from {controller.journal.path}")
     out = guarded(out)  # type: ignore[arg-type]
     out.on_lost(lambda error: say_output_lost(controller, "stdout", error))
-    controller.subscribe(event_printer(out, json_lines))
+    controller.subscribe(event_printer(out, json_lines, days=spans_days(controller.plan.planned_duration)))
     # SIGTERM as ctrl+c: the step under way is cut short (each is safe to repeat), the journal and report closed.
     running = asyncio.ensure_future(run_controller(rollout))
     loop = asyncio.get_running_loop()

@@ -43,7 +43,7 @@ from console.controller.controller import COMMANDS
 from console.journal import events as ev
 from console.journal.state import Phase
 from console.journal.state_dir import RolloutFiles
-from console.narrate import event_printer
+from console.narrate import event_printer, spans_days
 from console.rollout import Rollout, close_rollout, run_controller
 from console.supervisor.files import socket_address
 from console.supervisor.flag_requests import FlagRecords, RequestError, parse_changes
@@ -226,7 +226,8 @@ class SupervisorServer:
     async def run(self) -> Phase:
         """Serve until the rollout has finished and nobody needs it (or a signal stops it); the phase it is in then."""
         controller = self.rollout.controller
-        controller.subscribe(event_printer(sys.stdout, json_lines=False))  # the log in the state dir tells the story
+        days = spans_days(controller.plan.planned_duration)
+        controller.subscribe(event_printer(sys.stdout, json_lines=False, days=days))  # the log in the state dir tells the story
         loop = asyncio.get_running_loop()
         listening = self._listen()
         accepting = asyncio.create_task(self._accept(listening))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from console.journal.evidence import JudgeEvidence, trigger_metric
 from console.journal.state import Phase, RolloutState
 from console.metric_catalogue import CATALOGUE, label
-from console.narrate import rollout_clock
+from console.narrate import DAY_S, rollout_clock, spans_days
 from console.plan.checks import Check
 from console.plan.model import RolloutPlan, Stage
 from console.samples import TrackValues
@@ -29,7 +29,25 @@ def stage_track(plan: RolloutPlan, state: RolloutState, now: float, keys: Mappin
     current = plan.stages[state.stage] if 0 <= state.stage < len(plan.stages) else None
     window = current.observe if current and state.active else 0.0
     text, tone = state_line(state)
+    text += rollout_days(plan, state, now)
     return TrackState(stages, min(window_elapsed(state, now), window), window, text, tone, next_steps(plan, state, keys or {}))
+
+
+def rollout_days(plan: RolloutPlan, state: RolloutState, now: float) -> str:
+    """` · day 3 of 7 · next: ⚑50% on Fri 14:00` for a rollout whose plan spans days (nothing for a shorter one):
+    days counted from the first stage's start, the next step's time in the machine's zone, where a running
+    window will end (none while it waits for a person: nobody knows when)."""
+    if not spans_days(plan.planned_duration) or state.finished or not 0 <= state.stage < len(plan.stages):
+        return ""
+    said = f" · day {int(now // DAY_S) + 1} of {math.ceil(plan.planned_duration / DAY_S)}"
+    current = plan.stages[state.stage]
+    if state.phase != Phase.RUNNING or not state.last_ts:
+        return said
+    following = plan.stages[state.stage + 1] if state.stage + 1 < len(plan.stages) else None
+    ends_t = now + current.observe - min(window_elapsed(state, now), current.observe)
+    ends = (datetime.fromisoformat(state.last_ts) + timedelta(seconds=ends_t - state.last_t)).astimezone()
+    what = f"next: {stage_label(following)}" if following else "completes"
+    return f"{said} · {what} on {ends:%a %H:%M}"
 
 
 def next_steps(plan: RolloutPlan, state: RolloutState, keys: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
