@@ -7,8 +7,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from textual.widgets import RichLog
 
 from console.controller.clock import VirtualClock
+from console.controller.controller import ControllerOptions
+from console.controller.release_flags import ReleaseFlags
+from console.flags.backends import FileBackend
+from console.flags.store import FlagStore
 from console.journal import events as ev
 from console.journal.journal import read_events
 from console.journal.state import read_state
@@ -16,6 +21,8 @@ from console.narrate import event_printer, rollout_clock
 from console.plan import load_plan
 from console.tui.view import stage_track
 from tests.conftest import SAMPLES, plan_from, sim_controller, stop_at
+from tests.tui.console_fixtures import console_app, settle
+from widgets.stage_track import StageTrack
 
 DAY = 86400.0
 MONDAY_9AM = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -144,13 +151,6 @@ def test_the_timeline_is_told_in_days_for_a_rollout_that_spans_them_and_in_minut
 
 
 async def test_the_console_taking_up_day_3_shows_the_day_and_the_window_in_days(week, tmp_path, berlin):
-    from console.controller.controller import ControllerOptions
-    from console.controller.release_flags import ReleaseFlags
-    from console.flags.backends import FileBackend
-    from console.flags.store import FlagStore
-    from tests.tui.console_fixtures import console_app, settle
-    from widgets.stage_track import StageTrack
-
     flags = ReleaseFlags(FlagStore(FileBackend(tmp_path / "flags.json")), week.flags)  # the flag the console's controller steps on
     options = ControllerOptions(flag_setup=flags.create_missing, flag_step=flags.apply_step)
     left = sim_controller(week, tmp_path, options=options, clock=WallClock(stop_at=KILLED_AT))
@@ -162,3 +162,5 @@ async def test_the_console_taking_up_day_3_shows_the_day_and_the_window_in_days(
         track = app.query_one(StageTrack)
         assert track.track.state.endswith("day 3 of 7 · next: ⚑50% on Fri 11:45")
         assert "0d 05:00/2d 00:00" in str(track.query_one("#window").render()), "a two-day window's bar in days, hours and minutes"
+        logged = [line.text for line in app.query_one(RichLog).lines]
+        assert any(line.startswith("d3 06:45:00 supervision resumed") for line in logged), logged

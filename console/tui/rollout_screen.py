@@ -26,7 +26,7 @@ from console.actor import current_actor
 from console.controller.handle import ConnectedHandle, ControllerHandle, JournalingHandle
 from console.journal import events as ev
 from console.journal.state import Phase
-from console.narrate import describe, rollout_clock
+from console.narrate import describe, rollout_clock, spans_days
 from console.samples import TrackValues
 from console.tui import view
 from console.tui.commands import RolloutCommands
@@ -254,7 +254,7 @@ class RolloutScreen(FlagEditing, Screen[None]):
         # This console's own coming and going (and its session with a controller that died) the connection's notices tell.
         line = None if isinstance(event, ev.ConsoleEvent) and event.actor == self.actor else describe(event)
         if line is not None:
-            self.log_line(Text(f"{rollout_clock(event.t):>6} {line}", style=LOG_STYLES.get(type(event), "")))
+            self.log_line(Text(f"{self._clock(event.t):>6} {line}", style=LOG_STYLES.get(type(event), "")))
         if isinstance(event, ev.FlagChanged):
             self.refresh_flags()
         if self.controller.state.phase != self._phase:
@@ -262,7 +262,11 @@ class RolloutScreen(FlagEditing, Screen[None]):
             self.refresh_view()
 
     def _on_connection_notice(self, line: str) -> None:
-        self.log_line(Text(f"{rollout_clock(self.controller.now()):>6} {line}", style="cyan"))
+        self.log_line(Text(f"{self._clock(self.controller.now()):>6} {line}", style="cyan"))
+
+    def _clock(self, t: float) -> str:
+        """The log's clock: in days for a rollout planned over a day, as the headless timeline's."""
+        return rollout_clock(t, spans_days(self.plan.planned_duration))
 
     def log_line(self, text: Text) -> None:
         if self._panes is None:
@@ -530,7 +534,7 @@ class RolloutScreen(FlagEditing, Screen[None]):
         assert self.sim_metrics is not None
         label, values = FAULTS[fault]
         self.sim_metrics.inject(self.controller.now(), "canary", **values)
-        self.log_line(Text(f"{rollout_clock(self.controller.now()):>6} demo: injected {label} into the canary", style="magenta"))
+        self.log_line(Text(f"{self._clock(self.controller.now()):>6} demo: injected {label} into the canary", style="magenta"))
 
     def action_keys(self) -> None:
         keys = [(b.key_display or self.app.get_key_display(b), b.description or b.action) for b in self._all_bindings()]
