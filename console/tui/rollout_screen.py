@@ -550,9 +550,16 @@ class RolloutScreen(FlagEditing, Screen[None]):
         return bindings
 
     def action_quit_console(self) -> None:
+        """q: in the fleet too, the whole app quits (Escape is the key back to the fleet)."""
+        self._leave_console(exit_app=self.in_fleet)
+
+    def action_back(self) -> None:
+        self._leave_console(exit_app=False)
+
+    def _leave_console(self, exit_app: bool) -> None:
         state = self.controller.state
         if state.finished or not state.started or self.detached:
-            self.shut_down()
+            self.shut_down(exit_app)
             return
         if state.phase == Phase.ROLLING_BACK:
             body = (
@@ -567,13 +574,12 @@ class RolloutScreen(FlagEditing, Screen[None]):
                 "the metrics and no automatic rollback can happen. Traffic stays where it is. "
                 "Run the same `brahma run` again to resume from the journal."
             )
-        self.app.push_screen(ConfirmScreen("Quit while the rollout runs?", body, "Quit (Enter / y)", "Stay (n)"), lambda ok: self.shut_down() if ok else None)
-
-    def action_back(self) -> None:
-        self.action_quit_console()
+        self.app.push_screen(
+            ConfirmScreen("Quit while the rollout runs?", body, "Quit (Enter / y)", "Stay (n)"), lambda ok: self.shut_down(exit_app) if ok else None
+        )
 
     @work(exclusive=True, group="shutdown")
-    async def shut_down(self) -> None:
+    async def shut_down(self, exit_app: bool = False) -> None:
         """Detach from a detached controller; or stop the one in here, close the journal and clients, write the report."""
         self.controller.stop()
         following = [w for w in self.workers if w.group == "controller"]
@@ -586,6 +592,8 @@ class RolloutScreen(FlagEditing, Screen[None]):
             await self.workers.wait_for_complete(following)
             await close_rollout(self.rollout)
         self.leave(self.controller.state.phase)
+        if exit_app:  # the host's leave went back to the fleet: the app goes on to quit
+            self.app.exit()
 
 
 class ConsoleKeys:
