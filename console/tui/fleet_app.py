@@ -7,7 +7,9 @@ ctrl+r rolls the highlighted rollout back once a confirm naming it is answered; 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 
 CLOCK_S = 1.0
 """How often the rows are drawn again from what was read (the time in phase moves on; a finished rollout ages out)."""
+READ_GAP_S = 2.0
+"""A written journal's row is read again at most this often: a row from a day-long journal's snapshot and tail costs
+some 20 ms, and 50 controllers each write a sample a second (a pause or a rollback shows within this)."""
 RESCAN_S = 30.0
 """Without file notifications (no inotify): how often the state dirs' journals are looked at for a change."""
 NEEDS_STYLES = ("bold red", "yellow", "bold yellow", "", "dim")
@@ -82,6 +87,10 @@ class FleetScreen(Screen[None]):
         self._seen: dict[Path, tuple[int, int]] = {}
         """Each journal's (size, mtime) at the last rescan (used without notifications only)."""
         self.watch: DirectoryWatch | None = None
+        self._read_at: dict[Path, float] = {}
+        """When each journal's row was last read again (monotonic)."""
+        self._waiting: set[Path] = set()
+        """Journals written since, whose rows are read once READ_GAP_S has passed."""
         self.live = ""
         """How the rows keep current, for the status line."""
         self.title = "Brahma · fleet"
@@ -149,11 +158,32 @@ class FleetScreen(Screen[None]):
         self.take_changes(changed)
 
     def take_changes(self, journals: list[Path]) -> None:
-        """The rows of these journals read again (a journal gone: its row too); the rest as they were."""
-        now = datetime.now(UTC)
+        """The rows of these journals read again: at once, unless read less than READ_GAP_S ago (then once,
+        READ_GAP_S after that read: a controller writes a sample a second, a row need not be read as often)."""
+        now, due = time.monotonic(), []
         for journal in journals:
             if journal.stem == "flags" or journal.stem.count("."):  # the flags' journal, an archived run
                 continue
+            if journal in self._waiting:
+                continue
+            wait = self._read_at.get(journal, -READ_GAP_S) + READ_GAP_S - now
+            if wait <= 0 or not journal.exists():  # a row gone costs no reading
+                due.append(journal)
+            else:
+                self._waiting.add(journal)
+                self.set_timer(wait, functools.partial(self._read_waiting, journal))
+        if due:
+            self.read_rows(due)
+
+    def _read_waiting(self, journal: Path) -> None:
+        self._waiting.discard(journal)
+        self.read_rows([journal])
+
+    def read_rows(self, journals: list[Path]) -> None:
+        """The rows of these journals read again (a journal gone: its row too); the rest as they were."""
+        now = datetime.now(UTC)
+        for journal in journals:
+            self._read_at[journal] = time.monotonic()
             files = RolloutFiles(journal.parent, journal.stem)
             row = read_row(files, self.log.warning) if journal.exists() else None
             if row is not None and (row.unreadable or (row.state.started and is_current(row, now))):
@@ -196,7 +226,7 @@ class FleetScreen(Screen[None]):
 
         def left(phase: Phase) -> None:
             self.app.pop_screen()
-            self.take_changes([row.files.journal])
+            self.read_rows([row.files.journal])
 
         self.app.push_screen(RolloutScreen(rollout, left, actor=self.actor, in_fleet=True))
 

@@ -160,9 +160,30 @@ async def test_a_new_rollout_appears_and_one_that_finishes_moves_down(tmp_path):
         append(RolloutFiles(state_dirs[1], "rolling-1"), "rolled_back", duration_s=42.0)
         await notified.of(state_dirs[1] / "rolling-1.jsonl")
         assert shown(app)[0] == "paused-2" and shown(app)[-2:] == ["done-today", "rolling-1"], "finished: last, the older first"
-        (state_dirs[1] / "paused-2.jsonl").unlink()
-        await pilot.pause()
+        notified.journals.clear()
+        created.journal.unlink()
+        await notified.of(created.journal)
         assert "paused-2" not in shown(app)
+
+
+async def test_a_journal_written_again_soon_after_is_read_once_the_gap_has_passed(tmp_path, monkeypatch):
+    monkeypatch.setattr(fleet_app, "READ_GAP_S", 0.3)
+    state_dirs, notified = fleet_of(tmp_path), Notified()
+    running = RolloutFiles(state_dirs[0], "running-1")
+    app = FleetApp(state_dirs, Actions().fleet(), "captain@laptop")
+    async with app.run_test(size=SIZE, message_hook=notified.hook) as pilot:
+        await pilot.pause()
+        name, fields = sample("warning")
+        append(running, name, **fields)
+        await notified.of(running.journal)
+        assert app.query_one(FleetTable).get_row(str(running.journal.with_suffix("")))[6].plain == "warning"
+        append(running, "paused", reason="held by hand", minutes_later=-30)
+        notified.journals.clear()
+        while running.journal not in app.fleet._waiting:  # the kernel's notice taken, the read put off
+            await pilot.pause()
+        assert "running-1" not in shown(app)[:2]
+        await notified.of(running.journal)
+        assert shown(app)[:2] == ["rolling-1", "running-1"] and not app.fleet._waiting
 
 
 async def test_without_file_notifications_the_fleet_rescans_slowly(tmp_path, monkeypatch):
