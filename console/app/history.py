@@ -61,11 +61,12 @@ def gate_results(plan: RolloutPlan, state_dirs: Sequence[Path]) -> dict[str, Pre
     return {}
 
 
-def assessment_of(plan: RolloutPlan, state_dirs: Sequence[Path], context: str | None = None) -> Assessment:
-    """The think step for `plan` from the state dirs' history and, on a cluster, its Deployment.
+def assessment_of(plan: RolloutPlan, state_dirs: Sequence[Path], context: str | None = None, running: Path | None = None) -> Assessment:
+    """The think step for `plan` from the state dirs' history and, on a cluster, its Deployment; `running`:
+    the journal of the release being assessed, no past release of its own (the console's).
 
     JournalError, StateDirMissing; a cluster that cannot be read is said in the rollback estimate."""
-    releases = read_history([d for d in state_dirs if d.is_dir()], plan.app).releases
+    releases = [release for release in read_history([d for d in state_dirs if d.is_dir()], plan.app).releases if release.journal != running]
     target = running_version(releases)
     if plan.target.kind == "kubernetes":
         from console.history.cluster import deployment_evidence
@@ -77,6 +78,17 @@ def assessment_of(plan: RolloutPlan, state_dirs: Sequence[Path], context: str | 
             on_cluster = TargetEvidence(rollout_note=f"the cluster could not be read ({error}): no rollout time measured on it")
         target = on_cluster if on_cluster.running_image else TargetEvidence(target.running_image, target.running_from, rollout_note=on_cluster.rollout_note)
     return assess(plan, releases, target, gate_results(plan, state_dirs))
+
+
+def console_assessment(plan: RolloutPlan, state_dir: Path | None) -> tuple[str, list[str]]:
+    """(risk, the assessment's lines) for the console's pre-flight pane; ("", why not) when it cannot be made."""
+    if state_dir is None:
+        return "", ["No assessment: the rollout's journals, and its app's past ones, are in its pod"]
+    try:
+        assessment = assessment_of(plan, [state_dir], running=RolloutFiles(state_dir, plan.name).journal)
+    except (JournalError, StateDirMissing, OSError) as error:
+        return "", [f"No assessment: {error}"]
+    return assessment.risk, assessment.lines()
 
 
 def run_assess(plan_path: Path, state_dirs: Sequence[Path], json_out: bool, context: str | None) -> int:

@@ -203,6 +203,10 @@ class Controller:
     def now(self) -> float:
         return self.clock.now() if self._clock_started else min(0.0, self.state.last_t)
 
+    @property
+    def state_dir(self) -> Path:
+        return self.journal.path.parent
+
     def emit(self, event: ev.Event) -> None:
         """Journal the event, then tell the listeners; an error repeating the last one is only counted.
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # annotations only: the console's first frame imports this
+    from pathlib import Path
+
     from console.controller.controller import FlagChangeRecord
     from console.journal.events import Event
     from console.journal.state import Phase, RolloutState
@@ -52,6 +54,11 @@ class ControllerHandle(Protocol):
 
     def now(self) -> float:
         """The rollout's clock: seconds since the first stage started (t <= 0 before)."""
+        ...
+
+    @property
+    def state_dir(self) -> Path | None:
+        """Where the rollout's journal (and its app's past ones) can be read from here; None for a pod's."""
         ...
 
     def stop(self) -> None:

@@ -172,9 +172,10 @@ class _Reading:
 def read_release(journal: Path) -> PastRelease | None:
     """The release a journal tells of; None for a journal that is no release's (a backtest, the flag changes').
 
-    JournalError when it cannot be read."""
+    JournalError when it cannot be read. Of the samples, most of a long journal, only the last is parsed: a history
+    takes of them only their time, and the journal's times only grow."""
     reading: _Reading | None = None
-    for event in read_events(journal):
+    for event in read_events(journal, last_sample_only=True):
         if reading is None:
             if not isinstance(event, ev.RolloutStarted) or event.target.get("kind") == ev.BACKTEST_TARGET:
                 return None

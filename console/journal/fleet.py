@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from console.journal import events as ev
 from console.journal.journal import JournalError, read_events
+from console.journal.snapshot import Say, resume, say_on_stderr
 from console.journal.state import Phase, RolloutState
 from console.journal.state_dir import RolloutFiles, StateDir
 
@@ -53,27 +56,41 @@ class FleetRow:
         return text.lower() in " ".join(words).lower()
 
 
-def read_row(files: RolloutFiles) -> FleetRow:
-    """The row of one rollout, folded from its journal (of its samples, the last: its verdict is the row's)."""
-    state, since, phase = RolloutState(), None, None
+def read_row(files: RolloutFiles, say: Say = say_on_stderr) -> FleetRow:
+    """The row of one rollout: its snapshot and the journal's tail after it, or without a snapshot the journal
+    with, of its samples, only the last (its verdict is the row's). `say` is told of a snapshot ignored."""
     try:
-        for event in read_events(files.journal, last_sample_only=True):
-            state.apply(event)
-            if state.phase != phase:
-                phase, since = state.phase, event.ts
+        if files.snapshot.exists():
+            resumed = resume(files.journal, say)
+            state, since = resumed.state, phase_since((event for _, event in resumed.recent.in_order()), RolloutState())
+        else:
+            state = RolloutState()
+            since = phase_since(read_events(files.journal, last_sample_only=True), state)
     except JournalError as error:
         return FleetRow(files, RolloutState(rollout=files.name), None, str(error))
     return FleetRow(files, state, datetime.fromisoformat(since) if since else None)
 
 
-def fleet_rows(state_dirs: list[Path], now: datetime) -> list[FleetRow]:
+def phase_since(events: Iterable[ev.Event], state: RolloutState) -> str | None:
+    """The wall time (ts) at which `state`, folding `events`, entered the phase it ends in. From a snapshot's
+    recent events (the samples, which never change a phase, left out) folded afresh: the phase an event sets
+    does not depend on the state before it, so the fresh fold changes phase where the rollout did."""
+    since, phase = None, None
+    for event in events:
+        state.apply(event)
+        if state.phase != phase:
+            phase, since = state.phase, event.ts
+    return since
+
+
+def fleet_rows(state_dirs: list[Path], now: datetime, say: Say = say_on_stderr) -> list[FleetRow]:
     """Every current rollout in the state dirs (a finished one while it is recent), ordered by `ordered`."""
     rows = []
     for state_dir in state_dirs:
         for journal in sorted(state_dir.glob("*.jsonl")) if state_dir.is_dir() else ():
             if journal == StateDir(state_dir).flags_journal:
                 continue
-            row = read_row(RolloutFiles(state_dir, journal.stem))
+            row = read_row(RolloutFiles(state_dir, journal.stem), say)
             # An archived run (name.STAMP.jsonl) names another rollout than its file.
             if row.unreadable or (row.state.started and row.state.rollout == journal.stem and is_current(row, now)):
                 rows.append(row)

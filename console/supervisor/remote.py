@@ -32,6 +32,8 @@ from console.supervisor.limits import LINE_LIMIT, MAX_FLAG_CHANGES
 from console.units import format_duration
 
 if TYPE_CHECKING:  # annotations only: the console's first frame imports this module
+    from pathlib import Path
+
     from console.controller.controller import FlagChangeRecord
     from console.supervisor.relay import PodLink
 
@@ -113,6 +115,10 @@ class RemoteController:
 
     def subscribe(self, listener: Callable[[ev.Event], None]) -> None:
         self._listeners.append(listener)
+
+    @property
+    def state_dir(self) -> Path | None:
+        return None if self.pod is not None else self.files.state_dir
 
     def on_notice(self, listener: Callable[[str], None]) -> None:
         """Lines for the operator about the connection itself: the controller lost, restarted, a refusal."""

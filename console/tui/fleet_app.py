@@ -6,9 +6,12 @@ ctrl+r rolls the highlighted rollout back once a confirm naming it is answered; 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,11 +19,13 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from console.file_watch import DirectoryWatch
 from console.journal.fleet import FleetRow, fleet_rows, is_current, ordered, read_row
-from console.journal.state import Phase
+from console.journal.state import Phase, RolloutState
 from console.journal.state_dir import RolloutFiles
 from console.tui.rollout_screen import CONSOLE_BINDINGS, ConsoleKeys, RolloutScreen
 from console.units import format_duration
@@ -30,8 +35,13 @@ from widgets.fleet_table import FleetLine, FleetTable
 if TYPE_CHECKING:
     from console.rollout import Rollout
 
-CHANGES_S = 1.0
-"""How often the journals' sizes are looked at: a journal that grew is read again; the others are not read."""
+CLOCK_S = 1.0
+"""How often the rows are drawn again from what was read (the time in phase moves on; a finished rollout ages out)."""
+READ_GAP_S = 2.0
+"""A written journal's row is read again at most this often: a row from a day-long journal's snapshot and tail costs
+some 20 ms, and 50 controllers each write a sample a second (a pause or a rollback shows within this)."""
+RESCAN_S = 30.0
+"""Without file notifications (no inotify): how often the state dirs' journals are looked at for a change."""
 NEEDS_STYLES = ("bold red", "yellow", "bold yellow", "", "dim")
 """A row's style by what it needs (FleetRow.needs)."""
 
@@ -60,15 +70,29 @@ class FleetScreen(Screen[None]):
 
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="fleet.filter", key_display="/"),
-        Binding("q", "quit_fleet", "Quit", id="fleet.quit"),
+        Binding("q", "quit_fleet", "Quit Brahma", id="fleet.quit"),
     ]
+
+    class Changed(Message):
+        """Rows were read again: journals the state dirs' notifications (or a rescan) named."""
+
+        def __init__(self, journals: list[Path]) -> None:
+            super().__init__()
+            self.journals = journals
 
     def __init__(self, state_dirs: list[Path], actions: FleetActions, actor: str):
         super().__init__()
         self.state_dirs, self.actions, self.actor = state_dirs, actions, actor
         self.rows: dict[str, FleetRow] = {}
         self._seen: dict[Path, tuple[int, int]] = {}
-        """Each journal's (size, mtime) when last read."""
+        """Each journal's (size, mtime) at the last rescan (used without notifications only)."""
+        self.watch: DirectoryWatch | None = None
+        self._read_at: dict[Path, float] = {}
+        """When each journal's row was last read again (monotonic)."""
+        self._waiting: set[Path] = set()
+        """Journals written since, whose rows are read once READ_GAP_S has passed."""
+        self.live = ""
+        """How the rows keep current, for the status line."""
         self.title = "Brahma · fleet"
 
     def compose(self) -> ComposeResult:
@@ -79,11 +103,36 @@ class FleetScreen(Screen[None]):
 
     def on_mount(self) -> None:
         now = datetime.now(UTC)
-        for row in fleet_rows(self.state_dirs, now):
+        for row in fleet_rows(self.state_dirs, now, self.log.warning):
             self.rows[row.key] = row
-        self._seen = self._journals()
+        self.watch_state_dirs()
         self.show_rows()
-        self.set_interval(CHANGES_S, self.take_changes)
+        self.set_interval(CLOCK_S, self.show_rows)
+
+    def watch_state_dirs(self) -> None:
+        """Journals read again when the kernel says they were written; where it cannot, a rescan every RESCAN_S."""
+        try:
+            self.watch = DirectoryWatch(self.state_dirs)
+        except OSError as error:
+            self.live = f"rescanned every {RESCAN_S:.0f} s (no file notifications: {error})"
+            self._seen = self._journals()
+            self.set_interval(RESCAN_S, self.rescan)
+            return
+        asyncio.get_running_loop().add_reader(self.watch.fileno(), self.take_notifications)
+        self.live = "live"
+
+    def on_unmount(self) -> None:
+        if self.watch is not None:
+            asyncio.get_running_loop().remove_reader(self.watch.fileno())
+            self.watch.close()
+
+    def take_notifications(self) -> None:
+        assert self.watch is not None
+        changes = self.watch.changes()
+        if changes.overflowed:  # some were lost: every journal is read again
+            self.take_changes(list(self._journals()))
+        else:
+            self.take_changes([path for path in changes.paths if path.name.endswith(".jsonl")])
 
     def _journals(self) -> dict[Path, tuple[int, int]]:
         seen = {}
@@ -94,31 +143,64 @@ class FleetScreen(Screen[None]):
                 continue
             for entry in entries:
                 if entry.name.endswith(".jsonl"):
-                    stat = entry.stat()
+                    try:
+                        stat = entry.stat()
+                    except OSError:  # removed since it was listed
+                        continue
                     seen[Path(entry.path)] = (stat.st_size, stat.st_mtime_ns)
         return seen
 
-    def take_changes(self) -> None:
-        """The rows of journals that changed (or appeared) read again; the rest as they were."""
+    def rescan(self) -> None:
+        """Without notifications: the journals whose size or time changed (or that appeared, or went) read again."""
         seen = self._journals()
-        changed = [journal for journal, mark in seen.items() if self._seen.get(journal) != mark]
+        changed = [journal for journal, mark in seen.items() if self._seen.get(journal) != mark] + [journal for journal in self._seen if journal not in seen]
         self._seen = seen
-        now = datetime.now(UTC)
-        for journal in changed:
+        self.take_changes(changed)
+
+    def take_changes(self, journals: list[Path]) -> None:
+        """The rows of these journals read again: at once, unless read less than READ_GAP_S ago (then once,
+        READ_GAP_S after that read: a controller writes a sample a second, a row need not be read as often)."""
+        now, due = time.monotonic(), []
+        for journal in journals:
             if journal.stem == "flags" or journal.stem.count("."):  # the flags' journal, an archived run
                 continue
-            row = read_row(RolloutFiles(journal.parent, journal.stem))
-            if row.unreadable or (row.state.started and is_current(row, now)):
+            if journal in self._waiting:
+                continue
+            wait = self._read_at.get(journal, -READ_GAP_S) + READ_GAP_S - now
+            if wait <= 0 or not journal.exists():  # a row gone costs no reading
+                due.append(journal)
+            else:
+                self._waiting.add(journal)
+                self.set_timer(wait, functools.partial(self._read_waiting, journal))
+        if due:
+            self.read_rows(due)
+
+    def _read_waiting(self, journal: Path) -> None:
+        self._waiting.discard(journal)
+        self.read_rows([journal])
+
+    def read_rows(self, journals: list[Path]) -> None:
+        """The rows of these journals read again (a journal gone: its row too); the rest as they were."""
+        now = datetime.now(UTC)
+        for journal in journals:
+            self._read_at[journal] = time.monotonic()
+            files = RolloutFiles(journal.parent, journal.stem)
+            row = read_row(files, self.log.warning) if journal.exists() else None
+            if row is not None and (row.unreadable or (row.state.started and is_current(row, now))):
                 self.rows[row.key] = row
+            else:
+                self.rows.pop(FleetRow(files, RolloutState(), None).key, None)
         self.show_rows()
+        self.post_message(self.Changed(journals))
 
     def show_rows(self) -> None:
         now = datetime.now(UTC)
+        self.rows = {key: row for key, row in self.rows.items() if row.unreadable or is_current(row, now)}
         table = self.query_one(FleetTable)
         table.show([fleet_line(row, now) for row in ordered(list(self.rows.values()))])
         shown = len(table.shown_keys)
         status = f"{shown} of {len(self.rows)} rollouts" + (f" · filter: {table.filter}" if table.filter else "")
-        self.query_one("#fleet-status", Static).update(status + f" · {', '.join(map(str, self.state_dirs))}")
+        self.query_one("#fleet-status", Static).update(status + f" · {', '.join(map(str, self.state_dirs))} · {self.live}")
 
     def action_filter(self) -> None:
         from widgets.input_screen import InputScreen
@@ -144,7 +226,7 @@ class FleetScreen(Screen[None]):
 
         def left(phase: Phase) -> None:
             self.app.pop_screen()
-            self.take_changes()
+            self.read_rows([row.files.journal])
 
         self.app.push_screen(RolloutScreen(rollout, left, actor=self.actor, in_fleet=True))
 
@@ -177,7 +259,8 @@ class FleetApp(ConsoleKeys, App[None]):
     TITLE = "Brahma"
     ENABLE_COMMAND_PALETTE = True
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
-    BINDINGS = CONSOLE_BINDINGS
+    BINDINGS = [replace(binding, description="Quit Brahma") if binding.id == "app.quit" else binding for binding in CONSOLE_BINDINGS]
+    """A console's q quits the whole app here, and its footer says so (Escape goes back to the fleet)."""
 
     def __init__(self, state_dirs: list[Path], actions: FleetActions, actor: str):
         super().__init__()

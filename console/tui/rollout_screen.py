@@ -10,6 +10,7 @@ simulator or a 1 s sample interval never floods a slow SSH link.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -40,8 +41,10 @@ from widgets.stage_track import StageTrack
 # where they are used, once the panes are mounted (mount_panes) or a screen of theirs is opened.
 if TYPE_CHECKING:
     from textual.widgets import RichLog
+    from textual.worker import Worker
 
     from console.rollout import Rollout
+    from widgets.assessment_panel import AssessmentPanel
     from widgets.checklist import Checklist
     from widgets.keyed_table import KeyedTable
     from widgets.metric_table import MetricTable
@@ -138,6 +141,8 @@ class RolloutScreen(FlagEditing, Screen[None]):
         """Event log lines from before the log was mounted."""
         self._leaving = False
         """The terminal is gone and the console is on its way out."""
+        self.assessing: Worker[None] | None = None
+        """The think step heading the pre-flight pane, being made (assess_release) once the panes are mounted."""
         self.title = f"Brahma · {self.plan.name}"
         self._fit_subtitle(80)
 
@@ -157,13 +162,15 @@ class RolloutScreen(FlagEditing, Screen[None]):
         if self._panes_asked or base is None or not base.is_attached:
             return  # mounted already, or the console is closing
         self._panes_asked = True
+        from widgets.assessment_panel import AssessmentPanel
         from widgets.checklist import Checklist
         from widgets.flag_panel import FlagPanel
         from widgets.metric_table import MetricTable
 
         metrics = Vertical(MetricTable(id="metrics"), Static(id="metrics-detail", classes="detail", markup=False), id="metrics-pane")
         metrics.border_title = "Metrics · canary vs stable"
-        preflight = Vertical(Checklist(id="checklist"), Static(id="checklist-detail", classes="detail", markup=False), id="preflight-pane")
+        checklist = (Checklist(id="checklist"), Static(id="checklist-detail", classes="detail", markup=False))
+        preflight = Vertical(AssessmentPanel(id="assessment"), *checklist, id="preflight-pane")
         preflight.border_title = "Pre-flight"
         flags = Vertical(FlagPanel(id="flags"), Static(id="flags-detail", classes="detail", markup=False), id="flags-pane")
         flags.border_title = "Flags"
@@ -186,6 +193,22 @@ class RolloutScreen(FlagEditing, Screen[None]):
         self.refresh_flags()
         self._highlight_the_cause(self.controller.state)
         self.query_one(MetricTable).focus()
+        if self.plan.preflight:
+            self.assessing = self.assess_release()
+
+    @work(exit_on_error=False, group="assessment")
+    async def assess_release(self) -> None:
+        """`brahma assess` for this release, past its first frame and off the event loop (it reads the app's past journals)."""
+        from console.app.history import console_assessment
+        from widgets.assessment_panel import AssessmentPanel
+
+        risk, lines = await asyncio.to_thread(console_assessment, self.plan, self.controller.state_dir)
+        self.query_one(AssessmentPanel).show(risk, lines)
+
+    def on_assessment_panel_opened(self, message: AssessmentPanel.Opened) -> None:
+        from widgets.text_screen import TextScreen
+
+        self.app.push_screen(TextScreen(f"Think step: {self.plan.name}", "\n".join(message.lines)))
 
     def on_mount(self) -> None:
         self._acting_keys = {} if self.read_only else {b: self._key_for(b) for b in ("rollout.resume", "rollout.promote", "rollout.rollback")}
@@ -554,9 +577,16 @@ class RolloutScreen(FlagEditing, Screen[None]):
         return bindings
 
     def action_quit_console(self) -> None:
+        """q: in the fleet too, the whole app quits (Escape is the key back to the fleet)."""
+        self._leave_console(exit_app=self.in_fleet)
+
+    def action_back(self) -> None:
+        self._leave_console(exit_app=False)
+
+    def _leave_console(self, exit_app: bool) -> None:
         state = self.controller.state
         if state.finished or not state.started or self.detached:
-            self.shut_down()
+            self.shut_down(exit_app)
             return
         if state.phase == Phase.ROLLING_BACK:
             body = (
@@ -571,13 +601,12 @@ class RolloutScreen(FlagEditing, Screen[None]):
                 "the metrics and no automatic rollback can happen. Traffic stays where it is. "
                 "Run the same `brahma run` again to resume from the journal."
             )
-        self.app.push_screen(ConfirmScreen("Quit while the rollout runs?", body, "Quit (Enter / y)", "Stay (n)"), lambda ok: self.shut_down() if ok else None)
-
-    def action_back(self) -> None:
-        self.action_quit_console()
+        self.app.push_screen(
+            ConfirmScreen("Quit while the rollout runs?", body, "Quit (Enter / y)", "Stay (n)"), lambda ok: self.shut_down(exit_app) if ok else None
+        )
 
     @work(exclusive=True, group="shutdown")
-    async def shut_down(self) -> None:
+    async def shut_down(self, exit_app: bool = False) -> None:
         """Detach from a detached controller; or stop the one in here, close the journal and clients, write the report."""
         self.controller.stop()
         following = [w for w in self.workers if w.group == "controller"]
@@ -590,6 +619,8 @@ class RolloutScreen(FlagEditing, Screen[None]):
             await self.workers.wait_for_complete(following)
             await close_rollout(self.rollout)
         self.leave(self.controller.state.phase)
+        if exit_app:  # the host's leave went back to the fleet: the app goes on to quit
+            self.app.exit()
 
 
 class ConsoleKeys:

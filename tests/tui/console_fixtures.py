@@ -79,6 +79,8 @@ async def settle(pilot, app: BrahmaApp, until=lambda state: True, rounds: int = 
         if until(app.controller.state):
             break
         await asyncio.sleep(0)
+    if app.rollout_screen.assessing is not None:  # the think step heading the pre-flight pane, read from files
+        await app.rollout_screen.assessing.wait()
     app.refresh_view()
     await pilot.pause()
 

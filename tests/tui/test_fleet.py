@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,9 +11,11 @@ from console.journal.fleet import read_row
 from console.journal.journal import read_events
 from console.journal.state import fold
 from console.journal.state_dir import RolloutFiles
-from console.tui.fleet_app import FleetActions, FleetApp
+from console.tui import fleet_app
+from console.tui.fleet_app import FleetActions, FleetApp, FleetScreen
 from console.tui.rollout_screen import RolloutScreen
 from tests.conftest import SAMPLES
+from tests.test_snapshots import snapshot_at
 from tests.tui.console_fixtures import console_app
 from widgets.confirm_screen import ConfirmScreen
 from widgets.fleet_table import FleetTable
@@ -110,15 +113,104 @@ async def test_slash_filters_the_rows(tmp_path):
         assert "1 of 5 rollouts · filter: search" in str(app.query_one("#fleet-status").content)
 
 
-async def test_a_journal_that_grows_moves_its_row(tmp_path):
+class Notified:
+    """The fleet's Changed messages, awaited: a row read again because the kernel said its journal was written."""
+
+    def __init__(self) -> None:
+        self.journals: list[Path] = []
+        self._changed = asyncio.Event()
+
+    def hook(self, message) -> None:
+        if isinstance(message, FleetScreen.Changed) and message.journals:
+            self.journals += message.journals
+            self._changed.set()
+
+    async def of(self, journal: Path) -> None:
+        while journal not in self.journals:
+            self._changed.clear()
+            await asyncio.wait_for(self._changed.wait(), timeout=10)
+
+
+def append(files: RolloutFiles, event: str, minutes_later: float = 90.0, **fields) -> None:
+    """One event more at the end of a journal, as the controller writes it (one line, one write)."""
+    line = {"event": event, "t": 1e4, "ts": (NOW - timedelta(hours=1) + timedelta(minutes=minutes_later)).isoformat(), **fields}
+    with files.journal.open("a") as out:
+        out.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+
+async def test_a_journal_written_after_the_fleet_opens_moves_its_row_as_the_kernel_says_so(tmp_path):
+    state_dirs, notified = fleet_of(tmp_path), Notified()
+    app = FleetApp(state_dirs, Actions().fleet(), "captain@laptop")
+    async with app.run_test(size=SIZE, message_hook=notified.hook) as pilot:
+        await pilot.pause()
+        assert app.fleet.live == "live" and "· live" in str(app.query_one("#fleet-status").content)
+        append(RolloutFiles(state_dirs[0], "running-1"), "paused", reason="held by hand", minutes_later=-30)
+        await notified.of(state_dirs[0] / "running-1.jsonl")
+        assert shown(app)[:3] == ["rolling-1", "running-1", "paused-1"], "two paused: the longer paused first"
+
+
+async def test_a_new_rollout_appears_and_one_that_finishes_moves_down(tmp_path):
+    state_dirs, notified = fleet_of(tmp_path), Notified()
+    app = FleetApp(state_dirs, Actions().fleet(), "captain@laptop")
+    async with app.run_test(size=SIZE, message_hook=notified.hook) as pilot:
+        await pilot.pause()
+        created = journal(state_dirs[1], "paused-2", ("paused", {"reason": "held"}), hours_ago=5)
+        await notified.of(created.journal)
+        assert shown(app)[:3] == ["rolling-1", "paused-2", "paused-1"]
+        append(RolloutFiles(state_dirs[1], "rolling-1"), "rolled_back", duration_s=42.0)
+        await notified.of(state_dirs[1] / "rolling-1.jsonl")
+        assert shown(app)[0] == "paused-2" and shown(app)[-2:] == ["done-today", "rolling-1"], "finished: last, the older first"
+        notified.journals.clear()
+        created.journal.unlink()
+        await notified.of(created.journal)
+        assert "paused-2" not in shown(app)
+
+
+async def test_a_journal_written_again_soon_after_is_read_once_the_gap_has_passed(tmp_path, monkeypatch):
+    monkeypatch.setattr(fleet_app, "READ_GAP_S", 0.3)
+    state_dirs, notified = fleet_of(tmp_path), Notified()
+    running = RolloutFiles(state_dirs[0], "running-1")
+    app = FleetApp(state_dirs, Actions().fleet(), "captain@laptop")
+    async with app.run_test(size=SIZE, message_hook=notified.hook) as pilot:
+        await pilot.pause()
+        name, fields = sample("warning")
+        append(running, name, **fields)
+        await notified.of(running.journal)
+        assert app.query_one(FleetTable).get_row(str(running.journal.with_suffix("")))[6].plain == "warning"
+        append(running, "paused", reason="held by hand", minutes_later=-30)
+        notified.journals.clear()
+        while running.journal not in app.fleet._waiting:  # the kernel's notice taken, the read put off
+            await pilot.pause()
+        assert "running-1" not in shown(app)[:2]
+        await notified.of(running.journal)
+        assert shown(app)[:2] == ["rolling-1", "running-1"] and not app.fleet._waiting
+
+
+async def test_without_file_notifications_the_fleet_rescans_slowly(tmp_path, monkeypatch):
+    def no_inotify(directories):
+        raise OSError(24, "inotify_init1: Too many open files")
+
+    monkeypatch.setattr(fleet_app, "DirectoryWatch", no_inotify)
     state_dirs = fleet_of(tmp_path)
     app = FleetApp(state_dirs, Actions().fleet(), "captain@laptop")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        journal(state_dirs[0], "running-1", ("paused", {"reason": "held by hand"}), app="search")
-        app.fleet.take_changes()
+        assert app.fleet.live.startswith(f"rescanned every {fleet_app.RESCAN_S:.0f} s (no file notifications: ")
+        append(RolloutFiles(state_dirs[0], "running-1"), "paused", reason="held by hand", minutes_later=-30)
         await pilot.pause()
-        assert shown(app)[:3] == ["rolling-1", "running-1", "paused-1"], "two paused: the longer paused first"
+        assert shown(app)[1] == "paused-1", "nothing reads a journal before the rescan"
+        app.fleet.rescan()  # the RESCAN_S timer's call
+        assert shown(app)[:3] == ["rolling-1", "running-1", "paused-1"]
+
+
+def test_a_row_with_a_snapshot_is_the_snapshot_and_the_tail_and_its_phase_began_where_the_journal_says(tmp_path):
+    files = journal(tmp_path, "snapped", sample("pass"), ("paused", {"reason": "held"}), sample("fail"), ("resumed", {}), sample("pass"), sample("warning"))
+    before = read_row(files)
+    snapshot_at(files.journal, 5)  # up to the pause's fail sample
+    ignored: list[str] = []
+    row, full = read_row(files, ignored.append), fold(read_events(files.journal))
+    assert files.snapshot.exists() and ignored == []
+    assert (row.state.phase, row.state.last_verdict, row.state.window, row.phase_since) == (full.phase, "warning", full.window, before.phase_since)
 
 
 async def test_ctrl_r_asks_naming_the_rollout_then_sends_its_rollback(tmp_path):
@@ -164,3 +256,20 @@ async def test_enter_opens_the_rollout_s_console_and_escape_comes_back(tmp_path)
         await app.workers.wait_for_complete([w for w in app.workers if w.group == "shutdown"])
         await pilot.pause()
         assert app.screen is app.fleet
+
+
+async def test_q_in_a_rollout_s_console_says_it_quits_brahma_and_does(tmp_path):
+    from console.plan import load_plan
+
+    rollout = console_app(load_plan(SAMPLES / "canary.yaml"), tmp_path / "console", stop_at=60).rollout
+    rollout.detached = True
+    app = FleetApp(fleet_of(tmp_path), Actions(rollout).fleet(), "captain@laptop")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        keys = {binding.key: binding.description for binding in (b.binding for b in app.screen.active_bindings.values())}
+        assert keys["q"] == "Quit Brahma" and keys["escape"] == "Fleet"
+        await pilot.press("q")
+        await app.workers.wait_for_complete([w for w in app.workers if w.group == "shutdown"])
+        assert app.return_code == 0, "q quit the app, not only the console"
