@@ -198,6 +198,7 @@ FOUNDATION = {
     "console.actor",
     "console.samples",
     "console.strict_json",
+    "console.file_watch",
 }
 """Modules every layer may use; they import nothing of Brahma but each other."""
 DOMAIN_LAYERS: dict[str, set[str]] = {

@@ -164,10 +164,18 @@ def structure_problems(document: Document, error: ValidationError, root: type[Ba
 def _judged_by_the_mapping_form(item: Any, errors: list[Any]) -> bool:
     """A mapping refused by a union's plain members too ("Input should be a valid integer" of `{step: 25,
     obsrve: 2d}`), where the member written as a mapping says what is wrong with it: only that is said."""
-    if not isinstance(item["input"], dict):
+    if not isinstance(item["input"], dict) or not isinstance(item["loc"][-1], str):
         return False
     union = item["loc"][:-1]
-    return any(len(other["loc"]) > len(union) + 1 and other["loc"][: len(union)] == union for other in errors)
+    return any(
+        len(other["loc"]) > len(union) + 1 and other["loc"][: len(union)] == union and _is_model_member(other["loc"][len(union)])
+        for other in errors
+    )
+
+
+def _is_model_member(tag: Any) -> bool:
+    """Pydantic names a union's model member by its class (FlagStepSpec); the plan's own fields are lower case."""
+    return isinstance(tag, str) and tag[:1].isupper()
 
 
 def _normalise(data: dict[str, Any]) -> dict[str, Any]:

@@ -199,7 +199,7 @@ class RolloutScreen(FlagEditing, Screen[None]):
     @work(exit_on_error=False, group="assessment")
     async def assess_release(self) -> None:
         """`brahma assess` for this release, past its first frame and off the event loop (it reads the app's past journals)."""
-        from console.app.history import console_assessment
+        from console.history.think_step import console_assessment
         from widgets.assessment_panel import AssessmentPanel
 
         risk, lines = await asyncio.to_thread(console_assessment, self.plan, self.controller.state_dir)
