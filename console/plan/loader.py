@@ -167,10 +167,7 @@ def _judged_by_the_mapping_form(item: Any, errors: list[Any]) -> bool:
     if not isinstance(item["input"], dict) or not isinstance(item["loc"][-1], str):
         return False
     union = item["loc"][:-1]
-    return any(
-        len(other["loc"]) > len(union) + 1 and other["loc"][: len(union)] == union and _is_model_member(other["loc"][len(union)])
-        for other in errors
-    )
+    return any(len(other["loc"]) > len(union) + 1 and other["loc"][: len(union)] == union and _is_model_member(other["loc"][len(union)]) for other in errors)
 
 
 def _is_model_member(tag: Any) -> bool:
