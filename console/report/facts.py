@@ -13,7 +13,7 @@ from console.journal import events as ev
 from console.journal.evidence import by_trigger
 from console.journal.journal import read_events
 from console.journal.state import Phase, RolloutState
-from console.narrate import console_detached, flag_change, rollback_failed, rollout_clock, supervision_resumed, times_repeated
+from console.narrate import console_detached, flag_change, rollback_failed, rollout_clock, spans_days, supervision_resumed, times_repeated
 from console.plan.checks import Check
 from console.report.judgement import SEVERITY_RANK, Limit, Moments, Tracks
 from console.units import format_duration, format_metric_value
@@ -127,6 +127,14 @@ class ReportData:
 
     def shown(self, metric: str, value: float | None) -> str:
         return format_metric_value(metric, value, metric in self.percent_metrics)
+
+    @property
+    def spans_days(self) -> bool:
+        return self.started is not None and spans_days(self.started.planned_s)
+
+    def clock(self, t: float) -> str:
+        """`t` on the rollout's clock, in days for a rollout planned to last them (as the console and the timeline tell it)."""
+        return rollout_clock(t, self.spans_days)
 
     def stage(self, index: int) -> StageRecord | None:
         return next((s for s in self.stages if s.index == index), None)
@@ -326,7 +334,7 @@ def _collect_event(data: ReportData, event: ev.Event) -> None:
         case ev.ConsoleDetached() if event.consoles == 0 and not event.watch_only:
             data.timeline.append((event.t, event.ts, console_detached(event)))
         case ev.ConsoleAttached() if data.state.alone_since is not None and not event.watch_only:
-            since = rollout_clock(data.state.alone_since.t)
+            since = data.clock(data.state.alone_since.t)
             data.timeline.append((event.t, event.ts, f"{event.actor} attached; no console that may act had been since `{since}`"))
         case ev.RollbackStarted():
             _rollback_started(data, event)
@@ -411,7 +419,7 @@ def held_without_acting(data: ReportData) -> list[tuple[float, str]]:
         worst = (max if limit.bounds_above else min)(worst_values) if worst_values else None
         stages = ", ".join(stage.name for stage, _ in holds)
         first, last = holds[0][1].first_t, holds[-1][1].last_t
-        span = f"at `{rollout_clock(first)}`" if samples == 1 else f"from `{rollout_clock(first)}` to `{rollout_clock(last)}`"
+        span = f"at `{data.clock(first)}`" if samples == 1 else f"from `{data.clock(first)}` to `{data.clock(last)}`"
         kind = "Warning" if limit.kind == "warning" else "Critical trigger"
         said.append(
             (

@@ -52,10 +52,11 @@ def code_block(commands: list[str]) -> list[str]:
     return ["```sh", *commands, "```"]
 
 
-def wall(ts: str) -> str:
-    """The wall time of an event, HH:MM:SS (the date is given once, in Changes)."""
+def wall(ts: str, weekday: bool = False) -> str:
+    """The wall time of an event, HH:MM:SS (the date is given once, in Changes); with `weekday`, `Fri 14:00:00`,
+    for a rollout that lasts days."""
     try:
-        return datetime.fromisoformat(ts).strftime("%H:%M:%S")
+        return datetime.fromisoformat(ts).strftime("%a %H:%M:%S" if weekday else "%H:%M:%S")
     except ValueError:
         return ts or "—"
 

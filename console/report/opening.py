@@ -8,7 +8,7 @@ import textwrap
 from console.journal import events as ev
 from console.journal.evidence import JUDGE_TRIGGER_PREFIX, JudgeEvidence, trigger_metric, trigger_said
 from console.journal.state import Phase, RolloutState
-from console.narrate import flag_state, rollout_clock
+from console.narrate import flag_state
 from console.report.facts import ReportData, RollbackRecord, StageRecord, final_flags, held_on, held_without_acting, trigger_limit
 from console.report.judgement import SEVERITY_RANK, Limit
 from console.report.markdown import SUMMARY_WIDTH, bullet, table
@@ -90,7 +90,7 @@ def _what_happened(data: ReportData) -> str:
     if rollback is not None and state.phase in (Phase.ROLLED_BACK, Phase.ROLLING_BACK):
         verb = "rolled back" if state.phase == Phase.ROLLED_BACK else "rolling back (not verified)"
         if rollback.after_completion:
-            return f"completed, then {verb} at {rollout_clock(rollback.t)}: {_why_short(data, rollback)}"
+            return f"completed, then {verb} at {data.clock(rollback.t)}: {_why_short(data, rollback)}"
         if rollback.stage is None:
             return f"{verb} before any change: {rollback.reason}"
         return f"{verb} {_stage_phrase(rollback.stage, rollback.t)}: {_why_short(data, rollback)}"
@@ -111,7 +111,7 @@ def _what_happened(data: ReportData) -> str:
     if state.phase == Phase.AWAITING_PROMOTE:
         return f"{stage.name if stage else 'a stage'} held its window and waits for a promote"
     if state.phase == Phase.RUNNING and stage is not None:
-        return f"running, {_stage_phrase(stage, state.last_t)} (journal ends at {rollout_clock(state.last_t)})"
+        return f"running, {_stage_phrase(stage, state.last_t)} (journal ends at {data.clock(state.last_t)})"
     return "the pre-flight gate had not finished when the journal ends"
 
 
@@ -160,7 +160,7 @@ def rollback_section(data: ReportData) -> list[str]:
         return []
     lines = ["## Why it was rolled back", ""]
     when = "after the release had completed" if rollback.after_completion else _stage_phrase(rollback.stage, rollback.t)
-    lines += bullet(f"Decision at `{rollout_clock(rollback.t)}`, {when}: {rollback.reason}")
+    lines += bullet(f"Decision at `{data.clock(rollback.t)}`, {when}: {rollback.reason}")
     lines += bullet(f"Trigger: {_trigger_text(data, rollback)}")
     lines += _breach_sample(data, rollback)
     if data.state.phase == Phase.ROLLING_BACK:
@@ -239,5 +239,5 @@ def _breach_sample(data: ReportData, rollback: RollbackRecord) -> list[str]:
         if judged and metric == named:
             limits.insert(0, f"the sequential judge: {judged.counted} {judged.said()} of stable's")
         rows.append([metric, data.shown(metric, canary), data.shown(metric, stable), "; ".join(limits) or "none"])
-    lines = bullet(f"{which}, at `{rollout_clock(sample.t)}`" + (f" ({'; '.join(sample.errors)})" if sample.errors else "") + ":")
+    lines = bullet(f"{which}, at `{data.clock(sample.t)}`" + (f" ({'; '.join(sample.errors)})" if sample.errors else "") + ":")
     return lines + [""] + table(["metric", "new version", "stable", "limits it broke"], rows) + [""]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from console.journal import events as ev
 from console.journal.evidence import JudgeEvidence, by_trigger
 from console.journal.state import Phase
-from console.narrate import flag_change, flag_state, rollout_clock
+from console.narrate import flag_change, flag_state
 from console.printable import printable
 from console.redact import redact
 from console.report.facts import ReportData, StageRecord, final_flags, held_without_acting
@@ -95,7 +95,7 @@ def timeline(data: ReportData) -> list[str]:
     for stage in data.stages:
         end = stage.ended_t if stage.ended_t is not None else data.state.last_t if stage.started_t is not None else None
         actual = format_duration(end - stage.started_t) if stage.started_t is not None and end is not None else "—"
-        start = rollout_clock(stage.started_t) if stage.started_t is not None else "—"
+        start = data.clock(stage.started_t) if stage.started_t is not None else "—"
         rows.append([stage.name, f"{stage.weight}%", start, format_duration(stage.planned_s), actual, _stage_outcome(data, stage)])
     lines += table(["stage", "weight", "start", "planned", "actual", "outcome"], rows) + [""]
     observed = [s for s in data.stages if s.started_t is not None]
@@ -117,7 +117,7 @@ def timeline(data: ReportData) -> list[str]:
         lines += table(["stage", "metric", "new version", "stable", "must", "met"], rows) + [""]
     lines += ["Events, on the rollout's clock and the wall clock:", ""]
     for t, ts, text in data.timeline:
-        lines += bullet(f"`{rollout_clock(t)}` {wall(ts)} {text}")
+        lines += bullet(f"`{data.clock(t)}` {wall(ts, weekday=data.spans_days)} {text}")
     if not data.timeline:
         lines.append("Nothing happened after the gate.")
     return lines + [""]
@@ -188,7 +188,7 @@ def feature_flags(data: ReportData) -> list[str]:
     if final:
         lines += paragraph("At the end: " + "; ".join(f"{name} {flag_state(flag)}" for name, flag in final.items()) + ".") + [""]
     for f in data.flags:
-        lines += bullet(f"`{rollout_clock(f.t)}` {f.flag}: {flag_change(f.old, f.new)} by {f.actor}" + (f" ({f.reason})" if f.reason else ""))
+        lines += bullet(f"`{data.clock(f.t)}` {f.flag}: {flag_change(f.old, f.new)} by {f.actor}" + (f" ({f.reason})" if f.reason else ""))
     if not data.flags:
         lines.append("No flag was changed.")
     return lines + [""]
@@ -198,7 +198,7 @@ def notifications(data: ReportData) -> list[str]:
     lines = ["## Notifications", ""]
     if not data.notifications:
         return lines + ["No notification was sent.", ""]
-    rows = [[f"`{rollout_clock(n.t)}`", n.webhook, n.about, n.status, str(n.attempts), redact(n.detail)] for n in data.notifications]
+    rows = [[f"`{data.clock(n.t)}`", n.webhook, n.about, n.status, str(n.attempts), redact(n.detail)] for n in data.notifications]
     return lines + table(["at", "webhook", "about", "result", "attempts", "detail"], rows) + [""]
 
 
@@ -218,7 +218,7 @@ def issues(data: ReportData) -> list[str]:
                 )
             )
     for t, text in sorted(issues, key=lambda issue: issue[0]):
-        lines += bullet(f"`{rollout_clock(t)}` {text}")
+        lines += bullet(f"`{data.clock(t)}` {text}")
     if not issues:
         lines.append("Nothing: no pause, no breach, no error.")
     return lines + [""]
