@@ -139,13 +139,13 @@ async def test_the_console_says_the_day_and_when_the_next_step_comes_in_the_mach
     assert "day" not in short.state, "a rollout within a day has no days to count"
 
 
-
 async def test_the_runbook_of_a_week_tells_its_clock_in_days_and_its_wall_times_by_weekday(week, tmp_path):
     await kill_on_day_3_and_restart(week, tmp_path, gone_s=3600)
     runbook = write_report(next(tmp_path.glob("*.jsonl"))).read_text()
     assert "| new-checkout-flow: 50%            | 100%   | d5 01:45:00 |" in runbook, "the stage table's start, in days"
     assert "- `d5 01:45:00` Fri 10:45:00 new-checkout-flow: 50% started" in runbook, "Monday 9:00 + 4 days 1h45m"
     assert "`5865:00`" not in runbook, "no minute count of a week"
+
 
 def test_the_timeline_is_told_in_days_for_a_rollout_that_spans_them_and_in_minutes_otherwise():
     assert [rollout_clock(t, days=True) for t in (0, 6300, 2 * DAY + 15120, 6 * DAY + 49500)] == ["d1 00:00:00", "d1 01:45:00", "d3 04:12:00", "d7 13:45:00"]
