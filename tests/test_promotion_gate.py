@@ -15,6 +15,7 @@ from console.controller.sequential import SequentialJudge
 from console.journal import events as ev
 from console.journal.state import Phase
 from console.plan import load_plan
+from console.report import write_report
 from testbed import SAMPLES
 from tests.test_judge_statistics import INTERVAL_S, STAGES, three_sigma, track_counts
 from tests.test_limits_on_counts import counted_controller, journaled
@@ -95,3 +96,6 @@ async def test_a_canary_with_half_again_stables_errors_is_paused_at_a_windows_en
     rollback = journaled(controller, ev.RollbackStarted)[0]
     assert rollback.trigger == "judge:error_rate" and rollback.t > pause.t
     assert not any(e.weight >= 100 for e in journaled(controller, ev.StageStarted)), "never promoted to 100%"
+    runbook = write_report(controller.journal.path, tmp_path / "runbook.md").read_text()
+    issues = " ".join(runbook.split("## Issues Encountered", 1)[1].split())  # its lines wrapped
+    assert f"Paused by the sequential judge (error rate vs stable): {pause.reason}" in issues, "the runbook quotes the held window's evidence"
