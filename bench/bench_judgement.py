@@ -11,8 +11,8 @@ windows, interval, min_requests and triggers, headless (a pause nobody decides r
 pause_timeout, as in CI). Each canary runs three times, under:
 
 - `threshold`: analysis.judge threshold, the plan's limits alone (per-sample triggers, window criteria);
-- `sequential`: analysis.judge sequential (the product's e-process, alpha 0.01, tolerance 20%), beside
-  the same limits;
+- `sequential`: analysis.judge sequential (the product's e-process, alpha 0.01, tolerance 20%, and its
+  promotion gate: a window it holds pauses, and headless the pause rolls back), beside the same limits;
 - `mann_whitney`: a Kayenta-like judge, beside the same limits: at each stage window's end, the window's
   per-sample canary values against stable's (error rate, and p99 where the source counts latency), one
   scipy.stats.mannwhitneyu test per metric, one-sided (canary greater); a metric is High when p < 0.025
@@ -52,14 +52,17 @@ Definitions:
 - exposure: canary requests served from the onset to rollback_started, median over the same canaries.
 
 Cost: a rollout runs the whole controller loop, journal included (in a temporary directory, on
-/dev/shm where there is one, so the group commit's fsyncs cost nothing), about 0.4 s of CPU for a
-healthy canary's 270 samples (`judgement_rollout_ms`; the simulator's draws, the judge, the journal and
-its fold each take a fair part of it). The runs of one canary under the three judges are one run until
-a judge parts from it (4,396 rollouts for the corpus' 6,240 judgements): a run stops as
-the 100% stage starts (its outcome is decided); the Mann-Whitney judge watches the sequential run and
-is run itself only when that run parted from its own before its first High window; a threshold run is
-taken from a run that no judge parted from (`judged_three_ways`: the same decisions, proven equal by
-tests/test_bench_judgement.py). The corpus runs in PROCESSES worker processes; each canary's draws come
+/dev/shm where there is one, so the group commit's fsyncs cost nothing), about 0.25 s of CPU for a
+healthy canary's 270 samples (the simulator's draws, the judges, the journal and its fold each take a
+fair part of it; `judgement_rollout_ms`, of CPU, and `judgement_corpus_cpu_s` in all, whatever else shares the
+machine). The runs of one canary under the three judges are one run until a judge parts from it
+(2,454 rollouts for the corpus' 6,240 judgements): a run stops as the 100% stage starts (its outcome is
+decided). Every canary's threshold run is needed to its end, so the sequential and the Mann-Whitney judges
+watch it (`Watching`): a judge whose first departure from it is a rollback before the run's own first pause
+or rollback has that rollback for its outcome; a judge that never departed from a run the limits alone
+decided has the run's outcome; only the others are run themselves (a sequential judge's held window, a
+window that failed, a pause): `judged_three_ways`, the same decisions, proven equal by
+tests/test_bench_judgement.py. The corpus runs in PROCESSES worker processes; each canary's draws come
 from its own seed and happen in the order of its samples, so the figures repeat exactly whatever the
 scheduling.
 """
@@ -70,6 +73,7 @@ import asyncio
 import itertools
 import math
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -633,16 +637,23 @@ def main() -> None:
         print(f"BENCH judgement_corpus_{effect_class} {count} canaries")
     print(f"BENCH judgement_corpus_canaries {len(canaries)} canaries")
     print(f"BENCH judgement_corpus_bad {sum(c.bad for c in canaries)} canaries")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_s()
     outcomes = measure(canaries)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _cpu_s() - cpu_started
     print(by_class(canaries, outcomes), file=sys.stderr)
     for name, value in figures(canaries, outcomes).items():
         print(f"BENCH {name} {value:.1f} {_unit(name)}")
     print(f"BENCH judgement_corpus_wall_s {wall:.1f} s")
+    print(f"BENCH judgement_corpus_cpu_s {cpu:.1f} s")
     rollouts = sum(not outcome.reused for outcome in outcomes)
     print(f"BENCH judgement_rollouts {rollouts} rollouts")
-    print(f"BENCH judgement_rollout_ms {wall * 1000 * PROCESSES / rollouts:.2f} ms")
+    print(f"BENCH judgement_rollout_ms {cpu * 1000 / rollouts:.2f} ms")
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its ended workers: the bench's cost whatever else shares the machine."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 if __name__ == "__main__":
