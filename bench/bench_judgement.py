@@ -11,8 +11,8 @@ windows, interval, min_requests and triggers, headless (a pause nobody decides r
 pause_timeout, as in CI). Each canary runs three times, under:
 
 - `threshold`: analysis.judge threshold, the plan's limits alone (per-sample triggers, window criteria);
-- `sequential`: analysis.judge sequential (the product's e-process, alpha 0.01, tolerance 20%), beside
-  the same limits;
+- `sequential`: analysis.judge sequential (the product's e-process, alpha 0.01, tolerance 20%, and its
+  promotion gate: a window it holds pauses, and headless the pause rolls back), beside the same limits;
 - `mann_whitney`: a Kayenta-like judge, beside the same limits: at each stage window's end, the window's
   per-sample canary values against stable's (error rate, and p99 where the source counts latency), one
   scipy.stats.mannwhitneyu test per metric, one-sided (canary greater); a metric is High when p < 0.025
@@ -20,7 +20,7 @@ pause_timeout, as in CI). Each canary runs three times, under:
   least 1.2 times stable's (Kayenta's effect size, `allowedIncrease`, set to the same 20% tolerance the
   sequential judge is given); any High metric rolls back (both are Kayenta "critical" metrics). It is
   bench-only: the controller's `judge` slot, which holds the SequentialJudge, takes an object with the
-  same three methods (add, journaled, regression); the product is not changed.
+  same methods (add, journaled, evidence, regression, held); the product is not changed.
 
 The limits. The reference limits fit a service with errors near 0.025% and p99 near 150 ms: stage 3 asks
 success_rate > 99.95% (errors under 0.05%) and p99 < 300 ms. A service at 0.5% errors could never meet
@@ -52,14 +52,17 @@ Definitions:
 - exposure: canary requests served from the onset to rollback_started, median over the same canaries.
 
 Cost: a rollout runs the whole controller loop, journal included (in a temporary directory, on
-/dev/shm where there is one, so the group commit's fsyncs cost nothing), about 0.4 s of CPU for a
-healthy canary's 270 samples (`judgement_rollout_ms`; the simulator's draws, the judge, the journal and
-its fold each take a fair part of it). The runs of one canary under the three judges are one run until
-a judge parts from it (4,396 rollouts for the corpus' 6,240 judgements): a run stops as
-the 100% stage starts (its outcome is decided); the Mann-Whitney judge watches the sequential run and
-is run itself only when that run parted from its own before its first High window; a threshold run is
-taken from a run that no judge parted from (`judged_three_ways`: the same decisions, proven equal by
-tests/test_bench_judgement.py). The corpus runs in PROCESSES worker processes; each canary's draws come
+/dev/shm where there is one, so the group commit's fsyncs cost nothing), about 0.25 s of CPU for a
+healthy canary's 270 samples (the simulator's draws, the judges, the journal and its fold each take a
+fair part of it; `judgement_rollout_ms`, of CPU, and `judgement_corpus_cpu_s` in all, whatever else shares the
+machine). The runs of one canary under the three judges are one run until a judge parts from it
+(2,454 rollouts for the corpus' 6,240 judgements): a run stops as the 100% stage starts (its outcome is
+decided). Every canary's threshold run is needed to its end, so the sequential and the Mann-Whitney judges
+watch it (`Watching`): a judge whose first departure from it is a rollback before the run's own first pause
+or rollback has that rollback for its outcome; a judge that never departed from a run the limits alone
+decided has the run's outcome; only the others are run themselves (a sequential judge's held window, a
+window that failed, a pause): `judged_three_ways`, the same decisions, proven equal by
+tests/test_bench_judgement.py. The corpus runs in PROCESSES worker processes; each canary's draws come
 from its own seed and happen in the order of its samples, so the figures repeat exactly whatever the
 scheduling.
 """
@@ -70,6 +73,7 @@ import asyncio
 import itertools
 import math
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -87,7 +91,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from console.controller.clock import VirtualClock  # noqa: E402
 from console.controller.controller import Controller, ControllerOptions  # noqa: E402
-from console.controller.sequential import Regression, SequentialJudge  # noqa: E402
+from console.controller.sequential import SequentialJudge  # noqa: E402
 from console.derived import histogram_quantile, track_values  # noqa: E402
 from console.journal import events as ev  # noqa: E402
 from console.journal.state import Phase  # noqa: E402
@@ -377,6 +381,10 @@ class MannWhitneyJudge:
     def regression(self) -> KayentaHigh | None:
         return self._high
 
+    def held(self) -> None:
+        """Kayenta has no promotion gate: a window not High passes."""
+        return None
+
 
 class KayentaHigh(str):
     """Why a window was High: the reason the controller journals, carrying its `reason` and `trigger` as the
@@ -409,38 +417,66 @@ class Outcome:
     """Taken from another judge's run of the same canary (`judged_three_ways`), not run again."""
 
 
-class Watched:
-    """The sequential judge in the controller's judge slot, the Mann-Whitney judge watching the same samples
-    without a say: when it would first have rolled back, and the canary's exposure then (`judged_three_ways`)."""
+class Watching:
+    """The threshold run's judge slot: the sequential and the Mann-Whitney judges watch its samples without a say
+    (the run decides as `judge: threshold` does), each until it first parts from the run: for the sequential
+    judge a regression (its rollback) or a window it holds (its pause), for the Mann-Whitney judge its first
+    High window (its rollback). A rollback is its outcome (`judged_three_ways`)."""
 
-    def __init__(self, judge: SequentialJudge, controller: Controller, source: CanarySource):
-        self.judge, self.source = judge, source
-        self.watcher = MannWhitneyJudge(controller)
-        self.clock = controller.now
-        self.first_high: tuple[float, str, float] | None = None
-        """The rollout time, trigger and exposure of the watcher's first High window."""
+    def __init__(self, controller: Controller, source: CanarySource, sequential: SequentialJudge):
+        self.controller, self.source = controller, source
+        self.watchers: dict[str, SequentialJudge | MannWhitneyJudge] = {"sequential": sequential, "mann_whitney": MannWhitneyJudge(controller)}
+        self.parted: dict[str, Parting] = {}
+        """Where each watcher parted from the run, by judge."""
 
     def add(self, canary: TrackCounts | None, stable: TrackCounts | None, stage: int = 0) -> bool:
-        self.watcher.add(canary, stable)
-        high = self.watcher.regression()
-        if high is not None and self.first_high is None:
-            self.first_high = (self.clock(), high.trigger, self.source.exposed_requests)
-        return self.judge.add(canary, stable, stage)
+        for judge, watcher in self.watchers.items():
+            if judge not in self.parted:
+                watcher.add(canary, stable, stage)
+                regression = watcher.regression()
+                if regression is not None:
+                    self._part(judge, regression.trigger, rollback=True)
+        return False  # no evidence of the run's own: it journals and decides as under judge: threshold
 
-    def journaled(self) -> dict[str, dict[str, float | None]]:
-        return self.judge.journaled()
+    def held(self) -> None:
+        """A window passed: the sequential judge's promotion gate would have paused there."""
+        if "sequential" not in self.parted:
+            hold = self.watchers["sequential"].held()
+            if hold is not None:
+                self._part("sequential", hold.trigger, rollback=False)
+        return None
 
     def evidence(self, metric: str = "error_rate") -> RatioEvidence:
-        return self.judge.evidence(metric)
+        """None, as under judge: threshold (a window that fails is judged on the limits alone)."""
+        return RatioEvidence(0.0, None, None, None, 0.0, 0, 0.0, 0)
 
-    def regression(self) -> Regression | None:
-        return self.judge.regression()
+    def journaled(self) -> dict[str, dict[str, float | None]]:
+        return {}
+
+    def regression(self) -> None:
+        return None
+
+    def _part(self, judge: str, trigger: str, rollback: bool) -> None:
+        state, now = self.controller.state, self.controller.now()
+        window_end = state.window_started_t + self.controller.plan.stages[state.stage].observe
+        self.parted[judge] = Parting(now, trigger, self.source.exposed_requests, now >= window_end - 1e-9, rollback)
 
 
-async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journal_dir: Path, watch: bool = False) -> tuple[Outcome, Outcome | None]:
-    """The canary's run under `judge`; with `watch` (the sequential judge only), also the Mann-Whitney judge's
-    outcome where the run shows it: its first High window came before anything made the runs part (a pause,
-    a failed window, a rollback), so its own run would have rolled back right there."""
+@dataclass(frozen=True)
+class Parting:
+    t: float
+    trigger: str
+    exposed_requests: float
+    by_window: bool
+    rollback: bool
+    """A rollback (the judge's outcome), else a pause (its run goes on apart)."""
+
+
+async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journal_dir: Path, watch: bool = False) -> tuple[Outcome, dict[str, Outcome]]:
+    """The canary's run under `judge`; with `watch` (the threshold judge only), also the outcomes of the judges
+    watching it (`Watching`) that rolled back before the run parted from theirs: before its first pause or
+    rollback (a rollback at the same sample as a limit's, which would have gone first, is not known: parted
+    too), so their own runs would have rolled back right there."""
     plan = plan_for(reference, canary, judge)
     target = SimTarget("canary", plan.image, "stable")
     source = CanarySource(canary, target)
@@ -448,13 +484,15 @@ async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journa
     controller = Controller(plan, target, source, journal, VirtualClock(), ControllerOptions(headless=True), actor="bench")
     if judge == "mann_whitney":
         controller.judge = MannWhitneyJudge(controller)
-    watched = Watched(controller.judge, controller, source) if watch and isinstance(controller.judge, SequentialJudge) else None
-    if watched is not None:
-        controller.judge = watched
+    watching = None
+    if watch and judge == "threshold":
+        sequential = plan_for(reference, canary, "sequential")
+        compared = sum(stage.weight < 100 for stage in sequential.stages)
+        watching = Watching(controller, source, SequentialJudge(sequential.alpha, sequential.tolerance, sequential.floor, sequential.metric_names, compared))
+        controller.judge = watching
     ending: dict[str, Any] = {}
     parted_t = math.inf
-    """When the run stopped being the Mann-Whitney judge's too: its first pause or a limit's rollback (at the
-    same sample as its own High, which would have gone first, is not known: that is parted too)."""
+    """When the run stopped being the watchers' too: its first pause or rollback."""
 
     def listen(event: ev.Event) -> None:
         nonlocal parted_t
@@ -462,8 +500,7 @@ async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journa
             state = controller.state
             window_end = state.window_started_t + plan.stages[state.stage].observe
             ending.update(t=event.t, trigger=event.trigger, exposed=source.exposed_requests, by_window=event.t >= window_end - 1e-9)
-            if not event.trigger.startswith(JUDGE_TRIGGER_PREFIX):
-                parted_t = min(parted_t, event.t)
+            parted_t = min(parted_t, event.t)
             controller.stop()
         elif isinstance(event, ev.Paused):
             parted_t = min(parted_t, event.t)
@@ -486,47 +523,37 @@ async def run_rollout(reference: RolloutPlan, canary: Canary, judge: str, journa
         ending.get("exposed", 0.0),
         ending.get("by_window", False),
     )
-    return outcome, _watched_outcome(canary, watched, parted_t)
+    return outcome, _watched_outcomes(canary, outcome, watching, parted_t)
 
 
-def _watched_outcome(canary: Canary, watched: Watched | None, parted_t: float) -> Outcome | None:
-    """The Mann-Whitney judge's outcome from its watch, when its first High came before the run parted from its
-    own. A High at the sample the sequential judge rolled back at is still its own: the run stopped there."""
-    if watched is None or watched.first_high is None or watched.first_high[0] >= parted_t:
-        return None
-    t, trigger, exposed = watched.first_high
-    return Outcome(canary.index, "mann_whitney", t, trigger, False, exposed, by_window=True, reused=True)
-
-
-def _limits_alone(outcome: Outcome) -> bool:
-    """Decided by the limits alone, as the threshold judge would have: promoted, or rolled back by a limit
-    before its stage's window ended."""
-    return outcome.promoted or (outcome.rolled_back_t is not None and not outcome.by_window and not outcome.trigger.startswith(JUDGE_TRIGGER_PREFIX))
+def _watched_outcomes(canary: Canary, run: Outcome, watching: Watching | None, parted_t: float) -> dict[str, Outcome]:
+    """By judge, the watchers' outcomes the threshold run shows: a watcher's rollback before the run parted; the
+    run's own when the watcher never parted from it and the limits alone decided it (promoted, or rolled back
+    by a limit before its stage's window ended: a window that failed is judged with the watcher's evidence)."""
+    if watching is None:
+        return {}
+    found: dict[str, Outcome] = {}
+    for judge in watching.watchers:
+        parting = watching.parted.get(judge)
+        if parting is not None and parting.t < parted_t:
+            if parting.rollback:
+                found[judge] = Outcome(canary.index, judge, parting.t, parting.trigger, False, parting.exposed_requests, parting.by_window, reused=True)
+        elif parting is None and (run.promoted or not run.by_window):
+            found[judge] = replace(run, judge=judge, reused=True)
+    return found
 
 
 async def judged_three_ways(reference: RolloutPlan, canary: Canary, journal_dir: Path, reuse: bool = True) -> list[Outcome]:
     """The canary under each judge. The sequential and the Mann-Whitney judges run beside the limits and only
-    add rollbacks, and every run of a canary draws the same counts: so the runs of the three judges are one
-    run until one of them parts from it (a judge's rollback, a window that failed, a pause). With `reuse`
-    (tests check it gives the same outcomes as running each):
-    - the Mann-Whitney judge watches the sequential run; when its first High window comes before that run
-      parted, its outcome is that rollback, and it is not run;
-    - a run that no judge parted from (promoted, or rolled back by a limit before its stage's window ended)
-      is decision for decision the threshold judge's run, and the Mann-Whitney one's when its watch saw no
-      High. A window that failed parts the runs: where stable fails too, whether the canary is the one to
-      blame is the sequential judge's word when it has one."""
-    sequential, watched = await run_rollout(reference, canary, "sequential", journal_dir, watch=reuse)
-    mann_whitney = watched
-    if mann_whitney is None and reuse and _limits_alone(sequential):
-        mann_whitney = replace(sequential, judge="mann_whitney", reused=True)
-    if mann_whitney is None:
-        mann_whitney, _ = await run_rollout(reference, canary, "mann_whitney", journal_dir)
-    limits_alone = [o for o in (sequential, mann_whitney) if _limits_alone(o) and not o.reused]
-    if reuse and limits_alone:
-        threshold = replace(limits_alone[0], judge="threshold", reused=True)
-    else:
-        threshold, _ = await run_rollout(reference, canary, "threshold", journal_dir)
-    return [threshold, sequential, mann_whitney]
+    add rollbacks and pauses, and every run of a canary draws the same counts: so the runs of the three judges
+    are one run until one of them parts from it (a judge's rollback or pause, a window that failed, a limit's
+    pause or rollback). With `reuse` (tests check it gives the same outcomes as running each), the two judges
+    watch the threshold run (`Watching`) and are run themselves only when it does not show their outcome."""
+    threshold, watched = await run_rollout(reference, canary, "threshold", journal_dir, watch=reuse)
+    outcomes = [threshold]
+    for judge in ("sequential", "mann_whitney"):
+        outcomes.append(watched[judge] if judge in watched else (await run_rollout(reference, canary, judge, journal_dir))[0])
+    return outcomes
 
 
 def run_canaries(canaries: Sequence[Canary], reuse: bool = True) -> list[Outcome]:
@@ -610,16 +637,23 @@ def main() -> None:
         print(f"BENCH judgement_corpus_{effect_class} {count} canaries")
     print(f"BENCH judgement_corpus_canaries {len(canaries)} canaries")
     print(f"BENCH judgement_corpus_bad {sum(c.bad for c in canaries)} canaries")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_s()
     outcomes = measure(canaries)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _cpu_s() - cpu_started
     print(by_class(canaries, outcomes), file=sys.stderr)
     for name, value in figures(canaries, outcomes).items():
         print(f"BENCH {name} {value:.1f} {_unit(name)}")
     print(f"BENCH judgement_corpus_wall_s {wall:.1f} s")
+    print(f"BENCH judgement_corpus_cpu_s {cpu:.1f} s")
     rollouts = sum(not outcome.reused for outcome in outcomes)
     print(f"BENCH judgement_rollouts {rollouts} rollouts")
-    print(f"BENCH judgement_rollout_ms {wall * 1000 * PROCESSES / rollouts:.2f} ms")
+    print(f"BENCH judgement_rollout_ms {cpu * 1000 / rollouts:.2f} ms")
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its ended workers: the bench's cost whatever else shares the machine."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 if __name__ == "__main__":

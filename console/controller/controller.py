@@ -720,13 +720,17 @@ class Controller:
         """Journal the window's verdict; the loop's next step acts on it (moves on, or rolls back).
 
         A window that failed where stable fails too, the canary no worse, pauses for a person: rolling back
-        to a stable that fails the same limit mends nothing. Headless, the pause rolls back after pause_timeout."""
+        to a stable that fails the same limit mends nothing. A window that passed where the judge's evidence is
+        ambiguous (SequentialJudge.held) pauses too. Headless, the pause rolls back after pause_timeout."""
         state, plan = self.state, self.plan
         stage = plan.stages[state.stage]
         t = self.now()
         confidence = Confidence(plan.alpha, plan.tolerance, self._judged_worse())
         verdict = judge_window(stage, state.window, t - state.window_started_t, plan.min_coverage, confidence)
-        if verdict.outcome == "pass":
+        held = self.judge.held() if self.judge is not None and verdict.outcome == "pass" else None
+        if held is not None:  # never promoted on ambiguous evidence, nor rolled back on it
+            self.emit(ev.Paused(t, reason=held.reason, trigger=held.trigger))
+        elif verdict.outcome == "pass":
             summary = {m: {"canary": v.canary, "stable": v.stable} for m, v in verdict.means.items()}
             self.emit(ev.StagePassed(t, stage=state.stage, summary=summary))
         elif verdict.outcome == "fail" and not verdict.the_service and not self.manual:

@@ -9,8 +9,12 @@ first samples (console/judge/slow_requests.py). The rollout's alpha is shared am
 alpha / K each, K from the metrics the plan judges, so a resume of the plan splits it the same way),
 so the chance that any of them rolls back a canary no worse than the tolerance is at most alpha.
 
-It only ever rolls back: a canary it has not called worse is not thereby healthy, and the stage's
-criteria still decide promotion. Without counts from the source it has no evidence and decides nothing.
+It rolls back only on that test: a canary it has not called worse is not thereby healthy, and the stage's
+criteria still decide promotion. Beside it, the promotion gate (`held`): at a window's end, a metric shown
+worse than stable beyond doubt (its e-process for "no worse than stable at all" past 1/alpha_each, the
+same share of alpha) whose estimate lies beyond the tolerance, while "no worse than the tolerance" is not
+yet rejected, is ambiguous evidence: the stage is not promoted on it but paused for a person (headless, the
+pause rolls back after pause_timeout). Without counts from the source it has no evidence and decides nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +41,16 @@ class Regression:
 
     trigger: str
     """judge:<metric>, as the journal names the rollback's trigger."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The sequential judge cannot let the stage be promoted: the canary is worse than stable beyond doubt, and
+    its estimate beyond the tolerance, though that it is beyond the tolerance is not yet shown. Why, for the pause."""
+
+    trigger: str
+    """judge:<metric>, as a rollback by the same metric is named."""
     reason: str
 
 
@@ -137,6 +151,31 @@ class SequentialJudge:
                 return Regression(f"judge:{metric}", describe(evidence, leading.since_stage))
             assert latency.tail.bound is not None, "a latency is tested only once its bound is chosen"
             return Regression(f"judge:{metric}", describe_latency(metric, latency.tail.bound, evidence, leading.since_stage))
+        return None
+
+    def held(self) -> Hold | None:
+        """The first metric whose evidence is too ambiguous to promote on (the module's docstring), and why; None
+        when none is. Read at a window's end, after regression() found nothing."""
+        threshold = math.log(1 / self.alpha_each)
+        for metric in self.metrics:
+            test = self._test(metric)
+            evidence = test.evidence(self.alpha_each)
+            if evidence.estimate is None or evidence.estimate <= 1 + self.tolerance:
+                continue
+            latency = self._latency.get(metric)
+            if not evidence.above_floor(self.alpha_each, self.floor if latency is None else latency.tail.floor):
+                continue
+            if test.worse_log_e_value() < threshold:
+                continue
+            if latency is None:
+                shown = describe(evidence)
+            else:
+                assert latency.tail.bound is not None, "a latency is tested only once its bound is chosen"
+                shown = describe_latency(metric, latency.tail.bound, evidence)
+            return Hold(
+                f"judge:{metric}",
+                f"{shown}: above stable's beyond doubt (its e-value for ×1 past {1 / self.alpha_each:g}), its estimate beyond the ×{1 + self.tolerance:g} tolerance, which is not yet shown: not promoted on ambiguous evidence",
+            )
         return None
 
     def _test(self, metric: str) -> StagedRatioTest:

@@ -10,6 +10,11 @@ so evidence from 5%, 25% and 50% of traffic adds up on the same ρ.
   ρ0 and a supermartingale below (each error's ratio has mean 1 − (π0 − π)(…) ≤ 1 when π ≤ π0), so by
   Ville's inequality it ever reaches 1/α with probability at most α, however often it is looked at
   (Lindon, Sanden and Shirikian, KDD 2022).
+- Test of "ρ ≤ 1" (no worse than stable at all), for the promotion gate: the same mixture (the points above
+  1 + τ, the same weights) of likelihood ratios to the grid's first point at or above 1 (under 1.06), not
+  to 1 + τ. Each is a supermartingale while ρ is at most that point, so its rejection shows ρ above it, and
+  above 1, at least as surely. It never rolls back (a canary a little worse than stable is within the
+  tolerance); it only keeps a stage from being promoted while the evidence is ambiguous.
 - Interval for ρ: every grid point whose own mixture e-value (uniform over the whole grid) stays
   under 1/α; it holds the true ρ at all times with probability at least 1 − α (a confidence sequence).
 
@@ -67,8 +72,10 @@ class RatioEvidence:
     def regressed(self, alpha: float, floor: float) -> bool:
         """Rejected, and the canary's own error rate is beyond doubt above `floor`: 0.002% against 0.001% is
         twice the errors but no regression. Both must hold, so false regressions stay under alpha."""
-        if not self.rejects(alpha):
-            return False
+        return self.rejects(alpha) and self.above_floor(alpha, floor)
+
+    def above_floor(self, alpha: float, floor: float) -> bool:
+        """The canary's own error rate is beyond doubt above `floor`."""
         bounds = rate_bounds(self.canary_errors, self.canary_requests, alpha)
         return bounds is not None and bounds[0] > floor
 
@@ -100,6 +107,8 @@ class RateRatioTest:
         self._prior = [weight / sum(prior) for weight in prior]
         """The mixture's weights on the points above the null, summing to 1."""
         self._log_prior = [math.log(weight) for weight in self._prior]
+        self._equal_index = bisect_left(self.grid, 1.0)
+        """The grid's first point at or above 1: the null of the test of "no worse than stable"."""
         self._penalty = [0.0] * len(self.grid)
         """Σ over intervals of k log(1 + ρ n_c/n_s), at each grid point."""
         self.canary_requests = self.stable_requests = 0.0
@@ -134,10 +143,16 @@ class RateRatioTest:
         if since is None and self._log_e is not None:
             return self._log_e
         likelihood = self._log_likelihood(since, self._null_index)
-        log_e = self._log_mixture(likelihood[1:]) - likelihood[0]
+        log_e = self._log_mixture(likelihood[1:], self._log_prior) - likelihood[0]
         if since is None:
             self._log_e = log_e
         return log_e
+
+    def worse_log_e_value(self, since: Mark | None = None) -> float:
+        """log of the e-value against "no worse than stable" (ρ at most the grid's first point at or above 1),
+        of the intervals since `since` when it is given."""
+        likelihood = self._log_likelihood(since, self._equal_index)
+        return self._log_mixture(likelihood[self._null_index - self._equal_index + 1 :], self._log_prior) - likelihood[0]
 
     def evidence(self, alpha: float, since: Mark | None = None) -> RatioEvidence:
         """What the test concludes, of the intervals since `since` when it is given."""
@@ -153,7 +168,7 @@ class RateRatioTest:
         if above > 1e-200:
             log_e = top + math.log(above) - likelihood[null]
         else:
-            log_e = self._log_mixture(likelihood[null + 1 :]) - likelihood[null]
+            log_e = self._log_mixture(likelihood[null + 1 :], self._log_prior) - likelihood[null]
         canary_requests, canary_errors, stable_requests, stable_errors = self._counts(since)
         estimate = low = high = None
         if canary_errors + stable_errors > 0:
@@ -183,9 +198,9 @@ class RateRatioTest:
             self.stable_errors - since.stable_errors,
         )
 
-    def _log_mixture(self, above_null: list[float]) -> float:
-        """log of the prior's mixture of the likelihoods above the null."""
-        weighted = list(map(add, above_null, self._log_prior))
+    def _log_mixture(self, above_null: list[float], log_prior: list[float]) -> float:
+        """log of the prior's mixture of the likelihoods above a null."""
+        weighted = list(map(add, above_null, log_prior))
         top = max(weighted)
         return top + math.log(sum(map(math.exp, map(sub, weighted, repeat(top)))))
 

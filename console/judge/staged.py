@@ -54,7 +54,17 @@ class StagedRatioTest:
 
     def log_e_value(self) -> float:
         """log of the mixture's e-value against "no worse than 1 + tolerance"."""
-        weighted = self._weighted_log_e()
+        return self._mixture(self._weighted_log_e())
+
+    def worse_log_e_value(self) -> float:
+        """log of the same mixture's e-value against "no worse than stable" (the promotion gate's test, read at a
+        window's end, so not kept)."""
+        weighted = {0: self._log_weights[0] + self.whole.worse_log_e_value()}
+        for stage, start in self._starts.items():
+            weighted[stage] = self._log_weights[stage] + self.whole.worse_log_e_value(since=start)
+        return self._mixture(weighted)
+
+    def _mixture(self, weighted: dict[int, float]) -> float:
         # A test not started yet is at 1: its term is its weight alone.
         logs = [weighted.get(stage, log_weight) for stage, log_weight in enumerate(self._log_weights)]
         top = max(logs)
