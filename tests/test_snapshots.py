@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from console.journal import events as ev
-from console.journal.journal import read_events
+from console.journal.journal import Position, read_events
 from console.journal.snapshot import RecentEvents, resume, snapshot_path, state_from_plain, state_to_plain, write_snapshot
 from console.journal.state import RolloutState, fold
 from console.journal.state_dir import RolloutFiles
@@ -37,7 +37,7 @@ async def sample_run(plan_name: str, scenario: str, state_dir: Path, snapshot_ev
 
 def position(lines: list[bytes], covered: int) -> SimpleNamespace:
     """What write_snapshot reads of a journal that holds the first `covered` of `lines`."""
-    return SimpleNamespace(count=covered, size=sum(map(len, lines[:covered])), first_line=lines[0], last_line=lines[covered - 1])
+    return SimpleNamespace(position=Position(covered, 0, covered, sum(map(len, lines[:covered]))), first_line=lines[0], last_line=lines[covered - 1])
 
 
 def snapshot_at(journal: Path, covered: int) -> RolloutState:
