@@ -123,6 +123,9 @@ async def test_a_snapshot_and_its_tail_open_no_segment_the_snapshot_covers(segme
     opened.clear()
     resumed = resume(segmented)
     assert opened == [] and resumed.snapshot_events == resumed.events == events
+    resumed_journal = Journal(segmented, events=resumed.events)  # as a resumed controller opens it: no segment read to count
+    resumed_journal.close()
+    assert opened == [] and resumed_journal.count == events and resumed_journal.segments == segments
 
     # Events journaled after the snapshot, rolling over: the tail is read from the segment the snapshot's live
     # file became, and no older one.

@@ -151,7 +151,7 @@ class Controller:
         """The sequential judge, its evidence gathered over the whole rollout (rebuilt from the journal on a resume)."""
         if self.judge is not None and self.state.started:
             self.judge.replay((event.stage, event.counts) for event in read_events(path) if isinstance(event, ev.SampleTaken))
-        self.journal = ReplayJournal(path) if self.options.replay else Journal(path, sync_every_s=plan.interval)
+        self.journal = ReplayJournal(path) if self.options.replay else Journal(path, sync_every_s=plan.interval, events=None if fresh else resumed.events)
         """Group commit: on disk before every action (`_journal_to_disk`), else at most once per interval of wall time."""
         self.snapshots = None if self.options.replay else SnapshotWriter(self.journal, resumed.recent, monotonic)
         """The folded state written beside the journal now and then: readers fold only the tail after it."""
