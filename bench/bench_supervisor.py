@@ -51,8 +51,8 @@ stages:
 """
 PLAN_24H = PLAN.format(name="24h", observe="24h")
 PLAN_7D = PLAN.format(name="7d", observe="7d") + "analysis: {judge: threshold}\n"
-"""The limits alone judge the week: a resumed sequential judge replays every sample's counts (its evidence is not
-in the snapshot), minutes over the week written here at the bench's pace."""
+"""The limits alone judge the week: its journal is written here with no snapshot (which would keep the sequential
+judge's evidence), so a resumed sequential judge would replay every sample's counts, minutes over the week."""
 
 
 def resident_mb() -> float:

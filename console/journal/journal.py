@@ -102,10 +102,9 @@ def _damaged(segment: Path, error: BaseException) -> JournalError:
 
 def segment_lines(segment: Path) -> Iterator[bytes]:
     """A closed segment's lines, each with its newline; JournalError naming it when it is damaged or cut short."""
-    number = 0
     try:
         with gzip.open(segment, "rb") as file:
-            for number, line in enumerate(file, start=1):  # noqa: B007 (the count says where it was cut)
+            for number, line in enumerate(file, start=1):
                 if not line.endswith(b"\n"):
                     raise JournalError(f"{segment}:{number}: a damaged journal segment: its last line is cut short")
                 yield line

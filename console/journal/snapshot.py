@@ -14,6 +14,10 @@ Beside the state it keeps the last RECENT_EVENTS events that are not samples, an
 console shows of the past when it attaches (its event log, the last values) without the week before it.
 The charts need nothing more: the state's own histories are bounded (HISTORY_LENGTH samples per metric,
 and the judge's interval thinned to as many points over the whole rollout).
+
+A rollout judged by the sequential judge keeps the judge's evidence beside the state (its e-processes' sums,
+console/controller/sequential.py), so a resumed controller takes it up and replays only the samples after the
+snapshot, not every sample of the rollout.
 """
 
 from __future__ import annotations
@@ -135,8 +139,9 @@ class RecentEvents:
         return sorted([*self.others, *([self.last_sample] if self.last_sample else [])], key=lambda numbered: numbered[0])
 
 
-def write_snapshot(path: Path, state: RolloutState, journal: Journal, recent: RecentEvents) -> None:
-    """The snapshot of `state`, the fold of the journal's events so far, replaced atomically."""
+def write_snapshot(path: Path, state: RolloutState, journal: Journal, recent: RecentEvents, judge: dict[str, Any] | None = None) -> None:
+    """The snapshot of `state`, the fold of the journal's events so far, replaced atomically; with the sequential
+    judge's evidence over the same events, when the rollout has the judge."""
     position = journal.position
     content = {
         "format": SNAPSHOT_FORMAT,
@@ -152,6 +157,8 @@ def write_snapshot(path: Path, state: RolloutState, journal: Journal, recent: Re
         "state": state_to_plain(state),
         "recent": [[number, event.to_dict()] for number, event in recent.in_order()],
     }
+    if judge is not None:
+        content["judge"] = judge
     atomic_write(path, strict_json.dumps(content, separators=(",", ":")).encode(), new_mode=PRIVATE_FILE_MODE)
 
 
@@ -166,8 +173,10 @@ class SnapshotWriter:
         every_events: int = SNAPSHOT_EVERY_EVENTS,
         every_s: float = SNAPSHOT_EVERY_S,
         say: Say = say_on_stderr,
+        judge: Callable[[], dict[str, Any]] | None = None,
     ):
-        self.journal, self.recent, self._monotonic = journal, recent, monotonic
+        """`judge`: the sequential judge's evidence so far (SequentialJudge.to_plain), kept with the state."""
+        self.journal, self.recent, self._monotonic, self._judge = journal, recent, monotonic, judge
         self.path = snapshot_path(journal.path)
         self.every_events, self.every_s, self._say = every_events, every_s, say
         self._written_at = (journal.count, monotonic())
@@ -182,7 +191,7 @@ class SnapshotWriter:
         if self.journal.count - events >= self.every_events or now - at >= self.every_s or event.name in ev.FINAL_EVENTS:
             self._written_at = (self.journal.count, now)
             try:
-                write_snapshot(self.path, state, self.journal, self.recent)
+                write_snapshot(self.path, state, self.journal, self.recent, None if self._judge is None else self._judge())
                 self.covered = self.journal.position
             except (OSError, ValueError) as error:  # the journal has it all: a snapshot missed only costs the next reader time
                 self._say(f"{self.path}: snapshot not written: {error}")
@@ -202,6 +211,10 @@ class Resumed:
     """What came last, for a console's log; at most RECENT_EVENTS events and the last sample."""
     snapshot_events: int = 0
     """How many of them the snapshot covered (0: the whole journal was folded)."""
+    judge: dict[str, Any] | None = None
+    """The sequential judge's evidence over the events the snapshot covered, when it kept any."""
+    samples_after: list[ev.SampleTaken] = field(default_factory=list)
+    """With the judge's evidence: the samples after the snapshot, which the judge has yet to take."""
 
 
 def _read_snapshot(journal: Path) -> tuple[dict[str, Any], Iterable[ev.Event], int] | None:
@@ -252,14 +265,18 @@ def resume(journal: Path, say: Say = say_on_stderr) -> Resumed:
         say(f"{snapshot_path(journal)} ignored ({error}); reading the whole journal {journal}")
         found = None
     if found is None:
-        return _folded(journal, read_events(journal), RolloutState(), RecentEvents(), 0)
-    return _folded(journal, tail, state, recent, covered)
+        return _folded(read_events(journal), Resumed(RolloutState(), 0, RecentEvents()))
+    judge = content.get("judge")
+    return _folded(tail, Resumed(state, covered, recent, covered, judge if isinstance(judge, dict) else None))
 
 
-def _folded(journal: Path, events: Iterable[ev.Event], state: RolloutState, recent: RecentEvents, covered: int) -> Resumed:
-    number = covered
+def _folded(events: Iterable[ev.Event], resumed: Resumed) -> Resumed:
+    """`resumed` with `events` folded on."""
+    state, recent = resumed.state, resumed.recent
     for event in events:
         state.apply(event)
-        recent.add(number, event)
-        number += 1
-    return Resumed(state, number, recent, covered)
+        recent.add(resumed.events, event)
+        resumed.events += 1
+        if resumed.judge is not None and isinstance(event, ev.SampleTaken):
+            resumed.samples_after.append(event)
+    return resumed
