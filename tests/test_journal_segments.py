@@ -219,6 +219,14 @@ def test_a_damaged_segment_is_an_error_naming_it(tmp_path, how):
     assert str(damaged) in row.unreadable
 
 
+def test_segments_without_their_live_file_are_not_taken_up_by_a_new_journal(tmp_path):
+    path = tmp_path / "release.jsonl"
+    journal_of(path, 40, segment_bytes=1_000)[0].close()
+    path.unlink()
+    with pytest.raises(JournalError, match="release.jsonl.1.gz"):
+        Journal(path)
+
+
 def test_a_bad_segment_size_is_an_error_naming_the_variable(tmp_path, monkeypatch):
     monkeypatch.setenv(journal_module.SEGMENT_MB_VARIABLE, "-1")
     with pytest.raises(JournalError, match=journal_module.SEGMENT_MB_VARIABLE):

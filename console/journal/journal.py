@@ -326,7 +326,11 @@ class Journal:
         make_state_dir(self.path.parent)
         segments = closed_segments(self.path)
         new = not self.path.exists()
-        if segments and not new:
+        if segments and new:  # appended to, the segments would be taken for the new journal's beginning
+            raise JournalError(
+                f"{self.path}: missing, though its segments are there ({segments[0].name} to {segments[-1].name}): restore it, or move them aside"
+            )
+        if segments:
             with open(self.path, "rb") as live:
                 repeated = _repeats_segment(live, segments[-1])
             if repeated:  # a rollover killed after it closed the segment: finished here
