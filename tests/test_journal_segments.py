@@ -4,6 +4,7 @@ rollover killed between its two steps loses and repeats nothing; a damaged segme
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import shutil
@@ -20,7 +21,9 @@ from console.journal.snapshot import resume, state_to_plain
 from console.journal.state import fold, read_state
 from console.journal.state_dir import RolloutFiles, journal_segment
 from console.report import write_report
+from console.supervisor.files import socket_address
 from tests.conftest import sim_controller, stop_at
+from tests.served_controller import serving
 
 SEGMENT_MB = "0.25"
 """A canary run journals about 1.3 MB: five or so segments."""
@@ -239,3 +242,20 @@ async def test_archiving_moves_the_segments_with_the_journal(segmented):
     assert archived is not None and closed_segments(segmented) == [] and not segmented.exists()
     assert len(closed_segments(archived)) >= 3 and list(read_events(archived)) == events
     shutil.rmtree(segmented.parent)
+
+
+async def test_the_socket_replays_a_rolled_over_journal_from_any_event(canary_plan, tmp_path, monkeypatch):
+    monkeypatch.setenv(journal_module.SEGMENT_MB_VARIABLE, "0.02")
+    async with serving(canary_plan, tmp_path) as (controller, files, _):
+        assert len(closed_segments(files.journal)) >= 2
+        on_disk = [line for _, line in read_lines(files.journal, 0, [])]
+        assert len(on_disk) == controller.journal.count
+        for start in (0, 5, controller.journal.live_start.events, len(on_disk) - 1):
+            with socket_address(files.socket) as address:
+                reader, writer = await asyncio.open_unix_connection(address)
+            writer.write(b'{"op": "attach", "from": %d}\n' % start)
+            replayed = []
+            while not (line := await reader.readline()).startswith(b'{"hello"'):
+                replayed.append(line)
+            writer.close()
+            assert replayed == on_disk[start:], f"from event {start}"
