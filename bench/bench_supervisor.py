@@ -34,6 +34,8 @@ DAY_S = 86_400
 HOLD_BEFORE_END_S = 30
 RSS_TIMEOUT_S = 600
 ROLLOVERS = 3
+DAY_LEFT_S = 600
+"""The day's journal stops short of the window's end by this much: a resumed controller has it to finish."""
 WEEK_S = 7 * DAY_S
 WEEK_RUN_S = 2 * 3600
 """The week's last hours, run by the controller resumed on the days before them."""
@@ -140,20 +142,29 @@ def supervised(state_dir: Path, which: str, plan_text: str) -> dict[str, float]:
 
 
 def day_run(state_dir: Path) -> Path:
-    """The 24-hour monitoring window run headless on the simulator in virtual time; its journal."""
+    """The 24-hour monitoring window run headless on the simulator in virtual time, stopped DAY_LEFT_S before its
+    end (so that a controller resumes it); its journal."""
     from console.app.wiring import RunOptions, build_rollout
+    from console.journal import events as ev
     from console.plan import load_plan_text
     from console.rollout import run_controller
 
     rollout = build_rollout(load_plan_text(PLAN_24H, "monitor-24h.yaml"), RunOptions(fast=True, state_dir=state_dir), "bench@host")
+    controller = rollout.controller
+
+    def stop_before_the_end(event: ev.Event) -> None:
+        if isinstance(event, ev.SampleTaken) and event.t >= DAY_S - DAY_LEFT_S:
+            controller.stop()
+
+    controller.subscribe(stop_before_the_end)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the narration of a day)
     try:
         asyncio.run(run_controller(rollout))
     finally:
         sys.stdout.close()
         sys.stdout = sys.__stdout__
-    rollout.controller.journal.close()
-    return rollout.controller.journal.path
+    controller.journal.close()
+    return controller.journal.path
 
 
 def journal_figures(journal: Path) -> dict[str, float]:
@@ -201,11 +212,43 @@ def journal_figures(journal: Path) -> dict[str, float]:
     }
 
 
+def resume_figures(journal: Path) -> dict[str, float]:
+    """Seconds a controller takes to resume the day's journal, from its snapshot with the sequential
+    judge's evidence in it, then with that evidence taken out of the snapshot (every sample replayed)."""
+    from console.app.wiring import RunOptions, build_rollout
+    from console.journal.state_dir import RolloutFiles
+    from console.plan import load_plan_text
+
+    plan = load_plan_text(PLAN_24H, "monitor-24h.yaml")
+    snapshot = RolloutFiles.of_journal(journal).snapshot
+    figures = {}
+    for name in ("resume_day_s", "resume_day_replayed_s"):
+        if name == "resume_day_replayed_s":
+            content = json.loads(snapshot.read_bytes())
+            if content.pop("judge", None) is None:
+                raise SystemExit("the day's snapshot keeps no judge's evidence")
+            snapshot.write_text(json.dumps(content))
+        began = time.perf_counter()
+        rollout = build_rollout(plan, RunOptions(fast=True, state_dir=journal.parent), "bench@host")
+        figures[name] = time.perf_counter() - began
+        rollout.controller.journal.close()
+    return figures
+
+
+def day_journal() -> None:
+    """The day's journal figures, printed."""
+    with tempfile.TemporaryDirectory() as state_dir:
+        journal = day_run(Path(state_dir))
+        print_journal_figures(journal_figures(journal) | resume_figures(journal))
+
+
 def print_journal_figures(figures: dict[str, float]) -> None:
     print(f"BENCH journal_mb_per_day {figures['mb_per_day']:.1f} MB")
     print(f"BENCH journal_gz_mb_per_day {figures['gz_mb_per_day']:.1f} MB")
     print(f"BENCH journal_rollover_ms {figures['rollover_ms']:.0f} ms")  # a 64 MB live file closed as a segment
-    print(f"BENCH journal_open_day_s {figures['open_s']:.2f} s")  # {figures['segments']} segments counted through
+    print(f"BENCH journal_open_day_s {figures['open_s']:.2f} s")  # its segments counted through
+    print(f"BENCH controller_resume_day_s {figures['resume_day_s']:.2f} s")  # the judge's evidence from the snapshot
+    print(f"BENCH controller_resume_day_replayed_s {figures['resume_day_replayed_s']:.2f} s")  # every sample replayed
 
 
 def write_in_segments(journal: Path, lines: Iterable[bytes]) -> None:
@@ -276,8 +319,7 @@ def main() -> None:
     print(f"BENCH controller_rss_mb_1h {day['1h']:.1f} MB")
     print(f"BENCH controller_rss_mb_24h {day['24h']:.1f} MB")
     print(f"BENCH console_attach_after_24h_s {day['attach_s']:.2f} s")  # goal < 0.5 s
-    with tempfile.TemporaryDirectory() as state_dir:
-        print_journal_figures(journal_figures(day_run(Path(state_dir))))
+    day_journal()
     with tempfile.TemporaryDirectory() as state_dir:
         week_before_its_last_hours(Path(state_dir))
         week = supervised(Path(state_dir), "--week", PLAN_7D)
@@ -292,8 +334,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--day"]:
         supervise(sys.argv[2], PLAN_24H, {3600: "1h", DAY_S: "24h"}, DAY_S)
     elif sys.argv[1:2] == ["--journal"]:
-        with tempfile.TemporaryDirectory() as state_dir:
-            print_journal_figures(journal_figures(day_run(Path(state_dir))))
+        day_journal()
     elif sys.argv[1:2] == ["--week"]:
         supervise(sys.argv[2], PLAN_7D, {WEEK_S - WEEK_RUN_S + 60: "resumed", WEEK_S: "7d"}, WEEK_S)
     else:
