@@ -47,7 +47,7 @@ MB = 1 << 20
 _CHUNK = 1 << 20
 """Bytes read at a time when a segment is written or compared: a segment is never in memory uncompressed."""
 COMPRESS_LEVEL = 1
-"""gzip's fastest: a 64 MB segment in about half a second of the controller's time (level 6 takes three times
+"""gzip's fastest: a 64 MB rollover in about a third of a second of the controller's time (level 6 takes three times
 as long for a file a quarter smaller)."""
 
 
