@@ -4,16 +4,24 @@ samples every second, real time), whether its memory stays bounded over a 24-hou
 sampled every second (virtual time), and how long a console takes to attach to it then (the controller's
 snapshot and the journal's tail after it). The same after a week: the journal of the first days is written
 directly (the controller would take minutes of CPU over them), then the controller resumes on it and runs the
-week's last hours, writing its snapshots, and a console attaches near its end."""
+week's last hours, writing its snapshots, and a console attaches near its end. And the day's journal: its size
+a day, whole and in gzip'd segments, and what a rollover into a 64 MB segment costs the controller.
+
+    python bench/bench_supervisor.py             all of it
+    python bench/bench_supervisor.py --journal   the day's journal alone (its day run headless, no supervisor)"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +33,9 @@ from testbed.supervisor_support import flood_during_fault, ssh_drop_then_fault  
 DAY_S = 86_400
 HOLD_BEFORE_END_S = 30
 RSS_TIMEOUT_S = 600
+ROLLOVERS = 3
+DAY_LEFT_S = 600
+"""The day's journal stops short of the window's end by this much: a resumed controller has it to finish."""
 WEEK_S = 7 * DAY_S
 WEEK_RUN_S = 2 * 3600
 """The week's last hours, run by the controller resumed on the days before them."""
@@ -42,8 +53,8 @@ stages:
 """
 PLAN_24H = PLAN.format(name="24h", observe="24h")
 PLAN_7D = PLAN.format(name="7d", observe="7d") + "analysis: {judge: threshold}\n"
-"""The limits alone judge the week: a resumed sequential judge replays every sample's counts (its evidence is not
-in the snapshot), minutes over the week written here at the bench's pace."""
+"""The limits alone judge the week: its journal is written here with no snapshot (which would keep the sequential
+judge's evidence), so a resumed sequential judge would replay every sample's counts, minutes over the week."""
 
 
 def resident_mb() -> float:
@@ -130,6 +141,134 @@ def supervised(state_dir: Path, which: str, plan_text: str) -> dict[str, float]:
     return {**figures, "attach_s": attach_s}
 
 
+def day_run(state_dir: Path) -> Path:
+    """The 24-hour monitoring window run headless on the simulator in virtual time, stopped DAY_LEFT_S before its
+    end (so that a controller resumes it); its journal."""
+    from console.app.wiring import RunOptions, build_rollout
+    from console.journal import events as ev
+    from console.plan import load_plan_text
+    from console.rollout import run_controller
+
+    rollout = build_rollout(load_plan_text(PLAN_24H, "monitor-24h.yaml"), RunOptions(fast=True, state_dir=state_dir), "bench@host")
+    controller = rollout.controller
+
+    def stop_before_the_end(event: ev.Event) -> None:
+        if isinstance(event, ev.SampleTaken) and event.t >= DAY_S - DAY_LEFT_S:
+            controller.stop()
+
+    controller.subscribe(stop_before_the_end)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the narration of a day)
+    try:
+        asyncio.run(run_controller(rollout))
+    finally:
+        sys.stdout.close()
+        sys.stdout = sys.__stdout__
+    controller.journal.close()
+    return controller.journal.path
+
+
+def journal_figures(journal: Path) -> dict[str, float]:
+    """A day's journal: its megabytes whole and gzip'd as its segments are, the milliseconds a rollover into a
+    full segment takes (the median of ROLLOVERS), and the seconds a journal of the day takes to open."""
+    import gzip
+
+    from console.journal import events as ev
+    from console.journal.journal import COMPRESS_LEVEL, DEFAULT_SEGMENT_MB, MB, Journal, closed_segments, read_events, read_lines
+
+    segments = closed_segments(journal)
+    whole = sum(len(gzip.decompress(segment.read_bytes())) for segment in segments) + journal.stat().st_size
+    compressed = sum(segment.stat().st_size for segment in segments) + len(gzip.compress(journal.read_bytes(), COMPRESS_LEVEL))
+    segment_bytes = int(DEFAULT_SEGMENT_MB * MB)
+    sample = next(e for e in read_events(journal, last_sample_only=True) if isinstance(e, ev.SampleTaken))
+    full = bytearray()
+    with tempfile.TemporaryDirectory() as scratch:
+        for _, line in read_lines(journal, 0, []):
+            if len(full) + len(line) > segment_bytes:
+                break
+            full += line
+        else:
+            raise SystemExit("the day's journal fills no segment")
+        rollover_ms = []
+        for attempt in range(ROLLOVERS):
+            path = Path(scratch) / f"rollover-{attempt}.jsonl"
+            path.write_bytes(full)
+            rolled = Journal(path, segment_bytes=segment_bytes)
+            began = time.perf_counter()
+            rolled.append(sample)
+            rollover_ms.append((time.perf_counter() - began) * 1000)
+            rolled.close()
+            if rolled.segments != 1:
+                raise SystemExit("the full live file did not roll over")
+    began = time.perf_counter()
+    Journal(journal).close()
+    open_s = time.perf_counter() - began
+    per_day = DAY_S / sample.t / MB
+    return {
+        "mb_per_day": whole * per_day,
+        "gz_mb_per_day": compressed * per_day,
+        "rollover_ms": statistics.median(rollover_ms),
+        "segments": len(segments),
+        "open_s": open_s,
+    }
+
+
+def resume_figures(journal: Path) -> dict[str, float]:
+    """Seconds a controller takes to resume the day's journal, from its snapshot with the sequential
+    judge's evidence in it, then with that evidence taken out of the snapshot (every sample replayed)."""
+    from console.app.wiring import RunOptions, build_rollout
+    from console.journal.state_dir import RolloutFiles
+    from console.plan import load_plan_text
+
+    plan = load_plan_text(PLAN_24H, "monitor-24h.yaml")
+    snapshot = RolloutFiles.of_journal(journal).snapshot
+    figures = {}
+    for name in ("resume_day_s", "resume_day_replayed_s"):
+        if name == "resume_day_replayed_s":
+            content = json.loads(snapshot.read_bytes())
+            if content.pop("judge", None) is None:
+                raise SystemExit("the day's snapshot keeps no judge's evidence")
+            snapshot.write_text(json.dumps(content))
+        began = time.perf_counter()
+        rollout = build_rollout(plan, RunOptions(fast=True, state_dir=journal.parent), "bench@host")
+        figures[name] = time.perf_counter() - began
+        rollout.controller.journal.close()
+    return figures
+
+
+def day_journal() -> None:
+    """The day's journal figures, printed."""
+    with tempfile.TemporaryDirectory() as state_dir:
+        journal = day_run(Path(state_dir))
+        print_journal_figures(journal_figures(journal) | resume_figures(journal))
+
+
+def print_journal_figures(figures: dict[str, float]) -> None:
+    print(f"BENCH journal_mb_per_day {figures['mb_per_day']:.1f} MB")
+    print(f"BENCH journal_gz_mb_per_day {figures['gz_mb_per_day']:.1f} MB")
+    print(f"BENCH journal_rollover_ms {figures['rollover_ms']:.0f} ms")  # a 64 MB live file closed as a segment
+    print(f"BENCH journal_open_day_s {figures['open_s']:.2f} s")  # its segments counted through
+    print(f"BENCH controller_resume_day_s {figures['resume_day_s']:.2f} s")  # the judge's evidence from the snapshot
+    print(f"BENCH controller_resume_day_replayed_s {figures['resume_day_replayed_s']:.2f} s")  # every sample replayed
+
+
+def write_in_segments(journal: Path, lines: Iterable[bytes]) -> None:
+    """Journal lines written as the journal would have written them: closed in gzip'd segments of the default
+    size, the rest in the live file."""
+    import gzip
+
+    from console.journal.journal import COMPRESS_LEVEL, DEFAULT_SEGMENT_MB, MB
+    from console.journal.state_dir import journal_segment
+
+    segment_bytes, live, closed = int(DEFAULT_SEGMENT_MB * MB), bytearray(), 0
+    for line in lines:
+        if live and len(live) + len(line) > segment_bytes:
+            closed += 1
+            journal_segment(journal, closed).write_bytes(gzip.compress(live, COMPRESS_LEVEL, mtime=0))
+            live.clear()
+        live += line
+    journal.write_bytes(live)
+
+
 def week_before_its_last_hours(state_dir: Path) -> None:
     """The 7-day rollout's journal up to WEEK_RUN_S before its end: its first minutes run by the controller,
     then a sample a second, the last one repeated, stamped as if the week had been going on until now."""
@@ -156,14 +295,16 @@ def week_before_its_last_hours(state_dir: Path) -> None:
     template = json.dumps({**sample, "t": "@T@", "ts": "@TS@"}, separators=(",", ":"))
     until_s = WEEK_S - WEEK_RUN_S
     began = datetime.now(UTC) - timedelta(seconds=until_s)
-    with open(journal, "wb") as out:
-        for line in lines:  # the head, its timestamps moved to the week's start
-            event = json.loads(line)
-            event["ts"] = (began + timedelta(seconds=event["t"])).isoformat(timespec="milliseconds")
-            out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
-        for t in range(int(sample["t"]) + 1, until_s + 1):
-            ts = (began + timedelta(seconds=t)).isoformat(timespec="milliseconds")
-            out.write(template.replace('"@T@"', f"{t:.1f}").replace("@TS@", ts).encode() + b"\n")
+    head = []
+    for line in lines:  # the head, its timestamps moved to the week's start
+        event = json.loads(line)
+        event["ts"] = (began + timedelta(seconds=event["t"])).isoformat(timespec="milliseconds")
+        head.append(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+    days = (
+        template.replace('"@T@"', f"{t:.1f}").replace("@TS@", (began + timedelta(seconds=t)).isoformat(timespec="milliseconds")).encode() + b"\n"
+        for t in range(int(sample["t"]) + 1, until_s + 1)
+    )
+    write_in_segments(journal, itertools.chain(head, days))
     snapshot = RolloutFiles.of_journal(journal).snapshot
     snapshot.unlink(missing_ok=True)  # the controller's snapshot of its first minutes: the week's is the resumed controller's
 
@@ -178,6 +319,7 @@ def main() -> None:
     print(f"BENCH controller_rss_mb_1h {day['1h']:.1f} MB")
     print(f"BENCH controller_rss_mb_24h {day['24h']:.1f} MB")
     print(f"BENCH console_attach_after_24h_s {day['attach_s']:.2f} s")  # goal < 0.5 s
+    day_journal()
     with tempfile.TemporaryDirectory() as state_dir:
         week_before_its_last_hours(Path(state_dir))
         week = supervised(Path(state_dir), "--week", PLAN_7D)
@@ -191,6 +333,8 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--day"]:
         supervise(sys.argv[2], PLAN_24H, {3600: "1h", DAY_S: "24h"}, DAY_S)
+    elif sys.argv[1:2] == ["--journal"]:
+        day_journal()
     elif sys.argv[1:2] == ["--week"]:
         supervise(sys.argv[2], PLAN_7D, {WEEK_S - WEEK_RUN_S + 60: "resumed", WEEK_S: "7d"}, WEEK_S)
     else:

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from console.journal import events as ev
-from console.journal.journal import read_events
+from console.journal.journal import Position, read_events
 from console.journal.snapshot import RecentEvents, resume, snapshot_path, state_from_plain, state_to_plain, write_snapshot
 from console.journal.state import RolloutState, fold
 from console.journal.state_dir import RolloutFiles
@@ -37,7 +37,7 @@ async def sample_run(plan_name: str, scenario: str, state_dir: Path, snapshot_ev
 
 def position(lines: list[bytes], covered: int) -> SimpleNamespace:
     """What write_snapshot reads of a journal that holds the first `covered` of `lines`."""
-    return SimpleNamespace(count=covered, size=sum(map(len, lines[:covered])), first_line=lines[0], last_line=lines[covered - 1])
+    return SimpleNamespace(position=Position(covered, 0, covered, sum(map(len, lines[:covered]))), first_line=lines[0], last_line=lines[covered - 1])
 
 
 def snapshot_at(journal: Path, covered: int) -> RolloutState:
@@ -91,7 +91,9 @@ async def test_a_long_run_is_snapshotted_every_so_many_events(tmp_path, monkeypa
     covered: list[int] = []
     write = snapshot_module.write_snapshot
     monkeypatch.setattr(
-        snapshot_module, "write_snapshot", lambda path, state, journal, recent: (covered.append(journal.count), write(path, state, journal, recent))
+        snapshot_module,
+        "write_snapshot",
+        lambda path, state, journal, recent, judge: (covered.append(journal.count), write(path, state, journal, recent, judge)),
     )
     journal = await sample_run("canary.yaml", "healthy", tmp_path, snapshot_every=50)
     total = len(list(read_events(journal)))
@@ -145,3 +147,42 @@ async def test_an_archived_rollout_keeps_its_snapshot_beside_its_journal(tmp_pat
     assert archived is not None and not snapshot_path(journal).exists()
     said: list[str] = []
     assert resume(archived, said.append).snapshot_events > 0 and said == []
+
+
+async def test_a_resumed_controller_takes_the_sequential_judge_s_evidence_from_the_snapshot_and_the_samples_after_it(canary_plan, tmp_path, monkeypatch):
+    from console.controller import controller as controller_module
+    from console.controller.clock import VirtualClock
+    from console.controller.sequential import SequentialJudge
+    from tests.conftest import stop_at
+
+    assert canary_plan.judge == "sequential"
+    killed_at = 900.0  # before the latency creep is rolled back (at 990 s)
+    killed = sim_controller(canary_plan, tmp_path, "latency-creep", clock=VirtualClock(stop_at=killed_at), monotonic=lambda: 0.0)
+    killed.snapshots.every_events = 37  # the kill comes some samples after the last snapshot
+    await stop_at(killed, killed_at)
+    journal = killed.journal.path
+    resumed = resume(journal)
+    assert resumed.judge is not None and resumed.samples_after and 0 < resumed.snapshot_events < resumed.events
+
+    def judge() -> SequentialJudge:
+        compared = sum(stage.weight < 100 for stage in canary_plan.stages)
+        return SequentialJudge(canary_plan.alpha, canary_plan.tolerance, canary_plan.floor, canary_plan.metric_names, compared)
+
+    whole = judge()  # the full fold's: every sample the journal holds
+    whole.replay((event.stage, event.counts) for event in read_events(journal) if isinstance(event, ev.SampleTaken))
+    taken_up = judge()
+    assert taken_up.restore(resumed.judge)
+    taken_up.replay((event.stage, event.counts) for event in resumed.samples_after)
+    assert whole.evidence().canary_requests > 0 and len(whole.metrics) > 1, "evidence on errors and a latency"
+    assert taken_up.to_plain() == whole.to_plain() == killed.judge.to_plain()
+    assert taken_up.journaled() == whole.journaled() and taken_up.regression() == whole.regression()
+
+    # The resumed controller reads the snapshot and the tail, never the whole journal's samples.
+    monkeypatch.setattr(controller_module, "read_events", lambda *args, **kwargs: pytest.fail("the whole journal was read"))
+    again = sim_controller(canary_plan, tmp_path, "latency-creep")
+    assert again.judge is not None and again.judge.to_plain() == whole.to_plain()
+    again.journal.close()
+
+    # A judge of another plan (its tolerance edited since) does not take the evidence up: the samples are replayed.
+    edited = SequentialJudge(canary_plan.alpha, canary_plan.tolerance * 2, canary_plan.floor, canary_plan.metric_names, 3)
+    assert not edited.restore(resumed.judge) and edited.evidence().canary_requests == 0

@@ -148,12 +148,17 @@ class Controller:
         self.resumed = self.state.started and not self.state.finished
         compared = sum(stage.weight < 100 for stage in plan.stages)
         self.judge = SequentialJudge(plan.alpha, plan.tolerance, plan.floor, plan.metric_names, compared) if plan.judge == "sequential" else None
-        """The sequential judge, its evidence gathered over the whole rollout (rebuilt from the journal on a resume)."""
+        """The sequential judge, its evidence gathered over the whole rollout (on a resume: taken up from the snapshot
+        and the samples after it, else rebuilt from every sample the journal holds)."""
         if self.judge is not None and self.state.started:
-            self.judge.replay((event.stage, event.counts) for event in read_events(path) if isinstance(event, ev.SampleTaken))
-        self.journal = ReplayJournal(path) if self.options.replay else Journal(path, sync_every_s=plan.interval)
+            taken_up = self.judge.restore(resumed.judge)
+            samples = resumed.samples_after if taken_up else (event for event in read_events(path) if isinstance(event, ev.SampleTaken))
+            self.judge.replay((event.stage, event.counts) for event in samples)
+        self.journal = ReplayJournal(path) if self.options.replay else Journal(path, sync_every_s=plan.interval, events=None if fresh else resumed.events)
         """Group commit: on disk before every action (`_journal_to_disk`), else at most once per interval of wall time."""
-        self.snapshots = None if self.options.replay else SnapshotWriter(self.journal, resumed.recent, monotonic)
+        self.snapshots = (
+            None if self.options.replay else SnapshotWriter(self.journal, resumed.recent, monotonic, judge=None if self.judge is None else self.judge.to_plain)
+        )
         """The folded state written beside the journal now and then: readers fold only the tail after it."""
         self._pending: list[PendingCommand] = []
         self._wake = asyncio.Event()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from console.derived import QUANTILES
 from console.judge.rate_ratio import RatioEvidence
@@ -77,7 +78,7 @@ class SequentialJudge:
     def __init__(self, alpha: float, tolerance: float, floor: float, metrics: Iterable[str] = (), stages: int = 1):
         """`metrics`: the plan's metric names; each latency quantile among them gets its e-process. `stages`:
         how many of the plan's stages compare the tracks (each starts its tests again)."""
-        self.alpha, self.tolerance, self.floor = alpha, tolerance, floor
+        self.alpha, self.tolerance, self.floor, self.stages = alpha, tolerance, floor, stages
         self._errors = StagedRatioTest(tolerance, stages)
         self._latency = {metric: _SlowRequests(metric, tolerance, stages) for metric in dict.fromkeys(metrics) if metric in QUANTILES}
         self.metrics = (ERRORS, *self._latency)
@@ -103,6 +104,34 @@ class SequentialJudge:
             canary, stable = counts.get("canary"), counts.get("stable")
             if canary and stable:
                 self.add(TrackCounts.from_dict(canary), TrackCounts.from_dict(stable), stage)
+
+    def to_plain(self) -> dict[str, Any]:
+        """Its evidence so far, as the controller's snapshot keeps it: a resumed controller takes it up (`restore`)
+        and replays only the samples after the snapshot, not the whole rollout's."""
+        latency = {metric: {"tail": slow.tail.to_plain(), "test": slow.test.to_plain()} for metric, slow in self._latency.items()}
+        return {"judging": self._judging(), "errors": self._errors.to_plain(), "latency": latency}
+
+    def restore(self, plain: Any) -> bool:
+        """The evidence `to_plain` kept; False, and the judge left as it was, when it is not one, or another plan's
+        judge's (its alpha, tolerance, metrics or stages edited since): the samples are then replayed."""
+        if not isinstance(plain, dict) or plain.get("judging") != self._judging():
+            return False
+        try:
+            errors = StagedRatioTest(self.tolerance, self.stages)
+            errors.restore(plain["errors"])
+            latency = {}
+            for metric in self._latency:
+                slow = latency[metric] = _SlowRequests(metric, self.tolerance, self.stages)
+                slow.tail.restore(plain["latency"][metric]["tail"])
+                slow.test.restore(plain["latency"][metric]["test"])
+        except (KeyError, TypeError, ValueError):
+            return False
+        self._errors, self._latency = errors, latency
+        return True
+
+    def _judging(self) -> dict[str, Any]:
+        """What its evidence is evidence of: a snapshot's is taken up only by a judge of the same."""
+        return {"alpha": self.alpha, "tolerance": self.tolerance, "metrics": list(self.metrics), "stages": self.stages}
 
     def evidence(self, metric: str = ERRORS) -> RatioEvidence:
         return self._test(metric).evidence(self.alpha_each)

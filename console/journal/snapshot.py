@@ -1,8 +1,11 @@
 """Snapshots: the folded state written beside the journal, so that a week of events is not read again.
 
 The controller writes one every SNAPSHOT_EVERY_EVENTS events or SNAPSHOT_EVERY_S seconds, whichever comes
-first (atomically: a temporary file fsync'd, then renamed). It records the position it covers (events and
-bytes) and names its journal by the digests of the journal's first line and of the last line it covers.
+first (atomically: a temporary file fsync'd, then renamed). It records the position it covers (events in the
+whole journal; the segments closed before the live file it was in, and lines and bytes in that file) and names
+its journal by the digests of that file's first line and of the last line it covers. A reader whose journal
+closed no segment since reads the live file's tail from there; otherwise it reads from the start of the segment
+that file became, never from an older one.
 Whoever reads the state (resume, attach, `brahma ls`) takes the snapshot and folds only the journal's tail
 after it; a snapshot that cannot be read, or that does not match its journal (another rollout's, a journal
 cut short or rewritten), is ignored with a line saying why, and the whole journal is folded.
@@ -11,6 +14,10 @@ Beside the state it keeps the last RECENT_EVENTS events that are not samples, an
 console shows of the past when it attaches (its event log, the last values) without the week before it.
 The charts need nothing more: the state's own histories are bounded (HISTORY_LENGTH samples per metric,
 and the judge's interval thinned to as many points over the whole rollout).
+
+A rollout judged by the sequential judge keeps the judge's evidence beside the state (its e-processes' sums,
+console/controller/sequential.py), so a resumed controller takes it up and replays only the samples after the
+snapshot, not every sample of the rollout.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from console import strict_json
 from console.atomic import atomic_write
 from console.journal import events as ev
 from console.journal.evidence import BandHistory, JudgeEvidence
-from console.journal.journal import Journal, JournalError, parse_events, read_events
+from console.journal.journal import Journal, JournalError, Position, read_after, read_events
 from console.journal.state import HISTORY_LENGTH, Phase, PreflightItemState, RolloutState
 from console.journal.window import CountTotals, MetricTotals, RunningMean, WindowStats
 from console.private_files import PRIVATE_FILE_MODE
@@ -132,13 +139,17 @@ class RecentEvents:
         return sorted([*self.others, *([self.last_sample] if self.last_sample else [])], key=lambda numbered: numbered[0])
 
 
-def write_snapshot(path: Path, state: RolloutState, journal: Journal, recent: RecentEvents) -> None:
-    """The snapshot of `state`, the fold of the journal's events so far, replaced atomically."""
+def write_snapshot(path: Path, state: RolloutState, journal: Journal, recent: RecentEvents, judge: dict[str, Any] | None = None) -> None:
+    """The snapshot of `state`, the fold of the journal's events so far, replaced atomically; with the sequential
+    judge's evidence over the same events, when the rollout has the judge."""
+    position = journal.position
     content = {
         "format": SNAPSHOT_FORMAT,
         "journal": {
-            "events": journal.count,
-            "bytes": journal.size,
+            "events": position.events,
+            "segments": position.segments,
+            "lines": position.lines,
+            "bytes": position.bytes,
             "first_line": digest(journal.first_line),
             "last_line": digest(journal.last_line),
             "last_line_bytes": len(journal.last_line),
@@ -146,6 +157,8 @@ def write_snapshot(path: Path, state: RolloutState, journal: Journal, recent: Re
         "state": state_to_plain(state),
         "recent": [[number, event.to_dict()] for number, event in recent.in_order()],
     }
+    if judge is not None:
+        content["judge"] = judge
     atomic_write(path, strict_json.dumps(content, separators=(",", ":")).encode(), new_mode=PRIVATE_FILE_MODE)
 
 
@@ -160,14 +173,16 @@ class SnapshotWriter:
         every_events: int = SNAPSHOT_EVERY_EVENTS,
         every_s: float = SNAPSHOT_EVERY_S,
         say: Say = say_on_stderr,
+        judge: Callable[[], dict[str, Any]] | None = None,
     ):
-        self.journal, self.recent, self._monotonic = journal, recent, monotonic
+        """`judge`: the sequential judge's evidence so far (SequentialJudge.to_plain), kept with the state."""
+        self.journal, self.recent, self._monotonic, self._judge = journal, recent, monotonic, judge
         self.path = snapshot_path(journal.path)
         self.every_events, self.every_s, self._say = every_events, every_s, say
         self._written_at = (journal.count, monotonic())
-        self.covered = (journal.count, journal.size)
-        """A position in the journal known in events and bytes (the last snapshot's, or where the journal was opened):
-        a replay from an event after it seeks there rather than read the journal through."""
+        self.covered: Position = journal.position
+        """The last snapshot's position in the journal (or where the journal was opened): a replay from an event
+        after it seeks there rather than read the journal through."""
 
     def journaled(self, event: ev.Event, state: RolloutState) -> None:
         self.recent.add(self.journal.count - 1, event)
@@ -176,8 +191,8 @@ class SnapshotWriter:
         if self.journal.count - events >= self.every_events or now - at >= self.every_s or event.name in ev.FINAL_EVENTS:
             self._written_at = (self.journal.count, now)
             try:
-                write_snapshot(self.path, state, self.journal, self.recent)
-                self.covered = (self.journal.count, self.journal.size)
+                write_snapshot(self.path, state, self.journal, self.recent, None if self._judge is None else self._judge())
+                self.covered = self.journal.position
             except (OSError, ValueError) as error:  # the journal has it all: a snapshot missed only costs the next reader time
                 self._say(f"{self.path}: snapshot not written: {error}")
 
@@ -196,10 +211,15 @@ class Resumed:
     """What came last, for a console's log; at most RECENT_EVENTS events and the last sample."""
     snapshot_events: int = 0
     """How many of them the snapshot covered (0: the whole journal was folded)."""
+    judge: dict[str, Any] | None = None
+    """The sequential judge's evidence over the events the snapshot covered, when it kept any."""
+    samples_after: list[ev.SampleTaken] = field(default_factory=list)
+    """With the judge's evidence: the samples after the snapshot, which the judge has yet to take."""
 
 
-def _read_snapshot(journal: Path) -> tuple[dict[str, Any], bytes] | None:
-    """The snapshot's content and the journal's tail after it; None when there is none; ValueError saying why it does not fit."""
+def _read_snapshot(journal: Path) -> tuple[dict[str, Any], Iterable[ev.Event], int] | None:
+    """The snapshot's content, the journal's events after it and how many it covers; None when there is none;
+    ValueError saying why it does not fit."""
     path = snapshot_path(journal)
     try:
         content = json.loads(path.read_bytes())
@@ -209,22 +229,23 @@ def _read_snapshot(journal: Path) -> tuple[dict[str, Any], bytes] | None:
         raise ValueError(f"cannot be read: {error}") from None
     if not isinstance(content, dict) or content.get("format") != SNAPSHOT_FORMAT:
         raise ValueError("not a snapshot of this version's format")
-    position = content.get("journal")
-    if not isinstance(position, dict):
+    recorded = content.get("journal")
+    if not isinstance(recorded, dict):
         raise ValueError("it names no journal position")
-    size, last_bytes = position.get("bytes"), position.get("last_line_bytes")
-    if not (isinstance(size, int) and isinstance(last_bytes, int) and 0 < last_bytes <= size and isinstance(position.get("events"), int)):
+    # A snapshot from before segments: its journal had none, and its events were the live file's lines.
+    numbers = {name: recorded.get(name, default) for name, default in (("events", None), ("segments", 0), ("lines", recorded.get("events")), ("bytes", None))}
+    last_bytes = recorded.get("last_line_bytes")
+    if not (all(isinstance(number, int) and number >= 0 for number in numbers.values()) and isinstance(last_bytes, int) and 0 < last_bytes <= numbers["bytes"]):
         raise ValueError("its journal position is not one")
-    with open(journal, "rb") as file:
-        first = file.readline()
-        file.seek(size - last_bytes)
-        last = file.read(last_bytes)
-        tail = file.read()
-    if digest(first) != position.get("first_line"):
+    position = Position(**numbers)
+    if position.events < position.lines:
+        raise ValueError("its journal position is not one")
+    continuation = read_after(journal, position, last_bytes)
+    if digest(continuation.first_line) != recorded.get("first_line"):
         raise ValueError(f"it is another journal's (its first line is not {journal.name}'s)")
-    if len(last) != last_bytes or digest(last) != position.get("last_line"):
+    if len(continuation.line_before) != last_bytes or digest(continuation.line_before) != recorded.get("last_line"):
         raise ValueError(f"{journal.name} does not hold the events it covers (cut short or rewritten)")
-    return content, tail
+    return content, continuation.events, position.events
 
 
 def resume(journal: Path, say: Say = say_on_stderr) -> Resumed:
@@ -233,7 +254,7 @@ def resume(journal: Path, say: Say = say_on_stderr) -> Resumed:
     try:
         found = _read_snapshot(journal)
         if found is not None:
-            content, tail = found
+            content, tail, covered = found
             state = state_from_plain(content["state"])
             recent = RecentEvents()
             for number, event in content["recent"]:
@@ -244,15 +265,18 @@ def resume(journal: Path, say: Say = say_on_stderr) -> Resumed:
         say(f"{snapshot_path(journal)} ignored ({error}); reading the whole journal {journal}")
         found = None
     if found is None:
-        return _folded(journal, read_events(journal), RolloutState(), RecentEvents(), 0)
-    covered = content["journal"]["events"]
-    return _folded(journal, parse_events(tail.splitlines(keepends=True), journal, lines_before=covered), state, recent, covered)
+        return _folded(read_events(journal), Resumed(RolloutState(), 0, RecentEvents()))
+    judge = content.get("judge")
+    return _folded(tail, Resumed(state, covered, recent, covered, judge if isinstance(judge, dict) else None))
 
 
-def _folded(journal: Path, events: Iterable[ev.Event], state: RolloutState, recent: RecentEvents, covered: int) -> Resumed:
-    number = covered
+def _folded(events: Iterable[ev.Event], resumed: Resumed) -> Resumed:
+    """`resumed` with `events` folded on."""
+    state, recent = resumed.state, resumed.recent
     for event in events:
         state.apply(event)
-        recent.add(number, event)
-        number += 1
-    return Resumed(state, number, recent, covered)
+        recent.add(resumed.events, event)
+        resumed.events += 1
+        if resumed.judge is not None and isinstance(event, ev.SampleTaken):
+            resumed.samples_after.append(event)
+    return resumed

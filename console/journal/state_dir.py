@@ -1,7 +1,8 @@
 """The state dir: every file Brahma keeps there is named here, and nowhere else.
 
     STATE_DIR/
-      NAME.jsonl               the rollout's journal
+      NAME.jsonl               the rollout's journal (its live file)
+      NAME.jsonl.N.gz          the journal's closed segments, N = 1, 2, ... in order, then the live file (journal.py)
       NAME.snapshot.json       the journal's state folded up to a position in it (journal/snapshot.py)
       NAME.sim.json            the simulator's state (the traffic split and images it stands in for)
       NAME.flags.json          the flag file a plan's flags are kept in on the simulator
@@ -10,8 +11,9 @@
       NAME.log                 the detached controller's output
       NAME.launch.json         how the detached controller was started, so that attach can start it again
       NAME.md                  the runbook
-      NAME.STAMP.jsonl         a finished rollout's journal moved aside (and NAME.STAMP.sim.json)
-      flags.jsonl              the journal of flag changes made with no rollout (brahma flags)
+      NAME.STAMP.jsonl         a finished rollout's journal moved aside, with its segments (NAME.STAMP.jsonl.N.gz),
+                               NAME.STAMP.sim.json and NAME.STAMP.snapshot.json
+      flags.jsonl              the journal of flag changes made with no rollout (brahma flags), segmented alike
       brahma-error.log         the trace of the last internal error
 
 NAME is a release name (console/plan/names.py keeps them fit for every file here).
@@ -19,6 +21,7 @@ NAME is a release name (console/plan/names.py keeps them fit for every file here
 
 from __future__ import annotations
 
+import glob
 import itertools
 import shutil
 from dataclasses import dataclass
@@ -27,6 +30,18 @@ from pathlib import Path
 
 from console.journal.state import read_state
 from console.private_files import make_state_dir
+
+
+def journal_segment(journal: Path, number: int) -> Path:
+    """The journal's closed segment `number` (from 1): JOURNAL.N.gz beside it."""
+    return journal.with_name(f"{journal.name}.{number}.gz")
+
+
+def journal_segment_numbers(journal: Path) -> list[int]:
+    """The numbers of the journal's closed segments on disk, in order."""
+    prefix = f"{journal.name}."
+    numbers = (path.name[len(prefix) : -len(".gz")] for path in journal.parent.glob(f"{glob.escape(journal.name)}.*.gz"))
+    return sorted(int(number) for number in numbers if number.isdigit() and number.isascii())
 
 
 @dataclass(frozen=True)
@@ -106,8 +121,9 @@ class RolloutFiles:
         return self._file(".md")
 
     def archive_finished(self) -> Path | None:
-        """A finished rollout's journal (and simulator state) moved aside, so the same release can run again;
-        the archived journal, or None when there is no finished rollout to move."""
+        """A finished rollout's journal (its segments, then its live file: the live file is what says a rollout
+        is here) and simulator state moved aside, so the same release can run again; the archived journal, or
+        None when there is no finished rollout to move."""
         if not self.journal.exists() or not read_state(self.journal).finished:
             return None
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -116,6 +132,8 @@ class RolloutFiles:
             if not archived.journal.exists():
                 break
             archived = RolloutFiles(self.state_dir, f"{self.name}.{stamp}-{again}")
+        for number in journal_segment_numbers(self.journal):
+            shutil.move(journal_segment(self.journal, number), journal_segment(archived.journal, number))
         shutil.move(self.journal, archived.journal)
         for kept, moved in ((self.sim_state, archived.sim_state), (self.snapshot, archived.snapshot)):
             if kept.exists():

@@ -36,6 +36,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import repeat
 from operator import add, mul, neg, sub
+from typing import Any
 
 from console.judge.rate_bound import rate_bounds
 
@@ -90,6 +91,16 @@ class Mark:
     stable_requests: float
     stable_errors: int
 
+    def to_plain(self) -> dict[str, Any]:
+        return {"penalty": list(self.penalty), "counts": [self.canary_requests, self.canary_errors, self.stable_requests, self.stable_errors]}
+
+    @classmethod
+    def from_plain(cls, plain: dict[str, Any]) -> Mark:
+        """A mark `to_plain` wrote; ValueError or TypeError when it is not one."""
+        penalty = tuple(float(value) for value in plain["penalty"])
+        canary_requests, canary_errors, stable_requests, stable_errors = plain["counts"]
+        return cls(penalty, float(canary_requests), int(canary_errors), float(stable_requests), int(stable_errors))
+
 
 class RateRatioTest:
     """The e-process for one metric of one rollout: constant memory, an update per sample."""
@@ -136,6 +147,15 @@ class RateRatioTest:
     def mark(self) -> Mark:
         """Where the test stands now: `since` it, the test of the intervals that follow."""
         return Mark(tuple(self._penalty), self.canary_requests, self.canary_errors, self.stable_requests, self.stable_errors)
+
+    def restore(self, mark: Mark) -> None:
+        """The test as it stood at `mark` (a snapshot's): the intervals after it are added on as if it had seen those before."""
+        if len(mark.penalty) != len(self.grid):
+            raise ValueError("the mark is of another grid's test")
+        self._penalty = list(mark.penalty)
+        self.canary_requests, self.canary_errors = mark.canary_requests, mark.canary_errors
+        self.stable_requests, self.stable_errors = mark.stable_requests, mark.stable_errors
+        self._evidence = self._log_e = None
 
     def log_e_value(self, since: Mark | None = None) -> float:
         """log of the e-value against "no worse than 1 + tolerance" (cheaper than the whole evidence), of the

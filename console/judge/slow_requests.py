@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 CALIBRATION_TAIL = 50
 """Requests stable is expected to serve beyond its quantile before the bound is chosen."""
@@ -74,6 +75,18 @@ class TailBound:
         at_or_above = [upper for upper in finite if self._counts[upper] >= self.quantile * total]
         self.bound = at_or_above[0] if at_or_above else (finite[-1] if finite else None)
         self.settled, self._counts = True, None
+
+    def to_plain(self) -> dict[str, Any]:
+        """Where the calibration stands, as a snapshot keeps it (`restore` takes it up); JSON's null for the inf bound."""
+        counts = None if self._counts is None else [[None if math.isinf(upper) else upper, count] for upper, count in self._counts.items()]
+        return {"settled": self.settled, "bound": self.bound, "counts": counts}
+
+    def restore(self, plain: dict[str, Any]) -> None:
+        """The calibration as `to_plain` kept it; ValueError, TypeError or KeyError when it is not one."""
+        counts = plain["counts"]
+        bound = plain["bound"]
+        self._counts = None if counts is None else {math.inf if upper is None else float(upper): float(count) for upper, count in counts}
+        self.settled, self.bound = bool(plain["settled"]), None if bound is None else float(bound)
 
     @property
     def floor(self) -> float:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 from console.judge.rate_ratio import Mark, RateRatioTest, RatioEvidence
 
@@ -51,6 +52,18 @@ class StagedRatioTest:
             self._starts[stage] = self.whole.mark()
         self._weighted = None
         self.whole.update(canary_requests, canary_errors, stable_requests, stable_errors)
+
+    def to_plain(self) -> dict[str, Any]:
+        """Where the test stands, as a snapshot keeps it (`restore` takes it up)."""
+        return {"whole": self.whole.mark().to_plain(), "starts": [[stage, mark.to_plain()] for stage, mark in self._starts.items()]}
+
+    def restore(self, plain: dict[str, Any]) -> None:
+        """The test as `to_plain` kept it; ValueError, TypeError or KeyError when it is not one of this test's."""
+        starts = {int(stage): Mark.from_plain(mark) for stage, mark in plain["starts"]}
+        if not all(0 < stage < len(self._log_weights) for stage in starts):
+            raise ValueError("a stage start of another plan's test")
+        self.whole.restore(Mark.from_plain(plain["whole"]))
+        self._starts, self._weighted = starts, None
 
     def log_e_value(self) -> float:
         """log of the mixture's e-value against "no worse than 1 + tolerance"."""

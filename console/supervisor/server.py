@@ -41,6 +41,7 @@ from typing import Any
 from console import strict_json
 from console.controller.controller import COMMANDS
 from console.journal import events as ev
+from console.journal.journal import read_lines
 from console.journal.state import Phase
 from console.journal.state_dir import RolloutFiles
 from console.narrate import event_printer, spans_days
@@ -435,19 +436,16 @@ class SupervisorServer:
 
     async def _replay(self, start: int, end: int, writer: asyncio.StreamWriter) -> None:
         """Journal lines start..end as they are on disk, read as they are sent: a day's journal is never in memory.
-        A console that has what the last snapshot covers is sent the rest from its position: a week is not read through."""
-        known_events, known_bytes = self.rollout.controller.snapshots.covered
-        with open(self.files.journal, "rb") as journal:
-            if start >= known_events:
-                journal.seek(known_bytes)
-            for number, line in enumerate(journal, start=known_events if start >= known_events else 0):
-                if number >= end:
-                    break
-                if number >= start:
-                    writer.write(line)
-                    if number % REPLAY_CHUNK == 0:
-                        await drain(writer)
-                        await asyncio.sleep(0)  # a client that reads fast must still let the loop turn
+        A console that has what the last snapshot covers, or the closed segments, is sent the rest from the live
+        file: a week is not read through."""
+        controller = self.rollout.controller
+        for number, line in read_lines(self.files.journal, start, [controller.snapshots.covered, controller.journal.live_start]):
+            if number >= end:
+                break
+            writer.write(line)
+            if number % REPLAY_CHUNK == 0:
+                await drain(writer)
+                await asyncio.sleep(0)  # a client that reads fast must still let the loop turn
 
     async def _read_requests(self, reader: asyncio.StreamReader, queue: asyncio.Queue[dict[str, Any] | None], bucket: TokenBucket) -> None:
         """Requests from an attached client, answered through its stream; its hang-up (EOF) ends the stream."""
