@@ -240,7 +240,6 @@ class Starter:
         os.close(saying)
         self._told, self._said = told, said
         self._heard, self._said_text = b"", b""
-        self._ended = False
         self._hearing = threading.Lock()
         """finish is called by the console's thread waiting for it, and again once the console has left."""
 
@@ -285,19 +284,32 @@ class Starter:
         return int(rest) if verb == "exit" and rest.isdigit() else EXIT_ERROR
 
     def finish(self) -> tuple[str, str, str]:
-        """Once the starter has ended: how ("attach", "NAME PLAN") or ("exit", "CODE"), and what it said after CHECKED."""
+        """Once the starter has told how it ended: ("attach", "NAME PLAN") or ("exit", "CODE"), and what it said after
+        CHECKED. Not its exit, which a process of its size takes a while over (its memory freed before its pipes close)."""
         with self._hearing:
-            while not self._ended:
+            while not self._told_all():
                 ready, _, _ = select.select([fd for fd in (self._told, self._said) if fd >= 0], [], [])
                 for fd in ready:
                     self._hear(fd)
-                self._ended = self._told < 0 and self._said < 0
+            # All it said was written before it told: what the pipe still holds is the rest.
+            while self._said >= 0 and select.select([self._said], [], [], 0)[0] and self._hear(self._said):
+                pass
         said = self._said_text.decode(errors="replace")
         verb, _, rest = self._heard.decode().strip().partition(" ")
         if verb not in ("attach", "exit"):  # killed before it could tell
             said += "brahma: the process that starts the controller ended before it said how (was it killed?)\n"
             return "exit", str(EXIT_ERROR), said
         return verb, rest, said
+
+    def told(self) -> bool:
+        """Whether the starter has told how it ended, without waiting for it."""
+        with self._hearing:
+            while not self._told_all() and select.select([self._told], [], [], 0)[0]:
+                self._hear(self._told)
+            return self._told_all()
+
+    def _told_all(self) -> bool:
+        return self._heard.endswith(b"\n") or self._told < 0
 
     def _hear(self, fd: int) -> bool:
         """One read of the starter's pipes; False at its end (the pipe is then closed)."""
@@ -331,8 +343,13 @@ class ArrivingRollout:
         self.waiting_for = f"starting the controller of {plan_path.name}"
         self.controller: RemoteController | None = None
 
+    def arrived(self) -> Rollout | None:
+        return self._rollout(*self.starter.finish()) if self.starter.told() else None
+
     async def rollout(self) -> Rollout | None:
-        verb, rest, _ = await asyncio.to_thread(self.starter.finish)
+        return self._rollout(*await asyncio.to_thread(self.starter.finish))
+
+    def _rollout(self, verb: str, rest: str, said: str) -> Rollout | None:
         if verb != "attach":
             return None
         from console.app.wiring import plan_flags

@@ -26,6 +26,8 @@ class Arriving(Protocol):
     and the rollout once its controller answers (None when none will)."""
 
     waiting_for: str
+    arrived: Callable[[], Rollout | None]
+    """The rollout if it has arrived already, without waiting: the console then opens on it, with no starting screen."""
     rollout: Callable[[], Awaitable[Rollout | None]]
 
 
@@ -73,6 +75,8 @@ class BrahmaApp(ConsoleKeys, App[str]):
         self.title = self.rollout_screen.title or self.TITLE
 
     def get_default_screen(self) -> Screen:
+        if self.rollout_screen is None and self._arriving is not None and (rollout := self._arriving.arrived()) is not None:
+            self._take(rollout)
         if self.rollout_screen is not None:
             return self.rollout_screen
         assert self._arriving is not None, "a console is opened on a rollout, or on one arriving"

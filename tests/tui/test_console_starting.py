@@ -26,6 +26,9 @@ class Arrival:
     def __init__(self):
         self.given: asyncio.Future[Rollout | None] | None = None
 
+    def arrived(self) -> Rollout | None:
+        return None
+
     async def rollout(self) -> Rollout | None:
         self.given = asyncio.get_running_loop().create_future()
         return await self.given
