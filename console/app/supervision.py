@@ -199,7 +199,9 @@ def run_supervised(plan_path: Path, options: RunOptions, read_only: bool, entry:
         from console.app.console import open_console
 
         arriving = ArrivingRollout(starter, options.state_dir, read_only, plan_path)
-        code = open_console(None, read_only=read_only, arriving=arriving)
+        # A controller that failed at once is said without a console opening first.
+        failed = starter.told() and starter.finish()[0] != "attach"
+        code = EXIT_COMPLETED if failed else open_console(None, read_only=read_only, arriving=arriving)
         verb, rest, said = starter.finish()
     finally:
         starter.close()

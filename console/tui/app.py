@@ -96,7 +96,7 @@ class BrahmaApp(ConsoleKeys, App[str]):
         assert self._arriving is not None
         rollout = await self._arriving.rollout()
         if rollout is None:
-            self.exit()
+            self.call_after_refresh(self.exit)  # once the starting screen is up: one leaving as it mounts can break it
             return
         self._take(rollout)
         assert self.rollout_screen is not None
