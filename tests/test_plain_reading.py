@@ -12,9 +12,11 @@ from console.plan.document import parse_document
 from console.plan.loader import _as_written, _model, _normalise
 from console.plan.model import PlanSpec
 from console.plan.plain_reading import Unsure, read_plainly
+from console.sim.scenario import ScenarioSpec
 from tests.conftest import ROOT, SAMPLES
 
 PLANS = sorted([*SAMPLES.glob("*.yaml"), *SAMPLES.glob("*.hcl")])
+SCENARIOS = sorted([*(ROOT / "console" / "sim" / "scenarios").glob("*.yaml"), *(SAMPLES / "scenarios").glob("*.yaml")])
 BASE = "app: checkout\nimage: r/checkout:2.4.1\n"
 VALID = [
     "interval: 10\n",  # an int for a float: as a float
@@ -39,16 +41,16 @@ REFUSED = [
 ]
 
 
-def as_the_models_read_it(written):
+def as_the_models_read_it(written, kind=PlanSpec):
     try:
-        return repr(_as_written(_model(PlanSpec).model_validate(written)))
+        return repr(_as_written(_model(kind).model_validate(written)))
     except Exception as error:  # pydantic's ValidationError
         return f"refused: {type(error).__name__}"
 
 
-def as_read_plainly(written):
+def as_read_plainly(written, kind=PlanSpec):
     try:
-        return repr(read_plainly(PlanSpec, written))
+        return repr(read_plainly(kind, written))
     except Unsure:
         return "unsure"
 
@@ -61,6 +63,28 @@ def written(text: str, source: str = "plan.yaml", hcl: bool = False):
 def test_every_sample_plan_is_read_plainly_as_the_models_read_it(path):
     plan = written(path.read_text(), str(path), hcl=path.suffix == ".hcl")
     assert as_read_plainly(plan) == as_the_models_read_it(plan) != "unsure"
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_every_scenario_is_read_plainly_as_the_models_read_it(path):
+    scenario = parse_document(str(path), path.read_bytes(), False).data
+    assert as_read_plainly(scenario, ScenarioSpec) == as_the_models_read_it(scenario, ScenarioSpec) != "unsure"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: s\ncanary: {error_rate: 2}\n",
+        "name: s\ncanary: {metrics: {error_rate: 0.1}}\n",
+        "name: s\ncanary: {metrics: {orders: .inf}}\n",
+        "name: s\nevents: [{at: soon, set: {}}]\n",
+        "name: s\ncanary: {no_data: 1}\n",
+    ],
+)
+def test_a_scenario_the_models_refuse_is_left_to_them(text):
+    scenario = parse_document("s.yaml", text.encode(), False).data
+    assert as_the_models_read_it(scenario, ScenarioSpec) == "refused: ValidationError"
+    assert as_read_plainly(scenario, ScenarioSpec) == "unsure"
 
 
 @pytest.mark.parametrize("text", VALID)

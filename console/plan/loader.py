@@ -536,14 +536,23 @@ def plan_from_document(document: Document, history_only: bool = False) -> Rollou
     return _Compiler(document, spec, pods=not history_only).compile()
 
 
-def _judged(document: Document, written: Any) -> PlanSpec:
-    """The plan as written, read by the loader's models: PlanError with every problem they find."""
+def _judged(document: Document, written: Any, kind: type[Written] = PlanSpec) -> Written:  # type: ignore[assignment]
+    """The document as written, read by the loader's models: PlanError with every problem they find."""
     from pydantic import ValidationError
 
     try:
-        return _as_written(_model(PlanSpec).model_validate(written))
+        return _as_written(_model(kind).model_validate(written))
     except ValidationError as error:
-        raise PlanError(sorted(structure_problems(document, error, _model(PlanSpec)), key=lambda p: p.line)) from None
+        raise PlanError(sorted(structure_problems(document, error, _model(kind)), key=lambda p: p.line)) from None
+
+
+def checked_document(kind: type[Written], document: Document) -> Written:
+    """A document of another kind than a plan (a simulator's scenario), checked as a plan is: read plainly when it
+    plainly is valid (plain_reading.py), else by the loader's models; PlanError with every problem they find."""
+    try:
+        return read_plainly(kind, document.data)
+    except Unsure:
+        return _judged(document, document.data, kind)
 
 
 def load_plan(path: str | Path, history_only: bool = False) -> RolloutPlan:
