@@ -342,7 +342,7 @@ class ArrivingRollout:
 
     def __init__(self, starter: Starter, state_dir: Path, read_only: bool, plan_path: Path):
         self.starter, self.state_dir, self.read_only = starter, state_dir, read_only
-        self.waiting_for = f"starting the controller of {plan_path.name}"
+        self.waiting_for = f"waiting for the controller of {plan_path.name}"
         self.controller: RemoteController | None = None
 
     def arrived(self) -> Rollout | None:

@@ -20,7 +20,7 @@ class StartingScreen(Screen[None]):
     def __init__(self, waiting_for: str):
         super().__init__()
         self.waiting_for = waiting_for
-        """What the console waits for, as the state line says it: "starting the controller of canary.yaml"."""
+        """What the console waits for, as the state line says it: "waiting for the controller of canary.yaml"."""
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="⟲")

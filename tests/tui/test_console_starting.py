@@ -21,7 +21,7 @@ SMALL = (80, 24)
 class Arrival:
     """The rollout given when the test says, as the starter's answer gives it to the console."""
 
-    waiting_for = "starting the controller of canary.yaml"
+    waiting_for = "waiting for the controller of canary.yaml"
 
     def __init__(self):
         self.given: asyncio.Future[Rollout | None] | None = None
@@ -46,7 +46,7 @@ async def test_the_console_opens_before_its_controller_answers_then_shows_the_ro
         await until(lambda: arrival.given is not None)
         await pilot.pause()
         assert isinstance(app.screen, StartingScreen)
-        assert app.screen.query_one(StageTrack).track.state == "STARTING · starting the controller of canary.yaml…"
+        assert app.screen.query_one(StageTrack).track.state == "STARTING · waiting for the controller of canary.yaml…"
         assert not app.screen.query_one(StageTrack).track.stages, "nothing of a rollout is shown before its controller answers"
         await pilot.press("ctrl+r")
         await pilot.pause()
@@ -84,3 +84,16 @@ async def test_q_leaves_the_console_before_its_controller_answers():
         await pilot.press("q")
         await until(lambda: not app.is_running)
     assert app.rollout is None
+
+
+async def test_a_rollout_arrived_before_the_console_opened_is_shown_with_no_starting_screen(canary_plan, served):
+    _, files, _ = served
+    arrival = Arrival()
+    arrival.arrived = lambda: Rollout(RemoteController(canary_plan, files), plan_flags(canary_plan, files), detached=True)
+    app = make_app(None, arriving=arrival, actor="captain@laptop")
+    async with app.run_test(size=SMALL) as pilot:
+        await until(lambda: app.controller.pid is not None)
+        assert isinstance(app.screen, RolloutScreen) and len(app.screen_stack) == 1
+        assert arrival.given is None, "nothing waited for it"
+        await pilot.press("q")
+        await app.workers.wait_for_complete([w for w in app.workers if w.group == "shutdown"])
