@@ -57,9 +57,9 @@ its first frame is the track and the state."""
 
 FIRST_FRAME = """
 import json, sys
-import console.tui.app as console_app
+import console.tui.rollout_screen as rollout_screen
 
-mounted = console_app.BrahmaApp.on_mount
+mounted = rollout_screen.RolloutScreen.on_mount
 
 def on_mount(self):
     mounted(self)
@@ -67,15 +67,16 @@ def on_mount(self):
     def first_frame():
         with open(sys.argv[1], "w") as report:
             json.dump(sorted(sys.modules), report)
-        self.exit(0)
+        self.app.exit(0)
 
     self.call_after_refresh(first_frame)
 
-console_app.BrahmaApp.on_mount = on_mount
+rollout_screen.RolloutScreen.on_mount = on_mount
 from console.app.cli import main
 sys.exit(main(sys.argv[2:]))
 """
-"""Runs `brahma ARGS` with the console's first frame reporting the modules loaded, then leaving."""
+"""Runs `brahma ARGS` with the console's first frame of the rollout (`brahma run` shows a starting screen before
+it) reporting the modules loaded, then leaving."""
 
 
 def loaded(modules: list[str], names: list[str]) -> list[str]:

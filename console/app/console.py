@@ -8,18 +8,26 @@ import asyncio
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from console.app.exits import EXIT_ERROR, console_exit_code, demo_exit_code
+from console.app.exits import EXIT_COMPLETED, EXIT_ERROR, console_exit_code, demo_exit_code
 from console.app.problems import refuse
 from console.journal.state import Phase
 from console.rollout import Rollout, close_rollout
+
+if TYPE_CHECKING:
+    from console.tui.app import Arriving
 
 SHUTDOWN_GRACE_S = 3.0
 """How long Textual may take to give the terminal back once the console has done its own leaving (it takes
 well under a second); a process still there then is ended by the last resort below."""
 
 
-def open_console(rollout: Rollout, *, read_only: bool = False, demo: bool = False, keymap_path: Path | None = None) -> int:
+def open_console(
+    rollout: Rollout | None, *, read_only: bool = False, demo: bool = False, keymap_path: Path | None = None, arriving: Arriving | None = None
+) -> int:
+    """The console on `rollout` (or, opened at once, on the one `arriving`) until it is left; the exit code. A console
+    left before its rollout arrived (or on none) exits 0: its opener says what became of the rollout."""
     from console.tui.app import binding_ids, make_app
     from console.tui.keymap import KeymapError, default_keymap_path, load_keymap
 
@@ -29,18 +37,21 @@ def open_console(rollout: Rollout, *, read_only: bool = False, demo: bool = Fals
         return refuse(str(error))
 
     def leaving_code(phase: Phase) -> int:
-        code = console_exit_code(phase, rollout.detached)
+        code = console_exit_code(phase, app.rollout is not None and app.rollout.detached)
         return demo_exit_code(code) if demo else code
 
-    app = make_app(rollout, read_only=read_only, demo=demo, keymap=keymap)
+    app = make_app(rollout, read_only=read_only, demo=demo, keymap=keymap, arriving=arriving)
     app.on_leaving = lambda phase: end_unless_gone_within(SHUTDOWN_GRACE_S, leaving_code(phase))
     phase = app.run()
+    shown = app.rollout
+    if shown is None:
+        return EXIT_ERROR if app.return_code else EXIT_COMPLETED
     if phase is None:
         # The app ended without shutting down (a crash): close what it left open.
-        if not rollout.detached:
-            asyncio.run(close_rollout(rollout))
+        if not shown.detached:
+            asyncio.run(close_rollout(shown))
         return EXIT_ERROR
-    return console_exit_code(phase, rollout.detached)
+    return console_exit_code(phase, shown.detached)
 
 
 def end_unless_gone_within(seconds: float, code: int) -> None:

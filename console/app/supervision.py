@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import gc
 import os
+import select
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -51,6 +53,7 @@ from console.supervisor.files import Launch, lock_held, lock_holder, take_lock
 
 if TYPE_CHECKING:
     from console.app.wiring import RunOptions
+    from console.supervisor.remote import RemoteController
 
 PROMETHEUS_USERINFO = "BRAHMA_PROMETHEUS_USERINFO"
 """The user:password of a --prometheus URL, handed to a detached controller in its environment: a password
@@ -179,89 +182,230 @@ async def serve(rollout: Rollout, files: RolloutFiles, attended: bool, stay: boo
 def run_supervised(plan_path: Path, options: RunOptions, read_only: bool, entry: Entry) -> int:
     """`brahma run` with a console: the controller in a process of its own, the console attached to it.
 
-    A fork of this process reads and checks the plan and starts its controller, saying on this terminal what
-    is wrong or what it resumes, while this one loads the console on the other core; the console opens once
-    the controller answers, on the plan the controller gives it. Nothing is started from a plan that does not
-    load: the fork says why, and its exit code is this command's. `entry`: the command line's main, which the
+    A fork of this process (the starter, start_for_console) reads and checks the plan and starts its controller,
+    while this one loads the console on the other core. A plan that does not load (or arguments that do not fit) is
+    said on this terminal by the starter, before any console opens, and its exit code is this command's. Once the
+    plan is checked the console opens at once, saying it is starting, while the controller starts: the starter's
+    output reaches it through a pipe, and is said on the terminal when the console has left. The console shows the
+    rollout once the controller answers, on the plan the controller runs. `entry`: the command line's main, which the
     controller, forked again, runs."""
     # This process keeps the secrets too, so that the console can restart the controller should it die.
     os.environ.update(launch_of(plan_path, options, attended=True)[1])
-    told, telling = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    gc.freeze()  # what both have imported stays shared: no collection in either copies the pages it is on
-    starter = os.fork()
-    if not starter:
-        os.close(told)
+    starter = Starter(plan_path, options, entry)
+    try:
+        load_console()
+        if (refused := starter.refused()) is not None:
+            return refused
+        from console.app.console import open_console
+
+        arriving = ArrivingRollout(starter, options.state_dir, read_only, plan_path)
+        # A controller that failed at once is said without a console opening first.
+        failed = starter.told() and starter.finish()[0] != "attach"
+        code = EXIT_COMPLETED if failed else open_console(None, read_only=read_only, arriving=arriving)
+        verb, rest, said = starter.finish()
+    finally:
+        starter.close()
+    sys.stderr.write(said)  # what the starter said while the console was open
+    if arriving.controller is not None:
+        say_detached(arriving.controller)
+        return code
+    if verb != "attach":
+        return int(rest) if rest.isdigit() else EXIT_ERROR
+    name = rest.partition(" ")[0]  # left before its controller answered, which goes on supervising
+    say(f"{name} is supervised by pid {lock_holder(RolloutFiles(options.state_dir, name))}; attach with: brahma attach {name} --state-dir {options.state_dir}")
+    return EXIT_COMPLETED
+
+
+CHECKED = "checked"
+"""The starter's first line to the console once the plan is checked: the console may open."""
+
+
+class Starter:
+    """The fork that reads and checks the plan and starts its controller (start_for_console), as its console sees it.
+
+    It tells the console, through a pipe, CHECKED once the plan is checked, then how it ended: "attach NAME PLAN" (the
+    plan its controller runs, in JSON) or "exit CODE". Until CHECKED it writes to this terminal; from then on its
+    output goes through another pipe, for the console to say once it has left the terminal."""
+
+    def __init__(self, plan_path: Path, options: RunOptions, entry: Entry):
+        told, telling = os.pipe()
+        said, saying = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        gc.freeze()  # what both have imported stays shared: no collection in either copies the pages it is on
+        self.pid = os.fork()
+        if not self.pid:
+            os.close(told)
+            os.close(said)
+            self._start(plan_path, options, entry, telling, saying)
+        os.close(telling)
+        os.close(saying)
+        self._told, self._said = told, said
+        self._heard, self._said_text = b"", b""
+        self._hearing = threading.Lock()
+        """finish is called by the console's thread waiting for it, and again once the console has left."""
+
+    @staticmethod
+    def _start(plan_path: Path, options: RunOptions, entry: Entry, telling: int, saying: int) -> None:
+        def checked() -> None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saying, 1)  # before the console is told to open: nothing more reaches the terminal under it
+            os.dup2(saying, 2)
+            tell(CHECKED)
+
+        def tell(line: str) -> None:
+            told_all = f"{line}\n".encode()
+            while told_all:  # a plan can be more than a pipe takes in one write
+                told_all = told_all[os.write(telling, told_all) :]
+
         outcome = f"exit {EXIT_ERROR}"
         try:
-            outcome = start_for_console(plan_path, options, entry)
+            outcome = start_for_console(plan_path, options, entry, checked)
         except KeyboardInterrupt:
             say("interrupted before the rollout started")
             outcome = f"exit {EXIT_INTERRUPTED}"
         except Exception as error:
             outcome = f"exit {report_internal_error(error, options.state_dir)}"
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            told_all = f"{outcome}\n".encode()
-            while told_all:  # a plan can be more than a pipe takes in one write
-                told_all = told_all[os.write(telling, told_all) :]
-            os._exit(0)  # never back into the stack of the process it was forked from
-    os.close(telling)
-    try:
-        load_console()
-        outcome = b""
-        while not outcome.endswith(b"\n") and (said := os.read(told, 65536)):
-            outcome += said
-    finally:
-        os.close(told)
-        os.waitpid(starter, 0)
-    verb, _, rest = outcome.decode().strip().partition(" ")
-    if verb != "attach":
-        if verb != "exit":  # killed before it could tell
-            say("the process that starts the controller ended before it said how (was it killed?)")
-        return int(rest) if rest.isdigit() else EXIT_ERROR
-    name, _, started_with = rest.partition(" ")
-    files = RolloutFiles(options.state_dir, name)
-    # The plan the starter handed its controller, as it handed it: not asked of a controller busy starting the rollout.
-    plan = plan_from_plain(strict_json.loads(started_with)) if started_with else served_plan(files)
-    return attach_console(plan, files, read_only) if plan is not None else EXIT_INVALID
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                tell(outcome)
+            finally:
+                os._exit(0)  # never back into the stack of the process it was forked from
+
+    def refused(self) -> int | None:
+        """None once the plan is checked (the console may open); else the exit code, the starter having said why."""
+        while b"\n" not in self._heard and self._hear(self._told):
+            pass
+        if self._heard.startswith(f"{CHECKED}\n".encode()):
+            self._heard = self._heard[len(CHECKED) + 1 :]
+            return None
+        verb, rest, _ = self.finish()
+        return int(rest) if verb == "exit" and rest.isdigit() else EXIT_ERROR
+
+    def finish(self) -> tuple[str, str, str]:
+        """Once the starter has told how it ended: ("attach", "NAME PLAN") or ("exit", "CODE"), and what it said after
+        CHECKED. Not its exit, which a process of its size takes a while over (its memory freed before its pipes close)."""
+        with self._hearing:
+            while not self._told_all():
+                ready, _, _ = select.select([fd for fd in (self._told, self._said) if fd >= 0], [], [])
+                for fd in ready:
+                    self._hear(fd)
+            # All it said was written before it told: what the pipe still holds is the rest.
+            while self._said >= 0 and select.select([self._said], [], [], 0)[0] and self._hear(self._said):
+                pass
+        said = self._said_text.decode(errors="replace")
+        verb, _, rest = self._heard.decode().strip().partition(" ")
+        if verb not in ("attach", "exit"):  # killed before it could tell
+            said += "brahma: the process that starts the controller ended before it said how (was it killed?)\n"
+            return "exit", str(EXIT_ERROR), said
+        return verb, rest, said
+
+    def told(self) -> bool:
+        """Whether the starter has told how it ended, without waiting for it."""
+        with self._hearing:
+            while not self._told_all() and select.select([self._told], [], [], 0)[0]:
+                self._hear(self._told)
+            return self._told_all()
+
+    def _told_all(self) -> bool:
+        return self._heard.endswith(b"\n") or self._told < 0
+
+    def _hear(self, fd: int) -> bool:
+        """One read of the starter's pipes; False at its end (the pipe is then closed)."""
+        chunk = os.read(fd, 65536)
+        if fd == self._said:
+            self._said_text += chunk
+        else:
+            self._heard += chunk
+        if not chunk:
+            os.close(fd)
+            if fd == self._said:
+                self._said = -1
+            else:
+                self._told = -1
+        return bool(chunk)
+
+    def close(self) -> None:
+        for fd in (self._told, self._said):
+            if fd >= 0:
+                os.close(fd)
+        self._told = self._said = -1
+        os.waitpid(self.pid, 0)
 
 
-def start_for_console(plan_path: Path, options: RunOptions, entry: Entry) -> str:
-    """The plan read and checked, and its controller started (unless one runs already): "attach NAME PLAN" for
-    the console (PLAN: the plan the controller was started with, in JSON; left out when one ran already, whose plan
-    the console asks it for), or "exit CODE" once the problem is said."""
-    from console.app.wiring import choose_kinds, refuse_unwritable_flags, rollout_files
+class ArrivingRollout:
+    """The rollout a console opens on before its controller answers: the one the starter's controller runs, once
+    the starter has ended (a thread waits for it, off the console's event loop)."""
+
+    def __init__(self, starter: Starter, state_dir: Path, read_only: bool, plan_path: Path):
+        self.starter, self.state_dir, self.read_only = starter, state_dir, read_only
+        self.waiting_for = f"waiting for the controller of {plan_path.name}"
+        self.controller: RemoteController | None = None
+
+    def arrived(self) -> Rollout | None:
+        return self._rollout(*self.starter.finish()) if self.starter.told() else None
+
+    async def rollout(self) -> Rollout | None:
+        return self._rollout(*await asyncio.to_thread(self.starter.finish))
+
+    def _rollout(self, verb: str, rest: str, said: str) -> Rollout | None:
+        if verb != "attach":
+            return None
+        from console.app.wiring import plan_flags
+        from console.supervisor.remote import RemoteController
+
+        name, _, served = rest.partition(" ")
+        plan = plan_from_plain(strict_json.loads(served))
+        files = RolloutFiles(self.state_dir, name)
+        self.controller = RemoteController(plan, files, actor=current_actor(), watch_only=self.read_only)
+        return Rollout(self.controller, plan_flags(plan, files), detached=True)
+
+
+def start_for_console(plan_path: Path, options: RunOptions, entry: Entry, checked: Callable[[], None]) -> str:
+    """The plan read and checked (`checked` is called then: the console opens), and its controller started unless
+    one runs already: "attach NAME PLAN" for the console, PLAN the plan the controller runs in JSON (the one checked
+    here when its controller won the rollout's lock; else the one the winner gives), or "exit CODE" once the problem
+    is said."""
+    from console.app.wiring import choose_kinds, refuse_unwritable_flags, rollout_files, simulator_scenario
     from console.plan import load_plan
 
     try:
         plan = load_plan(plan_path)
         say_warnings(plan)
         target_kind = choose_kinds(plan, options)[0]  # arguments that do not fit are refused here, not in a log file
+        if options.scenario:
+            simulator_scenario(plan, options)  # a scenario file or name given here: refused on the terminal too
         refuse_unwritable_flags(plan, rollout_files(plan, options))
         files = RolloutFiles(options.state_dir, plan.name)
         state = read_state(files.journal)
         # Checked here too, so the console is never opened on a journal its plan does not describe.
         changed = check_resume(plan, state, files.journal, target_kind)
-        if answers(files):
+        running = answers(files)
+        if running:
             say(f"{plan.name} is already supervised (pid {lock_holder(files)}): attaching")
-        else:
-            if state.started and not state.finished:
-                say(f"resuming rollout {plan.name} from {files.journal}")
-                if changed:
-                    say(changed)
+        elif state.started and not state.finished:
+            say(f"resuming rollout {plan.name} from {files.journal}")
+            if changed:
+                say(changed)
+    except REFUSALS as error:
+        return f"exit {report_refusal(error)}"
+    checked()
+    try:
+        if not running:
             # The controller is this process forked again (no second interpreter to start).
             _checked_plans[plan_path.resolve()] = plan
             if start_launched(files, *launch_of(plan_path, options, attended=True), fork_with=entry).ours:
                 return f"attach {plan.name} {strict_json.dumps(dataclasses.asdict(plan))}"
-            # Another console's controller won the rollout's lock meanwhile: the console asks it for its plan.
+        # Another console's controller won the rollout's lock meanwhile (or ran already): it gives the plan it runs.
+        served = served_plan(files)
     except REFUSALS as error:
         return f"exit {report_refusal(error)}"
     except SupervisorUnavailable as error:
         return f"exit {report_unavailable(error)}"
-    return f"attach {plan.name}"
+    return f"attach {plan.name} {strict_json.dumps(dataclasses.asdict(served))}" if served is not None else f"exit {EXIT_INVALID}"
 
 
 def load_console() -> None:
@@ -280,13 +424,18 @@ def attach_console(plan: RolloutPlan, files: RolloutFiles, read_only: bool) -> i
 
     controller = RemoteController(plan, files, actor=current_actor(), watch_only=read_only)
     code = open_console(Rollout(controller, plan_flags(plan, files), detached=True), read_only=read_only)
-    runbook = files.report
-    if not controller.state.finished and controller.pid is not None:
-        say(f"detached; pid {controller.pid} keeps supervising {plan.name}. Attach again with: brahma attach {plan.name} --state-dir {files.state_dir}")
-        say(f"the runbook is written to {runbook} when the rollout ends (brahma report {files.journal} writes it now)")
-    elif runbook.exists():
-        say(f"the runbook: {runbook}")
+    say_detached(controller)
     return code
+
+
+def say_detached(controller: RemoteController) -> None:
+    """What a console that has left a detached controller says of it: it goes on supervising, or where its runbook is."""
+    files, name = controller.files, controller.plan.name
+    if not controller.state.finished and controller.pid is not None:
+        say(f"detached; pid {controller.pid} keeps supervising {name}. Attach again with: brahma attach {name} --state-dir {files.state_dir}")
+        say(f"the runbook is written to {files.report} when the rollout ends (brahma report {files.journal} writes it now)")
+    elif files.report.exists():
+        say(f"the runbook: {files.report}")
 
 
 def attach(state_dir: Path, name: str | None, headless: bool, read_only: bool) -> int:

@@ -10,9 +10,7 @@ import re
 import types
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from console.metric_catalogue import BUILTIN_METRICS, CATALOGUE, FRACTION_METRICS, POD_HEALTH_METRICS, REQUEST_METRICS, UNIT_WORDS
 from console.plan import defaults
@@ -29,23 +27,32 @@ from console.plan.model import (
     TriggerSpec,
 )
 from console.plan.names import RELEASE_NAME_MAX, release_name_problem
+from console.plan.plain_reading import Unsure, read_plainly
 from console.plan.problems import Path_, PlanError, Problem
 from console.units import UnitError, limit_unit, parse_duration
 
+if TYPE_CHECKING:  # pydantic is imported only for a plan the plain reading cannot vouch for (plain_reading.py)
+    from pydantic import BaseModel, ValidationError
+
 Written = TypeVar("Written")
-STRICT = ConfigDict(extra="forbid", strict=True)
+STRICT = {"extra": "forbid", "strict": True}
 """A number is a number (`weight: true` is not 1, `"5"` is not 5), a switch is true or false, and no field is unknown."""
 
 
 def checked(written: type[Written], data: Any) -> Written:
     """`data` as a part of the plan as written (model.py's dataclass `written`), or ValidationError."""
-    return _as_written(_model(written).model_validate(data))
+    try:
+        return read_plainly(written, data)
+    except Unsure:
+        return _as_written(_model(written).model_validate(data))
 
 
 @functools.cache
 def _model(written: type) -> type[BaseModel]:
     """The pydantic model that checks a part of the plan as written: its fields, defaults, constraints and
     `__post_init__` check, strictly; named as it is (pydantic's errors name a union's member by it)."""
+    from pydantic import Field, create_model, model_validator
+
     hints = get_type_hints(written, include_extras=True)
     declared: dict[str, Any] = {}
     for part in fields(written):
@@ -83,6 +90,8 @@ def _modelled(annotation: Any) -> Any:
 
 
 def _as_written(value: Any) -> Any:
+    from pydantic import BaseModel
+
     if isinstance(value, BaseModel):
         return _WRITTEN[type(value)](**{name: _as_written(getattr(value, name)) for name in type(value).model_fields})
     if isinstance(value, list):
@@ -112,6 +121,8 @@ def _model_at(root: type[BaseModel], path: Path_) -> type[BaseModel] | None:
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    from pydantic import BaseModel
+
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for argument in getattr(annotation, "__args__", ()):
@@ -517,11 +528,31 @@ def plan_from_document(document: Document, history_only: bool = False) -> Rollou
     data = document.data
     if history_only and isinstance(data, dict) and isinstance(data.get("metrics", {}), dict):
         data = {**data, "metrics": {**data.get("metrics", {}), "provider": "prometheus"}}
+    written = _normalise(data)
     try:
-        spec = checked(PlanSpec, _normalise(data))
-    except ValidationError as error:
-        raise PlanError(sorted(structure_problems(document, error, _model(PlanSpec)), key=lambda p: p.line)) from None
+        spec = read_plainly(PlanSpec, written)
+    except Unsure:
+        spec = _judged(document, written)
     return _Compiler(document, spec, pods=not history_only).compile()
+
+
+def _judged(document: Document, written: Any, kind: type[Written] = PlanSpec) -> Written:  # type: ignore[assignment]
+    """The document as written, read by the loader's models: PlanError with every problem they find."""
+    from pydantic import ValidationError
+
+    try:
+        return _as_written(_model(kind).model_validate(written))
+    except ValidationError as error:
+        raise PlanError(sorted(structure_problems(document, error, _model(kind)), key=lambda p: p.line)) from None
+
+
+def checked_document(kind: type[Written], document: Document) -> Written:
+    """A document of another kind than a plan (a simulator's scenario), checked as a plan is: read plainly when it
+    plainly is valid (plain_reading.py), else by the loader's models; PlanError with every problem they find."""
+    try:
+        return read_plainly(kind, document.data)
+    except Unsure:
+        return _judged(document, document.data, kind)
 
 
 def load_plan(path: str | Path, history_only: bool = False) -> RolloutPlan:

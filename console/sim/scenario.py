@@ -3,64 +3,71 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Annotated, Literal
 
 from console.metric_catalogue import BUILTIN_METRICS
 from console.plan.document import Document, read_document
-from console.plan.loader import structure_problems
-from console.plan.model import Duration
+from console.plan.loader import checked_document
+from console.plan.model import Bounds, Duration, Parsed, as_written
 from console.plan.problems import PlanError, Problem
 from console.sim.traffic import LatencyShape
 
 BUILTIN_SCENARIOS = ("healthy", "error-spike", "latency-creep", "no-data", "flapping")
 
+Fraction = Annotated[float, Bounds(ge=0, le=1)]
+Amount = Annotated[float, Bounds(ge=0)]
 
-class TrackSpec(BaseModel):
+
+def _business_metrics(metrics: object) -> object:
+    """A track's business metrics: none of them built in, each a finite number (the rest is the type's to check)."""
+    for name, value in metrics.items() if isinstance(metrics, dict) else ():
+        if name in BUILTIN_METRICS:
+            raise ValueError(f"{name} is built in: set it beside metrics, not in them")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite number, got {value}")
+    return metrics
+
+
+@as_written
+class TrackSpec:
     """One track's behaviour; anything left out follows the stable track's baseline."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)  # `error_rate: true` is not 1.0
-    error_rate: float | None = Field(default=None, ge=0, le=1)
-    success_rate: float | None = Field(default=None, ge=0, le=1)
+    error_rate: Fraction | None = None
+    success_rate: Fraction | None = None
     """Follows 1 - error_rate unless set."""
-    latency_p50_ms: float | None = Field(default=None, ge=0)
-    latency_p95_ms: float | None = Field(default=None, ge=0)
-    latency_p99_ms: float | None = Field(default=None, ge=0)
+    latency_p50_ms: Amount | None = None
+    latency_p95_ms: Amount | None = None
+    latency_p99_ms: Amount | None = None
     """The latency quantiles of the requests outside the slow share, which the fitted shape passes through."""
-    slow_share: float | None = Field(default=None, ge=0, le=1)
+    slow_share: Fraction | None = None
     """A share of requests that take about slow_latency_ms instead (a slow dependency: a tail; or, for a
     large share, a second mode): 0.02 at 2000 ms shows in p99 and not in p50."""
-    slow_latency_ms: float | None = Field(default=None, gt=0)
+    slow_latency_ms: Annotated[float, Bounds(gt=0)] | None = None
     """The slow requests' median latency (spread lognormally, sigma 0.2 of the log)."""
-    rps: float | None = Field(default=None, ge=0)
+    rps: Amount | None = None
     """Requests per second the whole service takes (stable's), split by the traffic weight."""
-    cpu: float | None = Field(default=None, ge=0, le=1)
-    memory: float | None = Field(default=None, ge=0, le=1)
-    health_check_failures: float | None = Field(default=None, ge=0)
-    memory_oom_kills: float | None = Field(default=None, ge=0)
+    cpu: Fraction | None = None
+    memory: Fraction | None = None
+    health_check_failures: Amount | None = None
+    memory_oom_kills: Amount | None = None
     no_data: bool | None = None
     """True: the source returns nothing for this track."""
-    metrics: dict[str, float] | None = None
+    metrics: Annotated[dict[str, float] | None, Parsed(_business_metrics)] = None
     """A plan's business metrics by name, as their source gives them (a percentage as a fraction, 0.995);
     a metric the scenario leaves out has no data (inconclusive)."""
 
-    @field_validator("metrics")
-    @classmethod
-    def _finite(cls, metrics: dict[str, float] | None) -> dict[str, float] | None:
-        for name, value in (metrics or {}).items():
-            if name in BUILTIN_METRICS:
-                raise ValueError(f"{name} is built in: set it beside metrics, not in them")
-            if not math.isfinite(value):
-                raise ValueError(f"{name}: expected a finite number, got {value}")
-        return metrics
+    def values_set(self) -> dict[str, object]:
+        """What this track's behaviour sets (the fields not left out)."""
+        return {name: dict(value) if isinstance(value, dict) else value for name, value in vars(self).items() if value is not None}
 
 
-class ScenarioEventSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+@as_written
+class ScenarioEventSpec:
+    """A change of one track's behaviour at a time of the rollout."""
+
     at: Duration
     """On the events' clock t (since the first stage started)."""
     track: Literal["canary", "stable"] = "canary"
@@ -69,13 +76,15 @@ class ScenarioEventSpec(BaseModel):
     """Reach the set values gradually, linearly over this long (a creep), instead of at once."""
 
 
-class ScenarioSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+@as_written
+class ScenarioSpec:
+    """A scenario file as written."""
+
     name: str
     seed: int = 1
-    stable: TrackSpec = TrackSpec()
-    canary: TrackSpec = TrackSpec()
-    events: list[ScenarioEventSpec] = []
+    stable: TrackSpec = field(default_factory=TrackSpec)
+    canary: TrackSpec = field(default_factory=TrackSpec)
+    events: list[ScenarioEventSpec] = field(default_factory=list)
 
 
 BASELINE = {
@@ -112,7 +121,7 @@ class Scenario:
             if event.track != track or event.at > t:
                 continue
             progress = 1.0 if event.over <= 0 else min(1.0, (t - event.at) / event.over)
-            changes = event.set.model_dump(exclude_none=True)
+            changes = event.set.values_set()
             _move(values["metrics"], changes.pop("metrics", {}), progress)  # type: ignore[arg-type]
             _move(values, changes, progress)
         return values
@@ -153,12 +162,9 @@ def load_scenario(name_or_path: str) -> Scenario:
         known = ", ".join(BUILTIN_SCENARIOS)
         raise PlanError([Problem(name_or_path, 1, "scenario", f"no such scenario file or built-in scenario (built-ins: {known})")])
     document = read_document(path)
-    try:
-        spec = ScenarioSpec.model_validate(document.data)
-    except ValidationError as error:
-        raise PlanError(sorted(structure_problems(document, error, ScenarioSpec), key=lambda p: p.line)) from None
-    stable = {**BASELINE, **spec.stable.model_dump(exclude_none=True)}
-    canary = {**stable, **spec.canary.model_dump(exclude_none=True)}
+    spec = checked_document(ScenarioSpec, document)
+    stable = {**BASELINE, **spec.stable.values_set()}
+    canary = {**stable, **spec.canary.values_set()}
     canary["metrics"] = {**stable["metrics"], **canary["metrics"]}  # type: ignore[dict-item]  # what canary leaves out follows stable
     scenario = Scenario(spec.name, spec.seed, stable, canary, tuple(sorted(spec.events, key=lambda e: e.at)))
     problems = _latency_problems(document, spec, scenario)
@@ -178,7 +184,7 @@ def _latency_problems(document: Document, spec: ScenarioSpec, scenario: Scenario
     for track in ("stable", "canary"):
         own = getattr(spec, track)
         blamed: tuple[str | int, ...] = (track, *_latency_field(own))
-        if track == "canary" and not own.model_dump(include=set(LATENCY_FIELDS), exclude_none=True):
+        if track == "canary" and not _latency_field(own):
             blamed = ("stable", *_latency_field(spec.stable))
         times = sorted({0.0, *(t for event in spec.events if event.track == track for t in (event.at, event.at + event.over))})
         for t in times:
