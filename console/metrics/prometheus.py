@@ -213,9 +213,13 @@ def other_labels(series: Any, wanted: Mapping[str, str] | None) -> str | None:
     labels = series.get("metric") if isinstance(series, dict) else None
     if not wanted or not isinstance(labels, dict):
         return None
-    differing = {name: value for name, value in wanted.items() if name in labels and labels[name] != value}
-    if not differing:
+    # Every series of every count query is checked: the common case (none differs) builds nothing.
+    for name, value in wanted.items():
+        if labels.get(name, value) != value:
+            break
+    else:
         return None
+    differing = {name: value for name, value in wanted.items() if name in labels and labels[name] != value}
     found = {name: labels[name] for name in differing}
     return (
         f"the series is labelled {_format_labels(found)}, not {_format_labels(differing)}: "
