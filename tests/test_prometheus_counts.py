@@ -92,6 +92,24 @@ def test_summed_counts_add_bound_by_bound() -> None:
     assert summed(parts) == TrackCounts(15, 1, ((0.1, 13), (math.inf, 15)))
 
 
+@pytest.mark.parametrize("other_bounds", [(0.1, 0.25, math.inf), (0.25, 0.1, math.inf), (0.1, math.inf)])
+def test_summed_counts_are_the_same_floats_whether_the_bounds_are_alike_or_not(other_bounds: tuple[float, ...]) -> None:
+    """Counts whose buckets all have one histogram's bounds are added position by position; the sum must be the one
+    bound by bound gives, float for float (0.1 + 0.2 + 0.3 is not 0.3 + 0.2 + 0.1), whatever the last part's bounds."""
+    bounds = (0.1, 0.25, math.inf)
+    alike = [TrackCounts(0.1 * k, 0.0, tuple((bound, 0.1 * k + i / 3) for i, bound in enumerate(bounds))) for k in (1, 2, 3)]
+    last = TrackCounts(0.7, 1.0, tuple((bound, 0.3 + i / 7) for i, bound in enumerate(other_bounds)))
+    for parts in (alike, [*alike, last]):
+        by_bound: dict[float, float] = {}
+        for part in parts:
+            for bound, count in part.latency_buckets:
+                by_bound[bound] = by_bound.get(bound, 0.0) + count
+        requests = errors = 0.0
+        for part in parts:
+            requests, errors = requests + part.requests, errors + part.errors
+        assert summed(parts) == TrackCounts(requests, errors, tuple(sorted(by_bound.items())))
+
+
 def test_a_series_missing_from_one_read_is_not_counted_from_zero_when_it_is_back() -> None:
     tally = CounterTally()
     assert tally.add(0.0, {"requests": {key(pod="a"): 100.0, key(pod="b"): 100.0}}) is None, "a first read has no baseline"

@@ -19,8 +19,8 @@ class RunningMean:
     def add(self, value: float | None) -> None:
         if value is None or not math.isfinite(value):
             return
-        self.count += 1
-        self.mean += value / self.count - self.mean / self.count
+        count = self.count = self.count + 1
+        self.mean += value / count - self.mean / count
 
     @property
     def value(self) -> float | None:
@@ -54,10 +54,13 @@ class CountTotals:
         if not isinstance(counts, Mapping):
             return
         requests, errors = counts.get("requests"), counts.get("errors")
-        numbers = all(isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) and n >= 0 for n in (requests, errors))
-        if numbers:
+        if _is_count(requests) and _is_count(errors):
             self.requests += requests  # type: ignore[operator]
             self.errors += errors  # type: ignore[operator]
+
+
+def _is_count(number: object) -> bool:
+    return isinstance(number, int | float) and not isinstance(number, bool) and math.isfinite(number) and number >= 0
 
 
 @dataclass
@@ -87,10 +90,15 @@ class WindowStats:
         self.samples += 1
         self.conclusive += conclusive
         self.covered_s += covered_s if conclusive else 0.0
+        totals = self.metrics
         for name, values in metrics.items():
-            self.metrics.setdefault(name, MetricTotals()).add(values.get("canary"), values.get("stable"))
-        for track, totals in self.counts.items():
-            totals.add((counts or {}).get(track))
+            means = totals.get(name)
+            if means is None:
+                means = totals[name] = MetricTotals()
+            means.add(values.get("canary"), values.get("stable"))
+        counts = counts or {}
+        for track, track_totals in self.counts.items():
+            track_totals.add(counts.get(track))
 
     def track_counts(self, track: str) -> TrackCounts | None:
         """What `track` served over the window; None when it was never counted (a source without counts)."""

@@ -17,6 +17,8 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from operator import add, itemgetter, lt
 from typing import Any
 
 from console.samples import TrackCounts
@@ -44,11 +46,17 @@ def increase(previous: Mapping[SeriesKey, float], current: Mapping[SeriesKey, fl
     return {key: value - previous[key] if key in previous and value >= previous[key] else value for key, value in current.items()}
 
 
+@lru_cache(maxsize=4096)
+def _series_bound(labels: SeriesKey) -> float | None:
+    """A bucket series' `le` bound: the same few series are summed at every sample, so their bounds are parsed once."""
+    return bucket_bound(dict(labels).get("le"))
+
+
 def counts_from(increases: Snapshot) -> TrackCounts:
     """The track's counts from each series' increase: requests and errors summed, buckets summed by `le`."""
     by_bound: dict[float, float] = {}
     for labels, count in increases.get(LATENCY_BUCKETS, {}).items():
-        bound = bucket_bound(dict(labels).get("le"))
+        bound = _series_bound(labels)
         if bound is not None:
             by_bound[bound] = by_bound.get(bound, 0.0) + count
     return TrackCounts(
@@ -60,6 +68,10 @@ def counts_from(increases: Snapshot) -> TrackCounts:
 
 def summed(counts: Iterable[TrackCounts]) -> TrackCounts:
     """Counts of consecutive intervals as one: requests and errors added, buckets added bound by bound."""
+    counts = list(counts)
+    bounds = list(map(itemgetter(0), counts[0].latency_buckets)) if counts else []
+    if all(map(lt, bounds, bounds[1:])) and all(list(map(itemgetter(0), part.latency_buckets)) == bounds for part in counts):
+        return _summed_alike(counts, bounds)
     requests = errors = 0.0
     by_bound: dict[float, float] = {}
     for part in counts:
@@ -68,6 +80,18 @@ def summed(counts: Iterable[TrackCounts]) -> TrackCounts:
         for bound, count in part.latency_buckets:
             by_bound[bound] = by_bound.get(bound, 0.0) + count
     return TrackCounts(requests, errors, tuple(sorted(by_bound.items())))
+
+
+def _summed_alike(counts: list[TrackCounts], bounds: list[float]) -> TrackCounts:
+    """summed() of counts whose buckets have the same bounds (as a histogram's do, interval after interval): added
+    position by position, in the same order, so to the same floats."""
+    requests = errors = 0.0
+    totals: Iterable[float] = [0.0] * len(bounds)
+    for part in counts:
+        requests += part.requests
+        errors += part.errors
+        totals = list(map(add, totals, map(itemgetter(1), part.latency_buckets)))
+    return TrackCounts(requests, errors, tuple(zip(bounds, totals)))
 
 
 @dataclass(frozen=True)

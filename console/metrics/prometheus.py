@@ -213,9 +213,13 @@ def other_labels(series: Any, wanted: Mapping[str, str] | None) -> str | None:
     labels = series.get("metric") if isinstance(series, dict) else None
     if not wanted or not isinstance(labels, dict):
         return None
-    differing = {name: value for name, value in wanted.items() if name in labels and labels[name] != value}
-    if not differing:
+    # Every series of every count query is checked: the common case (none differs) builds nothing.
+    for name, value in wanted.items():
+        if labels.get(name, value) != value:
+            break
+    else:
         return None
+    differing = {name: value for name, value in wanted.items() if name in labels and labels[name] != value}
     found = {name: labels[name] for name in differing}
     return (
         f"the series is labelled {_format_labels(found)}, not {_format_labels(differing)}: "
@@ -509,6 +513,8 @@ class PrometheusSource:
         self._session.mount(url, HTTPAdapter(max_retries=retry, pool_maxsize=_MAX_PARALLEL_QUERIES))
         self._executor = ThreadPoolExecutor(_MAX_PARALLEL_QUERIES, thread_name_prefix="prometheus-query")
         self._selectors = dict(selectors or {})
+        self._expanded: dict[tuple[str, str, str], tuple[str, dict[str, str]]] = {}
+        """_expand's answers: every sample expands the same few templates for the same tracks and window."""
         self._clients: dict[str, QueryClient] = {track: self._client for track in TRACKS} | dict(clients or {})
         # Answers from memory are read in the loop: handing each to a thread would cost more than it does.
         self._in_memory = all(getattr(client, "in_memory", False) for client in self._clients.values())
@@ -653,7 +659,14 @@ class PrometheusSource:
         self._client.close()
 
     def _expand(self, template: str, track: str, window: str) -> tuple[str, dict[str, str]]:
-        """The query for one track, and the labels its answer must not contradict."""
+        """The query for one track, and the labels its answer must not contradict (read, never changed)."""
+        key = (template, track, window)
+        expanded = self._expanded.get(key)
+        if expanded is None:
+            expanded = self._expanded[key] = self._expand_anew(template, track, window)
+        return expanded
+
+    def _expand_anew(self, template: str, track: str, window: str) -> tuple[str, dict[str, str]]:
         selector = self._selectors.get(track)
         if selector is not None:
             query = expand_query(template, app=self._app, track=track, window=window, matchers=selector.matchers)
