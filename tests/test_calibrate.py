@@ -362,8 +362,9 @@ def test_the_preflight_item_passes_and_fails_by_its_threshold(recent, tmp_path, 
 
 def test_a_replay_on_calibrates_fast_path_has_the_outcome_of_one_with_a_journal_on_disk_and_samples_of_its_own(night, tmp_path):
     """Starts across the evening and the night (promoted, then paused and rolled back by the night's errors): each
-    replay calibrate runs (no journal kept, samples shared, their judgements kept with them) ends as the same replay
-    with a journal on disk and its own source does, with the same decision and the same values observed."""
+    replay calibrate runs (no journal kept, samples shared, their judgements kept with them, no judge's evidence in
+    its events) ends as the same replay with a journal on disk, the judge's evidence in it, and its own source does,
+    with the same decision and the same values observed."""
     plan = plan_from()
     population = a_a_population(plan)
     items = plan_items(plan)
@@ -378,6 +379,7 @@ def test_a_replay_on_calibrates_fast_path_has_the_outcome_of_one_with_a_journal_
             for start in starts:
                 own = await replay(plan, start, fetched, population.selectors, canary_lag_s=population.canary_lag_s, state_dir=tmp_path / str(start))
                 assert own.journal is not None and own.journal.stat().st_size > 0
+                assert any(event.judge for event in own.events if isinstance(event, ev.SampleTaken))
                 slow.append(outcome_of(plan, start, own.outcome, own.events, items))
             return fast, slow
         finally:

@@ -109,6 +109,20 @@ async def test_the_sequential_judge_counts_the_errors_of_a_flapping_canary_and_r
     assert rollback.trigger == "judge:error_rate" and rollback.t < 25 * 60, "before the 50% stage (alpha is shared with the three latency tests)"
 
 
+async def test_without_the_judges_evidence_in_its_events_a_rollout_decides_the_same(canary_plan, tmp_path):
+    """A calibration's replays journal no evidence (ControllerOptions.journal_evidence): the judge decides on its own tests."""
+
+    async def events(journal_evidence: bool) -> list[dict]:
+        state_dir = tmp_path / str(journal_evidence)
+        controller = sim_controller(canary_plan, state_dir, "flapping", ControllerOptions(journal_evidence=journal_evidence))
+        assert await controller.run() == "rolled_back"
+        return [{key: value for key, value in event.to_dict().items() if key not in ("ts", "duration_s")} for event in read_events(controller.journal.path)]
+
+    with_evidence, without = await events(True), await events(False)
+    assert any(event.get("judge") for event in with_evidence) and not any(event.get("judge") for event in without)
+    assert [{**event, "judge": None} for event in with_evidence] == [{**event, "judge": None} for event in without]
+
+
 class Operator:
     """Gives commands when the controller reaches given moments, like a captain at the console."""
 

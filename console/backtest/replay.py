@@ -210,6 +210,7 @@ async def replay(
     state_dir: Path | None = None,
     actor: str = "brahma backtest",
     shared: SharedSamples | None = None,
+    journal_evidence: bool = True,
 ) -> Replay:
     """Replay `plan` as if its first stage had started at `start_wall` (epoch seconds, on the history's grid).
 
@@ -221,7 +222,8 @@ async def replay(
     or, without one, nowhere: the controller keeps a ReplayJournal. The replay stops where the history ends
     (its data, or what was fetched, or now): a rollout not decided by then is `not finished`. With `shared`
     (built for the same plan, history, selectors and lag), the samples other replays' sweep took at the same
-    instants are used where they are provably the ones this replay's own source would take (shared.py).
+    instants are used where they are provably the ones this replay's own source would take (shared.py). Without
+    `journal_evidence`, the sample events do not carry the judge's evidence (ControllerOptions.journal_evidence).
     """
     history = fetched.history
     data_end = fetched.data_end_wall if fetched.data_end_wall is not None else start_wall
@@ -232,7 +234,9 @@ async def replay(
         source = shared.source_for_replay(source, lambda: start_wall + clock.now())
     target = SimTarget(plan.strategy, plan.image, previous_image(plan.image), plan.target.replicas or 10)
     # Without a state dir, nobody reads the journal afterwards: the controller keeps none (ReplayJournal).
-    options = ControllerOptions(headless=True, manual=False, exit_when_finished=True, target_kind=ev.BACKTEST_TARGET, replay=state_dir is None)
+    options = ControllerOptions(
+        headless=True, manual=False, exit_when_finished=True, target_kind=ev.BACKTEST_TARGET, replay=state_dir is None, journal_evidence=journal_evidence
+    )
     options.gate = Gate((), PreflightContext(plan))
     if state_dir is not None:
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,8 @@ while a replay can still ask for them, and a replay takes the sweep's samples fr
 its own tallies are the sweep's (its first minute, while its rate window fills) for as long as it samples at
 the sweep's next instant. So a replay's samples cost about one sweep sample per 5 minutes of starts, not 630, and a shared sample is judged
 once per stage and written out once, for every replay that takes it (Sample.derived).
-The replays keep no journal (journal.ReplayJournal): nobody reads it afterwards, and a replay's target records only.
+The replays keep no journal (journal.ReplayJournal): nobody reads it afterwards, and a replay's target records only;
+their sample events go without the judge's evidence, which only a console, a runbook or a timeline would show.
 """
 
 from __future__ import annotations
@@ -123,7 +124,16 @@ def history_replay(plan: RolloutPlan, fetched: FetchedHistory, population: Popul
     async def replay_one(start_wall: float) -> ReplayOutcome:
         began = time.process_time()
         shared.forget_before(start_wall)
-        result = await replay(plan, start_wall, fetched, population.selectors, canary_lag_s=population.canary_lag_s, actor="brahma calibrate", shared=shared)
+        result = await replay(
+            plan,
+            start_wall,
+            fetched,
+            population.selectors,
+            canary_lag_s=population.canary_lag_s,
+            actor="brahma calibrate",
+            shared=shared,
+            journal_evidence=False,
+        )
         return outcome_of(plan, start_wall, result.outcome, result.events, items, time.process_time() - began, result.judged_windows)
 
     return replay_one

@@ -114,6 +114,10 @@ class ControllerOptions:
     replay: bool = False
     """A replay of history on a recording target (backtest, calibrate): a new rollout whose journal is kept by
     nobody (journal.ReplayJournal), since nothing it does needs writing ahead, and nobody reads it afterwards."""
+    journal_evidence: bool = True
+    """The sequential judge's evidence (ratio, interval, e-value) in each sample event, for the console, the runbook
+    and a backtest's timeline. A calibration's replays, whose events nobody shows, go without: a third of their
+    CPU. The judge decides on its own tests (regression, held), never on what the events carry."""
 
 
 class Controller:
@@ -672,7 +676,7 @@ class Controller:
         streaks, decision = decide(judgement, state.streaks, sample, plan.inconclusive_limit, pause_on_warning=state.phase == Phase.RUNNING)
         judged: dict[str, dict[str, Any]] = {}
         if self.judge is not None and self.judge.add(sample.canary_counts, sample.stable_counts, state.stage):
-            judged = self.judge.journaled()
+            judged = self.judge.journaled() if self.options.journal_evidence else {}
             regression = self.judge.regression()
             if regression is not None and decision.action != "rollback":  # a critical trigger's rollback says it first
                 decision = Decision("rollback", regression.reason, regression.trigger)
