@@ -645,7 +645,7 @@ class Controller:
         """Compare the target with what the release left there: journal what someone else changed, and pause
         for a person when a change is new. Nothing is put back until a person resumes (or rolls back)."""
         state = self.state
-        if state.target_before is None:
+        if state.target_before is None or self.options.replay:  # a replay's target records its own asks: nobody else's
             return
         try:
             async with asyncio.timeout(DRIFT_CHECK_TIMEOUT_S):  # in this task: wait_for's task a sample costs more than the check
