@@ -116,7 +116,7 @@ class ControllerOptions:
     nobody (journal.ReplayJournal), since nothing it does needs writing ahead, and nobody reads it afterwards."""
     journal_evidence: bool = True
     """The sequential judge's evidence (ratio, interval, e-value) in each sample event, for the console, the runbook
-    and a backtest's timeline. A calibration's replays, whose events nobody shows, go without: a third of their
+    and a backtest's timeline. A calibration's replays, whose events nobody shows, go without: about a fifth of their
     CPU. The judge decides on its own tests (regression, held), never on what the events carry."""
 
 
