@@ -91,3 +91,32 @@ def test_a_rollback_for_a_fault_that_began_at_a_later_stage_quotes_that_stages_e
             break
     assert regression is not None and regression.trigger == "judge:error_rate"
     assert " since stage 3: " in regression.reason, regression.reason
+
+
+def test_the_log_e_value_kept_over_intervals_without_errors_is_the_one_computed_afresh():
+    # An interval with no errors moves no likelihood, so the e-values read before it are kept; one read afresh from
+    # the test's sums (restored: nothing kept) must be the same float, over every stage of a rollout.
+    rng = random.Random(11)
+    kept = StagedRatioTest(0.2, stages=3)
+    unmoved = moved = 0
+    for stage, samples in ((0, 40), (1, 40), (2, 40)):
+        for _ in range(samples):
+            counts = (1000.0, poisson(rng, 0.4), 19000.0, poisson(rng, 7.6) if rng.random() < 0.5 else 0)
+            before = kept.log_e_value()  # read each sample, as the controller's regression check does
+            kept.update(stage, *counts)
+            afresh = StagedRatioTest(0.2, stages=3)
+            afresh.restore(kept.to_plain())
+            assert kept.log_e_value() == afresh.log_e_value()
+            if counts[1] + counts[3] == 0:
+                unmoved += 1
+            else:
+                moved += kept.log_e_value() != before
+    assert unmoved >= 10 and moved >= 10
+
+
+def test_an_interval_without_errors_says_it_moved_no_likelihood():
+    test = RateRatioTest(0.2)
+    assert test.update(1000.0, 2, 19000.0, 30) is True
+    assert test.update(1000.0, 0, 19000.0, 0) is False
+    assert test.update(0.0, 1, 19000.0, 30) is False  # no canary requests: nothing to compare
+    assert test.canary_requests == 2000.0

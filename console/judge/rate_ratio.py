@@ -127,22 +127,25 @@ class RateRatioTest:
         self._evidence: tuple[float, RatioEvidence] | None = None
         """The last evidence read and its alpha, until the next update (the journal and the verdict both read it)."""
         self._log_e: float | None = None
-        """The last log e-value read, until the next update."""
+        """The last log e-value read, until an update moves the likelihood."""
 
-    def update(self, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float) -> None:
-        """One interval's counts; an interval with no requests on a track, or no errors, says nothing of ρ."""
+    def update(self, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float) -> bool:
+        """One interval's counts; an interval with no requests on a track, or no errors, says nothing of ρ.
+        Whether the likelihood moved: the log e-values, of the whole test and since any mark, move only with it."""
         errors_c, errors_s = round(canary_errors), round(stable_errors)
         if canary_requests <= 0 or stable_requests <= 0:
-            return
-        self._evidence = self._log_e = None
+            return False
+        self._evidence = None
         self.canary_requests += canary_requests
         self.stable_requests += stable_requests
         self.canary_errors += errors_c
         self.stable_errors += errors_s
         if errors_c + errors_s == 0:
-            return
+            return False
+        self._log_e = None
         share, errors = canary_requests / stable_requests, float(errors_c + errors_s)
         self._penalty = list(map(add, self._penalty, map(errors.__mul__, map(math.log1p, map(share.__mul__, self.grid)))))
+        return True
 
     def mark(self) -> Mark:
         """Where the test stands now: `since` it, the test of the intervals that follow."""

@@ -44,14 +44,16 @@ class StagedRatioTest:
         self._starts: dict[int, Mark] = {}
         """The whole test's sums at each later stage's start, by stage."""
         self._weighted: dict[int, float] | None = None
-        """Each started test's log e-value plus its log weight, by stage (0: the whole rollout), until the next update."""
+        """Each started test's log e-value plus its log weight, by stage (0: the whole rollout), until the likelihood
+        moves or a later stage's test starts."""
 
     def update(self, stage: int, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float) -> None:
         """One interval's counts, taken in `stage` (the stages come in order, as the rollout takes them)."""
         if 0 < stage < len(self._log_weights) and stage not in self._starts:
             self._starts[stage] = self.whole.mark()
-        self._weighted = None
-        self.whole.update(canary_requests, canary_errors, stable_requests, stable_errors)
+            self._weighted = None
+        if self.whole.update(canary_requests, canary_errors, stable_requests, stable_errors):
+            self._weighted = None
 
     def to_plain(self) -> dict[str, Any]:
         """Where the test stands, as a snapshot keeps it (`restore` takes it up)."""
