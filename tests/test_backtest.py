@@ -361,6 +361,37 @@ def test_an_a_a_replay_reads_the_canary_as_stable_one_interval_back(served, plan
     assert all(counters[k][1] == counters[k + 1][0] for k in range(1, len(counters) - 1))
 
 
+def test_an_a_a_replays_canary_reads_taken_from_the_stables_last_are_its_own(served, plan_file, monkeypatch):
+    """A source keeps its counter reads of the history: the A/A canary's read at one instant is the stable's at the
+    last, so it is read once. Across the gap and the restart, each replay decides as one that reads every answer."""
+    plan = load_plan(plan_file, history_only=True)
+    stable = {track: parse_selector('app="checkout",track="stable"') for track in TRACKS}
+    starts = [HEALTHY_AT, GAP_AT, RESTART_AT]
+    answered = 0
+    answer = History.answer
+
+    def counted(history, query, params, shift_s):
+        nonlocal answered
+        answered += 1
+        return answer(history, query, params, shift_s)
+
+    async def run() -> list[list[ev.Event]]:
+        fetched = await fetch_history(plan, HEALTHY_AT, RESTART_AT + replay_span(plan), url_override=served.url, selectors=stable)
+        try:
+            return [(await replay(plan, start, fetched, selectors=stable, canary_lag_s=plan.interval)).events for start in starts]
+        finally:
+            await fetched.close()
+
+    monkeypatch.setattr(History, "answer", counted)
+    keeping = asyncio.run(run())
+    answered_keeping, answered = answered, 0
+    monkeypatch.setattr(History, "instant_key", lambda history, query, params, shift_s=0.0: None)
+    reading_all = asyncio.run(run())
+    for start, kept, read in zip(starts, keeping, reading_all, strict=True):
+        assert without_ts(kept) == without_ts(read), format_wall(start)
+    assert answered_keeping < 0.6 * answered
+
+
 def test_a_backtest_touches_no_target_flag_store_or_state_dir(served, tmp_path, monkeypatch, capsys):
     """A gated Kubernetes plan with a flag file and webhooks: nothing of it is acted on, no .brahma is made."""
     from console.targets.kubernetes import KubernetesTarget

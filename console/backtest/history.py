@@ -148,16 +148,22 @@ class History:
         """PrometheusConnect's instant query: from the history on the grid, else from the server."""
         return self.answer(query, params or {}, 0.0)
 
+    def instant_key(self, query: str, params: Mapping[str, Any], shift_s: float = 0.0) -> tuple[str, int] | None:
+        """The query and grid index its answer at params["time"] + shift_s is read from (RecordedClient); None when it
+        is not in the history and the server is asked."""
+        answers = self._answers.get(query)
+        index = self.index(float(params["time"]) + shift_s)
+        return (query, index) if answers is not None and index is not None and answers.covers(index) else None
+
     def answer(self, query: str, params: Mapping[str, Any], shift_s: float) -> list[dict[str, Any]]:
         """The instant vector of `query` at params["time"] + shift_s, its series stamped params["time"]."""
         asked = float(params["time"])
-        read_at = asked + shift_s
         answers = self._answers.get(query)
-        index = self.index(read_at)
+        index = self.index(asked + shift_s)
         if answers is None or index is None or not answers.covers(index):
             with self._lock:
                 self.fallbacks += 1
-            result = self._server.custom_query(query, params={**params, "time": f"{read_at:.3f}"})
+            result = self._server.custom_query(query, params={**params, "time": f"{asked + shift_s:.3f}"})
             return _restamped(result, asked) if shift_s else result
         vector = []
         for series in answers.series.values():
@@ -204,6 +210,9 @@ class ShiftedHistory:
 
     def custom_query(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return self._history.answer(query, params or {}, self._by_s)
+
+    def instant_key(self, query: str, params: Mapping[str, Any]) -> tuple[str, int] | None:
+        return self._history.instant_key(query, params, self._by_s)
 
 
 def _restamped(result: Any, at: float) -> Any:

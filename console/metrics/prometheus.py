@@ -60,7 +60,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,6 +132,8 @@ FALLBACK_SCRAPE_INTERVAL_S = 15.0
 MAX_POINTS_PER_SERIES = 11_000
 """Prometheus refuses range queries with more points than this."""
 _MAX_PARALLEL_QUERIES = 16
+_RECORDED_READS_KEPT = 32
+"""Counter reads of recorded answers a source keeps: a sample's (two tracks' few count queries) and the last one's."""
 _DEADLINE_GRACE_S = 0.5
 """Time beyond the timeout a query thread gets before the sample stops waiting for it."""
 
@@ -146,6 +148,15 @@ class QueryClient(Protocol):
     has nothing else to do, and the few answers it lacks it asks the server for, within the timeout)."""
 
     def custom_query(self, query: str, params: dict[str, Any] | None = None) -> Any: ...
+
+
+class RecordedClient(QueryClient, Protocol):
+    """A QueryClient over recorded answers (a backtest's history), which names the answers it has."""
+
+    def instant_key(self, query: str, params: dict[str, Any]) -> Hashable | None:
+        """What the answer to `query` at `params` is a function of, stamped at the time asked (so never stale);
+        None when the client would ask the server."""
+        ...
 
 
 class Selector(Protocol):
@@ -518,6 +529,13 @@ class PrometheusSource:
         self._clients: dict[str, QueryClient] = {track: self._client for track in TRACKS} | dict(clients or {})
         # Answers from memory are read in the loop: handing each to a thread would cost more than it does.
         self._in_memory = all(getattr(client, "in_memory", False) for client in self._clients.values())
+        self._instant_keys: dict[str, Callable[[str, dict[str, Any]], Hashable | None]] = {
+            track: client.instant_key for track, client in self._clients.items() if callable(getattr(client, "instant_key", None))
+        }
+        """Each RecordedClient's instant_key, by track."""
+        self._recorded_reads: dict[Hashable, CounterRead] = {}
+        """Counter reads of recorded answers, by the answer's key, its labels and kind: the newest few. In an A/A
+        backtest the canary reads, one interval late, the stable's series, so each of its reads is the stable's last."""
 
     @property
     def server(self) -> PrometheusConnect:
@@ -628,11 +646,21 @@ class PrometheusSource:
 
     def _query_counters(self, track: str, query: str, labels: dict[str, str], evaluated_at: float, stale_after_s: float, kind: str) -> CounterRead:
         params = {"time": f"{evaluated_at:.3f}", "timeout": promql_duration(self._timeout_s)}
+        client, keyed = self._clients[track], self._instant_keys.get(track)
         try:
-            answer = self._clients[track].custom_query(query, params=params)
-            return read_counter_result(answer, evaluated_at, stale_after_s, labels, kind)
+            instant_key = keyed(query, params) if keyed is not None else None
+            if instant_key is not None:
+                memo_key = (instant_key, tuple(labels.items()), kind)
+                if (read := self._recorded_reads.get(memo_key)) is not None:
+                    return read
+            read = read_counter_result(client.custom_query(query, params=params), evaluated_at, stale_after_s, labels, kind)
         except Exception as exc:  # the boundary: any failure, a malformed answer too, becomes a reason
             return CounterRead(None, self._describe(exc))
+        if instant_key is not None:
+            if len(self._recorded_reads) >= _RECORDED_READS_KEPT:
+                del self._recorded_reads[next(iter(self._recorded_reads))]
+            self._recorded_reads[memo_key] = read
+        return read
 
     async def history(self, metric: str, start_t: float, end_t: float, step_s: float) -> list[HistoryPoint]:
         """Range queries for both tracks between two rollout times; empty without a clock mapping or on failure."""
