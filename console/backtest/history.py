@@ -151,26 +151,32 @@ class History:
     def instant_key(self, query: str, params: Mapping[str, Any], shift_s: float = 0.0) -> tuple[str, int] | None:
         """The query and grid index its answer at params["time"] + shift_s is read from (RecordedClient); None when it
         is not in the history and the server is asked."""
-        answers = self._answers.get(query)
-        index = self.index(float(params["time"]) + shift_s)
-        return (query, index) if answers is not None and index is not None and answers.covers(index) else None
+        recorded = self._recorded(query, float(params["time"]) + shift_s)
+        return (query, recorded[1]) if recorded is not None else None
 
     def answer(self, query: str, params: Mapping[str, Any], shift_s: float) -> list[dict[str, Any]]:
         """The instant vector of `query` at params["time"] + shift_s, its series stamped params["time"]."""
         asked = float(params["time"])
-        answers = self._answers.get(query)
-        index = self.index(asked + shift_s)
-        if answers is None or index is None or not answers.covers(index):
+        read_at = asked + shift_s
+        recorded = self._recorded(query, read_at)
+        if recorded is None:
             with self._lock:
                 self.fallbacks += 1
-            result = self._server.custom_query(query, params={**params, "time": f"{asked + shift_s:.3f}"})
+            result = self._server.custom_query(query, params={**params, "time": f"{read_at:.3f}"})
             return _restamped(result, asked) if shift_s else result
+        answers, index = recorded
         vector = []
         for series in answers.series.values():
             value = series.at(index)
             if value is not None:
                 vector.append({"metric": series.labels, "value": [asked, repr(value)]})
         return vector
+
+    def _recorded(self, query: str, read_at: float) -> tuple[_Answers, int] | None:
+        """The query's answers and the grid index of `read_at`, when the history holds the answer there."""
+        answers = self._answers.get(query)
+        index = self.index(read_at)
+        return (answers, index) if answers is not None and index is not None and answers.covers(index) else None
 
     def last_step(self, labels: tuple[tuple[str, str], ...]) -> int | None:
         """The last grid index at which a series labelled `labels` (sorted) has a value, in any query fetched; None when
