@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from console.controller.controller import ControllerOptions  # noqa: E402
 from console.journal import events as ev  # noqa: E402
+from console.journal.state import Phase  # noqa: E402
 from console.plan import load_plan  # noqa: E402
 from console.targets.kubernetes import KubernetesTarget  # noqa: E402
 from testbed import SAMPLES  # noqa: E402
@@ -157,7 +158,7 @@ async def rollback_after_api_outage() -> float:
                 return time.monotonic()
 
             served = await asyncio.to_thread(served_at)
-            if await running != 3:
+            if await running != Phase.ROLLED_BACK:
                 raise RuntimeError("the canary was not rolled back after the outage")
             return served - returned_at
 
