@@ -31,8 +31,9 @@ from tests.conftest import ROOT, SAMPLES
 DEMO_PLAN = SAMPLES / "prometheus-demo.yaml"
 HEALTHY_SAMPLES_BEFORE_FAULT = 3
 """Passing samples that show the stage under way on healthy numbers before anything breaks."""
-DETECTION_LIMIT_S = 10.0
-"""Fault to rollback: under 3 s measured (bench/bench_detection.py); the rest is slack for slow CI."""
+DETECTION_LIMIT_S = 16.0
+"""Fault to rollback: 7 s median, 11 s at most measured (bench/bench_detection.py); the rest is slack for slow CI,
+short of stage 1's end (the fault comes ~3 s into its 20 s)."""
 PROMETHEUS_BACK_TIMEOUT_S = 30.0
 """Restart to a healthy sample: ready, ~5 s before the first scrape of the target, two scrapes for a rate."""
 EVENT_TIMEOUT_S = 15.0
