@@ -7,7 +7,7 @@ served from promtool blocks by a Prometheus of its own; the blocks are cached (~
 BRAHMA_HISTORY_CACHE): a week takes about 40 s to draw and convert the first time of a day.
 
 All 2,016 replays are run and the week's wall time is measured, fetch included (the replays keep no journal and
-share their samples and those samples' judgements, so a replay costs about 0.12 s of CPU, almost all of it the
+share their samples and those samples' judgements, so a replay costs about 0.08 s of CPU, almost all of it the
 controller's fold and the sequential judge at each of its 630 samples). Beside it: the fetch's wall time, the
 range queries, and the mean CPU time of a replay.
 

@@ -120,3 +120,23 @@ def test_an_interval_without_errors_says_it_moved_no_likelihood():
     assert test.update(1000.0, 0, 19000.0, 0) is False
     assert test.update(0.0, 1, 19000.0, 30) is False  # no canary requests: nothing to compare
     assert test.canary_requests == 2000.0
+
+
+def test_a_test_said_at_most_one_has_an_e_value_of_at_most_one():
+    # The regression check skips the mixture where at_most_one says it is at most 1: over canaries as good as stable,
+    # at the tolerance and well beyond it, every sample it says so of must compute to at most 1 (log ≤ 0, up to
+    # rounding); and it must say so of most samples of the good canaries, or it saves nothing.
+    said = exceeded = 0
+    for seed, ratio in [(seed, ratio) for seed in range(20) for ratio in (1.0, 1.2, 3.0)]:
+        rng, test = random.Random(seed), StagedRatioTest(0.2, stages=len(STAGES))
+        for stage, (weight, samples) in enumerate(STAGES):
+            canary, stable = tracks_at(weight)
+            for _ in range(samples):
+                test.update(stage, canary, poisson(rng, canary * BASE_RATE * ratio), stable, poisson(rng, stable * BASE_RATE))
+                log_e = test.log_e_value()
+                exceeded += log_e > 0
+                if test.at_most_one():
+                    assert log_e <= 1e-9, (seed, ratio, log_e)
+                    said += ratio == 1.0
+    assert exceeded >= 100  # the ×3 canaries' e-values pass 1: the claim is tested where it could fail
+    assert said >= 0.8 * 20 * sum(samples for _, samples in STAGES)

@@ -169,7 +169,8 @@ class SequentialJudge:
         threshold = math.log(1 / self.alpha_each)
         for metric in self.metrics:
             test = self._test(metric)
-            if test.log_e_value() < threshold:  # the usual case, without the interval's cost
+            # The usual case, without the interval's cost; at most 1 is under any threshold (alpha_each < 1).
+            if test.at_most_one() or test.log_e_value() < threshold:
                 continue
             leading = test.leading(self.alpha_each)
             evidence = leading.evidence

@@ -171,6 +171,19 @@ class RateRatioTest:
             self._log_e = log_e
         return log_e
 
+    def at_most_one(self, since: Mark | None = None) -> bool:
+        """Whether the e-value against "no worse than 1 + tolerance" is surely at most 1, of the intervals since
+        `since` when it is given, read from two grid points: the log-likelihood is concave in log ρ, so once it falls
+        from the null to the next point up it falls on beyond, every likelihood ratio the mixture weighs is at most 1,
+        and so is their weighted mean (the weights sum to 1). Most samples of a canary as good as stable: no
+        mixture to compute."""
+        null, above = self._null_index, self._null_index + 1
+        errors, rise = float(self.canary_errors), self._penalty[above] - self._penalty[null]
+        if since is not None:
+            errors -= since.canary_errors
+            rise -= since.penalty[above] - since.penalty[null]
+        return errors * (self._log_grid[above] - self._log_grid[null]) <= rise
+
     def worse_log_e_value(self, since: Mark | None = None) -> float:
         """log of the e-value against "no worse than stable" (ρ at most the grid's first point at or above 1),
         of the intervals since `since` when it is given."""

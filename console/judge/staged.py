@@ -71,6 +71,11 @@ class StagedRatioTest:
         """log of the mixture's e-value against "no worse than 1 + tolerance"."""
         return self._mixture(self._weighted_log_e())
 
+    def at_most_one(self) -> bool:
+        """Whether the mixture's e-value is surely at most 1: every started test's is (RateRatioTest.at_most_one), a
+        test not started is at 1, and the weights sum to 1."""
+        return self.whole.at_most_one() and all(self.whole.at_most_one(since=start) for start in self._starts.values())
+
     def worse_log_e_value(self) -> float:
         """log of the same mixture's e-value against "no worse than stable" (the promotion gate's test, read at a
         window's end, so not kept)."""
