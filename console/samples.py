@@ -42,6 +42,12 @@ class TrackCounts:
         # -inf < bound holds for every finite bound and inf, and fails for NaN and -inf
         return all(map(math.isfinite, counts)) and all(map((-math.inf).__lt__, map(itemgetter(0), self.latency_buckets)))
 
+    @cached_property
+    def derived(self) -> dict[object, object]:
+        """What readers worked out from these counts, kept with them: counts many replays share (brahma calibrate,
+        console/backtest/shared.py) are weighed by the judge once, not once a replay. Each key names all it depends on."""
+        return {}
+
     def to_dict(self) -> dict[str, object]:
         """As journaled: the inf bound written as null, since JSON has no infinity."""
         buckets = [[None if math.isinf(bound) else bound, count] for bound, count in self.latency_buckets]

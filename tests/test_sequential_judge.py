@@ -281,3 +281,28 @@ def test_three_times_a_slow_share_too_small_to_move_the_quantile_is_no_regressio
     assert judge.bound_s("latency_p99") == 1.0
     assert judge.evidence("latency_p99").rejects(judge.alpha_each)
     assert judge.regression() is None
+
+
+def test_judges_given_the_same_counts_weigh_them_as_judges_given_their_own():
+    # Replays share their samples' counts, and a judge keeps what it worked out with them (TrackCounts.derived) for
+    # the next: two judges of one tolerance and one of another, fed the same objects, must end where judges fed
+    # copies do, to the float (each key names all its value depends on: a tolerance left out of it fails here).
+    from console.sim.traffic import LatencyShape, draw_track_counts
+
+    metrics = ("error_rate", "latency_p99", "latency_p50", "latency_p95")
+    rng, shape, slower = random.Random(5), LatencyShape(40, 120, 240), LatencyShape(45, 150, 330)
+    shared = [SequentialJudge(0.01, tolerance, 0.0001, metrics, stages=3) for tolerance in (0.2, 0.2, 0.5)]
+    alone = [SequentialJudge(0.01, tolerance, 0.0001, metrics, stages=3) for tolerance in (0.2, 0.2, 0.5)]
+    for sample in range(150):
+        stage = sample // 50
+        canary = draw_track_counts(rng, 50.0 * (stage + 1), 10.0, 0.004, slower)
+        stable = draw_track_counts(rng, 500.0, 10.0, 0.002, shape)
+        for judge in shared:
+            judge.add(canary, stable, stage)
+        for judge in alone:
+            judge.add(dataclasses.replace(canary), dataclasses.replace(stable), stage)
+    assert canary.derived and stable.derived  # kept with the counts
+    for together, by_itself in zip(shared, alone, strict=True):
+        assert together.to_plain() == by_itself.to_plain()
+        assert together.regression() == by_itself.regression()
+    assert shared[0].to_plain() != shared[2].to_plain()

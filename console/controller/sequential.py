@@ -68,10 +68,17 @@ class _SlowRequests:
             return
         if self.tail.bound is None:
             return
-        slow_c = slow_requests(canary.latency_buckets, self.tail.bound)
-        slow_s = slow_requests(stable.latency_buckets, self.tail.bound)
+        slow_c, slow_s = _slow(canary, self.tail.bound), _slow(stable, self.tail.bound)
         if slow_c is not None and slow_s is not None:
-            self.test.update(stage, slow_c[0], slow_c[1], slow_s[0], slow_s[1])
+            self.test.update(stage, slow_c[0], slow_c[1], slow_s[0], slow_s[1], canary.derived)
+
+
+def _slow(counts: TrackCounts, bound: float) -> tuple[float, float] | None:
+    """slow_requests of a track's counts, kept with them (TrackCounts.derived)."""
+    key = ("slow requests", bound)
+    if key not in counts.derived:
+        counts.derived[key] = slow_requests(counts.latency_buckets, bound)
+    return counts.derived[key]  # type: ignore[return-value]
 
 
 class SequentialJudge:
@@ -92,7 +99,7 @@ class SequentialJudge:
             return False
         if canary.requests <= 0 or stable.requests <= 0 or canary.errors < 0 or stable.errors < 0:
             return False
-        self._errors.update(stage, canary.requests, canary.errors, stable.requests, stable.errors)
+        self._errors.update(stage, canary.requests, canary.errors, stable.requests, stable.errors, canary.derived)
         for latency in self._latency.values():
             latency.add(stage, canary, stable)
         return True

@@ -129,9 +129,12 @@ class RateRatioTest:
         self._log_e: float | None = None
         """The last log e-value read, until an update moves the likelihood."""
 
-    def update(self, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float) -> bool:
+    def update(
+        self, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float, memo: dict[object, object] | None = None
+    ) -> bool:
         """One interval's counts; an interval with no requests on a track, or no errors, says nothing of ρ.
-        Whether the likelihood moved: the log e-values, of the whole test and since any mark, move only with it."""
+        Whether the likelihood moved: the log e-values, of the whole test and since any mark, move only with it.
+        `memo` keeps the interval's term at each grid point for another test given the same counts (TrackCounts.derived)."""
         errors_c, errors_s = round(canary_errors), round(stable_errors)
         if canary_requests <= 0 or stable_requests <= 0:
             return False
@@ -144,7 +147,13 @@ class RateRatioTest:
             return False
         self._log_e = None
         share, errors = canary_requests / stable_requests, float(errors_c + errors_s)
-        self._penalty = list(map(add, self._penalty, map(errors.__mul__, map(math.log1p, map(share.__mul__, self.grid)))))
+        key = ("rate-ratio penalty", self.null_ratio, share, errors)
+        term = memo.get(key) if memo is not None else None
+        if term is None:
+            term = list(map(errors.__mul__, map(math.log1p, map(share.__mul__, self.grid))))
+            if memo is not None:
+                memo[key] = term
+        self._penalty = list(map(add, self._penalty, term))  # type: ignore[call-overload]
         return True
 
     def mark(self) -> Mark:

@@ -47,12 +47,15 @@ class StagedRatioTest:
         """Each started test's log e-value plus its log weight, by stage (0: the whole rollout), until the likelihood
         moves or a later stage's test starts."""
 
-    def update(self, stage: int, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float) -> None:
-        """One interval's counts, taken in `stage` (the stages come in order, as the rollout takes them)."""
+    def update(
+        self, stage: int, canary_requests: float, canary_errors: float, stable_requests: float, stable_errors: float, memo: dict[object, object] | None = None
+    ) -> None:
+        """One interval's counts, taken in `stage` (the stages come in order, as the rollout takes them); `memo` as
+        RateRatioTest.update's."""
         if 0 < stage < len(self._log_weights) and stage not in self._starts:
             self._starts[stage] = self.whole.mark()
             self._weighted = None
-        if self.whole.update(canary_requests, canary_errors, stable_requests, stable_errors):
+        if self.whole.update(canary_requests, canary_errors, stable_requests, stable_errors, memo):
             self._weighted = None
 
     def to_plain(self) -> dict[str, Any]:
