@@ -57,9 +57,9 @@ from testbed.prometheus_server import (  # noqa: E402
 PLAN = Path(__file__).resolve().parent.parent / "sample_configs" / "prometheus-demo.yaml"
 RUNS = 10
 FAULT_ERROR_RATE = 0.05
-INJECTED_BREACHES = ("error_rate", "success_rate", "judge:error_rate")
-"""The triggers the fault breaches: the demo's success rate is 1 - its error rate, so error_rate > 1% and
-success_rate < 99% breach on the same sample, and either may be the one the rollback names; the sequential
+FAULT_TRIGGERS = ("error_rate", "success_rate", "judge:error_rate")
+"""The triggers a rollback for the fault may name: the demo's success rate is 1 - its error rate, so error_rate > 1%
+and success_rate < 99% breach on the same sample, and either may be the one the rollback names; the sequential
 judge's error test (canary against stable, on the counts) may reject first, as when the errors are a few
 among few canary requests ("errors 4.3% vs 0%: ×20 [×2.1–…] after 232 canary requests")."""
 HEALTHY_SAMPLES_BEFORE_FAULT = 2
@@ -81,7 +81,7 @@ async def detection_latency_s(stack: DemoStack, plan: RolloutPlan, state_dir: Pa
         injected = time.time()
         await asyncio.to_thread(stack.demo.fault, "canary", error_rate=FAULT_ERROR_RATE)
         rollback = await events.wait_for(lambda e: isinstance(e, ev.RollbackStarted), "rollback_started", EVENT_TIMEOUT_S, len(events.seen))
-        if rollback.trigger not in INJECTED_BREACHES:
+        if rollback.trigger not in FAULT_TRIGGERS:
             raise RuntimeError(f"rolled back on {rollback.trigger}, not the injected error rate: {rollback.reason}")
     finally:
         controller.stop()

@@ -23,6 +23,7 @@ from console.plan import load_plan
 from console.plan.problems import PlanError
 from console.samples import HistoryPoint, Sample, TrackCounts, TrackValues
 from console.sim.target import SimTarget
+from console.sim.traffic import LatencyShape, draw_track_counts
 from testbed import SAMPLES
 from tests.conftest import plan_from, sim_controller, stop_at
 from tests.test_judge_statistics import BOUNDS_S, SERVICE_RPS, STABLE_SLOWER, THREE_TIMES_SLOWER_PAST_200MS, track_counts
@@ -287,8 +288,6 @@ def test_judges_given_the_same_counts_weigh_them_as_judges_given_their_own():
     # Replays share their samples' counts, and a judge keeps what it worked out with them (TrackCounts.derived) for
     # the next: two judges of one tolerance and one of another, fed the same objects, must end where judges fed
     # copies do, to the float (each key names all its value depends on: a tolerance left out of it fails here).
-    from console.sim.traffic import LatencyShape, draw_track_counts
-
     metrics = ("error_rate", "latency_p99", "latency_p50", "latency_p95")
     rng, shape, slower = random.Random(5), LatencyShape(40, 120, 240), LatencyShape(45, 150, 330)
     shared = [SequentialJudge(0.01, tolerance, 0.0001, metrics, stages=3) for tolerance in (0.2, 0.2, 0.5)]

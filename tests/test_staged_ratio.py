@@ -4,6 +4,7 @@ rollout's test alone. Statistical claims over many seeds, with three standard er
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
@@ -127,7 +128,7 @@ def test_a_test_said_at_most_one_has_an_e_value_of_at_most_one():
     # at the tolerance and well beyond it, every sample it says so of must compute to at most 1 (log ≤ 0, up to
     # rounding); and it must say so of most samples of the good canaries, or it saves nothing.
     said = exceeded = 0
-    for seed, ratio in [(seed, ratio) for seed in range(20) for ratio in (1.0, 1.2, 3.0)]:
+    for seed, ratio in itertools.product(range(20), (1.0, 1.2, 3.0)):
         rng, test = random.Random(seed), StagedRatioTest(0.2, stages=len(STAGES))
         for stage, (weight, samples) in enumerate(STAGES):
             canary, stable = tracks_at(weight)
